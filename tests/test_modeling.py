@@ -1,0 +1,241 @@
+"""CLNERConfig / CLNERForTokenClassification / encode_example."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import tiny_bert_config
+from transformers import AutoModel, AutoModelForTokenClassification
+
+from modeling_clner import (
+    CLNERConfig,
+    CLNERForTokenClassification,
+    LinearChainCRF,
+    encode_example,
+    scheme_constraints,
+    tags_to_ids,
+)
+
+LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
+SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
+
+
+def tiny_model(**kwargs):
+    torch.manual_seed(0)
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), **kwargs)
+    return CLNERForTokenClassification(config)
+
+
+def batch_of(features, prefix=""):
+    from modeling_clner import _pad_view
+
+    return _pad_view(features, prefix, 0, "cpu")
+
+
+def test_config_roundtrip(tmp_path):
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), tag_scheme="bio",
+                         cl_loss="l2", trained_with_context=False)
+    config.save_pretrained(tmp_path)
+    again = CLNERConfig.from_pretrained(tmp_path)
+    assert again.model_type == "clner" and again.encoder.model_type == "bert"
+    assert again.encoder.hidden_size == 32 and again.labels == LABELS and again.label2id["B-person"] == 1
+    assert again.tag_scheme == "BIO" and again.cl_loss == "l2" and again.trained_with_context is False
+    with pytest.raises(ValueError, match="tag_scheme"):
+        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), tag_scheme="IOB1")
+
+
+def test_from_encoder_loads_encoder_weights_and_inits_crf(minilm_dir):
+    model = CLNERForTokenClassification.from_pretrained(str(minilm_dir), id2label=LABELS)
+    plain = AutoModel.from_pretrained(str(minilm_dir))
+    for (name, p), (_, q) in zip(model.encoder.state_dict().items(), plain.state_dict().items()):
+        assert torch.equal(p, q), name
+    for p in (model.crf.transitions, model.crf.start_transitions, model.crf.end_transitions):
+        assert p.abs().max() <= 0.1 and p.abs().max() > 0
+    start, trans, end = scheme_constraints(LABELS, "BIO")
+    assert torch.equal(model.crf.allowed_transitions, trans) and torch.equal(model.crf.allowed_start, start)
+    assert model.config.labels == LABELS and model.config.name_or_path == str(minilm_dir)
+
+
+def test_forward_shapes_loss_and_word_alignment(minilm_tokenizer):
+    model = tiny_model()
+    tags = [["B-person", "I-person", "O", "O", "B-location", "I-location"], ["B-location", "O", "O"], ["O"]]
+    features = [f for words in SENTENCES for f in encode_example(minilm_tokenizer, words)]
+    batch = batch_of(features)
+    width = batch["word_index"].shape[1]
+    labels = torch.full((3, width), -100)
+    for i, t in enumerate(tags):
+        labels[i, : len(t)] = torch.tensor(tags_to_ids(t, model.config.label2id))
+    out = model(**batch, labels=labels)
+    assert out.logits.shape == (3, 6, len(LABELS)) and out.word_hidden_states.shape == (3, 6, 32)
+    assert out.word_mask.sum(1).tolist() == [6, 3, 1]
+    assert torch.isfinite(out.loss) and out.loss > 0
+    # the loss is the mean CRF NLL of the word-level emissions
+    manual = model.crf.nll(out.logits, labels.clamp_min(0), out.word_mask).mean()
+    assert out.loss.item() == pytest.approx(manual.item(), rel=1e-5) or model.training
+    # each word's representation is its first sub-token's
+    model.eval()
+    out = model(**batch)
+    hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           token_type_ids=batch["token_type_ids"]).last_hidden_state
+    torch.testing.assert_close(out.word_hidden_states[0, 4], hidden[0, batch["word_index"][0, 4]])
+    assert out.word_hidden_states[2, 1:].abs().sum() == 0
+
+
+def test_bad_inputs_are_clear_errors(minilm_tokenizer):
+    model = tiny_model()
+    batch = batch_of(encode_example(minilm_tokenizer, SENTENCES[1]))
+    with pytest.raises(ValueError, match="word_index"):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    with pytest.raises(ValueError, match="labels shape"):
+        model(**batch, labels=torch.zeros(1, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 5\)"):
+        model(**batch, labels=torch.tensor([[0, 9, 0]]))
+    with pytest.raises(ValueError, match="B-org"):
+        tags_to_ids(["O", "B-org"], model.config.label2id, "dev.txt line 4")
+    with pytest.raises(ValueError, match="past the input length"):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              word_index=torch.tensor([[1, 2, 40]]))
+
+
+def test_loss_never_nan_with_extreme_inputs(minilm_tokenizer):
+    model = tiny_model()
+    with torch.no_grad():
+        model.classifier.weight.mul_(1e4)
+    batch = batch_of(encode_example(minilm_tokenizer, SENTENCES[0]))
+    out = model(**batch, labels=torch.tensor([[1, 2, 0, 0, 3, 4]]))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_encode_example_views_and_context_budget(minilm_tokenizer):
+    tok = minilm_tokenizer
+    words = ["John", "lives", "in", "Berlin"]
+    snippets = ["John Smith moved to Berlin in 2010 .", "Berlin is the capital of Germany .", "x " * 50]
+    (feat,) = encode_example(tok, words, snippets, max_seq_length=32)
+    assert feat["input_ids"] == tok(words, is_split_into_words=True)["input_ids"]
+    ctx_ids = feat["ctx_input_ids"]
+    assert len(ctx_ids) == 32 and feat["has_context"]
+    assert feat["word_index"] == feat["ctx_word_index"] == [1, 2, 3, 4]
+    text = tok.decode(ctx_ids)
+    # whole snippets in rank order, separated by [SEP], then the next one cut at the sub-token level
+    assert "john smith moved to berlin in 2010. [SEP] berlin is the capital of germany. [SEP] x x" in text
+    assert feat["ctx_token_type_ids"][:6] == [0] * 6 and feat["ctx_token_type_ids"][-1] == 1
+    (plain,) = encode_example(tok, words, None)
+    assert not plain["has_context"] and plain["ctx_input_ids"] == plain["input_ids"]
+    assert (plain["word_start"], plain["own_start"], plain["own_end"]) == (0, 0, 4)
+
+
+def test_encode_example_never_drops_words(minilm_tokenizer):
+    words = ["a", "\u200b", "b", "\u200b\u200b"]  # zero-width words tokenize to nothing
+    (feat,) = encode_example(minilm_tokenizer, words, ["ctx"])
+    assert len(feat["word_index"]) == 4 and len(feat["ctx_word_index"]) == 4
+    with pytest.raises(ValueError, match="empty sentence"):
+        encode_example(minilm_tokenizer, [])
+
+
+def test_long_sentence_windows_cover_every_word_once(minilm_tokenizer):
+    words = [f"w{i}" if i % 7 else "internationalization" for i in range(600)]
+    features = encode_example(minilm_tokenizer, words, ["some context"], max_seq_length=128, stride=16)
+    assert len(features) > 5
+    covered = []
+    for f in features:
+        assert len(f["input_ids"]) <= 128 and len(f["ctx_input_ids"]) <= 128
+        n = len(f["word_index"])
+        assert 0 <= f["own_start"] <= f["own_end"] <= n
+        covered.extend(range(f["word_start"] + f["own_start"], f["word_start"] + f["own_end"]))
+        # the window's words are the sentence's words, each at its first sub-token
+        ids = f["input_ids"]
+        first = [minilm_tokenizer.convert_ids_to_tokens(ids[p]) for p in f["word_index"]]
+        expected = [minilm_tokenizer.tokenize(w)[0] for w in words[f["word_start"]: f["word_start"] + n]]
+        assert first == expected
+    assert covered == list(range(600))
+    # consecutive windows overlap
+    assert features[1]["word_start"] < features[0]["word_start"] + len(features[0]["word_index"])
+
+
+def test_predict_stitches_windows_and_matches_decode(minilm_tokenizer):
+    model = tiny_model(max_seq_length=64).eval()
+    words = [f"tok{i}" for i in range(150)]
+    preds = model.predict([words, SENTENCES[1]], minilm_tokenizer)
+    assert len(preds[0]) == 150 and len(preds[1]) == 3
+    assert all(p in LABELS for p in preds[0])
+    batch = batch_of(encode_example(minilm_tokenizer, SENTENCES[1]))
+    out = model(**batch)
+    assert model.decode(out.logits, out.word_mask)[0] == preds[1]
+
+
+def test_view_mismatch_warnings(minilm_tokenizer):
+    model = tiny_model(trained_with_context=False, train_views="sentence").eval()
+    with pytest.warns(UserWarning, match="trained without external contexts"):
+        model.predict([SENTENCES[1]], minilm_tokenizer, contexts=[["Paris is in France"]])
+    model = tiny_model(train_views="context").eval()
+    with pytest.warns(UserWarning, match="only on the context view"):
+        model.predict([SENTENCES[1]], minilm_tokenizer)
+
+
+def test_save_reload_auto_classes(tmp_path, minilm_tokenizer):
+    model = tiny_model(crf_constraints=False).eval()
+    model.save_pretrained(tmp_path)
+    files = sorted(os.listdir(tmp_path))
+    assert "model.safetensors" in files and "modeling_clner.py" in files
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {"AutoConfig": "modeling_clner.CLNERConfig",
+                        "AutoModel": "modeling_clner.CLNERForTokenClassification",
+                        "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification"}
+    for auto in (AutoModel, AutoModelForTokenClassification):
+        again = auto.from_pretrained(tmp_path).eval()
+        assert isinstance(again, CLNERForTokenClassification)
+        assert again.crf.use_constraints is False
+        for (name, p), (_, q) in zip(model.state_dict().items(), again.state_dict().items()):
+            assert torch.equal(p, q), name
+    assert again.predict(SENTENCES, minilm_tokenizer) == model.predict(SENTENCES, minilm_tokenizer)
+
+
+def test_remote_code_load_in_isolated_process(tmp_path, minilm_tokenizer):
+    """The saved folder loads with trust_remote_code=True in a process that cannot import this project."""
+    model = tiny_model().eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1.0)
+    out_dir = tmp_path / "clner-model"
+    model.save_pretrained(out_dir)
+    minilm_tokenizer.save_pretrained(out_dir)
+    expected = model.predict(SENTENCES, minilm_tokenizer)
+    script = textwrap.dedent(f"""
+        import json, sys
+        try:
+            import modeling_clner
+            sys.exit("modeling_clner must not be importable here")
+        except ImportError:
+            pass
+        from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer
+        path = {str(out_dir)!r}
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+        results = []
+        for auto in (AutoModelForTokenClassification, AutoModel):
+            model = auto.from_pretrained(path, trust_remote_code=True).eval()
+            assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+            results.append(model.predict({SENTENCES!r}, tok))
+        print(json.dumps(results))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HF_HOME"] = str(tmp_path / "hf_home")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results == [expected, expected]
+
+
+def test_crf_module_reset_matches_pytorch_crf_init():
+    crf = LinearChainCRF(7)
+    for p in crf.parameters():
+        assert p.min() >= -0.1 and p.max() <= 0.1
