@@ -1,0 +1,1174 @@
+"""Data for CLNER: readers/writers, labels, `datasets.map` preprocessing and the two-view collator.
+
+Every data source becomes rows with the columns
+
+- ``tokens``: ``list[str]``, the sentence words;
+- ``tags``: ``list[str]`` label names (absent for unlabeled data);
+- ``context``: ``list[str]``, ranked snippet strings, ``[]`` when the sentence has no context;
+
+plus an ``id`` column once loaded into a :class:`datasets.DatasetDict` by :func:`load_ner_dataset`.
+
+Supported sources: CoNLL column files, the official CLNER context format, JSON / JSON lines / parquet and
+Hub datasets. Malformed input raises :class:`CLNERFormatError` (a ``ValueError``) naming the file and line;
+nothing is silently dropped or remapped.
+
+The official CLNER format (one sentence, then its context, then a blank line)::
+
+    trump<TAB>B-person
+    is<TAB>O
+    <EOS> B-X
+    Is B-X
+    Trump B-X
+    <EOS> B-X
+    second B-X
+    snippet B-X
+
+Sentence lines are ``token<TAB>tag`` (a single space is tolerated). The context starts at the first
+``<EOS> B-X`` line; each ``<EOS>`` line begins a snippet whose tokens follow one per line as ``token B-X``
+(``B-X``, ``S-X`` or ``X``). Snippet strings are the snippet's tokens joined by single spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CONTEXT_TAGS",
+    "EOS_TOKEN",
+    "CLNERDataCollator",
+    "CLNERFormatError",
+    "check_labels",
+    "detect_format",
+    "get_label_list",
+    "load_ner_dataset",
+    "preprocess_dataset",
+    "read_clner",
+    "read_conll",
+    "read_json",
+    "read_parquet",
+    "stitch_windows",
+    "write_clner",
+    "write_conll",
+]
+
+EOS_TOKEN = "<EOS>"
+#: Tags that mark a context token (never labelled, never scored).
+CONTEXT_TAGS = frozenset({"B-X", "S-X", "X"})
+DOCSTART = "-DOCSTART-"
+
+CONLL_EXTENSIONS = (".conll", ".txt", ".tsv", ".bio")
+JSON_EXTENSIONS = (".json", ".jsonl")
+PARQUET_EXTENSIONS = (".parquet",)
+FORMATS = ("conll", "clner", "json", "jsonl", "parquet")
+
+TOKEN_COLUMN_CANDIDATES = ("tokens", "words")
+TAG_COLUMN_CANDIDATES = ("tags", "ner_tags")
+
+#: Per-window keys passed through the collator as long tensors.
+SCALAR_FEATURE_KEYS = ("example_id", "word_start", "own_start", "own_end")
+
+
+class CLNERFormatError(ValueError):
+    """Malformed input; the message starts with ``<file>:<line>:`` (or ``<file>: record N:``)."""
+
+    def __init__(self, path: Any, line: int | None, message: str, *, record: int | None = None):
+        self.path = str(path)
+        self.line = line
+        self.record = record
+        where = self.path
+        if line is not None:
+            where += f":{line}"
+        if record is not None:
+            where += f": record {record}"
+        super().__init__(f"{where}: {message}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Line-oriented readers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` splitting on ``\\n`` only (tokens may hold U+2028 & co.), UTF-8, BOM dropped."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise CLNERFormatError(path, lineno, f"not valid UTF-8 ({err.reason})") from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield lineno, line.rstrip("\r\n")
+
+
+def _split_columns(line: str) -> tuple[list[str], bool]:
+    """Split on tabs when the line has one, else on whitespace; returns (fields, tab_separated)."""
+    if "\t" in line:
+        return [field.strip() for field in line.split("\t")], True
+    return line.split(), False
+
+
+def _is_eos_line(fields: Sequence[str]) -> bool:
+    return len(fields) == 2 and fields[0] == EOS_TOKEN and fields[1] in CONTEXT_TAGS
+
+
+def _show(line: str, limit: int = 80) -> str:
+    return repr(line if len(line) <= limit else line[:limit] + "...")
+
+
+def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int | None = -1) -> list[dict[str, Any]]:
+    """Read a CoNLL column file into rows ``{"tokens", "tags", "context": []}``.
+
+    Columns are tab separated when a line holds a tab, else whitespace separated. A blank (or whitespace-only)
+    line ends a sentence; ``-DOCSTART-`` lines are skipped. ``tag_column=None`` reads an unlabeled file (rows
+    without ``tags``). Every token line must have as many columns as the first one.
+    """
+    rows: list[dict[str, Any]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    n_columns: int | None = None
+
+    def flush() -> None:
+        if tokens:
+            row: dict[str, Any] = {"tokens": list(tokens)}
+            if tag_column is not None:
+                row["tags"] = list(tags)
+            row["context"] = []
+            rows.append(row)
+            tokens.clear()
+            tags.clear()
+
+    for lineno, line in _iter_lines(path):
+        if not line.strip():
+            flush()
+            continue
+        fields, _ = _split_columns(line)
+        if fields[0] == DOCSTART:
+            flush()
+            continue
+        if tag_column is not None and len(fields) < 2:
+            raise CLNERFormatError(path, lineno, f"missing tag (a single column): {_show(line)}")
+        if _is_eos_line(fields):
+            raise CLNERFormatError(
+                path, lineno, f"{EOS_TOKEN} context line in a CoNLL file: read it with read_clner / format='clner'"
+            )
+        if n_columns is None:
+            n_columns = len(fields)
+        elif len(fields) != n_columns:
+            raise CLNERFormatError(
+                path, lineno, f"wrong column count: expected {n_columns}, found {len(fields)}: {_show(line)}"
+            )
+        try:
+            token = fields[token_column]
+            tag = fields[tag_column] if tag_column is not None else None
+        except IndexError:
+            raise CLNERFormatError(
+                path,
+                lineno,
+                f"no column {token_column if tag_column is None else (token_column, tag_column)} "
+                f"in a line of {len(fields)} columns",
+            ) from None
+        if tag_column is not None and (token_column % len(fields)) == (tag_column % len(fields)):
+            raise CLNERFormatError(path, lineno, "token_column and tag_column name the same column")
+        if not token:
+            raise CLNERFormatError(path, lineno, f"empty token: {_show(line)}")
+        if tag_column is not None and not tag:
+            raise CLNERFormatError(path, lineno, f"missing tag (empty tag column): {_show(line)}")
+        tokens.append(token)
+        if tag is not None:
+            tags.append(tag)
+    flush()
+    return rows
+
+
+def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read the official CLNER context format into rows ``{"tokens", "tags", "context"}``.
+
+    See the module docstring for the format. A sentence token whose tag is literally ``B-X`` on a
+    tab-separated line is a sentence token: the context starts only at the first ``<EOS>`` line.
+    """
+    rows: list[dict[str, Any]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    snippets: list[list[str]] = []
+    in_context = False
+
+    def flush() -> None:
+        nonlocal in_context
+        if tokens:
+            rows.append({"tokens": list(tokens), "tags": list(tags), "context": [" ".join(s) for s in snippets]})
+        tokens.clear()
+        tags.clear()
+        snippets.clear()
+        in_context = False
+
+    for lineno, line in _iter_lines(path):
+        if not line.strip():
+            flush()
+            continue
+        fields, tab_separated = _split_columns(line)
+        if _is_eos_line(fields):
+            if not tokens:
+                raise CLNERFormatError(path, lineno, f"context line before any sentence token: {_show(line)}")
+            in_context = True
+            snippets.append([])
+            continue
+        if not in_context:
+            if fields[0] == DOCSTART:
+                flush()
+                continue
+            if len(fields) < 2:
+                raise CLNERFormatError(path, lineno, f"missing tag (expected 'token<TAB>tag'): {_show(line)}")
+            if len(fields) > 2:
+                raise CLNERFormatError(
+                    path,
+                    lineno,
+                    f"wrong column count: expected 2 ('token<TAB>tag'), found {len(fields)}: {_show(line)}",
+                )
+            token, tag = fields
+            if not token:
+                raise CLNERFormatError(path, lineno, f"empty token: {_show(line)}")
+            if not tag:
+                raise CLNERFormatError(path, lineno, f"missing tag (empty tag column): {_show(line)}")
+            if not tab_separated and tag in CONTEXT_TAGS:
+                what = "before any sentence token" if not tokens else f"with no preceding '{EOS_TOKEN} B-X' line"
+                raise CLNERFormatError(path, lineno, f"broken context block: context line {what}: {_show(line)}")
+            tokens.append(token)
+            tags.append(tag)
+            continue
+        # Inside the context block.
+        if tab_separated:
+            raise CLNERFormatError(
+                path,
+                lineno,
+                f"broken context block: tab-separated sentence line after the context started "
+                f"(missing blank line between sentences?): {_show(line)}",
+            )
+        if len(fields) < 2:
+            raise CLNERFormatError(path, lineno, f"missing tag in context line (expected 'token B-X'): {_show(line)}")
+        if len(fields) > 2:
+            raise CLNERFormatError(
+                path, lineno, f"wrong column count in context line: expected 2, found {len(fields)}: {_show(line)}"
+            )
+        if fields[1] not in CONTEXT_TAGS:
+            raise CLNERFormatError(
+                path,
+                lineno,
+                f"broken context block: context token tagged {fields[1]!r} (expected one of "
+                f"{sorted(CONTEXT_TAGS)}; missing blank line between sentences?): {_show(line)}",
+            )
+        snippets[-1].append(fields[0])
+    flush()
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# JSON / JSONL / parquet
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _classlabel_names(feature: Any) -> list[str] | None:
+    """Names of a (sequence of) ClassLabel feature, else None."""
+    import datasets
+
+    inner = feature
+    if isinstance(inner, (datasets.List, datasets.LargeList)):
+        inner = inner.feature
+    elif isinstance(inner, (list, tuple)) and len(inner) == 1:
+        inner = inner[0]
+    if isinstance(inner, datasets.ClassLabel):
+        return list(inner.names)
+    return None
+
+
+def _pick_column(
+    available: Iterable[str],
+    requested: str | None,
+    candidates: Sequence[str],
+    what: str,
+    source: str,
+    *,
+    required: bool,
+) -> str | None:
+    available = list(available)
+    if requested is not None:
+        if requested not in available:
+            raise CLNERFormatError(source, None, f"no {what} column {requested!r} (columns: {available})")
+        return requested
+    for name in candidates:
+        if name in available:
+            return name
+    if required:
+        raise CLNERFormatError(
+            source, None, f"no {what} column: expected one of {list(candidates)} (columns: {available})"
+        )
+    return None
+
+
+def _normalise_context(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, (list, tuple)) and all(isinstance(s, str) for s in value):
+        return list(value)
+    raise TypeError(f"context must be a list of snippet strings or one string, got {type(value).__name__}")
+
+
+def _tags_to_names(tags: Any, label_names: Sequence[str] | None, n_tokens: int) -> list[str]:
+    if not isinstance(tags, (list, tuple)):
+        raise TypeError(f"tags must be a list, got {type(tags).__name__}")
+    if len(tags) != n_tokens:
+        raise TypeError(f"{len(tags)} tags for {n_tokens} tokens")
+    out = []
+    for j, tag in enumerate(tags):
+        if isinstance(tag, bool) or not isinstance(tag, (str, int)):
+            raise TypeError(f"tag {j} is {tag!r}, not a label name or id")
+        if isinstance(tag, int):
+            if label_names is None:
+                raise TypeError(
+                    f"integer tag {tag} but no label names (pass label_names= or use a ClassLabel feature)"
+                )
+            if not 0 <= tag < len(label_names):
+                raise TypeError(f"tag id {tag} out of range for {len(label_names)} label names")
+            tag = label_names[tag]
+        if not tag:
+            raise TypeError(f"empty tag at word {j}")
+        out.append(tag)
+    return out
+
+
+def _record_to_row(
+    record: Mapping[str, Any],
+    token_column: str,
+    tag_column: str | None,
+    context_column: str | None,
+    label_names: Sequence[str] | None,
+) -> dict[str, Any]:
+    if not isinstance(record, Mapping):
+        raise TypeError(f"expected an object, got {type(record).__name__}")
+    if token_column not in record:
+        raise TypeError(f"missing {token_column!r}")
+    tokens = record[token_column]
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"{token_column!r} must be a list of strings")
+    if not tokens:
+        raise TypeError("empty sentence (no tokens)")
+    for j, token in enumerate(tokens):
+        if not token.strip():
+            raise TypeError(f"empty token at word {j}")
+    row: dict[str, Any] = {"tokens": list(tokens)}
+    if tag_column is not None:
+        if record.get(tag_column) is None:
+            raise TypeError(f"missing tag column {tag_column!r}")
+        row["tags"] = _tags_to_names(record[tag_column], label_names, len(tokens))
+    try:
+        row["context"] = _normalise_context(record.get(context_column) if context_column else None)
+    except TypeError as err:
+        raise TypeError(f"{context_column!r}: {err}") from None
+    if record.get("id") is not None:
+        row["id"] = str(record["id"])
+    return row
+
+
+def _records_to_rows(
+    records: Sequence[Mapping[str, Any]],
+    source: str,
+    token_column: str | None,
+    tag_column: str | None,
+    context_column: str | None,
+    label_names: Sequence[str] | None,
+    line_numbers: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    keys: list[str] = []
+    for record in records:
+        if isinstance(record, Mapping):
+            keys.extend(k for k in record if k not in keys)
+    token_col = _pick_column(keys, token_column, TOKEN_COLUMN_CANDIDATES, "token", source, required=bool(records))
+    tag_col = _pick_column(keys, tag_column, TAG_COLUMN_CANDIDATES, "tag", source, required=False)
+    rows = []
+    for i, record in enumerate(records):
+        try:
+            rows.append(_record_to_row(record, token_col, tag_col, context_column, label_names))
+        except TypeError as err:
+            line = line_numbers[i] if line_numbers is not None else None
+            raise CLNERFormatError(source, line, str(err), record=i) from None
+    return rows
+
+
+def read_json(
+    path: str | os.PathLike,
+    token_column: str | None = None,
+    tag_column: str | None = None,
+    context_column: str | None = "context",
+    label_names: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Read JSON (a list of objects, ``{"data": [...]}``, or a dict of columns) or JSON lines into rows.
+
+    The token column is ``tokens`` (or ``words``), the tag column ``tags`` or ``ner_tags`` unless named; without
+    one the rows are unlabeled. ``context`` may be a list of snippet strings or one string (one snippet).
+    Integer tags need ``label_names``.
+    """
+    path = str(path)
+    if not path.endswith(".jsonl"):
+        with open(path, encoding="utf-8-sig") as fh:
+            text = fh.read()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            if not _looks_like_json_lines(text):
+                raise CLNERFormatError(path, err.lineno, f"invalid JSON: {err.msg}") from None
+        else:
+            if isinstance(data, list):
+                records = data
+            elif isinstance(data, dict) and isinstance(data.get("data"), list):
+                records = data["data"]
+            elif isinstance(data, dict) and _is_columnar(data, token_column):
+                lengths = {len(v) for v in data.values()}
+                if len(lengths) != 1:
+                    raise CLNERFormatError(path, None, f"columns of different lengths: {sorted(lengths)}")
+                n = lengths.pop()
+                records = [{k: v[i] for k, v in data.items()} for i in range(n)]
+            elif isinstance(data, dict):
+                records = [data]  # a single record
+            else:
+                raise CLNERFormatError(path, 1, f"expected a list of records, got {type(data).__name__}")
+            return _records_to_rows(records, path, token_column, tag_column, context_column, label_names)
+    # JSON lines (also accepted in a .json file, the `datasets` convention)
+    records, line_numbers = [], []
+    for lineno, line in _iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise CLNERFormatError(path, lineno, f"invalid JSON line: {err.msg}") from None
+        line_numbers.append(lineno)
+    return _records_to_rows(records, path, token_column, tag_column, context_column, label_names, line_numbers)
+
+
+def _is_columnar(data: dict, token_column: str | None) -> bool:
+    """A dict of columns (``{"tokens": [[...], ...], "tags": [[...], ...]}``) rather than one record."""
+    names = [token_column] if token_column else list(TOKEN_COLUMN_CANDIDATES)
+    column = next((data[name] for name in names if name in data), None)
+    return (
+        isinstance(column, list)
+        and all(isinstance(v, list) for v in data.values())
+        and all(isinstance(v, list) for v in column)
+    )
+
+
+def _looks_like_json_lines(text: str) -> bool:
+    lines = [line for line in text.lstrip("\ufeff").split("\n") if line.strip()]
+    if len(lines) < 2:
+        return False
+    try:
+        return isinstance(json.loads(lines[0]), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def read_parquet(
+    path: str | os.PathLike,
+    token_column: str | None = None,
+    tag_column: str | None = None,
+    context_column: str | None = "context",
+    label_names: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Read a parquet file into rows; ClassLabel tag ids (from ``datasets`` metadata) become names."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    path = str(path)
+    table = pq.read_table(path)
+    try:
+        features = datasets.Features.from_arrow_schema(table.schema)
+    except Exception:  # noqa: BLE001 - foreign metadata: fall back to plain arrow types
+        features = {}
+    keys = table.column_names
+    tag_col = _pick_column(keys, tag_column, TAG_COLUMN_CANDIDATES, "tag", path, required=False)
+    if tag_col is not None and label_names is None:
+        label_names = _classlabel_names(features.get(tag_col))
+    return _records_to_rows(table.to_pylist(), path, token_column, tag_col, context_column, label_names)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Writers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _iter_rows(rows_or_dataset: Any) -> Iterator[dict[str, Any]]:
+    """Rows as dicts with tag names (ClassLabel ids of a `datasets.Dataset` converted)."""
+    names = None
+    features = getattr(rows_or_dataset, "features", None)
+    if features is not None and "tags" in features:
+        names = _classlabel_names(features["tags"])
+    for row in rows_or_dataset:
+        if names is not None and row.get("tags") is not None:
+            row = dict(row)
+            row["tags"] = [names[t] if isinstance(t, int) else t for t in row["tags"]]
+        yield row
+
+
+def _check_writable_token(token: Any, i: int, j: int, what: str = "token") -> None:
+    if not isinstance(token, str) or not token or token != token.strip() or any(c in token for c in "\t\n\r"):
+        raise ValueError(
+            f"row {i}: {what} {j} ({token!r}) cannot be written as a column (empty, padded or holds a tab/newline)"
+        )
+
+
+def _sentence_lines(row: Mapping[str, Any], i: int, *, require_tags: bool) -> list[str]:
+    tokens = row.get("tokens")
+    if not tokens:
+        raise ValueError(f"row {i}: no tokens (an empty sentence cannot be written)")
+    tags = row.get("tags")
+    if tags is None and require_tags:
+        raise ValueError(f"row {i}: no tags (the CLNER format needs a tag per sentence token)")
+    if tags is not None and len(tags) != len(tokens):
+        raise ValueError(f"row {i}: {len(tags)} tags for {len(tokens)} tokens")
+    lines = []
+    for j, token in enumerate(tokens):
+        _check_writable_token(token, i, j)
+        if j == 0 and token == DOCSTART:
+            raise ValueError(f"row {i}: a sentence starting with {DOCSTART} would be skipped on reading")
+        if tags is None:
+            lines.append(token)
+            continue
+        tag = tags[j]
+        _check_writable_token(tag, i, j, "tag")
+        if " " in tag:
+            raise ValueError(f"row {i}: tag {j} ({tag!r}) holds a space")
+        if token == EOS_TOKEN and tag in CONTEXT_TAGS:
+            raise ValueError(f"row {i}: sentence token {j} is {EOS_TOKEN!r} tagged {tag!r}, read back as context")
+        lines.append(f"{token}\t{tag}")
+    return lines
+
+
+def write_conll(rows_or_dataset: Any, path: str | os.PathLike) -> None:
+    """Write ``token<TAB>tag`` lines (``token`` alone for unlabeled rows), a blank line after each sentence.
+
+    The context is not written (CoNLL has no place for it); use :func:`write_clner` to keep it.
+    """
+    out = []
+    for i, row in enumerate(_iter_rows(rows_or_dataset)):
+        out.extend(_sentence_lines(row, i, require_tags=False))
+        out.append("")
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("\n".join(out) + ("\n" if out else ""))
+
+
+def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
+    """Write the official CLNER format: sentence ``token<TAB>tag`` lines, then per snippet an ``<EOS> B-X`` line
+    and its whitespace-split tokens as ``token B-X`` lines; a blank line after each sentence."""
+    out = []
+    for i, row in enumerate(_iter_rows(rows_or_dataset)):
+        out.extend(_sentence_lines(row, i, require_tags=True))
+        for k, snippet in enumerate(_normalise_context(row.get("context"))):
+            out.append(f"{EOS_TOKEN} B-X")
+            for token in snippet.split():
+                if token == EOS_TOKEN:
+                    raise ValueError(
+                        f"row {i}: snippet {k} holds the token {EOS_TOKEN!r}, read back as a snippet break"
+                    )
+                out.append(f"{token} B-X")
+        out.append("")
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("\n".join(out) + ("\n" if out else ""))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading into a DatasetDict
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _has_context_lines(path: str | os.PathLike) -> bool:
+    for _, line in _iter_lines(path):
+        if line.startswith(EOS_TOKEN) and _is_eos_line(_split_columns(line)[0]):
+            return True
+    return False
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """``clner`` / ``conll`` / ``json`` / ``jsonl`` / ``parquet`` from the extension (and ``<EOS>`` lines)."""
+    name = str(path).lower()
+    if name.endswith(CONLL_EXTENSIONS):
+        return "clner" if _has_context_lines(path) else "conll"
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(PARQUET_EXTENSIONS):
+        return "parquet"
+    raise ValueError(
+        f"{path}: cannot tell the format from the extension (CoNLL/CLNER: {', '.join(CONLL_EXTENSIONS)}; "
+        f"{', '.join(JSON_EXTENSIONS + PARQUET_EXTENSIONS)}); pass format="
+    )
+
+
+def _conll_is_unlabeled(path: str | os.PathLike) -> bool:
+    for _, line in _iter_lines(path):
+        if line.strip():
+            fields, _ = _split_columns(line)
+            if fields[0] == DOCSTART:
+                continue
+            return len(fields) == 1
+    return False
+
+
+def _read_file(
+    path: str | os.PathLike,
+    fmt: str | None,
+    token_column: str | int | None,
+    tag_column: str | int | None,
+    context_column: str | None,
+    label_names: Sequence[str] | None,
+) -> list[dict[str, Any]]:
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: expected one of {FORMATS}")
+    if fmt == "clner":
+        return read_clner(path)
+    if fmt == "conll":
+        tok = token_column if isinstance(token_column, int) else 0
+        if isinstance(tag_column, int):
+            tag: int | None = tag_column
+        else:
+            tag = None if _conll_is_unlabeled(path) else -1
+        return read_conll(path, token_column=tok, tag_column=tag)
+    names = {
+        "token_column": token_column if isinstance(token_column, str) else None,
+        "tag_column": tag_column if isinstance(tag_column, str) else None,
+        "context_column": context_column,
+        "label_names": label_names,
+    }
+    if fmt == "parquet":
+        return read_parquet(path, **names)
+    return read_json(path, **names)
+
+
+def _row_features(labeled: bool):
+    import datasets
+
+    columns = {"id": datasets.Value("string"), "tokens": datasets.List(datasets.Value("string"))}
+    if labeled:
+        columns["tags"] = datasets.List(datasets.Value("string"))
+    columns["context"] = datasets.List(datasets.Value("string"))
+    return datasets.Features(columns)
+
+
+def rows_to_dataset(rows: list[dict[str, Any]], source: str):
+    import datasets
+
+    labeled = [("tags" in row) for row in rows]
+    if any(labeled) and not all(labeled):
+        raise ValueError(f"{source}: some rows have tags and some do not (row {labeled.index(not labeled[0])})")
+    is_labeled = bool(rows) and all(labeled)
+    ordered = []
+    for i, row in enumerate(rows):
+        out = {"id": str(row.get("id", i)), "tokens": row["tokens"]}
+        if is_labeled:
+            out["tags"] = row["tags"]
+        out["context"] = row.get("context") or []
+        ordered.append(out)
+    return datasets.Dataset.from_list(ordered, features=_row_features(is_labeled))
+
+
+def _convert_hub_split(ds, split: str, source: str, token_column, tag_column, context_column, label_names):
+    """A Hub split -> tokens/tags/context/id with tag names."""
+    token_col = _pick_column(ds.column_names, token_column, TOKEN_COLUMN_CANDIDATES, "token", source, required=True)
+    tag_col = _pick_column(ds.column_names, tag_column, TAG_COLUMN_CANDIDATES, "tag", source, required=False)
+    names = label_names
+    if tag_col is not None and names is None:
+        names = _classlabel_names(ds.features[tag_col])
+    ctx_col = context_column if context_column in ds.column_names else None
+    has_id = "id" in ds.column_names
+
+    def convert(batch, indices):
+        out: dict[str, list] = {"id": [], "tokens": []}
+        if tag_col is not None:
+            out["tags"] = []
+        out["context"] = []
+        for k, idx in enumerate(indices):
+            record = {token_col: batch[token_col][k]}
+            if tag_col is not None:
+                record[tag_col] = batch[tag_col][k]
+            if ctx_col is not None:
+                record[ctx_col] = batch[ctx_col][k]
+            try:
+                row = _record_to_row(record, token_col, tag_col, ctx_col, names)
+            except TypeError as err:
+                raise CLNERFormatError(source, None, f"split {split!r}: {err}", record=idx) from None
+            out["id"].append(str(batch["id"][k]) if has_id else str(idx))
+            out["tokens"].append(row["tokens"])
+            if tag_col is not None:
+                out["tags"].append(row["tags"])
+            out["context"].append(row["context"])
+        return out
+
+    return ds.map(
+        convert,
+        batched=True,
+        with_indices=True,
+        remove_columns=ds.column_names,
+        features=_row_features(tag_col is not None),
+        desc=f"Reading {split}",
+    )
+
+
+def load_ner_dataset(
+    data_files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]] | str | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    tag_column: str | int | None = None,
+    token_column: str | int | None = None,
+    context_column: str | None = "context",
+    format: str | None = None,
+    label_names: Sequence[str] | None = None,
+    cache_dir: str | None = None,
+    **load_dataset_kwargs: Any,
+):
+    """Load NER data as a :class:`datasets.DatasetDict` with columns ``id``, ``tokens``, ``tags``, ``context``.
+
+    Args:
+        data_files: ``{split: path}`` (or ``{split: [paths]}``, concatenated; a single path means ``train``).
+            The format comes from the extension: ``.conll/.txt/.tsv/.bio`` are CoNLL columns, or the CLNER
+            context format when the file has ``<EOS>`` context lines; ``.json/.jsonl/.parquet``.
+        dataset_name, dataset_config_name: a Hub (or local) dataset for ``datasets.load_dataset``; ClassLabel tag
+            ids become names. ``data_files`` is then forwarded to ``load_dataset``.
+        tag_column, token_column: column names for JSON/parquet/Hub data (default ``tags``/``ner_tags`` and
+            ``tokens``/``words``), or column indices for CoNLL files (default: first and last column; a
+            single-column CoNLL file is read as unlabeled).
+        context_column: the snippet column of JSON/parquet/Hub data (a list of strings, or one string).
+        format: force ``conll``, ``clner``, ``json``, ``jsonl`` or ``parquet`` for every file.
+        label_names: names for integer tags that carry no ClassLabel.
+        cache_dir, load_dataset_kwargs: forwarded to ``datasets.load_dataset``.
+
+    Splits without any tag column have no ``tags`` column (unlabeled data).
+    """
+    import datasets
+
+    if dataset_name is None and (load_dataset_kwargs or cache_dir is not None):
+        raise TypeError(
+            f"cache_dir/{sorted(load_dataset_kwargs)} apply to datasets.load_dataset: they need dataset_name"
+        )
+    if dataset_name is not None:
+        if isinstance(data_files, Mapping):
+            data_files = {
+                k: [str(p) for p in v] if isinstance(v, (list, tuple)) else str(v) for k, v in data_files.items()
+            }
+        loaded = datasets.load_dataset(
+            dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir, **load_dataset_kwargs
+        )
+        if isinstance(loaded, datasets.Dataset):
+            loaded = datasets.DatasetDict({"train": loaded})
+        source = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")
+        return datasets.DatasetDict(
+            {
+                split: _convert_hub_split(
+                    ds,
+                    split,
+                    source,
+                    token_column if isinstance(token_column, str) else None,
+                    tag_column if isinstance(tag_column, str) else None,
+                    context_column,
+                    label_names,
+                )
+                for split, ds in loaded.items()
+            }
+        )
+    if data_files is None:
+        raise ValueError("load_ner_dataset needs data_files or dataset_name")
+    if isinstance(data_files, (str, os.PathLike)):
+        data_files = {"train": data_files}
+    splits = {}
+    for split, paths in data_files.items():
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        rows: list[dict[str, Any]] = []
+        for path in paths:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{split} data file not found: {path}")
+            file_rows = _read_file(path, format, token_column, tag_column, context_column, label_names)
+            if len(paths) > 1:  # ids from several files stay unique
+                file_rows = [{**row, "id": f"{len(rows) + i}"} for i, row in enumerate(file_rows)]
+            rows.extend(file_rows)
+        splits[split] = rows_to_dataset(rows, ", ".join(map(str, paths)))
+    return datasets.DatasetDict(splits)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Labels
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _select_split(data: Any, split: str):
+    import datasets
+
+    if isinstance(data, (datasets.DatasetDict, dict)):
+        if split not in data:
+            raise ValueError(f"no {split!r} split (splits: {list(data)})")
+        return data[split]
+    return data
+
+
+def get_label_list(dataset_dict_or_dataset: Any, split: str = "train", tag_column: str = "tags") -> list[str]:
+    """Label names: the ClassLabel names when the tag column has them (in ClassLabel order), else the sorted
+    names seen in ``split`` with ``O`` first. Accepts a DatasetDict, a Dataset or a list of rows."""
+    ds = _select_split(dataset_dict_or_dataset, split)
+    features = getattr(ds, "features", None)
+    if features is not None:
+        if tag_column not in features:
+            raise ValueError(f"no {tag_column!r} column in the {split} data (columns: {list(features)})")
+        names = _classlabel_names(features[tag_column])
+        if names is not None:
+            return names
+        column = ds[tag_column]
+    else:
+        column = []
+        for i, row in enumerate(ds):
+            if tag_column not in row:
+                raise ValueError(f"{split} row {i} has no {tag_column!r}")
+            column.append(row[tag_column])
+    labels = {tag for tags in column for tag in tags}
+    if not labels:
+        raise ValueError(f"no labels in the {split} data")
+    ordered = sorted(labels)
+    if "O" in labels:
+        ordered.remove("O")
+        ordered.insert(0, "O")
+    return ordered
+
+
+def check_labels(dataset: Any, label2id: Mapping[str, int], split_name: str, tag_column: str = "tags") -> None:
+    """Raise ValueError if ``dataset`` has a label missing from ``label2id`` (labels are never remapped).
+
+    The message names every unseen label with the split, and the row (and word) of its first occurrence.
+    Unlabeled data (no tag column) passes.
+    """
+    features = getattr(dataset, "features", None)
+    if features is not None and tag_column not in features:
+        return
+    names = _classlabel_names(features[tag_column]) if features is not None else None
+    ids = dataset["id"] if features is not None and "id" in features else None
+    column = dataset[tag_column] if features is not None else [row.get(tag_column) or [] for row in dataset]
+    unseen: dict[str, tuple[int, int]] = {}
+    for i, tags in enumerate(column):
+        for j, tag in enumerate(tags):
+            if names is not None and isinstance(tag, int):
+                tag = names[tag]
+            if tag not in label2id and tag not in unseen:
+                unseen[tag] = (i, j)
+    if unseen:
+        details = "; ".join(
+            f"{tag!r} (first at row {i}" + (f", id {ids[i]!r}" if ids is not None else "") + f", word {j})"
+            for tag, (i, j) in unseen.items()
+        )
+        raise ValueError(
+            f"{split_name} split: label(s) unseen in training: {details}. Known labels: {sorted(label2id)}. "
+            f"Fix the {split_name} data or add the label to the training data; labels are never remapped."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Preprocessing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _to_python(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def preprocess_dataset(
+    dataset: Any,
+    tokenizer: Any,
+    label2id: Mapping[str, int] | None = None,
+    max_seq_length: int = 512,
+    stride: int = 16,
+    with_labels: bool = True,
+    num_proc: int | None = None,
+    desc: str = "Encoding sentences and contexts",
+    snippet_separator: str | None = None,
+    tag_column: str = "tags",
+    load_from_cache_file: bool | None = None,
+):
+    """Encode rows into model features: one output row per window from ``modeling_clner.encode_example``.
+
+    Output columns: the feature keys of ``encode_example`` (both views, ``word_index``, ``has_context``,
+    ``word_start``, ``own_start``, ``own_end``), ``example_id`` (index of the source row) and, for labeled data
+    when ``with_labels``, ``labels`` (label ids of the window's words). Source columns are removed.
+    A DatasetDict is processed split by split.
+    """
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.DatasetDict(
+            {
+                split: preprocess_dataset(
+                    ds,
+                    tokenizer,
+                    label2id,
+                    max_seq_length,
+                    stride,
+                    with_labels,
+                    num_proc,
+                    f"{desc} ({split})",
+                    snippet_separator,
+                    tag_column,
+                    load_from_cache_file,
+                )
+                for split, ds in dataset.items()
+            }
+        )
+    from modeling_clner import encode_example
+
+    labeled = with_labels and tag_column in dataset.column_names
+    if labeled and label2id is None:
+        raise ValueError("preprocess_dataset needs label2id for labeled data (or with_labels=False)")
+    names = _classlabel_names(dataset.features[tag_column]) if labeled else None
+    has_context = "context" in dataset.column_names
+    label2id = dict(label2id) if label2id is not None else None
+
+    def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {}
+        keys: list[str] | None = None
+        for k, idx in enumerate(indices):
+            words = batch["tokens"][k]
+            context = batch["context"][k] if has_context else None
+            features = encode_example(
+                tokenizer,
+                words,
+                context,
+                max_seq_length=max_seq_length,
+                stride=stride,
+                snippet_separator=snippet_separator,
+            )
+            if not features:
+                raise ValueError(f"row {idx}: encode_example returned no feature")
+            for feature in features:
+                feature = {key: _to_python(value) for key, value in feature.items()}
+                if keys is None:
+                    keys = list(feature)
+                    for key in keys:
+                        out[key] = []
+                    if labeled:
+                        out["labels"] = []
+                    out["example_id"] = []
+                elif sorted(feature) != sorted(keys):
+                    raise ValueError(f"row {idx}: feature keys {sorted(feature)} differ from {sorted(keys)}")
+                for key in keys:
+                    out[key].append(feature[key])
+                if labeled:
+                    start = int(feature["word_start"])
+                    n_words = len(feature["word_index"])
+                    tags = batch[tag_column][k][start : start + n_words]
+                    if len(tags) != n_words:
+                        raise ValueError(
+                            f"row {idx}: window at word {start} has {n_words} words but only {len(tags)} tags"
+                        )
+                    labels = []
+                    for j, tag in enumerate(tags):
+                        if names is not None and isinstance(tag, int):
+                            tag = names[tag]
+                        if tag not in label2id:
+                            raise ValueError(
+                                f"row {idx}, word {start + j}: label {tag!r} not in label2id {sorted(label2id)}"
+                            )
+                        labels.append(label2id[tag])
+                    out["labels"].append(labels)
+                out["example_id"].append(idx)
+        return out
+
+    return dataset.map(
+        encode,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        num_proc=num_proc,
+        desc=desc,
+        load_from_cache_file=load_from_cache_file,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Collator
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _to_list(value: Any) -> list:
+    value = _to_python(value)
+    return list(value)
+
+
+@dataclass
+class CLNERDataCollator:
+    """Pads a batch of two-view features into torch tensors.
+
+    The sentence view (``input_ids``...) and the context view (``ctx_input_ids``...) are padded EACH to its own
+    longest row (rounded up to ``pad_to_multiple_of``). ``word_index``/``ctx_word_index`` pad with ``-1`` and
+    ``labels`` with ``-100`` to the batch's largest word count (both views share the word-level labels);
+    ``has_context`` becomes a bool tensor; ``example_id``, ``word_start``, ``own_start``, ``own_end`` pass
+    through as long tensors. Other keys are ignored.
+    """
+
+    tokenizer: Any
+    pad_to_multiple_of: int | None = None
+    label_pad_token_id: int = -100
+    word_index_pad_id: int = -1
+
+    def _pad_length(self, length: int) -> int:
+        m = self.pad_to_multiple_of
+        if m:
+            length = ((length + m - 1) // m) * m
+        return length
+
+    def _pad_view(self, features: list[Mapping[str, Any]], prefix: str, batch: dict[str, Any]) -> None:
+        import torch
+
+        ids_key = f"{prefix}input_ids"
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            raise ValueError("the tokenizer has no pad token")
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        seqs = [_to_list(f[ids_key]) for f in features]
+        length = self._pad_length(max(len(s) for s in seqs))
+        fill = {
+            ids_key: pad_id,
+            f"{prefix}attention_mask": 0,
+            f"{prefix}token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
+        }
+        for key, pad_value in fill.items():
+            if key != ids_key and key not in features[0]:
+                if key.endswith("attention_mask"):
+                    values = [[1] * len(s) for s in seqs]
+                else:
+                    continue
+            else:
+                if any(key not in f for f in features):
+                    raise ValueError(f"{key!r} missing from some features")
+                values = [_to_list(f[key]) for f in features]
+            padded = []
+            for v in values:
+                pad = [pad_value] * (length - len(v))
+                padded.append(pad + v if left else v + pad)
+            batch[key] = torch.tensor(padded, dtype=torch.long)
+        # word positions shift with left padding
+        word_key = f"{prefix}word_index"
+        if word_key in features[0]:
+            n_words = max(len(_to_list(f[word_key])) for f in features)
+            rows = []
+            for f, s in zip(features, seqs):
+                wi = _to_list(f[word_key])
+                shift = length - len(s) if left else 0
+                wi = [w + shift if w >= 0 else self.word_index_pad_id for w in wi]
+                rows.append(wi + [self.word_index_pad_id] * (n_words - len(wi)))
+            batch[word_key] = torch.tensor(rows, dtype=torch.long)
+
+    def __call__(self, features: list[Mapping[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        if not features:
+            raise ValueError("empty batch")
+        batch: dict[str, Any] = {}
+        for prefix in ("", "ctx_"):
+            if f"{prefix}input_ids" in features[0]:
+                self._pad_view(features, prefix, batch)
+        if "word_index" in batch and "ctx_word_index" in batch:
+            width = max(batch["word_index"].shape[1], batch["ctx_word_index"].shape[1])
+            for key in ("word_index", "ctx_word_index"):
+                t = batch[key]
+                if t.shape[1] < width:
+                    batch[key] = torch.nn.functional.pad(t, (0, width - t.shape[1]), value=self.word_index_pad_id)
+        if "labels" in features[0]:
+            if any("labels" not in f for f in features):
+                raise ValueError("'labels' missing from some features")
+            labels = [_to_list(f["labels"]) for f in features]
+            width = max(len(v) for v in labels)
+            if "word_index" in batch:
+                width = max(width, batch["word_index"].shape[1])
+            batch["labels"] = torch.tensor(
+                [v + [self.label_pad_token_id] * (width - len(v)) for v in labels], dtype=torch.long
+            )
+        if "has_context" in features[0]:
+            batch["has_context"] = torch.tensor(
+                [bool(_to_python(f["has_context"])) for f in features], dtype=torch.bool
+            )
+        for key in SCALAR_FEATURE_KEYS:
+            if key in features[0]:
+                batch[key] = torch.tensor([int(_to_python(f[key])) for f in features], dtype=torch.long)
+        return batch
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stitching windows back together
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def stitch_windows(
+    features_predictions: Iterable[Mapping[str, Any]],
+    num_words: Sequence[int] | None = None,
+    predictions_key: str = "predictions",
+) -> list[list[Any]]:
+    """Reassemble per-example word predictions from per-window predictions.
+
+    Each item holds ``predictions`` (one entry per word of the window, at least up to ``own_end``),
+    ``example_id``, ``word_start``, ``own_start`` and ``own_end``; the window owns its words
+    ``[own_start, own_end)``, i.e. sentence words ``[word_start + own_start, word_start + own_end)``.
+    Returns the list of word predictions for examples ``0..N-1`` (N = ``len(num_words)`` or the largest
+    ``example_id`` + 1). Raises ValueError unless every word of every example is covered exactly once.
+    """
+    pieces: dict[int, list[tuple[int, int, list[Any]]]] = {}
+    for n, item in enumerate(features_predictions):
+        try:
+            example_id = int(_to_python(item["example_id"]))
+            word_start = int(_to_python(item["word_start"]))
+            own_start = int(_to_python(item["own_start"]))
+            own_end = int(_to_python(item["own_end"]))
+            predictions = _to_list(item[predictions_key])
+        except KeyError as err:
+            raise ValueError(f"feature {n}: missing {err.args[0]!r}") from None
+        if not 0 <= own_start <= own_end <= len(predictions):
+            raise ValueError(
+                f"feature {n} (example {example_id}): owned slice [{own_start}, {own_end}) outside its "
+                f"{len(predictions)} predictions"
+            )
+        piece = (word_start + own_start, word_start + own_end, predictions[own_start:own_end])
+        pieces.setdefault(example_id, []).append(piece)
+    if num_words is not None:
+        n_examples = len(num_words)
+        extra = [i for i in pieces if not 0 <= i < n_examples]
+        if extra:
+            raise ValueError(f"features for unknown example(s) {sorted(extra)[:10]} (only {n_examples} examples)")
+    else:
+        if any(i < 0 for i in pieces):
+            raise ValueError(f"negative example_id {min(pieces)}")
+        n_examples = max(pieces) + 1 if pieces else 0
+    results: list[list[Any]] = []
+    for example_id in range(n_examples):
+        if example_id not in pieces:
+            raise ValueError(f"example {example_id}: no window covers it")
+        position = 0
+        words: list[Any] = []
+        for start, end, preds in sorted(pieces[example_id], key=lambda p: (p[0], p[1])):
+            if start < position:
+                raise ValueError(
+                    f"example {example_id}: words {start}..{min(end, position) - 1} covered more than once"
+                )
+            if start > position:
+                raise ValueError(f"example {example_id}: words {position}..{start - 1} not covered by any window")
+            words.extend(preds)
+            position = end
+        if num_words is not None and position != num_words[example_id]:
+            if position < num_words[example_id]:
+                raise ValueError(
+                    f"example {example_id}: words {position}..{num_words[example_id] - 1} not covered by any window"
+                )
+            raise ValueError(
+                f"example {example_id}: windows cover {position} words, the example has {num_words[example_id]}"
+            )
+        results.append(words)
+    return results
