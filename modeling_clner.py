@@ -322,11 +322,11 @@ class LinearChainCRF(nn.Module):
             )
         return self.log_partition(emissions, mask) - gold
 
-    def marginals(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None, temperature: float = 1.0):
-        """Token posteriors p(y_t = c | x) by forward-backward, `(B, T, C)`.
+    def log_marginals(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None, temperature: float = 1.0):
+        """log p(y_t = c | x) by forward-backward, `(B, T, C)`, differentiable.
 
         `temperature` divides the log-marginals before they are renormalised (the CL-KL loss of official CLNER
-        uses 0.3). Rows sum to 1 on valid positions and are 0 elsewhere. Differentiable.
+        uses 0.3). Values are finite everywhere (0 on padded positions), so KL terms built on them never give NaN.
         """
         emissions, mask, dtype = self._check(emissions, mask)
         if emissions.shape[1] == 0:
@@ -337,8 +337,18 @@ class LinearChainCRF(nn.Module):
             log_marg = torch.where(mask.unsqueeze(-1), alpha + beta - log_z[:, None, None], torch.zeros_like(alpha))
             if temperature != 1.0:
                 log_marg = log_marg / temperature
-            probs = torch.softmax(log_marg, dim=-1)
-        return torch.where(mask.unsqueeze(-1), probs, torch.zeros_like(probs))
+            log_marg = torch.log_softmax(log_marg.clamp_min(-1e30), dim=-1)
+        return torch.where(mask.unsqueeze(-1), log_marg, torch.zeros_like(log_marg))
+
+    def marginals(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None, temperature: float = 1.0):
+        """Token posteriors p(y_t = c | x), `(B, T, C)`: rows sum to 1 on valid positions and are 0 elsewhere.
+
+        See `log_marginals` for `temperature`.
+        """
+        mask = mask if mask is not None else torch.ones(emissions.shape[:2], dtype=torch.bool,
+                                                        device=emissions.device)
+        probs = self.log_marginals(emissions, mask, temperature).exp()
+        return probs * mask.unsqueeze(-1).to(probs.dtype)
 
     @torch.no_grad()
     def viterbi_decode(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.LongTensor:
@@ -413,7 +423,7 @@ class CLNERConfig(PreTrainedConfig):
     trained_with_context: bool = True
     train_views: str = "both"
     cl_loss: str = "kl"
-    cl_temperature: float = 0.3
+    cl_temperature: float = 1.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -491,7 +501,10 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
 
     def __init__(self, config: CLNERConfig):
         super().__init__(config)
-        self.encoder = AutoModel.from_config(config.encoder)
+        try:  # the pooler is never used for tagging; without it every parameter gets a gradient (DDP-friendly)
+            self.encoder = AutoModel.from_config(config.encoder, add_pooling_layer=False)
+        except TypeError:
+            self.encoder = AutoModel.from_config(config.encoder)
         hidden_size = config.encoder.hidden_size
         dropout = config.classifier_dropout
         if dropout is None:
@@ -528,7 +541,9 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             **config_kwargs,
         )
         model = cls(config)
-        model.encoder.load_state_dict(encoder.state_dict())
+        missing, _ = model.encoder.load_state_dict(encoder.state_dict(), strict=False)  # the pooler is dropped
+        if missing:
+            raise ValueError(f"encoder checkpoint {encoder_name_or_path} lacks weights {missing[:5]}")
         model.encoder.to(encoder.dtype)
         model.config.name_or_path = str(encoder_name_or_path)
         return model
@@ -600,13 +615,7 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
 
         loss = None
         if labels is not None:
-            if labels.shape != word_index.shape:
-                raise ValueError(f"labels shape {tuple(labels.shape)} != word_index shape {tuple(word_index.shape)}")
-            bad = word_mask & ((labels < 0) | (labels >= self.config.num_labels))
-            if bool(bad.any()):
-                raise ValueError(f"labels must be in [0, {self.config.num_labels}) on every word; got "
-                                 f"{labels[bad].unique().tolist()}")
-            loss = self.crf.nll(logits, labels.masked_fill(~word_mask, 0), word_mask).mean()
+            loss = self.crf_loss(logits, labels, word_mask)
         return CLNERTokenClassifierOutput(
             loss=loss,
             logits=logits,
@@ -615,6 +624,19 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             hidden_states=encoded.hidden_states if output_hidden_states else None,
             attentions=encoded.attentions if output_attentions else None,
         )
+
+    def crf_loss(self, logits: torch.Tensor, labels: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """Mean CRF NLL over the labelled rows. A row whose labels are all -100 is unlabelled (semi-supervised data)
+        and is left out; a labelled row must label every word."""
+        if labels.shape != word_mask.shape:
+            raise ValueError(f"labels shape {tuple(labels.shape)} != word_index shape {tuple(word_mask.shape)}")
+        labelled = ((labels != -100) & word_mask).any(1)
+        bad = word_mask & labelled.unsqueeze(1) & ((labels < 0) | (labels >= self.config.num_labels))
+        if bool(bad.any()):
+            raise ValueError(f"labels must be in [0, {self.config.num_labels}) on every word of a labelled row; got "
+                             f"{labels[bad].unique().tolist()}")
+        nll = self.crf.nll(logits, labels.masked_fill(~word_mask | ~labelled.unsqueeze(1), 0), word_mask)
+        return (nll * labelled.to(nll.dtype)).sum() / labelled.sum().clamp_min(1)
 
     # -- inference ------------------------------------------------------------------------------------------------
     def decode(self, logits: torch.Tensor, word_mask: torch.Tensor) -> list[list[str]]:
