@@ -108,11 +108,15 @@ def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments)
                            dataset_config_name=data_args.dataset_config_name,
                            tag_column=data_args.label_column_name, token_column=data_args.token_column_name,
                            context_column=data_args.context_column_name, format=data_args.file_format)
+    return raw
+
+
+def truncate(raw, data_args: DataTrainingArguments) -> None:
+    """--max_{train,eval,predict}_samples, applied after the label set is read from the full training split."""
     for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples),
                          ("test", data_args.max_predict_samples)):
         if limit is not None and split in raw:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
-    return raw
 
 
 def write_predictions(path: Path, rows, predictions: list[list[str]]) -> None:
@@ -156,6 +160,7 @@ def main(argv=None):
     for split in ("validation", "test"):
         if split in raw and "tags" in raw[split].column_names:
             check_labels(raw[split], label2id, split)
+    truncate(raw, data_args)
 
     tokenizer_kwargs = dict(hub)
     if getattr(found, "model_type", "") in ("roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2") or \

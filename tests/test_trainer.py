@@ -1,0 +1,303 @@
+"""CLNERTrainer: the two-view loss, cooperative learning, evaluation of both views, run_ner_cl.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO_ROOT, tiny_bert_config
+from transformers import AutoTokenizer, BertModel, TrainingArguments
+
+from data_clner import CLNERDataCollator, get_label_list, load_ner_dataset, preprocess_dataset
+from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from trainer_clner import CLArguments, CLNERTrainer, cl_kl_loss, cl_l2_loss, split_views
+
+SAMPLE = REPO_ROOT / "examples" / "data"
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return load_ner_dataset({"train": str(SAMPLE / "train.txt"), "validation": str(SAMPLE / "dev.txt")})
+
+
+@pytest.fixture(scope="module")
+def labels(raw):
+    return get_label_list(raw["train"])
+
+
+@pytest.fixture(scope="module")
+def features(raw, labels, minilm_tokenizer):
+    label2id = {label: i for i, label in enumerate(labels)}
+    return preprocess_dataset(raw, minilm_tokenizer, label2id, max_seq_length=64)
+
+
+def tiny_model(labels, dropout=0.1, seed=0):
+    torch.manual_seed(seed)
+    enc = tiny_bert_config(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return CLNERForTokenClassification(CLNERConfig(encoder=enc.to_dict(), id2label=dict(enumerate(labels)),
+                                                   classifier_dropout=dropout))
+
+
+def make_batch(features, tokenizer, n=8, split="train"):
+    rows = [features[split][i] for i in range(n)]
+    return CLNERDataCollator(tokenizer)(rows)
+
+
+def args_for(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), report_to="none", save_strategy="no", use_cpu=True,
+                per_device_train_batch_size=8, per_device_eval_batch_size=16, learning_rate=1e-3,
+                logging_steps=1, seed=3, disable_tqdm=True)
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+def test_cl_losses_zero_for_identical_views_positive_otherwise(features, labels, minilm_tokenizer):
+    model = tiny_model(labels).eval()
+    with torch.no_grad():  # a fresh head gives near-uniform posteriors; sharpen it so the views can disagree
+        model.classifier.weight.mul_(50)
+    batch = make_batch(features, minilm_tokenizer)
+    assert batch["has_context"].any() and not batch["has_context"].all()
+    sent, ctx = split_views(batch)
+    with torch.no_grad():
+        a, b, c = model(**sent), model(**sent), model(**ctx)
+    ones = torch.ones(8)
+    assert cl_kl_loss(model.crf, b.logits, a.logits, a.word_mask, ones).abs().item() < 1e-6
+    assert cl_l2_loss(b.word_hidden_states, a.word_hidden_states, a.word_mask, ones).item() == 0.0
+    assert cl_kl_loss(model.crf, c.logits, a.logits, a.word_mask, ones).item() > 1e-4
+    assert cl_l2_loss(c.word_hidden_states, a.word_hidden_states, a.word_mask, ones).item() > 1e-4
+    # rows without context contribute nothing, even when dropout makes the two passes differ
+    no_ctx = (~batch["has_context"]).float()
+    model.train()
+    d, e = model(**sent), model(**sent)
+    assert cl_kl_loss(model.crf, d.logits, e.logits, d.word_mask, 1 - no_ctx).item() > 0
+    assert cl_kl_loss(model.crf, d.logits, e.logits, d.word_mask, torch.zeros(8)).item() == 0.0
+
+
+def test_cl_kl_direction_temperature_and_detaching():
+    from modeling_clner import LinearChainCRF
+
+    torch.manual_seed(0)
+    crf = LinearChainCRF(5)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    ctx = torch.randn(2, 4, 5, requires_grad=True)
+    sent = torch.randn(2, 4, 5, requires_grad=True)
+    weight = torch.ones(2)
+    for temp in (1.0, 0.3):
+        p, q = crf.marginals(ctx, mask, temp), crf.marginals(sent, mask, temp)
+        forward_kl = ((p * (p.log() - q.log())).nan_to_num().sum(-1) * mask).sum() / 2
+        reverse_kl = ((q * (q.log() - p.log())).nan_to_num().sum(-1) * mask).sum() / 2
+        got = cl_kl_loss(crf, ctx, sent, mask, weight, temp)
+        assert got.item() == pytest.approx(forward_kl.item(), rel=1e-4)
+        assert abs(got.item() - reverse_kl.item()) > 1e-3  # it is KL(context || sentence), not the reverse
+    cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=True).backward()
+    assert ctx.grad is None and sent.grad.abs().sum() > 0
+    sent.grad = None
+    cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=False).backward()
+    assert ctx.grad.abs().sum() > 0 and sent.grad.abs().sum() > 0
+    h_ctx, h_sent = torch.randn(2, 4, 3, requires_grad=True), torch.randn(2, 4, 3, requires_grad=True)
+    cl_l2_loss(h_ctx, h_sent, mask, weight, detach_context=True).backward()
+    assert h_ctx.grad is None and h_sent.grad.abs().sum() > 0
+    expected = (((h_sent - h_ctx) ** 2).sum(-1) * mask).sum() / 2
+    assert cl_l2_loss(h_ctx, h_sent, mask, weight).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("views,cl", [("both", "kl"), ("both", "l2"), ("context", "kl"), ("sentence", "none")])
+def test_compute_loss_terms(features, labels, minilm_tokenizer, tmp_path, views, cl):
+    model = tiny_model(labels, dropout=0.0).eval()
+    cl_args = CLArguments(train_views=views, cl_loss=cl, nll_weight=0.5, nll_ext_weight=0.5, cl_weight=2.0)
+    trainer = CLNERTrainer(model=model, args=args_for(tmp_path), cl_args=cl_args)
+    batch = make_batch(features, minilm_tokenizer)
+    model.train()  # components are recorded in training mode; dropout is 0 so the views are deterministic
+    loss = trainer.compute_loss(model, batch)
+    terms = {k: v[-1] for k, v in trainer._components.items()}
+    sent, ctx = split_views(batch)
+    nll = model(**sent, labels=batch["labels"]).loss.item()
+    nll_ext = model(**ctx, labels=batch["labels"]).loss.item()
+    expected = {"both": {"loss_nll", "loss_nll_ext", "loss_cl"}, "context": {"loss_nll_ext"},
+                "sentence": {"loss_nll"}}[views]
+    assert set(terms) == expected and torch.isfinite(loss)
+    if "loss_nll" in terms:
+        assert terms["loss_nll"] == pytest.approx(nll, rel=1e-5)
+    if "loss_nll_ext" in terms:
+        assert terms["loss_nll_ext"] == pytest.approx(nll_ext, rel=1e-5)
+    weights = {"loss_nll": 0.5, "loss_nll_ext": 0.5, "loss_cl": 2.0}
+    assert loss.item() == pytest.approx(sum(weights[k] * v for k, v in terms.items()), rel=1e-5)
+    if "loss_cl" in terms:
+        assert terms["loss_cl"] > 0
+
+
+def test_unlabeled_rows_only_add_cl(features, labels, minilm_tokenizer, tmp_path):
+    model = tiny_model(labels, dropout=0.0)
+    trainer = CLNERTrainer(model=model, args=args_for(tmp_path), cl_args=CLArguments())
+    batch = make_batch(features, minilm_tokenizer)
+    labelled = torch.tensor([True, False, True, True, False, True, True, True])
+    partial = dict(batch, labels=batch["labels"].masked_fill(~labelled[:, None], -100))
+    trainer.compute_loss(model, partial)
+    got = trainer._components["loss_nll"][-1]
+    sent, _ = split_views(batch)
+    keep = {k: v[labelled] for k, v in sent.items()}
+    assert got == pytest.approx(model(**keep, labels=batch["labels"][labelled]).loss.item(), rel=1e-5)
+    trainer._components.clear()
+    unlabeled = dict(batch, labels=torch.full_like(batch["labels"], -100))
+    loss = trainer.compute_loss(model, unlabeled)
+    assert trainer._components["loss_nll"][-1] == 0.0 and loss.item() == pytest.approx(
+        trainer._components["loss_cl"][-1], rel=1e-5)
+
+
+def test_gradient_accumulation_matches_full_batch(features, labels, tmp_path, minilm_tokenizer):
+    """bs=8 in one step == bs=4 x 2 accumulation steps: same logged loss, same update (dropout off)."""
+    runs = []
+    for bs, ga in ((8, 1), (4, 2)):
+        model = tiny_model(labels, dropout=0.0)
+        args = args_for(tmp_path / f"{bs}", per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
+                        max_steps=1, learning_rate=1e-2, weight_decay=0.0, max_grad_norm=1e9)
+        trainer = CLNERTrainer(model=model, args=args, train_dataset=features["train"].select(range(8)),
+                               data_collator=CLNERDataCollator(minilm_tokenizer), cl_args=CLArguments())
+        trainer.train()
+        runs.append((trainer.state.log_history[0], model))
+    (log_a, model_a), (log_b, model_b) = runs
+    assert log_a["loss"] == pytest.approx(log_b["loss"], rel=1e-3)
+    for k in ("loss_nll", "loss_nll_ext", "loss_cl"):
+        assert k in log_a and k in log_b
+    for (name, p), (_, q) in zip(model_a.named_parameters(), model_b.named_parameters()):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_evaluate_reports_both_views_and_stitches_long_sentences(raw, labels, tmp_path, minilm_tokenizer):
+    import datasets
+
+    long_row = {"id": "long", "tokens": [f"w{i}" for i in range(600)], "tags": ["O"] * 600,
+                "context": ["a snippet"]}
+    rows = [dict(r) for r in raw["validation"].select(range(5))] + [long_row]
+    ds = datasets.Dataset.from_list(rows, features=raw["validation"].features)
+    label2id = {label: i for i, label in enumerate(labels)}
+    feats = preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=64)
+    assert len(feats) > len(ds)  # the long sentence became several windows
+    model = tiny_model(labels)
+    trainer = CLNERTrainer(model=model, args=args_for(tmp_path, per_device_eval_batch_size=3), eval_dataset=feats,
+                           data_collator=CLNERDataCollator(minilm_tokenizer), return_entity_level_metrics=True)
+    metrics = trainer.evaluate()
+    for view in ("sentence", "context"):
+        for k in ("precision", "recall", "f1", "accuracy"):
+            assert 0.0 <= metrics[f"eval_{view}_{k}"] <= 1.0
+    assert any(k.startswith("eval_context_") and k.endswith("_number") for k in metrics)
+    out = trainer.predict(feats)
+    views, gold = trainer.unpack_predictions(out.predictions, out.label_ids)
+    assert [len(g) for g in gold] == [len(r["tokens"]) for r in rows]
+    assert [len(p) for p in views["sentence"]] == [len(p) for p in views["context"]] == [len(g) for g in gold]
+    assert gold[-1] == [label2id["O"]] * 600
+
+
+def test_minilm_training_lowers_loss(minilm_dir, raw, labels, minilm_tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model = CLNERForTokenClassification.from_pretrained(str(minilm_dir), id2label=labels)
+    label2id = {label: i for i, label in enumerate(labels)}
+    feats = preprocess_dataset(raw["train"].select(range(24)), minilm_tokenizer, label2id, max_seq_length=48)
+    args = args_for(tmp_path, num_train_epochs=4, learning_rate=2e-4, per_device_train_batch_size=8,
+                    logging_steps=2)
+    trainer = CLNERTrainer(model=model, args=args, train_dataset=feats, data_collator=CLNERDataCollator(
+        minilm_tokenizer), cl_args=CLArguments(head_learning_rate=5e-3))
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) >= 5 and losses[-1] < 0.5 * losses[0], losses
+    # the emission layer and CRF have their own learning rate
+    assert sorted({g["initial_lr"] for g in trainer.optimizer.param_groups}) == [2e-4, 5e-3]
+
+
+def test_resume_from_checkpoint_continues(features, labels, tmp_path, minilm_tokenizer):
+    def make(max_steps):
+        model = tiny_model(labels)
+        args = args_for(tmp_path, max_steps=max_steps, save_strategy="steps", save_steps=2,
+                        per_device_train_batch_size=4)
+        return CLNERTrainer(model=model, args=args, train_dataset=features["train"].select(range(24)),
+                            data_collator=CLNERDataCollator(minilm_tokenizer), cl_args=CLArguments())
+
+    first = make(4)
+    first.train()
+    ckpt = tmp_path / "out" / "checkpoint-4"
+    assert ckpt.is_dir()
+    second = make(6)
+    second.train(resume_from_checkpoint=str(ckpt))
+    assert second.state.global_step == 6
+    steps = [h["step"] for h in second.state.log_history if "loss" in h]
+    assert steps[-2:] == [5, 6]
+
+
+def run_cli(args, nproc=1, timeout=300):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(REPO_ROOT / "run_ner_cl.py")] + args
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_port", "29533"] + cmd[1:] + ["--use_cpu", "--ddp_backend", "gloo"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory, minilm_dir):
+    path = tmp_path_factory.mktemp("tiny_encoder")
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(path)
+    AutoTokenizer.from_pretrained(str(minilm_dir)).save_pretrained(path)
+    return path
+
+
+def test_cli_train_two_processes_and_eval_matches_one_process(tiny_encoder_dir, tmp_path):
+    common = ["--validation_file", str(SAMPLE / "dev.txt"), "--max_seq_length", "64", "--report_to", "none",
+              "--save_strategy", "no", "--per_device_eval_batch_size", "7", "--seed", "5"]
+    trained = tmp_path / "trained"
+    # DDP training with two forward passes per step and CL-KL
+    run_cli(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
+             "--do_train", "--num_train_epochs", "2", "--learning_rate", "5e-3", "--per_device_train_batch_size",
+             "8", "--output_dir", str(trained), "--logging_steps", "1"] + common, nproc=2)
+    state = json.loads((trained / "trainer_state.json").read_text())
+    assert state["global_step"] == 16  # 120 rows / (2 processes x 8) per step x 2 epochs
+    assert all(k in state["log_history"][0] for k in ("loss_nll", "loss_nll_ext", "loss_cl"))
+    # evaluating the trained model: 40 rows in batches of 7 over 2 processes is uneven; no row is lost or doubled
+    results = []
+    for nproc in (1, 2):
+        out = tmp_path / f"eval{nproc}"
+        run_cli(["--model_name_or_path", str(trained), "--do_eval", "--output_dir", str(out)] + common,
+                nproc=nproc)
+        results.append(json.loads((out / "eval_results.json").read_text()))
+    one, two = results
+    for k in ("eval_sentence_f1", "eval_context_f1", "eval_sentence_accuracy", "eval_context_accuracy"):
+        assert one[k] == pytest.approx(two[k], abs=1e-9), k
+    assert one["eval_sentence_accuracy"] > 0
+
+
+def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
+    unlabeled = tmp_path / "unlabeled.jsonl"
+    unlabeled.write_text("\n".join(json.dumps({"tokens": ["Nokia", "phones", "rock"], "context": [
+        "Nokia is a Finnish telecommunications company ."]}) for _ in range(6)) + "\n")
+    out = tmp_path / "run"
+    proc = run_cli(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
+                    "--unlabeled_file", str(unlabeled), "--validation_file", str(SAMPLE / "dev.txt"),
+                    "--test_file", str(SAMPLE / "dev.txt"), "--do_train", "--do_eval", "--do_predict",
+                    "--max_train_samples", "16", "--num_train_epochs", "1", "--max_seq_length", "64",
+                    "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no"])
+    assert "dev F1 | sentence view (no context):" in proc.stdout
+    for name in ("train_results.json", "eval_results.json", "predict_results.json", "all_results.json",
+                 "predictions_sentence.txt", "predictions_context.txt", "model.safetensors", "modeling_clner.py"):
+        assert (out / name).exists(), name
+    assert json.loads((out / "train_results.json").read_text())["train_samples"] == 16 + 6
+    lines = [line.split("\t") for line in (out / "predictions_context.txt").read_text().splitlines() if line]
+    raw = load_ner_dataset({"dev": str(SAMPLE / "dev.txt")})["dev"]
+    assert len(lines) == sum(len(t) for t in raw["tokens"]) and all(len(x) == 3 for x in lines)
+    assert [x[0] for x in lines[: len(raw[0]["tokens"])]] == raw[0]["tokens"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_views"] == "both" and config["cl_loss"] == "kl" and config["trained_with_context"]
+
+
+def test_cli_rejects_unseen_dev_label(tiny_encoder_dir, tmp_path):
+    bad = tmp_path / "dev.conll"
+    bad.write_text("Acme\tB-org\nrocks\tO\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_ner_cl.py"), "--model_name_or_path",
+                           str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"), "--validation_file",
+                           str(bad), "--do_eval", "--output_dir", str(tmp_path / "o"), "--report_to", "none"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "B-org" in proc.stderr
