@@ -301,3 +301,30 @@ def test_cli_rejects_unseen_dev_label(tiny_encoder_dir, tmp_path):
                            str(bad), "--do_eval", "--output_dir", str(tmp_path / "o"), "--report_to", "none"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "B-org" in proc.stderr
+
+
+def test_bf16_autocast_training_step_is_finite(features, labels, tmp_path, minilm_tokenizer):
+    """Mixed precision where the device allows it (bf16 autocast on CPU): the CRF runs in float32 inside."""
+    model = tiny_model(labels)
+    args = args_for(tmp_path, bf16=True, max_steps=2, per_device_train_batch_size=4)
+    trainer = CLNERTrainer(model=model, args=args, train_dataset=features["train"].select(range(8)),
+                           data_collator=CLNERDataCollator(minilm_tokenizer), cl_args=CLArguments())
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert logs and all(torch.isfinite(torch.tensor(h["loss"])) for h in logs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**split_views(make_batch(features, minilm_tokenizer, 4))[1])
+        marg = model.crf.marginals(out.logits, out.word_mask)
+    assert marg.dtype == torch.float32 and torch.isfinite(marg).all()
+
+
+def test_yaml_config_is_parsed(tmp_path):
+    from run_ner_cl import parse_args
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("train_file: a.txt\noutput_dir: out\ncl_loss: l2\ncl_temperature: 0.3\nnll_weight: 0.5\n")
+    model_args, data_args, cl_args, training_args = parse_args([str(cfg)])
+    assert data_args.train_file == "a.txt" and cl_args.cl_loss == "l2" and cl_args.cl_temperature == 0.3
+    assert cl_args.nll_weight == 0.5 and training_args.output_dir == "out"
+    with pytest.raises(ValueError, match="cl_loss"):
+        CLArguments(cl_loss="js")

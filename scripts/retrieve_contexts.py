@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Retrieve CLNER external contexts for a dataset (thin CLI over `retrieval_clner.retrieve_contexts`).
+
+    python scripts/retrieve_contexts.py INPUT OUTPUT --backend {duckduckgo,bm25,document,random} [options]
+
+INPUT: a Hub dataset name, a `save_to_disk` directory, or a .conll/.txt (CoNLL or CLNER format), .json(l)
+or .parquet file. OUTPUT: a directory (`save_to_disk`), .parquet, .jsonl, or .txt/.conll (CLNER format).
+The provenance and any failures report are written next to the output. Finished queries are cached in
+sqlite (--cache), so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import retrieval_clner as rc  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", help="Hub dataset name, save_to_disk directory, or data file")
+    p.add_argument("output", help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)")
+    p.add_argument("--backend", required=True, choices=["duckduckgo", "bm25", "document", "random"],
+                   help="search source (duckduckgo needs internet; the others are local)")
+    g = p.add_argument_group("input / output")
+    g.add_argument("--split", help="split to process (default: all)")
+    g.add_argument("--input-format", choices=["conll", "clner", "json", "jsonl", "parquet"],
+                   help="force the input format")
+    g.add_argument("--output-format", choices=["disk", "parquet", "jsonl", "clner"],
+                   help="default: from the extension")
+    g.add_argument("--query-column", help="words or text column to search for (default: tokens / words)")
+    g = p.add_argument_group("backends")
+    g.add_argument("--corpus", help="bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)")
+    g.add_argument("--text-field", help="corpus field / column holding the text (default: text, or title+body)")
+    g.add_argument("--index-dir", help="bm25: where the index is saved and reused (default: <corpus>.bm25s)")
+    g.add_argument("--doc-column", default="doc_id", help="document: the column with document ids")
+    g.add_argument("--seed", type=int, default=0, help="random: sampling seed")
+    g.add_argument("--engine", default="duckduckgo", help="duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
+    g.add_argument("--region", default="us-en", help="duckduckgo: region")
+    g.add_argument("--timeout", type=float, default=10.0, help="duckduckgo: seconds per request")
+    g = p.add_argument_group("query, cleaning, re-ranking")
+    d = rc.RetrievalConfig()
+    g.add_argument("--num-results", type=int, default=d.num_results, help="snippets asked per query")
+    g.add_argument("--max-query-words", type=int, default=d.max_query_words)
+    g.add_argument("--near-duplicate", type=float, default=d.near_duplicate,
+                   help="word-set Jaccard threshold; <0 keeps near duplicates")
+    g.add_argument("--no-drop-self", action="store_true", help="keep snippets that repeat the sentence")
+    g.add_argument("--self-threshold", type=float, default=d.self_threshold,
+                   help="BERTScore F1 above which a snippet counts as the sentence itself")
+    g.add_argument("--no-rerank", action="store_true", help="keep the backend's order (no BERTScore)")
+    g.add_argument("--model", default=d.model, help="BERTScore encoder (Hub name or local path)")
+    g.add_argument("--layer", type=int, help="BERTScore layer (default: 17 for roberta-large, else the last)")
+    g.add_argument("--idf", action="store_true", help="idf-weighted BERTScore")
+    g.add_argument("--top-k", type=int, default=d.top_k, help="snippets kept at most")
+    g.add_argument("--budget", type=int, default=d.budget, help="context budget; <=0 for none")
+    g.add_argument("--budget-unit", choices=["words", "tokens"], default=d.budget_unit)
+    g = p.add_argument_group("politeness and resuming")
+    g.add_argument("--cache", default=str(rc.DEFAULT_CACHE_PATH), help="sqlite cache of finished queries")
+    g.add_argument("--min-interval", type=float, help="seconds between queries (default: the backend's)")
+    g.add_argument("--max-retries", type=int, default=d.max_retries)
+    g.add_argument("--backoff", type=float, default=d.backoff, help="first retry delay, doubled each retry")
+    g.add_argument("--num-proc", type=int, help="worker processes")
+    g.add_argument("--batch-size", type=int, help="rows per map batch")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    layer = args.layer if args.layer is not None else (rc.DEFAULT_LAYER if args.model == rc.DEFAULT_MODEL else None)
+    config = rc.RetrievalConfig(
+        num_results=args.num_results, max_query_words=args.max_query_words,
+        near_duplicate=args.near_duplicate if args.near_duplicate >= 0 else None,
+        drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
+        model=args.model, layer=layer, idf=args.idf, top_k=args.top_k,
+        budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
+        min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
+    )
+    backend_kwargs = {
+        "duckduckgo": dict(engine=args.engine, region=args.region, timeout=args.timeout),
+        "bm25": dict(corpus=args.corpus, index_dir=args.index_dir, text_field=args.text_field),
+        "random": dict(corpus=args.corpus, seed=args.seed, text_field=args.text_field),
+        "document": dict(doc_column=args.doc_column),
+    }[args.backend]
+    backend = args.backend
+    if args.backend in ("bm25", "random"):  # build once, shared by all splits
+        backend = rc.make_backend(args.backend, **backend_kwargs)
+        backend_kwargs = {}
+    dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
+    result = rc.retrieve_contexts(dataset, backend, config, cache_path=args.cache, query_column=args.query_column,
+                                  num_proc=args.num_proc, batch_size=args.batch_size, backend_kwargs=backend_kwargs)
+    result.provenance["input"] = args.input
+    out = rc.save_output(result.dataset, args.output, args.output_format, result.provenance, result.failures)
+    p = result.provenance
+    print(f"{p['rows']} rows, {p['rows_with_context']} with context, {len(result.failures)} failed -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

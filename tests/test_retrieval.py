@@ -1,0 +1,512 @@
+"""Tests of `retrieval_clner`: text cleaning, every backend, the retry / rate-limit / cache machinery, the
+kill-and-resume guarantee, BERTScore (against a brute-force reference and the `bert_score` package),
+outputs + CLI, and BM25 recall@10 of the released WNUT-17 dev contexts."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+datasets = pytest.importorskip("datasets")
+import data_clner  # noqa: E402
+import retrieval_clner as rc  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class RatelimitException(Exception):
+    """Same class name as the rate-limit errors of ddgs / duckduckgo_search."""
+
+
+class FakeSearch:
+    """A scripted search engine: `script[query]` lists what successive calls raise (None: answer normally);
+    every call is recorded in `calls`."""
+
+    def __init__(self, answers, script=None):
+        self.answers = answers
+        self.script = {q: list(v) for q, v in (script or {}).items()}
+        self.calls = []
+
+    def __call__(self, query, k):
+        self.calls.append(query)
+        plan = self.script.get(query)
+        if plan:
+            exc = plan.pop(0)
+            if exc is not None:
+                raise exc
+        return self.answers.get(query, [])[:k]
+
+
+def rows_ds(*sentences, **columns):
+    rows = [{"tokens": s.split(), **{c: v[i] for c, v in columns.items()}} for i, s in enumerate(sentences)]
+    return datasets.Dataset.from_list(rows)
+
+
+def fast(**kw):
+    """No re-ranking, tiny backoff: for tests of the search machinery."""
+    return rc.RetrievalConfig(**{"rerank": False, "backoff": 0.001, "min_interval": 0.0, **kw})
+
+
+@pytest.fixture(scope="module")
+def scorer(minilm_dir):
+    return rc.BERTScorer(minilm_dir, layer=4)
+
+
+# ------------------------------------------------------------------------------------------------ text
+def test_clean_text_detokenize_and_query():
+    raw = "Tom &amp;amp; Jerry <b>live</b>\u00a0at\n\n the  &quot;Zoo&quot;\u200b"
+    assert rc.clean_text(raw) == 'Tom & Jerry live at the "Zoo"'
+    assert rc.clean_text("a < b and c > d") == "a < b and c > d"  # not a tag
+    words = "trump is the Kremlin 's boy , ( really ) ! I do n't know".split()
+    assert rc.detokenize(words) == "trump is the Kremlin's boy, (really)! I don't know"
+    assert rc.build_query(words, max_words=4) == "trump is the Kremlin"
+    assert rc.build_query("  spaced   text &amp; more ", max_words=None) == "spaced text & more"
+
+
+def test_dedup_snippets_exact_and_near():
+    snippets = ["The red car won.", "the RED car won", "The red car won the race easily today",
+                "The red car won the race easily today!", "A blue boat sank", ""]
+    assert rc.dedup_snippets(snippets, near_threshold=None) == [snippets[0], snippets[2], snippets[4]]
+    # Jaccard("the red car won", "the red car won the race easily today") = 4/7 < 0.6 <= ...
+    assert rc.dedup_snippets(snippets, near_threshold=0.55) == [snippets[0], snippets[4]]
+    assert rc.dedup_snippets(snippets, near_threshold=0.6) == [snippets[0], snippets[2], snippets[4]]
+
+
+# --------------------------------------------------------------------------- retries, failures, rate limit
+def test_rate_limits_timeouts_backoff_and_failures_report(tmp_path, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(rc, "_sleep", sleeps.append)
+    queries = ("alpha one", "beta two", "gamma three", "delta four")
+    answers = {q: [f"{q} result {i}" for i in range(3)] for q in queries}
+    fake = FakeSearch(answers, script={
+        "alpha one": [RatelimitException("202 Ratelimit"), RatelimitException("202 Ratelimit"), None],
+        "beta two": [TimeoutError("read timed out")] * 10,
+        "delta four": [ValueError("bad response")],  # not transient: fails at once
+    })
+    ds = rows_ds("alpha one", "beta two", "gamma three", "delta four")
+    cfg = fast(max_retries=3, backoff=0.01, jitter=0.5)
+    res = rc.retrieve_contexts(ds, rc.CallableBackend(fake, name="fake"), cfg, cache_path=tmp_path / "c.sqlite")
+
+    assert fake.calls.count("alpha one") == 3 and fake.calls.count("beta two") == 4
+    assert fake.calls.count("gamma three") == 1 and fake.calls.count("delta four") == 1
+    # exponential backoff with jitter: attempt a waits backoff * 2**a * (1 + jitter * u), u in [0, 1)
+    alpha_sleeps, beta_sleeps = sleeps[:2], sleeps[2:5]
+    for waits in (alpha_sleeps, beta_sleeps):
+        for a, wait in enumerate(waits):
+            assert 0.01 * 2**a <= wait < 0.01 * 2**a * 1.5
+    assert len(sleeps) == 5
+    contexts = res.dataset["context"]
+    assert contexts[0] == answers["alpha one"] and contexts[2] == answers["gamma three"]
+    assert contexts[1] == [] and contexts[3] == []
+    assert all(math.isnan(s) for s in res.dataset["context_scores"][0])
+    failures = {f["index"]: f for f in res.failures}
+    assert set(failures) == {1, 3}
+    assert failures[1]["attempts"] == 4 and "TimeoutError" in failures[1]["error"]
+    assert failures[1]["query"] == "beta two"
+    assert failures[3]["attempts"] == 1 and "bad response" in failures[3]["error"]
+    assert res.provenance["failures"] == 2 and res.provenance["rows_with_context"] == 2
+
+    # the re-run retries only the failed rows (now healthy); finished ones come from the cache
+    healthy = FakeSearch(answers)
+    again = rc.retrieve_contexts(ds, rc.CallableBackend(healthy, name="fake"), cfg, cache_path=tmp_path / "c.sqlite")
+    assert sorted(healthy.calls) == ["beta two", "delta four"]
+    assert again.failures == [] and all(again.dataset["context"])
+
+
+def test_consecutive_failures_stop_the_run_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(rc, "_sleep", lambda s: None)
+    fake = FakeSearch({}, script={q: [ConnectionError("unreachable")] * 10 for q in ("a", "b", "c")})
+    config = fast(max_retries=1, max_consecutive_failures=2)
+    retriever = rc.ContextRetriever(fake, config, cache_path=tmp_path / "c.sqlite")
+    with pytest.raises(rc.RetrievalError, match="2 queries failed in a row.*ConnectionError"):
+        retriever.retrieve_batch(["a", "b", "c"])
+    assert fake.calls == ["a", "a", "b", "b"]
+
+
+def test_rate_limit_spaces_queries(tmp_path):
+    stamps = []
+    backend = rc.CallableBackend(lambda q, k: stamps.append(time.monotonic()) or [q], name="clock")
+    retriever = rc.ContextRetriever(backend, fast(min_interval=0.05, jitter=0.0), cache_path=tmp_path / "c.sqlite")
+    retriever.retrieve_batch([f"query {i}" for i in range(4)])
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert len(stamps) == 4 and min(gaps) >= 0.045
+
+
+def test_cache_keys_separate_search_and_rerank_parameters(tmp_path):
+    answers = {"alpha one": ["first snippet here", "second snippet here", "third snippet here"]}
+    fake = FakeSearch(answers)
+    backend = rc.CallableBackend(fake, name="fake")
+    cache = tmp_path / "c.sqlite"
+    first = rc.ContextRetriever(backend, fast(num_results=3), cache_path=cache).retrieve(["alpha", "one"])
+    assert first[0] == answers["alpha one"] and fake.calls == ["alpha one"]
+    again = rc.ContextRetriever(backend, fast(num_results=3), cache_path=cache).retrieve(["alpha", "one"])
+    assert again[0] == first[0] and len(again[1]) == 3 and all(map(math.isnan, again[1]))  # NaN: not re-ranked
+    assert len(fake.calls) == 1  # re-run: cache hit
+    top1 = rc.ContextRetriever(backend, fast(num_results=3, top_k=1), cache_path=cache).retrieve(["alpha", "one"])
+    assert top1[0] == answers["alpha one"][:1] and len(fake.calls) == 1  # new packing, same search results
+    rc.ContextRetriever(backend, fast(num_results=2), cache_path=cache).retrieve(["alpha", "one"])
+    assert len(fake.calls) == 2  # another search parameter: searched again
+    rc.ContextRetriever(rc.CallableBackend(fake, name="fake", version="2"), fast(num_results=3),
+                        cache_path=cache).retrieve(["alpha", "one"])
+    assert len(fake.calls) == 3  # a new plug-in version invalidates its entries
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    import datasets, retrieval_clner as rc
+    log, cache, out, kill_at = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+    def search(query, k):
+        with open(log, "a") as f:
+            f.write(query + "\\n")
+        with open(log) as f:
+            if sum(1 for _ in f) == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return [f"{query} snippet {i}" for i in range(k)]
+
+    ds = datasets.Dataset.from_list([{"tokens": ["sentence", str(i)]} for i in range(12)])
+    cfg = rc.RetrievalConfig(rerank=False, num_results=2, min_interval=0.0)
+    res = rc.retrieve_contexts(ds, rc.CallableBackend(search, name="fake"), cfg, cache_path=cache, batch_size=4)
+    res.dataset.save_to_disk(out)
+""")
+
+
+def test_sigkill_midway_and_resume_requeries_nothing_finished(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(KILL_SCRIPT)
+    log, cache, out = tmp_path / "calls.log", tmp_path / "cache.sqlite", tmp_path / "out"
+    env = {**os.environ, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    run = lambda kill_at: subprocess.run(  # noqa: E731
+        [sys.executable, str(script), str(REPO_ROOT), str(log), str(cache), str(out), str(kill_at)],
+        env=env, capture_output=True, text=True, timeout=120)
+    first = run(6)  # killed inside the 6th query (second map batch): queries 1-5 finished
+    assert first.returncode == -9, first.stderr
+    assert not out.exists()
+    first_calls = log.read_text().splitlines()
+    assert first_calls == [f"sentence {i}" for i in range(6)]
+    second = run(0)
+    assert second.returncode == 0, second.stderr
+    resumed = log.read_text().splitlines()[len(first_calls):]
+    assert resumed == [f"sentence {i}" for i in range(5, 12)]  # only the killed query and the rest
+    result = datasets.load_from_disk(str(out))
+    assert result["context"] == [[f"sentence {i} snippet {j}" for j in range(2)] for i in range(12)]
+
+
+class PidLoggingSearch(FakeSearch):
+    """FakeSearch that also appends the id of the process answering to a file."""
+
+    def __init__(self, answers, log, **kw):
+        super().__init__(answers, **kw)
+        self.log = str(log)
+
+    def __call__(self, query, k):
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return super().__call__(query, k)
+
+
+def test_num_proc_workers_share_cache_and_failures(tmp_path):
+    answers = {f"row {i}": [f"snippet {i} a", f"snippet {i} b"] for i in range(8)}
+    fake = PidLoggingSearch(answers, tmp_path / "pids", script={"row 5": [ValueError("broken")]})
+    ds = rows_ds(*answers)
+    res = rc.retrieve_contexts(ds, rc.CallableBackend(fake, name="fake"), fast(), cache_path=tmp_path / "c.sqlite",
+                               num_proc=2, batch_size=2)
+    pids = set((tmp_path / "pids").read_text().split())
+    assert len(pids) == 2 and str(os.getpid()) not in pids  # two worker processes did the searching
+    assert res.dataset["context"] == [answers[q] if q != "row 5" else [] for q in answers]
+    assert [f["index"] for f in res.failures] == [5]
+
+
+# ----------------------------------------------------------------------------------------------- backends
+def test_bm25_backend_persists_and_reuses_index(tmp_path):
+    corpus = FIXTURES / "corpus.txt"
+    lines = corpus.read_text().splitlines()
+    index = tmp_path / "index"
+    built = rc.BM25Backend(corpus, index_dir=index)
+    assert not built.loaded_from_disk and (index / "clner_fingerprint.json").exists()
+    reused = rc.BM25Backend(corpus, index_dir=index)
+    assert reused.loaded_from_disk
+    hits = reused.search("who scored twice for Riverside United", 3)
+    assert hits[0] == lines[7] and len(hits) <= 3
+    assert reused.search_batch(["where is the Cadder Hill observatory", "zzzz qqqq"], 5) == [
+        built.search("where is the Cadder Hill observatory", 5), []]
+    assert reused.search("where is the Cadder Hill observatory", 5)[0] == lines[17]
+    changed = tmp_path / "changed.txt"
+    changed.write_text("\n".join(lines[:5]))
+    assert not rc.BM25Backend(changed, index_dir=index).loaded_from_disk  # new corpus: rebuilt, not stale
+
+
+def test_corpus_formats_load_the_same_snippets(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = rc.load_corpus(FIXTURES / "corpus.txt")
+    assert len(lines) == 20 and rc.load_corpus(FIXTURES / "corpus.jsonl") == lines
+    pq.write_table(pa.table({"text": lines}), tmp_path / "corpus.parquet")
+    assert rc.load_corpus(tmp_path / "corpus.parquet") == lines
+    (tmp_path / "results.jsonl").write_text(json.dumps({"title": "A &amp; B", "body": "the <i>body</i>"}) + "\n")
+    assert rc.load_corpus(tmp_path / "results.jsonl") == ["A & B - the body"]
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"text": broken\n')
+    with pytest.raises(rc.RetrievalError, match=r"bad\.jsonl:2: invalid JSON"):
+        rc.load_corpus(tmp_path / "bad.jsonl")
+
+
+def test_random_backend_is_seeded_and_draws_from_the_corpus():
+    corpus = rc.load_corpus(FIXTURES / "corpus.txt")
+    a, b = rc.RandomBackend(corpus, seed=1), rc.RandomBackend(corpus, seed=2)
+    draw = a.search("some query", 5)
+    assert len(draw) == 5 == len(set(draw)) and set(draw) <= set(corpus)
+    assert a.search("some query", 5) == draw and rc.RandomBackend(corpus, seed=1).search("some query", 5) == draw
+    assert b.search("some query", 5) != draw and a.search("other query", 5) != draw
+    assert a.params() != b.params()
+
+
+def test_document_backend_gives_neighbours_of_the_same_document(tmp_path):
+    sentences = ["doc one first", "doc one second", "doc one third", "doc one fourth",
+                 "doc two first", "doc two second"]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"tokens": s.split(), "doc_id": d}) + "\n"
+                            for s, d in zip(sentences, "aaaabb")))
+    ds = rc.load_input(path, split="train")  # jsonl: read by datasets, every column kept
+    cache = tmp_path / "c.sqlite"
+    res = rc.retrieve_contexts(ds, "document", fast(num_results=3, near_duplicate=None), cache_path=cache)
+    ctx = res.dataset["context"]
+    assert ctx[1] == [sentences[0], sentences[2], sentences[3]]  # nearest first, previous before next
+    assert ctx[3] == [sentences[2], sentences[1], sentences[0]]
+    assert ctx[4] == [sentences[5]] and ctx[5] == [sentences[4]]
+    with pytest.raises(rc.RetrievalError, match="no 'doc' column"):
+        rc.retrieve_contexts(ds, "document", fast(), cache_path=cache, backend_kwargs={"doc_column": "doc"})
+
+
+def test_duckduckgo_backend_uses_ddgs_title_and_body(monkeypatch, tmp_path):
+    ddgs = pytest.importorskip("ddgs")
+    from ddgs.exceptions import DDGSException
+    seen = []
+
+    class FakeDDGS:
+        def __init__(self, proxy=None, timeout=None):
+            seen.append(("init", timeout))
+
+        def text(self, query, **kwargs):
+            seen.append((query, kwargs))
+            if query == "blocked":
+                raise RatelimitException("https://html.duckduckgo.com 202 Ratelimit")
+            if query == "nothing":
+                raise DDGSException("No results found.")
+            if query == "dns":
+                raise DDGSException("DNSError: no records found")
+            return [{"title": "Trump &amp; the Kremlin", "href": "https://x",
+                     "body": "Is <b>Trump</b> the  Kremlin's boy?"},
+                    {"title": "Second", "href": "https://y", "body": "Another body."}]
+
+    monkeypatch.setattr(ddgs, "DDGS", FakeDDGS)
+    backend = rc.DuckDuckGoBackend(timeout=3)
+    assert backend.package == "ddgs"
+    assert backend.search("trump kremlin", 5) == ["Trump &amp; the Kremlin - Is <b>Trump</b> the  Kremlin's boy?",
+                                                  "Second - Another body."]
+    assert seen[0] == ("init", 3) and seen[1][1]["backend"] == "duckduckgo" and seen[1][1]["max_results"] == 5
+    with pytest.raises(RatelimitException):
+        backend.search("blocked", 5)
+    assert backend.search("nothing", 5) == []
+    with pytest.raises(rc.RetryableError, match="DNSError"):
+        backend.search("dns", 5)
+    monkeypatch.setattr(backend, "check", lambda: None)
+    ctx, _ = rc.ContextRetriever(backend, fast(), cache_path=tmp_path / "c.sqlite").retrieve(["trump", "kremlin"])
+    assert ctx == ["Trump & the Kremlin - Is Trump the Kremlin's boy?", "Second - Another body."]
+
+
+def test_unreachable_network_fails_fast_with_a_clear_error(tmp_path, monkeypatch):
+    for var in ("DDGS_PROXY", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    backend = rc.DuckDuckGoBackend(check_host="search.invalid", timeout=2)
+    retriever = rc.ContextRetriever(backend, fast(), cache_path=tmp_path / "c.sqlite")
+    started = time.monotonic()
+    with pytest.raises(rc.NetworkUnavailableError, match="cannot reach search.invalid:443"):
+        retriever.retrieve(["hello", "world"])
+    assert time.monotonic() - started < 10
+
+
+# ---------------------------------------------------------------------------------------------- BERTScore
+def brute_force_bertscore(scorer, cand, ref, idf=None):
+    """BERTScore by explicit loops over tokens (the definition, no batching or masking)."""
+    (c_ids, c_emb), (r_ids, r_emb) = scorer.embed([cand, ref])
+    weight = lambda t: 0.0 if t in scorer._specials else (idf[t] if idf else 1.0)  # noqa: E731
+    cos = [[float(c_emb[i] @ r_emb[j]) for j in range(len(r_ids))] for i in range(len(c_ids))]
+    p = sum(weight(c_ids[i]) * max(cos[i]) for i in range(len(c_ids))) / sum(map(weight, c_ids))
+    r = sum(weight(r_ids[j]) * max(row[j] for row in cos) for j in range(len(r_ids))) / sum(map(weight, r_ids))
+    return p, r, 2 * p * r / (p + r)
+
+
+PAIRS = [("the cat sat on the mat", "a cat was sitting on a mat"),
+         ("Trump is the Kremlin's boy?", "Is Trump the Kremlin's boy? Opinion piece"),
+         ("Empire State Building = ESB", "The Empire State Building is one of New York's most loved sights."),
+         ("zxq plorf", "hello there")]
+
+
+@pytest.mark.parametrize("use_idf", [False, True])
+def test_bertscore_matches_brute_force(scorer, use_idf):
+    refs = [r for _, r in PAIRS]
+    idf = scorer.idf_dict(refs) if use_idf else None
+    p, r, f = scorer.score([c for c, _ in PAIRS], refs, idf=idf if use_idf else False)
+    for i, (cand, ref) in enumerate(PAIRS):
+        expected = brute_force_bertscore(scorer, cand, ref, idf)
+        assert (p[i].item(), r[i].item(), f[i].item()) == pytest.approx(expected, abs=1e-5)
+
+
+def test_bertscore_embeddings_are_the_chosen_layer(scorer, minilm_dir):
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(minilm_dir)).eval()
+    texts = ["short one", "a considerably longer sentence, padded less than the short one"]
+    embedded = scorer.embed(texts)  # batched together: the short one is padded
+    for text, (ids, emb) in zip(texts, embedded):
+        with torch.no_grad():
+            hidden = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[4][0]
+        assert torch.allclose(emb, torch.nn.functional.normalize(hidden, dim=-1), atol=1e-5)
+    assert scorer.model.config.num_hidden_layers == 4  # the unused top layers were cut off
+
+
+@pytest.mark.parametrize("use_idf", [False, True])
+def test_bertscore_agrees_with_bert_score_package(scorer, minilm_dir, use_idf):
+    bert_score = pytest.importorskip("bert_score")
+    cands, refs = [c for c, _ in PAIRS], [r for _, r in PAIRS]
+    ours = scorer.score(cands, refs, idf=use_idf)
+    theirs = bert_score.score(cands, refs, model_type=str(minilm_dir), num_layers=4, idf=use_idf, batch_size=3)
+    for a, b in zip(ours, theirs):
+        assert (a - b).abs().max().item() < 1e-4
+
+
+def test_bertscore_empty_strings_score_zero(scorer):
+    p, r, f = scorer.score(["", "some words"], ["some words", "   "])
+    assert p.tolist() == r.tolist() == f.tolist() == [0.0, 0.0]
+
+
+def test_byte_level_bpe_gets_a_prefix_space(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>", "<pad>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(rc.load_corpus(FIXTURES / "corpus.txt"), trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 1)])
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                 sep_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    hf.save_pretrained(tmp_path)
+    ids = rc.BERTScorer(tmp_path).tokenize(["the bridge", ""])
+    assert ids[0] == hf(" the bridge")["input_ids"] != hf("the bridge")["input_ids"]
+    assert ids[1] == [0, 1]
+
+
+# ------------------------------------------------------------------------------------- cleaning + ranking
+QUERY = "Marta Oyelaran plays piano in Lagos tonight"
+SNIPPETS = [
+    "Marta Oyelaran plays piano in Lagos tonight!",  # the query itself
+    "The city council approved a plan to plant street trees.",
+    "Marta Oyelaran is a jazz pianist from Lagos.",
+    "MARTA OYELARAN is a jazz pianist from Lagos!!",  # exact duplicate
+    "Tickets for the Lagos jazz night with Marta Oyelaran are on sale now",
+    "Marta &amp; the <b>band</b> played in Lagos",
+]
+
+
+def test_rerank_orders_by_bertscore_and_packs_to_budget(scorer, tmp_path):
+    backend = rc.CallableBackend(lambda q, k: SNIPPETS, name="fixed")
+
+    def run(**kw):
+        config = rc.RetrievalConfig(model="unused", **kw)
+        return rc.ContextRetriever(backend, config, cache_path=tmp_path / "c.sqlite", scorer=scorer).retrieve(QUERY)
+
+    ctx, scores = run(self_threshold=1.0)
+    assert len(ctx) == 4 and "Marta & the band played in Lagos" in ctx  # self, duplicate gone; cleaned
+    assert scores == sorted(scores, reverse=True)
+    direct = scorer.greedy_match(*scorer.embed([QUERY]), scorer.embed(ctx))[2].tolist()
+    assert scores == pytest.approx(direct, abs=1e-5)
+    assert ctx[-1] == SNIPPETS[1]  # the unrelated snippet ranks last
+
+    # BERTScore self-match: everything above the threshold counts as the query itself
+    cut = (scores[0] + scores[1]) / 2
+    assert run(self_threshold=cut)[0] == ctx[1:]
+    assert run(drop_self=False, self_threshold=cut)[0][1:] == ctx  # switch off: the exact copy is back, on top
+
+    words = [len(s.split()) for s in ctx]
+    assert run(self_threshold=1.0, budget=words[0] + words[1])[0] == ctx[:2]
+    assert run(self_threshold=1.0, budget=words[0] + words[1] - 1)[0] == ctx[:1]
+    assert run(self_threshold=1.0, budget=1)[0] == ctx[:1]  # the best snippet is always kept
+    assert run(self_threshold=1.0, top_k=3, budget=None)[0] == ctx[:3]
+    tokens = [len(ids) - 2 for ids in scorer.tokenize(ctx)]
+    assert run(self_threshold=1.0, budget_unit="tokens", budget=sum(tokens[:3]))[0] == ctx[:3]
+    assert run(self_threshold=1.0, budget_unit="tokens", budget=sum(tokens[:3]) - 1)[0] == ctx[:2]
+
+    ctx_idf, scores_idf = run(self_threshold=1.0, idf=True)
+    idf = scorer.idf_dict([QUERY, *rc.dedup_snippets(map(rc.clean_text, SNIPPETS[1:]))])
+    assert scores_idf == pytest.approx(
+        scorer.greedy_match(*scorer.embed([QUERY]), scorer.embed(ctx_idf), idf)[2].tolist(), abs=1e-5)
+    assert scores_idf != pytest.approx(scores, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_num_proc_rerank_matches_single_process(scorer, tmp_path):
+    """Workers reload the encoder (it is not pickled) and rank exactly as the parent does."""
+    ds = datasets.Dataset.from_list(data_clner.read_conll(FIXTURES / "sentences.conll"))
+    backend = rc.BM25Backend(FIXTURES / "corpus.txt", index_dir=tmp_path / "index")
+    config = rc.RetrievalConfig(model=str(scorer.model_name_or_path), layer=4, top_k=3)
+    one = rc.retrieve_contexts(ds, backend, config, cache_path=tmp_path / "a.sqlite", scorer=scorer).dataset
+    two = rc.retrieve_contexts(ds, backend, config, cache_path=tmp_path / "b.sqlite", scorer=scorer, num_proc=2,
+                               batch_size=3).dataset
+    assert two["context"] == one["context"]
+    for a, b in zip(two["context_scores"], one["context_scores"]):
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ outputs + CLI
+def test_cli_bm25_rerank_outputs_and_provenance(tmp_path, minilm_dir):
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import retrieve_contexts as cli
+    finally:
+        sys.path.pop(0)
+    common = [str(FIXTURES / "sentences.conll"), "--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"),
+              "--index-dir", str(tmp_path / "index"), "--model", str(minilm_dir), "--layer", "4", "--top-k", "2",
+              "--cache", str(tmp_path / "cache.sqlite")]
+    assert cli.main([common[0], str(tmp_path / "out.parquet"), *common[1:]]) == 0
+    out = datasets.Dataset.from_parquet(str(tmp_path / "out.parquet"))
+    sentences = data_clner.read_conll(FIXTURES / "sentences.conll")
+    assert out["tokens"] == [r["tokens"] for r in sentences] and out["tags"] == [r["tags"] for r in sentences]
+    assert "Oyelaran" in out[0]["context"][0] and "Vellek" in out[1]["context"][0]
+    assert "Quillbrook" in out[2]["context"][0] and "underpass" in out[3]["context"][0]
+    assert all(len(c) <= 2 and len(c) == len(s) for c, s in zip(out["context"], out["context_scores"]))
+    provenance = json.loads((tmp_path / "out.parquet.provenance.json").read_text())
+    assert provenance["backend"] == "bm25" and provenance["packages"]["bm25s"] and provenance["date"]
+    assert provenance["config"]["top_k"] == 2 and provenance["rows"] == len(sentences)
+
+    for name in ("out.txt", "out.jsonl", "out_dir"):  # same run: cache hits, written in every format
+        assert cli.main([common[0], str(tmp_path / name), *common[1:]]) == 0
+    assert [r["context"] for r in data_clner.read_clner(tmp_path / "out.txt")] == out["context"]
+    assert datasets.Dataset.from_json(str(tmp_path / "out.jsonl"))["context"] == out["context"]
+    saved = datasets.load_from_disk(str(tmp_path / "out_dir"))["train"]
+    assert saved["context"] == out["context"]
+    assert json.loads(saved.info.description)["clner_retrieval"]["backend"] == "bm25"
+    assert (tmp_path / "out_dir" / "retrieval_provenance.json").exists()
+
+
+# --------------------------------------------------------------------------------------- real WNUT-17 data
+def test_bm25_recall_at_10_of_released_wnut_dev_contexts(wnut_dir):
+    rows = data_clner.read_clner(wnut_dir / "dev.context.txt")
+    with_context = sum(1 for r in rows if r["context"])
+    at10 = rc.self_retrieval_recall(rows, k=10)
+    at1 = rc.self_retrieval_recall(rows, k=1)
+    print(f"WNUT-17 dev BM25 self-retrieval: recall@1 {at1['recall']:.3f}, recall@10 {at10['recall']:.3f}")
+    assert at10["queries"] == with_context > 900
+    assert at10["corpus_size"] <= sum(len(r["context"]) for r in rows)
+    assert 0.5 < at10["recall"] <= 1.0 and at1["recall"] <= at10["recall"]
