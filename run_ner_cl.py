@@ -195,6 +195,10 @@ def main(argv=None):
             features["train"] = datasets.concatenate_datasets([features["train"], unlabeled]).shuffle(
                 seed=training_args.seed)
 
+    # clner publishes itself (safetensors, remote code, pipeline, card); the Trainer's own upload of output_dir at
+    # every save would also send pickles and no remote-code pipeline
+    push = training_args.push_to_hub
+    training_args.push_to_hub = False
     trainer = CLNERTrainer(
         model=model,
         args=training_args,
@@ -249,19 +253,15 @@ def main(argv=None):
     if trainer.is_world_process_zero():
         with open(Path(training_args.output_dir) / "run_config.json", "w") as f:
             json.dump({"model": asdict(model_args), "data": asdict(data_args), "cl": asdict(cl_args)}, f, indent=2)
-        publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw)
+        publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push)
     return all_metrics
 
 
-def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw) -> None:
-    """Write the model card (and upload the folder with --push_to_hub)."""
-    try:
-        import model_card_clner
-    except ImportError:  # the Hub module is optional for training
-        return
-    publish_run = getattr(model_card_clner, "publish_from_run", None)
-    if publish_run is not None:
-        publish_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw)
+def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push) -> None:
+    """Write the Hub folder into output_dir (model card, remote code, pipeline) and upload it with --push_to_hub."""
+    from model_card_clner import publish_from_run
+
+    publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push=push)
 
 
 if __name__ == "__main__":

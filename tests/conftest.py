@@ -52,3 +52,16 @@ def tiny_bert_config(**overrides):
     )
     kwargs.update(overrides)
     return BertConfig(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, minilm_dir):
+    """A saved 2-layer BERT encoder with the MiniLM tokenizer: a stand-in for a Hub checkpoint in CLI tests."""
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    path = tmp_path_factory.mktemp("tiny_encoder")
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(path)
+    AutoTokenizer.from_pretrained(str(minilm_dir)).save_pretrained(path)
+    return path

@@ -35,7 +35,7 @@ def random_batch(bsz, seq_len, num_tags, seed=0, lengths=None):
 def brute_force(crf, emissions, mask):
     """Score every path of every row: returns per row a dict path -> score (constrained moves give -inf)."""
     with torch.no_grad():
-        start, trans, end = crf._scores(torch.float64)
+        start, trans, end = (x.detach() for x in crf._scores(torch.float64))
     out = []
     for b in range(emissions.shape[0]):
         n = int(mask[b].sum())

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO_ROOT, tiny_bert_config
-from transformers import AutoTokenizer, BertModel, TrainingArguments
+from transformers import TrainingArguments
 
 from data_clner import CLNERDataCollator, get_label_list, load_ner_dataset, preprocess_dataset
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
@@ -234,15 +234,6 @@ def run_cli(args, nproc=1, timeout=300):
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
     return proc
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder_dir(tmp_path_factory, minilm_dir):
-    path = tmp_path_factory.mktemp("tiny_encoder")
-    torch.manual_seed(0)
-    BertModel(tiny_bert_config()).save_pretrained(path)
-    AutoTokenizer.from_pretrained(str(minilm_dir)).save_pretrained(path)
-    return path
 
 
 def test_cli_train_two_processes_and_eval_matches_one_process(tiny_encoder_dir, tmp_path):

@@ -1,0 +1,566 @@
+"""`CLNERTokenClassificationPipeline`: named entities from a CLNER model, decoded by Viterbi, scored by CRF marginals.
+
+Registered under the task name ``"clner-token-classification"`` (and written into a saved model's
+``config.custom_pipelines`` by `model_card_clner.save_for_hub`), so a published model works with one line::
+
+    from transformers import pipeline
+    ner = pipeline(model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True)
+    ner("Stabilized approach or not ? That ´ s insane and good .")
+    ner("Justin Bieber lands in Paris", context=["Justin Bieber is a Canadian singer ...", "..."])
+    ner(["first text", "second text"], batch_size=8)
+    ner(["Barack", "Obama", "visits", "Kenya"], is_split_into_words=True)
+    ner({"tokens": ["Barack", "Obama"], "context": ["snippet", "snippet"]})
+    ner("Barack Obama visits Kenya", retrieve=True, retriever=my_search)  # live retrieval
+
+Each input gives a list of entities ``{"entity_group", "score", "word", "start", "end", "word_span",
+"context_used"[, "note"]}``: labels come from the CRF's Viterbi path (never a per-word argmax, so the tagging scheme's
+constraints hold), ``score`` is the mean CRF marginal p(y_t = Viterbi tag | x) over the entity's words, ``start`` /
+``end`` are character offsets into the input text (for pre-split words: into ``" ".join(words)``) and ``word_span``
+the ``[first, last + 1)`` word indices. ``context_used`` says whether the context view ran; when it did not (no
+context given, retrieval off, failed or empty, or no room for the context) ``note`` says why, and a warning is issued
+when a context or retrieval was asked for. ``return_details=True`` gives, per input, a dict with the entities, the
+words, their tags and scores, the context used and the note, also for inputs without entities.
+
+Long inputs are split into overlapping windows by `modeling_clner.encode_example` and stitched back, as
+`CLNERForTokenClassification.predict` does, so the pipeline and ``predict`` agree word for word.
+
+This file is uploaded to the Hub next to ``modeling_clner.py``: it imports the modeling code relatively when it runs
+as a Hub dynamic module and absolutely when this project is importable, and loads ``retrieval_clner`` (live
+retrieval) only when asked, so that the pipeline works on the Hub without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import warnings
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import AutoModelForTokenClassification, AutoTokenizer, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
+
+try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py
+    from .modeling_clner import CLNERForTokenClassification, encode_example
+except ImportError:  # this project on the path
+    from modeling_clner import CLNERForTokenClassification, encode_example
+
+__all__ = [
+    "TASK",
+    "CLNERTokenClassificationPipeline",
+    "clner_pipeline",
+    "custom_pipelines_config",
+    "group_entities",
+    "split_words",
+]
+
+TASK = "clner-token-classification"
+_UNSET = object()
+
+# URLs, @mentions / #hashtags, words with inner apostrophes, hyphens, dots or ampersands, then any other single
+# non-space character (punctuation, emoji): close to how CoNLL / WNUT data are tokenized.
+_WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['\u2019\-.&]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Split raw text into `(word, start, end)` character spans (the pipeline's default word splitter)."""
+    return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+def _whitespace_words(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    """`'B-person'` -> `('B', 'person')`, `'O'` -> `('O', '')`; BILOU prefixes read as BIOES (L = E, U = S)."""
+    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIESLU":
+        return {"L": "E", "U": "S"}.get(tag[0], tag[0]), tag[2:]
+    return "O", ""
+
+
+def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entity spans `(type, start, end)` (word indices, end exclusive) of a BIO / BIOES tag sequence.
+
+    Lenient like seqeval: an `I-`/`E-` tag that does not continue an open entity of its type starts a new one
+    (this can only happen where windows of a very long input were stitched together).
+    """
+    spans: list[tuple[str, int, int]] = []
+    cur: Optional[list] = None
+    for i, tag in enumerate(tags):
+        prefix, etype = _split_tag(tag)
+        if prefix == "O":
+            if cur:
+                spans.append(tuple(cur))
+            cur = None
+            continue
+        if prefix in ("B", "S") or cur is None or cur[0] != etype:
+            if cur:
+                spans.append(tuple(cur))
+            cur = [etype, i, i + 1]
+        else:
+            cur[2] = i + 1
+        if prefix in ("E", "S"):
+            spans.append(tuple(cur))
+            cur = None
+    if cur:
+        spans.append(tuple(cur))
+    return spans
+
+
+def custom_pipelines_config() -> dict:
+    """The `config.custom_pipelines` entry that makes `pipeline(model=repo, trust_remote_code=True)` build this
+    pipeline from the repository's `pipeline_clner.py`."""
+    return {
+        TASK: {
+            "impl": f"pipeline_clner.{CLNERTokenClassificationPipeline.__name__}",
+            "pt": ["AutoModelForTokenClassification"],
+            "type": "text",
+        }
+    }
+
+
+class _CallableRetriever:
+    """Adapts a plain `fn(query, k) -> list[str | {"title", "body"}]` search function (no re-ranking)."""
+
+    def __init__(self, fn: Callable, k: int = 10):
+        self.fn, self.k = fn, k
+
+    @staticmethod
+    def query_of(words: Sequence[str] | str) -> str:
+        return words if isinstance(words, str) else " ".join(words)
+
+    def retrieve_batch(self, queries: Sequence[str], indices=None):
+        out = []
+        for q in queries:
+            snippets = []
+            for r in self.fn(q, self.k) or []:
+                if isinstance(r, dict):
+                    r = " ".join(str(r[key]) for key in ("title", "body", "text", "snippet") if r.get(key))
+                r = " ".join(str(r).split())
+                if r:
+                    snippets.append(r)
+            out.append((snippets, [float("nan")] * len(snippets)))
+        return out
+
+
+class CLNERTokenClassificationPipeline(Pipeline):
+    """Named entities from a `CLNERForTokenClassification`, optionally with an external context per sentence.
+
+    Call arguments (also accepted, as defaults, by the constructor / `transformers.pipeline(...)`):
+        context: for one input, its snippets (a list of strings or one string); for a batch, one entry per input (a
+            single string is used for every input). Inputs given as dicts may carry their own ``"context"``.
+        retrieve: retrieve a context for every input that has none, with `retriever`.
+        retriever: a `retrieval_clner.ContextRetriever` (or anything with `retrieve_batch(queries)` and
+            `query_of(words)`), a `retrieval_clner` backend or backend name (wrapped in a `ContextRetriever`), or a
+            plain `fn(query, k) -> list[str]`. Default: `retrieval_clner.ContextRetriever("duckduckgo")` (the paper's
+            web search + BERTScore re-ranking) when `retrieval_clner` is importable.
+        is_split_into_words: a list of strings is one pre-split sentence, not a batch of texts.
+        word_splitter: how raw text becomes words: ``"regex"`` (default, `split_words`), ``"whitespace"``, or a
+            callable `text -> [(word, start, end)]`.
+        aggregation_strategy: ``"simple"`` (entities, default) or ``"none"`` (one entry per non-O word, with
+            ``entity`` and ``index``).
+        ignore_labels: labels left out of the output (default ``["O"]``).
+        return_details: per input a dict ``{"entities", "words", "tags", "word_scores", "context_used", "context",
+            "context_source", "note"}`` instead of the entity list.
+        max_seq_length: sub-token budget of a view (default: the model's, capped by the tokenizer's maximum).
+        batch_size: windows per forward pass.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+    default_input_names = "sequences"
+
+    def __init__(self, *args, context=_UNSET, retrieve: bool = False, retriever: Any = None,
+                 is_split_into_words: bool = False, **kwargs):
+        self._default_context = context
+        self._retrieve_default = bool(retrieve)
+        self._retriever = retriever
+        self._split_default = bool(is_split_into_words)
+        self._built_retrievers: dict[int, tuple] = {}
+        self._views_seen: set = set()
+        self._fallbacks: list[str] = []
+        self._streaming = False
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.model, "crf") or not hasattr(self.model.config, "id2label"):
+            raise TypeError(f"{type(self).__name__} needs a CLNERForTokenClassification model (with a CRF); got "
+                            f"{type(self.model).__name__}. Use the 'token-classification' pipeline for other models.")
+        if self.tokenizer is None or not getattr(self.tokenizer, "is_fast", False):
+            raise ValueError("the CLNER pipeline needs a fast tokenizer (word alignment uses `word_ids()`)")
+        self.model.eval()
+
+    # -- parameters -----------------------------------------------------------------------------------------------
+    def _sanitize_parameters(self, max_seq_length: Optional[int] = None, word_splitter: Any = None,
+                             aggregation_strategy: Any = None, ignore_labels: Optional[Sequence[str]] = None,
+                             return_details: Optional[bool] = None, **unknown):
+        if unknown:
+            raise TypeError(f"unexpected argument(s) for the CLNER pipeline: {sorted(unknown)}")
+        preprocess, postprocess = {}, {}
+        if max_seq_length is not None:
+            preprocess["max_seq_length"] = int(max_seq_length)
+        if word_splitter is not None:
+            if not (callable(word_splitter) or word_splitter in ("regex", "whitespace")):
+                raise ValueError("word_splitter must be 'regex', 'whitespace' or a callable "
+                                 "text -> [(word, start, end)]")
+            preprocess["word_splitter"] = word_splitter
+        if aggregation_strategy is not None:
+            strategy = str(getattr(aggregation_strategy, "value", aggregation_strategy)).lower()
+            if strategy not in ("none", "simple", "first", "average", "max"):
+                raise ValueError(f"unknown aggregation_strategy {aggregation_strategy!r}")
+            # words, not sub-tokens, are labelled: every grouping strategy is the Viterbi span grouping
+            postprocess["aggregation_strategy"] = "none" if strategy == "none" else "simple"
+        if ignore_labels is not None:
+            postprocess["ignore_labels"] = list(ignore_labels)
+        if return_details is not None:
+            postprocess["return_details"] = bool(return_details)
+        return preprocess, {}, postprocess
+
+    # -- inputs ---------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _as_context(value) -> Optional[list[str]]:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return [value]
+        return [str(s) for s in value]
+
+    def _normalize(self, x, context=_UNSET, split: bool = False) -> dict:
+        """One input -> `{"text" | "tokens", "context", ...}`."""
+        item: dict[str, Any] = {"_clner": True, "text": None, "tokens": None, "context": None, "context_source": None,
+                                "note": None}
+        if isinstance(x, dict):
+            if x.get("_clner"):
+                return x
+            tokens = x.get("tokens", x.get("words"))
+            text = x.get("text")
+            if tokens is None and isinstance(text, (list, tuple)):
+                tokens, text = text, None
+            if tokens is not None:
+                item["tokens"] = [str(t) for t in tokens]
+            elif isinstance(text, str):
+                item["text"] = text
+            else:
+                raise ValueError(f"an input dict needs 'text' (a string) or 'tokens' (a list of words); got keys "
+                                 f"{sorted(x)}")
+            if "context" in x and context is _UNSET:
+                context = x["context"]
+        elif isinstance(x, str):
+            if split:
+                raise ValueError("is_split_into_words=True expects a list of words, got a string")
+            item["text"] = x
+        elif isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x):
+            item["tokens"] = list(x)
+        else:
+            raise TypeError(f"cannot read a CLNER pipeline input of type {type(x).__name__}: pass a string, a list "
+                            "of words, or a dict with 'text' or 'tokens' (and optionally 'context')")
+        if context is not _UNSET:
+            item["context"] = self._as_context(context)
+            item["context_source"] = "given" if item["context"] is not None else None
+        return item
+
+    def _normalize_inputs(self, inputs, context, split: bool):
+        """-> (single, items); items is a list, or a generator for streamed inputs."""
+        if isinstance(inputs, (str, dict)) or (split and isinstance(inputs, (list, tuple)) and inputs
+                                                and all(isinstance(w, str) for w in inputs)):
+            return True, [self._normalize(inputs, context, split)]
+        if isinstance(inputs, (list, tuple)):
+            n = len(inputs)
+            if context is _UNSET or context is None:
+                contexts = [_UNSET] * n
+            elif isinstance(context, str):
+                contexts = [context] * n
+            else:
+                contexts = list(context)
+                if len(contexts) != n:
+                    raise ValueError(f"context= has {len(contexts)} entries for {n} inputs: give one context (a list "
+                                     "of snippets, a string or None) per input")
+            return False, [self._normalize(x, c) for x, c in zip(inputs, contexts)]
+        if isinstance(inputs, Iterable):
+            if context is not _UNSET and context is not None and not isinstance(context, str):
+                raise ValueError("for streamed inputs, give contexts inside each input dict ({'text', 'context'})")
+            return False, (self._normalize(x, context) for x in inputs)
+        raise TypeError(f"cannot read CLNER pipeline inputs of type {type(inputs).__name__}")
+
+    # -- retrieval ------------------------------------------------------------------------------------------------
+    def _build_retriever(self, retriever):
+        if retriever is not None and hasattr(retriever, "retrieve_batch"):
+            return retriever
+        cached = self._built_retrievers.get(id(retriever))
+        if cached is not None and cached[0] is retriever:
+            return cached[1]
+        try:
+            retrieval = importlib.import_module("retrieval_clner")
+        except ImportError:
+            retrieval = None
+        if retriever is None:
+            if retrieval is None:
+                raise RuntimeError("live retrieval needs `retrieval_clner` (the clner project) or retriever=<a search "
+                                   "function fn(query, k) -> list[str]>")
+            built = retrieval.ContextRetriever("duckduckgo")
+        elif isinstance(retriever, str) or (retrieval is not None and isinstance(retriever, retrieval.Backend)):
+            if retrieval is None:
+                raise RuntimeError(f"retriever={retriever!r} needs `retrieval_clner`; pass a search function instead")
+            built = retrieval.ContextRetriever(retriever)
+        elif callable(retriever):
+            built = _CallableRetriever(retriever)
+        else:
+            raise TypeError(f"retriever must be a ContextRetriever, a backend (name) or a callable; got "
+                            f"{type(retriever).__name__}")
+        self._built_retrievers[id(retriever)] = (retriever, built)  # holding `retriever` keeps its id unique
+        return built
+
+    def _retrieve_into(self, items: list[dict], retriever) -> None:
+        """Fill `context` of each item by live retrieval; on failure leave it empty with a note."""
+        if not items:
+            return
+        try:
+            ret = self._build_retriever(retriever)
+            words = [it["tokens"] if it["tokens"] is not None else it["text"] for it in items]
+            queries = [ret.query_of(w) if hasattr(ret, "query_of") else (w if isinstance(w, str) else " ".join(w))
+                       for w in words]
+            results = ret.retrieve_batch(queries)
+        except Exception as exc:  # noqa: BLE001 - retrieval must never break prediction
+            for it in items:
+                it["note"] = f"sentence view: retrieval failed ({type(exc).__name__}: {exc})"
+            return
+        for it, result in zip(items, results):
+            snippets = list(result[0] if isinstance(result, tuple) else result)
+            snippets = [s for s in snippets if s and str(s).strip()]
+            if snippets:
+                it["context"], it["context_source"] = snippets, "retrieved"
+            else:
+                it["note"] = "sentence view: retrieval found no context"
+
+    # -- call -----------------------------------------------------------------------------------------------------
+    def __call__(self, inputs, *args, context=_UNSET, retrieve: Optional[bool] = None, retriever: Any = None,
+                 is_split_into_words: Optional[bool] = None, **kwargs):
+        """Entities of one input (a list of dicts) or of each input of a batch (a list of lists).
+
+        See the class docstring for the inputs and options.
+        """
+        if context is _UNSET:
+            context = self._default_context
+        retrieve = self._retrieve_default if retrieve is None else bool(retrieve)
+        retriever = retriever if retriever is not None else self._retriever
+        split = self._split_default if is_split_into_words is None else bool(is_split_into_words)
+        single, items = self._normalize_inputs(inputs, context, split)
+        self._views_seen = set()
+        self._fallbacks = []
+        self._streaming = not isinstance(items, list)
+        if isinstance(items, list):
+            if not items:
+                return []
+            if retrieve:
+                self._retrieve_into([it for it in items if it["context"] is None], retriever)
+            outputs = super().__call__(items, *args, **kwargs)
+            self._warn_fallbacks(stacklevel=3)
+            return outputs[0] if single else outputs
+
+        def stream():
+            for it in items:
+                if retrieve and it["context"] is None:
+                    self._retrieve_into([it], retriever)
+                yield it
+
+        return super().__call__(stream(), *args, **kwargs)
+
+    def _warn_fallbacks(self, stacklevel: int) -> None:
+        """One warning per call (per input when streaming) for inputs whose context or retrieval was not used."""
+        if self._fallbacks:
+            notes = sorted(set(self._fallbacks))
+            n = len(self._fallbacks)
+            self._fallbacks = []
+            warnings.warn(f"CLNER pipeline: {n} input(s) fell back to the sentence view ({'; '.join(notes)})",
+                          UserWarning, stacklevel=stacklevel)
+
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        return next(iter(self.get_iterator([inputs], 0, 1, preprocess_params, forward_params, postprocess_params)))
+
+    def get_iterator(self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params,
+                     postprocess_params):
+        """Windows of every input are batched together; a right-padding collator pads `word_index` with -1.
+        Preprocessing runs in this process (`num_workers` is ignored): it records per-call notes and warnings."""
+        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
+        loader = DataLoader(dataset, num_workers=0, batch_size=batch_size,
+                            collate_fn=self._collator(batch_size))
+        model_iterator = PipelinePackIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    def _collator(self, batch_size: int):
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+        def collate(windows: list[dict]) -> dict:
+            length = max(len(w["input_ids"]) for w in windows)
+            width = max(len(w["word_index"]) for w in windows)
+            batch = {
+                "input_ids": torch.tensor([w["input_ids"] + [pad_id] * (length - len(w["input_ids"]))
+                                           for w in windows], dtype=torch.long),
+                "attention_mask": torch.tensor([[1] * len(w["input_ids"]) + [0] * (length - len(w["input_ids"]))
+                                                for w in windows], dtype=torch.long),
+                "word_index": torch.tensor([w["word_index"] + [-1] * (width - len(w["word_index"])) for w in windows],
+                                           dtype=torch.long).reshape(len(windows), width),
+            }
+            if windows[0].get("token_type_ids") is not None:
+                batch["token_type_ids"] = torch.tensor(
+                    [w["token_type_ids"] + [0] * (length - len(w["token_type_ids"])) for w in windows],
+                    dtype=torch.long)
+            if batch_size == 1:  # unbatched items: PipelinePackIterator reads is_last as a plain bool
+                batch["meta"], batch["is_last"] = windows[0]["meta"], windows[0]["is_last"]
+            else:
+                batch["meta"] = [w["meta"] for w in windows]
+                batch["is_last"] = [w["is_last"] for w in windows]
+            return batch
+
+        return collate
+
+    # -- the three steps ------------------------------------------------------------------------------------------
+    def _max_seq_length(self) -> int:
+        length = int(getattr(self.model.config, "max_seq_length", 512) or 512)
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if tok_max and tok_max < 100_000:
+            length = min(length, int(tok_max))
+        return length
+
+    def _warn_view(self, with_context: bool) -> None:
+        if with_context in self._views_seen:
+            return
+        self._views_seen.add(with_context)
+        check = getattr(self.model, "warn_if_view_mismatch", None)
+        if check is not None:
+            check(with_context)
+
+    def preprocess(self, item, max_seq_length: Optional[int] = None, word_splitter: Any = "regex"):
+        item = self._normalize(item)
+        if item["tokens"] is not None:
+            words = item["tokens"]
+            text, offsets, pos = " ".join(words), [], 0
+            for w in words:
+                offsets.append((pos, pos + len(w)))
+                pos += len(w) + 1
+        else:
+            text = item["text"]
+            splitter = (_whitespace_words if word_splitter == "whitespace"
+                        else word_splitter if callable(word_splitter) else split_words)
+            spans = list(splitter(text))
+            words, offsets = [s[0] for s in spans], [(int(s[1]), int(s[2])) for s in spans]
+        context = item["context"]
+        note = item["note"]
+        asked = context is not None or note is not None  # a context was given, or retrieval was tried
+        if context is not None and not any(s.strip() for s in context):
+            context, note = None, "sentence view: the given context is empty"
+        config = self.model.config
+        if words:
+            features = encode_example(self.tokenizer, words, context, max_seq_length or self._max_seq_length(),
+                                      getattr(config, "window_stride", 16), getattr(config, "snippet_separator", None))
+        else:  # nothing to label: one empty window, so that the input still gets its (empty) result
+            enc = self.tokenizer("")
+            features = [{"input_ids": list(enc["input_ids"]), "token_type_ids": enc.get("token_type_ids"),
+                         "word_index": [], "has_context": False, "word_start": 0, "own_start": 0, "own_end": 0}]
+        used = context is not None and any(f["has_context"] for f in features)
+        if not words:
+            note, asked = "empty input", False
+        elif context is not None and not used:
+            note = "sentence view: the context did not fit in max_seq_length"
+        if not used and note is None:
+            note = "sentence view: no context given and retrieve=False"
+        if words:
+            self._warn_view(used)
+        if asked and not used:
+            self._fallbacks.append(note)
+            if self._streaming:
+                self._warn_fallbacks(stacklevel=2)
+        prefix = "ctx_" if used else ""
+        sentence = {"text": text, "words": words, "offsets": offsets, "context_used": used,
+                    "context": list(context) if used else [],
+                    "context_source": item["context_source"] if used else None,
+                    "note": None if used else note}
+        for k, feat in enumerate(features):
+            type_ids = feat.get(prefix + "token_type_ids")
+            yield {
+                "input_ids": list(feat[prefix + "input_ids"]),
+                "token_type_ids": list(type_ids) if type_ids is not None else None,
+                "word_index": list(feat[prefix + "word_index"]),
+                "meta": {"word_start": feat["word_start"], "own_start": feat["own_start"], "own_end": feat["own_end"],
+                         "sentence": sentence if k == 0 else None},
+                "is_last": k == len(features) - 1,
+            }
+
+    def _forward(self, model_inputs):
+        meta, is_last = model_inputs.pop("meta"), model_inputs.pop("is_last")
+        word_index = model_inputs["word_index"]
+        if word_index.shape[1] == 0:  # only empty inputs in this batch
+            empty = torch.zeros(word_index.shape, dtype=torch.long)
+            return {"tags": empty, "scores": empty.float(), "meta": meta, "is_last": is_last}
+        out = self.model(**model_inputs)
+        mask = out.word_mask
+        paths = self.model.crf.viterbi_decode(out.logits, mask)
+        marginals = self.model.crf.marginals(out.logits, mask)
+        scores = marginals.gather(-1, paths.clamp_min(0).unsqueeze(-1)).squeeze(-1).masked_fill(~mask, 0.0)
+        return {"tags": paths, "scores": scores, "meta": meta, "is_last": is_last}
+
+    def postprocess(self, all_outputs, aggregation_strategy: str = "simple", ignore_labels=None,
+                    return_details: bool = False):
+        ignore = set(["O"] if ignore_labels is None else ignore_labels)
+        sentence = all_outputs[0]["meta"]["sentence"]
+        words, offsets, text = sentence["words"], sentence["offsets"], sentence["text"]
+        id2label = self.model.config.id2label
+        tags: list[str] = ["O"] * len(words)
+        scores: list[float] = [0.0] * len(words)
+        for out in all_outputs:
+            meta = out["meta"]
+            path, score = out["tags"][0].tolist(), out["scores"][0].tolist()
+            for k in range(meta["own_start"], meta["own_end"]):
+                tags[meta["word_start"] + k] = id2label[int(path[k])]
+                scores[meta["word_start"] + k] = float(score[k])
+        flags = {"context_used": sentence["context_used"]}
+        if sentence["note"]:
+            flags["note"] = sentence["note"]
+        entities = []
+        if aggregation_strategy == "none":
+            for i, tag in enumerate(tags):
+                if tag in ignore:
+                    continue
+                start, end = offsets[i]
+                entities.append({"entity": tag, "score": scores[i], "index": i, "word": text[start:end],
+                                 "start": start, "end": end, **flags})
+        else:
+            for etype, i, j in group_entities(tags):
+                if etype in ignore:
+                    continue
+                start, end = offsets[i][0], offsets[j - 1][1]
+                entities.append({"entity_group": etype, "score": sum(scores[i:j]) / (j - i), "word": text[start:end],
+                                 "start": start, "end": end, "word_span": [i, j], **flags})
+        if not return_details:
+            return entities
+        return {"entities": entities, "words": list(words), "tags": tags, "word_scores": scores,
+                "context_used": sentence["context_used"], "context": sentence["context"],
+                "context_source": sentence["context_source"], "note": sentence["note"]}
+
+
+def clner_pipeline(model, tokenizer=None, device=None, **kwargs) -> CLNERTokenClassificationPipeline:
+    """The pipeline without remote code: `model` is a `CLNERForTokenClassification` or a path / Hub id of one
+    (loaded with this project's `modeling_clner`, safetensors only); `kwargs` are pipeline defaults (`retriever`,
+    `batch_size`, `aggregation_strategy`, ...)."""
+    if isinstance(model, (str, os.PathLike)):
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
+        model = CLNERForTokenClassification.from_pretrained(str(model), use_safetensors=True)
+    if tokenizer is None:
+        name = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
+        if not name:
+            raise ValueError("pass tokenizer= (the model does not say where it was loaded from)")
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    return CLNERTokenClassificationPipeline(model=model, tokenizer=tokenizer, device=device, task=TASK, **kwargs)
+
+
+# Register the task (once per process: a Hub copy of this file loaded later does not replace a registered one), and
+# let `Pipeline.save_pretrained` record it in `config.custom_pipelines`.
+if TASK not in PIPELINE_REGISTRY.get_supported_tasks():
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=CLNERTokenClassificationPipeline,
+                                        pt_model=AutoModelForTokenClassification, type="text")
+CLNERTokenClassificationPipeline._registered_impl = {
+    TASK: {"impl": CLNERTokenClassificationPipeline, "pt": (AutoModelForTokenClassification,), "type": "text"}
+}

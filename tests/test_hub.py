@@ -1,0 +1,345 @@
+"""Publishing and loading: the exact folder uploaded, the upload call (against a local stand-in for the Hub),
+remote-code loading of the model and the pipeline in a process that cannot import this project, and proof that only
+safetensors are read."""
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import REPO_ROOT, tiny_bert_config
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+from transformers import AutoModel, AutoModelForTokenClassification
+
+import modeling_clner
+from model_card_clner import (
+    REVISION_PLACEHOLDER,
+    build_model_card,
+    check_hub_folder,
+    hub_files,
+    push_to_hub,
+    save_for_hub,
+)
+from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from pipeline_clner import TASK, clner_pipeline
+
+LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
+SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
+TEXTS = ["John Smith lives in New York, doesn't he?", "Paris is nice", ""]
+CONTEXTS = [["John Smith is a singer ."], None, "nothing"]
+METRICS = {"eval_sentence_precision": 0.5, "eval_sentence_recall": 0.4, "eval_sentence_f1": 0.444,
+           "eval_context_precision": 0.6, "eval_context_recall": 0.5, "eval_context_f1": 0.545}
+EXPECTED_FILES = {"README.md", "config.json", "model.safetensors", "modeling_clner.py", "pipeline_clner.py",
+                  "tokenizer_config.json", "tokenizer.json"}
+TOKEN = "hf_TestTokenThatMustNeverLeak123"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), max_seq_length=64)
+    model = CLNERForTokenClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, minilm_tokenizer):
+    """A folder written by save_for_hub (over a stale pickle of an earlier save), and the model."""
+    model = tiny_model()
+    folder = tmp_path_factory.mktemp("hub") / "clner-wnut17"
+    folder.mkdir()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")  # stale pickle weights of an earlier save
+    card = build_model_card(model.config, METRICS, base_model="sentence-transformers/all-MiniLM-L6-v2",
+                            dataset_name="WNUT-17", dataset_id="wnut_17", repo_id="org/clner-wnut17")
+    assert save_for_hub(model, minilm_tokenizer, folder, card) == folder
+    return folder, model
+
+
+def test_save_for_hub_writes_the_complete_folder(published):
+    folder, _ = published
+    files = {p.name for p in folder.iterdir()}
+    assert files == EXPECTED_FILES  # the stale pytorch_model.bin is gone; nothing pickled
+    assert set(hub_files(folder)) == EXPECTED_FILES == set(check_hub_folder(folder))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"] == {"AutoConfig": "modeling_clner.CLNERConfig",
+                                  "AutoModel": "modeling_clner.CLNERForTokenClassification",
+                                  "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification"}
+    assert config["custom_pipelines"] == {TASK: {"impl": "pipeline_clner.CLNERTokenClassificationPipeline",
+                                                 "pt": ["AutoModelForTokenClassification"], "type": "text"}}
+    for name in ("modeling_clner.py", "pipeline_clner.py"):
+        assert (folder / name).read_bytes() == (REPO_ROOT / name).read_bytes()
+    assert (folder / "model.safetensors").read_bytes()[:8] != b"PK\x03\x04"  # not a torch zip pickle
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.pipeline_tag == "token-classification" and len(card.data.eval_results) == 6
+
+
+def test_check_hub_folder_names_what_is_missing(published, tmp_path):
+    folder, _ = published
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "pipeline_clner.py").unlink()
+    (broken / "model.safetensors").rename(broken / "weights.safetensors.bak")
+    config = json.loads((broken / "config.json").read_text())
+    del config["custom_pipelines"]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"missing pipeline_clner\.py.*missing model\.safetensors.*custom_pipelines"):
+        check_hub_folder(broken)
+
+
+class FakeHub:
+    """Stands in for the Hub: records HfApi.create_repo / create_branch / upload_folder / upload_file calls and, for
+    upload_folder, the files it would send (the same pattern filtering as huggingface_hub)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        hub = self
+
+        def create_repo(api, repo_id, *, token=None, private=None, exist_ok=False, repo_type=None, **kwargs):
+            hub.calls.append(("create_repo", repo_id, dict(token=token, private=private, exist_ok=exist_ok,
+                                                           repo_type=repo_type)))
+            return SimpleNamespace(repo_id=repo_id)
+
+        def create_branch(api, repo_id, *, branch, token=None, exist_ok=False, repo_type=None, **kwargs):
+            hub.calls.append(("create_branch", repo_id, dict(branch=branch, token=token, exist_ok=exist_ok)))
+
+        def upload_folder(api, *, repo_id, folder_path, commit_message=None, token=None, repo_type=None,
+                          revision=None, create_pr=None, allow_patterns=None, ignore_patterns=None, **kwargs):
+            root = Path(folder_path)
+            every = sorted(p.relative_to(root).as_posix() for p in root.glob("**/*") if p.is_file())
+            sent = list(filter_repo_objects(every, allow_patterns=allow_patterns,
+                                            ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS))
+            hub.calls.append(("upload_folder", repo_id, dict(
+                files={f: (root / f).read_bytes() for f in sent}, commit_message=commit_message, token=token,
+                repo_type=repo_type, revision=revision, create_pr=create_pr)))
+            return SimpleNamespace(oid="0123456789abcdef" * 2 + "01234567", commit_url="https://hub/commit",
+                                   pr_revision="refs/pr/3" if create_pr else None)
+
+        def upload_file(api, *, path_or_fileobj, path_in_repo, repo_id, token=None, repo_type=None, revision=None,
+                        commit_message=None, **kwargs):
+            hub.calls.append(("upload_file", repo_id, dict(path=path_in_repo, content=path_or_fileobj, token=token,
+                                                           revision=revision, commit_message=commit_message)))
+
+        for name, fn in (("create_repo", create_repo), ("create_branch", create_branch),
+                         ("upload_folder", upload_folder), ("upload_file", upload_file)):
+            monkeypatch.setattr(HfApi, name, fn)
+
+    def names(self):
+        return [c[0] for c in self.calls]
+
+
+def test_push_to_hub_uploads_exactly_the_folder(published, tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    shutil.copytree(published[0], folder)
+    # what a training output dir also holds: none of it may be uploaded
+    (folder / "training_args.bin").write_bytes(pickle.dumps({"lr": 1}))
+    (folder / "checkpoint-10").mkdir()
+    (folder / "checkpoint-10" / "model.safetensors").write_bytes(b"x")
+    (folder / "checkpoint-10" / "optimizer.pt").write_bytes(b"x")
+    (folder / "runs").mkdir()
+    (folder / "runs" / "events.out.tfevents.1").write_bytes(b"x")
+    (folder / "run_config.json").write_text("{}")
+    (folder / "predictions_context.txt").write_text("x")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("x")
+    (folder / "eval_results.json").write_text(json.dumps(METRICS))
+    expected = EXPECTED_FILES | {"eval_results.json"}
+    assert set(hub_files(folder)) == expected
+    readme_before = (folder / "README.md").read_bytes()
+
+    hub = FakeHub(monkeypatch)
+    info = push_to_hub(folder, "org/clner-wnut17", revision="v1.0", private=True, token=TOKEN,
+                       commit_message="CLNER WNUT-17")
+    assert hub.names() == ["create_repo", "create_branch", "upload_folder", "upload_file"]
+    assert hub.calls[0][1:] == ("org/clner-wnut17", dict(token=TOKEN, private=True, exist_ok=True, repo_type="model"))
+    assert hub.calls[1][1:] == ("org/clner-wnut17", dict(branch="v1.0", token=TOKEN, exist_ok=True))
+    upload = hub.calls[2][2]
+    assert set(upload["files"]) == expected
+    assert upload["files"]["README.md"] == readme_before
+    assert upload["files"]["model.safetensors"] == (published[0] / "model.safetensors").read_bytes()
+    assert (upload["revision"], upload["token"], upload["commit_message"], upload["create_pr"], upload["repo_type"]) \
+        == ("v1.0", TOKEN, "CLNER WNUT-17", False, "model")
+    # the card's usage example is pinned to the uploaded commit, on the same branch
+    pin = hub.calls[3][2]
+    assert pin["path"] == "README.md" and pin["revision"] == "v1.0" and pin["token"] == TOKEN
+    assert REVISION_PLACEHOLDER.encode() in readme_before and REVISION_PLACEHOLDER.encode() not in pin["content"]
+    assert f'revision="{info.oid}"'.encode() in pin["content"]
+    assert (folder / "README.md").read_bytes() == pin["content"]
+
+
+def test_push_to_hub_pull_request_and_refusals(published, tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    shutil.copytree(published[0], folder)
+    hub = FakeHub(monkeypatch)
+    with pytest.raises(ValueError, match="pull request"):
+        push_to_hub(folder, "org/clner-wnut17", revision="v1.0", create_pr=True)
+    assert hub.calls == []
+    push_to_hub(folder, "org/clner-wnut17", create_pr=True)
+    assert hub.names() == ["create_repo", "upload_folder", "upload_file"]
+    assert hub.calls[1][2]["create_pr"] is True and hub.calls[1][2]["revision"] is None
+    assert hub.calls[2][2]["revision"] == "refs/pr/3"
+    assert hub.calls[0][2] == dict(token=None, private=None, exist_ok=True, repo_type="model")
+    # a token written into an uploaded file stops the upload
+    (folder / "notes.md").write_text(f"token: {TOKEN}")
+    with pytest.raises(ValueError, match="token appears in.*notes.md"):
+        push_to_hub(folder, "org/clner-wnut17", token=TOKEN)
+    (folder / "notes.md").unlink()
+    (folder / "modeling_clner.py").unlink()
+    with pytest.raises(ValueError, match="missing modeling_clner.py"):
+        push_to_hub(folder, "org/clner-wnut17")
+
+
+def test_local_auto_classes_read_only_safetensors(published, tmp_path, minilm_tokenizer, monkeypatch):
+    """After `import modeling_clner`, AutoModel works without remote code; a stray pickle is never unpickled."""
+    folder = tmp_path / "model"
+    shutil.copytree(published[0], folder)
+    _, model = published
+    torch.save({k: torch.zeros_like(v) for k, v in model.state_dict().items()}, folder / "pytorch_model.bin")
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    for auto in (AutoModel, AutoModelForTokenClassification):
+        again = auto.from_pretrained(folder)
+        assert type(again) is modeling_clner.CLNERForTokenClassification
+        for (name, p), (_, q) in zip(model.state_dict().items(), again.state_dict().items()):
+            assert torch.equal(p, q), name
+    pipe = clner_pipeline(str(folder))  # local code, folder path
+    assert pipe(TEXTS, return_details=True)[0]["tags"] == clner_pipeline(model, minilm_tokenizer)(
+        TEXTS, return_details=True)[0]["tags"]
+    # only the pickle: refused, not unpickled
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(OSError):
+        AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True)
+
+
+def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path, minilm_tokenizer):
+    """The Hub simulated by a local folder: a process that cannot import this project loads the model (both auto
+    classes) and the pipeline (by task name and from `custom_pipelines`) with trust_remote_code=True, and never opens
+    the stray pickle lying next to the safetensors."""
+    source, model = published
+    folder = tmp_path / "org" / "clner-wnut17"
+    shutil.copytree(source, folder)
+    marker = tmp_path / "pickle-was-loaded"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Evil()))
+    expected_predict = model.predict(SENTENCES, minilm_tokenizer)
+    local = clner_pipeline(model, minilm_tokenizer)
+    expected_pipe = local(TEXTS)
+    expected_ctx = local(TEXTS, context=CONTEXTS, return_details=True)
+    checksum = float(sum(p.double().abs().sum() for p in model.state_dict().values()))
+
+    script = textwrap.dedent(f"""
+        import json, os, sys
+        opened = []
+        def hook(event, args):
+            if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+                name = os.fsdecode(args[0])
+                if name.endswith((".bin", ".pkl", ".pt")):
+                    opened.append(name)
+        sys.addaudithook(hook)
+        for name in ("modeling_clner", "pipeline_clner", "model_card_clner"):
+            try:
+                __import__(name)
+                sys.exit(name + " must not be importable here")
+            except ImportError:
+                pass
+        import torch
+        torch.set_num_threads(1)
+        from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer, pipeline
+        path = {str(folder)!r}
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+        out = {{}}
+        models = [auto.from_pretrained(path, trust_remote_code=True).eval()
+                  for auto in (AutoModelForTokenClassification, AutoModel)]
+        out["model_modules"] = [type(m).__module__ for m in models]
+        out["predict"] = [m.predict({SENTENCES!r}, tok) for m in models]
+        out["checksum"] = float(sum(p.double().abs().sum() for p in models[0].state_dict().values()))
+        by_task = pipeline(task={TASK!r}, model=path, trust_remote_code=True)
+        inferred = pipeline(model=path, trust_remote_code=True, batch_size=2)
+        out["pipeline_modules"] = [type(p).__module__ + "." + type(p).__name__ for p in (by_task, inferred)]
+        out["pipe"] = by_task({TEXTS!r})
+        out["pipe_ctx"] = inferred({TEXTS!r}, context={CONTEXTS!r}, return_details=True)
+        # live retrieval on the Hub copy: no retrieval_clner here, a plain search function works
+        out["retrieved"] = by_task("Paris is nice", retrieve=True, retriever=lambda q, k: ["Paris is in France"],
+                                   return_details=True)["context_used"]
+        out["opened"] = opened
+        print(json.dumps(out))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "custom code?" not in proc.stdout  # nothing prompted: every remote-code load was explicitly trusted
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(m.startswith("transformers_modules.") and m.endswith(".modeling_clner") for m in out["model_modules"])
+    assert all(p.startswith("transformers_modules.") and p.endswith(".pipeline_clner.CLNERTokenClassificationPipeline")
+               for p in out["pipeline_modules"])
+    assert out["predict"] == [expected_predict, expected_predict]
+    assert out["checksum"] == pytest.approx(checksum, rel=1e-12)
+
+    def key(entities):
+        return [(e["entity_group"], e["word"], e["start"], e["end"], e["context_used"]) for e in entities]
+
+    assert [key(r) for r in out["pipe"]] == [key(r) for r in expected_pipe]
+    for got, want in zip(out["pipe"], expected_pipe):
+        assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-5)
+    assert [(r["tags"], r["context_used"], key(r["entities"])) for r in out["pipe_ctx"]] == [
+        (r["tags"], r["context_used"], key(r["entities"])) for r in expected_ctx]
+    assert out["retrieved"] is True
+    assert out["opened"] == [] and not marker.exists()  # the stray pickle was never even opened
+
+
+def test_run_ner_cl_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_path, monkeypatch):
+    """`run_ner_cl.py --push_to_hub --hub_model_id ...`: one upload of the clner folder (no pickles, no checkpoints),
+    with the user's revision / private / token, and no upload by the Trainer itself."""
+    import run_ner_cl
+
+    hub = FakeHub(monkeypatch)
+    sample = REPO_ROOT / "examples" / "data"
+    out = tmp_path / "clner-test"
+    run_ner_cl.main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(sample / "train.txt"),
+                     "--validation_file", str(sample / "dev.txt"), "--do_train", "--do_eval",
+                     "--max_train_samples", "16", "--max_eval_samples", "8", "--num_train_epochs", "1",
+                     "--max_seq_length", "64", "--output_dir", str(out), "--report_to", "none",
+                     "--save_strategy", "no", "--push_to_hub", "--hub_model_id", "org/clner-test",
+                     "--hub_revision", "v1", "--hub_private_repo", "true", "--hub_token", TOKEN])
+    uploads = [c for c in hub.calls if c[0] == "upload_folder"]
+    assert len(uploads) == 1 and uploads[0][1] == "org/clner-test"
+    sent = uploads[0][2]
+    assert EXPECTED_FILES <= set(sent["files"]) and sent["revision"] == "v1" and sent["token"] == TOKEN
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) or f.startswith("checkpoint-") for f in sent["files"])
+    assert not any(TOKEN.encode() in content for content in sent["files"].values())
+    create = [c for c in hub.calls if c[0] == "create_repo"]
+    assert create and create[0][2]["private"] is True and create[0][2]["token"] == TOKEN
+    config = json.loads(sent["files"]["config.json"])
+    assert "clner-token-classification" in config["custom_pipelines"] and config["auto_map"]["AutoModel"]
+    card = ModelCard(sent["files"]["README.md"].decode())
+    assert {"clner", "crf"} <= set(card.data.tags)
+    assert card.data.base_model is None  # a local encoder path is not a Hub id

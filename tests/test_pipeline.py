@@ -1,0 +1,327 @@
+"""CLNERTokenClassificationPipeline (Viterbi entities, marginal scores, contexts, live retrieval) and
+scripts/predict.py."""
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT, tiny_bert_config
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, encode_example
+from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline, group_entities, split_words
+
+LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
+SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
+
+
+def tiny_model(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), **kwargs)
+    model = CLNERForTokenClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1.0)  # random but decisive emissions: some entities
+    return model
+
+
+class OracleEncoder(nn.Module):
+    """Emissions looked up per sub-token (no attention), plus a boost when a trigger token is anywhere in the input,
+    so that a context can change a word's label."""
+
+    def __init__(self, table: torch.Tensor, boost: torch.Tensor, trigger_id: int):
+        super().__init__()
+        self.table = nn.Embedding.from_pretrained(table, freeze=True)
+        self.boost = nn.Embedding.from_pretrained(boost, freeze=True)
+        self.trigger_id = trigger_id
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
+        present = (input_ids == self.trigger_id).any(1).float()[:, None, None]
+        return BaseModelOutput(last_hidden_state=self.table(input_ids) + present * self.boost(input_ids))
+
+
+def oracle_model(tokenizer, **config_kwargs):
+    """A CLNER model whose emissions are set by hand (the CRF and the pipeline code are the real ones).
+
+    john: B-person; smith: I-person (B-person second: alone, Viterbi must pick B-person where argmax says I-person);
+    paris: B-location; bieber: O unless the input contains "singer" (a context), then B-person; anything else: O.
+    """
+    model = tiny_model(**config_kwargs)
+    n = len(LABELS)
+
+    def first_id(word):
+        return tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word)[0])
+
+    table = torch.zeros(tokenizer.vocab_size, n)
+    table[:, 0] = 3.0
+    table[first_id("john")] = torch.tensor([0.0, 5, 0, 0, 0])
+    table[first_id("smith")] = torch.tensor([0.0, 4, 5, 0, 0])
+    table[first_id("paris")] = torch.tensor([0.0, 0, 0, 5, 0])
+    table[first_id("bieber")] = torch.tensor([2.0, 1, 0, 0, 0])
+    boost = torch.zeros(tokenizer.vocab_size, n)
+    boost[first_id("bieber"), 1] = 3.0
+    model.encoder = OracleEncoder(table, boost, first_id("singer"))
+    model.classifier = nn.Linear(n, n)
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.eye(n))
+        model.classifier.bias.zero_()
+        for p in (model.crf.transitions, model.crf.start_transitions, model.crf.end_transitions):
+            p.zero_()
+    return model.eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and OpenMP threads spin badly on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def oracle(minilm_tokenizer):
+    return clner_pipeline(oracle_model(minilm_tokenizer), minilm_tokenizer, device="cpu")
+
+
+def test_entities_come_from_viterbi_with_marginal_scores(oracle, minilm_tokenizer):
+    out = oracle("John Smith met Smith in Paris.")
+    assert [(e["entity_group"], e["word"], e["start"], e["end"], e["word_span"]) for e in out] == [
+        ("person", "John Smith", 0, 10, [0, 2]), ("person", "Smith", 15, 20, [3, 4]),
+        ("location", "Paris", 24, 29, [5, 6])]
+    # "Smith" alone: argmax says I-person, which cannot start an entity; Viterbi gives B-person
+    words = oracle("met Smith", aggregation_strategy="none")
+    assert [(w["entity"], w["word"], w["index"]) for w in words] == [("B-person", "Smith", 1)]
+    model = oracle.model
+    (feat,) = encode_example(minilm_tokenizer, ["John", "Smith", "met", "Smith", "in", "Paris", "."])
+    batch = {k: torch.tensor([feat[k]]) for k in ("input_ids", "attention_mask", "token_type_ids", "word_index")}
+    with torch.no_grad():
+        logits = model(**batch).logits
+        assert logits[0, 3].argmax().item() == LABELS.index("I-person")
+        marginals = model.crf.marginals(logits, torch.ones(1, 7, dtype=torch.bool))[0]
+    details = oracle("John Smith met Smith in Paris .", return_details=True, word_splitter="whitespace")
+    assert details["tags"] == ["B-person", "I-person", "O", "B-person", "O", "B-location", "O"]
+    expected = [marginals[i, LABELS.index(t)].item() for i, t in enumerate(details["tags"])]
+    assert details["word_scores"] == pytest.approx(expected, abs=1e-5)
+    assert details["entities"][0]["score"] == pytest.approx((expected[0] + expected[1]) / 2, abs=1e-5)
+    assert all(0.0 < e["score"] <= 1.0 for e in details["entities"])
+
+
+def test_context_view_changes_predictions(oracle):
+    alone = oracle("Bieber lands tonight", return_details=True)
+    assert alone["entities"] == [] and alone["context_used"] is False
+    assert alone["note"].startswith("sentence view: no context given")
+    with_ctx = oracle("Bieber lands tonight", context=["Justin Bieber is a Canadian singer ."], return_details=True)
+    assert with_ctx["context_used"] is True and with_ctx["note"] is None
+    assert with_ctx["context"] == ["Justin Bieber is a Canadian singer ."] and with_ctx["context_source"] == "given"
+    (entity,) = with_ctx["entities"]
+    assert (entity["entity_group"], entity["word"], entity["context_used"]) == ("person", "Bieber", True)
+    assert "note" not in entity
+
+
+def test_matches_model_predict_with_windows_and_batches(minilm_tokenizer):
+    model = tiny_model(max_seq_length=64)
+    pipe = clner_pipeline(model, minilm_tokenizer, device="cpu")
+    sentences = SENTENCES + [[f"tok{i}" for i in range(150)]]  # the long one is split into windows and stitched
+    contexts = [["John Smith is a singer"], None, "ok ok", ["w " * 80]]
+    for ctx in (None, contexts):
+        expected = model.predict(sentences, minilm_tokenizer, contexts=ctx)
+        for batch_size in (1, 3):
+            got = pipe(sentences, context=ctx, batch_size=batch_size, return_details=True)
+            assert [g["tags"] for g in got] == expected
+    long = pipe([sentences[-1]], return_details=True)[0]
+    assert len(long["tags"]) == 150 and len(long["word_scores"]) == 150
+    for entity in long["entities"]:
+        i, j = entity["word_span"]
+        assert entity["word"] == " ".join(sentences[-1][i:j])
+
+
+def test_input_forms_and_offsets(oracle):
+    text = "  Paris,  John   Smith!"
+    (paris, john) = oracle(text)
+    assert text[paris["start"]:paris["end"]] == paris["word"] == "Paris"
+    assert text[john["start"]:john["end"]] == john["word"] == "John   Smith"
+    assert [w for w, _, _ in split_words("@john_doe loves #NYC: https://t.co/x1 don't U.S.")] == [
+        "@john_doe", "loves", "#NYC", ":", "https://t.co/x1", "don't", "U.S", "."]
+    words = ["John", "Smith", "visited", "Paris"]
+    expected = [("person", "John Smith", 0, 10), ("location", "Paris", 19, 24)]
+    as_tuples = [[(e["entity_group"], e["word"], e["start"], e["end"]) for e in r] for r in (
+        oracle(words, is_split_into_words=True), oracle({"tokens": words}),
+        oracle({"text": "John Smith visited Paris"}), oracle([words])[0], oracle([{"tokens": words}])[0])]
+    assert all(t == expected for t in as_tuples)
+    batch = oracle(["John Smith", "", "nothing here", "Paris"], batch_size=2)
+    assert [[e["word"] for e in r] for r in batch] == [["John Smith"], [], [], ["Paris"]]
+    streamed = list(oracle(x for x in ["Paris", {"tokens": ["John"], "context": "singer"}]))
+    assert [r[0]["word"] for r in streamed] == ["Paris", "John"] and streamed[1][0]["context_used"]
+    assert oracle([]) == [] and oracle("") == []
+    with pytest.raises(ValueError, match="one context"):
+        oracle(["a", "b"], context=[["x"]])
+    with pytest.raises(TypeError, match="cannot read"):
+        oracle(42)
+    with pytest.raises(TypeError, match="unexpected"):
+        oracle("Paris", no_such_option=1)
+
+
+def test_retrieval_and_fallbacks(oracle, monkeypatch):
+    queries = []
+
+    def search(query, k):
+        queries.append(query)
+        return ["Justin Bieber is a singer", {"title": "Bieber", "body": "pop singer"}]
+
+    out = oracle(["Bieber lands", "Paris"], retrieve=True, retriever=search, return_details=True)
+    assert queries == ["Bieber lands", "Paris"]
+    assert all(o["context_used"] and o["context_source"] == "retrieved" for o in out)
+    assert out[0]["context"] == ["Justin Bieber is a singer", "Bieber pop singer"]
+    assert [e["word"] for e in out[0]["entities"]] == ["Bieber"]
+    # a given context wins over retrieval
+    queries.clear()
+    given = oracle("Bieber lands", context="no trigger", retrieve=True, retriever=search, return_details=True)
+    assert queries == [] and given["context_source"] == "given" and given["entities"] == []
+
+    def broken(query, k):
+        raise ConnectionError("network is unreachable")
+
+    with pytest.warns(UserWarning, match="fell back to the sentence view.*retrieval failed"):
+        failed = oracle("Bieber lands", retrieve=True, retriever=broken, return_details=True)
+    assert not failed["context_used"]
+    assert "retrieval failed (ConnectionError: network is unreachable)" in failed["note"]
+    with pytest.warns(UserWarning, match="retrieval found no context"):
+        (entity,) = oracle("Paris", retrieve=True, retriever=lambda q, k: [])
+    assert entity["context_used"] is False and entity["note"] == "sentence view: retrieval found no context"
+    with pytest.warns(UserWarning, match="the given context is empty"):
+        oracle("Paris", context=["  "])
+    with warnings.catch_warnings():  # no context asked for: a note, no warning
+        warnings.simplefilter("error")
+        assert oracle("Paris")[0]["note"] == "sentence view: no context given and retrieve=False"
+    # no retriever and no retrieval_clner (as on the Hub): the sentence view, saying why
+    monkeypatch.setitem(sys.modules, "retrieval_clner", None)
+    with pytest.warns(UserWarning, match="live retrieval needs"):
+        assert not oracle("Paris", retrieve=True, return_details=True)["context_used"]
+
+
+def test_retrieval_with_a_context_retriever(oracle, tmp_path):
+    retrieval = pytest.importorskip("retrieval_clner")
+    retriever = retrieval.ContextRetriever(lambda q, k: ["Bieber the singer", "Bieber the singer"],
+                                           config=retrieval.RetrievalConfig(rerank=False),
+                                           cache_path=tmp_path / "cache.sqlite")
+    pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", retriever=retriever, retrieve=True)
+    (entity,) = pipe("Bieber lands")
+    assert entity["word"] == "Bieber" and entity["context_used"]
+    assert pipe("Bieber lands", return_details=True)["context"] == ["Bieber the singer"]  # de-duplicated
+
+
+def test_view_mismatch_warnings(minilm_tokenizer):
+    pipe = clner_pipeline(tiny_model(trained_with_context=False, train_views="sentence"), minilm_tokenizer)
+    with pytest.warns(UserWarning, match="trained without external contexts"):
+        pipe("Paris is nice", context=["Paris is in France"])
+    pipe = clner_pipeline(tiny_model(train_views="context"), minilm_tokenizer)
+    with pytest.warns(UserWarning, match="only on the context view"):
+        pipe(["Paris is nice", "so is Rome"])
+
+
+def test_aggregation_options_and_registry(oracle):
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    assert TASK in PIPELINE_REGISTRY.get_supported_tasks()
+    assert oracle("John Smith", ignore_labels=["person"]) == []
+    assert [e["entity_group"] for e in oracle("John Smith", aggregation_strategy="first")] == ["person"]
+    with pytest.raises(ValueError, match="aggregation_strategy"):
+        oracle("x", aggregation_strategy="bogus")
+    with pytest.raises(TypeError, match="CLNERForTokenClassification"):
+        from transformers import BertForTokenClassification
+
+        CLNERTokenClassificationPipeline(model=BertForTokenClassification(tiny_bert_config(num_labels=3)),
+                                         tokenizer=oracle.tokenizer)
+
+
+def test_group_entities_bio_bioes_and_lenient():
+    assert group_entities(["B-a", "I-a", "O", "B-b", "B-b", "I-a"]) == [("a", 0, 2), ("b", 3, 4), ("b", 4, 5),
+                                                                          ("a", 5, 6)]
+    assert group_entities(["S-a", "B-b", "I-b", "E-b", "I-b", "U-c", "L-c"]) == [("a", 0, 1), ("b", 1, 4),
+                                                                                  ("b", 4, 5), ("c", 5, 6),
+                                                                                  ("c", 6, 7)]
+    assert group_entities(["O", "I-a", "I-a"]) == [("a", 1, 3)] and group_entities([]) == []
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, minilm_tokenizer):
+    path = tmp_path_factory.mktemp("clner-model")
+    model = tiny_model(max_seq_length=64)
+    model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path, model
+
+
+def run_cli(argv):
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import predict
+    finally:
+        sys.path.pop(0)
+    return predict.main(argv)
+
+
+def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, capsys):
+    path, model = saved_model
+    text_in = tmp_path / "in.txt"
+    text_in.write_text("John Smith lives in New York\n\nParis is nice\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert run_cli(["--model", str(path), "--input", str(text_in), "--output", str(out), "--batch_size", "2"]) == 0
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    pipe = clner_pipeline(model, minilm_tokenizer)
+    assert [x["text"] for x in lines] == ["John Smith lives in New York", "", "Paris is nice"]
+    for line in lines:
+        expected = pipe(line["text"])
+        assert [(e["entity_group"], e["start"], e["end"]) for e in line["entities"]] == [
+            (e["entity_group"], e["start"], e["end"]) for e in expected]
+        assert line["context_used"] is False
+        expected_note = "sentence view: no context given and retrieve=False" if line["text"] else "empty input"
+        assert line["note"] == expected_note
+    assert "Tagging" in capsys.readouterr().err  # the progress bar
+
+    records = [{"id": "a", "tokens": SENTENCES[0], "ctx": ["John Smith is a singer ."]},
+               {"id": "b", "text": "Paris is nice"},
+               {"id": "c", "tokens": [f"w{i}" for i in range(100)], "ctx": "some context"}]
+    jsonl_in = tmp_path / "in.jsonl"
+    jsonl_in.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    run_cli(["--model", str(path), "--input", str(jsonl_in), "--output", str(out), "--context_field", "ctx",
+             "--no_progress"])
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["id"] for x in lines] == ["a", "b", "c"] and "ctx" not in lines[0]
+    expected = model.predict([records[0]["tokens"], records[2]["tokens"]], minilm_tokenizer,
+                             contexts=[records[0]["ctx"], records[2]["ctx"]])
+    assert [lines[0]["tags"], lines[2]["tags"]] == expected
+    assert lines[0]["context_used"] and lines[2]["context_used"] and not lines[1]["context_used"]
+    assert "tags" not in lines[1]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n', encoding="utf-8")
+    with pytest.raises(SystemExit, match="bad.jsonl:1: needs 'text'"):
+        run_cli(["--model", str(path), "--input", str(bad), "--output", str(out)])
+
+
+def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path):
+    pytest.importorskip("bm25s")
+    path, _ = saved_model
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Paris is the capital of France .\nJohn Smith is a singer .\n", encoding="utf-8")
+    text_in = tmp_path / "in.txt"
+    text_in.write_text("Paris is nice\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    run_cli(["--model", str(path), "--input", str(text_in), "--output", str(out), "--retrieve", "--retriever", "bm25",
+             "--corpus", str(corpus), "--no_rerank", "--retrieval_cache", str(tmp_path / "cache.sqlite"),
+             "--no_progress"])
+    (line,) = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert line["context_used"] is True and "note" not in line
+
+
+def test_pipeline_file_imports_modeling_both_ways():
+    source = (REPO_ROOT / "pipeline_clner.py").read_text(encoding="utf-8")
+    assert "from .modeling_clner import" in source and "from modeling_clner import" in source
+    assert "import retrieval_clner" not in source  # loaded lazily with importlib: the Hub copy works without it
+    assert Path(sys.modules["pipeline_clner"].__file__).resolve() == (REPO_ROOT / "pipeline_clner.py").resolve()
