@@ -44,9 +44,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py
-    from .modeling_clner import CLNERForTokenClassification, encode_example
+    from .modeling_clner import CLNERForTokenClassification, _split_label, encode_example
 except ImportError:  # this project on the path
-    from modeling_clner import CLNERForTokenClassification, encode_example
+    from modeling_clner import CLNERForTokenClassification, _split_label, encode_example
 
 __all__ = [
     "TASK",
@@ -74,13 +74,6 @@ def _whitespace_words(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
-def _split_tag(tag: str) -> tuple[str, str]:
-    """`'B-person'` -> `('B', 'person')`, `'O'` -> `('O', '')`; BILOU prefixes read as BIOES (L = E, U = S)."""
-    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIESLU":
-        return {"L": "E", "U": "S"}.get(tag[0], tag[0]), tag[2:]
-    return "O", ""
-
-
 def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     """Entity spans `(type, start, end)` (word indices, end exclusive) of a BIO / BIOES tag sequence.
 
@@ -90,7 +83,7 @@ def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     spans: list[tuple[str, int, int]] = []
     cur: Optional[list] = None
     for i, tag in enumerate(tags):
-        prefix, etype = _split_tag(tag)
+        prefix, etype = _split_label(tag)
         if prefix == "O":
             if cur:
                 spans.append(tuple(cur))
