@@ -76,7 +76,11 @@ def cl_kl_loss(crf, logits_ctx, logits_sent, word_mask, row_weight, temperature=
     """CL-KL: per sentence, the sum over its words of KL(p(y_i | x, x~) || p(y_i | x)) on CRF posterior marginals,
     averaged over the batch rows (weighted by `row_weight`, 0 for rows without context). Shapes: logits `(B, W, C)`,
     word_mask `(B, W)`, row_weight `(B,)`."""
-    teacher = crf.log_marginals(logits_ctx.detach() if detach_context else logits_ctx, word_mask, temperature)
+    if detach_context:  # the teacher distribution is a constant: no gradient to its encoder pass nor to the CRF
+        with torch.no_grad():
+            teacher = crf.log_marginals(logits_ctx, word_mask, temperature)
+    else:
+        teacher = crf.log_marginals(logits_ctx, word_mask, temperature)
     student = crf.log_marginals(logits_sent, word_mask, temperature)
     kl = (teacher.exp() * (teacher - student)).sum(-1) * word_mask.to(teacher.dtype)  # (B, W)
     return (kl.sum(1) * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)

@@ -93,6 +93,14 @@ def test_cl_kl_direction_temperature_and_detaching():
         assert abs(got.item() - reverse_kl.item()) > 1e-3  # it is KL(context || sentence), not the reverse
     cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=True).backward()
     assert ctx.grad is None and sent.grad.abs().sum() > 0
+    # detached, the teacher is a constant distribution: the CRF's gradient comes from the student side only
+    grad_detached = crf.transitions.grad.clone()
+    crf.zero_grad()
+    p = crf.log_marginals(ctx, mask).detach()
+    q = crf.log_marginals(sent, mask)
+    ((p.exp() * (p - q)).sum(-1) * mask).sum().div(2).backward()
+    torch.testing.assert_close(grad_detached, crf.transitions.grad)
+    crf.zero_grad()
     sent.grad = None
     cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=False).backward()
     assert ctx.grad.abs().sum() > 0 and sent.grad.abs().sum() > 0
