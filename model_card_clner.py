@@ -545,6 +545,7 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
         dataset_name = Path(first).resolve().parent.name if first else None
     hyper = {k: getattr(training_args, k) for k in _HYPERPARAMETERS if getattr(training_args, k, None) not in
              (None, False, 0, -1) or k == "seed"}
+    hyper = {k: getattr(v, "value", v) for k, v in hyper.items()}  # enums (scheduler, optimizer) by their value
     try:
         hyper.update({f"cl.{k}": v for k, v in vars(cl_args).items()})
     except TypeError:
@@ -561,7 +562,7 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
     card = build_model_card(model.config, metrics, base_model=base, dataset_name=dataset_name, dataset_id=dataset_id,
                             dataset_config=getattr(data_args, "dataset_config_name", None),
                             hyperparameters=hyper, context_source=getattr(data_args, "context_source", None),
-                            widget_examples=widget, repo_id=repo_id,
+                            widget_examples=widget, repo_id=repo_id, model_name=None if repo_id else out.name,
                             metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test")
     save_for_hub(model, tokenizer, out, card)
     if not push:
