@@ -223,17 +223,18 @@ class CLNERTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         labels = inputs.get("labels")
         with torch.no_grad():
-            loss = None
+            loss, outputs = None, {}
             if labels is not None and bool((labels != -100).any()):
                 with self.compute_loss_context_manager():
-                    loss = self.compute_loss(model, inputs).detach()
+                    loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+                loss = loss.detach()
             if prediction_loss_only:
                 return loss, None, None
             unwrapped = self.accelerator.unwrap_model(model)
             sent_in, ctx_in = split_views(inputs)
             paths = []
-            for view in (sent_in, ctx_in or sent_in):
-                out = model(**view)
+            for name, view in (("sentence", sent_in), ("context", ctx_in or sent_in)):
+                out = outputs.get(name) or model(**view)  # views the loss already ran are not run again
                 paths.append(unwrapped.crf.viterbi_decode(out.logits, out.word_mask))
             meta = torch.stack([inputs[k] for k in META_KEYS], dim=1)  # (B, 4)
         # a tuple: the Trainer pads (with -100), concatenates and gathers each element on its own
