@@ -277,8 +277,10 @@ def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
                     "--unlabeled_file", str(unlabeled), "--validation_file", str(SAMPLE / "dev.txt"),
                     "--test_file", str(SAMPLE / "dev.txt"), "--do_train", "--do_eval", "--do_predict",
                     "--max_train_samples", "16", "--num_train_epochs", "1", "--max_seq_length", "64",
-                    "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no"])
+                    "--output_dir", str(out), "--report_to", "tensorboard",
+                    "--logging_steps", "1", "--save_strategy", "no"])
     assert "dev F1 | sentence view (no context):" in proc.stdout
+    assert list(out.rglob("events.out.tfevents.*"))  # the Trainer's TensorBoard logging
     for name in ("train_results.json", "eval_results.json", "predict_results.json", "all_results.json",
                  "predictions_sentence.txt", "predictions_context.txt", "model.safetensors", "modeling_clner.py"):
         assert (out / name).exists(), name
