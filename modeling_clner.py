@@ -738,7 +738,8 @@ def _pad_view(features: Sequence[dict], prefix: str, pad_id: int, device) -> dic
 # Features: the two views of a sentence
 # --------------------------------------------------------------------------------------------------------------
 def _word_piece_counts(tokenizer, words: Sequence[str]) -> list[int]:
-    enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+    # counting only: a long sentence is split into windows later, so the over-length warning would be noise
+    enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=False, verbose=False)
     counts = [0] * len(words)
     for w in enc.word_ids():
         if w is not None:
