@@ -65,3 +65,14 @@ def tiny_encoder_dir(tmp_path_factory, minilm_dir):
     BertModel(tiny_bert_config()).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(minilm_dir)).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and OpenMP threads spin badly on a shared, busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -42,12 +42,7 @@ EXPECTED_FILES = {"README.md", "config.json", "model.safetensors", "modeling_cln
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model():
