@@ -274,7 +274,29 @@ class LinearChainCRF(nn.Module):
     # -- public API -----------------------------------------------------------------------------------------------
     def log_partition(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """log Z(x) per sequence, `(B,)`; 0 for an all-masked row."""
-        emissions, mask, dtype = self._check(emissions, mask)
+        return self._log_partition(*self._check(emissions, mask))
+
+    def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Unnormalised log-score of the given tag sequences, `(B,)`; 0 for an all-masked row."""
+        return self._score(*self._check(emissions, mask, tags), tags)
+
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Negative log-likelihood of `tags`, `(B,)`; 0 for an all-masked row.
+
+        Raises ValueError when a gold sequence breaks the tagging-scheme constraints (its likelihood is 0), naming
+        the offending rows, instead of returning an infinite loss.
+        """
+        emissions, mask, dtype = self._check(emissions, mask, tags)  # validated once for both terms
+        gold = self._score(emissions, mask, dtype, tags)
+        if self.use_constraints and bool(torch.isinf(gold).any()):
+            rows = torch.nonzero(torch.isinf(gold)).flatten().tolist()
+            raise ValueError(
+                f"gold tags of batch rows {rows} violate the tagging-scheme constraints (e.g. O -> I-x); fix the "
+                "data, or build the CRF without constraints"
+            )
+        return self._log_partition(emissions, mask, dtype) - gold
+
+    def _log_partition(self, emissions, mask, dtype):
         if emissions.shape[1] == 0:
             return emissions.new_zeros(emissions.shape[0])
         with torch.autocast(emissions.device.type, enabled=False):
@@ -285,9 +307,7 @@ class LinearChainCRF(nn.Module):
                 log_z = _forward_backward(emissions, mask, start, trans, end, need_beta=False)[2]
         return torch.where(mask[:, 0], log_z, torch.zeros_like(log_z))
 
-    def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Unnormalised log-score of the given tag sequences, `(B,)`; 0 for an all-masked row."""
-        emissions, mask, dtype = self._check(emissions, mask, tags)
+    def _score(self, emissions, mask, dtype, tags):
         bsz, seq_len, _ = emissions.shape
         if seq_len == 0:
             return emissions.new_zeros(bsz)
@@ -306,21 +326,6 @@ class LinearChainCRF(nn.Module):
             last = tags.gather(1, (lengths - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
             total = total + start[tags[:, 0]] + end[last]
         return torch.where(lengths > 0, total, torch.zeros_like(total))
-
-    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Negative log-likelihood of `tags`, `(B,)`; 0 for an all-masked row.
-
-        Raises ValueError when a gold sequence breaks the tagging-scheme constraints (its likelihood is 0), naming
-        the offending rows, instead of returning an infinite loss.
-        """
-        gold = self.score(emissions, tags, mask)
-        if self.use_constraints and bool(torch.isinf(gold).any()):
-            rows = torch.nonzero(torch.isinf(gold)).flatten().tolist()
-            raise ValueError(
-                f"gold tags of batch rows {rows} violate the tagging-scheme constraints (e.g. O -> I-x); fix the "
-                "data, or build the CRF without constraints"
-            )
-        return self.log_partition(emissions, mask) - gold
 
     def log_marginals(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None, temperature: float = 1.0):
         """log p(y_t = c | x) by forward-backward, `(B, T, C)`, differentiable.
@@ -837,7 +842,8 @@ def encode_example(
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words")
     spans = _windows(counts, single_budget, stride)
     sep = snippet_separator or tokenizer.sep_token or "|"
-    snippet_counts = [sum(_word_piece_counts(tokenizer, s)) for s in snippets] if snippets else []
+    snippet_counts = ([len(ids) for ids in tokenizer(snippets, is_split_into_words=True, add_special_tokens=False,
+                                                      verbose=False)["input_ids"]] if snippets else [])  # one call
 
     features = []
     for k, (start, end) in enumerate(spans):
