@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -190,12 +191,15 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
 
     See the module docstring for the format. A sentence token whose tag is literally ``B-X`` on a
     tab-separated line is a sentence token: the context starts only at the first ``<EOS>`` line.
+    Released CLNER files contain context lines whose token is empty (``" B-X"``): context tokens are never labelled,
+    so these are skipped and their count is reported once in a ``UserWarning``. Sentence lines stay strict.
     """
     rows: list[dict[str, Any]] = []
     tokens: list[str] = []
     tags: list[str] = []
     snippets: list[list[str]] = []
     in_context = False
+    empty_context_lines: list[int] = []  # released files hold context lines whose token is empty (" B-X")
 
     def flush() -> None:
         nonlocal in_context
@@ -248,6 +252,10 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
                 f"broken context block: tab-separated sentence line after the context started "
                 f"(missing blank line between sentences?): {_show(line)}",
             )
+        if len(fields) == 1 and fields[0] in CONTEXT_TAGS and line != fields[0]:
+            # an empty (whitespace-only) context token: never labelled, so it is skipped and counted
+            empty_context_lines.append(lineno)
+            continue
         if len(fields) < 2:
             raise CLNERFormatError(path, lineno, f"missing tag in context line (expected 'token B-X'): {_show(line)}")
         if len(fields) > 2:
@@ -263,6 +271,14 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
             )
         snippets[-1].append(fields[0])
     flush()
+    if empty_context_lines:
+        shown = ", ".join(map(str, empty_context_lines[:5])) + (", ..." if len(empty_context_lines) > 5 else "")
+        warnings.warn(
+            f"{path}: skipped {len(empty_context_lines)} empty context token(s) (a line that is whitespace followed by "
+            f"a context tag, e.g. ' B-X'; lines {shown}); context tokens are never labelled, sentences are unchanged",
+            UserWarning,
+            stacklevel=2,
+        )
     return rows
 
 

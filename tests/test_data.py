@@ -234,6 +234,27 @@ def test_read_clner_errors_name_file_and_line(tmp_path, text, line, fragment):
         load_ner_dataset({"train": str(path)}, format="clner")
 
 
+def test_read_clner_skips_empty_context_tokens_and_warns_once(tmp_path):
+    # released CLNER files hold context lines whose token is empty: " B-X" (and whitespace-only tokens)
+    text = ("Kaleo\tB-person\nsings\tO\n<EOS> B-X\nKaleo B-X\n B-X\nis B-X\n\u00a0 B-X\n<EOS> B-X\n B-X\nsinger B-X\n\n"
+            "next\tO\n<EOS> B-X\n B-X\n\nlast\tO\n")
+    path = _write(tmp_path, "released.txt", text)
+    with pytest.warns(UserWarning, match=r"skipped 4 empty context token\(s\).*lines 5, 7, 9, 14") as record:
+        rows = read_clner(path)
+    assert len([w for w in record if "empty context token" in str(w.message)]) == 1
+    assert rows == [
+        {"tokens": ["Kaleo", "sings"], "tags": ["B-person", "O"], "context": ["Kaleo is", "singer"]},
+        {"tokens": ["next"], "tags": ["O"], "context": [""]},
+        {"tokens": ["last"], "tags": ["O"], "context": []},
+    ]
+    dd = load_ner_dataset({"train": str(path)}, format="clner")
+    assert dd["train"]["tokens"] == [["Kaleo", "sings"], ["next"], ["last"]]
+    # sentence lines stay strict: an empty sentence token is still an error naming its line
+    strict = _write(tmp_path, "strict.txt", "a\tO\n B-X\n")
+    with pytest.raises(CLNERFormatError, match=re.escape(f"{strict}:2: ")):
+        read_clner(strict)
+
+
 def test_invalid_utf8_names_line(tmp_path):
     path = tmp_path / "bad.conll"
     path.write_bytes(b"a\tO\nb\xff\tO\n")
