@@ -113,6 +113,12 @@ def _pct(value: Optional[float], scale: float) -> str:
     return "–" if value is None else f"{value * scale:.2f}"
 
 
+def _weights(config) -> Optional[str]:
+    """The recorded loss weights as `1 / 0.5 / 0.5`, or None when the config predates them."""
+    values = [getattr(config, k, None) for k in ("nll_weight", "nll_ext_weight", "cl_weight")]
+    return None if any(v is None for v in values) else " / ".join(f"{v:g}" for v in values)
+
+
 def _is_repo_id(name: Optional[str]) -> bool:
     return bool(name) and not os.path.isabs(str(name)) and not os.path.exists(str(name)) and bool(
         _REPO_ID_RE.match(str(name)))
@@ -282,7 +288,9 @@ def build_model_card(
         ("views trained", getattr(config, "train_views", "both")),
         ("trained with contexts", getattr(config, "trained_with_context", True)),
         ("cooperative-learning loss", getattr(config, "cl_loss", "kl")),
-        ("CL-KL temperature", getattr(config, "cl_temperature", None)),
+        ("CL-KL temperature", getattr(config, "cl_temperature", None) if getattr(config, "cl_loss", "kl") == "kl"
+         else None),
+        ("loss weights L_NLL / L_NLL-EXT / L_CL", _weights(config)),
         ("tag scheme", getattr(config, "tag_scheme", "BIO")),
         ("CRF scheme constraints", getattr(config, "crf_constraints", True)),
         ("max sub-tokens per view", getattr(config, "max_seq_length", None)),

@@ -411,7 +411,8 @@ class CLNERConfig(PreTrainedConfig):
             `[CLS] x [SEP] x~ [SEP]`); `snippet_separator`: token between snippets (default: the tokenizer's sep token).
         max_seq_length: sub-token budget of a view; `window_stride`: overlapping words between windows of a sentence
             longer than the budget.
-        trained_with_context / cl_loss / cl_temperature / train_views: record of the training recipe.
+        trained_with_context / train_views / cl_loss / cl_temperature / cl_weight / nll_weight / nll_ext_weight:
+            record of the training recipe (the values actually used, written by `run_ner_cl.py`).
     """
 
     model_type = "clner"
@@ -428,7 +429,10 @@ class CLNERConfig(PreTrainedConfig):
     trained_with_context: bool = True
     train_views: str = "both"
     cl_loss: str = "kl"
-    cl_temperature: float = 1.0
+    cl_temperature: float = 0.3
+    cl_weight: float | None = None
+    nll_weight: float | None = None
+    nll_ext_weight: float | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -633,6 +637,15 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
     def crf_loss(self, logits: torch.Tensor, labels: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """Mean CRF NLL over the labelled rows. A row whose labels are all -100 is unlabelled (semi-supervised data)
         and is left out; a labelled row must label every word."""
+        nll, labelled = self.crf_nll(logits, labels, word_mask)
+        return nll.sum() / labelled.sum().clamp_min(1)
+
+    def crf_nll(self, logits: torch.Tensor, labels: torch.Tensor,
+                word_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row CRF NLL `(B,)` (0 on unlabelled rows) and which rows are labelled `(B,)` bool.
+
+        Shapes: logits `(B, W, C)`, labels and word_mask `(B, W)`; a row whose labels are all -100 is unlabelled.
+        """
         if labels.shape != word_mask.shape:
             raise ValueError(f"labels shape {tuple(labels.shape)} != word_index shape {tuple(word_mask.shape)}")
         labelled = ((labels != -100) & word_mask).any(1)
@@ -641,7 +654,7 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             raise ValueError(f"labels must be in [0, {self.config.num_labels}) on every word of a labelled row; got "
                              f"{labels[bad].unique().tolist()}")
         nll = self.crf.nll(logits, labels.masked_fill(~word_mask | ~labelled.unsqueeze(1), 0), word_mask)
-        return (nll * labelled.to(nll.dtype)).sum() / labelled.sum().clamp_min(1)
+        return nll * labelled.to(nll.dtype), labelled
 
     # -- inference ------------------------------------------------------------------------------------------------
     def decode(self, logits: torch.Tensor, word_mask: torch.Tensor) -> list[list[str]]:

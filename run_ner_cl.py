@@ -140,6 +140,10 @@ def main(argv=None):
     logger.info(f"Training/evaluation parameters {training_args}")
     logger.info(f"CL parameters {cl_args}")
 
+    if data_args.unlabeled_file and not cl_args.uses_cl:
+        raise SystemExit(f"--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
+                         f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
+                         "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="loading datasets"):
@@ -168,9 +172,7 @@ def main(argv=None):
         tokenizer_kwargs["add_prefix_space"] = True  # pre-split words need it with byte-level BPE
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **tokenizer_kwargs)
 
-    recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride,
-                  train_views=cl_args.train_views, cl_loss=cl_args.cl_loss if cl_args.uses_cl else "none",
-                  cl_temperature=cl_args.cl_temperature, trained_with_context=cl_args.train_views != "sentence")
+    recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride, **cl_args.recipe())
     if getattr(found, "model_type", None) == "clner":
         model = CLNERForTokenClassification.from_pretrained(model_path, **hub)
     else:

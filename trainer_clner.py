@@ -1,17 +1,23 @@
 """`CLNERTrainer`: cooperative learning between the sentence view and the context view (CLNER, ACL 2021).
 
-Every batch carries both views of each sentence (see `data_clner.CLNERDataCollator`). Training minimises
+Every batch carries both views of each sentence (see `data_clner.CLNERDataCollator`). Training minimises, per
+sentence with a retrieved context,
 
-    L = nll_weight * L_NLL + nll_ext_weight * L_NLL-EXT + cl_weight * L_CL
+    nll_weight * L_NLL + nll_ext_weight * L_NLL-EXT + cl_weight * L_CL
 
 with L_NLL the CRF negative log-likelihood of the sentence view, L_NLL-EXT that of the context view, and L_CL
-either CL-L2 (squared distance of the word representations) or CL-KL (KL of the CRF word posteriors, the context
-view as teacher). Evaluation decodes both views in one pass and reports `sentence_*` and `context_*` metrics.
+either CL-KL (KL of the CRF word posteriors, the context view as teacher) or CL-L2 (distance of the word
+representations). The defaults are those of the official code (Alibaba-NLP/CLNER, a flair 0.4.3 fork), which
+produced the paper's tables: weights 1 / 0.5 / 0.5, CL-KL at temperature 0.3 scaled by T^2, CL-L2 as a
+per-dimension mean, the teacher detached. The paper's literal eq. (5) is `--nll_weight 1 --nll_ext_weight 1
+--cl_weight 1 --cl_temperature 1 --cl_l2_reduction sum`.
 
-The paper (Wang et al., 2021, eq. 5) weighs the three terms 1/1/1; the official code (flair 0.4.3 fork) uses
-0.5/0.5 for the two NLL terms, stops the gradient through the teacher view and divides the log-marginals by a
-temperature of 0.3. Each choice is a `CLArguments` field; defaults follow the paper, except `cl_detach_context`,
-on by default as in the official code.
+A sentence without a context gets the official treatment: the official trainer concatenates the sentence corpus
+and the context corpus, so such a sentence is trained twice as a plain sentence (its NLL with weight 1 from each
+corpus) and gets no CL term. Its context view is its sentence view, so no context pass is run for it: its NLL is
+counted `nll_weight + nll_ext_weight_no_context` times from the one sentence pass. Every term is a mean over
+the batch's rows. Evaluation decodes both views in one pass and reports `sentence_*`, `context_*` and their
+two-view means (`f1`, `precision`, `recall`: the official model-selection criterion).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -29,29 +35,44 @@ from data_clner import stitch_windows
 
 VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
 META_KEYS = ("example_id", "word_start", "own_start", "own_end")
+VIEWS = ("both", "context", "sentence")
+CL_LOSSES = ("kl", "l2", "none")
 
 
 @dataclass
 class CLArguments:
-    """Cooperative-learning options (the CLNER part of `run_ner_cl.py`'s arguments)."""
+    """Cooperative-learning options (the CLNER part of `run_ner_cl.py`'s arguments).
+
+    Defaults follow the official code; the paper's literal eq. (5) is reachable through the flags (see the module
+    docstring). A single-view run (`--train_views sentence|context`, the paper's baselines) trains its one view's
+    NLL with weight 1; the weights apply to two-view training.
+    """
 
     train_views: str = field(
         default="both",
         metadata={"help": "Views trained on: 'both' (CLNER), 'context' (the paper's w/ CONTEXT baseline) or "
-                          "'sentence' (w/o CONTEXT baseline).", "choices": ["both", "context", "sentence"]},
+                          "'sentence' (w/o CONTEXT baseline).", "choices": list(VIEWS)},
     )
-    cl_loss: str = field(
-        default="kl",
-        metadata={"help": "Cooperative-learning loss between the views: 'kl' (CL-KL), 'l2' (CL-L2) or 'none'.",
-                  "choices": ["kl", "l2", "none"]},
+    cl_loss: Optional[str] = field(
+        default=None,
+        metadata={"help": "Cooperative-learning loss between the views: 'kl' (CL-KL), 'l2' (CL-L2) or 'none'. "
+                          "Default: 'kl' with --train_views both, else 'none'.", "choices": list(CL_LOSSES)},
     )
-    cl_weight: float = field(default=1.0, metadata={"help": "Weight of L_CL (paper: 1)."})
-    nll_weight: float = field(default=1.0, metadata={"help": "Weight of L_NLL, the sentence view (paper: 1; "
-                                                             "official code: 0.5)."})
-    nll_ext_weight: float = field(default=1.0, metadata={"help": "Weight of L_NLL-EXT, the context view (paper: 1; "
-                                                                 "official code: 0.5)."})
-    cl_temperature: float = field(default=1.0, metadata={"help": "CL-KL divides both views' log-marginals by this "
-                                                                 "before renormalising (paper: 1; official code: 0.3)."})
+    cl_weight: float = field(default=0.5, metadata={"help": "Weight of L_CL (official code: 0.5; paper eq. 5: 1)."})
+    nll_weight: float = field(default=1.0, metadata={"help": "Weight of L_NLL, the sentence view (official code and "
+                                                             "paper: 1)."})
+    nll_ext_weight: float = field(default=0.5, metadata={"help": "Weight of L_NLL-EXT, the context view, for "
+                                                                 "sentences with a context (official code: 0.5; "
+                                                                 "paper eq. 5: 1)."})
+    nll_ext_weight_no_context: float = field(
+        default=1.0, metadata={"help": "Weight of L_NLL-EXT for sentences without a context, whose context view is "
+                                       "their sentence view (official code and paper eq. 5: 1)."})
+    cl_temperature: float = field(default=0.3, metadata={"help": "CL-KL divides both views' log-marginals by this "
+                                                                 "and scales the KL by its square (official code: "
+                                                                 "0.3; paper eq. 5: 1)."})
+    cl_l2_reduction: str = field(
+        default="mean", metadata={"help": "CL-L2 over the hidden dimensions: 'mean' (official code) or 'sum' (the "
+                                          "paper's squared distance).", "choices": ["mean", "sum"]})
     cl_detach_context: bool = field(default=True, metadata={"help": "Stop gradients of L_CL through the context "
                                                                     "(teacher) view, as the official code does."})
     head_learning_rate: Optional[float] = field(
@@ -61,21 +82,49 @@ class CLArguments:
                                                                    "(--unlabeled_file)."})
 
     def __post_init__(self):
-        for name, options in (("train_views", ("both", "context", "sentence")), ("cl_loss", ("kl", "l2", "none"))):
-            if getattr(self, name) not in options:
-                raise ValueError(f"--{name} must be one of {options}, got {getattr(self, name)!r}")
-        if self.cl_temperature <= 0:
-            raise ValueError("--cl_temperature must be positive")
+        if self.train_views not in VIEWS:
+            raise ValueError(f"--train_views must be one of {VIEWS}, got {self.train_views!r}")
+        if self.cl_loss is None:
+            self.cl_loss = "kl" if self.train_views == "both" else "none"
+        if self.cl_loss not in CL_LOSSES:
+            raise ValueError(f"--cl_loss must be one of {CL_LOSSES}, got {self.cl_loss!r}")
+        if self.cl_loss != "none" and self.train_views != "both":
+            raise ValueError(f"--cl_loss {self.cl_loss} needs --train_views both: the CL loss compares the two views, "
+                             f"and --train_views {self.train_views} trains one (use --cl_loss none, or leave it out)")
+        if self.cl_l2_reduction not in ("mean", "sum"):
+            raise ValueError(f"--cl_l2_reduction must be 'mean' or 'sum', got {self.cl_l2_reduction!r}")
+        for name in ("cl_weight", "nll_weight", "nll_ext_weight", "nll_ext_weight_no_context", "unlabeled_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"--{name} must be a finite number >= 0, got {value!r}")
+        if not (math.isfinite(self.cl_temperature) and self.cl_temperature > 0):
+            raise ValueError(f"--cl_temperature must be positive, got {self.cl_temperature!r}")
+        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+            raise ValueError(f"--head_learning_rate must be positive, got {self.head_learning_rate!r}")
 
     @property
     def uses_cl(self) -> bool:
         return self.train_views == "both" and self.cl_loss != "none" and self.cl_weight != 0
 
+    def recipe(self) -> dict[str, Any]:
+        """The objective actually trained, as recorded in the model config and card."""
+        both = self.train_views == "both"
+        return dict(train_views=self.train_views, cl_loss=self.cl_loss if self.uses_cl else "none",
+                    cl_weight=self.cl_weight if self.uses_cl else 0.0,
+                    nll_weight=self.nll_weight if both else float(self.train_views == "sentence"),
+                    nll_ext_weight=self.nll_ext_weight if both else float(self.train_views == "context"),
+                    cl_temperature=self.cl_temperature if self.uses_cl and self.cl_loss == "kl" else None,
+                    trained_with_context=self.train_views != "sentence")
+
 
 def cl_kl_loss(crf, logits_ctx, logits_sent, word_mask, row_weight, temperature=1.0, detach_context=True):
-    """CL-KL: per sentence, the sum over its words of KL(p(y_i | x, x~) || p(y_i | x)) on CRF posterior marginals,
-    averaged over the batch rows (weighted by `row_weight`, 0 for rows without context). Shapes: logits `(B, W, C)`,
-    word_mask `(B, W)`, row_weight `(B,)`."""
+    """CL-KL as the official code computes it: per sentence, the sum over its words and tags of
+    T^2 * KL(softmax(m~_i / T) || softmax(m_i / T)), where m~_i and m_i are the CRF log-marginals of word i in the
+    context (teacher) and sentence (student) views; weighted by `row_weight` (0 for rows without context) and
+    divided by the number of batch rows. At T=1 this is the paper's KL of the posteriors.
+
+    Shapes: logits `(B, W, C)`, word_mask `(B, W)`, row_weight `(B,)`; returns a scalar.
+    """
     if detach_context:  # the teacher distribution is a constant: no gradient to its encoder pass nor to the CRF
         with torch.no_grad():
             teacher = crf.log_marginals(logits_ctx, word_mask, temperature)
@@ -83,14 +132,25 @@ def cl_kl_loss(crf, logits_ctx, logits_sent, word_mask, row_weight, temperature=
         teacher = crf.log_marginals(logits_ctx, word_mask, temperature)
     student = crf.log_marginals(logits_sent, word_mask, temperature)
     kl = (teacher.exp() * (teacher - student)).sum(-1) * word_mask.to(teacher.dtype)  # (B, W)
-    return (kl.sum(1) * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
+    per_row = kl.sum(1) * (float(temperature) ** 2)
+    return (per_row * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
 
 
-def cl_l2_loss(hidden_ctx, hidden_sent, word_mask, row_weight, detach_context=True):
-    """CL-L2: per sentence, the sum over its words of ||v_i - v~_i||^2 between the two views' word representations,
-    averaged over the batch rows (weighted by `row_weight`). Shapes: hidden `(B, W, H)`, word_mask `(B, W)`."""
+def cl_l2_loss(hidden_ctx, hidden_sent, word_mask, row_weight, detach_context=True, reduction="mean"):
+    """CL-L2: per sentence, the sum over its words of the squared distance between the two views' word
+    representations, weighted by `row_weight` and divided by the number of batch rows. `reduction="mean"` (the
+    official code's) divides each squared distance by the hidden size H, a per-dimension mean; `"sum"` is the
+    paper's ||v_i - v~_i||^2. The representations are the encoder outputs at each word's first sub-token.
+
+    Shapes: hidden `(B, W, H)`, word_mask `(B, W)`, row_weight `(B,)`; returns a scalar.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     target = hidden_ctx.detach() if detach_context else hidden_ctx
-    sq = ((hidden_sent.float() - target.float()) ** 2).sum(-1) * word_mask.to(torch.float32)
+    dtype = torch.promote_types(hidden_sent.dtype, torch.float32)  # at least float32 under mixed precision
+    sq = ((hidden_sent.to(dtype) - target.to(dtype)) ** 2).sum(-1) * word_mask.to(dtype)
+    if reduction == "mean":
+        sq = sq / hidden_sent.shape[-1]
     return (sq.sum(1) * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
 
 
@@ -119,14 +179,47 @@ def split_views(inputs: dict[str, Any]) -> tuple[dict, dict]:
     return sent, ctx
 
 
+def select_rows(view: dict[str, torch.Tensor], rows: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One view's inputs restricted to `rows` (all rows when None), with the trailing sub-token columns and word
+    columns that are padding in every selected row cut off, so a subset of short rows is not run at the length of
+    the batch's longest row."""
+    if rows is None:
+        return view
+    out = {k: v.index_select(0, rows) for k, v in view.items()}
+    if rows.numel() == 0:
+        return out
+    attention = out.get("attention_mask")
+    if attention is not None:
+        attended = attention.bool().any(0)
+        length = int(attended.nonzero().max()) + 1 if bool(attended.any()) else 1
+        for key in ("input_ids", "attention_mask", "token_type_ids"):
+            if key in out:
+                out[key] = out[key][:, :length]
+    words = int((out["word_index"] >= 0).sum(1).max())
+    out["word_index"] = out["word_index"][:, :max(words, 1)]
+    return out
+
+
+class ViewOutput(NamedTuple):
+    """A view's model outputs for `rows` of the batch (`None`: every row)."""
+
+    out: Any
+    rows: Optional[torch.Tensor]
+
+
 class CLNERTrainer(Trainer):
     """A `Trainer` whose `compute_loss` runs the sentence view and the context view and adds the CL loss.
 
     Args:
         cl_args: `CLArguments`; the rest as `transformers.Trainer`. `compute_metrics` defaults to seqeval on both
-            views (`sentence_{precision,recall,f1,accuracy}`, `context_...`; per entity type with
-            `return_entity_level_metrics=True`).
+            views (`sentence_{precision,recall,f1,accuracy}`, `context_...`, and `f1` / `precision` / `recall`, the
+            mean of the two views, which `--metric_for_best_model f1` selects on as the official code does; per
+            entity type with `return_entity_level_metrics=True`).
     """
+
+    #: run the context pass only on rows that have a context (their context view differs from the sentence view);
+    #: False runs it on every row, as earlier versions did (kept for the equivalence test and the benchmark)
+    skip_context_pass_without_context: bool = True
 
     def __init__(self, *args, cl_args: Optional[CLArguments] = None, return_entity_level_metrics: bool = False,
                  **kwargs):
@@ -165,47 +258,135 @@ class CLNERTrainer(Trainer):
                                            "params": mine, "lr": head_lr, "initial_lr": head_lr})
         return optimizer
 
+    def _context_rows(self, inputs, n_rows: int, device) -> Optional[torch.Tensor]:
+        """Indices of the rows whose context view differs from their sentence view (None: every row)."""
+        if not self.skip_context_pass_without_context:
+            return None
+        has_ctx = inputs.get("has_context")
+        if has_ctx is None or "ctx_input_ids" not in inputs:
+            return torch.zeros(0, dtype=torch.long, device=device)
+        rows = has_ctx.nonzero().flatten()
+        return None if len(rows) == n_rows else rows
+
+    def run_views(self, model, inputs, sentence: Optional[str] = "all", context: bool = True) -> dict[str, ViewOutput]:
+        """Forward passes of one batch's views.
+
+        The context pass runs only on the rows that have a context: for the others the context view is the
+        sentence view. `sentence` is "all" (every row), "rest" (the rows without a context) or None.
+        """
+        sent_in, ctx_in = split_views(inputs)
+        n_rows = sent_in["input_ids"].shape[0]
+        ctx_rows = self._context_rows(inputs, n_rows, sent_in["input_ids"].device)
+        outputs: dict[str, ViewOutput] = {}
+        if sentence == "all":
+            outputs["sentence"] = ViewOutput(model(**sent_in), None)
+        elif sentence == "rest" and ctx_rows is not None:
+            keep = torch.ones(n_rows, dtype=torch.bool, device=sent_in["input_ids"].device)
+            keep[ctx_rows] = False
+            rest = keep.nonzero().flatten()
+            rest = None if len(rest) == n_rows else rest
+            if rest is None or len(rest):
+                outputs["sentence"] = ViewOutput(model(**select_rows(sent_in, rest)), rest)
+        if context:
+            run = ctx_rows is None or len(ctx_rows) > 0
+            out = model(**select_rows(ctx_in or sent_in, ctx_rows)) if run else None
+            outputs["context"] = ViewOutput(out, ctx_rows)
+        return outputs
+
+    @staticmethod
+    def _to_rows(values: torch.Tensor, rows: Optional[torch.Tensor], n_rows: int) -> torch.Tensor:
+        """Per-row values of a row subset, scattered into a `(n_rows,)` tensor (zeros elsewhere)."""
+        if rows is None:
+            return values
+        return values.new_zeros((n_rows,) + values.shape[1:]).index_copy(0, rows, values)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """L = w_nll * L_NLL + w_ext * L_NLL-EXT + w_cl * L_CL (see `CLArguments`); each term is a batch mean."""
+        """The CLNER objective of the batch (see the module docstring); each term is a mean over the batch rows.
+
+        Logged components: `loss_nll` (sentence-view NLL), `loss_nll_ext` (context-view NLL, which for a sentence
+        without a context is its sentence-view NLL), each a mean over the labelled rows, and `loss_cl`, a mean over
+        all rows (0 for those without a context).
+        """
         args = self.cl_args
         labels = inputs.get("labels")
-        sent_in, ctx_in = split_views(inputs)
         unwrapped = self.accelerator.unwrap_model(model)
-        has_ctx = inputs.get("has_context")
-        if has_ctx is None or not ctx_in:
-            ctx_in, has_ctx = sent_in, torch.zeros(sent_in["input_ids"].shape[0], dtype=torch.bool,
-                                                   device=sent_in["input_ids"].device)
+        n_rows = inputs["input_ids"].shape[0]
+        device = inputs["input_ids"].device
+        views = args.train_views
+        outputs = self.run_views(model, inputs, sentence="rest" if views == "context" else "all",
+                                 context=views != "sentence")
+        sent, ctx = outputs.get("sentence"), outputs.get("context")
+        has_ctx = self._has_context(inputs)
+
+        def row_nll(view: Optional[ViewOutput]):
+            if view is None or view.out is None:
+                return None, None
+            sub = labels if view.rows is None else labels.index_select(0, view.rows)
+            nll, labelled = unwrapped.crf_nll(view.out.logits, sub[:, :view.out.word_mask.shape[1]],
+                                              view.out.word_mask)
+            return self._to_rows(nll, view.rows, n_rows), self._to_rows(labelled, view.rows, n_rows)
+
         terms: dict[str, torch.Tensor] = {}
-        out_sent = out_ctx = None
-        if args.train_views in ("both", "sentence"):
-            out_sent = model(**sent_in)
-            if labels is not None:
-                terms["loss_nll"] = unwrapped.crf_loss(out_sent.logits, labels, out_sent.word_mask)
-        if args.train_views in ("both", "context"):
-            out_ctx = model(**ctx_in)
-            if labels is not None:
-                terms["loss_nll_ext"] = unwrapped.crf_loss(out_ctx.logits, labels, out_ctx.word_mask)
-        if args.uses_cl:
-            labelled = ((labels != -100) & out_sent.word_mask).any(1) if labels is not None else None
-            weight = has_ctx.to(out_sent.logits.dtype)
-            if labelled is not None and args.unlabeled_weight != 1.0:
-                weight = weight * torch.where(labelled, 1.0, args.unlabeled_weight).to(weight.dtype)
-            if args.cl_loss == "kl":
-                terms["loss_cl"] = cl_kl_loss(unwrapped.crf, out_ctx.logits, out_sent.logits, out_sent.word_mask,
-                                              weight, args.cl_temperature, args.cl_detach_context)
+        loss = None
+        if labels is not None:
+            nll_s, lab_s = row_nll(sent)
+            nll_c, lab_c = row_nll(ctx)
+            labelled = lab_s if lab_c is None else lab_c if lab_s is None else lab_s | lab_c
+            n_lab = labelled.sum().clamp_min(1)
+            if nll_c is None:
+                nll_e = nll_s
+            elif nll_s is None:
+                nll_e = nll_c
             else:
-                terms["loss_cl"] = cl_l2_loss(out_ctx.word_hidden_states, out_sent.word_hidden_states,
-                                              out_sent.word_mask, weight, args.cl_detach_context)
-        weights = {"loss_nll": args.nll_weight, "loss_nll_ext": args.nll_ext_weight, "loss_cl": args.cl_weight}
-        if not terms:
+                nll_e = torch.where(has_ctx, nll_c, nll_s)
+            if views == "sentence":
+                loss = terms["loss_nll"] = nll_s.sum() / n_lab
+            elif views == "context":
+                loss = terms["loss_nll_ext"] = nll_e.sum() / n_lab
+            else:
+                terms["loss_nll"] = nll_s.sum() / n_lab
+                terms["loss_nll_ext"] = nll_e.sum() / n_lab
+                ext = torch.where(has_ctx, args.nll_ext_weight * nll_e, args.nll_ext_weight_no_context * nll_s)
+                loss = args.nll_weight * terms["loss_nll"] + ext.sum() / n_lab
+        if args.uses_cl:
+            terms["loss_cl"] = self._cl_term(unwrapped, sent, ctx, labels, has_ctx)
+            loss = args.cl_weight * terms["loss_cl"] + (0.0 if loss is None else loss)
+        if loss is None:
             raise ValueError("nothing to optimise: the batch has no labels and the CL loss is off")
-        loss = sum(weights[k] * v for k, v in terms.items())
         if model.training:
             for k, v in terms.items():
                 self._components[k].append(float(v.detach()))
         if return_outputs:
-            return loss, {"sentence": out_sent, "context": out_ctx}
+            return loss, outputs
         return loss
+
+    @staticmethod
+    def _has_context(inputs) -> torch.Tensor:
+        """`(B,)` bool: which rows have a context view that differs from their sentence view."""
+        has_ctx = inputs.get("has_context")
+        if has_ctx is None or "ctx_input_ids" not in inputs:
+            return torch.zeros(inputs["input_ids"].shape[0], dtype=torch.bool, device=inputs["input_ids"].device)
+        return has_ctx.bool()
+
+    def _cl_term(self, unwrapped, sent: ViewOutput, ctx: ViewOutput, labels, has_ctx) -> torch.Tensor:
+        """L_CL over the rows with a context, as a mean over all the batch's rows."""
+        args = self.cl_args
+        if ctx.out is None:  # no row of the batch has a context
+            return sent.out.logits.new_zeros((), dtype=torch.float32)
+        mask = ctx.out.word_mask
+        width = mask.shape[1]
+        pick = (lambda t: t[:, :width]) if ctx.rows is None else (lambda t: t.index_select(0, ctx.rows)[:, :width])
+        weight = pick(has_ctx[:, None])[:, 0].to(torch.float32)
+        if labels is not None and args.unlabeled_weight != 1.0:
+            labelled = ((pick(labels) != -100) & mask).any(1)
+            weight = torch.where(labelled, weight, torch.full_like(weight, args.unlabeled_weight))
+        if args.cl_loss == "kl":
+            cl = cl_kl_loss(unwrapped.crf, ctx.out.logits, pick(sent.out.logits), mask, weight, args.cl_temperature,
+                            args.cl_detach_context)
+        else:
+            cl = cl_l2_loss(ctx.out.word_hidden_states, pick(sent.out.word_hidden_states), mask, weight,
+                            args.cl_detach_context, args.cl_l2_reduction)
+        return cl * (mask.shape[0] / len(has_ctx))
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         """Add the mean of each loss component since the last training log (`loss_nll`, `loss_nll_ext`,
@@ -219,7 +400,8 @@ class CLNERTrainer(Trainer):
     # -- evaluation -----------------------------------------------------------------------------------------------
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Loss plus Viterbi paths of both views; the window metadata rides along so that windows of long
-        sentences are stitched back after the (distributed) gather."""
+        sentences are stitched back after the (distributed) gather. Passes the loss already ran are reused, and a
+        row without a context takes its sentence-view path as its context-view path (the inputs are the same)."""
         inputs = self._prepare_inputs(inputs)
         labels = inputs.get("labels")
         with torch.no_grad():
@@ -230,15 +412,20 @@ class CLNERTrainer(Trainer):
                 loss = loss.detach()
             if prediction_loss_only:
                 return loss, None, None
-            unwrapped = self.accelerator.unwrap_model(model)
-            sent_in, ctx_in = split_views(inputs)
-            paths = []
-            for name, view in (("sentence", sent_in), ("context", ctx_in or sent_in)):
-                out = outputs.get(name) or model(**view)  # views the loss already ran are not run again
-                paths.append(unwrapped.crf.viterbi_decode(out.logits, out.word_mask))
+            crf = self.accelerator.unwrap_model(model).crf
+            sent = outputs.get("sentence")
+            if sent is None or sent.rows is not None:
+                sent = self.run_views(model, inputs, sentence="all", context=False)["sentence"]
+            ctx = outputs.get("context") or self.run_views(model, inputs, sentence=None, context=True)["context"]
+            sent_paths = crf.viterbi_decode(sent.out.logits, sent.out.word_mask)
+            ctx_paths = sent_paths.clone()
+            if ctx.out is not None:
+                sub = crf.viterbi_decode(ctx.out.logits, ctx.out.word_mask)
+                rows = ctx.rows if ctx.rows is not None else torch.arange(len(sub), device=sub.device)
+                ctx_paths[rows, :sub.shape[1]] = sub
             meta = torch.stack([inputs[k] for k in META_KEYS], dim=1)  # (B, 4)
         # a tuple: the Trainer pads (with -100), concatenates and gathers each element on its own
-        return loss, (paths[0], paths[1], meta), labels
+        return loss, (sent_paths, ctx_paths, meta), labels
 
     @staticmethod
     def unpack_predictions(predictions, label_ids):
@@ -251,7 +438,9 @@ class CLNERTrainer(Trainer):
         return views, gold
 
     def two_view_metrics(self, eval_pred) -> dict[str, float]:
-        """seqeval metrics of both views, prefixed `sentence_` and `context_`."""
+        """seqeval metrics of both views, prefixed `sentence_` and `context_`, and `precision` / `recall` / `f1`:
+        the mean of the two views' values. The official code selects the best epoch on that mean F1, so
+        `--metric_for_best_model f1` does the same."""
         id2label = self.accelerator.unwrap_model(self.model).config.id2label
         views, gold = self.unpack_predictions(eval_pred.predictions, eval_pred.label_ids)
         gold_names = [[id2label[int(i)] for i in row] for row in gold]
@@ -260,5 +449,7 @@ class CLNERTrainer(Trainer):
             pred_names = [[id2label[int(i)] for i in row] for row in pred]
             for k, v in seqeval_metrics(gold_names, pred_names, self.return_entity_level_metrics).items():
                 metrics[f"{name}_{k}"] = v
+        for k in ("precision", "recall", "f1"):
+            metrics[k] = (metrics[f"sentence_{k}"] + metrics[f"context_{k}"]) / 2
         return metrics
 

@@ -50,7 +50,8 @@ def tiny_model(**kwargs):
 
 
 def full_card(widget=None, **kwargs):
-    config = tiny_model(cl_loss="kl", cl_temperature=1.0, train_views="both").config
+    config = tiny_model(cl_loss="kl", cl_temperature=1.0, train_views="both", nll_weight=1.0, nll_ext_weight=0.5,
+                        cl_weight=0.5).config
     return build_model_card(
         config, METRICS, base_model="xlm-roberta-large", dataset_name="WNUT-17", dataset_id="wnut_17",
         hyperparameters={"learning_rate": 5e-6, "num_train_epochs": 10, "seed": 42},
@@ -114,6 +115,7 @@ def test_card_body_patterns():
     assert re.search(r"^\| learning_rate \| 5e-06 \|$", text, re.M) and re.search(r"^\| seed \| 42 \|$", text, re.M)
     assert re.search(r"^\| cooperative-learning loss \| kl \|$", text, re.M)
     assert re.search(r"^\| CL-KL temperature \| 1\.0 \|$", text, re.M)
+    assert re.search(r"^\| loss weights L_NLL / L_NLL-EXT / L_CL \| 1 / 0\.5 / 0\.5 \|$", text, re.M)
     assert re.search(r"^\| views trained \| both \|$", text, re.M)
     # contexts and citation
     assert re.search(r"## Contexts\s+Google search results re-ranked with BERTScore", text)

@@ -89,8 +89,8 @@ def test_cl_kl_direction_temperature_and_detaching():
         forward_kl = ((p * (p.log() - q.log())).nan_to_num().sum(-1) * mask).sum() / 2
         reverse_kl = ((q * (q.log() - p.log())).nan_to_num().sum(-1) * mask).sum() / 2
         got = cl_kl_loss(crf, ctx, sent, mask, weight, temp)
-        assert got.item() == pytest.approx(forward_kl.item(), rel=1e-4)
-        assert abs(got.item() - reverse_kl.item()) > 1e-3  # it is KL(context || sentence), not the reverse
+        assert got.item() == pytest.approx(temp ** 2 * forward_kl.item(), rel=1e-4)  # T^2-scaled, as official
+        assert abs(got.item() - temp ** 2 * reverse_kl.item()) > 1e-3  # KL(context || sentence), not the reverse
     cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=True).backward()
     assert ctx.grad is None and sent.grad.abs().sum() > 0
     # detached, the teacher is a constant distribution: the CRF's gradient comes from the student side only
@@ -108,32 +108,55 @@ def test_cl_kl_direction_temperature_and_detaching():
     cl_l2_loss(h_ctx, h_sent, mask, weight, detach_context=True).backward()
     assert h_ctx.grad is None and h_sent.grad.abs().sum() > 0
     expected = (((h_sent - h_ctx) ** 2).sum(-1) * mask).sum() / 2
-    assert cl_l2_loss(h_ctx, h_sent, mask, weight).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert cl_l2_loss(h_ctx, h_sent, mask, weight, reduction="sum").item() == pytest.approx(expected.item(), rel=1e-6)
+    assert cl_l2_loss(h_ctx, h_sent, mask, weight).item() == pytest.approx(expected.item() / 3, rel=1e-6)
 
 
-@pytest.mark.parametrize("views,cl", [("both", "kl"), ("both", "l2"), ("context", "kl"), ("sentence", "none")])
+@pytest.mark.parametrize("views,cl", [("both", "kl"), ("both", "l2"), ("both", "none"), ("context", "none"),
+                                      ("sentence", "none")])
 def test_compute_loss_terms(features, labels, minilm_tokenizer, tmp_path, views, cl):
+    """The loss against per-row NLLs of full passes of both views: per sentence with a context
+    w_nll * NLL + w_ext * NLL-EXT + w_cl * CL; without one, (w_nll + w_ext_no_context) * NLL; single-view runs
+    train their one view with weight 1."""
     model = tiny_model(labels, dropout=0.0).eval()
-    cl_args = CLArguments(train_views=views, cl_loss=cl, nll_weight=0.5, nll_ext_weight=0.5, cl_weight=2.0)
+    weights = dict(nll_weight=0.7, nll_ext_weight=0.4, nll_ext_weight_no_context=1.3, cl_weight=2.0)
+    cl_args = CLArguments(train_views=views, cl_loss=cl, cl_temperature=0.5, **weights)
     trainer = CLNERTrainer(model=model, args=args_for(tmp_path), cl_args=cl_args)
     batch = make_batch(features, minilm_tokenizer)
+    has_ctx = batch["has_context"]
+    assert has_ctx.any() and not has_ctx.all()
     model.train()  # components are recorded in training mode; dropout is 0 so the views are deterministic
     loss = trainer.compute_loss(model, batch)
     terms = {k: v[-1] for k, v in trainer._components.items()}
     sent, ctx = split_views(batch)
-    nll = model(**sent, labels=batch["labels"]).loss.item()
-    nll_ext = model(**ctx, labels=batch["labels"]).loss.item()
-    expected = {"both": {"loss_nll", "loss_nll_ext", "loss_cl"}, "context": {"loss_nll_ext"},
-                "sentence": {"loss_nll"}}[views]
-    assert set(terms) == expected and torch.isfinite(loss)
+    with torch.no_grad():
+        a, b = model(**sent), model(**ctx)  # every row through each view
+        nll_s, _ = model.crf_nll(a.logits, batch["labels"], a.word_mask)
+        nll_c, _ = model.crf_nll(b.logits, batch["labels"], b.word_mask)
+    expected_terms = {"both": {"loss_nll", "loss_nll_ext"} | ({"loss_cl"} if cl != "none" else set()),
+                      "context": {"loss_nll_ext"}, "sentence": {"loss_nll"}}[views]
+    assert set(terms) == expected_terms and torch.isfinite(loss)
     if "loss_nll" in terms:
-        assert terms["loss_nll"] == pytest.approx(nll, rel=1e-5)
-    if "loss_nll_ext" in terms:
-        assert terms["loss_nll_ext"] == pytest.approx(nll_ext, rel=1e-5)
-    weights = {"loss_nll": 0.5, "loss_nll_ext": 0.5, "loss_cl": 2.0}
-    assert loss.item() == pytest.approx(sum(weights[k] * v for k, v in terms.items()), rel=1e-5)
-    if "loss_cl" in terms:
-        assert terms["loss_cl"] > 0
+        assert terms["loss_nll"] == pytest.approx(nll_s.mean().item(), rel=1e-5)
+    if "loss_nll_ext" in terms:  # a row without a context has its sentence view as its context view
+        assert terms["loss_nll_ext"] == pytest.approx(nll_c.mean().item(), rel=1e-5)
+        assert torch.allclose(nll_c[~has_ctx], nll_s[~has_ctx], rtol=1e-5)
+    if views == "sentence":
+        expected = nll_s.mean()
+    elif views == "context":
+        expected = nll_c.mean()
+    else:
+        per_row = weights["nll_weight"] * nll_s + torch.where(
+            has_ctx, weights["nll_ext_weight"] * nll_c, weights["nll_ext_weight_no_context"] * nll_s)
+        expected = per_row.mean()
+        if cl == "kl":
+            expected = expected + 2.0 * cl_kl_loss(model.crf, b.logits, a.logits, a.word_mask, has_ctx.float(), 0.5)
+        elif cl == "l2":
+            expected = expected + 2.0 * cl_l2_loss(b.word_hidden_states, a.word_hidden_states, a.word_mask,
+                                                   has_ctx.float())
+        if cl != "none":
+            assert terms["loss_cl"] > 0
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_unlabeled_rows_only_add_cl(features, labels, minilm_tokenizer, tmp_path):
@@ -151,7 +174,7 @@ def test_unlabeled_rows_only_add_cl(features, labels, minilm_tokenizer, tmp_path
     unlabeled = dict(batch, labels=torch.full_like(batch["labels"], -100))
     loss = trainer.compute_loss(model, unlabeled)
     assert trainer._components["loss_nll"][-1] == 0.0 and loss.item() == pytest.approx(
-        trainer._components["loss_cl"][-1], rel=1e-5)
+        trainer.cl_args.cl_weight * trainer._components["loss_cl"][-1], rel=1e-5)
 
 
 def test_gradient_accumulation_matches_full_batch(features, labels, tmp_path, minilm_tokenizer):
@@ -291,6 +314,12 @@ def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
     assert [x[0] for x in lines[: len(raw[0]["tokens"])]] == raw[0]["tokens"]
     config = json.loads((out / "config.json").read_text())
     assert config["train_views"] == "both" and config["cl_loss"] == "kl" and config["trained_with_context"]
+    # the objective actually trained (the official defaults) is recorded in the config and in run_config.json
+    assert (config["nll_weight"], config["nll_ext_weight"], config["cl_weight"]) == (1.0, 0.5, 0.5)
+    assert config["cl_temperature"] == 0.3
+    run_config = json.loads((out / "run_config.json").read_text())["cl"]
+    assert run_config["cl_weight"] == 0.5 and run_config["nll_ext_weight_no_context"] == 1.0
+    assert "| loss weights L_NLL / L_NLL-EXT / L_CL | 1 / 0.5 / 0.5 |" in (out / "README.md").read_text()
 
 
 def test_cli_rejects_unseen_dev_label(tiny_encoder_dir, tmp_path):
