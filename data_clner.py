@@ -915,8 +915,10 @@ def preprocess_dataset(
     """Encode rows into model features: one output row per window from ``modeling_clner.encode_example``.
 
     Output columns: the feature keys of ``encode_example`` (both views, ``word_index``, ``has_context``,
-    ``word_start``, ``own_start``, ``own_end``), ``example_id`` (index of the source row) and, for labeled data
-    when ``with_labels``, ``labels`` (label ids of the window's words). Source columns are removed.
+    ``word_start``, ``own_start``, ``own_end``), ``example_id`` (index of the source row), ``length`` (the
+    sub-tokens a training step runs for the row: its sentence view, plus its context view when it has a context;
+    what `--train_sampling_strategy group_by_length` groups on) and, for labeled data when ``with_labels``,
+    ``labels`` (label ids of the window's words). Source columns are removed.
     A DatasetDict is processed split by split.
     """
     import datasets
@@ -974,10 +976,13 @@ def preprocess_dataset(
                     if labeled:
                         out["labels"] = []
                     out["example_id"] = []
+                    out["length"] = []
                 elif sorted(feature) != sorted(keys):
                     raise ValueError(f"row {idx}: feature keys {sorted(feature)} differ from {sorted(keys)}")
                 for key in keys:
                     out[key].append(feature[key])
+                out["length"].append(len(feature["input_ids"]) + (len(feature["ctx_input_ids"])
+                                                                   if feature["has_context"] else 0))
                 if labeled:
                     start = int(feature["word_start"])
                     n_words = len(feature["word_index"])

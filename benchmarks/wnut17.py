@@ -1,19 +1,25 @@
 #!/usr/bin/env python
-"""Reproduce the CLNER WNUT-17 study (Wang et al., ACL 2021, Table 1 layout) with this implementation.
+"""The CLNER WNUT-17 study (Wang et al., ACL 2021, Table 1 layout) with this implementation, built to tell the
+methods apart: full training set, several epochs with per-epoch dev evaluation and best-epoch selection, several
+seeds, paired per-seed differences with 95% t-intervals and a paired bootstrap over dev sentences.
 
-Trains, with identical settings except the method, on the real WNUT-17 data with retrieved contexts:
+Methods (identical settings apart from the method):
 
-    sentence  --train_views sentence               (w/o CONTEXT baseline)
-    context   --train_views context                (w/ CONTEXT baseline)
-    cl-l2     --train_views both --cl_loss l2      (CL-L2)
-    cl-kl     --train_views both --cl_loss kl      (CL-KL)
+    sentence   --train_views sentence                  w/o CONTEXT baseline, selected on sentence-view dev F1
+    context    --train_views context                   w/ CONTEXT baseline, selected on context-view dev F1
+    cl-kl      --train_views both --cl_loss kl         CL-KL, official objective, selected on the two-view mean
+    cl-l2      --train_views both --cl_loss l2         CL-L2, official objective, selected on the two-view mean
+    both-nocl  --train_views both --cl_loss none       both views, no CL term (does the CL term itself matter?)
 
-and evaluates every model on dev in both views (sentence alone / sentence + context). Each (method, seed) runs
-`python run_ner_cl.py ...` in a fresh subprocess; finished runs are skipped (resumable). Then it writes
-`<output_dir>/summary.json`, `docs/results.md` (via `--results_md`) and a plot of dev F1 per epoch.
+Every model is evaluated on dev in both views. The best epoch's model (reloaded at the end of training) also
+predicts dev (per-sentence predictions for the bootstrap), dev with **random contexts** (snippets of other
+sentences from the retrieval module's `random` backend: the paper's Table 6 ablation) for `context` and `cl-kl`,
+and any `--test_file` (CLNER format) for every method. Runs are subprocesses of `run_ner_cl.py`, `--parallel` at a
+time, each with `--threads` threads; a finished run is skipped, so the study resumes where it stopped.
 
-    python benchmarks/wnut17.py                                  # the study with the documented settings
-    python benchmarks/wnut17.py --report_only                    # rebuild summary / doc / plot from finished runs
+    python benchmarks/wnut17.py --sweep            # learning-rate sweep of the sentence baseline (seed 1)
+    python benchmarks/wnut17.py                    # the study with the documented settings
+    python benchmarks/wnut17.py --report_only      # rebuild summary.json, docs/results.md and the plot
 """
 
 from __future__ import annotations
@@ -24,24 +30,46 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = {  # run order: CL-KL (the paper's headline) before CL-L2
-    "sentence": ["--train_views", "sentence", "--cl_loss", "none"],
-    "context": ["--train_views", "context", "--cl_loss", "none"],
-    "cl-kl": ["--train_views", "both", "--cl_loss", "kl"],
-    "cl-l2": ["--train_views", "both", "--cl_loss", "l2"],
+sys.path.insert(0, str(ROOT))
+
+METHODS = {
+    "sentence": ["--train_views", "sentence", "--metric_for_best_model", "sentence_f1"],
+    "context": ["--train_views", "context", "--metric_for_best_model", "context_f1"],
+    "cl-kl": ["--train_views", "both", "--cl_loss", "kl", "--metric_for_best_model", "f1"],
+    "cl-l2": ["--train_views", "both", "--cl_loss", "l2", "--metric_for_best_model", "f1"],
+    "both-nocl": ["--train_views", "both", "--cl_loss", "none", "--metric_for_best_model", "f1"],
 }
-LABELS = {"sentence": "w/o context (sentence only)", "context": "w/ context (context only)",
-          "cl-l2": "CL-L2", "cl-kl": "CL-KL"}
+LABELS = {"sentence": "w/o context (sentence only)", "context": "w/ context (context only)", "cl-kl": "CL-KL",
+          "cl-l2": "CL-L2", "both-nocl": "both views, no CL"}
+SELECTED_ON = {"sentence": "sentence_f1", "context": "context_f1", "cl-kl": "f1", "cl-l2": "f1", "both-nocl": "f1"}
 VIEWS = ("sentence", "context")
-# the paper's Table 1, XLM-R large, WNUT-17 test F1 (views: w/o context / w/ context)
-PAPER = {"sentence": (57.86, None), "context": (None, 60.20), "cl-l2": (None, None), "cl-kl": (59.33, 60.45)}
+RANDOM_CONTEXT_METHODS = ("context", "cl-kl")
+# the paper's Table 1, XLM-R large, WNUT-17 test F1 (w/o context view, w/ context view)
+PAPER = {"sentence": (57.86, None), "context": (None, 60.20), "cl-kl": (59.33, 60.45), "cl-l2": (None, None),
+         "both-nocl": (None, None)}
+# (name, method A, view of A, method B, view of B): the paired comparisons the study answers
+COMPARISONS = [
+    ("CL-KL vs w/o context, sentence view", "cl-kl", "sentence", "sentence", "sentence"),
+    ("CL-KL vs w/ context, context view", "cl-kl", "context", "context", "context"),
+    ("w/ context vs w/o context, each in its own view", "context", "context", "sentence", "sentence"),
+    ("CL-KL vs both views without CL, sentence view", "cl-kl", "sentence", "both-nocl", "sentence"),
+    ("CL-KL vs both views without CL, context view", "cl-kl", "context", "both-nocl", "context"),
+    ("CL-L2 vs w/o context, sentence view", "cl-l2", "sentence", "sentence", "sentence"),
+    ("CL-L2 vs w/ context, context view", "cl-l2", "context", "context", "context"),
+    ("both views without CL vs w/o context, sentence view", "both-nocl", "sentence", "sentence", "sentence"),
+]
+# two-sided 95% quantiles of Student's t, by degrees of freedom
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 
 def parse_args(argv=None):
@@ -49,24 +77,25 @@ def parse_args(argv=None):
     p.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "wnut17"))
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--seed_major", action="store_true",
-                   help="Order runs seed by seed (all methods with seed 1, then seed 2, ...). Default.")
-    p.add_argument("--epochs", type=float, default=1)
+    p.add_argument("--epochs", type=float, default=3)
     p.add_argument("--output_dir", default=str(ROOT / "outputs" / "wnut17"))
     p.add_argument("--model_name_or_path", default=None, help="Encoder (default: the packaged all-MiniLM-L6-v2).")
-    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--max_seq_length", type=int, default=256)
     p.add_argument("--learning_rate", type=float, default=1e-4)
     p.add_argument("--head_learning_rate", type=float, default=5e-3)
     p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--eval_batch_size", type=int, default=64)
+    p.add_argument("--eval_batch_size", type=int, default=32)
     p.add_argument("--warmup", type=float, default=0.1, help="Warm-up ratio (--warmup_steps as a float).")
     p.add_argument("--weight_decay", type=float, default=0.01)
-    p.add_argument("--max_train_samples", type=int, default=1500,
-                   help="First N training sentences (CPU budget; 0 = all 3394).")
-    p.add_argument("--max_eval_samples", type=int, default=None)
-    p.add_argument("--threads", type=int, default=1,
-                   help="OMP/torch threads per run (1 is 2-3x faster than 2 on a shared 2-core machine).")
+    p.add_argument("--max_train_samples", type=int, default=0, help="First N training sentences (0 = all 3394).")
+    p.add_argument("--test_file", default=None, help="An extra CLNER-format file every model is scored on.")
+    p.add_argument("--parallel", type=int, default=2, help="Runs at a time.")
+    p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run.")
     p.add_argument("--extra", default="", help="Extra run_ner_cl.py arguments, one shell-quoted string.")
+    p.add_argument("--sweep", action="store_true", help="Learning-rate sweep of the sentence baseline instead.")
+    p.add_argument("--sweep_lrs", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4])
+    p.add_argument("--sweep_head_lrs", nargs="+", type=float, default=[1e-3, 5e-3])
+    p.add_argument("--bootstrap", type=int, default=2000, help="Bootstrap resamples of the dev sentences.")
     p.add_argument("--report_only", action="store_true", help="Only rebuild the summary, doc and plot.")
     p.add_argument("--results_md", default=str(ROOT / "docs" / "results.md"))
     p.add_argument("--plot", default=str(ROOT / "docs" / "wnut17_f1.png"))
@@ -74,199 +103,435 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def run_args(args, method: str, seed: int, out: Path) -> list[str]:
-    # with one epoch the end-of-training --do_eval gives the epoch's numbers: skip the duplicate epoch evaluation
-    per_epoch = args.epochs > 1
+# ------------------------------------------------------------------------------------------------------ runs
+def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: float) -> list[str]:
+    dev = str(Path(args.data_dir) / "dev.context.txt")
     cmd = [
-        "--train_file", str(Path(args.data_dir) / "train.context.txt"),
-        "--validation_file", str(Path(args.data_dir) / "dev.context.txt"),
-        "--output_dir", str(out),
-        *METHODS[method],
-        "--max_seq_length", str(args.max_seq_length),
-        "--num_train_epochs", f"{args.epochs:g}",
-        "--per_device_train_batch_size", str(args.batch_size),
-        "--per_device_eval_batch_size", str(args.eval_batch_size),
-        "--learning_rate", f"{args.learning_rate:g}",
-        "--head_learning_rate", f"{args.head_learning_rate:g}",
-        "--warmup_steps", f"{args.warmup:g}",
+        "--train_file", str(Path(args.data_dir) / "train.context.txt"), "--validation_file", dev,
+        "--test_file", dev,  # the best epoch's model predicts dev: per-sentence predictions for the bootstrap
+        "--output_dir", str(out), *METHODS[method],
+        "--max_seq_length", str(args.max_seq_length), "--num_train_epochs", f"{args.epochs:g}",
+        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", str(args.eval_batch_size),
+        "--learning_rate", f"{lr:g}", "--head_learning_rate", f"{head_lr:g}", "--warmup_steps", f"{args.warmup:g}",
         "--weight_decay", f"{args.weight_decay:g}",
-        "--eval_strategy", "epoch" if per_epoch else "no",
-        "--save_strategy", "no", "--report_to", "none", "--logging_steps", "20",
-        "--do_train", "--do_eval", "--seed", str(seed),
+        "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "1",
+        "--load_best_model_at_end", "--report_to", "none", "--logging_steps", "20",
+        "--do_train", "--do_eval", "--do_predict", "--seed", str(seed),
         "--context_source", "WNUT-17 train: ciaochiaociao/CLNER re-retrieval; dev: CLNER paper release",
     ]
     if args.model_name_or_path:
         cmd += ["--model_name_or_path", args.model_name_or_path]
     if args.max_train_samples:
         cmd += ["--max_train_samples", str(args.max_train_samples)]
-    if args.max_eval_samples:
-        cmd += ["--max_eval_samples", str(args.max_eval_samples)]
     return cmd + shlex.split(args.extra)
 
 
-def run_one(args, method: str, seed: int) -> None:
-    out = Path(args.output_dir) / f"{method}-seed{seed}"
+def run_cli(cli: list[str], log: Path, threads: int) -> tuple[int, float]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    start = time.time()
+    with open(log, "w") as fh:
+        rc = subprocess.call([sys.executable, str(ROOT / "run_ner_cl.py"), *cli], cwd=ROOT, stdout=fh,
+                             stderr=subprocess.STDOUT, env=env)
+    return rc, time.time() - start
+
+
+def score_file(args, model_dir: Path, test_file: Path, out: Path) -> dict:
+    """Both views' metrics and predictions of a trained model on a CLNER file (an evaluation-only run)."""
+    if not (out / "predict_results.json").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        cli = ["--model_name_or_path", str(model_dir), "--test_file", str(test_file), "--do_predict",
+               "--output_dir", str(out), "--max_seq_length", str(args.max_seq_length),
+               "--per_device_eval_batch_size", str(args.eval_batch_size), "--report_to", "none"]
+        rc, wall = run_cli(cli, out / "run.log", args.threads)
+        if rc != 0:
+            raise RuntimeError(f"scoring {model_dir} on {test_file} failed (exit {rc}), see {out / 'run.log'}")
+    metrics = json.loads((out / "predict_results.json").read_text())
+    return {k[len("predict_"):]: v for k, v in metrics.items() if k.startswith("predict_")}
+
+
+def curve_of(state: dict) -> list[dict]:
+    return [dict(epoch=e["epoch"], step=e["step"], **{k[5:]: v for k, v in e.items() if k.startswith("eval_")})
+            for e in state["log_history"] if "eval_sentence_f1" in e]
+
+
+def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) -> dict | None:
     done = out / "bench_result.json"
     if done.exists():
-        print(f"[skip] {method} seed {seed}: {done} exists", flush=True)
-        return
+        print(f"[skip] {out.name}: done", flush=True)
+        return json.loads(done.read_text())
     out.mkdir(parents=True, exist_ok=True)
-    cli = run_args(args, method, seed, out)
-    cmd = [sys.executable, str(ROOT / "run_ner_cl.py"), *cli]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
+    cli = train_args(args, method, seed, out, lr, head_lr)
     wall_file = out / "wall_s.txt"
-    if wall_file.exists() and (out / "eval_results.json").exists():  # trained already, only the summary is missing
-        wall = float(wall_file.read_text())
-    else:
-        print(f"[run] {method} seed {seed}: {shlex.join(cmd)}", flush=True)
-        start = time.time()
-        with open(out / "run.log", "w") as log:
-            rc = subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        wall = time.time() - start
+    if not (wall_file.exists() and (out / "predictions_context.txt").exists()):
+        print(f"[run] {out.name}", flush=True)
+        rc, wall = run_cli(cli, out / "run.log", args.threads)
         if rc != 0:
-            print(f"[fail] {method} seed {seed}: exit {rc} after {wall:.0f}s, see {out / 'run.log'}", flush=True)
-            return
+            print(f"[fail] {out.name}: exit {rc} after {wall:.0f}s, see {out / 'run.log'}", flush=True)
+            return None
         wall_file.write_text(f"{wall:.1f}")
-    final = json.loads((out / "eval_results.json").read_text())
-    train = json.loads((out / "train_results.json").read_text())
+    wall = float(wall_file.read_text())
     state = json.loads((out / "trainer_state.json").read_text())
-    curve = [dict(epoch=e["epoch"], **{k[5:]: v for k, v in e.items() if k.startswith("eval_")})
-             for e in state["log_history"] if "eval_sentence_f1" in e]
-    if not curve or abs(curve[-1]["epoch"] - train.get("epoch", args.epochs)) > 1e-6:
-        curve.append(dict(epoch=train.get("epoch", args.epochs), **{k[5:]: v for k, v in final.items()
-                                                                     if k.startswith("eval_")}))
-    result = dict(method=method, seed=seed, wall_s=wall, train_runtime_s=train.get("train_runtime"),
-                  command="python run_ner_cl.py " + shlex.join(cli), final={k[5:]: v for k, v in final.items()
-                                                                             if k.startswith("eval_")},
-                  curve=curve, train=train)
+    curve = curve_of(state)
+    best = json.loads((out / "eval_results.json").read_text())
+    extra = {}
+    t0 = time.time()
+    if method in RANDOM_CONTEXT_METHODS:
+        extra["dev-random-context"] = score_file(args, out, random_context_file(args), out / "dev-random-context")
+    if args.test_file:
+        extra["test"] = score_file(args, out, Path(args.test_file), out / "test")
+    for ckpt in out.glob("checkpoint-*"):
+        shutil.rmtree(ckpt)  # optimizer states: the best model is in the run folder itself
+    result = dict(method=method, seed=seed, learning_rate=lr, head_learning_rate=head_lr, wall_s=wall,
+                  extra_eval_wall_s=round(time.time() - t0, 1),
+                  command="python run_ner_cl.py " + shlex.join(cli),
+                  best={k[5:]: v for k, v in best.items() if k.startswith("eval_")},
+                  best_epoch=state.get("best_global_step") and next(
+                      (e["epoch"] for e in curve if e["step"] == state["best_global_step"]), None),
+                  last=curve[-1] if curve else None, curve=curve, extra=extra,
+                  train=json.loads((out / "train_results.json").read_text()))
     done.write_text(json.dumps(result, indent=2))
-    print(f"[done] {method} seed {seed}: {wall:.0f}s  dev F1 sentence {final.get('eval_sentence_f1', math.nan):.4f}"
-          f"  context {final.get('eval_context_f1', math.nan):.4f}", flush=True)
+    print(f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
+          f"{100 * result['best']['sentence_f1']:.2f} context {100 * result['best']['context_f1']:.2f}", flush=True)
+    return result
 
 
-def load_results(output_dir: Path) -> list[dict]:
-    results = []
-    for path in sorted(output_dir.glob("*/bench_result.json")):
-        results.append(json.loads(path.read_text()))
-    order = {m: i for i, m in enumerate(METHODS)}
-    return sorted(results, key=lambda r: (order.get(r["method"], 99), r["seed"]))
+def random_context_file(args) -> Path:
+    """dev.context.txt with each context replaced by as many random snippets of *other* dev sentences (the
+    retrieval module's `random` backend, seeded): the paper's random-context ablation."""
+    path = Path(args.output_dir) / "dev.random-context.txt"
+    if path.exists():
+        return path
+    from data_clner import read_clner, write_clner
+    from retrieval_clner import RandomBackend, detokenize
+
+    rows = read_clner(Path(args.data_dir) / "dev.context.txt")
+    snippets = [s for r in rows for s in r["context"] if s.strip()]
+    backend = RandomBackend(snippets, seed=0)
+    out = []
+    for row in rows:
+        own = {s for s in row["context"] if s.strip()}
+        k = len(own)
+        picked = [s for s in backend.search(detokenize(row["tokens"]), k + len(own)) if s not in own][:k] if k else []
+        out.append(dict(row, context=picked))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    write_clner(out, tmp)
+    tmp.replace(path)
+    return path
 
 
-def best_epoch(curve: list[dict], view: str) -> dict:
-    """The epoch with the highest dev F1 of `view` (the paper selects on dev)."""
-    return max(curve, key=lambda e: e.get(f"{view}_f1", -1))
-
-
+# ------------------------------------------------------------------------------------------------------ stats
 def mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(results: list[dict]) -> dict:
+def t_interval(diffs: list[float]) -> dict:
+    """Mean of paired differences with its two-sided 95% Student-t interval."""
+    n = len(diffs)
+    mean = statistics.fmean(diffs) if diffs else math.nan
+    if n < 2:
+        return {"n": n, "mean": mean, "low": math.nan, "high": math.nan, "values": diffs}
+    t = T975.get(n - 1) or T975[max(k for k in T975 if k <= n - 1)]
+    half = t * statistics.stdev(diffs) / math.sqrt(n)
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "values": diffs}
+
+
+def read_predictions(path: Path) -> list[tuple[list[str], list[str]]]:
+    """(gold, predicted) tags per sentence of a `predictions_<view>.txt` (token, gold, predicted)."""
+    sentences, gold, pred = [], [], []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            if gold:
+                sentences.append((gold, pred))
+            gold, pred = [], []
+            continue
+        fields = line.split("\t")
+        gold.append(fields[-2])
+        pred.append(fields[-1])
+    if gold:
+        sentences.append((gold, pred))
+    return sentences
+
+
+def sentence_counts(path: Path):
+    """Per dev sentence: correct entities, predicted entities, gold entities (seqeval's entity matching)."""
+    import numpy as np
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    rows = []
+    for gold, pred in read_predictions(path):
+        g, p = set(get_entities(gold)), set(get_entities(pred))
+        rows.append((len(g & p), len(p), len(g)))
+    return np.array(rows, dtype=np.float64)
+
+
+def paired_bootstrap(counts_a, counts_b, resamples: int, seed: int = 0) -> dict:
+    """F1(A) - F1(B) over bootstrap resamples of the dev sentences (the same resample for both), on predictions
+    pooled over seeds (counts summed per sentence): mean, 95% percentile interval, share of resamples <= 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = len(counts_a)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)  # (R, n): how often each sentence is drawn
+
+    def f1(counts):
+        tp, pred, gold = (weights @ counts).T
+        return 2 * tp / np.maximum(pred + gold, 1)
+
+    diff = 100 * (f1(counts_a) - f1(counts_b))
+    full = lambda c: 200 * c[:, 0].sum() / max(c[:, 1].sum() + c[:, 2].sum(), 1)  # noqa: E731
+    return {"observed": full(counts_a) - full(counts_b), "low": float(np.percentile(diff, 2.5)),
+            "high": float(np.percentile(diff, 97.5)), "p_le_0": float((diff <= 0).mean())}
+
+
+def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, sub: str = ""):
+    """Per-sentence counts of a method's view summed over its seeds' predictions (best-epoch models)."""
+    total = None
+    for r in runs:
+        if r["method"] != method:
+            continue
+        path = output_dir / f"{method}-seed{r['seed']}" / sub / f"predictions_{view}.txt"
+        if not path.exists():
+            continue
+        counts = sentence_counts(path)
+        total = counts if total is None else total + counts
+    return total
+
+
+def summarise(args, runs: list[dict]) -> dict:
+    output_dir = Path(args.output_dir)
     table = {}
     for method in METHODS:
-        runs = [r for r in results if r["method"] == method]
-        if not runs:
+        mine = [r for r in runs if r["method"] == method]
+        if not mine:
             continue
-        row = {"seeds": [r["seed"] for r in runs], "wall_s": [r["wall_s"] for r in runs]}
+        row = {"seeds": [r["seed"] for r in mine], "wall_s": [r["wall_s"] for r in mine],
+               "best_epoch": [r["best_epoch"] for r in mine]}
         for view in VIEWS:
-            for pick in ("final", "best"):
+            for pick in ("best", "last"):
                 for metric in ("f1", "precision", "recall"):
-                    vals = [100 * (r["final"] if pick == "final" else best_epoch(r["curve"], view))[f"{view}_{metric}"]
-                            for r in runs]
+                    vals = [100 * r[pick][f"{view}_{metric}"] for r in mine if r.get(pick)]
                     m, s = mean_std(vals)
                     row[f"{pick}_{view}_{metric}"] = {"mean": m, "std": s, "values": vals}
+            if method in RANDOM_CONTEXT_METHODS:
+                vals = [100 * r["extra"]["dev-random-context"][f"{view}_f1"] for r in mine
+                        if "dev-random-context" in r.get("extra", {})]
+                m, s = mean_std(vals)
+                row[f"random_{view}_f1"] = {"mean": m, "std": s, "values": vals}
+            if args.test_file:
+                vals = [100 * r["extra"]["test"][f"{view}_f1"] for r in mine if "test" in r.get("extra", {})]
+                m, s = mean_std(vals)
+                row[f"test_{view}_f1"] = {"mean": m, "std": s, "values": vals}
         table[method] = row
-    return table
+
+    def paired(a, view_a, b, view_b, pick="best", key=None):
+        ra = {r["seed"]: r for r in runs if r["method"] == a}
+        rb = {r["seed"]: r for r in runs if r["method"] == b}
+        seeds = sorted(set(ra) & set(rb))
+        get = key or (lambda r, v: r[pick][f"{v}_f1"])
+        return t_interval([100 * (get(ra[s], view_a) - get(rb[s], view_b)) for s in seeds])
+
+    comparisons = []
+    for name, a, view_a, b, view_b in COMPARISONS:
+        if a not in table or b not in table:
+            continue
+        entry = {"name": name, "a": a, "view_a": view_a, "b": b, "view_b": view_b,
+                 "seeds": paired(a, view_a, b, view_b), "seeds_last": paired(a, view_a, b, view_b, "last")}
+        ca, cb = pooled_counts(output_dir, runs, a, view_a), pooled_counts(output_dir, runs, b, view_b)
+        if ca is not None and cb is not None and len(ca) == len(cb):
+            entry["bootstrap"] = paired_bootstrap(ca, cb, args.bootstrap)
+        comparisons.append(entry)
+    ablation = []
+    for method in RANDOM_CONTEXT_METHODS:
+        if method not in table:
+            continue
+        mine = [r for r in runs if r["method"] == method and "dev-random-context" in r.get("extra", {})]
+        if not mine:
+            continue
+        diffs = t_interval([100 * (r["best"]["context_f1"] - r["extra"]["dev-random-context"]["context_f1"])
+                            for r in mine])
+        entry = {"method": method, "real": table[method]["best_context_f1"], "random": table[method][
+            "random_context_f1"], "seeds": diffs}
+        ca = pooled_counts(output_dir, mine, method, "context")
+        cb = pooled_counts(output_dir, mine, method, "context", "dev-random-context")
+        if ca is not None and cb is not None and len(ca) == len(cb):
+            entry["bootstrap"] = paired_bootstrap(ca, cb, args.bootstrap)
+        ablation.append(entry)
+    dev = next((output_dir / f"{r['method']}-seed{r['seed']}" / "predictions_context.txt" for r in runs), None)
+    n_dev = len(read_predictions(dev)) if dev is not None and dev.exists() else None
+    return {"table": table, "comparisons": comparisons, "random_context": ablation, "dev_sentences": n_dev}
 
 
-def fmt(cell: dict, std=True) -> str:
-    if cell is None or math.isnan(cell["mean"]):
+def distinguishable(entry: dict) -> str:
+    s, b = entry["seeds"], entry.get("bootstrap")
+    seeds_yes = not math.isnan(s["low"]) and (s["low"] > 0 or s["high"] < 0)
+    boot_yes = b is not None and (b["low"] > 0 or b["high"] < 0)
+    if seeds_yes and boot_yes:
+        return "**yes** (both intervals exclude 0)"
+    if seeds_yes or boot_yes:
+        return "partly (" + ("seed" if seeds_yes else "bootstrap") + " interval excludes 0)"
+    return "no"
+
+
+# ------------------------------------------------------------------------------------------------------ report
+def fmt(cell: dict | None, std=True) -> str:
+    if cell is None or not cell.get("values") or math.isnan(cell["mean"]):
         return "—"
     if std and len(cell["values"]) > 1:
         return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
     return f"{cell['mean']:.2f}"
 
 
-def plot(results: list[dict], path: Path) -> None:
+def fmt_interval(d: dict) -> str:
+    if math.isnan(d.get("low", math.nan)):
+        return f"{d['mean']:+.2f}"
+    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def plot(summary: dict, runs: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    colors = {"sentence": "tab:blue", "context": "tab:orange", "cl-l2": "tab:green", "cl-kl": "tab:red"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    offset = {m: 0.015 * (i - 1.5) for i, m in enumerate(METHODS)}  # keep single-epoch points apart
-    for ax, view in zip(axes, VIEWS):
-        for r in results:
-            xs = [e["epoch"] + offset.get(r["method"], 0) for e in r["curve"]]
-            ys = [100 * e[f"{view}_f1"] for e in r["curve"]]
-            ax.plot(xs, ys, marker="o" if r["seed"] == 1 else "s", color=colors.get(r["method"]),
-                    linestyle="-" if r["seed"] == 1 else "--", label=f"{r['method']} (seed {r['seed']})")
-            ax.annotate(f"{ys[-1]:.1f}", (xs[-1], ys[-1]), textcoords="offset points", xytext=(6, -3), fontsize=7,
-                        color=colors.get(r["method"]))
-        ax.set_title(f"dev, {view} view" + (" (sentence alone)" if view == "sentence" else " (sentence + context)"))
+    colors = {"sentence": "tab:blue", "context": "tab:orange", "cl-kl": "tab:red", "cl-l2": "tab:green",
+              "both-nocl": "tab:purple"}
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.15]})
+    for ax, view in zip(axes[:2], VIEWS):
+        for method in METHODS:
+            curves = [r["curve"] for r in runs if r["method"] == method and r["curve"]]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            ys = np.array([[100 * e[f"{view}_f1"] for e in c[:n]] for c in curves])
+            xs = [curves[0][i]["epoch"] for i in range(n)]
+            mean = ys.mean(0)
+            ax.plot(xs, mean, marker="o", color=colors[method], label=f"{LABELS[method]} (n={len(curves)})")
+            ax.fill_between(xs, ys.min(0), ys.max(0), color=colors[method], alpha=0.15, linewidth=0)
+        ax.set_title(f"dev F1 per epoch, {view} view" + (" (sentence alone)" if view == "sentence" else
+                                                           " (sentence + context)"))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("entity F1 (%): mean over seeds, band = min-max")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("entity F1 (%)")
-    axes[1].legend(fontsize=7, loc="center right", ncol=1)
-    title = "CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU"
-    if all(len(r["curve"]) <= 1 for r in results):
-        title += " (1 epoch: one point per run, methods offset along x)"
-    fig.suptitle(title)
+    axes[0].legend(fontsize=8, loc="lower right")
+    ax = axes[2]
+    table = summary["table"]
+    methods = [m for m in METHODS if m in table]
+    for j, view in enumerate(VIEWS):
+        for i, method in enumerate(methods):
+            vals = table[method][f"best_{view}_f1"]["values"]
+            if not vals:
+                continue
+            y = i + (j - 0.5) * 0.3
+            ci = t_interval(vals)
+            half = (ci["high"] - ci["mean"]) if not math.isnan(ci["high"]) else 0
+            ax.errorbar(ci["mean"], y, xerr=half, fmt="o" if view == "sentence" else "s", color=colors[method],
+                        mfc="white" if view == "sentence" else colors[method], capsize=3,
+                        label=f"{view} view" if i == 0 else None)
+            ax.scatter(vals, [y] * len(vals), s=9, color=colors[method], alpha=0.5, zorder=3)
+    ax.set_yticks(range(len(methods)), [LABELS[m] for m in methods], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("dev F1 (%) at the selected epoch: mean, 95% t-interval, seeds")
+    ax.set_title("selected-epoch F1 (open: sentence view, filled: context view)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 BEGIN, END = "<!-- BEGIN wnut17.py AUTO -->", "<!-- END wnut17.py AUTO -->"
 
 
-def markdown(summary: dict, args) -> str:
-    """The generated part of docs/results.md: tables, per-run rows, wall times, commands."""
-    table, runs = summary["table"], summary["runs"]
-    out = [BEGIN, "", "_Generated by `python benchmarks/wnut17.py --report_only` from "
-           f"`{Path(args.output_dir).relative_to(ROOT) if Path(args.output_dir).is_relative_to(ROOT) else args.output_dir}`"
-           f" ({len(runs)} finished runs)._", ""]
-    for pick, title in (("final", "Dev F1 (%) after the last epoch (the model a run ends with)"),
-                        ("best", "Dev F1 (%) at the best epoch on dev, per view")):
-        if pick == "best" and all(len(r["curve"]) <= 1 for r in runs):
-            out += ["With a single epoch per run the best epoch is the last one; no separate table.", ""]
-            continue
-        out += [f"### {title}", "",
-                "| method | seeds | sentence view F1 | context view F1 | paper (XLM-R large, test) w/o / w/ context |",
-                "| --- | --- | --- | --- | --- |"]
+def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware: dict) -> str:
+    table = summary["table"]
+    rel = Path(args.output_dir)
+    rel = rel.relative_to(ROOT) if rel.is_relative_to(ROOT) else rel
+    out = [BEGIN, "", f"_Generated by `python benchmarks/wnut17.py --report_only` from `{rel}` ({len(runs)} finished "
+           "runs)._", ""]
+    for pick, title in (("best", "Dev F1 (%) at the selected epoch (the model each run ends with)"),
+                        ("last", "Dev F1 (%) after the last epoch")):
+        out += [f"### {title}", "", "| method | seeds | sentence view | context view | paper (XLM-R large, test) "
+                "w/o / w/ context |", "| --- | --- | --- | --- | --- |"]
         for method, row in table.items():
             paper = " / ".join("—" if v is None else f"{v:.2f}" for v in PAPER[method])
             out.append(f"| {LABELS[method]} | {', '.join(map(str, row['seeds']))} | {fmt(row[f'{pick}_sentence_f1'])} "
                        f"| {fmt(row[f'{pick}_context_f1'])} | {paper} |")
         out.append("")
-    out += ["### Precision and recall (last epoch, mean over seeds)", "",
+    out += ["Mean ± sample standard deviation over seeds. Selected epoch: the best dev epoch of the criterion in "
+            "the per-run table (the two-view mean F1 for two-view methods, the trained view's F1 for the "
+            "baselines).", "",
+            "### Paired differences (percentage points of dev F1, selected epoch)", "",
+            "Per seed: mean of the per-seed differences with its 95% t-interval. Bootstrap: the difference of F1 "
+            f"computed on the predictions pooled over seeds, with a 95% interval from {args.bootstrap} paired "
+            f"resamples of the {summary.get('dev_sentences', '?')} dev sentences. Last epoch: the per-seed interval for the models after the last "
+            "epoch.", "",
+            "| comparison | per seed (n) | per-seed values | bootstrap | last epoch, per seed | distinguishable "
+            "from 0 |", "| --- | --- | --- | --- | --- | --- |"]
+    for c in summary["comparisons"]:
+        b = c.get("bootstrap")
+        boot = f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+        vals = ", ".join(f"{v:+.2f}" for v in c["seeds"]["values"])
+        out.append(f"| {c['name']} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {vals} | {boot} | "
+                   f"{fmt_interval(c['seeds_last'])} | {distinguishable(c)} |")
+    out += ["", "### Random contexts (the paper's Table 6 ablation)", "",
+            "The context view of the same models on dev with each context replaced by as many random snippets of "
+            "other dev sentences.", "",
+            "| model | context view, real contexts | context view, random contexts | real − random per seed "
+            "| bootstrap | distinguishable from 0 |", "| --- | --- | --- | --- | --- | --- |"]
+    for a in summary["random_context"]:
+        b = a.get("bootstrap")
+        boot = f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+        out.append(f"| {LABELS[a['method']]} | {fmt(a['real'])} | {fmt(a['random'])} | {fmt_interval(a['seeds'])} | "
+                   f"{boot} | {distinguishable(a)} |")
+    if args.test_file:
+        out += ["", f"### Extra evaluation file `{args.test_file}`", "", "| method | sentence view | context view |",
+                "| --- | --- | --- |"]
+        for method, row in table.items():
+            out.append(f"| {LABELS[method]} | {fmt(row.get('test_sentence_f1'))} | {fmt(row.get('test_context_f1'))} |")
+    out += ["", "### Precision and recall (selected epoch)", "",
             "| method | sentence P | sentence R | context P | context R |", "| --- | --- | --- | --- | --- |"]
     for method, row in table.items():
-        out.append(f"| {LABELS[method]} | {fmt(row['final_sentence_precision'])} | {fmt(row['final_sentence_recall'])} "
-                   f"| {fmt(row['final_context_precision'])} | {fmt(row['final_context_recall'])} |")
+        out.append(f"| {LABELS[method]} | {fmt(row['best_sentence_precision'])} | {fmt(row['best_sentence_recall'])} "
+                   f"| {fmt(row['best_context_precision'])} | {fmt(row['best_context_recall'])} |")
     out += ["", "### Per run", "",
-            "| method | seed | sentence F1 / P / R | context F1 / P / R | epochs | wall time | train time |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            "| method | seed | selected on | epoch | sentence F1 / P / R | context F1 / P / R | last epoch F1 "
+            "sentence / context | random-context F1 | wall time |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
-        f = r["final"]
-        cells = [" / ".join(f"{100 * f[f'{v}_{m}']:.2f}" for m in ("f1", "precision", "recall")) for v in VIEWS]
-        out.append(f"| {r['method']} | {r['seed']} | {cells[0]} | {cells[1]} | {r['train'].get('epoch', 0):g} "
-                   f"| {r['wall_s'] / 60:.1f} min | {(r['train_runtime_s'] or 0) / 60:.1f} min |")
-    total = sum(r["wall_s"] for r in runs)
-    out += ["", f"Total wall time of the finished runs: {total / 60:.1f} min.", ""]
+        cells = [" / ".join(f"{100 * r['best'][f'{v}_{m}']:.2f}" for m in ("f1", "precision", "recall")) for v in VIEWS]
+        last = " / ".join(f"{100 * r['last'][f'{v}_f1']:.2f}" for v in VIEWS) if r.get("last") else "—"
+        rnd = r.get("extra", {}).get("dev-random-context")
+        rnd = f"{100 * rnd['context_f1']:.2f}" if rnd else "—"
+        out.append(f"| {r['method']} | {r['seed']} | {SELECTED_ON[r['method']]} | {r['best_epoch']:g} | {cells[0]} "
+                   f"| {cells[1]} | {last} | {rnd} | "
+                   f"{r['wall_s'] / 60:.1f} min |")
+    total = sum(r["wall_s"] + r.get("extra_eval_wall_s", 0) for r in runs)
+    out += ["", f"Total run time {total / 3600:.1f} h ({args.parallel} runs at a time, {args.threads} thread each). "
+            f"Hardware: {hardware['cpu']}, {hardware['cpus']} cores, no GPU; Python {hardware['python']}, torch "
+            f"{hardware['torch']}, transformers {hardware['transformers']}.", ""]
+    if sweep:
+        out += ["### Learning-rate sweep (sentence baseline, seed 1; selection on sentence-view dev F1)", "",
+                "| encoder lr | head lr | best epoch | sentence view F1 | context view F1 | wall time |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for r in sorted(sweep, key=lambda r: (r["learning_rate"], r["head_learning_rate"])):
+            out.append(f"| {r['learning_rate']:g} | {r['head_learning_rate']:g} | {r['best_epoch']:g} | "
+                       f"{100 * r['best']['sentence_f1']:.2f} | {100 * r['best']['context_f1']:.2f} | "
+                       f"{r['wall_s'] / 60:.1f} min |")
+        out.append("")
     if runs:
-        out += ["### Exact per-run command (the first finished run; the others differ only in the method flags, "
-                "`--seed` and `--output_dir`)", "", "```", runs[0]["command"], "```", ""]
+        out += ["### Exact per-run command (the first run; the others differ in the method flags, `--seed` and "
+                "`--output_dir`)", "", "```", runs[0]["command"], "```", ""]
     missing = [f"{m} seed {s}" for s in args.seeds for m in args.methods
                if not any(r["method"] == m and r["seed"] == s for r in runs)]
     if missing:
-        out += [f"Not run (time budget): {', '.join(missing)}.", ""]
-    out += ["![dev F1 per epoch](wnut17_f1.png)", "", END]
+        out += [f"Not run: {', '.join(missing)}.", ""]
+    out += ["![dev F1 per epoch and final F1 per method](wnut17_f1.png)", "", END]
     return "\n".join(out)
 
 
@@ -276,31 +541,62 @@ def write_doc(path: Path, generated: str) -> None:
         text = path.read_text()
         if BEGIN in text and END in text:
             head, rest = text.split(BEGIN, 1)
-            tail = rest.split(END, 1)[1]
-            path.write_text(head + generated + tail)
+            path.write_text(head + generated + rest.split(END, 1)[1])
             return
     path.write_text("# CLNER on WNUT-17: reproduction\n\n" + generated + "\n")
+
+
+def hardware_info() -> dict:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "cuda": torch.version.cuda}
+
+
+def load(output_dir: Path, prefix: str = "") -> list[dict]:
+    runs = [json.loads(p.read_text()) for p in sorted(output_dir.glob(f"{prefix}*/bench_result.json"))]
+    order = {m: i for i, m in enumerate(METHODS)}
+    return sorted(runs, key=lambda r: (order.get(r["method"], 99), r["seed"]))
 
 
 def main(argv=None):
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if not args.report_only:
+    sweep_dir = output_dir / "sweep"
+    if args.sweep and not args.report_only:
+        jobs = [("sentence", 1, lr, hl, sweep_dir / f"lr{lr:g}-head{hl:g}") for lr in args.sweep_lrs
+                for hl in args.sweep_head_lrs]
+    elif not args.report_only:
+        random_context_file(args)
+        jobs = [(m, s, args.learning_rate, args.head_learning_rate, output_dir / f"{m}-seed{s}")
+                for s in args.seeds for m in args.methods]  # seed-major: every method gets a seed before any gets two
+    else:
+        jobs = []
+    if jobs:
         t0 = time.time()
-        for seed in args.seeds:  # seed-major: every method gets one seed before any gets two
-            for method in args.methods:
-                run_one(args, method, seed)
-        print(f"[study] {time.time() - t0:.0f}s", flush=True)
-    results = load_results(output_dir)
-    summary = {"table": summarise(results), "runs": results,
-               "settings": {k: v for k, v in vars(args).items() if k not in ("report_only",)},
-               "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}}
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({m: {v: fmt(row[f"final_{v}_f1"]) for v in VIEWS} for m, row in summary["table"].items()}))
-    if not args.no_doc and results:
-        plot(results, Path(args.plot))
-        write_doc(Path(args.results_md), markdown(summary, args))
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            list(pool.map(lambda job: run_one(args, *job), jobs))
+        print(f"[study] {(time.time() - t0) / 60:.1f} min", flush=True)
+    runs = [r for r in load(output_dir) if (output_dir / f"{r['method']}-seed{r['seed']}").is_dir()]
+    sweep = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/bench_result.json"))]
+    hardware = hardware_info()
+    summary = summarise(args, runs) if runs else {"table": {}, "comparisons": [], "random_context": []}
+    settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "sweep")}
+    (output_dir / "summary.json").write_text(json.dumps({**summary, "runs": runs, "sweep": sweep,
+                                                          "settings": settings, "hardware": hardware}, indent=2))
+    for c in summary["comparisons"]:
+        print(f"{c['name']}: {fmt_interval(c['seeds'])} per seed; {distinguishable(c)}")
+    if not args.no_doc and (runs or sweep):
+        if runs:
+            plot(summary, runs, Path(args.plot))
+        write_doc(Path(args.results_md), markdown(args, summary, runs, sweep, hardware))
         print(f"plot: {args.plot}; doc: {args.results_md}")
     return summary
 

@@ -506,6 +506,9 @@ def test_preprocess_dataset_labels_and_columns(minilm_tokenizer, sample_dd, labe
         assert feature["input_ids"] == expected["input_ids"]
         assert feature["ctx_input_ids"] == expected["ctx_input_ids"]
         assert feature["has_context"] == bool(row["context"])
+        # the sub-tokens a training step runs for the row: the context pass only when there is a context
+        assert feature["length"] == len(expected["input_ids"]) + (len(expected["ctx_input_ids"]) if row["context"]
+                                                                   else 0)
     # unlabeled: no labels column
     unlabeled = preprocess_dataset(ds.remove_columns("tags"), minilm_tokenizer, max_seq_length=64)
     assert "labels" not in unlabeled.column_names and unlabeled.num_rows == 12
