@@ -30,8 +30,12 @@ Sentence lines are ``token<TAB>tag`` (a single space is tolerated). The context 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,16 +46,23 @@ __all__ = [
     "EOS_TOKEN",
     "CLNERDataCollator",
     "CLNERFormatError",
+    "CLNERUsageError",
+    "TAG_SCHEMES",
+    "as_user_error",
+    "apply_tag_scheme",
     "check_labels",
     "detect_format",
     "get_label_list",
     "load_ner_dataset",
+    "model_tag_scheme",
     "preprocess_dataset",
     "read_clner",
     "read_conll",
     "read_json",
     "read_parquet",
+    "run_cli",
     "stitch_windows",
+    "tags_to_scheme",
     "write_clner",
     "write_conll",
 ]
@@ -60,6 +71,7 @@ EOS_TOKEN = "<EOS>"
 #: Tags that mark a context token (never labelled, never scored).
 CONTEXT_TAGS = frozenset({"B-X", "S-X", "X"})
 DOCSTART = "-DOCSTART-"
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")  # bytes that did not decode (surrogateescape)
 
 CONLL_EXTENSIONS = (".conll", ".txt", ".tsv", ".bio")
 JSON_EXTENSIONS = (".json", ".jsonl")
@@ -88,22 +100,68 @@ class CLNERFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class CLNERUsageError(ValueError):
+    """A user mistake (a flag, a file, the data) found by a check: the CLIs report it as one paragraph, exit code 2."""
+
+
+@contextlib.contextmanager
+def as_user_error(*types: type[BaseException]) -> Iterator[None]:
+    """Inside, ``ValueError``, ``TypeError`` and ``FileNotFoundError`` (or ``types``) come from checking the user's
+    arguments and data: they are re-raised as :class:`CLNERUsageError`. Wrap validation only, never training."""
+    try:
+        yield
+    except (CLNERFormatError, CLNERUsageError):
+        raise
+    except types or (ValueError, TypeError, FileNotFoundError) as err:
+        raise CLNERUsageError(str(err)) from err
+
+
+def run_cli(main: Any, argv: Sequence[str] | None = None, *, prog: str | None = None,
+            user_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a CLI's ``main(argv)``: a user mistake (:class:`CLNERFormatError`, :class:`CLNERUsageError`, ``user_errors``
+    or ``SystemExit("message")``) is printed to stderr as one paragraph and exits with code 2; anything else is a bug
+    and keeps its traceback."""
+    prog = prog or os.path.basename(sys.argv[0])
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            raise
+        message = str(exc.code)
+    except (CLNERFormatError, CLNERUsageError, *user_errors) as exc:
+        message = str(exc)
+    else:
+        return code if isinstance(code, int) else 0
+    message = re.sub(r"\s*\n\s*", " ", message).strip()
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Line-oriented readers
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` splitting on ``\\n`` only (tokens may hold U+2028 & co.), UTF-8, BOM dropped."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise CLNERFormatError(path, lineno, f"not valid UTF-8 ({err.reason})") from None
+def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` with universal newlines (``\\n``, ``\\r\\n`` and a lone ``\\r`` end a line;
+    U+2028 & co. do not: tokens may hold them), a leading BOM dropped. Undecodable bytes raise
+    :class:`CLNERFormatError` naming the line and column."""
+    with open(path, "rb") as raw:
+        # newline=None: universal newlines, so old-Mac (CR-only) exports are not read as one line
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline=None)
+        for lineno, line in enumerate(text, 1):
             if lineno == 1 and line.startswith("\ufeff"):
                 line = line[1:]
-            yield lineno, line.rstrip("\r\n")
+            bad = _SURROGATE_RE.search(line)
+            if bad:
+                byte = ord(bad.group()) - 0xDC00
+                raise CLNERFormatError(
+                    path,
+                    lineno,
+                    f"not valid {encoding.upper()} (byte 0x{byte:02x} at column {bad.start() + 1}); re-save the file "
+                    f"as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {os.path.basename(str(path))}`)",
+                )
+            yield lineno, line.rstrip("\n")
 
 
 def _split_columns(line: str) -> tuple[list[str], bool]:
@@ -128,10 +186,19 @@ def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int |
     line ends a sentence; ``-DOCSTART-`` lines are skipped. ``tag_column=None`` reads an unlabeled file (rows
     without ``tags``). Every token line must have as many columns as the first one.
     """
+    return _read_conll(path, token_column, tag_column)[0]
+
+
+def _read_conll(
+    path: str | os.PathLike, token_column: int = 0, tag_column: int | None = -1
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """:func:`read_conll`, plus the line number of each sentence's first token (its words are on the next lines)."""
     rows: list[dict[str, Any]] = []
+    first_lines: list[int] = []
     tokens: list[str] = []
     tags: list[str] = []
     n_columns: int | None = None
+    start = 0
 
     def flush() -> None:
         if tokens:
@@ -140,6 +207,7 @@ def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int |
                 row["tags"] = list(tags)
             row["context"] = []
             rows.append(row)
+            first_lines.append(start)
             tokens.clear()
             tags.clear()
 
@@ -147,6 +215,8 @@ def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int |
         if not line.strip():
             flush()
             continue
+        if not tokens:
+            start = lineno
         fields, _ = _split_columns(line)
         if fields[0] == DOCSTART:
             flush()
@@ -183,7 +253,7 @@ def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int |
         if tag is not None:
             tags.append(tag)
     flush()
-    return rows
+    return rows, first_lines
 
 
 def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -194,7 +264,14 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
     Released CLNER files contain context lines whose token is empty (``" B-X"``): context tokens are never labelled,
     so these are skipped and their count is reported once in a ``UserWarning``. Sentence lines stay strict.
     """
+    return _read_clner(path)[0]
+
+
+def _read_clner(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[int]]:
+    """:func:`read_clner`, plus the line number of each sentence's first token (its words are on the next lines)."""
     rows: list[dict[str, Any]] = []
+    first_lines: list[int] = []
+    start = 0
     tokens: list[str] = []
     tags: list[str] = []
     snippets: list[list[str]] = []
@@ -205,6 +282,7 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
         nonlocal in_context
         if tokens:
             rows.append({"tokens": list(tokens), "tags": list(tags), "context": [" ".join(s) for s in snippets]})
+            first_lines.append(start)
         tokens.clear()
         tags.clear()
         snippets.clear()
@@ -225,6 +303,8 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
             if fields[0] == DOCSTART:
                 flush()
                 continue
+            if not tokens:
+                start = lineno
             if len(fields) < 2:
                 raise CLNERFormatError(path, lineno, f"missing tag (expected 'token<TAB>tag'): {_show(line)}")
             if len(fields) > 2:
@@ -245,6 +325,13 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
             tags.append(tag)
             continue
         # Inside the context block.
+        if tab_separated and len(fields) == 2 and fields[1] in CONTEXT_TAGS:
+            raise CLNERFormatError(
+                path,
+                lineno,
+                f"context line separated by a tab: {_show(line)}; context lines are 'token B-X' with a space "
+                "(only sentence lines use 'token<TAB>tag'): replace the tab with a space",
+            )
         if tab_separated:
             raise CLNERFormatError(
                 path,
@@ -277,9 +364,9 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
             f"{path}: skipped {len(empty_context_lines)} empty context token(s) (a line that is whitespace followed by "
             f"a context tag, e.g. ' B-X'; lines {shown}); context tokens are never labelled, sentences are unchanged",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return rows
+    return rows, first_lines
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -347,7 +434,9 @@ def _tags_to_names(tags: Any, label_names: Sequence[str] | None, n_tokens: int) 
         if isinstance(tag, int):
             if label_names is None:
                 raise TypeError(
-                    f"integer tag {tag} but no label names (pass label_names= or use a ClassLabel feature)"
+                    f"integer tag {tag} but no label names: give the name of each tag id, in id order, with "
+                    "run_ner_cl.py --tag_names (e.g. --tag_names O B-PER I-PER; label_names= in Python), or store the "
+                    "tags as a ClassLabel feature (parquet / Hub datasets)"
                 )
             if not 0 <= tag < len(label_names):
                 raise TypeError(f"tag id {tag} out of range for {len(label_names)} label names")
@@ -429,10 +518,26 @@ def read_json(
     one the rows are unlabeled. ``context`` may be a list of snippet strings or one string (one snippet).
     Integer tags need ``label_names``.
     """
+    return _read_json(path, token_column, tag_column, context_column, label_names)[0]
+
+
+def _read_json(
+    path: str | os.PathLike,
+    token_column: str | None = None,
+    tag_column: str | None = None,
+    context_column: str | None = "context",
+    label_names: Sequence[str] | None = None,
+) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """:func:`read_json`, plus the line of each record for JSON lines (None for a JSON document)."""
     path = str(path)
     if not path.endswith(".jsonl"):
-        with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data_bytes = fh.read()
+        try:
+            text = data_bytes.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            line = data_bytes.count(b"\n", 0, err.start) + 1
+            raise CLNERFormatError(path, line, f"not valid UTF-8 ({err.reason}); re-save the file as UTF-8") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
@@ -453,7 +558,7 @@ def read_json(
                 records = [data]  # a single record
             else:
                 raise CLNERFormatError(path, 1, f"expected a list of records, got {type(data).__name__}")
-            return _records_to_rows(records, path, token_column, tag_column, context_column, label_names)
+            return _records_to_rows(records, path, token_column, tag_column, context_column, label_names), None
     # JSON lines (also accepted in a .json file, the `datasets` convention)
     records, line_numbers = [], []
     for lineno, line in _iter_lines(path):
@@ -464,7 +569,8 @@ def read_json(
         except json.JSONDecodeError as err:
             raise CLNERFormatError(path, lineno, f"invalid JSON line: {err.msg}") from None
         line_numbers.append(lineno)
-    return _records_to_rows(records, path, token_column, tag_column, context_column, label_names, line_numbers)
+    rows = _records_to_rows(records, path, token_column, tag_column, context_column, label_names, line_numbers)
+    return rows, line_numbers
 
 
 def _is_columnar(data: dict, token_column: str | None) -> bool:
@@ -597,6 +703,193 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Tagging schemes
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Tagging schemes of input files. BIO (IOB2) and BIOES are trained as they are; IOB1 (entities start with I-, B-
+#: only splits two adjacent entities of one type) and IO (bare types: ``PER``) are converted to BIO on reading, and
+#: predictions written to files are converted back.
+TAG_SCHEMES = ("BIO", "BIOES", "IOB1", "IO")
+_PREFIXES = {"BIO": "BI", "BIOES": "BIESLU", "IOB1": "BI", "IO": ""}
+
+
+def model_tag_scheme(scheme: str) -> str:
+    """The scheme a model trains in for data in ``scheme``: BIOES for BIOES, else BIO."""
+    scheme = _check_scheme(scheme)
+    return "BIOES" if scheme == "BIOES" else "BIO"
+
+
+def _check_scheme(scheme: str) -> str:
+    name = str(scheme).upper()
+    if name == "IOB2":
+        name = "BIO"
+    if name not in TAG_SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}: expected one of {TAG_SCHEMES} (--tag_scheme)")
+    return name
+
+
+def _parse_tag(tag: str) -> tuple[str | None, str]:
+    """``'B-PER'`` -> ``('B', 'PER')`` (BILOU prefixes read as BIOES), ``'O'`` -> ``('O', '')``, a tag without a
+    prefix -> ``(None, tag)``."""
+    if tag == "O":
+        return "O", ""
+    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIESLU":
+        return {"L": "E", "U": "S"}.get(tag[0], tag[0]), tag[2:]
+    return None, tag
+
+
+def _tag_form_error(tag: str, scheme: str) -> str | None:
+    """Why ``tag`` cannot appear in ``scheme`` at all (None when it can)."""
+    prefix, etype = _parse_tag(tag)
+    if prefix == "O":
+        return None
+    if scheme == "IO":
+        if prefix is None:
+            return None
+        return (f"tag {tag!r} has a {prefix}- prefix, but --tag_scheme IO tags each entity word with its bare type "
+                f"(e.g. {etype!r}); for B-/I- tags pass --tag_scheme BIO (or IOB1 if entities start with I-)")
+    if prefix is None:
+        return (f"tag {tag!r} has no B-/I- prefix: under --tag_scheme {scheme} every entity tag is B-<type> or "
+                f"I-<type>{' (or E-/S-)' if scheme == 'BIOES' else ''}. If the file tags each entity word with its "
+                f"bare type (IO tagging), pass --tag_scheme IO (converted to BIO for training); labels are never "
+                "remapped silently")
+    if prefix not in _PREFIXES[scheme]:
+        return (f"tag {tag!r} is a BIOES tag, not {scheme}: pass --tag_scheme BIOES")
+    return None
+
+
+def _transition_error(prev: str | None, tag: str | None, scheme: str) -> tuple[int, str] | None:
+    """Why ``tag`` cannot follow ``prev`` (None: the sentence start; ``tag`` None: the sentence end) in ``scheme``,
+    with the position of the tag at fault: 0 for ``tag``, -1 for ``prev``."""
+    p_prefix, p_type = _parse_tag(prev) if prev is not None else ("O", "")
+    c_prefix, c_type = _parse_tag(tag) if tag is not None else ("O", "")
+    after = f"follows {prev!r}" if prev is not None else "starts the sentence"
+    if scheme == "BIO":
+        if c_prefix == "I" and not (p_prefix in ("B", "I") and p_type == c_type):
+            return 0, (f"{tag!r} {after}: under --tag_scheme BIO an entity starts with B-{c_type}. If the file is "
+                       "IOB1 (entities start with I-; B- only splits two adjacent entities of one type), pass "
+                       "--tag_scheme IOB1 (converted to BIO for training and back on writing); to train on the tags "
+                       "as they are, pass --crf_constraints false")
+    elif scheme == "IOB1":
+        if c_prefix == "B" and not (p_prefix in ("B", "I") and p_type == c_type):
+            return 0, (f"{tag!r} {after}: under --tag_scheme IOB1, B- only splits two adjacent entities of one type "
+                       f"(an entity starts with I-{c_type}). If entities start with B-, the file is BIO: pass "
+                       "--tag_scheme BIO")
+    elif scheme == "BIOES":
+        open_entity = p_prefix in ("B", "I")
+        if c_prefix in ("I", "E"):
+            if not (open_entity and p_type == c_type):
+                return 0, (f"{tag!r} {after}: under --tag_scheme BIOES, I-/E-{c_type} continue an entity opened by "
+                           f"B-{c_type}")
+        elif open_entity:  # reported at `prev`, the tag that should have closed it
+            where = f"before {tag!r}" if tag is not None else "at the end of the sentence"
+            return -1, (f"entity {prev!r} is not closed {where}: under --tag_scheme BIOES an entity ends with "
+                        f"E-{p_type} (a one-word entity is S-{p_type})")
+    return None
+
+
+def apply_tag_scheme(
+    tag_lists: Sequence[Sequence[str]],
+    scheme: str,
+    source: str,
+    *,
+    tokens: Sequence[Sequence[str]] | None = None,
+    lines: Sequence[int | None] | None = None,
+    words_on_lines: bool = True,
+    check_transitions: bool = True,
+) -> list[list[str]]:
+    """Check every sentence's tags against ``scheme`` and return them in the scheme the model trains in
+    (:func:`model_tag_scheme`: IOB1 and IO become BIO).
+
+    Raises :class:`CLNERFormatError` at the first bad tag, naming ``source``, its line (``lines[i]`` is the line of
+    sentence i, and word j is on line ``lines[i] + j`` when ``words_on_lines``), the sentence and the word, the
+    flag that fixes it, and how many more bad tags the data holds. ``check_transitions=False`` checks only the tags'
+    form (for training without CRF constraints).
+    """
+    scheme = _check_scheme(scheme)
+    first: tuple[int, int, str] | None = None
+    more = 0
+    for i, tags in enumerate(tag_lists):
+        prev: str | None = None
+        for j, tag in enumerate([*tags, None]):
+            problem = (0, _tag_form_error(tag, scheme)) if tag is not None else (0, None)
+            if problem[1] is None and check_transitions:
+                problem = _transition_error(prev, tag, scheme) or problem
+            if problem[1] is not None:
+                if first is None:
+                    first = (i, j + problem[0], problem[1])
+                else:
+                    more += 1
+            prev = tag
+    if first is not None:
+        i, j, problem = first
+        line = None
+        if lines is not None and lines[i] is not None:
+            line = lines[i] + (j if words_on_lines else 0)
+        word = f" {tokens[i][j]!r}" if tokens is not None and j < len(tokens[i]) else ""
+        where = f"sentence {i + 1}" + (f" (line {lines[i]})" if line is not None and words_on_lines else "")
+        message = f"{where}, word {j + 1}{word}: {problem}"
+        if more:
+            message += f" ({more} more such tag(s) in this data)"
+        if scheme == "BIOES" and not any(_parse_tag(t)[0] in ("E", "S") for tags in tag_lists for t in tags):
+            message += "; the data has no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"
+        raise CLNERFormatError(source, line, message)
+    if scheme == "IOB1":
+        return [iob1_to_bio(tags) for tags in tag_lists]
+    if scheme == "IO":
+        return [io_to_bio(tags) for tags in tag_lists]
+    return [list(tags) for tags in tag_lists]
+
+
+def iob1_to_bio(tags: Sequence[str]) -> list[str]:
+    """IOB1 -> BIO: an ``I-x`` that does not continue an ``x`` entity starts one (``B-x``)."""
+    out, prev = [], ("O", "")
+    for tag in tags:
+        prefix, etype = _parse_tag(tag)
+        if prefix == "I" and not (prev[0] in ("B", "I") and prev[1] == etype):
+            tag = "B" + tag[1:]
+        out.append(tag)
+        prev = (prefix, etype)
+    return out
+
+
+def bio_to_iob1(tags: Sequence[str]) -> list[str]:
+    """BIO -> IOB1: an entity starts with ``I-x``, except right after another ``x`` entity (``B-x``)."""
+    out, prev = [], ("O", "")
+    for tag in tags:
+        prefix, etype = _parse_tag(tag)
+        if prefix == "B" and not (prev[0] in ("B", "I") and prev[1] == etype):
+            tag = "I" + tag[1:]
+        out.append(tag)
+        prev = (prefix, etype)
+    return out
+
+
+def io_to_bio(tags: Sequence[str]) -> list[str]:
+    """IO (bare types) -> BIO: a run of one type is one entity."""
+    out, prev = [], "O"
+    for tag in tags:
+        out.append("O" if tag == "O" else ("I-" if tag == prev else "B-") + tag)
+        prev = tag
+    return out
+
+
+def bio_to_io(tags: Sequence[str]) -> list[str]:
+    """BIO -> IO: the bare type of every entity word."""
+    return ["O" if _parse_tag(tag)[0] in ("O", None) else tag[2:] for tag in tags]
+
+
+def tags_to_scheme(tags: Sequence[str], scheme: str | None) -> list[str]:
+    """Tags of the model's scheme written back in the data's ``scheme`` (IOB1 and IO converted; others unchanged)."""
+    scheme = _check_scheme(scheme) if scheme else None
+    if scheme == "IOB1":
+        return bio_to_iob1(tags)
+    if scheme == "IO":
+        return bio_to_io(tags)
+    return list(tags)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Loading into a DatasetDict
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -626,13 +919,18 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def _conll_is_unlabeled(path: str | os.PathLike) -> bool:
+    """A single-column file (every token line one column) is unlabeled; one token line with a tag makes it labeled,
+    so that a line missing its tag is reported at that line, even the first."""
+    single = False
     for _, line in _iter_lines(path):
         if line.strip():
             fields, _ = _split_columns(line)
             if fields[0] == DOCSTART:
                 continue
-            return len(fields) == 1
-    return False
+            if len(fields) > 1:
+                return False
+            single = True
+    return single
 
 
 def _read_file(
@@ -642,19 +940,21 @@ def _read_file(
     tag_column: str | int | None,
     context_column: str | None,
     label_names: Sequence[str] | None,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[int] | None, bool]:
+    """Rows of one file, the line of each sentence (None when unknown) and whether its words are on consecutive
+    lines from there (CoNLL / CLNER) or all on that line (JSON lines)."""
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {FORMATS}")
     if fmt == "clner":
-        return read_clner(path)
+        return (*_read_clner(path), True)
     if fmt == "conll":
         tok = token_column if isinstance(token_column, int) else 0
         if isinstance(tag_column, int):
             tag: int | None = tag_column
         else:
             tag = None if _conll_is_unlabeled(path) else -1
-        return read_conll(path, token_column=tok, tag_column=tag)
+        return (*_read_conll(path, token_column=tok, tag_column=tag), True)
     names = {
         "token_column": token_column if isinstance(token_column, str) else None,
         "tag_column": tag_column if isinstance(tag_column, str) else None,
@@ -662,8 +962,8 @@ def _read_file(
         "label_names": label_names,
     }
     if fmt == "parquet":
-        return read_parquet(path, **names)
-    return read_json(path, **names)
+        return read_parquet(path, **names), None, False
+    return (*_read_json(path, **names), False)
 
 
 def _row_features(labeled: bool):
@@ -745,6 +1045,8 @@ def load_ner_dataset(
     format: str | None = None,
     label_names: Sequence[str] | None = None,
     cache_dir: str | None = None,
+    tag_scheme: str | None = "BIO",
+    check_transitions: bool = True,
     **load_dataset_kwargs: Any,
 ):
     """Load NER data as a :class:`datasets.DatasetDict` with columns ``id``, ``tokens``, ``tags``, ``context``.
@@ -762,8 +1064,12 @@ def load_ner_dataset(
         format: force ``conll``, ``clner``, ``json``, ``jsonl`` or ``parquet`` for every file.
         label_names: names for integer tags that carry no ClassLabel.
         cache_dir, load_dataset_kwargs: forwarded to ``datasets.load_dataset``.
+        tag_scheme: every labeled split is checked against it (``BIO``, ``BIOES``, ``IOB1`` or ``IO``; see
+            :func:`apply_tag_scheme`), naming the file, line, sentence and word of a bad tag; IOB1 and IO tags are
+            converted to BIO. ``None`` takes the tags as they are.
+        check_transitions: also check the order of the tags (``False`` when the CRF has no constraints).
 
-    Splits without any tag column have no ``tags`` column (unlabeled data).
+    Splits without any tag column have no ``tags`` column (unlabeled data). A file without any sentence is an error.
     """
     import datasets
 
@@ -782,7 +1088,7 @@ def load_ner_dataset(
         if isinstance(loaded, datasets.Dataset):
             loaded = datasets.DatasetDict({"train": loaded})
         source = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")
-        return datasets.DatasetDict(
+        converted = datasets.DatasetDict(
             {
                 split: _convert_hub_split(
                     ds,
@@ -796,6 +1102,16 @@ def load_ner_dataset(
                 for split, ds in loaded.items()
             }
         )
+        if tag_scheme is not None:
+            for split, ds in converted.items():
+                if "tags" not in ds.column_names:
+                    continue
+                tags = apply_tag_scheme(ds["tags"], tag_scheme, f"{source} split {split!r}", tokens=ds["tokens"],
+                                        check_transitions=check_transitions)
+                if tags != ds["tags"]:
+                    converted[split] = ds.map(lambda b, idx: {"tags": [tags[i] for i in idx]}, batched=True,
+                                              with_indices=True, desc=f"Converting {split} tags to BIO")
+        return converted
     if data_files is None:
         raise ValueError("load_ner_dataset needs data_files or dataset_name")
     if isinstance(data_files, (str, os.PathLike)):
@@ -807,7 +1123,23 @@ def load_ner_dataset(
         for path in paths:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"{split} data file not found: {path}")
-            file_rows = _read_file(path, format, token_column, tag_column, context_column, label_names)
+            file_rows, lines, words_on_lines = _read_file(
+                path, format, token_column, tag_column, context_column, label_names
+            )
+            if not file_rows:
+                raise CLNERFormatError(path, None, "no sentences (the file is empty or holds only blank lines or no "
+                                                   "records)")
+            if tag_scheme is not None and all("tags" in row for row in file_rows):
+                tags = apply_tag_scheme(
+                    [row["tags"] for row in file_rows],
+                    tag_scheme,
+                    str(path),
+                    tokens=[row["tokens"] for row in file_rows],
+                    lines=lines,
+                    words_on_lines=words_on_lines,
+                    check_transitions=check_transitions,
+                )
+                file_rows = [{**row, "tags": t} for row, t in zip(file_rows, tags)]
             if len(paths) > 1:  # ids from several files stay unique
                 file_rows = [{**row, "id": f"{len(rows) + i}"} for i, row in enumerate(file_rows)]
             rows.extend(file_rows)

@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - transformers 4.x
 __all__ = [
     "LinearChainCRF",
     "scheme_constraints",
+    "check_label_scheme",
     "CLNERConfig",
     "CLNERForTokenClassification",
     "CLNERTokenClassifierOutput",
@@ -96,6 +97,35 @@ def scheme_constraints(labels: Sequence[str], scheme: str = "BIO") -> tuple[torc
                     ok = not inside
             trans[i, j] = ok
     return start, trans, end
+
+
+def check_label_scheme(labels: Sequence[str], scheme: str = "BIO") -> None:
+    """Raise ValueError when `labels` cannot be the tags of `scheme` (a model built on them would silently predict
+    wrong types, or only O): under BIO every label but O is B-/I-<type>; under BIOES B-/I-/E-/S-<type>, and a type
+    with B- (or I-) tags has E- tags, since under BIOES no entity could end without them."""
+    scheme = scheme.upper()
+    if scheme not in SCHEMES:
+        raise ValueError(f"Unknown tagging scheme {scheme!r}; expected one of {SCHEMES}.")
+    bare = [label for label in labels if label != "O" and _split_label(label)[0] == "O"]
+    if bare:
+        raise ValueError(
+            f"labels {bare[:5]} have no B-/I- prefix, so under tag_scheme {scheme!r} they would be read as O. Tags "
+            "of an IO-tagged file (bare types) must be converted to BIO first (run_ner_cl.py --tag_scheme IO does "
+            "it); fix the labels (config.json id2label) or the data."
+        )
+    if scheme == "BIOES":
+        kinds: dict[str, set] = {}
+        for label in labels:
+            prefix, etype = _split_label(label)
+            if prefix != "O":
+                kinds.setdefault(etype, set()).add(prefix)
+        broken = sorted(t for t, p in kinds.items() if (p & {"B", "I"}) and "E" not in p)
+        if broken:
+            raise ValueError(
+                f"tag_scheme 'BIOES' but the labels of type(s) {broken} have no E- tag: under BIOES no such entity "
+                "could end, and the model would predict only O. These look like BIO labels: set tag_scheme 'BIO' "
+                "(config.json, or --tag_scheme BIO when training)."
+            )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -292,7 +322,8 @@ class LinearChainCRF(nn.Module):
             rows = torch.nonzero(torch.isinf(gold)).flatten().tolist()
             raise ValueError(
                 f"gold tags of batch rows {rows} violate the tagging-scheme constraints (e.g. O -> I-x); fix the "
-                "data, or build the CRF without constraints"
+                "data (run_ner_cl.py checks it at load time with --tag_scheme; IOB1 data needs --tag_scheme IOB1), "
+                "or train without constraints: --crf_constraints false (CLNERConfig(crf_constraints=False))"
             )
         return self._log_partition(emissions, mask, dtype) - gold
 
@@ -406,6 +437,8 @@ class CLNERConfig(PreTrainedConfig):
         encoder: config (or dict) of any `AutoModel` encoder (BERT, RoBERTa, XLM-R, DeBERTa, ...).
         id2label / label2id: the word labels (`O`, `B-person`, ...).
         tag_scheme: `"BIO"` or `"BIOES"`; `crf_constraints`: apply the scheme's hard transition constraints.
+        data_tag_scheme: the scheme of the training files when it was not `tag_scheme` (`"IOB1"`, `"IO"`): their
+            tags were converted to `tag_scheme` on reading, and tags written to files are converted back.
         classifier_dropout: dropout before the emission layer (defaults to the encoder's hidden dropout).
         context_separator: how the context view joins sentence and context (`"pair"`: the tokenizer's pair template,
             `[CLS] x [SEP] x~ [SEP]`); `snippet_separator`: token between snippets (default: the tokenizer's sep token).
@@ -421,6 +454,7 @@ class CLNERConfig(PreTrainedConfig):
     encoder: PreTrainedConfig | dict | None = None
     tag_scheme: str = "BIO"
     crf_constraints: bool = True
+    data_tag_scheme: str | None = None
     classifier_dropout: float | None = None
     context_separator: str = "pair"
     snippet_separator: str | None = None
@@ -514,6 +548,7 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             self.encoder = AutoModel.from_config(config.encoder, add_pooling_layer=False)
         except TypeError:
             self.encoder = AutoModel.from_config(config.encoder)
+        check_label_scheme(config.labels, config.tag_scheme)
         hidden_size = config.encoder.hidden_size
         dropout = config.classifier_dropout
         if dropout is None:

@@ -129,7 +129,14 @@ class _CallableRetriever:
         out = []
         for q in queries:
             snippets = []
-            for r in self.fn(q, self.k) or []:
+            results = self.fn(q, self.k) or []
+            if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
+                raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of "
+                                "snippet strings or of dicts with 'title'/'body'")
+            for r in results:
+                if not isinstance(r, (str, dict)):
+                    raise TypeError(f"a search result is a {type(r).__name__}: expected a snippet string or a dict "
+                                    "with 'title'/'body'")
                 if isinstance(r, dict):
                     r = " ".join(str(r[key]) for key in ("title", "body", "text", "snippet") if r.get(key))
                 r = " ".join(str(r).split())
@@ -214,17 +221,26 @@ class CLNERTokenClassificationPipeline(Pipeline):
 
     # -- inputs ---------------------------------------------------------------------------------------------------
     @staticmethod
-    def _as_context(value) -> Optional[list[str]]:
+    def _as_context(value, what: str = "context") -> Optional[list[str]]:
+        """One input's context: None, one snippet string, or a list / tuple of snippet strings."""
         if value is None:
             return None
         if isinstance(value, str):
             return [value]
-        return [str(s) for s in value]
+        if isinstance(value, (list, tuple)):
+            bad = next((i for i, s in enumerate(value) if not isinstance(s, str)), None)
+            if bad is None:
+                return list(value)
+            raise TypeError(f"{what} must be a string or a list of strings (the snippets of one input); item {bad} "
+                            f"is {type(value[bad]).__name__} {value[bad]!r}. For a batch, give one entry per input: "
+                            "a string, a list of strings, or None")
+        raise TypeError(f"{what} must be a string or a list of strings (snippets), got {type(value).__name__}")
 
     def _normalize(self, x, context=_UNSET, split: bool = False) -> dict:
         """One input -> `{"text" | "tokens", "context", ...}`."""
         item: dict[str, Any] = {"_clner": True, "text": None, "tokens": None, "context": None, "context_source": None,
                                 "note": None}
+        what = "context="
         if isinstance(x, dict):
             if x.get("_clner"):
                 return x
@@ -240,7 +256,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
                 raise ValueError(f"an input dict needs 'text' (a string) or 'tokens' (a list of words); got keys "
                                  f"{sorted(x)}")
             if "context" in x and context is _UNSET:
-                context = x["context"]
+                context, what = x["context"], "the input dict's 'context'"
         elif isinstance(x, str):
             if split:
                 raise ValueError("is_split_into_words=True expects a list of words, got a string")
@@ -251,7 +267,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             raise TypeError(f"cannot read a CLNER pipeline input of type {type(x).__name__}: pass a string, a list "
                             "of words, or a dict with 'text' or 'tokens' (and optionally 'context')")
         if context is not _UNSET:
-            item["context"] = self._as_context(context)
+            item["context"] = self._as_context(context, what)
             item["context_source"] = "given" if item["context"] is not None else None
         return item
 
@@ -266,6 +282,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
                 contexts = [_UNSET] * n
             elif isinstance(context, str):
                 contexts = [context] * n
+            elif not isinstance(context, (list, tuple)):
+                raise TypeError(f"context= for a batch must be a list with one entry per input (a string, a list of "
+                                f"strings, or None), or one string for all; got {type(context).__name__}")
             else:
                 contexts = list(context)
                 if len(contexts) != n:

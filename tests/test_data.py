@@ -402,6 +402,139 @@ def test_load_ner_dataset_hub_style_classlabel_to_names(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
+# Hostile input: line endings, empty files, tagging schemes
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sample.conll", "sample.clner.txt", "sample.jsonl"])
+@pytest.mark.parametrize("newline", [b"\r", b"\r\n"])
+def test_cr_only_and_crlf_line_endings_read_like_lf(tmp_path, name, newline):
+    lf = (FIXTURES / name).read_bytes()
+    assert b"\r" not in lf
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + lf.replace(b"\n", newline))  # an old-Mac / Windows export, with a BOM
+    expected = load_ner_dataset({"train": str(FIXTURES / name)})["train"]
+    got = load_ner_dataset({"train": str(path)})["train"]
+    assert got["tokens"] == expected["tokens"] and got["tags"] == expected["tags"] and len(got) > 1
+    assert got["context"] == expected["context"]
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [("empty.conll", ""), ("blank.conll", "\n  \n\t\n"), ("blank.txt", "\r\n\r\n"), ("empty.json", "[]"),
+     ("empty.jsonl", "\n\n"), ("docstart.conll", "-DOCSTART- -X- O O\n\n")],
+)
+def test_a_file_without_sentences_is_an_error_naming_it(tmp_path, name, text):
+    path = _write(tmp_path, name, text)
+    with pytest.raises(CLNERFormatError) as err:
+        load_ner_dataset({"train": str(FIXTURES / "sample.conll"), "validation": str(path)})
+    assert str(err.value) == f"{path}: no sentences (the file is empty or holds only blank lines or no records)"
+
+
+def test_first_line_without_a_tag_is_reported_at_line_1(tmp_path):
+    path = _write(tmp_path, "bad.conll", "EU\nrejects\tO\n")
+    with pytest.raises(CLNERFormatError, match=re.escape(f"{path}:1: missing tag (a single column): 'EU'")):
+        load_ner_dataset({"train": str(path)})
+    # a file where no line has a tag is still read as unlabeled
+    assert load_ner_dataset({"test": str(_write(tmp_path, "raw.conll", "EU\nrejects\n"))})["test"].column_names == [
+        "id", "tokens", "context"]
+
+
+def test_tab_separated_context_line_is_named_as_such(tmp_path):
+    path = _write(tmp_path, "ctx.txt", "Look\tO\n<EOS> B-X\nLook\tB-X\n")
+    with pytest.raises(CLNERFormatError) as err:
+        read_clner(path)
+    assert str(err.value).startswith(f"{path}:3: context line separated by a tab: 'Look\\tB-X'")
+    assert "replace the tab with a space" in str(err.value) and "missing blank line" not in str(err.value)
+
+
+def test_integer_tags_error_names_the_cli_flag(tmp_path):
+    path = _write(tmp_path, "ids.jsonl", '{"tokens": ["a"], "tags": [1]}\n')
+    with pytest.raises(CLNERFormatError, match=re.escape("--tag_names")):
+        load_ner_dataset({"train": str(path)})
+    assert load_ner_dataset({"train": str(path)}, label_names=["O", "B-x"])["train"]["tags"] == [["B-x"]]
+
+
+SCHEME_ERRORS = [
+    # scheme, text, line of the bad tag, fragments of the message
+    ("BIO", "EU\tB-ORG\nsays\tO\n\nPeter\tO\nBlackburn\tI-PER\n", 5,
+     ["sentence 2 (line 4), word 2 'Blackburn': 'I-PER' follows 'O'", "--tag_scheme IOB1", "--crf_constraints false"]),
+    ("BIO", "Peter\tI-PER\nsays\tO\n", 1, ["'I-PER' starts the sentence", "--tag_scheme IOB1"]),
+    ("BIO", "Peter\tB-PER\nParis\tI-LOC\n", 2, ["'I-LOC' follows 'B-PER'"]),
+    ("BIO", "Peter\tPER\nsays\tO\n\nParis\tLOC\n", 1, ["tag 'PER' has no B-/I- prefix", "--tag_scheme IO",
+                                                        "(1 more such tag(s) in this data)"]),
+    ("BIO", "Peter\tS-PER\n", 1, ["BIOES tag", "--tag_scheme BIOES"]),
+    ("BIOES", "Peter\tB-PER\nsays\tO\n\nPeter\tS-PER\n", 1, ["entity 'B-PER' is not closed before 'O'",
+                                                                "E-PER", "S-PER"]),
+    ("BIOES", "Peter\tB-PER\nBlackburn\tI-PER\n", 2, ["not closed at the end of the sentence",
+                                                       "no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"]),
+    ("BIOES", "says\tO\nBlackburn\tE-PER\n", 2, ["'E-PER' follows 'O'"]),
+    ("IOB1", "Peter\tB-PER\nsays\tO\n", 1, ["'B-PER' starts the sentence", "the file is BIO: pass --tag_scheme BIO"]),
+    ("IO", "Peter\tB-PER\n", 1, ["has a B- prefix", "--tag_scheme BIO"]),
+]
+
+
+@pytest.mark.parametrize("scheme, text, line, fragments", SCHEME_ERRORS)
+def test_every_split_is_checked_against_the_tag_scheme_at_load_time(tmp_path, scheme, text, line, fragments):
+    dev = _write(tmp_path, "dev.conll", text)
+    with pytest.raises(CLNERFormatError) as err:
+        load_ner_dataset({"validation": str(dev)}, tag_scheme=scheme)
+    message = str(err.value)
+    assert message.startswith(f"{dev}:{line}: "), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_scheme_errors_in_json_lines_name_the_record_line_and_word(tmp_path):
+    text = '{"tokens": ["a"], "tags": ["O"]}\n\n{"tokens": ["b", "c"], "tags": ["O", "I-x"]}\n'
+    path = _write(tmp_path, "dev.jsonl", text)
+    with pytest.raises(CLNERFormatError, match=re.escape(f"{path}:3: sentence 2, word 2 'c': 'I-x' follows 'O'")):
+        load_ner_dataset({"validation": str(path)})
+
+
+def test_tag_order_is_not_checked_without_crf_constraints(tmp_path):
+    path = _write(tmp_path, "dev.conll", "says\tO\nBlackburn\tI-PER\n")
+    assert load_ner_dataset({"v": str(path)}, check_transitions=False)["v"]["tags"] == [["O", "I-PER"]]
+    with pytest.raises(CLNERFormatError, match="no B-/I- prefix"):  # the tags' form still is
+        load_ner_dataset({"v": str(_write(tmp_path, "bare.conll", "Peter\tPER\n"))}, check_transitions=False)
+    assert load_ner_dataset({"v": str(path)}, tag_scheme=None)["v"]["tags"] == [["O", "I-PER"]]
+
+
+IOB1_TEXT = ("EU\tI-ORG\nrejects\tO\nGerman\tI-MISC\ncall\tO\n\n"
+             "Peter\tI-PER\nBlackburn\tI-PER\nJohn\tB-PER\nSmith\tI-PER\nand\tO\nAcme\tI-ORG\n\n")
+
+
+def test_iob1_and_io_files_are_converted_to_bio_and_back(tmp_path):
+    path = _write(tmp_path, "iob1.conll", IOB1_TEXT)
+    original = [r["tags"] for r in read_conll(path)]
+    bio = load_ner_dataset({"train": str(path)}, tag_scheme="IOB1")["train"]["tags"]
+    assert bio == [["B-ORG", "O", "B-MISC", "O"], ["B-PER", "I-PER", "B-PER", "I-PER", "O", "B-ORG"]]
+    assert [dc.tags_to_scheme(t, "IOB1") for t in bio] == original
+    assert dc.model_tag_scheme("IOB1") == "BIO" and dc.model_tag_scheme("BIOES") == "BIOES"
+    io = _write(tmp_path, "io.conll", "Peter\tPER\nBlackburn\tPER\nin\tO\nParis\tLOC\n")
+    bio = load_ner_dataset({"train": str(io)}, tag_scheme="IO")["train"]["tags"]
+    assert bio == [["B-PER", "I-PER", "O", "B-LOC"]]
+    assert dc.tags_to_scheme(bio[0], "IO") == ["PER", "PER", "O", "LOC"]
+    assert dc.tags_to_scheme(["B-x", "I-x"], None) == ["B-x", "I-x"]
+    with pytest.raises(ValueError, match="unknown tag scheme 'IOE2'"):
+        load_ner_dataset({"train": str(io)}, tag_scheme="IOE2")
+
+
+def test_hub_splits_are_checked_and_converted(tmp_path):
+    features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
+                                  "ner_tags": datasets.List(datasets.ClassLabel(names=["O", "B-person", "I-person"]))})
+    repo = tmp_path / "repo" / "data"
+    repo.mkdir(parents=True)
+    ds = datasets.Dataset.from_dict({"tokens": [["hi"], ["Mira", "Solenne"]], "ner_tags": [[0], [2, 2]]},
+                                    features=features)
+    ds.to_parquet(str(repo / "validation-00000-of-00001.parquet"))
+    kwargs = dict(dataset_name=str(tmp_path / "repo"), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(CLNERFormatError, match=r"split 'validation': sentence 2, word 1 'Mira': 'I-person' starts"):
+        load_ner_dataset(**kwargs)
+    assert load_ner_dataset(tag_scheme="IOB1", **kwargs)["validation"]["tags"] == [["O"], ["B-person", "I-person"]]
+
+
+# ------------------------------------------------------------------------------------------------------------
 # Labels
 # ------------------------------------------------------------------------------------------------------------
 

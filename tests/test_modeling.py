@@ -48,6 +48,21 @@ def test_config_roundtrip(tmp_path):
         CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), tag_scheme="IOB1")
 
 
+def test_a_config_whose_scheme_contradicts_its_labels_is_refused_at_load(tmp_path):
+    from modeling_clner import check_label_scheme
+
+    tiny_model().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["tag_scheme"] = "BIOES"  # a BIO model declared BIOES: no entity could end, it would predict only O
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"type\(s\) \['location', 'person'\] have no E- tag.*set tag_scheme 'BIO'"):
+        CLNERForTokenClassification.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"labels \['PER', 'LOC'\] have no B-/I- prefix.*--tag_scheme IO"):
+        CLNERForTokenClassification(CLNERConfig(encoder=tiny_bert_config().to_dict(),
+                                                id2label={0: "O", 1: "PER", 2: "LOC"}))
+    check_label_scheme(["O", "B-x", "I-x", "E-x", "S-x", "S-y"], "BIOES")  # a type with only S- tags is fine
+
+
 def test_from_encoder_loads_encoder_weights_and_inits_crf(minilm_dir):
     model = CLNERForTokenClassification.from_pretrained(str(minilm_dir), id2label=LABELS)
     plain = AutoModel.from_pretrained(str(minilm_dir))

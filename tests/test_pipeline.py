@@ -2,6 +2,9 @@
 scripts/predict.py."""
 
 import json
+import os
+import re
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -12,6 +15,7 @@ from conftest import REPO_ROOT, tiny_bert_config
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from data_clner import read_conll
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, encode_example
 from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline, group_entities, split_words
 
@@ -197,6 +201,29 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
         assert not oracle("Paris", retrieve=True, return_details=True)["context_used"]
 
 
+def test_context_must_be_a_string_or_strings(oracle):
+    for bad, fragment in (([None], "item 0 is NoneType None"), ({"a": "b"}, "got dict"), ([1, "x"], "item 0 is int"),
+                          (3, "got int")):
+        with pytest.raises(TypeError, match=re.escape(fragment)) as err:
+            oracle("Bieber lands", context=bad)
+        assert str(err.value).startswith("context= must be a string or a list of strings")
+    with pytest.raises(TypeError, match=r"context= must be.*item 0 is NoneType"):
+        oracle(["Bieber lands"], context=[[None]])  # a batch: one entry per input
+    with pytest.raises(TypeError, match=r"for a batch must be a list with one entry per input"):
+        oracle(["Bieber lands"], context={"a": "b"})
+    with pytest.raises(TypeError, match=r"the input dict's 'context' must be"):
+        oracle({"text": "Bieber lands", "context": {"singer": 1}})
+    out = oracle(["Paris", "Bieber lands"], context=[None, ("Bieber the singer",)], return_details=True)
+    assert [o["context_used"] for o in out] == [False, True]  # None and tuples are fine
+
+
+def test_a_search_function_returning_a_string_is_a_failed_retrieval(oracle):
+    with pytest.warns(UserWarning, match="retrieval failed"):
+        out = oracle("Bieber lands", retrieve=True, retriever=lambda q, k: "Justin Bieber is a singer",
+                     return_details=True)
+    assert not out["context_used"] and "returned a str" in out["note"]
+
+
 def test_retrieval_with_a_context_retriever(oracle, tmp_path):
     retrieval = pytest.importorskip("retrieval_clner")
     retriever = retrieval.ContextRetriever(lambda q, k: ["Bieber the singer", "Bieber the singer"],
@@ -297,6 +324,90 @@ def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, cap
     bad.write_text('{"id": 1}\n', encoding="utf-8")
     with pytest.raises(SystemExit, match="bad.jsonl:1: needs 'text'"):
         run_cli(["--model", str(path), "--input", str(bad), "--output", str(out)])
+
+
+def read_jsonl(path):
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_predict_cli_bom_line_endings_and_encodings(saved_model, tmp_path):
+    path, _ = saved_model
+    plain, bom, latin = tmp_path / "plain.txt", tmp_path / "bom.txt", tmp_path / "latin.txt"
+    plain.write_bytes("John Smith lives in New York\nZo\u00eb is in Paris\n".encode("utf-8"))
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r"))  # BOM, old-Mac line ends
+    latin.write_bytes(plain.read_text(encoding="utf-8").encode("latin-1"))
+    outputs = []
+    for name in (plain, bom):
+        out = tmp_path / f"{name.stem}.jsonl"
+        run_cli(["--model", str(path), "--input", str(name), "--output", str(out), "--no_progress"])
+        outputs.append(read_jsonl(out))
+    assert outputs[0] == outputs[1] and outputs[0][0]["text"] == "John Smith lives in New York"
+    with pytest.raises(SystemExit, match=re.escape(f"{latin}:2: not valid UTF-8 (byte 0xeb at column 3)")) as err:
+        run_cli(["--model", str(path), "--input", str(latin), "--output", str(tmp_path / "x.jsonl")])
+    assert "--encoding latin-1" in str(err.value)
+    out = tmp_path / "latin.jsonl"
+    run_cli(["--model", str(path), "--input", str(latin), "--output", str(out), "--encoding", "latin-1",
+             "--no_progress"])
+    assert read_jsonl(out) == outputs[0]
+
+
+def test_predict_cli_reads_conll_and_writes_conll_or_jsonl(saved_model, minilm_tokenizer, tmp_path):
+    path, model = saved_model
+    sentences = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"]]
+    expected = model.predict(sentences, minilm_tokenizer)
+    gold = [["B-person", "I-person", "O", "O", "B-location", "I-location"], ["B-location", "O", "O"]]
+    labeled = "".join("".join(f"{w}\t{t}\n" for w, t in zip(s, g)) + "\n" for s, g in zip(sentences, gold))
+    for name in ("dev.conll", "dev.txt"):  # a .txt of token<TAB>tag lines is recognised as CoNLL
+        src = tmp_path / name
+        src.write_text(labeled, encoding="utf-8")
+        out = tmp_path / "out.jsonl"
+        assert run_cli(["--model", str(path), "--input", str(src), "--output", str(out), "--no_progress"]) == 0
+        lines = read_jsonl(out)
+        assert [x["tokens"] for x in lines] == sentences and [x["gold_tags"] for x in lines] == gold
+        assert [x["tags"] for x in lines] == expected
+    unlabeled = tmp_path / "raw.conll"
+    unlabeled.write_text("".join("\n".join(s) + "\n\n" for s in sentences), encoding="utf-8")
+    out = tmp_path / "tagged.conll"
+    run_cli(["--model", str(path), "--input", str(unlabeled), "--output", str(out), "--no_progress"])
+    assert read_conll(out) == [{"tokens": s, "tags": t, "context": []} for s, t in zip(sentences, expected)]
+    out = tmp_path / "tagged_gold.tsv"
+    run_cli(["--model", str(path), "--input", str(tmp_path / "dev.conll"), "--output", str(out), "--no_progress"])
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines() if line]
+    assert rows == [[w, g, t] for s, gs, ts in zip(sentences, gold, expected) for w, g, t in zip(s, gs, ts)]
+    # forced formats: the same CoNLL file read as text is one sentence a line
+    run_cli(["--model", str(path), "--input", str(tmp_path / "dev.conll"), "--input_format", "text", "--output",
+             str(tmp_path / "astext.jsonl"), "--no_progress"])
+    assert read_jsonl(tmp_path / "astext.jsonl")[0]["text"] == "John\tB-person"
+
+
+def test_predict_cli_writes_tags_in_the_training_data_scheme(tmp_path, minilm_tokenizer):
+    from data_clner import bio_to_iob1
+
+    model = tiny_model(seed=3, max_seq_length=64)
+    model.config.data_tag_scheme = "IOB1"  # trained from IOB1 files (converted to BIO)
+    model.save_pretrained(tmp_path / "m")
+    minilm_tokenizer.save_pretrained(tmp_path / "m")
+    words = [f"w{i}" for i in range(40)]
+    expected = model.predict([words], minilm_tokenizer)[0]
+    assert "B-" in " ".join(expected)
+    src = tmp_path / "in.conll"
+    src.write_text("\n".join(words) + "\n", encoding="utf-8")
+    run_cli(["--model", str(tmp_path / "m"), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+             "--no_progress"])
+    assert read_jsonl(tmp_path / "o.jsonl")[0]["tags"] == bio_to_iob1(expected)
+
+
+def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path):
+    path, _ = saved_model
+    latin = tmp_path / "in.txt"
+    latin.write_bytes("Zo\u00eb\n".encode("latin-1"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "predict.py"), "--model", str(path),
+                           "--input", str(latin)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip() == (f"predict.py: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
+                                   f"the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt`); or pass the file's "
+                                   "encoding with --encoding (e.g. --encoding latin-1)")
 
 
 def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path):

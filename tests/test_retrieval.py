@@ -5,6 +5,7 @@ outputs + CLI, and BM25 recall@10 of the released WNUT-17 dev contexts."""
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -124,7 +125,7 @@ def test_consecutive_failures_stop_the_run_with_a_clear_error(tmp_path, monkeypa
     monkeypatch.setattr(rc, "_sleep", lambda s: None)
     fake = FakeSearch({}, script={q: [ConnectionError("unreachable")] * 10 for q in ("a", "b", "c")})
     config = fast(max_retries=1, max_consecutive_failures=2)
-    retriever = rc.ContextRetriever(fake, config, cache_path=tmp_path / "c.sqlite")
+    retriever = rc.ContextRetriever(rc.CallableBackend(fake, name="fake"), config, cache_path=tmp_path / "c.sqlite")
     with pytest.raises(rc.RetrievalError, match="2 queries failed in a row.*ConnectionError"):
         retriever.retrieve_batch(["a", "b", "c"])
     assert fake.calls == ["a", "a", "b", "b"]
@@ -498,6 +499,135 @@ def test_cli_bm25_rerank_outputs_and_provenance(tmp_path, minilm_dir):
     assert saved["context"] == out["context"]
     assert json.loads(saved.info.description)["clner_retrieval"]["backend"] == "bm25"
     assert (tmp_path / "out_dir" / "retrieval_provenance.json").exists()
+
+
+# ------------------------------------------------------------------------------------------ hostile input
+def test_callable_backends_never_share_cache_entries_by_name(tmp_path):
+    cache = tmp_path / "c.sqlite"
+
+    def context_of(backend):
+        return rc.ContextRetriever(backend, fast(), cache_path=cache).retrieve("Paris")[0]
+
+    assert context_of(lambda q, k: ["first lambda"]) == ["first lambda"]
+    assert context_of(lambda q, k: ["second lambda"]) == ["second lambda"]
+
+    def make(answer):
+        def search(query, k):  # every plug-in called `search`
+            return [answer]
+        return search
+
+    assert context_of(make("from one search")) == ["from one search"]
+    assert context_of(make("from another search")) == ["from another search"]
+    assert context_of(make("from one search")) == ["from one search"]  # the same function still hits its entries
+    assert rc.CallableBackend(make("a")).name == rc.CallableBackend(make("a")).name != rc.CallableBackend(
+        make("b")).name
+
+    class Client:
+        def __call__(self, query, k):
+            return ["client"]
+
+    client = Client()
+    with pytest.raises(TypeError, match=r"cannot key the cache of search function 'Client'.*name='my-search'"):
+        rc.CallableBackend(client)
+    with pytest.raises(TypeError, match=r"closure variable 'client' holds a Client.*Pass a name"):
+        rc.CallableBackend(lambda q, k: client(q, k))
+    assert context_of(rc.CallableBackend(client, name="client")) == ["client"]
+
+
+@pytest.mark.parametrize("bad, fragment", [("a snippet", "returned a str"), ([1, 2], "search result 0 is int"),
+                                           ([{"url": "x"}], "search result 0 is dict")])
+def test_malformed_search_results_are_failures_not_snippets(tmp_path, bad, fragment):
+    ds = rows_ds("Paris is nice")
+    res = rc.retrieve_contexts(ds, rc.CallableBackend(lambda q, k: bad, name="bad"), fast(),
+                               cache_path=tmp_path / "c.sqlite")
+    assert res.dataset["context"] == [[]]
+    (failure,) = res.failures
+    assert failure["error"].startswith("TypeError") and fragment in failure["error"]
+
+
+def test_existing_contexts_are_kept_unless_overwritten(tmp_path):
+    ds = rows_ds("Paris is nice", "Rome is old", "Oslo is cold",
+                 context=[["given snippet"], [], ["given", "two"]], context_scores=[[0.5], [], [0.25]])
+    fake = FakeSearch({q: [f"found for {q}"] for q in ("Paris is nice", "Rome is old", "Oslo is cold")})
+    backend = rc.CallableBackend(fake, name="fake")
+    res = rc.retrieve_contexts(ds, backend, fast(), cache_path=tmp_path / "c.sqlite")
+    assert res.dataset["context"] == [["given snippet"], ["found for Rome is old"], ["given", "two"]]
+    assert res.dataset["context_scores"][0] == [0.5] and math.isnan(res.dataset["context_scores"][2][1])
+    assert fake.calls == ["Rome is old"]
+    assert (res.provenance["rows_context_kept"], res.provenance["rows_context_replaced"]) == (2, 0)
+    res = rc.retrieve_contexts(ds, backend, fast(), cache_path=tmp_path / "c.sqlite", overwrite_context=True)
+    assert res.dataset["context"] == [[f"found for {q}"] for q in ("Paris is nice", "Rome is old", "Oslo is cold")]
+    assert (res.provenance["rows_context_kept"], res.provenance["rows_context_replaced"]) == (0, 2)
+    as_text = rows_ds("Paris is nice", "Rome is old", context=["one string snippet", ""])  # e.g. from JSON lines
+    res = rc.retrieve_contexts(as_text, backend, fast(), cache_path=tmp_path / "c.sqlite")
+    assert res.dataset["context"] == [["one string snippet"], ["found for Rome is old"]]
+
+
+def test_corrupt_truncated_or_directory_cache_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cache = rc.RetrievalCache(path)
+    cache.put_many("search", [(f"k{i}", "b", "q", ["x" * 500] * 20) for i in range(300)])
+    cache.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    cache.conn.close()
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with pytest.raises(rc.RetrievalError, match=re.escape(f"retrieval cache {path} is unusable")) as err:
+        rc.RetrievalCache(path).get_many("search", [f"k{i}" for i in range(300)])
+    assert "--rebuild-cache" in str(err.value)
+    path.write_bytes(b"not a database" * 100)
+    with pytest.raises(rc.RetrievalError, match=r"unusable \(file is not a database\).*--rebuild-cache"):
+        rc.ContextRetriever(lambda q, k: [q], fast(), cache_path=path)
+    retriever = rc.ContextRetriever(lambda q, k: [q + " again"], fast(), cache_path=path, rebuild_cache=True)
+    assert retriever.retrieve("fresh")[0] == ["fresh again"]
+    with pytest.raises(rc.RetrievalError, match=re.escape(f"retrieval cache {tmp_path} is a directory")):
+        rc.RetrievalCache(tmp_path)
+
+
+def test_truncated_bm25_index_is_named_and_rebuilt(tmp_path, caplog):
+    corpus, index = FIXTURES / "corpus.txt", tmp_path / "index"
+    expected = rc.BM25Backend(corpus, index_dir=index).search("who scored twice for Riverside United", 3)
+    for npy in index.glob("*.npy"):
+        with open(npy, "r+b") as f:
+            f.truncate(npy.stat().st_size // 2)
+    with caplog.at_level("WARNING", logger="retrieval_clner"):
+        rebuilt = rc.BM25Backend(corpus, index_dir=index)
+    assert not rebuilt.loaded_from_disk and f"BM25 index {index} is unreadable" in caplog.text
+    assert rebuilt.search("who scored twice for Riverside United", 3) == expected
+    assert rc.BM25Backend(corpus, index_dir=index).loaded_from_disk  # saved again, whole
+
+
+def test_unwritable_bm25_index_folder_suggests_index_dir(tmp_path, monkeypatch, caplog):
+    import bm25s
+
+    corpus = tmp_path / "corpus.txt"  # the default index goes next to it, as <corpus>.bm25s
+    corpus.write_text((FIXTURES / "corpus.txt").read_text())
+
+    def read_only(self, path, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(bm25s.BM25, "save", read_only)  # a read-only corpus folder (root ignores chmod)
+    with caplog.at_level("WARNING", logger="retrieval_clner"):
+        backend = rc.BM25Backend(corpus)
+    assert f"cannot save the BM25 index to {corpus}.bm25s" in caplog.text and "--index-dir" in caplog.text
+    assert backend.search("who scored twice for Riverside United", 1)
+
+
+def run_script(name, *args):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / name), *map(str, args)], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_offline_default_reranker_is_one_clear_error(tmp_path):
+    proc = run_script("retrieve_contexts.py", FIXTURES / "sentences.conll", tmp_path / "out.jsonl", "--backend",
+                      "bm25", "--corpus", FIXTURES / "corpus.txt", "--index-dir", tmp_path / "index", "--cache",
+                      tmp_path / "c.sqlite")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
+    assert line.startswith("retrieve_contexts.py: error: the default re-ranker roberta-large")
+    assert "needs the Hugging Face Hub" in line and "--model" in line and "--no-rerank" in line
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 # --------------------------------------------------------------------------------------- real WNUT-17 data

@@ -358,3 +358,170 @@ def test_yaml_config_is_parsed(tmp_path):
     assert cl_args.nll_weight == 0.5 and training_args.output_dir == "out"
     with pytest.raises(ValueError, match="cl_loss"):
         CLArguments(cl_loss="js")
+
+
+# ------------------------------------------------------------------------------------------------ hostile input
+def test_yaml_numbers_read_as_strings_are_coerced_or_named(tmp_path):
+    from run_ner_cl import parse_args
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("train_file: a.txt\noutput_dir: out\nlearning_rate: 1e-4\nhead_learning_rate: 5e-3\n"
+                   "num_train_epochs: 2\nmax_steps: '10'\nmax_seq_length: 1e2\ncrf_constraints: 'false'\n")
+    model_args, data_args, cl_args, training_args = parse_args([str(cfg)])
+    assert training_args.learning_rate == 1e-4 and isinstance(training_args.learning_rate, float)
+    assert cl_args.head_learning_rate == 5e-3 and training_args.max_steps == 10 and data_args.max_seq_length == 100
+    assert model_args.crf_constraints is False
+    for text, fragment in (("learning_rate: fast\n", "learning_rate: expected a number, got 'fast'"),
+                           ("max_steps: 2.5\n", "max_steps: expected a whole number, got 2.5"),
+                           ("learning_rate: [1]\n", "learning_rate: expected a number, got [1]"),
+                           ("bogus_flag: 1\n", None)):
+        cfg.write_text("output_dir: out\n" + text)
+        with pytest.raises(ValueError) as err:
+            parse_args([str(cfg)])
+        assert fragment is None or str(err.value) == f"{cfg}: {fragment}"
+
+
+def run_in_process(argv, capsys):
+    """run_ner_cl.py's entry point in this process: a user error exits with code 2 and one paragraph on stderr."""
+    from data_clner import run_cli
+    from run_ner_cl import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, argv, prog="run_ner_cl.py")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("run_ner_cl.py: error: ")
+    return line[len("run_ner_cl.py: error: "):]
+
+
+USER_ERRORS = {
+    "scheme": (["train", "--validation_file", "{o_to_i}", "--do_eval"],
+               "{o_to_i}:2: sentence 1 (line 1), word 2 'Blackburn': 'I-PER' follows 'O': under --tag_scheme BIO an "
+               "entity starts with B-PER. If the file is IOB1"),
+    "empty": (["--train_file", "{empty}", "--do_train"], "{empty}: no sentences"),
+    "eval_without_tags": (["train", "--validation_file", "{raw}", "--do_eval"],
+                          "--do_eval: --validation_file {raw} has no tags"),
+    "eval_without_file": (["train", "--do_eval"], "--do_eval needs --validation_file"),
+    "integer_tags": (["--train_file", "{ids}", "--do_train"],
+                     "{ids}:1: record 0: integer tag 1 but no label names: give the name of each tag id, in id order, "
+                     "with run_ner_cl.py --tag_names"),
+    "max_seq_length": (["train", "--max_seq_length", "1024"],
+                       "--max_seq_length 1024 exceeds the 512 positions of the encoder of {encoder} "
+                       "(max_position_embeddings); pass --max_seq_length 512 or less"),
+    "cl_args": (["train", "--cl_temperature", "-1"], "--cl_temperature must be positive"),
+    "resume": (["train", "--resume_from_checkpoint", "last"], "--resume_from_checkpoint last: no checkpoint in {out}"),
+}
+
+
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_cli_user_errors_are_one_paragraph_before_any_training(tiny_encoder_dir, tmp_path, capsys, case):
+    files = {"o_to_i": "says\tO\nBlackburn\tI-PER\n", "empty": "\n\n", "raw": "EU\nrejects\n",
+             "ids": '{"tokens": ["a", "b"], "tags": [1, 0]}\n'}
+    names = {"out": tmp_path / "out", "encoder": tiny_encoder_dir}
+    for name, text in files.items():
+        names[name] = tmp_path / (name + (".jsonl" if name == "ids" else ".conll"))
+        names[name].write_text(text)
+    argv, start = USER_ERRORS[case]
+    argv = [a.format(**names) for a in argv]
+    if argv[0] == "train":
+        argv = ["--train_file", str(SAMPLE / "train.txt"), "--do_train"] + argv[1:]
+    message = run_in_process(["--model_name_or_path", str(tiny_encoder_dir), "--output_dir", str(names["out"]),
+                              "--report_to", "none"] + argv, capsys)
+    assert message.startswith(start.format(**names)), message
+    assert not names["out"].exists() or not any(names["out"].iterdir())  # nothing trained, nothing written
+
+
+def test_cli_exit_code_2_through_a_subprocess(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_ner_cl.py"), "--train_file", str(SAMPLE / "train.txt"),
+                           "--output_dir", str(tmp_path / "o"), "--cl_loss", "kl", "--train_views", "sentence"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip() == ("run_ner_cl.py: error: --cl_loss kl needs --train_views both: the CL loss compares "
+                                   "the two views, and --train_views sentence trains one (use --cl_loss none, or "
+                                   "leave it out)")
+
+
+def test_run_cli_keeps_tracebacks_for_bugs():
+    from data_clner import run_cli
+
+    def buggy(argv):
+        return {}["missing"]
+
+    with pytest.raises(KeyError):
+        run_cli(buggy, [])
+    assert run_cli(lambda argv: {"metrics": 1}, []) == 0
+
+
+IOB1_TRAIN = ("EU\tI-ORG\nrejects\tO\nGerman\tI-MISC\ncall\tO\n\n"
+              "Peter\tI-PER\nBlackburn\tI-PER\nJohn\tB-PER\nSmith\tI-PER\nand\tO\nAcme\tI-ORG\n\n")
+
+
+def test_cli_iob1_data_trains_in_bio_and_writes_iob1(tiny_encoder_dir, tmp_path, one_torch_thread):
+    from data_clner import bio_to_iob1, iob1_to_bio, read_conll
+    from run_ner_cl import main
+
+    data = tmp_path / "iob1.conll"
+    data.write_text(IOB1_TRAIN)
+    out = tmp_path / "out"
+    common = ["--test_file", str(data), "--do_predict", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(data), "--do_train", "--max_steps", "2",
+          "--tag_scheme", "IOB1", "--output_dir", str(out), *common])
+    config = json.loads((out / "config.json").read_text())
+    assert config["tag_scheme"] == "BIO" and config["data_tag_scheme"] == "IOB1"
+    assert sorted(config["label2id"]) == ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]  # the BIO tags of the data
+    gold = [r["tags"] for r in read_conll(data)]
+    for again in (out, tmp_path / "again"):  # the trained model predicts IOB1 files without being told
+        if again != out:
+            main(["--model_name_or_path", str(out), "--output_dir", str(again), *common])
+        rows = read_conll(again / "predictions_sentence.txt", tag_column=1)
+        assert [r["tags"] for r in rows] == gold  # the gold column is the file's own tags, back in IOB1
+        predicted = [r["tags"] for r in read_conll(again / "predictions_sentence.txt", tag_column=2)]
+        assert all(bio_to_iob1(iob1_to_bio(p)) == p for p in predicted)
+
+
+def test_cli_tag_names_and_unconstrained_training(tiny_encoder_dir, tmp_path, one_torch_thread):
+    from run_ner_cl import main
+
+    ids = tmp_path / "ids.jsonl"
+    ids.write_text('{"tokens": ["Peter", "Blackburn", "says"], "tags": [1, 2, 0]}\n{"tokens": ["hi"], "tags": [0]}\n')
+    o_to_i = tmp_path / "o_to_i.conll"
+    o_to_i.write_text("says\tO\nBlackburn\tI-PER\n\nPeter\tB-PER\n")
+    common = ["--model_name_or_path", str(tiny_encoder_dir), "--do_train", "--max_steps", "1", "--report_to", "none",
+              "--use_cpu", "--save_strategy", "no"]
+    main(common + ["--train_file", str(ids), "--tag_names", "O", "B-PER", "I-PER", "--output_dir",
+                   str(tmp_path / "a")])
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["id2label"] == {"0": "O", "1": "B-PER",
+                                                                                   "2": "I-PER"}
+    main(common + ["--train_file", str(o_to_i), "--crf_constraints", "false", "--output_dir", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["crf_constraints"] is False
+
+
+def test_cli_resume_last_skips_an_incomplete_checkpoint_and_notes_it(tiny_encoder_dir, tmp_path, caplog,
+                                                                       one_torch_thread):
+    import shutil
+
+    from run_ner_cl import checkpoint_problem, main
+
+    out = tmp_path / "out"
+    common = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
+              "--max_train_samples", "16", "--per_device_train_batch_size", "8", "--do_train", "--report_to", "none",
+              "--use_cpu", "--output_dir", str(out), "--save_strategy", "steps", "--save_steps", "1",
+              "--max_seq_length", "64"]
+    main(common + ["--max_steps", "2"])
+    assert checkpoint_problem(out / "checkpoint-1") is None and checkpoint_problem(out / "checkpoint-2") is None
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-3")  # killed while saving: no trainer_state.json yet
+    (out / "checkpoint-3" / "trainer_state.json").unlink()
+    weights = out / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # and one killed while writing its weights
+    assert checkpoint_problem(out / "checkpoint-3") == "no trainer_state.json"
+    assert checkpoint_problem(out / "checkpoint-2") == "model.safetensors is truncated"
+    with caplog.at_level("WARNING"):
+        main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last"])
+    assert ("skipping incomplete checkpoint-3 (no trainer_state.json), checkpoint-2 (model.safetensors is truncated)"
+            in caplog.text and f"resuming from {out / 'checkpoint-1'}" in caplog.text)
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["train_resumed_from"] == str(out / "checkpoint-1")
+    assert results["train_note"].startswith("resumed at step 1: train_loss and the speed metrics cover steps 2-3 only")
