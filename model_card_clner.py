@@ -404,9 +404,12 @@ def check_hub_folder(folder: str | os.PathLike) -> list[str]:
         for auto in ("AutoConfig", "AutoModel", "AutoModelForTokenClassification"):
             if not str(auto_map.get(auto, "")).startswith("modeling_clner."):
                 problems.append(f"config.json auto_map lacks {auto} -> modeling_clner.*")
-        impl = (cfg.get("custom_pipelines") or {}).get(pipeline_clner.TASK, {}).get("impl")
-        if impl != pipeline_clner.custom_pipelines_config()[pipeline_clner.TASK]["impl"]:
-            problems.append(f"config.json custom_pipelines lacks {pipeline_clner.TASK!r}")
+        task = pipeline_clner.PIPELINE_TASK
+        published = cfg.get("custom_pipelines") or {}
+        if published.get(task, {}).get("impl") != pipeline_clner.custom_pipelines_config()[task]["impl"]:
+            problems.append(f"config.json custom_pipelines lacks {task!r}")
+        elif len(published) != 1:  # a task-less pipeline(model=repo) call refuses a config with several
+            problems.append(f"config.json custom_pipelines lists {sorted(published)}; only {task!r} may be listed")
     if "README.md" in files:
         try:
             ModelCard.load(folder / "README.md")

@@ -15,6 +15,7 @@ Shapes use B = batch, T = words (CRF time steps), C = tags, L = sub-tokens, H = 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -39,10 +40,21 @@ __all__ = [
     "CLNERForTokenClassification",
     "CLNERTokenClassifierOutput",
     "encode_example",
+    "group_entities",
+    "split_words",
     "tags_to_ids",
+    "PIPELINE_TASK",
+    "PIPELINE_TASK_ALIASES",
+    "PublishedPipelines",
 ]
 
 SCHEMES = ("BIO", "BIOES")
+#: The task under which a saved model's `config.custom_pipelines` publishes the CLNER pipeline: the standard one, so
+#: that `pipeline(model=repo, trust_remote_code=True)` and `pipeline("token-classification", ...)` both build it.
+PIPELINE_TASK = "token-classification"
+#: Other names a `pipeline(task, ...)` call may use for it: transformers' alias of the task, and this project's own
+#: task name. `PublishedPipelines` finds the published entry under them.
+PIPELINE_TASK_ALIASES = ("ner", "clner-token-classification")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -57,6 +69,49 @@ def _split_label(label: str) -> tuple[str, str]:
         prefix = {"L": "E", "U": "S"}.get(label[0], label[0])
         return prefix, label[2:]
     return "O", ""
+
+
+def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entity spans `(type, start, end)` (word indices, end exclusive) of a BIO / BIOES tag sequence.
+
+    Lenient like seqeval: an `I-`/`E-` tag that does not continue an open entity of its type starts a new one
+    (this can only happen where windows of a very long input were stitched together).
+    """
+    spans: list[tuple[str, int, int]] = []
+    cur: Optional[list] = None
+    for i, tag in enumerate(tags):
+        prefix, etype = _split_label(tag)
+        if prefix == "O":
+            if cur:
+                spans.append(tuple(cur))
+            cur = None
+            continue
+        if prefix in ("B", "S") or cur is None or cur[0] != etype:
+            if cur:
+                spans.append(tuple(cur))
+            cur = [etype, i, i + 1]
+        else:
+            cur[2] = i + 1
+        if prefix in ("E", "S"):
+            spans.append(tuple(cur))
+            cur = None
+    if cur:
+        spans.append(tuple(cur))
+    return spans
+
+
+# URLs, @mentions / #hashtags, words with inner apostrophes, hyphens, dots or ampersands, then any other single
+# non-space character (punctuation, emoji): close to how CoNLL / WNUT data are tokenized.
+_WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['\u2019\-.&]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text)."""
+    return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+def _whitespace_words(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
 def scheme_constraints(labels: Sequence[str], scheme: str = "BIO") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -429,6 +484,31 @@ class LinearChainCRF(nn.Module):
 # --------------------------------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------------------------------
+class PublishedPipelines(dict):
+    """A CLNER config's `custom_pipelines`: the CLNER pipeline published under one task (`PIPELINE_TASK`), found
+    under its aliases too (`PIPELINE_TASK_ALIASES`: "ner", "clner-token-classification").
+
+    `transformers.pipeline(task, model=repo, trust_remote_code=True)` looks `task` up in `custom_pipelines` verbatim,
+    and without a task it needs exactly one entry. An alias is another name of the one entry, as in a
+    case-insensitive mapping: ``"ner" in pipelines`` and ``pipelines["ner"]`` find it, while `len`, iteration and the
+    saved `config.json` show the published task alone.
+    """
+
+    def _published(self, key) -> Any:
+        return PIPELINE_TASK if key in PIPELINE_TASK_ALIASES and dict.__contains__(self, PIPELINE_TASK) else key
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, self._published(key))
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, self._published(key))
+        # a copy under an alias: `pipeline()` rewrites the entry it is given (class names -> classes)
+        return dict(value) if key != self._published(key) else value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class CLNERConfig(PreTrainedConfig):
     """Configuration of a CLNER model: an encoder config nested as `encoder`, the label set, CRF options, and how
     the model was trained (so inference can warn when it is used differently).
@@ -475,6 +555,9 @@ class CLNERConfig(PreTrainedConfig):
             raise ValueError(f"tag_scheme must be one of {SCHEMES}, got {self.tag_scheme!r}")
         if self.label2id is None and self.id2label is not None:
             self.label2id = {label: i for i, label in self.id2label.items()}
+        published = getattr(self, "custom_pipelines", None)
+        if isinstance(published, dict) and PIPELINE_TASK in published and type(published) is dict:
+            self.custom_pipelines = PublishedPipelines(published)
 
     @property
     def labels(self) -> list[str]:
@@ -635,8 +718,11 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         """Run one view. `labels (B, W)` are word-level tag ids, -100 on padding; returns word-level outputs."""
         if word_index is None:
             raise ValueError(
-                "CLNERForTokenClassification needs `word_index` (B, W): the position of each word's first sub-token. "
-                "Build inputs with `modeling_clner.encode_example` or `model.prepare_inputs`."
+                "CLNERForTokenClassification labels words with a CRF, so it needs `word_index` (B, W), the position of "
+                "each word's first sub-token; raw tokenizer output and transformers' stock token-classification "
+                "pipeline do not provide it. To tag text, use `model.predict(\"some text\", tokenizer)` or the CLNER "
+                "pipeline: `pipeline(\"ner\", model=<this model's folder or Hub id>, trust_remote_code=True)`. To "
+                "build model inputs yourself, use `model.prepare_inputs` or `modeling_clner.encode_example`."
             )
         if word_index.dim() != 2:
             raise ValueError(f"word_index must be (batch, words), got shape {tuple(word_index.shape)}")
@@ -725,41 +811,91 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
     @torch.no_grad()
     def predict(
         self,
-        sentences: Sequence[Sequence[str]] | Sequence[str],
+        inputs: str | Sequence[str | Sequence[str]],
         tokenizer,
-        contexts: Optional[Sequence[Sequence[str] | str | None]] = None,
+        contexts: Optional[Sequence[Sequence[str] | str | None] | str] = None,
         batch_size: int = 16,
         max_seq_length: Optional[int] = None,
-    ) -> list[list[str]]:
-        """Label each word of each sentence by Viterbi.
+        return_entities: Optional[bool] = None,
+    ) -> list:
+        """Tag text by Viterbi: entities with character offsets and scores, or one tag per word.
 
         Args:
-            sentences: lists of words (a plain string is split on whitespace).
-            tokenizer: the model's tokenizer.
-            contexts: per sentence, a list of snippets, one string, or None; when given, the context view is used.
+            inputs: one text (a string), or a list of sentences, each a text or a list of words.
+            tokenizer: the model's (fast) tokenizer.
+            contexts: the context view's snippets: for one text, a list of strings or one string; for a list of
+                sentences, one entry per sentence (a list of snippets, a string or None).
+            return_entities: entities (the default for one text) or tags (the default for a list of sentences).
         Returns:
-            one list of label names per sentence, as long as the sentence.
+            For one text, its entities: ``[{"entity_group", "score", "word", "start", "end", "word_span",
+            "context_used"}]``, as the CLNER pipeline gives them: `start` / `end` are character offsets into the
+            text (for a list of words, into ``" ".join(words)``), `word_span` the ``[first, last + 1)`` words and
+            `score` the mean CRF marginal of the entity's Viterbi tags. For a list of sentences, one result per
+            sentence: its entities with ``return_entities=True``, else its tags, one per word. Text is split into
+            words like the pipeline splits it when entities are returned, and on whitespace when tags are.
         """
-        sentences = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+        single = isinstance(inputs, str)
+        if single:
+            inputs = [inputs]
+            contexts = None if contexts is None else [contexts]
+        elif contexts is not None and len(contexts) != len(inputs):
+            raise ValueError(f"contexts has {len(contexts)} entries for {len(inputs)} sentences: give one context "
+                             "(a list of snippets, a string or None) per sentence")
+        entities = single if return_entities is None else bool(return_entities)
+        sentences, texts, offsets = [], [], []
+        for x in inputs:
+            if isinstance(x, str):
+                spans = split_words(x) if entities else _whitespace_words(x)
+                words, text, offs = [w for w, _, _ in spans], x, [(a, b) for _, a, b in spans]
+            else:
+                words, offs, pos = [str(w) for w in x], [], 0
+                for w in words:
+                    offs.append((pos, pos + len(w)))
+                    pos += len(w) + 1
+                text = " ".join(words)
+            sentences.append(words)
+            texts.append(text)
+            offsets.append(offs)
         with_context = contexts is not None and any(c for c in contexts)
         self.warn_if_view_mismatch(with_context)
-        features = self.prepare_inputs(tokenizer, sentences, contexts, max_seq_length)
+        todo = [i for i, words in enumerate(sentences) if words]
+        features = self.prepare_inputs(tokenizer, [sentences[i] for i in todo],
+                                       [contexts[i] for i in todo] if contexts is not None else None, max_seq_length)
         prefix = "ctx_" if with_context else ""
         was_training = self.training
         self.eval()
-        results: list[list[Optional[str]]] = [[None] * len(s) for s in sentences]
+        tags: list[list[Optional[str]]] = [[None] * len(s) for s in sentences]
+        scores: list[list[float]] = [[0.0] * len(s) for s in sentences]
+        context_used = [False] * len(sentences)
         device = next(self.parameters()).device
         pad_id = tokenizer.pad_token_id or 0
+        id2label = self.config.id2label
         for b in range(0, len(features), batch_size):
             chunk = features[b: b + batch_size]
-            batch = _pad_view(chunk, prefix, pad_id, device)
-            out = self(**batch)
-            for feat, labels in zip(chunk, self.decode(out.logits, out.word_mask)):
-                row, start = results[feat["example_id"]], feat["word_start"]
+            out = self(**_pad_view(chunk, prefix, pad_id, device))
+            paths = self.crf.viterbi_decode(out.logits, out.word_mask)
+            if entities:
+                marginals = self.crf.marginals(out.logits, out.word_mask)
+                path_scores = marginals.gather(-1, paths.clamp_min(0).unsqueeze(-1)).squeeze(-1).tolist()
+            for r, (feat, path) in enumerate(zip(chunk, paths.tolist())):
+                i, start = todo[feat["example_id"]], feat["word_start"]
+                context_used[i] = context_used[i] or (with_context and bool(feat["has_context"]))
                 for k in range(feat["own_start"], feat["own_end"]):
-                    row[start + k] = labels[k]
+                    tags[i][start + k] = id2label[path[k]]
+                    if entities:
+                        scores[i][start + k] = float(path_scores[r][k])
         self.train(was_training)
-        return results
+        if not entities:
+            return tags
+        results = []
+        for i, (text, offs) in enumerate(zip(texts, offsets)):
+            found = []
+            for etype, a, b in group_entities(tags[i]):
+                start, end = offs[a][0], offs[b - 1][1]
+                found.append({"entity_group": etype, "score": sum(scores[i][a:b]) / (b - a), "word": text[start:end],
+                              "start": start, "end": end, "word_span": [a, b], "context_used": context_used[i]})
+            results.append(found)
+        return results[0] if single else results
 
 
 def tags_to_ids(tags: Sequence[str], label2id: dict[str, int], where: str = "") -> list[int]:

@@ -1,10 +1,11 @@
 """`CLNERTokenClassificationPipeline`: named entities from a CLNER model, decoded by Viterbi, scored by CRF marginals.
 
-Registered under the task name ``"clner-token-classification"`` (and written into a saved model's
-``config.custom_pipelines`` by `model_card_clner.save_for_hub`), so a published model works with one line::
+A saved model's ``config.custom_pipelines`` (written by `model_card_clner.save_for_hub`) publishes it under the
+standard task ``"token-classification"``, so a published model works as any Hub NER model does::
 
     from transformers import pipeline
-    ner = pipeline(model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True)
+    ner = pipeline("ner", model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True)
+    # likewise pipeline("token-classification", ...) and pipeline(model=..., trust_remote_code=True)
     ner("Stabilized approach or not ? That ´ s insane and good .")
     ner("Justin Bieber lands in Paris", context=["Justin Bieber is a Canadian singer ...", "..."])
     ner(["first text", "second text"], batch_size=8)
@@ -13,12 +14,12 @@ Registered under the task name ``"clner-token-classification"`` (and written int
     ner("Barack Obama visits Kenya", retrieve=True, retriever=my_search)  # live retrieval
 
 Each input gives a list of entities ``{"entity_group", "score", "word", "start", "end", "word_span",
-"context_used"[, "note"]}``: labels come from the CRF's Viterbi path (never a per-word argmax, so the tagging scheme's
+"context_used"}``: labels come from the CRF's Viterbi path (never a per-word argmax, so the tagging scheme's
 constraints hold), ``score`` is the mean CRF marginal p(y_t = Viterbi tag | x) over the entity's words, ``start`` /
 ``end`` are character offsets into the input text (for pre-split words: into ``" ".join(words)``) and ``word_span``
 the ``[first, last + 1)`` word indices. ``context_used`` says whether the context view ran; when it did not (no
-context given, retrieval off, failed or empty, or no room for the context) ``note`` says why, and a warning is issued
-when a context or retrieval was asked for. ``return_details=True`` gives, per input, a dict with the entities, the
+context given, retrieval off, failed or empty, or no room for the context) a warning is issued if a context or
+retrieval was asked for, and the ``note`` of ``return_details=True`` says why. ``return_details=True`` gives, per input, a dict with the entities, the
 words, their tags and scores, the context used and the note, also for inputs without entities.
 
 Long inputs are split into overlapping windows by `modeling_clner.encode_example` and stitched back, as
@@ -44,9 +45,11 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py
-    from .modeling_clner import CLNERForTokenClassification, _split_label, encode_example
+    from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, _whitespace_words, encode_example,
+                                 group_entities, split_words)
 except ImportError:  # this project on the path
-    from modeling_clner import CLNERForTokenClassification, _split_label, encode_example
+    from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, _whitespace_words, encode_example,
+                                group_entities, split_words)
 
 __all__ = [
     "TASK",
@@ -57,57 +60,19 @@ __all__ = [
     "split_words",
 ]
 
+#: This project's own task name, registered in `PIPELINE_REGISTRY` when this module is imported (the standard names
+#: "token-classification" / "ner" stay transformers' for other models); a published model also answers to it.
 TASK = "clner-token-classification"
 _UNSET = object()
 
-# URLs, @mentions / #hashtags, words with inner apostrophes, hyphens, dots or ampersands, then any other single
-# non-space character (punctuation, emoji): close to how CoNLL / WNUT data are tokenized.
-_WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['\u2019\-.&]\w+)*|[^\w\s]")
-
-
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    """Split raw text into `(word, start, end)` character spans (the pipeline's default word splitter)."""
-    return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
-
-
-def _whitespace_words(text: str) -> list[tuple[str, int, int]]:
-    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-
-
-def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Entity spans `(type, start, end)` (word indices, end exclusive) of a BIO / BIOES tag sequence.
-
-    Lenient like seqeval: an `I-`/`E-` tag that does not continue an open entity of its type starts a new one
-    (this can only happen where windows of a very long input were stitched together).
-    """
-    spans: list[tuple[str, int, int]] = []
-    cur: Optional[list] = None
-    for i, tag in enumerate(tags):
-        prefix, etype = _split_label(tag)
-        if prefix == "O":
-            if cur:
-                spans.append(tuple(cur))
-            cur = None
-            continue
-        if prefix in ("B", "S") or cur is None or cur[0] != etype:
-            if cur:
-                spans.append(tuple(cur))
-            cur = [etype, i, i + 1]
-        else:
-            cur[2] = i + 1
-        if prefix in ("E", "S"):
-            spans.append(tuple(cur))
-            cur = None
-    if cur:
-        spans.append(tuple(cur))
-    return spans
-
 
 def custom_pipelines_config() -> dict:
-    """The `config.custom_pipelines` entry that makes `pipeline(model=repo, trust_remote_code=True)` build this
-    pipeline from the repository's `pipeline_clner.py`."""
+    """The `config.custom_pipelines` entry that makes `pipeline(model=repo, trust_remote_code=True)`,
+    `pipeline("token-classification", ...)` and `pipeline("ner", ...)` build this pipeline from the repository's
+    `pipeline_clner.py` (one task, `modeling_clner.PIPELINE_TASK`: a task-less `pipeline()` call needs exactly one;
+    `CLNERConfig.from_pretrained` serves it under the aliases)."""
     return {
-        TASK: {
+        PIPELINE_TASK: {
             "impl": f"pipeline_clner.{CLNERTokenClassificationPipeline.__name__}",
             "pt": ["AutoModelForTokenClassification"],
             "type": "text",
@@ -160,8 +125,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
         is_split_into_words: a list of strings is one pre-split sentence, not a batch of texts.
         word_splitter: how raw text becomes words: ``"regex"`` (default, `split_words`), ``"whitespace"``, or a
             callable `text -> [(word, start, end)]`.
-        aggregation_strategy: ``"simple"`` (entities, default) or ``"none"`` (one entry per non-O word, with
-            ``entity`` and ``index``).
+        aggregation_strategy: ``"simple"`` (default: the Viterbi tags grouped into entities) or ``"none"`` (one entry
+            per non-O word, with ``entity`` and ``index``). ``"first"``, ``"average"`` and ``"max"`` choose how
+            sub-token predictions make a word's label in transformers' pipeline; the CRF labels whole words, so they
+            act as ``"simple"``, with a warning.
         ignore_labels: labels left out of the output (default ``["O"]``).
         return_details: per input a dict ``{"entities", "words", "tags", "word_scores", "context_used", "context",
             "context_source", "note"}`` instead of the entity list.
@@ -182,6 +149,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
         self._retriever = retriever
         self._split_default = bool(is_split_into_words)
         self._built_retrievers: dict[int, tuple] = {}
+        self._strategies_warned: set = set()
         self._views_seen: set = set()
         self._fallbacks: list[str] = []
         self._streaming = False
@@ -210,8 +178,14 @@ class CLNERTokenClassificationPipeline(Pipeline):
         if aggregation_strategy is not None:
             strategy = str(getattr(aggregation_strategy, "value", aggregation_strategy)).lower()
             if strategy not in ("none", "simple", "first", "average", "max"):
-                raise ValueError(f"unknown aggregation_strategy {aggregation_strategy!r}")
-            # words, not sub-tokens, are labelled: every grouping strategy is the Viterbi span grouping
+                raise ValueError(f"unknown aggregation_strategy {aggregation_strategy!r}: 'simple' (entities, the "
+                                 "default) or 'none' (one entry per tagged word)")
+            if strategy in ("first", "average", "max") and strategy not in self._strategies_warned:
+                # they choose how sub-token predictions make a word's label; the CRF labels whole words jointly
+                self._strategies_warned.add(strategy)
+                warnings.warn(f"aggregation_strategy={strategy!r} has no effect on a CLNER model: the CRF labels whole "
+                              "words (never sub-tokens), and entities are grouped from its Viterbi tags as with "
+                              "'simple'", UserWarning, stacklevel=4)
             postprocess["aggregation_strategy"] = "none" if strategy == "none" else "simple"
         if ignore_labels is not None:
             postprocess["ignore_labels"] = list(ignore_labels)
@@ -528,9 +502,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             for k in range(meta["own_start"], meta["own_end"]):
                 tags[meta["word_start"] + k] = id2label[int(path[k])]
                 scores[meta["word_start"] + k] = float(score[k])
-        flags = {"context_used": sentence["context_used"]}
-        if sentence["note"]:
-            flags["note"] = sentence["note"]
+        flags = {"context_used": sentence["context_used"]}  # the note (why not) is per input: return_details=True
         entities = []
         if aggregation_strategy == "none":
             for i, tag in enumerate(tags):
@@ -568,11 +540,12 @@ def clner_pipeline(model, tokenizer=None, device=None, **kwargs) -> CLNERTokenCl
     return CLNERTokenClassificationPipeline(model=model, tokenizer=tokenizer, device=device, task=TASK, **kwargs)
 
 
-# Register the task (once per process: a Hub copy of this file loaded later does not replace a registered one), and
-# let `Pipeline.save_pretrained` record it in `config.custom_pipelines`.
+# Register this project's task name in this process (once: a Hub copy of this file loaded later does not replace a
+# registered one; the standard task names stay transformers' own for other models), and let
+# `Pipeline.save_pretrained` record the published task in `config.custom_pipelines`.
 if TASK not in PIPELINE_REGISTRY.get_supported_tasks():
     PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=CLNERTokenClassificationPipeline,
                                         pt_model=AutoModelForTokenClassification, type="text")
 CLNERTokenClassificationPipeline._registered_impl = {
-    TASK: {"impl": CLNERTokenClassificationPipeline, "pt": (AutoModelForTokenClassification,), "type": "text"}
+    PIPELINE_TASK: {"impl": CLNERTokenClassificationPipeline, "pt": (AutoModelForTokenClassification,), "type": "text"}
 }

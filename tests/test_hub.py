@@ -76,8 +76,9 @@ def test_save_for_hub_writes_the_complete_folder(published):
     assert config["auto_map"] == {"AutoConfig": "modeling_clner.CLNERConfig",
                                   "AutoModel": "modeling_clner.CLNERForTokenClassification",
                                   "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification"}
-    assert config["custom_pipelines"] == {TASK: {"impl": "pipeline_clner.CLNERTokenClassificationPipeline",
-                                                 "pt": ["AutoModelForTokenClassification"], "type": "text"}}
+    assert config["custom_pipelines"] == {"token-classification": {  # one task: pipeline(model=repo) needs it
+        "impl": "pipeline_clner.CLNERTokenClassificationPipeline", "pt": ["AutoModelForTokenClassification"],
+        "type": "text"}}
     for name in ("modeling_clner.py", "pipeline_clner.py"):
         assert (folder / name).read_bytes() == (REPO_ROOT / name).read_bytes()
     assert (folder / "model.safetensors").read_bytes()[:8] != b"PK\x03\x04"  # not a torch zip pickle
@@ -95,6 +96,13 @@ def test_check_hub_folder_names_what_is_missing(published, tmp_path):
     del config["custom_pipelines"]
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"missing pipeline_clner\.py.*missing model\.safetensors.*custom_pipelines"):
+        check_hub_folder(broken)
+    # a second task would make a task-less pipeline(model=repo) call refuse the model
+    config["custom_pipelines"] = {"token-classification": dict(impl="pipeline_clner.CLNERTokenClassificationPipeline"),
+                                  "ner": dict(impl="pipeline_clner.CLNERTokenClassificationPipeline")}
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"custom_pipelines lists \['ner', 'token-classification'\]; only "
+                                         r"'token-classification' may be listed"):
         check_hub_folder(broken)
 
 
@@ -227,14 +235,33 @@ def test_local_auto_classes_read_only_safetensors(published, tmp_path, minilm_to
         AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True)
 
 
+#: this project's top-level modules: the isolated process refuses to import them even when the package is installed
+PROJECT_MODULES = ("modeling_clner", "pipeline_clner", "model_card_clner", "data_clner", "trainer_clner",
+                   "retrieval_clner", "run_ner_cl", "predict_clner", "onnx_clner")
+BLOCK_PROJECT = textwrap.dedent(f"""
+    import importlib.abc, sys
+    class _NoProject(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in {PROJECT_MODULES!r}:
+                raise ImportError("the clner project is not importable in this process: " + name)
+    sys.meta_path.insert(0, _NoProject())
+""")
+
+
 def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path, minilm_tokenizer):
     """The Hub simulated by a local folder: a process that cannot import this project loads the model (both auto
-    classes) and the pipeline (by task name and from `custom_pipelines`) with trust_remote_code=True, and never opens
-    the stray pickle lying next to the safetensors."""
+    classes) and the pipeline with trust_remote_code=True under every name a user would try ("ner",
+    "token-classification", no task, and this project's own task name), and never opens the stray pickle lying next
+    to the safetensors. Other models still get transformers' own NER pipeline."""
+    from transformers import BertForTokenClassification
+
     source, model = published
     folder = tmp_path / "org" / "clner-wnut17"
     shutil.copytree(source, folder)
     marker = tmp_path / "pickle-was-loaded"
+    plain = tmp_path / "plain-bert-ner"
+    BertForTokenClassification(tiny_bert_config(num_labels=3)).save_pretrained(plain)
+    minilm_tokenizer.save_pretrained(plain)
 
     class Evil:
         def __reduce__(self):
@@ -242,13 +269,14 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
 
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Evil()))
     expected_predict = model.predict(SENTENCES, minilm_tokenizer)
+    expected_text = model.predict(TEXTS[0], minilm_tokenizer)
     local = clner_pipeline(model, minilm_tokenizer)
     expected_pipe = local(TEXTS)
     expected_ctx = local(TEXTS, context=CONTEXTS, return_details=True)
     checksum = float(sum(p.double().abs().sum() for p in model.state_dict().values()))
 
-    script = textwrap.dedent(f"""
-        import json, os, sys
+    script = BLOCK_PROJECT + textwrap.dedent(f"""
+        import json, os
         opened = []
         def hook(event, args):
             if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
@@ -256,7 +284,7 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
                 if name.endswith((".bin", ".pkl", ".pt")):
                     opened.append(name)
         sys.addaudithook(hook)
-        for name in ("modeling_clner", "pipeline_clner", "model_card_clner"):
+        for name in {PROJECT_MODULES!r}:
             try:
                 __import__(name)
                 sys.exit(name + " must not be importable here")
@@ -272,15 +300,22 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
                   for auto in (AutoModelForTokenClassification, AutoModel)]
         out["model_modules"] = [type(m).__module__ for m in models]
         out["predict"] = [m.predict({SENTENCES!r}, tok) for m in models]
+        out["predict_text"] = models[0].predict({TEXTS[0]!r}, tok)
         out["checksum"] = float(sum(p.double().abs().sum() for p in models[0].state_dict().values()))
-        by_task = pipeline(task={TASK!r}, model=path, trust_remote_code=True)
-        inferred = pipeline(model=path, trust_remote_code=True, batch_size=2)
-        out["pipeline_modules"] = [type(p).__module__ + "." + type(p).__name__ for p in (by_task, inferred)]
-        out["pipe"] = by_task({TEXTS!r})
-        out["pipe_ctx"] = inferred({TEXTS!r}, context={CONTEXTS!r}, return_details=True)
+        pipes = {{task: pipeline(task, model=path, trust_remote_code=True)
+                 for task in ("ner", "token-classification", {TASK!r})}}
+        pipes["no task"] = pipeline(model=path, trust_remote_code=True, batch_size=2)
+        out["pipeline_classes"] = {{task: type(p).__module__ + "." + type(p).__name__ for task, p in pipes.items()}}
+        out["pipe"] = {{task: p({TEXTS!r}) for task, p in pipes.items()}}
+        out["pipe_ctx"] = pipes["no task"]({TEXTS!r}, context={CONTEXTS!r}, return_details=True)
         # live retrieval on the Hub copy: no retrieval_clner here, a plain search function works
-        out["retrieved"] = by_task("Paris is nice", retrieve=True, retriever=lambda q, k: ["Paris is in France"],
-                                   return_details=True)["context_used"]
+        out["retrieved"] = pipes["ner"]("Paris is nice", retrieve=True, retriever=lambda q, k: ["Paris is in France"],
+                                        return_details=True)["context_used"]
+        # the alias is served, never saved: a re-saved model still loads without a task
+        pipes["ner"].model.save_pretrained({str(tmp_path / "resaved")!r})
+        out["resaved"] = json.load(open({str(tmp_path / "resaved" / "config.json")!r}))["custom_pipelines"]
+        # other models keep transformers' own pipeline under the standard names
+        out["plain"] = type(pipeline("ner", model={str(plain)!r})).__name__
         out["opened"] = opened
         print(json.dumps(out))
     """)
@@ -294,20 +329,26 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
     assert "custom code?" not in proc.stdout  # nothing prompted: every remote-code load was explicitly trusted
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(m.startswith("transformers_modules.") and m.endswith(".modeling_clner") for m in out["model_modules"])
+    assert set(out["pipeline_classes"]) == {"ner", "token-classification", TASK, "no task"}
     assert all(p.startswith("transformers_modules.") and p.endswith(".pipeline_clner.CLNERTokenClassificationPipeline")
-               for p in out["pipeline_modules"])
+               for p in out["pipeline_classes"].values())
     assert out["predict"] == [expected_predict, expected_predict]
+    assert [(e["entity_group"], e["start"], e["end"]) for e in out["predict_text"]] == [
+        (e["entity_group"], e["start"], e["end"]) for e in expected_text]
     assert out["checksum"] == pytest.approx(checksum, rel=1e-12)
 
     def key(entities):
         return [(e["entity_group"], e["word"], e["start"], e["end"], e["context_used"]) for e in entities]
 
-    assert [key(r) for r in out["pipe"]] == [key(r) for r in expected_pipe]
-    for got, want in zip(out["pipe"], expected_pipe):
-        assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-5)
+    for task, got_pipe in out["pipe"].items():
+        assert [key(r) for r in got_pipe] == [key(r) for r in expected_pipe], task
+        for got, want in zip(got_pipe, expected_pipe):
+            assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-5)
     assert [(r["tags"], r["context_used"], key(r["entities"])) for r in out["pipe_ctx"]] == [
         (r["tags"], r["context_used"], key(r["entities"])) for r in expected_ctx]
     assert out["retrieved"] is True
+    assert list(out["resaved"]) == ["token-classification"]
+    assert out["plain"] == "TokenClassificationPipeline"
     assert out["opened"] == [] and not marker.exists()  # the stray pickle was never even opened
 
 
@@ -334,7 +375,7 @@ def test_run_ner_cl_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_pat
     create = [c for c in hub.calls if c[0] == "create_repo"]
     assert create and create[0][2]["private"] is True and create[0][2]["token"] == TOKEN
     config = json.loads(sent["files"]["config.json"])
-    assert "clner-token-classification" in config["custom_pipelines"] and config["auto_map"]["AutoModel"]
+    assert list(config["custom_pipelines"]) == ["token-classification"] and config["auto_map"]["AutoModel"]
     card = ModelCard(sent["files"]["README.md"].decode())
     assert {"clner", "crf"} <= set(card.data.tags)
     assert card.data.base_model is None  # a local encoder path is not a Hub id

@@ -120,6 +120,38 @@ def test_context_view_changes_predictions(oracle):
     assert "note" not in entity
 
 
+def test_model_predict_takes_text_and_gives_entities(oracle):
+    """`model.predict("text", tokenizer)` gives the pipeline's entities (offsets, marginal scores, context view)."""
+    model, tok = oracle.model, oracle.tokenizer
+    text = "John Smith met Smith in Paris, then Bieber."
+
+    def key(entities):
+        return [(e["entity_group"], e["word"], e["start"], e["end"], e["word_span"], e["context_used"])
+                for e in entities]
+
+    got, want = model.predict(text, tok), oracle(text)
+    assert key(got) == key(want) == [("person", "John Smith", 0, 10, [0, 2], False),
+                                     ("person", "Smith", 15, 20, [3, 4], False),
+                                     ("location", "Paris", 24, 29, [5, 6], False)]
+    assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-6)
+    with_ctx = model.predict("Bieber lands", tok, contexts="Justin Bieber is a singer")
+    assert key(with_ctx) == key(oracle("Bieber lands", context="Justin Bieber is a singer")) == [
+        ("person", "Bieber", 0, 6, [0, 1], True)]
+    words = ["Paris", "is", "nice"]
+    batch = model.predict([text, words, ""], tok, return_entities=True)
+    assert [key(r) for r in batch] == [key(want), key(oracle(words, is_split_into_words=True)), []]
+    # a list of sentences gives tags by default, as before (a text split on whitespace)
+    assert model.predict(["John Smith met Paris", words], tok) == [["B-person", "I-person", "O", "B-location"],
+                                                                  ["B-location", "O", "O"]]
+    assert model.predict("", tok) == []
+
+
+def test_raw_tokenizer_output_says_to_use_predict_or_the_pipeline(oracle):
+    with pytest.raises(ValueError, match=r"labels words with a CRF, so it needs `word_index`.*"
+                                         r"model\.predict\(\"some text\", tokenizer\).*pipeline\(\"ner\""):
+        oracle.model(**oracle.tokenizer("John Smith", return_tensors="pt"))
+
+
 def test_matches_model_predict_with_windows_and_batches(minilm_tokenizer):
     model = tiny_model(max_seq_length=64)
     pipe = clner_pipeline(model, minilm_tokenizer, device="cpu")
@@ -189,12 +221,17 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
     assert "retrieval failed (ConnectionError: network is unreachable)" in failed["note"]
     with pytest.warns(UserWarning, match="retrieval found no context"):
         (entity,) = oracle("Paris", retrieve=True, retriever=lambda q, k: [])
-    assert entity["context_used"] is False and entity["note"] == "sentence view: retrieval found no context"
+    assert entity["context_used"] is False and "note" not in entity  # the note is per input, not per entity
+    with pytest.warns(UserWarning, match="retrieval found no context"):
+        details = oracle("Paris", retrieve=True, retriever=lambda q, k: [], return_details=True)
+    assert details["note"] == "sentence view: retrieval found no context"
     with pytest.warns(UserWarning, match="the given context is empty"):
         oracle("Paris", context=["  "])
     with warnings.catch_warnings():  # no context asked for: a note, no warning
         warnings.simplefilter("error")
-        assert oracle("Paris")[0]["note"] == "sentence view: no context given and retrieve=False"
+        assert oracle("Paris", return_details=True)["note"] == "sentence view: no context given and retrieve=False"
+        assert all(set(e) == {"entity_group", "score", "word", "start", "end", "word_span", "context_used"}
+                   for e in oracle("John Smith went to Paris"))
     # no retriever and no retrieval_clner (as on the Hub): the sentence view, saying why
     monkeypatch.setitem(sys.modules, "retrieval_clner", None)
     with pytest.warns(UserWarning, match="live retrieval needs"):
@@ -249,7 +286,17 @@ def test_aggregation_options_and_registry(oracle):
 
     assert TASK in PIPELINE_REGISTRY.get_supported_tasks()
     assert oracle("John Smith", ignore_labels=["person"]) == []
-    assert [e["entity_group"] for e in oracle("John Smith", aggregation_strategy="first")] == ["person"]
+    with warnings.catch_warnings():  # the default, and per word: no warning
+        warnings.simplefilter("error")
+        assert [e["entity_group"] for e in oracle("John Smith", aggregation_strategy="simple")] == ["person"]
+        assert [e["entity"] for e in oracle("John Smith", aggregation_strategy="none")] == ["B-person", "I-person"]
+    # sub-token strategies mean nothing for a CRF over words: said once, then grouped as "simple"
+    pipe = clner_pipeline(oracle.model, oracle.tokenizer)
+    with pytest.warns(UserWarning, match="aggregation_strategy='first' has no effect.*CRF labels whole words"):
+        assert [e["entity_group"] for e in pipe("John Smith", aggregation_strategy="first")] == ["person"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe("John Smith", aggregation_strategy="first")
     with pytest.raises(ValueError, match="aggregation_strategy"):
         oracle("x", aggregation_strategy="bogus")
     with pytest.raises(TypeError, match="CLNERForTokenClassification"):
