@@ -1,18 +1,22 @@
 """Publishing a CLNER model on the Hugging Face Hub: the model card, the upload folder and the upload.
 
-* `build_model_card(config, metrics, base_model=...)`: a `huggingface_hub.ModelCard` whose YAML carries the language,
-  license, tags, datasets, metrics, base model, ``pipeline_tag: token-classification``, a ``widget`` with precomputed
-  ``output`` examples, and a ``model-index`` with precision / recall / F1 of **both views** (sentence alone, and with
-  its retrieved context); the body has the results (overall and per entity type), usage with
-  ``trust_remote_code=True`` and a pinned revision, the training and cooperative-learning settings, where the contexts
-  came from, and the citation of the paper.
-* `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, with the
-  pipeline's output for each.
+* `build_model_card(config, metrics, base_model=...)`: a `huggingface_hub.ModelCard` whose YAML carries the tags,
+  datasets, metrics, base model, language and license (when given), ``pipeline_tag: token-classification``, a
+  ``widget`` with precomputed ``output`` examples, and a ``model-index`` with precision / recall / F1 of **both views**
+  (sentence alone, and with its retrieved context); the body says how the model was trained from the recipe its
+  config records (a sentence-only baseline is not described as trained with contexts or a CL loss), has the results
+  (overall and per entity type), usage with ``trust_remote_code=True`` and a pinned revision, the training set's
+  statistics, hyper-parameters, objective, per-epoch results and framework versions, where the contexts came from,
+  and the citation of the paper.
+* `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
+  the model gets right, with the model's output for each (titles say when it differs from the gold entities).
 * `save_for_hub(model, tokenizer, output_dir, card)`: the complete folder that is uploaded: ``model.safetensors`` (no
   pickle), ``config.json`` with ``auto_map`` and ``custom_pipelines``, the remote code (``modeling_clner.py``,
   ``pipeline_clner.py``), the tokenizer and ``README.md``.
+* `prepare_hub_repo(repo_id)`: creates the repository before training, so that Hub problems fail early.
 * `push_to_hub(folder, repo_id, ...)`: ``HfApi.create_repo`` + ``upload_folder`` (never a pickle, checkpoint or log
-  file), then pins the card's usage example to the uploaded commit.
+  file), then pins the card's usage example to the uploaded commit. The ``clner-push FOLDER REPO_ID`` command
+  (`main`) runs it.
 
 Metric keys are the trainer's: ``eval_sentence_precision`` / ``_recall`` / ``_f1``, ``eval_context_...``, and per
 entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_context_person_f1``).
@@ -25,7 +29,9 @@ import json
 import logging
 import math
 import os
+import platform
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -43,13 +49,23 @@ __all__ = [
     "CITATION",
     "HUB_IGNORE_PATTERNS",
     "REVISION_PLACEHOLDER",
+    "WIDGET_DIFFERS",
+    "HubError",
     "build_model_card",
     "check_hub_folder",
     "choose_widget_examples",
+    "epoch_results",
+    "framework_versions",
     "hub_files",
     "parse_view_metrics",
+    "per_type_metric",
+    "prepare_hub_repo",
+    "publish_from_run",
     "push_to_hub",
+    "recipe_summary",
     "save_for_hub",
+    "training_set_statistics",
+    "upload_command",
 ]
 
 CARD_TAGS = ["clner", "ner", "crf", "token-classification"]
@@ -109,6 +125,12 @@ def parse_view_metrics(metrics: Mapping[str, Any], prefix: str = "eval") -> dict
     return out
 
 
+def per_type_metric(key: str) -> bool:
+    """Whether a metric key is an entity type's (``eval_context_person_f1``), not a view's (``eval_context_f1``)."""
+    m = _METRIC_RE.match(key)
+    return bool(m) and m.group("type") not in (None, "overall")
+
+
 def _pct(value: Optional[float], scale: float) -> str:
     return "–" if value is None else f"{value * scale:.2f}"
 
@@ -129,6 +151,96 @@ def _slug(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------- card
+def recipe_summary(config) -> Optional[str]:
+    """How the model was trained, in words, from the recipe its config records (`train_views`, `cl_loss`,
+    `cl_weight`, written by `run_ner_cl.py` from `CLArguments.recipe()`); None when the config records none."""
+    if getattr(config, "nll_weight", None) is None:
+        return None
+    views = getattr(config, "train_views", "both")
+    cl = getattr(config, "cl_loss", None) or "none"
+    if views == "sentence":
+        return ("trained on the sentences alone, without external contexts (the paper's *w/o context* baseline): no "
+                "context view and no cooperative-learning loss")
+    if views == "context":
+        return ("trained on each sentence with its retrieved context, `[sentence ; SEP ; context]` (the paper's "
+                "*w/ context* baseline): no sentence-only view and no cooperative-learning loss")
+    two_views = "trained on two views of each sentence, the sentence alone and `[sentence ; SEP ; retrieved context]`"
+    if cl == "none" or not getattr(config, "cl_weight", None):
+        return f"{two_views}, each with its CRF loss and no cooperative-learning loss (the ablation of CLNER)"
+    loss = {"kl": "CL-KL, the KL divergence between the two views' CRF word posteriors",
+            "l2": "CL-L2, the distance between the two views' word representations"}.get(cl, cl)
+    return f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the context view"
+
+
+def _objective_rows(config) -> list[tuple[str, Any]]:
+    """The recorded recipe as `(setting, value)` rows; only the settings that applied to this training."""
+    views = getattr(config, "train_views", "both")
+    rows: list[tuple[str, Any]] = [("views trained", views),
+                                   ("trained with contexts", getattr(config, "trained_with_context", True))]
+    if views == "both":
+        cl = getattr(config, "cl_loss", None) or "none"
+        rows.append(("cooperative-learning loss", cl))
+        if cl == "kl":
+            rows.append(("CL-KL temperature", getattr(config, "cl_temperature", None)))
+        rows.append(("loss weights L_NLL / L_NLL-EXT / L_CL", _weights(config)))
+    else:
+        rows.append(("loss", "L_NLL (sentence view)" if views == "sentence" else "L_NLL-EXT (context view)"))
+    return rows
+
+
+def training_set_statistics(rows: Sequence[Mapping[str, Any]], unlabeled: int = 0) -> dict:
+    """Statistics of a training split for the model card: sentences, words per sentence (min / median / max),
+    sentences with a non-empty context, entities per type; `rows` have `tokens`, `tags` (names) and `context`."""
+    lengths, with_context, entities = [], 0, {}
+    for row in rows:
+        lengths.append(len(row.get("tokens") or []))
+        with_context += any(str(s).strip() for s in (row.get("context") or []))
+        for etype, _, _ in pipeline_clner.group_entities(list(row.get("tags") or [])):
+            entities[etype] = entities.get(etype, 0) + 1
+    lengths.sort()
+    return {"sentences": len(lengths), "with_context": with_context, "unlabeled": unlabeled,
+            "words": (lengths[0], lengths[len(lengths) // 2], lengths[-1]) if lengths else None,
+            "entities": dict(sorted(entities.items()))}
+
+
+def epoch_results(log_history: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """One row per evaluation during a training run (the Trainer's `state.log_history`, up to the end of training):
+    epoch, step, the last training loss logged before it, the validation loss and both views' F1 and their mean."""
+    rows, train_loss = [], None
+    for entry in log_history:
+        if "train_runtime" in entry:  # the end of training: later entries are evaluations after it
+            break
+        if "loss" in entry:
+            train_loss = entry["loss"]
+        if "eval_sentence_f1" in entry or "eval_context_f1" in entry:
+            rows.append({"epoch": entry.get("epoch"), "step": entry.get("step"), "training_loss": train_loss,
+                         "validation_loss": entry.get("eval_loss"), "sentence_f1": entry.get("eval_sentence_f1"),
+                         "context_f1": entry.get("eval_context_f1"), "f1": entry.get("eval_f1")})
+    return rows
+
+
+def framework_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that trained the model (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"Python": platform.python_version()}
+    for name, dist in (("clner", "clner"), ("Transformers", "transformers"), ("PyTorch", "torch"),
+                       ("Datasets", "datasets"), ("Tokenizers", "tokenizers"), ("huggingface_hub", "huggingface-hub")):
+        try:
+            out[name] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
 def build_model_card(
     config,
     metrics: Mapping[str, Any],
@@ -136,8 +248,8 @@ def build_model_card(
     base_model: Optional[str],
     dataset_name: Optional[str] = None,
     dataset_id: Optional[str] = None,
-    language: str | Sequence[str] = "en",
-    license: str = "apache-2.0",
+    language: Optional[str | Sequence[str]] = None,
+    license: Optional[str] = None,
     hyperparameters: Optional[Mapping[str, Any]] = None,
     context_source: Optional[str] = None,
     widget_examples: Optional[Sequence[Mapping[str, Any]]] = None,
@@ -147,15 +259,19 @@ def build_model_card(
     dataset_config: Optional[str] = None,
     dataset_split: Optional[str] = None,
     metric_prefix: str = "eval",
+    training_stats: Optional[Mapping[str, Any]] = None,
+    epochs: Optional[Sequence[Mapping[str, Any]]] = None,
+    versions: Optional[Mapping[str, str]] = None,
 ) -> ModelCard:
     """The Hub model card of a trained CLNER model.
 
     Args:
-        config: the model's `CLNERConfig` (labels, encoder, CL settings are read from it).
+        config: the model's `CLNERConfig` (labels, encoder, and the training recipe it records).
         metrics: the trainer's metrics (``eval_sentence_f1``, ``eval_context_person_f1``, ...); values are fractions.
         base_model: the encoder checkpoint fine-tuned (a Hub id; a local path is named in the body only).
-        dataset_name / dataset_id: display name and Hub id of the training data (e.g. ``"WNUT-17"``, ``"wnut_17"``).
-        language / license: card metadata.
+        dataset_name / dataset_id: display name and Hub id of the training data (e.g. ``"WNUT-17"``, ``"wnut_17"``);
+            the id fills the card's ``datasets:``. Neither: the card names no dataset.
+        language / license: card metadata (e.g. ``"en"``, ``"apache-2.0"``); left out when not given.
         hyperparameters: training hyper-parameters to list (learning rate, epochs, batch size, seed, ...).
         context_source: where the external contexts came from (search engine, re-ranker, files).
         widget_examples: ``[{"text", "example_title", "output"}]``, e.g. from `choose_widget_examples`.
@@ -166,6 +282,9 @@ def build_model_card(
         dataset_config / dataset_split: model-index dataset details (split default: ``validation`` for ``eval_``
             metrics, else the metric prefix).
         metric_prefix: which metrics to report (``"eval"`` or ``"test"``).
+        training_stats: `training_set_statistics` of the training split.
+        epochs: per-evaluation results of the training run (`epoch_results`).
+        versions: framework versions to list (default: `framework_versions()`).
     """
     parsed = parse_view_metrics(metrics, metric_prefix)
     labels = list(getattr(config, "labels", None) or [config.id2label[i] for i in range(len(config.id2label))])
@@ -176,6 +295,8 @@ def build_model_card(
     split = dataset_split or ("validation" if metric_prefix == "eval" else metric_prefix)
     encoder = getattr(config, "encoder", None)
     encoder_type = getattr(encoder, "model_type", None) or "transformer"
+    recipe = recipe_summary(config)
+    with_context = bool(getattr(config, "trained_with_context", True))
 
     eval_results = []
     if dataset_label:
@@ -192,7 +313,7 @@ def build_model_card(
                     metric_name=f"{metric.capitalize() if metric != 'f1' else 'F1'} ({VIEW_TITLES[view]})",
                 ))
     data = ModelCardData(
-        language=[language] if isinstance(language, str) else list(language),
+        language=None if language is None else [language] if isinstance(language, str) else list(language),
         license=license,
         library_name="transformers",
         tags=list(CARD_TAGS),
@@ -209,18 +330,16 @@ def build_model_card(
               for k, v in group.items() if k in METRICS]
     scale = 100.0 if values and max(values) <= 1.0 else 1.0
     lines = [f"# {model_name}", ""]
-    lines += [
-        (f"A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021): a {encoder_type} encoder"
-         f"{f' (`{base_model}`)' if base_model else ''} with a linear-chain CRF over words, trained"
-         f"{f' on {dataset_label}' if dataset_label else ''} on two views of each sentence, the sentence alone and "
-         "`[sentence ; SEP ; retrieved context]`, with a cooperative-learning loss that pulls the sentence-only view "
-         "towards the context view. It tags "
-         f"{', '.join(f'`{t}`' for t in entity_types) or 'the labels in `config.json`'} "
-         f"({getattr(config, 'tag_scheme', 'BIO')})."),
-        "",
-        "## Results",
-        "",
-    ]
+    encoder_text = f"a {encoder_type} encoder{f' (`{base_model}`)' if base_model else ''} with a linear-chain CRF over words"
+    tags_text = (f"It tags {', '.join(f'`{t}`' for t in entity_types) or 'the labels in `config.json`'} "
+                 f"({getattr(config, 'tag_scheme', 'BIO')}).")
+    if recipe:
+        lines.append(f"A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021)"
+                     f"{f' on {dataset_label}' if dataset_label else ''}: {encoder_text}, {recipe}. {tags_text}")
+    else:
+        lines.append(f"A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {encoder_text}; its config records "
+                     f"no training recipe. {tags_text}")
+    lines += ["", "## Results", ""]
     if parsed:
         unit = " (%)" if scale == 100.0 else ""
         lines += [f"{dataset_label or 'Evaluation'} {split} set, entity-level (seqeval){unit}:", "",
@@ -248,24 +367,26 @@ def build_model_card(
         "",
         ("The model and its pipeline are custom code (`modeling_clner.py`, `pipeline_clner.py` in this repository): "
          "read them, then load with `trust_remote_code=True` and pin `revision` to the commit you reviewed. Only "
-         "safetensors weights are read."),
+         "safetensors weights are read. The task may be `\"ner\"`, `\"token-classification\"` or left out."),
         "",
         "```python",
         "from transformers import pipeline",
         "",
-        f'ner = pipeline(model="{repo_id}", revision="{rev}", trust_remote_code=True)',
+        f'ner = pipeline("ner", model="{repo_id}", revision="{rev}", trust_remote_code=True)',
         'ner("Justin Bieber lands in Paris tonight")  # sentence view',
         'ner("Justin Bieber lands in Paris tonight",  # context view: snippets about the sentence',
         '    context=["Justin Bieber is a Canadian singer ...", "Paris is the capital of France ..."])',
         'ner(["Justin", "Bieber", "lands"], is_split_into_words=True)  # pre-tokenized words',
         "ner(texts, batch_size=16)  # a batch",
-        "# live retrieval: any search function fn(query, k) -> list[str], or a retrieval_clner.ContextRetriever",
+        "# live retrieval: any search function fn(query, k) -> list[str]; with `pip install clner`, also the",
+        "# retrieval_clner backends (retriever=\"duckduckgo\", a ContextRetriever with BM25 over your corpus, ...)",
         'ner("Justin Bieber lands in Paris tonight", retrieve=True, retriever=my_search)',
         "```",
         "",
         ("Each entity has `entity_group`, `word`, `start` / `end` (character offsets), `score` (the mean CRF "
-         "marginal of its words' Viterbi tags), and `context_used` (plus a `note` when the sentence view was used). "
-         "Labels come from Viterbi decoding, so they always form valid spans."),
+         "marginal of its words' Viterbi tags), `word_span` and `context_used`; `return_details=True` adds per input "
+         "the words, their tags and scores, and a `note` saying why a context was not used. Labels come from "
+         "Viterbi decoding, so they always form valid spans."),
         "",
         "```python",
         "from transformers import AutoModelForTokenClassification, AutoTokenizer",
@@ -273,6 +394,7 @@ def build_model_card(
         f'model = AutoModelForTokenClassification.from_pretrained("{repo_id}", revision="{rev}",',
         "                                                        trust_remote_code=True, use_safetensors=True)",
         f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", revision="{rev}", trust_remote_code=True)',
+        'model.predict("Justin Bieber lands in Paris", tokenizer)  # -> [{"entity_group": ..., "start": 0, ...}]',
         'model.predict([["Justin", "Bieber", "lands", "in", "Paris"]], tokenizer,',
         '              contexts=[["Justin Bieber is a Canadian singer ..."]])  # -> [["B-person", "I-person", ...]]',
         "```",
@@ -280,39 +402,73 @@ def build_model_card(
         "## Training",
         "",
     ]
+    if training_stats and training_stats.get("sentences"):
+        n = training_stats["sentences"]
+        words = training_stats.get("words")
+        lines += [f"Training set{f' ({dataset_label})' if dataset_label else ''}:", "", "| | value |", "| --- | --- |",
+                  f"| sentences | {n} |",
+                  f"| with a context | {training_stats.get('with_context', 0)} "
+                  f"({100.0 * training_stats.get('with_context', 0) / n:.1f}%) |"]
+        if words:
+            lines.append(f"| words per sentence (min / median / max) | {words[0]} / {words[1]} / {words[2]} |")
+        if training_stats.get("unlabeled"):
+            lines.append(f"| unlabelled sentences (cooperative-learning loss only) | {training_stats['unlabeled']} |")
+        if training_stats.get("entities"):
+            lines += ["", "| entity type | entities |", "| --- | --- |"]
+            lines += [f"| {t} | {c} |" for t, c in training_stats["entities"].items()]
+        lines.append("")
     if hyperparameters:
         lines += ["| hyper-parameter | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in hyperparameters.items()]
         lines.append("")
-    cl = [
-        ("views trained", getattr(config, "train_views", "both")),
-        ("trained with contexts", getattr(config, "trained_with_context", True)),
-        ("cooperative-learning loss", getattr(config, "cl_loss", "kl")),
-        ("CL-KL temperature", getattr(config, "cl_temperature", None) if getattr(config, "cl_loss", "kl") == "kl"
-         else None),
-        ("loss weights L_NLL / L_NLL-EXT / L_CL", _weights(config)),
+    if recipe:
+        lines += ["Objective (from `config.json`):", "", "| setting | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in _objective_rows(config) if v is not None]
+        lines.append("")
+    model_rows = [
         ("tag scheme", getattr(config, "tag_scheme", "BIO")),
         ("CRF scheme constraints", getattr(config, "crf_constraints", True)),
         ("max sub-tokens per view", getattr(config, "max_seq_length", None)),
         ("window stride (long sentences)", getattr(config, "window_stride", None)),
     ]
-    lines += ["Cooperative-learning and model settings (from `config.json`):", "", "| setting | value |",
-              "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in cl if v is not None]
-    lines += [
-        "",
-        "## Contexts",
-        "",
-        f"{context_source or 'The source of the training contexts was not recorded.'}",
-        "",
-        ("At inference, pass the context of each sentence as a list of snippet strings, best first; they are joined "
-         "with the tokenizer's separator and cut to fit after the sentence. Without a context the model runs on the "
-         "sentence alone (the view the cooperative-learning loss trains for)."),
-        "",
-    ]
+    lines += ["Model settings:", "", "| setting | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in model_rows if v is not None]
+    lines.append("")
+    if epochs:
+        lines += ["Results per evaluation during training (validation set, F1 in %):", "",
+                  "| epoch | step | training loss | validation loss | sentence-only F1 | with-context F1 | mean F1 |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in epochs:
+            epoch = r.get("epoch")
+            lines.append(f"| {_num(round(epoch, 2) if isinstance(epoch, float) else epoch)} | {_num(r.get('step'))} "
+                         f"| {_num(r.get('training_loss'))} | {_num(r.get('validation_loss'))} "
+                         f"| {_pct(r.get('sentence_f1'), 100.0)} | {_pct(r.get('context_f1'), 100.0)} "
+                         f"| {_pct(r.get('f1'), 100.0)} |")
+        lines.append("")
+    versions = framework_versions() if versions is None else versions
+    if versions:
+        lines += ["Framework versions:", "", "| library | version |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in versions.items()]
+        lines.append("")
+    lines += ["## Contexts", ""]
+    if with_context:
+        lines += [
+            f"{context_source or 'The source of the training contexts was not recorded.'}",
+            "",
+            ("At inference, pass the context of each sentence as a list of snippet strings, best first; they are "
+             "joined with the tokenizer's separator and cut to fit after the sentence. Without a context the model "
+             "runs on the sentence alone."),
+            "",
+        ]
+    else:
+        lines += [("This model was trained without external contexts: use it on sentences alone (passing a context "
+                   "makes it warn, and may make it worse)."), ""]
     if widget_examples:
-        lines += [("The widget examples come from the evaluation set; their outputs were computed with the "
-                   "sentence view (the widget sends text only)."), ""]
+        right = sum(1 for w in widget_examples if WIDGET_DIFFERS not in str(w.get("example_title", "")))
+        lines += [(f"The widget examples are sentences of the evaluation set; their outputs are this model's "
+                   f"predictions with the sentence view (the widget sends text only). {right} of "
+                   f"{len(widget_examples)} match the gold entities; a title ending in \"{WIDGET_DIFFERS}\" marks "
+                   "one that does not."), ""]
     lines += [
         "## Citation",
         "",
@@ -329,14 +485,32 @@ def build_model_card(
 
 
 # -------------------------------------------------------------------------------------------------- widget
-def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int = 4, *,
-                           min_words: int = 5, max_words: int = 40, pipe=None) -> list[dict]:
-    """Pick `k` evaluation rows (dicts with `tokens`, `tags`, `context`) that together cover as many gold entity types
-    as possible, and compute each one's widget `output` with the CLNER pipeline (sentence view, as the widget sends
-    text only).
+#: ends the title of a widget example whose (model-computed) output differs from the gold entities
+WIDGET_DIFFERS = "(model output, not gold)"
 
-    Greedy set cover: each pick adds the most uncovered types, then has the most types, then is closest to 20 words;
-    ties go to the earlier row. Rows without entities are used only when too few rows have any.
+
+def _gold_char_spans(tokens: Sequence[str], tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """Gold entities of a row as `(type, start, end)` character spans of `" ".join(tokens)`."""
+    starts, pos = [], 0
+    for t in tokens:
+        starts.append(pos)
+        pos += len(t) + 1
+    return {(etype, starts[i], starts[j - 1] + len(tokens[j - 1]))
+            for etype, i, j in pipeline_clner.group_entities(list(tags))}
+
+
+def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int = 4, *,
+                           min_words: int = 5, max_words: int = 40, pipe=None, max_candidates: int = 512) -> list[dict]:
+    """Pick `k` evaluation rows (dicts with `tokens`, `tags`, `context`) that together cover as many gold entity types
+    as possible, preferring rows the model tags exactly right, with each one's widget `output` computed by the CLNER
+    pipeline (sentence view, as the widget sends text only).
+
+    The output is always the model's. A row whose output matches its gold entities is titled with its entity types;
+    a row used only because too few are right gets the title suffix `WIDGET_DIFFERS`, so a wrong output is never
+    shown as the answer. Greedy set cover within each group: each pick adds the most uncovered types, then has the
+    most types, then is closest to 20 words; ties go to the earlier row. When too few rows with entities fit
+    `min_words`..`max_words`, the others follow, then rows without entities. At most `max_candidates` rows with
+    entities are run through the model.
     """
     rows = list(rows)
     if pipe is None:
@@ -347,29 +521,43 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
         tokens = [str(t) for t in row.get("tokens") or []]
         if not tokens:
             continue
-        types = {t for t, _, _ in pipeline_clner.group_entities(list(row.get("tags") or []))}
+        tags = list(row.get("tags") or [])
+        types = {t for t, _, _ in pipeline_clner.group_entities(tags)}
         fits = min_words <= len(tokens) <= max_words
-        candidates.append((i, tokens, types, fits))
-    pool = [c for c in candidates if c[2] and c[3]] or [c for c in candidates if c[2]]
-    chosen, covered = [], set()
-    while pool and len(chosen) < k:
-        best = max(pool, key=lambda c: (len(c[2] - covered), len(c[2]), -abs(len(c[1]) - 20), -c[0]))
-        chosen.append(best)
-        covered |= best[2]
-        pool = [c for c in pool if c[0] != best[0]]
-    if len(chosen) < k:  # not enough rows with entities
-        rest = [c for c in candidates if c[0] not in {x[0] for x in chosen}]
-        rest.sort(key=lambda c: (not c[2], not c[3], c[0]))  # rows with entities first, then rows that fit
-        chosen += rest[: k - len(chosen)]
+        candidates.append({"i": i, "tokens": tokens, "types": types, "fits": fits, "text": " ".join(tokens),
+                           "gold": _gold_char_spans(tokens, tags) if tags else set()})
+    with_entities = [c for c in candidates if c["types"] and c["fits"]] or [c for c in candidates if c["types"]]
+    with_entities = with_entities[:max_candidates]
+    outputs = pipe([c["text"] for c in with_entities]) if with_entities else []
+    for c, entities in zip(with_entities, outputs):
+        c["output"] = entities
+        c["right"] = {(e["entity_group"], e["start"], e["end"]) for e in entities} == c["gold"]
+
+    chosen: list[dict] = []
+    for pool in ([c for c in with_entities if c["right"]], [c for c in with_entities if not c["right"]]):
+        covered = set().union(*(c["types"] for c in chosen)) if chosen else set()
+        while pool and len(chosen) < k:
+            best = max(pool, key=lambda c: (len(c["types"] - covered), len(c["types"]), -abs(len(c["tokens"]) - 20),
+                                            -c["i"]))
+            chosen.append(best)
+            covered |= best["types"]
+            pool = [c for c in pool if c["i"] != best["i"]]
+    if len(chosen) < k:  # too few: rows with entities that do not fit, then rows without entities
+        taken = {c["i"] for c in chosen}
+        rest = sorted((c for c in candidates if c["i"] not in taken),
+                      key=lambda c: (not c["types"], not c["fits"], c["i"]))[: k - len(chosen)]
+        for c, entities in zip(rest, pipe([c["text"] for c in rest]) if rest else []):
+            c["output"] = entities
+            c["right"] = {(e["entity_group"], e["start"], e["end"]) for e in entities} == c["gold"]
+        chosen += rest
     examples = []
-    texts = [" ".join(c[1]) for c in chosen]
-    outputs = pipe(texts) if texts else []
-    for (_, _, types, _), text, entities in zip(chosen, texts, outputs):
+    for c in chosen:
+        title = ", ".join(sorted(c["types"])) if c["types"] else "no entities"
         examples.append({
-            "text": text,
-            "example_title": ", ".join(sorted(types)) if types else "no entities",
+            "text": c["text"],
+            "example_title": title if c["right"] else f"{title} {WIDGET_DIFFERS}",
             "output": [{"entity_group": e["entity_group"], "word": e["word"], "start": e["start"], "end": e["end"],
-                        "score": round(float(e["score"]), 4)} for e in entities],
+                        "score": round(float(e["score"]), 4)} for e in c["output"]],
         })
     return examples
 
@@ -426,8 +614,8 @@ def _source_file(module) -> Path:
 
 def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional[ModelCard] = None) -> Path:
     """Write the complete folder to upload: safetensors weights, config (with `auto_map` and `custom_pipelines`),
-    `modeling_clner.py` + `pipeline_clner.py`, the tokenizer and `README.md` (`card`, or a minimal card without
-    results). Stale pickle weight files of an earlier save in `output_dir` are removed; other files are left alone
+    `modeling_clner.py` + `pipeline_clner.py`, the tokenizer and `README.md`: `card` (replacing an existing card, with
+    a warning), else the card already there, else a minimal card without results. Stale pickle weight files of an earlier save in `output_dir` are removed; other files are left alone
     (and `push_to_hub` does not upload pickles, checkpoints or logs). Returns the folder, checked by
     `check_hub_folder`."""
     out = Path(output_dir)
@@ -445,10 +633,17 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional
         shutil.copyfile(source, out / "modeling_clner.py")
     shutil.copyfile(_source_file(pipeline_clner), out / "pipeline_clner.py")
     tokenizer.save_pretrained(out)
-    if card is None:
-        name = getattr(model.config, "_name_or_path", None) or getattr(model.config, "name_or_path", None)
-        card = build_model_card(model.config, {}, base_model=name if _is_repo_id(name) else None)
-    card.save(out / "README.md")
+    readme = out / "README.md"
+    if card is None and readme.exists():
+        logger.info("save_for_hub: keeping the existing model card %s", readme)
+    else:
+        if card is None:
+            name = getattr(model.config, "_name_or_path", None) or getattr(model.config, "name_or_path", None)
+            card = build_model_card(model.config, {}, base_model=name if _is_repo_id(name) else None)
+        if readme.exists() and readme.read_text(encoding="utf-8") != str(card):
+            logger.warning("save_for_hub: replacing the model card %s with a new one (call save_for_hub without "
+                           "card= to keep an existing card)", readme)
+        card.save(readme)
     check_hub_folder(out)
     return out
 
@@ -523,6 +718,48 @@ _HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "max_steps", "per_devic
                     "seed", "fp16", "bf16")
 
 
+class HubError(RuntimeError):
+    """The Hub could not be reached, or refused the repository or the upload; the message says what to do."""
+
+
+def upload_command(folder: str | os.PathLike, repo_id: str, revision: Optional[str] = None,
+                   private: Optional[bool] = None) -> str:
+    """The command that uploads a folder written by `save_for_hub` (the `clner-push` console command)."""
+    parts = ["clner-push", shlex.quote(str(folder)), shlex.quote(repo_id)]
+    if revision and revision != "main":
+        parts += ["--revision", shlex.quote(revision)]
+    if private:
+        parts.append("--private")
+    return " ".join(parts)
+
+
+def prepare_hub_repo(repo_id: str, *, token: Optional[str | bool] = None, private: Optional[bool] = None,
+                     api: Optional[HfApi] = None) -> str:
+    """Create (or find) the model repository `repo_id` before training, as the Trainer's own `init_hf_repo` does, so
+    that a bad id, a missing login or an unreachable Hub fails in seconds rather than after training. Returns the
+    repository id; raises `HubError` (its message names the cause and the fixes)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise HubError(f"--hub_model_id {repo_id!r} is not a valid Hub repository id ({exc}); use 'name' or "
+                       "'organisation/name' (letters, digits, '-', '_', '.')") from None
+    api = api or HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")
+    except Exception as exc:  # noqa: BLE001 - offline, no token, no rights, network: all end here
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        offline = os.environ.get("HF_HUB_OFFLINE", "")
+        raise HubError(
+            f"--push_to_hub: cannot create or reach the model repository {repo_id!r} on the Hugging Face Hub "
+            f"({type(exc).__name__}{': ' + reason if reason else ''}). Nothing was trained. Log in (`hf auth login`) "
+            f"or pass --hub_token, check the network{' (HF_HUB_OFFLINE is set)' if offline not in ('', '0') else ''}"
+            " and --hub_model_id, or train without --push_to_hub and upload the output folder later with "
+            f"`{upload_command('OUTPUT_DIR', repo_id)}`") from None
+    return getattr(url, "repo_id", None) or repo_id
+
+
 def _rows_with_tag_names(dataset) -> list[dict]:
     """Rows of a `datasets.Dataset` (or a list of dicts) with `tags` as label names."""
     names = None
@@ -538,29 +775,52 @@ def _rows_with_tag_names(dataset) -> list[dict]:
     return rows
 
 
-def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, *,
-                     push: Optional[bool] = None, widget_rows: int = 2000):
-    """What `run_ner_cl.py` calls after training: writes the Hub folder (`save_for_hub`) with a full model card into
-    `training_args.output_dir`, and uploads it with `push_to_hub` when `push` (default: `training_args.push_to_hub`),
-    using `hub_model_id`, `hub_revision`, `hub_private_repo` and `hub_token`. Returns the `CommitInfo` or None.
-
-    Widget examples come from the first `widget_rows` rows of `raw["validation"]` (when present)."""
-    push = bool(getattr(training_args, "push_to_hub", False)) if push is None else push
-    out = Path(training_args.output_dir)
-    base = getattr(model_args, "model_name_or_path", None) or _PACKAGED_MINILM_ID
-    dataset_id = getattr(data_args, "dataset_name", None)
-    dataset_name = dataset_id
-    if dataset_name is None:
-        first = next((getattr(data_args, f, None) for f in ("train_file", "validation_file", "test_file")
-                      if getattr(data_args, f, None)), None)
-        dataset_name = Path(first).resolve().parent.name if first else None
+def _run_hyperparameters(training_args, cl_args, data_args) -> dict:
+    """The training hyper-parameters of a run, and the CL options that applied to its objective (the recipe itself
+    is in the card's objective table)."""
     hyper = {k: getattr(training_args, k) for k in _HYPERPARAMETERS if getattr(training_args, k, None) not in
              (None, False, 0, -1) or k == "seed"}
     hyper = {k: getattr(v, "value", v) for k, v in hyper.items()}  # enums (scheduler, optimizer) by their value
-    try:
-        hyper.update({f"cl.{k}": v for k, v in vars(cl_args).items()})
-    except TypeError:
-        pass
+    if cl_args is None:
+        return hyper
+    get = lambda name, default=None: getattr(cl_args, name, default)  # noqa: E731
+    if get("head_learning_rate") is not None:
+        hyper["head_learning_rate (emissions, CRF)"] = get("head_learning_rate")
+    if get("train_views", "both") == "both":
+        hyper["L_NLL-EXT weight of sentences without a context"] = get("nll_ext_weight_no_context")
+        uses_cl = get("cl_loss", "none") not in (None, "none") and get("cl_weight", 0)
+        if uses_cl:
+            hyper["L_CL gradient into the context view"] = "stopped" if get("cl_detach_context", True) else "kept"
+        if uses_cl and get("cl_loss") == "l2":
+            hyper["CL-L2 over hidden dimensions"] = get("cl_l2_reduction")
+        if uses_cl and getattr(data_args, "unlabeled_file", None):
+            hyper["L_CL weight of unlabelled sentences"] = get("unlabeled_weight")
+    return {k: v for k, v in hyper.items() if v is not None}
+
+
+def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, *,
+                     push: Optional[bool] = None, widget_rows: int = 2000, repo_id: Optional[str] = None):
+    """What `run_ner_cl.py` calls after training: writes the Hub folder (`save_for_hub`) with a full model card into
+    `training_args.output_dir`, and uploads it with `push_to_hub` when `push` (default: `training_args.push_to_hub`),
+    to `repo_id` (default: `hub_model_id`, else the output folder's name), with `hub_revision`, `hub_private_repo` and
+    `hub_token`. Returns the `CommitInfo` or None; a failed upload raises `HubError` naming the complete local folder
+    and the command that uploads it.
+
+    The card names the dataset given by `--dataset_card_name` or `--dataset_name` (never a file's folder), lists
+    `--language` / `--license` when given, the training-set statistics of `raw["train"]`, the per-evaluation results
+    of `trainer.state.log_history` and the framework versions. Widget examples come from the first `widget_rows` rows
+    of `raw["validation"]` (when present)."""
+    push = bool(getattr(training_args, "push_to_hub", False)) if push is None else push
+    out = Path(training_args.output_dir)
+    base = getattr(model_args, "model_name_or_path", None) or _PACKAGED_MINILM_ID
+    dataset_id = getattr(data_args, "dataset_name", None) or getattr(data_args, "dataset_card_name", None)
+    dataset_name = getattr(data_args, "dataset_card_name", None) or dataset_id
+    language = getattr(model_args, "language", None)
+    stats = None
+    if raw is not None and "train" in raw:
+        unlabeled = len(raw["unlabeled"]) if "unlabeled" in raw else 0
+        stats = training_set_statistics(_rows_with_tag_names(raw["train"]), unlabeled=unlabeled)
+    log_history = getattr(getattr(trainer, "state", None), "log_history", None) or []
     widget = None
     if raw is not None and "validation" in raw:
         try:
@@ -568,17 +828,56 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
             widget = choose_widget_examples(model, tokenizer, rows, k=4)
         except Exception as exc:  # noqa: BLE001 - the card is still useful without a widget
             logger.warning("no widget examples: %s", exc)
-    repo_id = getattr(training_args, "hub_model_id", None) or (out.name if push else None)
+    repo_id = repo_id or getattr(training_args, "hub_model_id", None) or (out.absolute().name if push else None)
     prefix = "eval" if any(k.startswith("eval_") for k in metrics) else "predict"
     card = build_model_card(model.config, metrics, base_model=base, dataset_name=dataset_name, dataset_id=dataset_id,
                             dataset_config=getattr(data_args, "dataset_config_name", None),
-                            hyperparameters=hyper, context_source=getattr(data_args, "context_source", None),
+                            language=[c.strip() for c in language.split(",") if c.strip()] if language else None,
+                            license=getattr(model_args, "license", None),
+                            hyperparameters=_run_hyperparameters(training_args, cl_args, data_args),
+                            context_source=getattr(data_args, "context_source", None),
                             widget_examples=widget, repo_id=repo_id, model_name=None if repo_id else out.name,
-                            metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test")
+                            metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test",
+                            training_stats=stats, epochs=epoch_results(log_history))
     save_for_hub(model, tokenizer, out, card)
     if not push:
         return None
-    return push_to_hub(out, repo_id, revision=getattr(training_args, "hub_revision", None),
-                       private=getattr(training_args, "hub_private_repo", None),
-                       token=getattr(training_args, "hub_token", None),
-                       commit_message="CLNER model trained with run_ner_cl.py")
+    revision = getattr(training_args, "hub_revision", None)
+    private = getattr(training_args, "hub_private_repo", None)
+    try:
+        return push_to_hub(out, repo_id, revision=revision, private=private,
+                           token=getattr(training_args, "hub_token", None),
+                           commit_message="CLNER model trained with run_ner_cl.py")
+    except Exception as exc:  # noqa: BLE001 - the trained model is safe on disk: say so, and how to upload it
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise HubError(f"the upload to {repo_id!r} failed ({type(exc).__name__}{': ' + reason if reason else ''}). "
+                       f"The model folder {out.absolute()} is complete (weights, card, remote code, tokenizer); "
+                       f"upload it with `{upload_command(out.absolute(), repo_id, revision, private)}`") from exc
+
+
+# ---------------------------------------------------------------------------------------------------- clner-push
+def main(argv=None) -> int:
+    """`clner-push FOLDER REPO_ID`: upload a folder written by `save_for_hub` / `run_ner_cl.py`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="clner-push", description=main.__doc__.split(": ", 1)[1])
+    parser.add_argument("folder", help="the model folder (the output_dir of run_ner_cl.py)")
+    parser.add_argument("repo_id", help="the model repository, e.g. org/clner-wnut17 (created when needed)")
+    parser.add_argument("--revision", help="branch to upload to (created when needed; default: main)")
+    parser.add_argument("--private", action="store_true", help="make a new repository private")
+    parser.add_argument("--token", help="Hub token (default: the one from `hf auth login`)")
+    parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
+    args = parser.parse_args(argv)
+    if not Path(args.folder).is_dir():
+        parser.error(f"no such folder: {args.folder}")
+    try:
+        info = push_to_hub(args.folder, args.repo_id, revision=args.revision, private=args.private or None,
+                           token=args.token, create_pr=args.create_pr)
+    except ValueError as exc:  # an incomplete folder, a leaked token, contradictory flags
+        parser.exit(2, f"clner-push: error: {exc}\n")
+    print(f"uploaded {args.folder} to {getattr(info, 'commit_url', None) or args.repo_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

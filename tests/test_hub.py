@@ -5,6 +5,7 @@ safetensors are read."""
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -379,3 +380,53 @@ def test_run_ner_cl_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_pat
     card = ModelCard(sent["files"]["README.md"].decode())
     assert {"clner", "crf"} <= set(card.data.tags)
     assert card.data.base_model is None  # a local encoder path is not a Hub id
+
+
+def test_run_ner_cl_push_to_hub_offline_fails_before_training(tiny_encoder_dir, tmp_path):
+    """With the Hub unreachable, `--push_to_hub` stops in seconds, before loading data or training, with one
+    paragraph (no traceback) that says nothing was trained and how to upload later; a bad id stops the same way."""
+    out = tmp_path / "never-trained"
+    argv = [sys.executable, str(REPO_ROOT / "run_ner_cl.py"), "--model_name_or_path", str(tiny_encoder_dir),
+            "--train_file", str(REPO_ROOT / "examples" / "data" / "train.txt"), "--do_train", "--output_dir", str(out),
+            "--report_to", "none", "--push_to_hub"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run(argv + ["--hub_model_id", "org/clner-x"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Encoding train" not in proc.stderr + proc.stdout
+    (message,) = [line for line in proc.stderr.splitlines() if line.startswith("run_ner_cl.py: error:")]
+    assert re.fullmatch(r"run_ner_cl\.py: error: --push_to_hub: cannot create or reach the model repository "
+                        r"'org/clner-x' on the Hugging Face Hub \(\w+.*\)\. Nothing was trained\. Log in .*"
+                        r"\(HF_HUB_OFFLINE is set\).*upload the output folder later with `clner-push OUTPUT_DIR "
+                        r"org/clner-x`", message)
+    assert not out.exists() or not any(out.iterdir())
+    proc = subprocess.run(argv + ["--hub_model_id", "org/bad id!"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and "--hub_model_id 'org/bad id!' is not a valid Hub repository id" in proc.stderr
+
+
+def test_run_ner_cl_failed_upload_names_the_folder_and_the_command(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
+    import run_ner_cl
+
+    hub = FakeHub(monkeypatch)
+
+    def unreachable(api, **kwargs):
+        raise ConnectionError("Network is unreachable")
+
+    monkeypatch.setattr(HfApi, "upload_folder", unreachable)
+    sample = REPO_ROOT / "examples" / "data"
+    out = tmp_path / "clner-test"
+    with pytest.raises(SystemExit) as exit_info:
+        run_ner_cl.main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(sample / "train.txt"),
+                         "--do_train", "--max_train_samples", "8", "--max_steps", "1", "--max_seq_length", "64",
+                         "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no", "--push_to_hub",
+                         "--hub_model_id", "org/clner-test", "--hub_revision", "v1", "--hub_private_repo", "true"])
+    assert exit_info.value.code == 1
+    assert hub.names() == ["create_repo", "create_repo", "create_branch"]  # before training, then to upload
+    captured = capsys.readouterr()
+    assert captured.out.rstrip().endswith("=" * 100) and f"output folder: {out}" in captured.out
+    assert captured.err.strip().splitlines()[-1].split(": ", 1)[1] == (
+        "the upload to 'org/clner-test' failed (ConnectionError: Network is unreachable). The model "
+        f"folder {out} is complete (weights, card, remote code, tokenizer); upload it with `clner-push {out} "
+        "org/clner-test --revision v1 --private`")
+    assert set(check_hub_folder(out)) >= EXPECTED_FILES

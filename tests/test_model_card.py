@@ -12,10 +12,13 @@ from huggingface_hub import ModelCard
 from model_card_clner import (
     CARD_TAGS,
     REVISION_PLACEHOLDER,
+    WIDGET_DIFFERS,
     build_model_card,
     choose_widget_examples,
+    epoch_results,
     parse_view_metrics,
     publish_from_run,
+    training_set_statistics,
 )
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
 from pipeline_clner import clner_pipeline
@@ -49,14 +52,41 @@ def tiny_model(**kwargs):
     return model
 
 
-def full_card(widget=None, **kwargs):
-    config = tiny_model(cl_loss="kl", cl_temperature=1.0, train_views="both", nll_weight=1.0, nll_ext_weight=0.5,
-                        cl_weight=0.5).config
+LOG_HISTORY = [
+    {"loss": 20.5, "epoch": 0.5, "step": 5}, {"loss": 9.25, "epoch": 1.0, "step": 10},
+    {"eval_loss": 8.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45, "eval_f1": 0.43, "epoch": 1.0, "step": 10},
+    {"loss": 4.125, "epoch": 1.5, "step": 15},
+    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
+    {"train_runtime": 12.0, "train_loss": 9.0, "epoch": 2.0, "step": 20},
+    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
+]
+TRAIN_ROWS = [
+    {"tokens": "John Smith lives in New York".split(),
+     "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"], "context": ["John Smith is a singer"]},
+    {"tokens": "Mary met John".split(), "tags": ["B-person", "O", "B-person"], "context": []},
+    {"tokens": "ok".split(), "tags": ["O"], "context": [" "]},
+]
+RECIPES = {  # what CLArguments.recipe() records for each kind of run
+    "CL-KL": dict(train_views="both", cl_loss="kl", cl_weight=0.5, nll_weight=1.0, nll_ext_weight=0.5,
+                  cl_temperature=1.0, trained_with_context=True),
+    "no CL": dict(train_views="both", cl_loss="none", cl_weight=0.0, nll_weight=1.0, nll_ext_weight=0.5,
+                  cl_temperature=None, trained_with_context=True),
+    "sentence": dict(train_views="sentence", cl_loss="none", cl_weight=0.0, nll_weight=1.0, nll_ext_weight=0.0,
+                     cl_temperature=None, trained_with_context=False),
+    "context": dict(train_views="context", cl_loss="none", cl_weight=0.0, nll_weight=0.0, nll_ext_weight=1.0,
+                    cl_temperature=None, trained_with_context=True),
+}
+
+
+def full_card(widget=None, recipe="CL-KL", **kwargs):
+    config = tiny_model(**RECIPES[recipe]).config
+    kwargs = {"language": "en", "license": "apache-2.0", **kwargs}
     return build_model_card(
         config, METRICS, base_model="xlm-roberta-large", dataset_name="WNUT-17", dataset_id="wnut_17",
         hyperparameters={"learning_rate": 5e-6, "num_train_epochs": 10, "seed": 42},
         context_source="Google search results re-ranked with BERTScore (the contexts released with the paper).",
-        widget_examples=widget, repo_id="org/clner-wnut17", **kwargs)
+        widget_examples=widget, repo_id="org/clner-wnut17", training_stats=training_set_statistics(TRAIN_ROWS),
+        epochs=epoch_results(LOG_HISTORY), versions={"Python": "3.11.7", "Transformers": "5.23.0"}, **kwargs)
 
 
 def test_parse_view_metrics():
@@ -107,7 +137,9 @@ def test_card_body_patterns():
     assert re.search(r"^\| person \| 80\.00 \| 64\.00 \| 71\.00 \| – \| – \| 66\.00 \|$", text, re.M)
     assert re.search(r"^\| creative-work \| – \| – \| 25\.00 \| – \| – \| 20\.00 \|$", text, re.M)
     # usage: remote code with a pinned revision, the pipeline and the model
-    assert re.search(r'pipeline\(model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True\)', text)
+    assert re.search(r'pipeline\("ner", model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True\)',
+                     text)
+    assert re.search(r'model\.predict\("Justin Bieber lands in Paris", tokenizer\)', text)
     assert re.search(r'AutoModelForTokenClassification\.from_pretrained\("org/clner-wnut17", revision="<commit-sha>",'
                      r'\s+trust_remote_code=True, use_safetensors=True\)', text)
     assert re.search(r"context=\[", text) and re.search(r"retrieve=True", text)
@@ -117,6 +149,16 @@ def test_card_body_patterns():
     assert re.search(r"^\| CL-KL temperature \| 1\.0 \|$", text, re.M)
     assert re.search(r"^\| loss weights L_NLL / L_NLL-EXT / L_CL \| 1 / 0\.5 / 0\.5 \|$", text, re.M)
     assert re.search(r"^\| views trained \| both \|$", text, re.M)
+    assert re.search(r"trained on two views of each sentence.*plus the cooperative-learning loss CL-KL", text)
+    # the training set, the run's evaluations during training (not the one after it), the framework versions
+    assert re.search(r"^\| sentences \| 3 \|$", text, re.M)
+    assert re.search(r"^\| with a context \| 1 \(33\.3%\) \|$", text, re.M)
+    assert re.search(r"^\| words per sentence \(min / median / max\) \| 1 / 3 / 6 \|$", text, re.M)
+    assert re.search(r"^\| entity type \| entities \|\n\| --- \| --- \|\n\| location \| 1 \|\n\| person \| 3 \|$", text,
+                     re.M)
+    assert re.findall(r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M) == [
+        ("1", "10", "9.25", "8", "41.00", "45.00", "43.00"), ("2", "20", "4.125", "6.5", "50.00", "55.00", "52.50")]
+    assert re.search(r"^\| Transformers \| 5\.23\.0 \|$", text, re.M)
     # contexts and citation
     assert re.search(r"## Contexts\s+Google search results re-ranked with BERTScore", text)
     assert re.search(r"Xinyu Wang, Yong Jiang, Nguyen Bach, Tao Wang, Zhongqiang Huang, Fei Huang, Kewei Tu\. "
@@ -127,32 +169,59 @@ def test_card_body_patterns():
     assert 'revision="abc123"' in full_card(revision="abc123").text
 
 
+@pytest.mark.parametrize("recipe", ["no CL", "sentence", "context"])
+def test_card_describes_the_recipe_that_ran(recipe):
+    """A baseline or ablation is never described as trained with a CL loss, nor a sentence-only one with contexts."""
+    text = full_card(recipe=recipe).text
+    intro = text.split("## Results")[0]
+    assert "cooperative-learning loss CL-" not in intro and "no cooperative-learning loss" in intro
+    assert not re.search(r"^\| (CL-KL temperature \||cooperative-learning loss \| (kl|l2))", text, re.M)
+    if recipe == "no CL":
+        assert "trained on two views of each sentence" in intro and "the ablation of CLNER" in intro
+        assert re.search(r"^\| loss weights L_NLL / L_NLL-EXT / L_CL \| 1 / 0\.5 / 0 \|$", text, re.M)
+    elif recipe == "sentence":
+        assert "without external contexts (the paper's *w/o context* baseline)" in intro
+        assert "retrieved context" not in intro and re.search(r"^\| loss \| L_NLL \(sentence view\) \|$", text, re.M)
+        assert re.search(r"^\| trained with contexts \| False \|$", text, re.M)
+        assert re.search(r"## Contexts\s+This model was trained without external contexts", text)
+        assert "Google search results" not in text
+    else:
+        assert "the paper's *w/ context* baseline" in intro
+        assert re.search(r"^\| loss \| L_NLL-EXT \(context view\) \|$", text, re.M)
+
+
 def test_card_without_results_or_hub_base_model(tmp_path):
     card = build_model_card(tiny_model().config, {}, base_model=str(tmp_path))  # a local path is not a Hub id
     data = card.data
     assert data.base_model is None and data.eval_results is None and data.datasets is None
+    assert data.language is None and data.license is None  # nothing is claimed that was not given
     assert "No evaluation results were recorded" in card.text and f"(`{tmp_path}`)" in card.text
+    assert "records no training recipe" in card.text and "trained with **CLNER**" not in card.text
     card.save(tmp_path / "README.md")
     assert ModelCard.load(tmp_path / "README.md").data.pipeline_tag == "token-classification"
 
 
-def test_choose_widget_examples_covers_entity_types(minilm_tokenizer):
-    model = tiny_model()
+def test_choose_widget_examples_prefers_rows_the_model_gets_right(minilm_tokenizer):
+    """Rows the model tags exactly right come first (covering types greedily); a wrong one is used only when too few
+    are right, and its title says that the output is the model's, not the gold answer."""
+    from test_pipeline import oracle_model  # john: B-person, smith: I-person, paris: B-location, else O
+
+    model = oracle_model(minilm_tokenizer)
     rows = [
         {"tokens": "I love it so much today".split(), "tags": ["O"] * 6, "context": []},
-        {"tokens": "John Smith lives in New York".split(),
-         "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"], "context": ["ctx"]},
         {"tokens": "Mary met John in the park".split(), "tags": ["B-person", "O", "B-person", "O", "O", "O"],
          "context": []},
-        {"tokens": "Apple sold the new iPhone in Paris".split(),
-         "tags": ["B-corporation", "O", "O", "O", "B-product", "O", "B-location"], "context": []},
+        {"tokens": "John Smith flew to Paris today".split(),
+         "tags": ["B-person", "I-person", "O", "O", "B-location", "O"], "context": ["ctx"]},
+        {"tokens": "Apple sold the new phone in Paris".split(),
+         "tags": ["B-corporation", "O", "O", "O", "O", "O", "B-location"], "context": []},
         {"tokens": "Too short".split(), "tags": ["B-group", "O"], "context": []},
-        {"tokens": "We watched Star Wars with the Beatles fans".split(),
-         "tags": ["O", "O", "B-creative-work", "I-creative-work", "O", "O", "B-group", "O"], "context": []},
+        {"tokens": "we all went to Paris again".split(), "tags": ["O", "O", "O", "O", "B-location", "O"],
+         "context": []},
     ]
     examples = choose_widget_examples(model, minilm_tokenizer, rows, k=3)
-    assert [e["example_title"] for e in examples] == ["corporation, location, product", "creative-work, group",
-                                                      "location, person"]
+    assert [e["example_title"] for e in examples] == [
+        "location, person", "location", f"corporation, location {WIDGET_DIFFERS}"]
     pipe = clner_pipeline(model, minilm_tokenizer)
     for example in examples:
         expected = pipe(example["text"])
@@ -160,27 +229,55 @@ def test_choose_widget_examples_covers_entity_types(minilm_tokenizer):
                                       "end": e["end"], "score": round(e["score"], 4)} for e in expected]
         for entity in example["output"]:
             assert example["text"][entity["start"]:entity["end"]] == entity["word"]
-    # more examples asked than rows with entities that fit: the short one, then entity-less rows
+    # more examples asked than rows with entities that fit: the wrong ones, the short one, then entity-less rows
     titles = [e["example_title"] for e in choose_widget_examples(model, minilm_tokenizer, rows, k=6)]
-    assert titles == ["corporation, location, product", "creative-work, group", "location, person", "person",
-                      "group", "no entities"]
+    assert titles == ["location, person", "location", f"corporation, location {WIDGET_DIFFERS}",
+                      f"person {WIDGET_DIFFERS}", f"group {WIDGET_DIFFERS}", "no entities"]
+    card = full_card(examples).text
+    assert f'2 of 3 match the gold entities; a title ending in "{WIDGET_DIFFERS}" marks one that does not' in card
 
 
-def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer):
+def test_training_set_statistics_and_epoch_results():
+    assert training_set_statistics(TRAIN_ROWS, unlabeled=4) == {
+        "sentences": 3, "with_context": 1, "unlabeled": 4, "words": (1, 3, 6), "entities": {"location": 1, "person": 3}}
+    assert [(r["epoch"], r["step"], r["training_loss"], r["f1"]) for r in epoch_results(LOG_HISTORY)] == [
+        (1.0, 10, 9.25, 0.43), (2.0, 20, 4.125, 0.525)]
+
+
+def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
+    """The card of a run: the dataset from --dataset_card_name / --dataset_name (never the data file's folder),
+    --language / --license, the training set, the run's per-epoch results, and only the CL options that applied."""
     datasets = pytest.importorskip("datasets")
-    model = tiny_model()
+    from trainer_clner import CLArguments
+
+    cl_args = CLArguments(train_views="sentence")
+    model = tiny_model(**cl_args.recipe())
     validation = datasets.Dataset.from_list([
         {"tokens": "John Smith lives in New York".split(),
          "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"], "context": []}])
+    raw = {"train": datasets.Dataset.from_list(TRAIN_ROWS), "validation": validation}
     args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
                            num_train_epochs=3.0, seed=42, per_device_train_batch_size=8)
     data_args = SimpleNamespace(dataset_name=None, train_file=str(tmp_path / "wnut17" / "train.conll"),
                                 validation_file=None, test_file=None, context_source="web search",
-                                dataset_config_name=None)
-    result = publish_from_run(None, model, minilm_tokenizer, METRICS, SimpleNamespace(model_name_or_path=None),
-                              data_args, SimpleNamespace(cl_loss="kl"), args, {"validation": validation})
+                                dataset_config_name=None, dataset_card_name=None)
+    model_args = SimpleNamespace(model_name_or_path=None, language="en, de", license="cc-by-4.0")
+    trainer = SimpleNamespace(state=SimpleNamespace(log_history=LOG_HISTORY))
+    result = publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
     assert result is None
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert card.data.widget[0]["text"] == "John Smith lives in New York"
-    assert "| cl.cl_loss | kl |" in card.text and "wnut17" in card.text and "web search" in card.text
+    assert card.data.language == ["en", "de"] and card.data.license == "cc-by-4.0"
+    assert card.data.datasets is None and "wnut17" not in card.text  # a folder's name is no dataset name
+    assert "the paper's *w/o context* baseline" in card.text and "web search" not in card.text
+    assert "L_CL" not in card.text.split("Objective")[0].split("## Training")[1]  # no CL option of a run without CL
+    assert re.search(r"^\| sentences \| 3 \|$", card.text, re.M) and re.search(r"^\| 2 \| 20 \| 4\.125 ", card.text,
+                                                                              re.M)
+    # a named dataset fills `datasets:`; the card of the first run is replaced, and the log says so
+    data_args.dataset_card_name = "leondz/wnut_17"
+    with caplog.at_level("WARNING", logger="model_card_clner"):
+        publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert card.data.datasets == ["leondz/wnut_17"] and "on leondz/wnut_17" in card.text
+    assert re.search(r"replacing the model card .*README\.md", caplog.text)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -280,11 +281,19 @@ def test_cli_train_two_processes_and_eval_matches_one_process(tiny_encoder_dir, 
     assert all(k in state["log_history"][0] for k in ("loss_nll", "loss_nll_ext", "loss_cl"))
     # evaluating the trained model: 40 rows in batches of 7 over 2 processes is uneven; no row is lost or doubled
     results = []
+    card = (trained / "README.md").read_text()
     for nproc in (1, 2):
         out = tmp_path / f"eval{nproc}"
-        run_cli(["--model_name_or_path", str(trained), "--do_eval", "--output_dir", str(out)] + common,
-                nproc=nproc)
+        proc = run_cli(["--model_name_or_path", str(trained), "--do_eval", "--output_dir", str(out)] + common,
+                       nproc=nproc)
         results.append(json.loads((out / "eval_results.json").read_text()))
+        # evaluation only: results, no model copy, no card listing training settings that never ran
+        assert {f.name for f in out.iterdir()} == {"eval_results.json", "all_results.json"}
+        assert f"model:       none (no --do_train: the model {trained} was only evaluated)" in proc.stdout
+    # evaluating in the model's own folder leaves its card and weights as they were
+    weights = (trained / "model.safetensors").read_bytes()
+    run_cli(["--model_name_or_path", str(trained), "--do_eval", "--output_dir", str(trained)] + common)
+    assert (trained / "README.md").read_text() == card and (trained / "model.safetensors").read_bytes() == weights
     one, two = results
     for k in ("eval_sentence_f1", "eval_context_f1", "eval_sentence_accuracy", "eval_context_accuracy"):
         assert one[k] == pytest.approx(two[k], abs=1e-9), k
@@ -299,19 +308,43 @@ def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
     proc = run_cli(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
                     "--unlabeled_file", str(unlabeled), "--validation_file", str(SAMPLE / "dev.txt"),
                     "--test_file", str(SAMPLE / "dev.txt"), "--do_train", "--do_eval", "--do_predict",
-                    "--max_train_samples", "16", "--num_train_epochs", "1", "--max_seq_length", "64",
-                    "--output_dir", str(out), "--report_to", "tensorboard",
-                    "--logging_steps", "1", "--save_strategy", "no"])
-    assert "dev F1 | sentence view (no context):" in proc.stdout
+                    "--max_train_samples", "16", "--num_train_epochs", "2", "--max_seq_length", "64",
+                    "--output_dir", str(out), "--report_to", "tensorboard", "--eval_strategy", "epoch",
+                    "--logging_steps", "1", "--save_strategy", "no", "--return_entity_level_metrics"])
+    # the run ends with its summary: both views' F1 per named split, the per-type table once, the folder, the files
+    summary = proc.stdout[proc.stdout.rindex("clner run summary"):].splitlines()
+    dev = str(SAMPLE / "dev.txt")
+    assert re.fullmatch(rf"dev +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[3])
+    assert re.fullmatch(rf"test +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[4])
+    assert re.fullmatch(r"type +dev sentence +dev context +test sentence +test context   support", summary[7])
+    assert [line.split()[0] for line in summary[8:14]] == ["corporation", "creative-work", "group", "location",
+                                                          "person", "product"]
+    assert f"output folder: {out}" in summary
+    assert "  model:       model.safetensors, config.json, modeling_clner.py, pipeline_clner.py, tokenizer.json, " \
+           "tokenizer_config.json" in summary
+    assert "  model card:  README.md" in summary
+    assert "  predictions: predictions.txt (context view, run_ner.py format), predictions_sentence.txt, " \
+           "predictions_context.txt" in summary
+    assert summary[-2].startswith("  results:     all_results.json, train_results.json, eval_results.json, ")
+    assert summary[-1] == "=" * 100 and proc.stdout.rstrip().endswith(summary[-1])
+    # per-type metrics: once, in the table; not in the per-epoch log lines nor the metric dumps
+    assert proc.stdout.count("person") == 1 and "eval_sentence_f1" in proc.stdout
+    assert "pin_memory" not in proc.stderr and "PAD/BOS/EOS" not in proc.stdout + proc.stderr
     assert list(out.rglob("events.out.tfevents.*"))  # the Trainer's TensorBoard logging
     for name in ("train_results.json", "eval_results.json", "predict_results.json", "all_results.json",
                  "predictions_sentence.txt", "predictions_context.txt", "model.safetensors", "modeling_clner.py"):
         assert (out / name).exists(), name
-    assert json.loads((out / "train_results.json").read_text())["train_samples"] == 16 + 6
+    train_results = json.loads((out / "train_results.json").read_text())
+    assert train_results["train_samples"] == 16 and train_results["train_unlabeled_samples"] == 6
     lines = [line.split("\t") for line in (out / "predictions_context.txt").read_text().splitlines() if line]
     raw = load_ner_dataset({"dev": str(SAMPLE / "dev.txt")})["dev"]
     assert len(lines) == sum(len(t) for t in raw["tokens"]) and all(len(x) == 3 for x in lines)
     assert [x[0] for x in lines[: len(raw[0]["tokens"])]] == raw[0]["tokens"]
+    # run_ner.py's predictions.txt: a line of tags per sentence, the context view's
+    by_sentence = (out / "predictions.txt").read_text().splitlines()
+    assert [len(line.split(" ")) for line in by_sentence] == [len(t) for t in raw["tokens"]]
+    context_tags = [x[2] for x in lines]
+    assert " ".join(by_sentence).split(" ") == context_tags
     config = json.loads((out / "config.json").read_text())
     assert config["train_views"] == "both" and config["cl_loss"] == "kl" and config["trained_with_context"]
     # the objective actually trained (the official defaults) is recorded in the config and in run_config.json
@@ -525,3 +558,76 @@ def test_cli_resume_last_skips_an_incomplete_checkpoint_and_notes_it(tiny_encode
     results = json.loads((out / "train_results.json").read_text())
     assert results["train_resumed_from"] == str(out / "checkpoint-1")
     assert results["train_note"].startswith("resumed at step 1: train_loss and the speed metrics cover steps 2-3 only")
+
+
+def test_cli_accepts_run_ner_flags(tiny_encoder_dir, tmp_path, capsys, caplog):
+    """run_ner.py's --text_column_name, --config_name, --tokenizer_name, --label_all_tokens (a no-op, said so) and
+    --ignore_mismatched_sizes (continue a trained model on data with other labels)."""
+    import run_ner_cl
+    from data_clner import run_cli as run_cli_main
+    from transformers import AutoConfig
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"words": w.split(), "ner_tags": t.split()}) + "\n" for w, t in [
+        ("John Smith lives in Paris", "B-person I-person O O B-location"), ("Paris is nice", "B-location O O")]))
+    config_dir = tmp_path / "encoder-config"
+    AutoConfig.from_pretrained(tiny_encoder_dir, hidden_dropout_prob=0.25).save_pretrained(config_dir)
+    common = ["--do_train", "--max_steps", "1", "--max_seq_length", "32", "--report_to", "none", "--save_strategy",
+              "no", "--per_device_train_batch_size", "2"]
+    first = tmp_path / "first"
+    run_ner_cl.main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(data), "--text_column_name",
+                     "words", "--label_column_name", "ner_tags", "--label_all_tokens", "--config_name",
+                     str(config_dir), "--tokenizer_name", str(tiny_encoder_dir), "--output_dir", str(first)] + common)
+    assert "--label_all_tokens has no effect: the CRF labels each word" in caplog.text
+    config = json.loads((first / "config.json").read_text())
+    assert config["encoder"]["hidden_dropout_prob"] == 0.25
+    assert sorted(config["id2label"].values()) == ["B-location", "B-person", "I-person", "O"]
+
+    other = tmp_path / "other.conll"
+    other.write_text("Acme\tB-org\nrocks\tO\n\nAcme\tB-org\nwins\tO\n")
+    again = ["--model_name_or_path", str(first), "--train_file", str(other), "--output_dir", str(tmp_path / "second"),
+             "--learning_rate", "0"] + common
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli_main(run_ner_cl.main, again)
+    assert exit_info.value.code == 2
+    assert re.search(r"label\(s\) unseen in training: 'B-org'.*pass --ignore_mismatched_sizes", capsys.readouterr().err)
+    run_ner_cl.main(again + ["--ignore_mismatched_sizes"])
+    second = CLNERForTokenClassification.from_pretrained(tmp_path / "second")
+    assert sorted(second.config.labels) == ["B-org", "O"] and second.classifier.out_features == 2
+    trained = CLNERForTokenClassification.from_pretrained(first)
+    for (name, p), (_, q) in zip(trained.encoder.state_dict().items(), second.encoder.state_dict().items()):
+        assert torch.equal(p, q), name  # the encoder carried over (learning rate 0); the head started afresh
+    with pytest.raises(SystemExit):
+        run_cli_main(run_ner_cl.main, ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(data),
+                                       "--text_column_name", "words", "--token_column_name", "tokens",
+                                       "--output_dir", str(tmp_path / "x")] + common)
+    assert "--text_column_name words and --token_column_name tokens name different columns" in \
+        capsys.readouterr().err
+
+
+def test_arguments_file_paths_are_read_from_its_folder(tmp_path, monkeypatch):
+    """examples/quickstart.json runs from any folder: its relative input paths are read from the file's folder."""
+    from run_ner_cl import parse_args
+
+    monkeypatch.chdir(tmp_path)
+    _, data_args, _, training_args = parse_args([str(REPO_ROOT / "examples" / "quickstart.json")])
+    assert data_args.train_file == str(SAMPLE / "train.txt") and data_args.validation_file == str(SAMPLE / "dev.txt")
+    assert training_args.output_dir == "outputs/quickstart"  # outputs go where the user is
+    (tmp_path / "mine.txt").write_text("x\tO\n")
+    args_file = tmp_path / "sub" / "run.yaml"
+    args_file.parent.mkdir()
+    args_file.write_text("train_file: mine.txt\nvalidation_file: ../mine.txt\noutput_dir: out\n")
+    _, data_args, _, _ = parse_args([str(args_file)])
+    assert data_args.train_file == "mine.txt"  # not beside the file: as given, from the current folder
+    assert data_args.validation_file == str(tmp_path / "mine.txt")
+
+
+def test_help_states_each_default_once(capsys):
+    from run_ner_cl import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text.split("--model_name_or_path MODEL_NAME_OR_PATH")[2].split("--config_name")[0]
+    assert re.search(r"Default: 'kl' with --train_views both, else 'none'\. --cl_weight", text)
+    assert re.search(r"Weight of L_CL \(official code: 0\.5; paper eq\. 5: 1\)\. \(default: 0\.5\)", text)
