@@ -714,5 +714,10 @@ def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: 
     return "\n".join(lines)
 
 
+def cli(argv=None) -> int:
+    """The `clner-train` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    run_cli(main)
+    sys.exit(cli())

@@ -5,6 +5,8 @@
    pipeline (argmax, ``aggregation_strategy="simple"``) on the same encoder weights (the packaged all-MiniLM-L6-v2,
    a `BertForTokenClassification` built from them) and the same input texts. Goal: >= 0.9x.
 2. The cost of the context view: the same sentences with their retrieved contexts vs alone.
+3. The ONNX export (`onnx_clner`: encoder + emissions in ONNX Runtime, Viterbi in numpy) vs
+   `CLNERForTokenClassification.predict`, on the same word lists (needs `onnx` and `onnxruntime`).
 
 Inputs: real WNUT-17 dev sentences and their released contexts (``../shared/data/wnut17/dev.context.txt``, read with
 `data_clner.read_clner`) when present, else synthetic sentences and contexts.
@@ -129,12 +131,27 @@ def main(argv=None) -> dict:
     t_words = timed(lambda: ours([r["tokens"] for r in rows], batch_size=bs), args.repeats)
     t_ctx = timed(lambda: ours(texts, context=contexts, batch_size=bs), args.repeats)
     t_predict = timed(lambda: clner.predict([r["tokens"] for r in rows], tokenizer, batch_size=bs), args.repeats)
+    t_onnx = None
+    try:  # the ONNX export (encoder + emissions in ONNX Runtime, Viterbi in numpy), same inputs as predict
+        import tempfile
+
+        from onnx_clner import ONNXCLNER, export_onnx
+
+        onnx_dir = export_onnx(clner, tokenizer, tempfile.mkdtemp(prefix="clner-onnx-"))
+        onnx_model = ONNXCLNER(onnx_dir, threads=torch.get_num_threads())
+        words = [r["tokens"] for r in rows]
+        if onnx_model.predict(words, batch_size=bs) != clner.predict(words, tokenizer, batch_size=bs):
+            print("WARNING: ONNX tags differ from torch tags")
+        t_onnx = timed(lambda: onnx_model.predict(words, batch_size=bs), args.repeats)
+    except ImportError as exc:
+        print(f"(no ONNX timing: {exc}; pip install onnx onnxruntime)")
 
     sps = {name: n / t for name, t in (("plain token-classification pipeline", t_plain),
                                        ("CLNER pipeline, sentence view (text)", t_ours),
                                        ("CLNER pipeline, sentence view (pre-split words)", t_words),
                                        ("CLNER pipeline, context view", t_ctx),
-                                       ("CLNERForTokenClassification.predict (words)", t_predict))}
+                                       ("CLNERForTokenClassification.predict (words)", t_predict),
+                                       ("ONNX Runtime + numpy Viterbi (words)", t_onnx)) if t is not None}
     print(f"inputs: {n} sentences from {source}; {with_ctx} with a context; batch size {bs}; "
           f"max_seq_length {args.max_seq_length}; torch threads {torch.get_num_threads()}; best of {args.repeats}")
     for name, value in sps.items():
@@ -144,7 +161,10 @@ def main(argv=None) -> dict:
     print(f"CLNER pipeline / plain pipeline (sentence view): {ratio:.2f}x  (goal >= 0.9x: "
           f"{'met' if ratio >= 0.9 else 'NOT met'})")
     print(f"context view / sentence view (time per sentence): {ctx_cost:.2f}x")
-    return {"ratio_vs_plain": ratio, "context_cost": ctx_cost, "sentences_per_s": sps}
+    if t_onnx is not None:
+        print(f"ONNX / torch predict (sentences per second): {t_predict / t_onnx:.2f}x")
+    return {"ratio_vs_plain": ratio, "context_cost": ctx_cost, "sentences_per_s": sps,
+            "onnx_vs_torch": None if t_onnx is None else t_predict / t_onnx}
 
 
 if __name__ == "__main__":

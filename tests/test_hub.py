@@ -87,6 +87,26 @@ def test_save_for_hub_writes_the_complete_folder(published):
     assert card.data.pipeline_tag == "token-classification" and len(card.data.eval_results) == 6
 
 
+def test_save_for_hub_keeps_or_replaces_an_existing_card_saying_so(published, tmp_path, minilm_tokenizer, caplog):
+    folder = tmp_path / "model"
+    shutil.copytree(published[0], folder)
+    mine = "---\nlicense: mit\n---\n\n# My own notes on this model\n"
+    (folder / "README.md").write_text(mine, encoding="utf-8")
+    _, model = published
+    with caplog.at_level("WARNING", logger="model_card_clner"):
+        save_for_hub(model, minilm_tokenizer, folder)  # no card given: the one there stays
+    assert (folder / "README.md").read_text(encoding="utf-8") == mine and "replacing" not in caplog.text
+    card = build_model_card(model.config, METRICS, base_model=None, dataset_name="WNUT-17")
+    with caplog.at_level("WARNING", logger="model_card_clner"):
+        save_for_hub(model, minilm_tokenizer, folder, card)
+    assert f"replacing the model card {folder / 'README.md'} with a new one" in caplog.text
+    assert ModelCard.load(folder / "README.md").data.eval_results
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="model_card_clner"):
+        save_for_hub(model, minilm_tokenizer, folder, card)  # the same card again: nothing to say
+    assert "replacing" not in caplog.text
+
+
 def test_check_hub_folder_names_what_is_missing(published, tmp_path):
     folder, _ = published
     broken = tmp_path / "broken"
@@ -238,7 +258,7 @@ def test_local_auto_classes_read_only_safetensors(published, tmp_path, minilm_to
 
 #: this project's top-level modules: the isolated process refuses to import them even when the package is installed
 PROJECT_MODULES = ("modeling_clner", "pipeline_clner", "model_card_clner", "data_clner", "trainer_clner",
-                   "retrieval_clner", "run_ner_cl", "predict_clner", "onnx_clner")
+                   "retrieval_clner", "run_ner_cl", "predict_clner", "retrieve_clner", "onnx_clner")
 BLOCK_PROJECT = textwrap.dedent(f"""
     import importlib.abc, sys
     class _NoProject(importlib.abc.MetaPathFinder):

@@ -1,0 +1,296 @@
+"""ONNX export and inference of a CLNER model: the encoder and the emission layer run in ONNX Runtime, the CRF's
+Viterbi decoding (and its marginals, for entity scores) in numpy.
+
+    clner-export-onnx out/clner-wnut17 out/clner-wnut17-onnx    # or: python onnx_clner.py MODEL OUTPUT
+
+    from onnx_clner import ONNXCLNER
+    ner = ONNXCLNER("out/clner-wnut17-onnx")
+    ner.predict([["Justin", "Bieber", "lands"]])                      # tags, as CLNERForTokenClassification.predict
+    ner.predict("Justin Bieber lands in Paris", contexts=["Justin Bieber is a singer ..."])  # entities
+
+The exported graph maps one view's `input_ids`, `attention_mask`, [`token_type_ids`] `(B, L)` and `word_index`
+`(B, W)` to word-level emissions `(B, W, C)`. The CRF's start / transition / end scores and the tagging scheme's
+constraints are written beside it in `crf.json`; inputs are built by `modeling_clner.encode_example` (windows of long
+sentences included) and stitched back as `predict` does, so the ONNX model gives the torch model's tags. The folder
+also holds the tokenizer and `config.json` (labels, `max_seq_length`, `window_stride`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+__all__ = ["ONNXCLNER", "export_onnx", "viterbi_numpy", "marginals_numpy", "main"]
+
+ONNX_FILE = "model.onnx"
+CRF_FILE = "crf.json"
+
+
+# ------------------------------------------------------------------------------------------------------ export
+def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17) -> Path:
+    """Write `model.onnx` (encoder + emissions, dynamic batch and lengths), `crf.json`, `config.json` and the
+    tokenizer into `output_dir`; returns the folder. `model` is a `CLNERForTokenClassification` (in eval mode for the
+    export; dropout is off)."""
+    import torch
+
+    from modeling_clner import encode_example
+
+    class Emissions(torch.nn.Module):
+        """One view -> word-level emissions, as `CLNERForTokenClassification.forward` computes its logits."""
+
+        def __init__(self, clner):
+            super().__init__()
+            self.clner = clner
+
+        def forward(self, input_ids, attention_mask, word_index, token_type_ids=None):
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            sequence = self.clner.encoder(input_ids, attention_mask=attention_mask, return_dict=True,
+                                          **extra).last_hidden_state
+            mask = word_index >= 0
+            index = word_index.clamp_min(0).unsqueeze(-1).expand(-1, -1, sequence.shape[-1])
+            return self.clner.classifier(sequence.gather(1, index) * mask.unsqueeze(-1).to(sequence.dtype))
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    # an example batch of two rows of different lengths, so that no size is taken for a constant
+    features = [f for words in (["Example", "words", "of", "a", "sentence"], ["Two", "rows"])
+                for f in encode_example(tokenizer, words, None, 32)]
+    pad = tokenizer.pad_token_id or 0
+    batch = _pad(features, pad)
+    names = ["input_ids", "attention_mask", "word_index"] + (["token_type_ids"] if "token_type_ids" in batch else [])
+    args = tuple(torch.tensor(batch[n]) for n in names)
+    axes = {n: {0: "batch", 1: "words" if n == "word_index" else "sub_tokens"} for n in names}
+    axes["emissions"] = {0: "batch", 1: "words"}
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing notes about shape checks inside the encoder, which hold for every input encode_example builds
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*advanced indexing.*", category=UserWarning)
+        torch.onnx.export(Emissions(model), args, str(out / ONNX_FILE), input_names=names,
+                          output_names=["emissions"], dynamic_axes=axes, opset_version=opset, dynamo=False)
+    model.train(was_training)
+    crf = model.crf
+    scores = {name: getattr(crf, name).detach().float().cpu().tolist()
+              for name in ("start_transitions", "transitions", "end_transitions")}
+    allowed = {name: getattr(crf, name).cpu().tolist()
+               for name in ("allowed_start", "allowed_transitions", "allowed_end")}
+    (out / CRF_FILE).write_text(json.dumps({"labels": model.config.labels, "use_constraints": bool(crf.use_constraints),
+                                            **scores, **allowed}), encoding="utf-8")
+    model.config.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- numpy CRF
+def _crf_scores(crf: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start, trans, end = (np.asarray(crf[k], dtype=np.float64)
+                         for k in ("start_transitions", "transitions", "end_transitions"))
+    if crf.get("use_constraints", True):
+        start = np.where(np.asarray(crf["allowed_start"], bool), start, -np.inf)
+        trans = np.where(np.asarray(crf["allowed_transitions"], bool), trans, -np.inf)
+        end = np.where(np.asarray(crf["allowed_end"], bool), end, -np.inf)
+    return start, trans, end
+
+
+def viterbi_numpy(emissions: np.ndarray, length: int, start: np.ndarray, transitions: np.ndarray,
+                  end: np.ndarray) -> list[int]:
+    """The best tag path of one sentence: emissions `(W, C)` (the first `length` rows are its words), start / end
+    `(C,)` and transitions `(C, C)` scores (`-inf` where disallowed); as `LinearChainCRF.viterbi_decode`."""
+    if length == 0:
+        return []
+    em = emissions[:length].astype(np.float64)
+    score = start + em[0]
+    history = []
+    for t in range(1, length):
+        total = score[:, None] + transitions  # [previous, next]
+        best = total.argmax(0)
+        history.append(best)
+        score = total[best, np.arange(total.shape[1])] + em[t]
+    last = int((score + end).argmax())
+    path = [last]
+    for best in reversed(history):
+        last = int(best[last])
+        path.append(last)
+    return path[::-1]
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+def marginals_numpy(emissions: np.ndarray, length: int, start: np.ndarray, transitions: np.ndarray,
+                    end: np.ndarray) -> np.ndarray:
+    """p(y_t = c | x) of one sentence by forward-backward, `(length, C)`; as `LinearChainCRF.marginals`."""
+    em = emissions[:length].astype(np.float64)
+    if length == 0:
+        return np.zeros((0, em.shape[-1]))
+    alpha = [start + em[0]]
+    for t in range(1, length):
+        alpha.append(_logsumexp(alpha[-1][:, None] + transitions, 0) + em[t])
+    beta = [end]
+    for t in range(length - 1, 0, -1):
+        beta.append(_logsumexp(transitions + (em[t] + beta[-1])[None, :], 1))
+    beta = beta[::-1]
+    log_z = _logsumexp(alpha[-1] + end, 0)
+    with np.errstate(invalid="ignore"):
+        return np.exp(np.stack(alpha) + np.stack(beta) - log_z)
+
+
+# ---------------------------------------------------------------------------------------------------- inference
+def _pad(features: Sequence[dict], pad_id: int, prefix: str = "") -> dict[str, np.ndarray]:
+    length = max(len(f[prefix + "input_ids"]) for f in features)
+    width = max(max(len(f[prefix + "word_index"]) for f in features), 1)
+    batch = {
+        "input_ids": [f[prefix + "input_ids"] + [pad_id] * (length - len(f[prefix + "input_ids"])) for f in features],
+        "attention_mask": [[1] * len(f[prefix + "input_ids"]) + [0] * (length - len(f[prefix + "input_ids"]))
+                           for f in features],
+        "word_index": [f[prefix + "word_index"] + [-1] * (width - len(f[prefix + "word_index"])) for f in features],
+    }
+    if features[0].get(prefix + "token_type_ids") is not None:
+        batch["token_type_ids"] = [f[prefix + "token_type_ids"] + [0] * (length - len(f[prefix + "token_type_ids"]))
+                                   for f in features]
+    return {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+
+
+class ONNXCLNER:
+    """A CLNER model exported by `export_onnx`, run with ONNX Runtime (no torch model is loaded).
+
+    Args:
+        path: the exported folder. providers: ONNX Runtime execution providers (default: CPU).
+        threads: intra-op threads of the session (default: ONNX Runtime's).
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: Optional[Sequence[str]] = None,
+                 threads: Optional[int] = None):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path / ONNX_FILE), sess_options=options,
+                                            providers=list(providers or ["CPUExecutionProvider"]))
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        crf = json.loads((path / CRF_FILE).read_text(encoding="utf-8"))
+        self.labels = list(crf["labels"])
+        self.start, self.transitions, self.end = _crf_scores(crf)
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        self.max_seq_length = int(config.get("max_seq_length") or 512)
+        self.window_stride = int(config.get("window_stride") or 16)
+        self.snippet_separator = config.get("snippet_separator")
+
+    def emissions(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Word-level emissions `(B, W, C)` of one padded view."""
+        return self.session.run(["emissions"], {k: v for k, v in batch.items() if k in self.input_names})[0]
+
+    def predict(self, inputs: str | Sequence[str | Sequence[str]], contexts=None, batch_size: int = 16,
+                return_entities: Optional[bool] = None) -> list:
+        """As `CLNERForTokenClassification.predict`: one text gives its entities; a list of sentences (texts or
+        word lists) gives their tags, or their entities with `return_entities=True`."""
+        from modeling_clner import _whitespace_words, encode_example, group_entities, split_words
+
+        single = isinstance(inputs, str)
+        if single:
+            inputs, contexts = [inputs], None if contexts is None else [contexts]
+        entities = single if return_entities is None else bool(return_entities)
+        sentences, texts, offsets = [], [], []
+        for x in inputs:
+            if isinstance(x, str):
+                spans = split_words(x) if entities else _whitespace_words(x)
+                words, text, offs = [w for w, _, _ in spans], x, [(a, b) for _, a, b in spans]
+            else:
+                words, offs, pos = [str(w) for w in x], [], 0
+                for w in words:
+                    offs.append((pos, pos + len(w)))
+                    pos += len(w) + 1
+                text = " ".join(words)
+            sentences.append(words)
+            texts.append(text)
+            offsets.append(offs)
+        with_context = contexts is not None and any(c for c in contexts)
+        prefix = "ctx_" if with_context else ""
+        features = []
+        for i, words in enumerate(sentences):
+            if words:
+                for feat in encode_example(self.tokenizer, words, contexts[i] if contexts is not None else None,
+                                           self.max_seq_length, self.window_stride, self.snippet_separator):
+                    feat["example_id"] = i
+                    features.append(feat)
+        tags = [[None] * len(s) for s in sentences]
+        scores = [[0.0] * len(s) for s in sentences]
+        used = [False] * len(sentences)
+        pad = self.tokenizer.pad_token_id or 0
+        for b in range(0, len(features), batch_size):
+            chunk = features[b: b + batch_size]
+            batch = _pad(chunk, pad, prefix)
+            emissions = self.emissions(batch)
+            lengths = (batch["word_index"] >= 0).sum(1)
+            for feat, em, n in zip(chunk, emissions, lengths):
+                path = viterbi_numpy(em, int(n), self.start, self.transitions, self.end)
+                marg = marginals_numpy(em, int(n), self.start, self.transitions, self.end) if entities else None
+                i, start = feat["example_id"], feat["word_start"]
+                used[i] = used[i] or (with_context and bool(feat["has_context"]))
+                for k in range(feat["own_start"], feat["own_end"]):
+                    tags[i][start + k] = self.labels[path[k]]
+                    if entities:
+                        scores[i][start + k] = float(marg[k, path[k]])
+        if not entities:
+            return tags
+        results = []
+        for i, (text, offs) in enumerate(zip(texts, offsets)):
+            found = []
+            for etype, a, b in group_entities(tags[i]):
+                start, end = offs[a][0], offs[b - 1][1]
+                found.append({"entity_group": etype, "score": sum(scores[i][a:b]) / (b - a), "word": text[start:end],
+                              "start": start, "end": end, "word_span": [a, b], "context_used": used[i]})
+            results.append(found)
+        return results[0] if single else results
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def main(argv=None) -> int:
+    """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX."""
+    parser = argparse.ArgumentParser(prog="clner-export-onnx", description=main.__doc__.split(": ", 1)[1])
+    parser.add_argument("model", help="trained CLNER model: a folder or a Hub id")
+    parser.add_argument("output", help="folder to write model.onnx, crf.json, config.json and the tokenizer to")
+    parser.add_argument("--revision", help="Hub revision of MODEL")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    parser.add_argument("--check", action="store_true",
+                        help="afterwards, compare ONNX and torch tags on a few sentences (needs onnxruntime)")
+    args = parser.parse_args(argv)
+    from transformers import AutoTokenizer
+
+    from modeling_clner import CLNERForTokenClassification
+
+    hub = {"revision": args.revision} if args.revision else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model, **hub)
+        model = CLNERForTokenClassification.from_pretrained(args.model, use_safetensors=True, **hub)
+    except (OSError, ValueError) as exc:
+        parser.exit(2, f"clner-export-onnx: error: cannot load a CLNER model from {args.model}: {exc}\n")
+    out = export_onnx(model, tokenizer, args.output, opset=args.opset)
+    size = (out / ONNX_FILE).stat().st_size / 2**20
+    print(f"exported {args.model} to {out / ONNX_FILE} ({size:.1f} MiB) with {CRF_FILE}, config and tokenizer")
+    if args.check:
+        sample = [["Justin", "Bieber", "lands", "in", "Paris", "tonight"], ["nothing", "here"]]
+        same = ONNXCLNER(out).predict(sample) == model.predict(sample, tokenizer)
+        print(f"ONNX tags {'equal' if same else 'DIFFER FROM'} torch tags on {len(sample)} sentences")
+        return 0 if same else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

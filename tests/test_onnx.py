@@ -1,0 +1,80 @@
+"""ONNX export: ONNX Runtime emissions + numpy Viterbi give the torch model's tags on real WNUT-17 dev rows, in both
+views; the numpy CRF matches the torch CRF."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_bert_config
+
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, LinearChainCRF, scheme_constraints
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx_clner import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy  # noqa: E402
+
+WNUT_LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
+                       for p in ("B", "I")]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_numpy_crf_matches_torch_crf():
+    torch.manual_seed(0)
+    crf = LinearChainCRF(len(WNUT_LABELS), scheme_constraints(WNUT_LABELS, "BIO"))
+    with torch.no_grad():
+        for p in (crf.start_transitions, crf.transitions, crf.end_transitions):
+            p.normal_(0, 2.0)
+    emissions = torch.randn(5, 9, len(WNUT_LABELS)) * 3
+    lengths = torch.tensor([9, 4, 1, 7, 2])
+    mask = torch.arange(9)[None, :] < lengths[:, None]
+    paths = crf.viterbi_decode(emissions, mask)
+    marginals = crf.marginals(emissions, mask).detach()
+    start, trans, end = crf._scores(torch.float64)
+    start, trans, end = (t.detach().numpy() for t in (start, trans, end))
+    for b, n in enumerate(lengths.tolist()):
+        assert viterbi_numpy(emissions[b].numpy(), n, start, trans, end) == paths[b, :n].tolist()
+        np.testing.assert_allclose(marginals_numpy(emissions[b].numpy(), n, start, trans, end),
+                                   marginals[b, :n].double().numpy(), atol=1e-5)
+    assert viterbi_numpy(emissions[0].numpy(), 0, start, trans, end) == []
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, minilm_tokenizer):
+    torch.manual_seed(0)
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(WNUT_LABELS)),
+                         max_seq_length=64)
+    model = CLNERForTokenClassification(config).eval()
+    with torch.no_grad():  # decisive random emissions and transitions: many entities, constraints that matter
+        model.classifier.weight.normal_(0, 1.0)
+        model.crf.transitions.normal_(0, 1.0)
+    folder = export_onnx(model, minilm_tokenizer, tmp_path_factory.mktemp("onnx"))
+    return model, folder
+
+
+def test_onnx_predictions_equal_torch_on_wnut17_dev(exported, minilm_tokenizer, wnut_dir):
+    from data_clner import read_clner
+
+    model, folder = exported
+    rows = read_clner(wnut_dir / "dev.context.txt")[:24]
+    sentences = [r["tokens"] for r in rows]
+    contexts = [r["context"] for r in rows]
+    assert any(len(minilm_tokenizer(s, is_split_into_words=True)["input_ids"]) > 30 for s in sentences)
+    onnx_model = ONNXCLNER(folder, threads=1)
+    torch_tags = model.predict(sentences, minilm_tokenizer, batch_size=8)
+    assert onnx_model.predict(sentences, batch_size=8) == torch_tags
+    assert sum(t != "O" for tags in torch_tags for t in tags) > 10  # the comparison covers entities
+    # the context view, cut to the 64 sub-tokens of a view
+    assert onnx_model.predict(sentences, contexts=contexts, batch_size=8) == model.predict(
+        sentences, minilm_tokenizer, contexts=contexts, batch_size=8)
+    # entities with offsets and scores, as torch's predict gives them
+    text = " ".join(sentences[0])
+    got, want = onnx_model.predict(text), model.predict(text, minilm_tokenizer)
+    assert [(e["entity_group"], e["start"], e["end"]) for e in got] == [
+        (e["entity_group"], e["start"], e["end"]) for e in want]
+    assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-4)
+
+
+def test_long_sentence_windows(exported, minilm_tokenizer):
+    model, folder = exported
+    words = [f"word{i}" for i in range(120)]  # longer than 64 sub-tokens: windows stitched back
+    assert ONNXCLNER(folder).predict([words]) == model.predict([words], minilm_tokenizer)
