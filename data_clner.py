@@ -30,6 +30,7 @@ Sentence lines are ``token<TAB>tag`` (a single space is tolerated). The context 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -1525,3 +1526,12 @@ def stitch_windows(
             )
         results.append(words)
     return results
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` of the clner commands, each default said once: a help text that states its default keeps its own
+    words, the others get argparse's ``(default: ...)``."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if "default" in text.lower() else super()._get_help_string(action)

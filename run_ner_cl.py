@@ -15,7 +15,6 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -40,6 +39,7 @@ from data_clner import (
     TAG_SCHEMES,
     CLNERDataCollator,
     CLNERUsageError,
+    HelpFormatter,
     as_user_error,
     check_labels,
     get_label_list,
@@ -142,14 +142,6 @@ def packaged_minilm() -> str:
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, CLArguments, TrainingArguments)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """`--help` with each default said once: a help text that states its default keeps its own words."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        return text if "default" in text.lower() else super()._get_help_string(action)
 
 
 #: arguments that name input paths: in a JSON/YAML arguments file, relative ones are read from the file's folder

@@ -17,8 +17,8 @@ from conftest import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 MODULES = sorted(p.stem for p in REPO_ROOT.glob("*.py"))  # the flat layout: every top-level module is installed
-COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "predict_clner:main",
-            "clner-retrieve": "retrieve_clner:main", "clner-push": "model_card_clner:main",
+COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "predict_clner:cli",
+            "clner-retrieve": "retrieve_clner:cli", "clner-push": "model_card_clner:main",
             "clner-export-onnx": "onnx_clner:main"}
 
 
@@ -77,6 +77,9 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, (command, proc.stderr[-3000:])
         assert "usage:" in proc.stdout, command
+        # each option states its default once: argparse's "(default: ...)" only where the text has none
+        options = re.split(r"\n  (?=-)", proc.stdout)
+        assert [o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.I)) > 1] == []
 
     # a published model, loaded as Hub remote code next to the installed package
     import torch

@@ -326,12 +326,9 @@ def saved_model(tmp_path_factory, minilm_tokenizer):
 
 
 def run_cli(argv):
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    try:
-        import predict
-    finally:
-        sys.path.pop(0)
-    return predict.main(argv)
+    import predict_clner
+
+    return predict_clner.main(argv)
 
 
 def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, capsys):
@@ -457,19 +454,34 @@ def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path)
                                    "encoding with --encoding (e.g. --encoding latin-1)")
 
 
-def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path):
+def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path, minilm_dir, capsys):
+    """--retrieve with a local corpus, re-ranked by --rerank_model (any encoder, not only roberta-large); the run
+    reports how many rows used a context and why the others did not; an encoder that cannot be loaded stops it."""
     pytest.importorskip("bm25s")
     path, _ = saved_model
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Paris is the capital of France .\nJohn Smith is a singer .\n", encoding="utf-8")
     text_in = tmp_path / "in.txt"
-    text_in.write_text("Paris is nice\n", encoding="utf-8")
+    text_in.write_text("Paris is nice\nqwxz vbnm\n\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    run_cli(["--model", str(path), "--input", str(text_in), "--output", str(out), "--retrieve", "--retriever", "bm25",
-             "--corpus", str(corpus), "--no_rerank", "--retrieval_cache", str(tmp_path / "cache.sqlite"),
-             "--no_progress"])
-    (line,) = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert line["context_used"] is True and "note" not in line
+    common = ["--model", str(path), "--input", str(text_in), "--output", str(out), "--retrieve", "--retriever",
+              "bm25", "--corpus", str(corpus), "--retrieval_cache", str(tmp_path / "cache.sqlite"), "--no_progress"]
+    run_cli(common + ["--rerank_model", str(minilm_dir), "--rerank_layer", "4"])
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["context_used"] is True and "note" not in lines[0]
+    assert lines[1]["context_used"] is False and lines[1]["note"] == "sentence view: retrieval found no context"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "clner-predict: 3 sentences, " + str(sum(len(x["entities"]) for x in lines)) + " entities; 1 of 3 tagged "
+        "with a context (0 given, 1 retrieved); without one: sentence view: retrieval found no context (1)")
+    run_cli(common + ["--no_rerank"])
+    assert json.loads(out.read_text(encoding="utf-8").splitlines()[0])["context_used"] is True
+    import predict_clner
+
+    with pytest.raises(SystemExit) as exit_info:
+        predict_clner.cli(common + ["--rerank_model", str(tmp_path / "no-such-encoder")])
+    assert exit_info.value.code == 2
+    assert re.search(r"error: --retrieve: cannot load the re-ranker '.*no-such-encoder' \(.*\)\. Pass "
+                     r"--rerank_model .* or --no_rerank to keep the search order$", capsys.readouterr().err.strip())
 
 
 def test_pipeline_file_imports_modeling_both_ways():

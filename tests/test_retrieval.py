@@ -472,13 +472,10 @@ def test_num_proc_rerank_matches_single_process(scorer, tmp_path):
 
 # ------------------------------------------------------------------------------------------ outputs + CLI
 def test_cli_bm25_rerank_outputs_and_provenance(tmp_path, minilm_dir):
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    try:
-        import retrieve_contexts as cli
-    finally:
-        sys.path.pop(0)
+    import retrieve_clner as cli
+
     common = [str(FIXTURES / "sentences.conll"), "--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"),
-              "--index-dir", str(tmp_path / "index"), "--model", str(minilm_dir), "--layer", "4", "--top-k", "2",
+              "--index_dir", str(tmp_path / "index"), "--model", str(minilm_dir), "--layer", "4", "--top_k", "2",
               "--cache", str(tmp_path / "cache.sqlite")]
     assert cli.main([common[0], str(tmp_path / "out.parquet"), *common[1:]]) == 0
     out = datasets.Dataset.from_parquet(str(tmp_path / "out.parquet"))
@@ -491,8 +488,11 @@ def test_cli_bm25_rerank_outputs_and_provenance(tmp_path, minilm_dir):
     assert provenance["backend"] == "bm25" and provenance["packages"]["bm25s"] and provenance["date"]
     assert provenance["config"]["top_k"] == 2 and provenance["rows"] == len(sentences)
 
-    for name in ("out.txt", "out.jsonl", "out_dir"):  # same run: cache hits, written in every format
-        assert cli.main([common[0], str(tmp_path / name), *common[1:]]) == 0
+    # same run: cache hits, written in every format; the kebab-case spellings of the flags still work
+    kebab = [{"--index_dir": "--index-dir", "--top_k": "--top-k"}.get(a, a) for a in common]
+    assert cli.parse_args(["in", "out", *kebab[1:]]) == cli.parse_args(["in", "out", *common[1:]])
+    for name in ("out.txt", "out.jsonl", "out_dir"):
+        assert cli.main([common[0], str(tmp_path / name), *kebab[1:]]) == 0
     assert [r["context"] for r in data_clner.read_clner(tmp_path / "out.txt")] == out["context"]
     assert datasets.Dataset.from_json(str(tmp_path / "out.jsonl"))["context"] == out["context"]
     saved = datasets.load_from_disk(str(tmp_path / "out_dir"))["train"]
@@ -573,9 +573,9 @@ def test_corrupt_truncated_or_directory_cache_names_the_file_and_the_fix(tmp_pat
         f.truncate(path.stat().st_size // 2)
     with pytest.raises(rc.RetrievalError, match=re.escape(f"retrieval cache {path} is unusable")) as err:
         rc.RetrievalCache(path).get_many("search", [f"k{i}" for i in range(300)])
-    assert "--rebuild-cache" in str(err.value)
+    assert "--rebuild_cache" in str(err.value)
     path.write_bytes(b"not a database" * 100)
-    with pytest.raises(rc.RetrievalError, match=r"unusable \(file is not a database\).*--rebuild-cache"):
+    with pytest.raises(rc.RetrievalError, match=r"unusable \(file is not a database\).*--rebuild_cache"):
         rc.ContextRetriever(lambda q, k: [q], fast(), cache_path=path)
     retriever = rc.ContextRetriever(lambda q, k: [q + " again"], fast(), cache_path=path, rebuild_cache=True)
     assert retriever.retrieve("fresh")[0] == ["fresh again"]
@@ -608,7 +608,7 @@ def test_unwritable_bm25_index_folder_suggests_index_dir(tmp_path, monkeypatch, 
     monkeypatch.setattr(bm25s.BM25, "save", read_only)  # a read-only corpus folder (root ignores chmod)
     with caplog.at_level("WARNING", logger="retrieval_clner"):
         backend = rc.BM25Backend(corpus)
-    assert f"cannot save the BM25 index to {corpus}.bm25s" in caplog.text and "--index-dir" in caplog.text
+    assert f"cannot save the BM25 index to {corpus}.bm25s" in caplog.text and "--index_dir" in caplog.text
     assert backend.search("who scored twice for Riverside United", 1)
 
 
@@ -620,13 +620,13 @@ def run_script(name, *args):
 
 def test_cli_offline_default_reranker_is_one_clear_error(tmp_path):
     proc = run_script("retrieve_contexts.py", FIXTURES / "sentences.conll", tmp_path / "out.jsonl", "--backend",
-                      "bm25", "--corpus", FIXTURES / "corpus.txt", "--index-dir", tmp_path / "index", "--cache",
+                      "bm25", "--corpus", FIXTURES / "corpus.txt", "--index_dir", tmp_path / "index", "--cache",
                       tmp_path / "c.sqlite")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
     assert line.startswith("retrieve_contexts.py: error: the default re-ranker roberta-large")
-    assert "needs the Hugging Face Hub" in line and "--model" in line and "--no-rerank" in line
+    assert "needs the Hugging Face Hub" in line and "--model" in line and "--no_rerank" in line
     assert not (tmp_path / "out.jsonl").exists()
 
 
