@@ -169,7 +169,8 @@ def recipe_summary(config) -> Optional[str]:
         return f"{two_views}, each with its CRF loss and no cooperative-learning loss (the ablation of CLNER)"
     loss = {"kl": "CL-KL, the KL divergence between the two views' CRF word posteriors",
             "l2": "CL-L2, the distance between the two views' word representations"}.get(cl, cl)
-    return f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the context view"
+    return (f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the "
+            "context view")
 
 
 def _objective_rows(config) -> list[tuple[str, Any]]:
@@ -330,15 +331,16 @@ def build_model_card(
               for k, v in group.items() if k in METRICS]
     scale = 100.0 if values and max(values) <= 1.0 else 1.0
     lines = [f"# {model_name}", ""]
-    encoder_text = f"a {encoder_type} encoder{f' (`{base_model}`)' if base_model else ''} with a linear-chain CRF over words"
+    encoder_text = (f"a {encoder_type} encoder{f' (`{base_model}`)' if base_model else ''} with a linear-chain CRF "
+                    "over words")
     tags_text = (f"It tags {', '.join(f'`{t}`' for t in entity_types) or 'the labels in `config.json`'} "
                  f"({getattr(config, 'tag_scheme', 'BIO')}).")
     if recipe:
         lines.append(f"A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021)"
                      f"{f' on {dataset_label}' if dataset_label else ''}: {encoder_text}, {recipe}. {tags_text}")
     else:
-        lines.append(f"A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {encoder_text}; its config records "
-                     f"no training recipe. {tags_text}")
+        lines.append(f"A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {encoder_text}; its config "
+                     f"records no training recipe. {tags_text}")
     lines += ["", "## Results", ""]
     if parsed:
         unit = " (%)" if scale == 100.0 else ""
@@ -500,7 +502,8 @@ def _gold_char_spans(tokens: Sequence[str], tags: Sequence[str]) -> set[tuple[st
 
 
 def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int = 4, *,
-                           min_words: int = 5, max_words: int = 40, pipe=None, max_candidates: int = 512) -> list[dict]:
+                           min_words: int = 5, max_words: int = 40, pipe=None,
+                           max_candidates: int = 512) -> list[dict]:
     """Pick `k` evaluation rows (dicts with `tokens`, `tags`, `context`) that together cover as many gold entity types
     as possible, preferring rows the model tags exactly right, with each one's widget `output` computed by the CLNER
     pipeline (sentence view, as the widget sends text only).
@@ -615,9 +618,9 @@ def _source_file(module) -> Path:
 def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional[ModelCard] = None) -> Path:
     """Write the complete folder to upload: safetensors weights, config (with `auto_map` and `custom_pipelines`),
     `modeling_clner.py` + `pipeline_clner.py`, the tokenizer and `README.md`: `card` (replacing an existing card, with
-    a warning), else the card already there, else a minimal card without results. Stale pickle weight files of an earlier save in `output_dir` are removed; other files are left alone
-    (and `push_to_hub` does not upload pickles, checkpoints or logs). Returns the folder, checked by
-    `check_hub_folder`."""
+    a warning), else the card already there, else a minimal card without results. Stale pickle weight files of an
+    earlier save in `output_dir` are removed; other files are left alone (and `push_to_hub` does not upload pickles,
+    checkpoints or logs). Returns the folder, checked by `check_hub_folder`."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     for pattern in STALE_WEIGHT_PATTERNS:

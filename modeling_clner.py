@@ -718,8 +718,8 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         """Run one view. `labels (B, W)` are word-level tag ids, -100 on padding; returns word-level outputs."""
         if word_index is None:
             raise ValueError(
-                "CLNERForTokenClassification labels words with a CRF, so it needs `word_index` (B, W), the position of "
-                "each word's first sub-token; raw tokenizer output and transformers' stock token-classification "
+                "CLNERForTokenClassification labels words with a CRF, so it needs `word_index` (B, W), the position "
+                "of each word's first sub-token; raw tokenizer output and transformers' stock token-classification "
                 "pipeline do not provide it. To tag text, use `model.predict(\"some text\", tokenizer)` or the CLNER "
                 "pipeline: `pipeline(\"ner\", model=<this model's folder or Hub id>, trust_remote_code=True)`. To "
                 "build model inputs yourself, use `model.prepare_inputs` or `modeling_clner.encode_example`."

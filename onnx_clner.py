@@ -82,8 +82,8 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
               for name in ("start_transitions", "transitions", "end_transitions")}
     allowed = {name: getattr(crf, name).cpu().tolist()
                for name in ("allowed_start", "allowed_transitions", "allowed_end")}
-    (out / CRF_FILE).write_text(json.dumps({"labels": model.config.labels, "use_constraints": bool(crf.use_constraints),
-                                            **scores, **allowed}), encoding="utf-8")
+    crf_file = {"labels": model.config.labels, "use_constraints": bool(crf.use_constraints), **scores, **allowed}
+    (out / CRF_FILE).write_text(json.dumps(crf_file), encoding="utf-8")
     model.config.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

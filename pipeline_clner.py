@@ -19,8 +19,8 @@ constraints hold), ``score`` is the mean CRF marginal p(y_t = Viterbi tag | x) o
 ``end`` are character offsets into the input text (for pre-split words: into ``" ".join(words)``) and ``word_span``
 the ``[first, last + 1)`` word indices. ``context_used`` says whether the context view ran; when it did not (no
 context given, retrieval off, failed or empty, or no room for the context) a warning is issued if a context or
-retrieval was asked for, and the ``note`` of ``return_details=True`` says why. ``return_details=True`` gives, per input, a dict with the entities, the
-words, their tags and scores, the context used and the note, also for inputs without entities.
+retrieval was asked for. ``return_details=True`` gives, per input, a dict with the entities, the words, their tags
+and scores, the context used and a ``note`` saying why it was not, also for inputs without entities.
 
 Long inputs are split into overlapping windows by `modeling_clner.encode_example` and stitched back, as
 `CLNERForTokenClassification.predict` does, so the pipeline and ``predict`` agree word for word.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import warnings
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -183,9 +182,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
             if strategy in ("first", "average", "max") and strategy not in self._strategies_warned:
                 # they choose how sub-token predictions make a word's label; the CRF labels whole words jointly
                 self._strategies_warned.add(strategy)
-                warnings.warn(f"aggregation_strategy={strategy!r} has no effect on a CLNER model: the CRF labels whole "
-                              "words (never sub-tokens), and entities are grouped from its Viterbi tags as with "
-                              "'simple'", UserWarning, stacklevel=4)
+                warnings.warn(f"aggregation_strategy={strategy!r} has no effect on a CLNER model: the CRF labels "
+                              "whole words (never sub-tokens), and entities are grouped from its Viterbi tags as "
+                              "with 'simple'", UserWarning, stacklevel=4)
             postprocess["aggregation_strategy"] = "none" if strategy == "none" else "simple"
         if ignore_labels is not None:
             postprocess["ignore_labels"] = list(ignore_labels)

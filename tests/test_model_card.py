@@ -154,9 +154,9 @@ def test_card_body_patterns():
     assert re.search(r"^\| sentences \| 3 \|$", text, re.M)
     assert re.search(r"^\| with a context \| 1 \(33\.3%\) \|$", text, re.M)
     assert re.search(r"^\| words per sentence \(min / median / max\) \| 1 / 3 / 6 \|$", text, re.M)
-    assert re.search(r"^\| entity type \| entities \|\n\| --- \| --- \|\n\| location \| 1 \|\n\| person \| 3 \|$", text,
-                     re.M)
-    assert re.findall(r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M) == [
+    assert "| entity type | entities |\n| --- | --- |\n| location | 1 |\n| person | 3 |\n" in text
+    row = r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$"
+    assert re.findall(row, text, re.M) == [
         ("1", "10", "9.25", "8", "41.00", "45.00", "43.00"), ("2", "20", "4.125", "6.5", "50.00", "55.00", "52.50")]
     assert re.search(r"^\| Transformers \| 5\.23\.0 \|$", text, re.M)
     # contexts and citation
@@ -239,7 +239,8 @@ def test_choose_widget_examples_prefers_rows_the_model_gets_right(minilm_tokeniz
 
 def test_training_set_statistics_and_epoch_results():
     assert training_set_statistics(TRAIN_ROWS, unlabeled=4) == {
-        "sentences": 3, "with_context": 1, "unlabeled": 4, "words": (1, 3, 6), "entities": {"location": 1, "person": 3}}
+        "sentences": 3, "with_context": 1, "unlabeled": 4, "words": (1, 3, 6),
+        "entities": {"location": 1, "person": 3}}
     assert [(r["epoch"], r["step"], r["training_loss"], r["f1"]) for r in epoch_results(LOG_HISTORY)] == [
         (1.0, 10, 9.25, 0.43), (2.0, 20, 4.125, 0.525)]
 

@@ -8,13 +8,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
 
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 MODULES = sorted(p.stem for p in REPO_ROOT.glob("*.py"))  # the flat layout: every top-level module is installed
 COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "predict_clner:cli",

@@ -590,7 +590,8 @@ def test_cli_accepts_run_ner_flags(tiny_encoder_dir, tmp_path, capsys, caplog):
     with pytest.raises(SystemExit) as exit_info:
         run_cli_main(run_ner_cl.main, again)
     assert exit_info.value.code == 2
-    assert re.search(r"label\(s\) unseen in training: 'B-org'.*pass --ignore_mismatched_sizes", capsys.readouterr().err)
+    assert re.search(r"label\(s\) unseen in training: 'B-org'.*pass --ignore_mismatched_sizes",
+                     capsys.readouterr().err)
     run_ner_cl.main(again + ["--ignore_mismatched_sizes"])
     second = CLNERForTokenClassification.from_pretrained(tmp_path / "second")
     assert sorted(second.config.labels) == ["B-org", "O"] and second.classifier.out_features == 2
