@@ -301,14 +301,14 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
     if data_args.text_column_name:
         if data_args.token_column_name and data_args.token_column_name != data_args.text_column_name:
             raise CLNERUsageError(f"--text_column_name {data_args.text_column_name} and --token_column_name "
-                             f"{data_args.token_column_name} name different columns; give one of them")
+                                  f"{data_args.token_column_name} name different columns; give one of them")
         data_args.token_column_name = data_args.text_column_name
     if data_args.label_all_tokens:
         logger.warning("--label_all_tokens has no effect: the CRF labels each word (at its first sub-token) and "
                        "never labels sub-tokens")
     if training_args.push_to_hub and not training_args.do_train:
-        raise CLNERUsageError("--push_to_hub needs --do_train: an evaluation or prediction run writes only results and "
-                         "leaves the model as it is")
+        raise CLNERUsageError("--push_to_hub needs --do_train: an evaluation or prediction run writes only results "
+                              "and leaves the model as it is")
 
 
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
