@@ -656,14 +656,29 @@ def _split_source(data_args: DataTrainingArguments, split: str) -> str:
 def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: TrainingArguments, raw,
                 started: float, prediction_view: Optional[str] = None, per_type: bool = False,
                 model_path: Optional[str] = None) -> str:
-    """The block that ends a run: both views' F1 on each evaluated split (named), the per-type F1 table (once), the
-    output folder and the files this run wrote into it."""
+    """What ends a run: the per-type F1 table (once, with --return_entity_level_metrics), then the summary block:
+    both views' F1 on each evaluated split (named), the output folder and the files this run wrote into it."""
     rule = "=" * 100
-    lines = ["", rule, "clner run summary", rule]
     splits = [(name, prefix, split) for name, prefix, split in (("dev", "eval", "validation"),
                                                                ("test", "predict", "test"))
               if any(k.startswith(f"{prefix}_sentence_") for k in metrics)]
     parsed = {name: parse_view_metrics(metrics, prefix) for name, prefix, _ in splits}
+    lines = []
+    types = sorted({t for views in parsed.values() for view in views.values() for t in view["types"]})
+    if per_type and types:
+        lines += ["", "per entity type, F1 (%) [gold entities]:",
+                  f"{'type':<19} " + " ".join(f"{f'{name} {v}':>15}" for name, _, _ in splits
+                                             for v in ("sentence", "context")) + "   support"]
+        for t in types:
+            cells, support = [], []
+            for name, _, _ in splits:
+                for v in ("sentence", "context"):
+                    value = parsed[name].get(v, {}).get("types", {}).get(t, {}).get("f1")
+                    cells.append(f"{100 * value:>15.2f}" if value is not None else f"{'-':>15}")
+                n = parsed[name].get("context", parsed[name].get("sentence", {})).get("types", {}).get(t, {})
+                support.append(f"{name} {int(n['number'])}" if "number" in n else "")
+            lines.append(f"{t:<19} " + " ".join(cells) + "   " + ", ".join(s for s in support if s))
+    lines += ["", rule, "clner run summary", rule]
     if splits:
         lines.append(f"{'entity-level F1 (%)':<19} {'sentence view':>13} {'context view':>13} {'mean':>7}   data")
         for name, prefix, split in splits:
@@ -674,24 +689,10 @@ def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: 
             size = f", {len(raw[split])} sentences" if raw is not None and split in raw else ""
             lines.append(f"{name:<19} {cells[0]} {cells[1]} {100 * mean if mean is not None else float('nan'):>7.2f}"
                          f"   {_split_source(data_args, split)}{size}")
-        types = sorted({t for views in parsed.values() for view in views.values() for t in view["types"]})
-        if per_type and types:
-            lines += ["", "per entity type, F1 (%) [gold entities]:",
-                      f"{'type':<19} " + " ".join(f"{f'{name} {v}':>15}" for name, _, _ in splits
-                                                 for v in ("sentence", "context")) + "   support"]
-            for t in types:
-                cells, support = [], []
-                for name, _, _ in splits:
-                    for v in ("sentence", "context"):
-                        value = parsed[name].get(v, {}).get("types", {}).get(t, {}).get("f1")
-                        cells.append(f"{100 * value:>15.2f}" if value is not None else f"{'-':>15}")
-                    n = parsed[name].get("context", parsed[name].get("sentence", {})).get("types", {}).get(t, {})
-                    support.append(f"{name} {int(n['number'])}" if "number" in n else "")
-                lines.append(f"{t:<19} " + " ".join(cells) + "   " + ", ".join(s for s in support if s))
     else:
         lines.append("no evaluation (add --do_eval with --validation_file, or --do_predict with --test_file)")
     out = Path(training_args.output_dir).absolute()
-    lines += ["", f"output folder: {out}"]
+    lines.append(f"output folder: {out}")
     written = {p.name for p in out.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1} if out.is_dir() \
         else set()
     for group, names in _FILE_GROUPS:

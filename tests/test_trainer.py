@@ -311,15 +311,17 @@ def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
                     "--max_train_samples", "16", "--num_train_epochs", "2", "--max_seq_length", "64",
                     "--output_dir", str(out), "--report_to", "tensorboard", "--eval_strategy", "epoch",
                     "--logging_steps", "1", "--save_strategy", "no", "--return_entity_level_metrics"])
-    # the run ends with its summary: both views' F1 per named split, the per-type table once, the folder, the files
+    # the run ends with the per-type table (once), then the summary block: both views' F1 per named split, the
+    # folder, the files
+    table = proc.stdout[proc.stdout.rindex("per entity type, F1 (%)"):].splitlines()
+    assert re.fullmatch(r"type +dev sentence +dev context +test sentence +test context   support", table[1])
+    assert [line.split()[0] for line in table[2:8]] == ["corporation", "creative-work", "group", "location",
+                                                        "person", "product"]
     summary = proc.stdout[proc.stdout.rindex("clner run summary"):].splitlines()
     dev = str(SAMPLE / "dev.txt")
     assert re.fullmatch(rf"dev +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[3])
     assert re.fullmatch(rf"test +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[4])
-    assert re.fullmatch(r"type +dev sentence +dev context +test sentence +test context   support", summary[7])
-    assert [line.split()[0] for line in summary[8:14]] == ["corporation", "creative-work", "group", "location",
-                                                          "person", "product"]
-    assert f"output folder: {out}" in summary
+    assert summary[5] == f"output folder: {out}" and len(summary) == 11
     assert "  model:       model.safetensors, config.json, modeling_clner.py, pipeline_clner.py, tokenizer.json, " \
            "tokenizer_config.json" in summary
     assert "  model card:  README.md" in summary
