@@ -878,6 +878,11 @@ def main(argv=None) -> int:
                            token=args.token, create_pr=args.create_pr)
     except ValueError as exc:  # an incomplete folder, a leaked token, contradictory flags
         parser.exit(2, f"clner-push: error: {exc}\n")
+    except Exception as exc:  # noqa: BLE001 - offline, no token, no rights, network
+        reason = " ".join(str(exc).split())[:300]
+        parser.exit(1, f"clner-push: the upload of {args.folder} to {args.repo_id!r} failed ({type(exc).__name__}: "
+                       f"{reason}). Log in (`hf auth login`) or pass --token, check the network, and run this "
+                       "command again\n")
     print(f"uploaded {args.folder} to {getattr(info, 'commit_url', None) or args.repo_id}")
     return 0
 

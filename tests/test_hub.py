@@ -450,3 +450,32 @@ def test_run_ner_cl_failed_upload_names_the_folder_and_the_command(tiny_encoder_
         f"folder {out} is complete (weights, card, remote code, tokenizer); upload it with `clner-push {out} "
         "org/clner-test --revision v1 --private`")
     assert set(check_hub_folder(out)) >= EXPECTED_FILES
+
+
+def test_clner_push_command(published, tmp_path, monkeypatch, capsys):
+    """`clner-push FOLDER REPO_ID` (what a failed run tells the user to run): uploads the folder; an unreachable Hub
+    or an incomplete folder is one line, not a traceback."""
+    from model_card_clner import main as clner_push
+
+    folder = tmp_path / "out"
+    shutil.copytree(published[0], folder)
+    hub = FakeHub(monkeypatch)
+    assert clner_push([str(folder), "org/clner-wnut17", "--revision", "v1", "--private"]) == 0
+    assert hub.names() == ["create_repo", "create_branch", "upload_folder", "upload_file"]
+    assert hub.calls[0][2]["private"] is True and hub.calls[2][2]["revision"] == "v1"
+    assert capsys.readouterr().out.strip() == f"uploaded {folder} to https://hub/commit"
+
+    def unreachable(api, *args, **kwargs):
+        raise ConnectionError("Network is unreachable")
+
+    monkeypatch.setattr(HfApi, "create_repo", unreachable)
+    with pytest.raises(SystemExit) as exit_info:
+        clner_push([str(folder), "org/clner-wnut17"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"clner-push: the upload of {folder} to 'org/clner-wnut17' failed (ConnectionError: Network is unreachable). "
+        "Log in (`hf auth login`) or pass --token, check the network, and run this command again")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        clner_push([str(folder), "org/clner-wnut17"])
+    assert exit_info.value.code == 2 and "missing model.safetensors" in capsys.readouterr().err
