@@ -116,7 +116,7 @@ def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: floa
         "--weight_decay", f"{args.weight_decay:g}",
         "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "1",
         "--load_best_model_at_end", "--report_to", "none", "--logging_steps", "20",
-        "--do_train", "--do_eval", "--do_predict", "--seed", str(seed),
+        "--do_train", "--do_predict", "--seed", str(seed),  # predicting dev scores the best model: no --do_eval
         "--context_source", "WNUT-17 train: ciaochiaociao/CLNER re-retrieval; dev: CLNER paper release",
     ]
     if args.model_name_or_path:
@@ -173,7 +173,7 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
     wall = float(wall_file.read_text())
     state = json.loads((out / "trainer_state.json").read_text())
     curve = curve_of(state)
-    best = json.loads((out / "eval_results.json").read_text())
+    best = json.loads((out / "predict_results.json").read_text())  # the best epoch's model on dev
     extra = {}
     t0 = time.time()
     if method in RANDOM_CONTEXT_METHODS:
@@ -185,7 +185,7 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
     result = dict(method=method, seed=seed, learning_rate=lr, head_learning_rate=head_lr, wall_s=wall,
                   extra_eval_wall_s=round(time.time() - t0, 1),
                   command="python run_ner_cl.py " + shlex.join(cli),
-                  best={k[5:]: v for k, v in best.items() if k.startswith("eval_")},
+                  best={k[8:]: v for k, v in best.items() if k.startswith("predict_")},
                   best_epoch=state.get("best_global_step") and next(
                       (e["epoch"] for e in curve if e["step"] == state["best_global_step"]), None),
                   last=curve[-1] if curve else None, curve=curve, extra=extra,
