@@ -81,7 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--output_dir", default=str(ROOT / "outputs" / "wnut17"))
     p.add_argument("--model_name_or_path", default=None, help="Encoder (default: the packaged all-MiniLM-L6-v2).")
     p.add_argument("--max_seq_length", type=int, default=256)
-    p.add_argument("--learning_rate", type=float, default=1e-4)
+    p.add_argument("--learning_rate", type=float, default=2e-4,
+                   help="Encoder learning rate (default: the best of the --sweep on dev, see docs/results.md).")
     p.add_argument("--head_learning_rate", type=float, default=5e-3)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--eval_batch_size", type=int, default=32)
@@ -91,16 +92,23 @@ def parse_args(argv=None):
     p.add_argument("--test_file", default=None, help="An extra CLNER-format file every model is scored on.")
     p.add_argument("--parallel", type=int, default=2, help="Runs at a time.")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run.")
-    p.add_argument("--extra", default="", help="Extra run_ner_cl.py arguments, one shell-quoted string.")
+    p.add_argument("--extra", default=None,
+                   help="Extra run_ner_cl.py arguments, one shell-quoted string (default: bf16 autocast and length-grouped batches, plus --use_cpu without a GPU: the speed-ups measured in bench_cpu_training.py).")
     p.add_argument("--sweep", action="store_true", help="Learning-rate sweep of the sentence baseline instead.")
-    p.add_argument("--sweep_lrs", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4])
-    p.add_argument("--sweep_head_lrs", nargs="+", type=float, default=[1e-3, 5e-3])
+    p.add_argument("--sweep_lrs", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4, 4e-4])
+    p.add_argument("--sweep_head_lrs", nargs="+", type=float, default=[5e-3])
     p.add_argument("--bootstrap", type=int, default=2000, help="Bootstrap resamples of the dev sentences.")
     p.add_argument("--report_only", action="store_true", help="Only rebuild the summary, doc and plot.")
     p.add_argument("--results_md", default=str(ROOT / "docs" / "results.md"))
     p.add_argument("--plot", default=str(ROOT / "docs" / "wnut17_f1.png"))
     p.add_argument("--no_doc", action="store_true", help="Do not write --results_md / --plot.")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.extra is None:
+        import torch
+
+        args.extra = "--bf16 --train_sampling_strategy group_by_length" + ("" if torch.cuda.is_available() else
+                                                                            " --use_cpu")
+    return args
 
 
 # ------------------------------------------------------------------------------------------------------ runs
@@ -437,7 +445,7 @@ def plot(summary: dict, runs: list[dict], path: Path) -> None:
     ax.set_yticks(range(len(methods)), [LABELS[m] for m in methods], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("dev F1 (%) at the selected epoch: mean, 95% t-interval, seeds")
-    ax.set_title("selected-epoch F1 (open: sentence view, filled: context view)")
+    ax.set_title("selected epoch (open: sentence view, filled: context view)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     fig.suptitle("CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU")
     fig.tight_layout()
@@ -463,6 +471,19 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
             paper = " / ".join("—" if v is None else f"{v:.2f}" for v in PAPER[method])
             out.append(f"| {LABELS[method]} | {', '.join(map(str, row['seeds']))} | {fmt(row[f'{pick}_sentence_f1'])} "
                        f"| {fmt(row[f'{pick}_context_f1'])} | {paper} |")
+        out.append("")
+    epochs = sorted({e["epoch"] for r in runs for e in r["curve"]})
+    if len(epochs) > 1:
+        out += ["### Dev F1 (%) per epoch, sentence view / context view (mean over seeds)", "",
+                "| method | " + " | ".join(f"epoch {e:g}" for e in epochs) + " |",
+                "| --- | " + " | ".join("---" for _ in epochs) + " |"]
+        for method in table:
+            cells = []
+            for epoch in epochs:
+                at = [e for r in runs if r["method"] == method for e in r["curve"] if e["epoch"] == epoch]
+                cells.append(" / ".join(f"{100 * statistics.fmean(e[f'{v}_f1'] for e in at):.2f}" for v in VIEWS)
+                             if at else "—")
+            out.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
         out.append("")
     out += ["Mean ± sample standard deviation over seeds. Selected epoch: the best dev epoch of the criterion in "
             "the per-run table (the two-view mean F1 for two-view methods, the trained view's F1 for the "
