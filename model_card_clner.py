@@ -784,6 +784,8 @@ def _run_hyperparameters(training_args, cl_args, data_args) -> dict:
     hyper = {k: getattr(training_args, k) for k in _HYPERPARAMETERS if getattr(training_args, k, None) not in
              (None, False, 0, -1) or k == "seed"}
     hyper = {k: getattr(v, "value", v) for k, v in hyper.items()}  # enums (scheduler, optimizer) by their value
+    if hyper.get("max_steps", -1) > 0:  # it ended training: num_train_epochs never applied (as in the Trainer's card)
+        hyper.pop("num_train_epochs", None)
     if cl_args is None:
         return hyper
     get = lambda name, default=None: getattr(cl_args, name, default)  # noqa: E731
@@ -816,8 +818,10 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
     push = bool(getattr(training_args, "push_to_hub", False)) if push is None else push
     out = Path(training_args.output_dir)
     base = getattr(model_args, "model_name_or_path", None) or _PACKAGED_MINILM_ID
-    dataset_id = getattr(data_args, "dataset_name", None) or getattr(data_args, "dataset_card_name", None)
-    dataset_name = getattr(data_args, "dataset_card_name", None) or dataset_id
+    card_name = getattr(data_args, "dataset_card_name", None)
+    # a display name ("WNUT-17 tweets") names the data in the card; only a Hub dataset id fills `datasets:`
+    dataset_id = getattr(data_args, "dataset_name", None) or (card_name if _is_repo_id(card_name) else None)
+    dataset_name = card_name or dataset_id
     language = getattr(model_args, "language", None)
     stats = None
     if raw is not None and "train" in raw:

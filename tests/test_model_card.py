@@ -282,3 +282,30 @@ def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.datasets == ["leondz/wnut_17"] and "on leondz/wnut_17" in card.text
     assert re.search(r"replacing the model card .*README\.md", caplog.text)
+
+
+def test_publish_from_run_display_name_and_max_steps(tmp_path, minilm_tokenizer, monkeypatch):
+    """--dataset_card_name that is a display name, not a Hub id, names the data in the card but stays out of
+    `datasets:`; a run ended by --max_steps lists max_steps, never the num_train_epochs that did not apply."""
+    datasets = pytest.importorskip("datasets")
+    from trainer_clner import CLArguments
+
+    monkeypatch.chdir(tmp_path)
+    cl_args = CLArguments(train_views="sentence")
+    model = tiny_model(**cl_args.recipe())
+    raw = {"train": datasets.Dataset.from_list(TRAIN_ROWS)}
+    args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
+                           num_train_epochs=3.0, max_steps=2, seed=42, per_device_train_batch_size=8)
+    data_args = SimpleNamespace(dataset_name=None, train_file=None, validation_file=None, test_file=None,
+                                context_source=None, dataset_config_name=None,
+                                dataset_card_name="WNUT-17 tweets (2017)")
+    model_args = SimpleNamespace(model_name_or_path=None, language=None, license=None)
+    trainer = SimpleNamespace(state=SimpleNamespace(log_history=LOG_HISTORY))
+    publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert card.data.datasets is None and "on WNUT-17 tweets (2017)" in card.text
+    assert re.search(r"^\| max_steps \| 2 \|$", card.text, re.M) and "num_train_epochs" not in card.text
+    args.max_steps = -1  # trained by epochs: they are listed
+    publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert re.search(r"^\| num_train_epochs \| 3\.0 \|$", card.text, re.M) and "max_steps" not in card.text
