@@ -15,9 +15,13 @@ Shapes use B = batch, T = words (CRF time steps), C = tags, L = sub-tokens, H = 
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -108,6 +112,23 @@ _WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['\u2019\-.&]\w+)*|[^\w
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text)."""
     return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+def _context_snippets(value: Any, what: str) -> Optional[list[str]]:
+    """One sentence's context as snippet strings: None, one string, or a list / tuple of strings. Anything else (a
+    dict, None or a number among the snippets) is a TypeError naming the argument, never the text "None" or a
+    dict's keys."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        bad = next((i for i, s in enumerate(value) if not isinstance(s, str)), None)
+        if bad is None:
+            return list(value)
+        raise TypeError(f"{what} must be a string or a list of snippet strings; item {bad} is "
+                        f"{type(value[bad]).__name__} {value[bad]!r}")
+    raise TypeError(f"{what} must be a string or a list of snippet strings (or None), got {type(value).__name__}")
 
 
 def _whitespace_words(text: str) -> list[tuple[str, int, int]]:
@@ -690,7 +711,21 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as usual, with `auto_map` entries for AutoConfig, AutoModel and AutoModelForTokenClassification so
         that `AutoModel.from_pretrained(repo, trust_remote_code=True)` works too (transformers records only one
-        auto class per model class)."""
+        auto class per model class). When `pipeline_clner.py` lies next to this file (a source checkout, an
+        installed copy, a Hub model whose pipeline was loaded), it is saved too and published in
+        `config.custom_pipelines`, so that `pipeline("ner", model=folder, trust_remote_code=True)` builds the CLNER
+        pipeline from any saved folder (a Trainer checkpoint as well), not only from `save_for_hub`'s."""
+        module_file = getattr(sys.modules.get(type(self).__module__), "__file__", None)
+        pipeline_file = Path(module_file).with_name("pipeline_clner.py") if module_file else None
+        if pipeline_file is not None and pipeline_file.is_file() and kwargs.get("is_main_process", True):
+            if not getattr(self.config, "custom_pipelines", None):
+                self.config.custom_pipelines = PublishedPipelines({PIPELINE_TASK: {
+                    "impl": "pipeline_clner.CLNERTokenClassificationPipeline",
+                    "pt": ["AutoModelForTokenClassification"], "type": "text"}})
+            os.makedirs(save_directory, exist_ok=True)  # before saving: save_pretrained may upload (push_to_hub)
+            target = Path(save_directory) / pipeline_file.name
+            if not target.exists() or not os.path.samefile(target, pipeline_file):
+                shutil.copyfile(pipeline_file, target)
         module = type(self).__module__.split(".")[-1]
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.update({
@@ -837,10 +872,15 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         single = isinstance(inputs, str)
         if single:
             inputs = [inputs]
-            contexts = None if contexts is None else [contexts]
-        elif contexts is not None and len(contexts) != len(inputs):
-            raise ValueError(f"contexts has {len(contexts)} entries for {len(inputs)} sentences: give one context "
-                             "(a list of snippets, a string or None) per sentence")
+            contexts = None if contexts is None else [_context_snippets(contexts, "contexts= (one text)")]
+        elif contexts is not None:
+            if not isinstance(contexts, (list, tuple)):
+                raise TypeError(f"contexts= for a list of sentences must be a list with one entry per sentence (a "
+                                f"list of snippets, a string or None), got {type(contexts).__name__}")
+            if len(contexts) != len(inputs):
+                raise ValueError(f"contexts has {len(contexts)} entries for {len(inputs)} sentences: give one context "
+                                 "(a list of snippets, a string or None) per sentence")
+            contexts = [_context_snippets(c, f"contexts[{i}]") for i, c in enumerate(contexts)]
         entities = single if return_entities is None else bool(return_entities)
         sentences, texts, offsets = [], [], []
         for x in inputs:

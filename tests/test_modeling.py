@@ -197,7 +197,8 @@ def test_save_reload_auto_classes(tmp_path, minilm_tokenizer):
     model = tiny_model(crf_constraints=False).eval()
     model.save_pretrained(tmp_path)
     files = sorted(os.listdir(tmp_path))
-    assert "model.safetensors" in files and "modeling_clner.py" in files
+    assert "model.safetensors" in files and "modeling_clner.py" in files and "pipeline_clner.py" in files
+    assert list(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == ["token-classification"]
     assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map == {"AutoConfig": "modeling_clner.CLNERConfig",
@@ -213,7 +214,9 @@ def test_save_reload_auto_classes(tmp_path, minilm_tokenizer):
 
 
 def test_remote_code_load_in_isolated_process(tmp_path, minilm_tokenizer):
-    """The saved folder loads with trust_remote_code=True in a process that cannot import this project."""
+    """The saved folder loads with trust_remote_code=True in a process that cannot import this project, and a plain
+    `save_pretrained` folder (a Trainer checkpoint too) serves the CLNER pipeline under "ner" and
+    "token-classification", not transformers' stock one."""
     model = tiny_model().eval()
     with torch.no_grad():
         model.classifier.weight.normal_(0, 1.0)
@@ -236,6 +239,11 @@ def test_remote_code_load_in_isolated_process(tmp_path, minilm_tokenizer):
             model = auto.from_pretrained(path, trust_remote_code=True).eval()
             assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
             results.append(model.predict({SENTENCES!r}, tok))
+        from transformers import pipeline
+        for task in ("ner", "token-classification"):
+            ner = pipeline(task, model=path, trust_remote_code=True)
+            assert type(ner).__name__ == "CLNERTokenClassificationPipeline", (task, type(ner))
+            assert ner([" ".join(w) for w in {SENTENCES!r}], return_details=True)[0]["tags"] == results[0][0], task
         print(json.dumps(results))
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
