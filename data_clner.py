@@ -52,6 +52,7 @@ __all__ = [
     "as_user_error",
     "apply_tag_scheme",
     "check_labels",
+    "check_output_path",
     "detect_format",
     "get_label_list",
     "load_ner_dataset",
@@ -115,6 +116,22 @@ def as_user_error(*types: type[BaseException]) -> Iterator[None]:
         raise
     except types or (ValueError, TypeError, FileNotFoundError) as err:
         raise CLNERUsageError(str(err)) from err
+
+
+def check_output_path(path: str | os.PathLike, flag: str, directory: bool = False) -> None:
+    """Refuse, before any work, an output ``path`` that cannot be written: a folder where a file is expected
+    (``directory=False``), or a file or nearest existing folder that is not writable (a read-only mount, another
+    user's folder). Missing folders are fine: they are created when writing."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path) and not directory:
+        raise CLNERUsageError(f"{flag} {path} is a directory: give the path of a file")
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if (not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)
+            or (os.path.isfile(path) and not os.access(path, os.W_OK))):
+        raise CLNERUsageError(f"{flag} {path}: cannot write there ({folder} is not a writable folder); give "
+                              f"another {flag}")
 
 
 def run_cli(main: Any, argv: Sequence[str] | None = None, *, prog: str | None = None,
@@ -440,7 +457,8 @@ def _tags_to_names(tags: Any, label_names: Sequence[str] | None, n_tokens: int) 
                     "tags as a ClassLabel feature (parquet / Hub datasets)"
                 )
             if not 0 <= tag < len(label_names):
-                raise TypeError(f"tag id {tag} out of range for {len(label_names)} label names")
+                raise TypeError(f"tag id {tag} out of range for {len(label_names)} label names {list(label_names)}: "
+                                "--tag_names (label_names=) names every tag id, in id order from 0")
             tag = label_names[tag]
         if not tag:
             raise TypeError(f"empty tag at word {j}")
@@ -832,7 +850,8 @@ def apply_tag_scheme(
         message = f"{where}, word {j + 1}{word}: {problem}"
         if more:
             message += f" ({more} more such tag(s) in this data)"
-        if scheme == "BIOES" and not any(_parse_tag(t)[0] in ("E", "S") for tags in tag_lists for t in tags):
+        prefixes = {_parse_tag(t)[0] for tags in tag_lists for t in tags}
+        if scheme == "BIOES" and not prefixes & {"E", "S"} and prefixes & {"B", "I"}:
             message += "; the data has no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"
         raise CLNERFormatError(source, line, message)
     if scheme == "IOB1":

@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from data_clner import CLNERUsageError, HelpFormatter
+from data_clner import CLNERUsageError, HelpFormatter, check_output_path
 
 logger = logging.getLogger("predict")
 
@@ -276,6 +276,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.input != "-" and not os.path.isfile(args.input):
         raise SystemExit(f"no such input file: {args.input}")
+    if args.output != "-":
+        check_output_path(args.output, "--output")  # before the model loads and the tagging runs
     output_format = args.output_format or (
         "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
     records = list(read_inputs(args.input, args.input_format, args))  # bad input fails before the model loads
@@ -293,6 +295,8 @@ def main(argv=None) -> int:
         tqdm = None
     bar = tqdm(total=len(records), unit="sent", desc="Tagging", disable=args.no_progress or tqdm is None,
                file=sys.stderr) if tqdm else None
+    if args.output != "-":
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     counts = {"sentences": 0, "entities": 0, "context_used": 0, "given": 0, "retrieved": 0}
     notes: dict[str, int] = {}

@@ -229,6 +229,8 @@ def _stable(value: Any, seen: set, what: str) -> Any:
         return ["dict", sorted((json.dumps(_stable(k, seen, what)), _stable(v, seen, what)) for k, v in value.items())]
     if isinstance(value, types.ModuleType):
         return ["module", value.__name__]
+    if isinstance(value, re.Pattern):
+        return ["re", value.pattern, value.flags]
     if isinstance(value, type):
         return ["class", value.__module__, value.__qualname__]
     if callable(value):
@@ -254,8 +256,9 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 def _callable_identity(fn: Any, seen: set | None = None) -> str:
     """Fingerprint of what a plain search function computes: its code, defaults, closure values, and the values of
-    the module globals it names (plain data by value; other objects by type). Raises TypeError when it cannot be
-    told (a callable object, or a closure over an object that is not plain data)."""
+    the module globals it names (plain data by value, functions by their code; loggers are ignored). Raises
+    TypeError when it cannot be told (a callable object, or a closure variable or global that is an object other
+    than plain data, such as a search client)."""
     seen = set() if seen is None else seen
     if id(fn) in seen:
         return "<recursive>"
@@ -278,10 +281,12 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
         if name not in fn.__globals__:
             continue
         value = fn.__globals__[name]
-        try:
-            referenced.append([name, _stable(value, seen, f"global {name!r}")])
-        except TypeError:  # e.g. a logger or a client object: named by type
-            referenced.append([name, ["object", type(value).__module__, type(value).__qualname__]])
+        if isinstance(value, (logging.Logger, logging.LoggerAdapter)):  # cannot change the results
+            referenced.append([name, ["logger"]])
+            continue
+        # a client object is refused, not named by type: two clients of one class (other engines, keys, regions)
+        # must not share cache entries
+        referenced.append([name, _stable(value, seen, f"global {name!r}")])
     return _fingerprint(["function", fn.__module__, fn.__qualname__, _code_key(fn.__code__),
                          _stable(fn.__defaults__, seen, "a default argument"),
                          _stable(fn.__kwdefaults__, seen, "a default argument"), closure, referenced])
@@ -313,9 +318,9 @@ class CallableBackend(Backend):
 
     Cache entries are keyed by `name`, which defaults to a fingerprint of the function's code, defaults, closure and
     the globals it names, so two different functions (two lambdas, two functions both called `search`) never share
-    entries. A callable whose results cannot be told from its code (a callable object, a closure over a client
-    object) needs an explicit `name`; bump `version` when a named plug-in changes. Results that are not a list of
-    strings or of dicts with text are failures of the query, not snippets."""
+    entries. A callable whose results cannot be told from its code (a callable object, a closure variable or
+    global holding a client object) needs an explicit `name`; bump `version` when a named plug-in changes. Results
+    that are not a list of strings or of dicts with text are failures of the query, not snippets."""
 
     def __init__(self, fn: Callable[[str, int], list], name: str | None = None, version: str = "1",
                  min_interval: float = 0.0, cacheable: bool = True):
@@ -819,7 +824,11 @@ class RetrievalCache:
         if rebuild:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RetrievalError(f"retrieval cache {self.path}: cannot create its folder {self.path.parent} "
+                                 f"({err.strerror or err}); pass --cache with a writable path") from err
         self._conn, self._pid = None, None
         with self._errors():  # create the schema and read it now, so a bad file fails here
             self.conn.execute("SELECT key FROM search LIMIT 1").fetchall()
@@ -833,6 +842,10 @@ class RetrievalCache:
                 raise RetrievalError(f"retrieval cache {self.path}: {err} (another process holds it too "
                                      "long)") from err
             self._conn = None
+            if "unable to open" in str(err) or "readonly" in str(err):  # not corrupt: a folder or file not writable
+                raise RetrievalError(
+                    f"retrieval cache {self.path} cannot be opened for writing ({err}): the file or its folder "
+                    f"{self.path.parent} is read-only. Pass --cache with a writable path") from err
             raise RetrievalError(
                 f"retrieval cache {self.path} is unusable ({err}): it is corrupt, truncated or not an sqlite file. "
                 "Start an empty cache with --rebuild_cache (RetrievalCache(path, rebuild=True)), or pass another "
@@ -1296,6 +1309,12 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
     return loaded
 
 
+def output_format(path: str | os.PathLike) -> str:
+    """`save_output`'s format for `path` by its extension: parquet, jsonl, clner (.txt / .conll) or disk (none)."""
+    return {".parquet": "parquet", ".jsonl": "jsonl", ".txt": "clner", ".conll": "clner"}.get(
+        Path(path).suffix.lower(), "disk")
+
+
 def save_output(dataset, path: str | os.PathLike, format: str | None = None, provenance: dict | None = None,
                 failures: list[dict] | None = None) -> Path:
     """Write the result as `disk` (`save_to_disk`), `parquet`, `jsonl` or `clner` (the official context
@@ -1303,8 +1322,7 @@ def save_output(dataset, path: str | os.PathLike, format: str | None = None, pro
     provenance goes next to it (`retrieval_provenance.json` inside a directory, `<file>.provenance.json`
     otherwise), and so does the failures report (`retrieval_failures.jsonl` / `<file>.failures.jsonl`)."""
     path = Path(path)
-    format = format or {".parquet": "parquet", ".jsonl": "jsonl", ".txt": "clner", ".conll": "clner"}.get(
-        path.suffix.lower(), "disk")
+    format = format or output_format(path)
     if format == "disk":
         dataset.save_to_disk(str(path))
         side = lambda name: path / f"retrieval_{name}"  # noqa: E731

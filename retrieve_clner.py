@@ -17,7 +17,7 @@ import logging
 import sys
 
 import retrieval_clner as rc
-from data_clner import HelpFormatter, as_user_error, run_cli
+from data_clner import HelpFormatter, as_user_error, check_output_path, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
+    check_output_path(args.output, "OUTPUT", directory=(args.output_format or rc.output_format(args.output)) == "disk")
     layer = args.layer if args.layer is not None else (rc.DEFAULT_LAYER if args.model == rc.DEFAULT_MODEL else None)
     with as_user_error():
         config = rc.RetrievalConfig(

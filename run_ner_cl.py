@@ -450,6 +450,10 @@ def main(argv=None):
             raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
                                   f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
                                   "or less (longer sentences are split into windows)")
+        if data_args.window_stride < 0:
+            raise CLNERUsageError(f"--window_stride {data_args.window_stride} is negative: it is the number of words "
+                                  "consecutive windows of a long sentence share (0 or more; the words between windows "
+                                  "would otherwise be skipped)")
         checkpoint = (resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
                       if training_args.do_train else None)
         with training_args.main_process_first(desc="loading datasets"):
@@ -484,6 +488,10 @@ def main(argv=None):
             getattr(getattr(found, "encoder", None), "model_type", "") in ("roberta", "xlm-roberta", "deberta"):
         tokenizer_kwargs["add_prefix_space"] = True  # pre-split words need it with byte-level BPE
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **tokenizer_kwargs)
+    specials = tokenizer.num_special_tokens_to_add(pair=False)
+    if data_args.max_seq_length <= specials:
+        raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} leaves no room for words: the tokenizer "
+                              f"adds {specials} special tokens to each view; pass a larger value (e.g. 128)")
 
     recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride, **cl_args.recipe())
     if is_clner:

@@ -453,6 +453,9 @@ def test_integer_tags_error_names_the_cli_flag(tmp_path):
     with pytest.raises(CLNERFormatError, match=re.escape("--tag_names")):
         load_ner_dataset({"train": str(path)})
     assert load_ner_dataset({"train": str(path)}, label_names=["O", "B-x"])["train"]["tags"] == [["B-x"]]
+    message = f"{path}:1: record 0: tag id 1 out of range for 1 label names ['O']: --tag_names (label_names=) names"
+    with pytest.raises(CLNERFormatError, match=re.escape(message)):
+        load_ner_dataset({"train": str(path)}, label_names=["O"])
 
 
 SCHEME_ERRORS = [
@@ -483,6 +486,13 @@ def test_every_split_is_checked_against_the_tag_scheme_at_load_time(tmp_path, sc
     assert message.startswith(f"{dev}:{line}: "), message
     for fragment in fragments:
         assert fragment in message, (fragment, message)
+
+
+def test_bare_types_under_bioes_are_not_said_to_look_like_bio(tmp_path):
+    dev = _write(tmp_path, "dev.conll", "Peter\tPER\nsays\tO\n")
+    with pytest.raises(CLNERFormatError) as err:
+        load_ner_dataset({"validation": str(dev)}, tag_scheme="BIOES")
+    assert "--tag_scheme IO" in str(err.value) and "looks like BIO" not in str(err.value)
 
 
 def test_scheme_errors_in_json_lines_name_the_record_line_and_word(tmp_path):

@@ -254,6 +254,26 @@ def test_context_must_be_a_string_or_strings(oracle):
     assert [o["context_used"] for o in out] == [False, True]  # None and tuples are fine
 
 
+def test_model_predict_contexts_must_be_strings_too(oracle):
+    """`model.predict(contexts=...)` checks contexts as the pipeline does: never the text "None", a dict's keys, or
+    one character of a string per sentence."""
+    model, tok = oracle.model, oracle.tokenizer
+    for contexts, fragment in (([[None]], "contexts[0] must be a string or a list of snippet strings; item 0 is "
+                                          "NoneType None"),
+                               ([{"singer": 1}], "contexts[0] must be a string or a list of snippet strings (or "
+                                                 "None), got dict"),
+                               ({"a": "b"}, "for a list of sentences must be a list with one entry per sentence"),
+                               ("ab", "for a list of sentences must be a list with one entry per sentence")):
+        with pytest.raises(TypeError, match=re.escape(fragment)):
+            model.predict([["Bieber", "lands"], ["Paris"]][:len(contexts)] if isinstance(contexts, list) else
+                          [["Bieber", "lands"], ["Paris"]], tok, contexts=contexts)
+    with pytest.raises(TypeError, match=re.escape("contexts= (one text) must be a string or a list of snippet "
+                                                  "strings; item 0 is NoneType None")):
+        model.predict("Bieber lands", tok, contexts=[None])
+    assert model.predict([["Bieber", "lands"], ["Paris"]], tok, contexts=[("Bieber the singer",), None]) == [
+        ["B-person", "O"], ["B-location"]]
+
+
 def test_a_search_function_returning_a_string_is_a_failed_retrieval(oracle):
     with pytest.warns(UserWarning, match="retrieval failed"):
         out = oracle("Bieber lands", retrieve=True, retriever=lambda q, k: "Justin Bieber is a singer",
@@ -452,6 +472,29 @@ def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path)
     assert proc.stderr.strip() == (f"predict.py: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
                                    f"the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt`); or pass the file's "
                                    "encoding with --encoding (e.g. --encoding latin-1)")
+
+
+def test_predict_cli_output_that_cannot_be_written_is_refused_before_loading(saved_model, tmp_path, monkeypatch):
+    """--output naming a folder, or a file in a read-only folder, is a user error before the model loads (root ignores
+    chmod: os.access stands in for a read-only mount); a folder that does not exist yet is created."""
+    import predict_clner
+
+    path, _ = saved_model
+    src = tmp_path / "in.txt"
+    src.write_text("John Smith lives in Paris\n", encoding="utf-8")
+    read_only, real_access = tmp_path / "ro", os.access
+    read_only.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode: not str(p).startswith(str(read_only)) and real_access(p, mode))
+    monkeypatch.setattr(predict_clner, "build_pipeline", lambda args: pytest.fail("the model was loaded"))
+    for output, message in ((tmp_path, f"--output {tmp_path} is a directory: give the path of a file"),
+                            (read_only / "out.jsonl", f"--output {read_only / 'out.jsonl'}: cannot write there "
+                                                      f"({read_only} is not a writable folder)")):
+        with pytest.raises(ValueError, match=re.escape(message)):  # CLNERUsageError: exit code 2 from the command
+            run_cli(["--model", str(path), "--input", str(src), "--output", str(output)])
+    monkeypatch.undo()
+    run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "new" / "out.jsonl"),
+             "--no_progress"])
+    assert read_jsonl(tmp_path / "new" / "out.jsonl")[0]["text"] == "John Smith lives in Paris"
 
 
 def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path, minilm_dir, capsys):

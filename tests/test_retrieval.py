@@ -3,6 +3,7 @@ kill-and-resume guarantee, BERTScore (against a brute-force reference and the `b
 outputs + CLI, and BM25 recall@10 of the released WNUT-17 dev contexts."""
 
 import json
+import logging
 import math
 import os
 import re
@@ -534,6 +535,50 @@ def test_callable_backends_never_share_cache_entries_by_name(tmp_path):
     assert context_of(rc.CallableBackend(client, name="client")) == ["client"]
 
 
+class Engine:
+    """A search client configured by its state (which engine, region, key ...)."""
+
+    def __init__(self, which):
+        self.which = which
+
+    def __call__(self, query, k):
+        return [f"{query} from {self.which}"]
+
+
+ENGINE = Engine("google")
+WORDS = re.compile(r"\w+")
+LOG = logging.getLogger("a-plugin")
+
+
+def search_with_the_global_engine(query, k):
+    LOG.debug("searching %s", query)
+    return ENGINE(query, k)
+
+
+def search_with_globals_that_are_data(query, k):
+    LOG.debug("searching %s", query)
+    return ["words: " + " ".join(WORDS.findall(query))]
+
+
+def test_a_global_search_client_is_refused_without_a_name(tmp_path, monkeypatch):
+    """Two clients of one class behind the same function (another engine, region or key) would share cache entries
+    if the global were keyed by its type: it is refused, as a closure over one is."""
+    with pytest.raises(TypeError, match=r"search function 'search_with_the_global_engine': global 'ENGINE' holds a "
+                                        r"Engine object.*name='my-search'"):
+        rc.CallableBackend(search_with_the_global_engine)
+    cache = tmp_path / "c.sqlite"
+    for which in ("google", "bing"):
+        monkeypatch.setattr(sys.modules[__name__], "ENGINE", Engine(which))
+        backend = rc.CallableBackend(search_with_the_global_engine, name=f"engine-{which}")
+        assert rc.ContextRetriever(backend, fast(), cache_path=cache).retrieve("Paris")[0] == [f"Paris from {which}"]
+    # loggers, compiled patterns, modules and plain data are fine: keyed by what they are
+    backend = rc.CallableBackend(search_with_globals_that_are_data)
+    assert rc.ContextRetriever(backend, fast(), cache_path=cache).retrieve("Paris, France")[0] == [
+        "words: Paris France"]
+    monkeypatch.setattr(sys.modules[__name__], "WORDS", re.compile(r"[A-Z]\w*"))
+    assert rc.CallableBackend(search_with_globals_that_are_data).name != backend.name
+
+
 @pytest.mark.parametrize("bad, fragment", [("a snippet", "returned a str"), ([1, 2], "search result 0 is int"),
                                            ([{"url": "x"}], "search result 0 is dict")])
 def test_malformed_search_results_are_failures_not_snippets(tmp_path, bad, fragment):
@@ -581,6 +626,45 @@ def test_corrupt_truncated_or_directory_cache_names_the_file_and_the_fix(tmp_pat
     assert retriever.retrieve("fresh")[0] == ["fresh again"]
     with pytest.raises(rc.RetrievalError, match=re.escape(f"retrieval cache {tmp_path} is a directory")):
         rc.RetrievalCache(tmp_path)
+
+
+def test_a_read_only_cache_or_output_is_named_before_any_query(tmp_path, monkeypatch, capsys):
+    """A cache or output on a read-only folder (root ignores chmod, so os.access and sqlite stand in for the mount)
+    is one user error naming it, not 'corrupt' with --rebuild_cache, and the output is checked before any query."""
+    import sqlite3
+
+    import retrieve_clner as cli
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_connect, real_access = sqlite3.connect, os.access
+
+    def connect(path, *args, **kwargs):
+        if str(path).startswith(str(read_only)):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(path, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    monkeypatch.setattr(os, "access", lambda p, mode: not str(p).startswith(str(read_only)) and real_access(p, mode))
+    with pytest.raises(rc.RetrievalError) as err:
+        rc.RetrievalCache(read_only / "c.sqlite")
+    assert str(err.value).startswith(f"retrieval cache {read_only / 'c.sqlite'} cannot be opened for writing")
+    assert "read-only" in str(err.value) and "--rebuild_cache" not in str(err.value)
+
+    searched = []
+    monkeypatch.setattr(rc.BM25Backend, "search_batch", lambda self, *a: searched.append(a) or [])
+    common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
+              "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
+    (tmp_path / "taken.jsonl").mkdir()
+    for output, message in ((read_only / "out.jsonl", f"OUTPUT {read_only / 'out.jsonl'}: cannot write there "
+                                                      f"({read_only} is not a writable folder)"),
+                            (read_only / "out_dir", f"OUTPUT {read_only / 'out_dir'}: cannot write there"),
+                            (tmp_path / "taken.jsonl", f"OUTPUT {tmp_path / 'taken.jsonl'} is a directory")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.cli([str(FIXTURES / "sentences.conll"), str(output), *common])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.strip().startswith(f"{Path(sys.argv[0]).name}: error: {message}")
+    assert not searched
 
 
 def test_truncated_bm25_index_is_named_and_rebuilt(tmp_path, caplog):
