@@ -1549,8 +1549,8 @@ def stitch_windows(
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """`--help` of the clner commands, each default said once: a help text that states its default keeps its own
-    words, the others get argparse's ``(default: ...)``."""
+    words, a required option says none, the others get argparse's ``(default: ...)``."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        return text if "default" in text.lower() else super()._get_help_string(action)
+        return text if action.required or "default" in text.lower() else super()._get_help_string(action)

@@ -640,3 +640,14 @@ def test_help_states_each_default_once(capsys):
     assert "(default: None)" not in text.split("--model_name_or_path MODEL_NAME_OR_PATH")[2].split("--config_name")[0]
     assert re.search(r"Default: 'kl' with --train_views both, else 'none'\. --cl_weight", text)
     assert re.search(r"Weight of L_CL \(official code: 0\.5; paper eq\. 5: 1\)\. \(default: 0\.5\)", text)
+
+
+def test_required_options_state_no_default(capsys):
+    """clner-predict's required --model / --input say no '(default: None)'; an optional one keeps its default."""
+    import predict_clner
+
+    with pytest.raises(SystemExit):
+        predict_clner.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text.split("--model MODEL")[-1].split("--output OUTPUT")[0]
+    assert "'-' for stdout (default: -)" in text
