@@ -118,6 +118,17 @@ def as_user_error(*types: type[BaseException]) -> Iterator[None]:
         raise CLNERUsageError(str(err)) from err
 
 
+def check_model_path(value: str, flag: str) -> None:
+    """Refuse a model argument that is written as a local path (absolute, ``./``, ``../``, ``~`` or with two or more
+    ``/``: never a Hub id) but names nothing, with a message that says so, instead of the Hub's "Repo id must be in
+    the form 'repo_name'" that such a value otherwise gets."""
+    text = os.fspath(value)
+    looks_local = text.startswith(("/", "./", "../", "~", ".\\")) or text.count("/") >= 2 or "\\" in text
+    if looks_local and not os.path.exists(os.path.expanduser(text)):
+        raise CLNERUsageError(f"{flag} {text}: no such folder (a local path; a Hub model id is 'name' or "
+                              "'organisation/name')")
+
+
 def check_output_path(path: str | os.PathLike, flag: str, directory: bool = False) -> None:
     """Refuse, before any work, an output ``path`` that cannot be written: a folder where a file is expected
     (``directory=False``), or a file or nearest existing folder that is not writable (a read-only mount, another

@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from data_clner import CLNERUsageError, HelpFormatter, check_output_path
+from data_clner import CLNERUsageError, HelpFormatter, check_model_path, check_output_path
 
 logger = logging.getLogger("predict")
 
@@ -276,6 +276,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.input != "-" and not os.path.isfile(args.input):
         raise SystemExit(f"no such input file: {args.input}")
+    check_model_path(args.model, "--model")
     if args.output != "-":
         check_output_path(args.output, "--output")  # before the model loads and the tagging runs
     output_format = args.output_format or (

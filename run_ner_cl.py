@@ -42,6 +42,7 @@ from data_clner import (
     HelpFormatter,
     as_user_error,
     check_labels,
+    check_model_path,
     get_label_list,
     load_ner_dataset,
     model_tag_scheme,
@@ -432,6 +433,10 @@ def main(argv=None):
     set_seed(training_args.seed)
 
     model_path = model_args.model_name_or_path or packaged_minilm()
+    for flag, value in (("--model_name_or_path", model_args.model_name_or_path),
+                        ("--config_name", model_args.config_name), ("--tokenizer_name", model_args.tokenizer_name)):
+        if value:
+            check_model_path(value, flag)
     hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
                trust_remote_code=model_args.trust_remote_code)
     config_path = model_args.config_name or model_path

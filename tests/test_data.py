@@ -838,3 +838,14 @@ def test_quickstart_sample_is_reproducible_and_well_formed(tmp_path, sample_dd, 
                 n_entities += 1
                 assert any(" ".join(span) in s for s in context), (span, context)
     assert n_entities > 60
+
+
+def test_check_model_path_refuses_missing_local_folders_only(tmp_path):
+    from data_clner import CLNERUsageError, check_model_path
+
+    for hub_id in ("bert-base-cased", "org/clner-wnut17"):
+        check_model_path(hub_id, "--model")  # Hub ids are the Hub's to resolve
+    check_model_path(str(tmp_path), "--model")
+    for missing in (str(tmp_path / "nope"), "./nope-folder", "../nope", "a/b/c"):
+        with pytest.raises(CLNERUsageError, match=re.escape(f"--model {missing}: no such folder")):
+            check_model_path(missing, "--model")

@@ -472,6 +472,9 @@ def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path)
     assert proc.stderr.strip() == (f"predict.py: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
                                    f"the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt`); or pass the file's "
                                    "encoding with --encoding (e.g. --encoding latin-1)")
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ValueError, match=re.escape(f"--model {missing}: no such folder (a local path")):
+        run_cli(["--model", str(missing), "--input", str(latin)])  # CLNERUsageError: exit code 2 from the command
 
 
 def test_predict_cli_output_that_cannot_be_written_is_refused_before_loading(saved_model, tmp_path, monkeypatch):

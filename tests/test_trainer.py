@@ -453,6 +453,8 @@ USER_ERRORS = {
                              "--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
                              "sentence --cl_loss none"),
     "resume": (["train", "--resume_from_checkpoint", "last"], "--resume_from_checkpoint last: no checkpoint in {out}"),
+    "missing_model_folder": (["train", "--model_name_or_path", "{out}/no-such-model"],
+                             "--model_name_or_path {out}/no-such-model: no such folder (a local path"),
 }
 
 
