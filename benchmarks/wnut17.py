@@ -295,11 +295,12 @@ def paired_bootstrap(counts_a, counts_b, resamples: int, seed: int = 0) -> dict:
             "high": float(np.percentile(diff, 97.5)), "p_le_0": float((diff <= 0).mean())}
 
 
-def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, sub: str = ""):
-    """Per-sentence counts of a method's view summed over its seeds' predictions (best-epoch models)."""
+def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, sub: str = "", seeds=None):
+    """Per-sentence counts of a method's view summed over its seeds' predictions (best-epoch models); only `seeds`
+    when given (the seeds both sides of a paired comparison have)."""
     total = None
     for r in runs:
-        if r["method"] != method:
+        if r["method"] != method or (seeds is not None and r["seed"] not in seeds):
             continue
         path = output_dir / f"{method}-seed{r['seed']}" / sub / f"predictions_{view}.txt"
         if not path.exists():
@@ -340,7 +341,7 @@ def summarise(args, runs: list[dict]) -> dict:
         rb = {r["seed"]: r for r in runs if r["method"] == b}
         seeds = sorted(set(ra) & set(rb))
         get = key or (lambda r, v: r[pick][f"{v}_f1"])
-        return t_interval([100 * (get(ra[s], view_a) - get(rb[s], view_b)) for s in seeds])
+        return dict(t_interval([100 * (get(ra[s], view_a) - get(rb[s], view_b)) for s in seeds]), seeds=seeds)
 
     comparisons = []
     for name, a, view_a, b, view_b in COMPARISONS:
@@ -348,7 +349,9 @@ def summarise(args, runs: list[dict]) -> dict:
             continue
         entry = {"name": name, "a": a, "view_a": view_a, "b": b, "view_b": view_b,
                  "seeds": paired(a, view_a, b, view_b), "seeds_last": paired(a, view_a, b, view_b, "last")}
-        ca, cb = pooled_counts(output_dir, runs, a, view_a), pooled_counts(output_dir, runs, b, view_b)
+        common = set(entry["seeds"]["seeds"])
+        ca = pooled_counts(output_dir, runs, a, view_a, seeds=common)
+        cb = pooled_counts(output_dir, runs, b, view_b, seeds=common)
         if ca is not None and cb is not None and len(ca) == len(cb):
             entry["bootstrap"] = paired_bootstrap(ca, cb, args.bootstrap)
         comparisons.append(entry)

@@ -121,3 +121,31 @@ def test_summary_pairs_runs_by_seed(tmp_path):
     (kl_vs_sent,) = [c for c in summary["comparisons"] if c["a"] == "cl-kl" and c["b"] == "sentence"]
     assert kl_vs_sent["seeds"]["values"] == pytest.approx([1.0, 3.0])
     assert summary["table"]["sentence"]["best_sentence_f1"]["mean"] == pytest.approx(50.333333)
+
+
+def test_bootstrap_pools_only_the_seeds_both_sides_have(tmp_path):
+    """cl-kl has seeds 1-2, sentence seeds 1-3: the pooled bootstrap compares seeds 1-2 of each, not 2 vs 3 runs."""
+    rng = random.Random(5)
+    gold = [random_tags(rng, 6) for _ in range(30)]
+    res = {"sentence_f1": 0.5, "context_f1": 0.5, "sentence_precision": 0, "sentence_recall": 0,
+           "context_precision": 0, "context_recall": 0}
+    runs = []
+    for method, seeds in (("sentence", (1, 2, 3)), ("cl-kl", (1, 2))):
+        for seed in seeds:
+            folder = tmp_path / f"{method}-seed{seed}"
+            folder.mkdir()
+            # sentence seed 3 is perfect: pooled over all its seeds it would look better than over seeds 1-2
+            preds = [g[:] if (method, seed) == ("sentence", 3) else random_tags(rng, 6) for g in gold]
+            for view in ("sentence", "context"):
+                write_predictions(folder / f"predictions_{view}.txt", list(zip(gold, preds)))
+            runs.append({"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {},
+                         "wall_s": 1, "best_epoch": 3})
+    args = study.parse_args(["--output_dir", str(tmp_path), "--extra", "", "--bootstrap", "50"])
+    (entry,) = [c for c in study.summarise(args, runs)["comparisons"] if (c["a"], c["b"]) == ("cl-kl", "sentence")]
+    assert entry["seeds"]["seeds"] == [1, 2]
+
+    def f1(method):
+        c = sum(study.sentence_counts(tmp_path / f"{method}-seed{s}" / "predictions_sentence.txt") for s in (1, 2))
+        return 200 * c[:, 0].sum() / (c[:, 1].sum() + c[:, 2].sum())
+
+    assert entry["bootstrap"]["observed"] == pytest.approx(f1("cl-kl") - f1("sentence"))
