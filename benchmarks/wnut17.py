@@ -495,7 +495,10 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
             "Per seed: mean of the per-seed differences with its 95% t-interval. Bootstrap: the difference of F1 "
             f"computed on the predictions pooled over seeds, with a 95% interval from {args.bootstrap} paired "
             f"resamples of the {summary.get('dev_sentences', '?')} dev sentences. Last epoch: the per-seed interval for the models after the last "
-            "epoch.", "",
+            "epoch. The per-seed interval covers the training randomness (the seed); the bootstrap holds the trained "
+            "models fixed and resamples only the dev sentences, so it is narrower and says only that these particular "
+            "models differ on such data. A difference counts as distinguishable from 0 when both intervals exclude "
+            "0.", "",
             "| comparison | per seed (n) | per-seed values | bootstrap | last epoch, per seed | distinguishable "
             "from 0 |", "| --- | --- | --- | --- | --- | --- |"]
     for c in summary["comparisons"]:
