@@ -614,7 +614,8 @@ def main(argv=None):
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             list(pool.map(lambda job: run_one(args, *job), jobs))
         print(f"[study] {(time.time() - t0) / 60:.1f} min", flush=True)
-    runs = [r for r in load(output_dir) if (output_dir / f"{r['method']}-seed{r['seed']}").is_dir()]
+    runs = [r for r in load(output_dir) if (output_dir / f"{r['method']}-seed{r['seed']}").is_dir()
+            and r["seed"] in args.seeds and r["method"] in args.methods]  # the report covers --seeds / --methods
     sweep = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/bench_result.json"))]
     hardware = hardware_info()
     summary = summarise(args, runs) if runs else {"table": {}, "comparisons": [], "random_context": []}
