@@ -118,7 +118,8 @@ def test_summary_pairs_runs_by_seed(tmp_path):
             run("cl-kl", 1, 0.51, 0.55), run("cl-kl", 2, 0.55, 0.56)]
     args = study.parse_args(["--output_dir", str(tmp_path), "--extra", ""])
     summary = study.summarise(args, runs)
-    (kl_vs_sent,) = [c for c in summary["comparisons"] if c["a"] == "cl-kl" and c["b"] == "sentence"]
+    (kl_vs_sent,) = [c for c in summary["comparisons"] if (c["a"], c["view_a"], c["b"]) == ("cl-kl", "sentence",
+                                                                                            "sentence")]
     assert kl_vs_sent["seeds"]["values"] == pytest.approx([1.0, 3.0])
     assert summary["table"]["sentence"]["best_sentence_f1"]["mean"] == pytest.approx(50.333333)
 
@@ -141,7 +142,8 @@ def test_bootstrap_pools_only_the_seeds_both_sides_have(tmp_path):
             runs.append({"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {},
                          "wall_s": 1, "best_epoch": 3})
     args = study.parse_args(["--output_dir", str(tmp_path), "--extra", "", "--bootstrap", "50"])
-    (entry,) = [c for c in study.summarise(args, runs)["comparisons"] if (c["a"], c["b"]) == ("cl-kl", "sentence")]
+    (entry,) = [c for c in study.summarise(args, runs)["comparisons"]
+                if (c["a"], c["view_a"], c["b"]) == ("cl-kl", "sentence", "sentence")]
     assert entry["seeds"]["seeds"] == [1, 2]
 
     def f1(method):
