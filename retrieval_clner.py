@@ -100,6 +100,12 @@ def _sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
+def _now() -> float:
+    """The wall clock of the rate limiter (shared across processes through the cache); tests replace it, with
+    `_sleep`, by a virtual clock, so that no schedule check depends on how busy the machine is."""
+    return time.time()
+
+
 # --------------------------------------------------------------------------------------------------- text
 _TAG_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 _SPACE_RE = re.compile(r"\s+")
@@ -912,7 +918,7 @@ class RetrievalCache:
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT next FROM ratelimit WHERE backend = ?", (backend,)).fetchone()
-            now = time.time()
+            now = _now()
             start = max(now, row[0] if row else now)
             conn.execute("INSERT OR REPLACE INTO ratelimit VALUES (?, ?)", (backend, start + gap))
             conn.execute("COMMIT")

@@ -10,9 +10,11 @@ step (`--train_views both --cl_loss kl`, forward + backward + AdamW step). Candi
   * threads: one run with 2 threads vs two concurrent runs with 1 thread each (throughput in steps/s, each
     process timing the same batches).
 
-The study (benchmarks/wnut17.py) uses only what wins here.
+The study (benchmarks/wnut17.py) uses only what wins here. The report names the CPU it was measured on: bf16 is
+a speed-up only where the CPU has native bf16 (AVX512-BF16 or AMX); elsewhere it is emulated and ~30x slower, so
+the bf16 comparison is skipped there unless `--force_bf16` asks for it.
 
-    python benchmarks/bench_cpu_training.py [--batches 6] [--rounds 2]
+    python benchmarks/bench_cpu_training.py [--batches 6] [--rounds 2] [--force_bf16]
 """
 
 import argparse
@@ -142,6 +144,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip", nargs="*", default=[], choices=["bf16", "grouping", "threads"])
+    parser.add_argument("--force_bf16", action="store_true",
+                        help="Time bf16 even on a CPU whose bf16 is emulated (tens of seconds a step).")
     args = parser.parse_args()
     if not (Path(args.data_dir) / "train.context.txt").exists():
         sys.exit(f"WNUT-17 data not found in {args.data_dir}")
@@ -149,6 +153,11 @@ def main():
         return worker(args)
     torch.set_num_threads(args.threads)
     from data_clner import CLNERDataCollator
+    from trainer_clner import cpu_bf16_support
+
+    support = cpu_bf16_support()
+    print(f"CPU: {support.description}; native bf16: {'yes' if support.native else 'no (emulated)'}; "
+          f"torch threads {args.threads}")
 
     encoder, tokenizer, labels, feats = load_features(args.data_dir, args.max_seq_length)
     collate = CLNERDataCollator(tokenizer)
@@ -158,7 +167,10 @@ def main():
     grouped_epoch = epoch_batches(feats, args.batch_size, grouped=True)
     random_b = [collate([feats[i] for i in b]) for b in random_epoch[: args.batches]]
 
-    if "bf16" not in args.skip:
+    if "bf16" not in args.skip and not support.native and not args.force_bf16:
+        print("bf16 autocast: skipped, this CPU has no native bf16 (emulated bf16 is ~30x slower than float32; "
+              "--force_bf16 times it anyway)")
+    elif "bf16" not in args.skip:
         steps = {"fp32": make_step(encoder, labels, tokenizer), "bf16": make_step(encoder, labels, tokenizer, True)}
         times = timed_round_robin(steps, random_b, args.rounds)
         ratio = statistics.median(b / f for b, f in zip(times["bf16"], times["fp32"]))

@@ -96,7 +96,7 @@ def parse_args(argv=None):
     p.add_argument("--parallel", type=int, default=2, help="Runs at a time.")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run.")
     p.add_argument("--extra", default=None,
-                   help="Extra run_ner_cl.py arguments, one shell-quoted string (default: bf16 autocast and length-grouped batches, plus --use_cpu without a GPU: the speed-ups measured in bench_cpu_training.py).")
+                   help="Extra run_ner_cl.py arguments, one shell-quoted string (default: length-grouped batches, plus --use_cpu without a GPU; bf16 autocast only on a GPU with bf16 or a CPU with native bf16 (AVX512-BF16 / AMX), where bench_cpu_training.py measured it faster: emulated bf16 is ~30x slower).")
     p.add_argument("--sweep", action="store_true", help="Learning-rate sweep of the sentence baseline instead.")
     p.add_argument("--sweep_lrs", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4, 4e-4])
     p.add_argument("--sweep_head_lrs", nargs="+", type=float, default=[5e-3])
@@ -107,11 +107,22 @@ def parse_args(argv=None):
     p.add_argument("--no_doc", action="store_true", help="Do not write --results_md / --plot.")
     args = p.parse_args(argv)
     if args.extra is None:
-        import torch
-
-        args.extra = "--bf16 --train_sampling_strategy group_by_length" + ("" if torch.cuda.is_available() else
-                                                                            " --use_cpu")
+        args.extra = default_extra()
     return args
+
+
+def default_extra() -> str:
+    """The study's speed settings for this machine: bf16 only where it is native (never emulated)."""
+    import torch
+
+    from trainer_clner import cpu_bf16_support
+
+    if torch.cuda.is_available():
+        bf16 = torch.cuda.is_bf16_supported()
+    else:
+        bf16 = cpu_bf16_support().native
+    return ("--bf16 " if bf16 else "") + "--train_sampling_strategy group_by_length" + (
+        "" if torch.cuda.is_available() else " --use_cpu")
 
 
 # ------------------------------------------------------------------------------------------------------ runs
@@ -580,12 +591,11 @@ def hardware_info() -> dict:
     import torch
     import transformers
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+    from trainer_clner import cpu_bf16_support
+
+    support = cpu_bf16_support()
+    return {"cpu": support.description, "cpu_native_bf16": support.native, "cpus": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "cuda": torch.version.cuda}
 
 

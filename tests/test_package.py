@@ -20,6 +20,7 @@ MODULES = sorted(p.stem for p in REPO_ROOT.glob("*.py"))  # the flat layout: eve
 COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "predict_clner:cli",
             "clner-retrieve": "retrieve_clner:cli", "clner-push": "model_card_clner:main",
             "clner-export-onnx": "onnx_clner:main"}
+COMMAND_MODULES = sorted({target.split(":")[0] for target in COMMANDS.values()})
 
 
 def test_pyproject_lists_every_module_command_and_requirement():
@@ -86,15 +87,6 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(site), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"),
                TOKENIZERS_PARALLELISM="false")
-    for command in COMMANDS:
-        proc = subprocess.run([sys.executable, str(site / "bin" / command), "--help"], cwd=elsewhere, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, (command, proc.stderr[-3000:])
-        assert "usage:" in proc.stdout, command
-        # each option states its default once: argparse's "(default: ...)" only where the text has none
-        options = re.split(r"\n  (?=-)", proc.stdout)
-        assert [o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.I)) > 1] == []
-
     # a published model, loaded as Hub remote code next to the installed package
     import torch
     from conftest import tiny_bert_config
@@ -108,8 +100,23 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
     folder = save_for_hub(model, minilm_tokenizer, tmp_path / "org" / "clner-test")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Paris is the capital of France .\nBerlin is a city .\n", encoding="utf-8")
+    # one process runs every installed console script's --help (as the shell would: the script file itself, as
+    # __main__) and then loads the model as remote code: one import of transformers instead of six
     script = textwrap.dedent(f"""
-        import json
+        import contextlib, io, json, sys
+        helps = {{}}
+        for command in {sorted(COMMANDS)!r}:
+            path = {str(site / "bin")!r} + "/" + command
+            sys.argv = [path, "--help"]
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                try:
+                    exec(compile(open(path).read(), path, "exec"), {{"__name__": "__main__"}})
+                    code = None
+                except SystemExit as exc:
+                    code = exc.code
+            helps[command] = [code, buffer.getvalue()]
+        modules = {{name: sys.modules[name].__file__ for name in {COMMAND_MODULES!r}}}
         import retrieval_clner as rc
         from transformers import pipeline
         ner = pipeline("ner", model={str(folder)!r}, trust_remote_code=True)
@@ -117,13 +124,20 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
                                         config=rc.RetrievalConfig(rerank=False), cache_path=None)
         found = ner("Paris is nice", retrieve=True, retriever=retriever, return_details=True)
         default = ner("Paris is nice", retrieve=True, retriever="random", return_details=True)
-        print(json.dumps({{"module": rc.__file__, "pipeline": type(ner).__module__, "context": found["context"],
-                          "default_note": default["note"]}}))
+        print(json.dumps({{"helps": helps, "modules": modules, "module": rc.__file__, "pipeline": type(ner).__module__,
+                          "context": found["context"], "default_note": default["note"]}}))
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(out["helps"]) == sorted(COMMANDS)
+    for command, (code, text) in out["helps"].items():
+        assert code in (0, None) and "usage:" in text, (command, code, text[-2000:])
+        # each option states its default once: argparse's "(default: ...)" only where the text has none
+        options = re.split(r"\n  (?=-)", text)
+        assert [o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.I)) > 1] == []
+    assert all(Path(f).parent == site for f in out["modules"].values()), out["modules"]  # the installed copies
     assert Path(out["module"]).parent == site and out["pipeline"].startswith("transformers_modules.")
     assert out["context"][0] == "Paris is the capital of France ."
     # a backend name is built by the installed retrieval_clner (here it fails for want of a corpus, and says so)

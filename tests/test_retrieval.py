@@ -132,13 +132,22 @@ def test_consecutive_failures_stop_the_run_with_a_clear_error(tmp_path, monkeypa
     assert fake.calls == ["a", "a", "b", "b"]
 
 
-def test_rate_limit_spaces_queries(tmp_path):
+def test_rate_limit_spaces_queries(tmp_path, monkeypatch):
+    """Queries are booked `min_interval` apart. Machine-independent: the limiter's clock and sleep are a virtual
+    clock, so the gaps are exact whatever the load on the machine (a real clock under load made this flaky)."""
+    clock = [1000.0]
+    monkeypatch.setattr(rc, "_now", lambda: clock[0])
+    monkeypatch.setattr(rc, "_sleep", lambda s: clock.__setitem__(0, clock[0] + max(s, 0.0)))
     stamps = []
-    backend = rc.CallableBackend(lambda q, k: stamps.append(time.monotonic()) or [q], name="clock")
+    backend = rc.CallableBackend(lambda q, k: stamps.append(clock[0]) or [q], name="clock")
     retriever = rc.ContextRetriever(backend, fast(min_interval=0.05, jitter=0.0), cache_path=tmp_path / "c.sqlite")
     retriever.retrieve_batch([f"query {i}" for i in range(4)])
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    assert len(stamps) == 4 and min(gaps) >= 0.045
+    assert len(stamps) == 4 and gaps == pytest.approx([0.05] * 3, abs=1e-9)
+    clock[0] += 10.0  # after a long pause the next query goes at once
+    before = clock[0]
+    retriever.retrieve_batch(["query late"])
+    assert stamps[-1] == before
 
 
 def test_cache_keys_separate_search_and_rerank_parameters(tmp_path):
