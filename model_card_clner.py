@@ -7,7 +7,9 @@
   config records (a sentence-only baseline is not described as trained with contexts or a CL loss), has the results
   (overall and per entity type), usage with ``trust_remote_code=True`` and a pinned revision, the training set's
   statistics, hyper-parameters, objective, per-epoch results and framework versions, where the contexts came from,
-  and the citation of the paper.
+  and the citation of the paper. Every text in its body that comes from the data, a config or the user's flags
+  (entity types, dataset and model names, the contexts' source, ...) goes through `md_escape`, so that it can add no
+  HTML, link, heading or table cell; the YAML is written by ``yaml.safe_dump``.
 * `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
   the model gets right, with the model's output for each (titles say when it differs from the gold entities).
 * `save_for_hub(model, tokenizer, output_dir, card)`: the complete folder that is uploaded: ``model.safetensors`` (no
@@ -15,8 +17,8 @@
   ``pipeline_clner.py``), the tokenizer and ``README.md``.
 * `prepare_hub_repo(repo_id)`: creates the repository before training, so that Hub problems fail early.
 * `push_to_hub(folder, repo_id, ...)`: ``HfApi.create_repo`` + ``upload_folder`` (never a pickle, checkpoint or log
-  file), then pins the card's usage example to the uploaded commit. The ``clner-push FOLDER REPO_ID`` command
-  (`main`) runs it.
+  file; a folder with a symbolic link that would be uploaded is refused, see `hub_links`), then pins the card's
+  usage example to the uploaded commit. The ``clner-push FOLDER REPO_ID`` command (`main`) runs it.
 
 Metric keys are the trainer's: ``eval_sentence_precision`` / ``_recall`` / ``_f1``, ``eval_context_...``, and per
 entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_context_person_f1``).
@@ -24,6 +26,8 @@ entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_con
 
 from __future__ import annotations
 
+import glob
+import html
 import inspect
 import json
 import logging
@@ -37,6 +41,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
@@ -57,6 +62,8 @@ __all__ = [
     "epoch_results",
     "framework_versions",
     "hub_files",
+    "hub_links",
+    "md_escape",
     "parse_view_metrics",
     "per_type_metric",
     "prepare_hub_repo",
@@ -98,7 +105,7 @@ CITATION = """@inproceedings{wang-etal-2021-improving,
 }"""  # noqa: E501 (BibTeX fields stay on one line)
 
 _METRIC_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<view>sentence|context)_(?:(?P<type>.+)_)?"
-                        r"(?P<metric>precision|recall|f1|number|accuracy)$")
+                        r"(?P<metric>precision|recall|f1|number|accuracy)$", re.S)  # types are data: any char
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
@@ -150,6 +157,52 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "dataset"
 
 
+# ----------------------------------------------------------------------------------------------------- escaping
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # line separators and other control characters
+_ORDERED_ITEM_RE = re.compile(r"^(\d+)([.)])")
+_BLOCK_MARKERS = ("#", ">", "-", "+", "*", "=", "_", "~", "`")
+
+
+def md_escape(text: Any, *, table: bool = False, code: bool = False) -> str:
+    """`text` (a name or value from the data, a config or the user's flags: entity types, dataset names, the
+    contexts' source, hyper-parameters, ...) made inert for the card's Markdown, so that it reads as written and can
+    add no HTML, link, heading or table cell of its own. Every such text in the card's body goes through here.
+
+    Always: line breaks (``\\n``, ``\\r``, U+2028, ...) and other control characters become spaces, whitespace runs
+    one space, ends trimmed; ``&``, ``<``, ``>`` and ``"`` become HTML entities (no tag, comment or attribute can
+    start). Then ``\\``, ``[``, ``]`` and ``|`` are backslash-escaped (no link, image or extra table cell), and text
+    that would start a block (``#`` heading, ``>`` quote, list item, fence, ...) when it stands at a line's start gets
+    its marker escaped too - except with `table` (a cell never starts a line; ``-1`` stays ``-1``).
+
+    `code`: the text goes in an inline code span (returned with its backticks): backslashes are not escapes there,
+    so only backticks (which would close the span; made ``'``) and ``&``, ``<``, ``>`` are replaced. Not for tables.
+    The YAML front matter needs none of this: its values are data, written by `yaml.safe_dump`.
+    """
+    s = html.escape(" ".join(_CONTROL_RE.sub(" ", str(text)).split()), quote=False)
+    if code:
+        return "`" + s.replace("`", "'") + "`"
+    s = s.replace('"', "&quot;").replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("|", "\\|")
+    if not table:
+        m = _ORDERED_ITEM_RE.match(s)
+        if m:
+            s = f"{m.group(1)}\\{m.group(2)}{s[m.end():]}"
+        elif s.startswith(_BLOCK_MARKERS):
+            s = "\\" + s
+    return s
+
+
+def _row(*cells: Any) -> str:
+    """A Markdown table row, each cell through `md_escape(table=True)`: no value splits a cell or adds one."""
+    return "| " + " | ".join(md_escape(c, table=True) for c in cells) + " |"
+
+
+def _py_str(text: Any) -> str:
+    """`text` as a Python string literal on one line for the card's code examples: quotes, backslashes, line breaks
+    and every non-ASCII character escaped (JSON's escapes are Python's), and ``<``, ``>``, ``&`` as ``\\u003c``-style
+    escapes, so that no name can end the literal or the code block, nor put raw HTML in the card."""
+    return json.dumps(str(text)).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 # --------------------------------------------------------------------------------------------------------- card
 def recipe_summary(config) -> Optional[str]:
     """How the model was trained, in words, from the recipe its config records (`train_views`, `cl_loss`,
@@ -168,7 +221,7 @@ def recipe_summary(config) -> Optional[str]:
     if cl == "none" or not getattr(config, "cl_weight", None):
         return f"{two_views}, each with its CRF loss and no cooperative-learning loss (the ablation of CLNER)"
     loss = {"kl": "CL-KL, the KL divergence between the two views' CRF word posteriors",
-            "l2": "CL-L2, the distance between the two views' word representations"}.get(cl, cl)
+            "l2": "CL-L2, the distance between the two views' word representations"}.get(cl, md_escape(cl))
     return (f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the "
             "context view")
 
@@ -330,27 +383,31 @@ def build_model_card(
     values = [v for view in parsed.values() for group in [view["overall"], *view["types"].values()]
               for k, v in group.items() if k in METRICS]
     scale = 100.0 if values and max(values) <= 1.0 else 1.0
-    lines = [f"# {model_name}", ""]
-    encoder_text = (f"a {encoder_type} encoder{f' (`{base_model}`)' if base_model else ''} with a linear-chain CRF "
-                    "over words")
-    tags_text = (f"It tags {', '.join(f'`{t}`' for t in entity_types) or 'the labels in `config.json`'} "
-                 f"({getattr(config, 'tag_scheme', 'BIO')}).")
+    # every text from the data, the config or the caller goes through md_escape (`_row` in tables, `_py_str` in code)
+    on_dataset = f" on {md_escape(dataset_label)}" if dataset_label else ""
+    lines = [f"# {md_escape(model_name)}", ""]
+    base_text = f" ({md_escape(base_model, code=True)})" if base_model else ""
+    encoder_text = f"a {md_escape(encoder_type)} encoder{base_text} with a linear-chain CRF over words"
+    type_list = ", ".join(md_escape(t, code=True) for t in entity_types)
+    tags_text = (f"It tags {type_list or 'the labels in `config.json`'} "
+                 f"({md_escape(getattr(config, 'tag_scheme', 'BIO'))}).")
     if recipe:
-        lines.append(f"A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021)"
-                     f"{f' on {dataset_label}' if dataset_label else ''}: {encoder_text}, {recipe}. {tags_text}")
+        lines.append(f"A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021){on_dataset}: "
+                     f"{encoder_text}, {recipe}. {tags_text}")
     else:
         lines.append(f"A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {encoder_text}; its config "
                      f"records no training recipe. {tags_text}")
     lines += ["", "## Results", ""]
     if parsed:
         unit = " (%)" if scale == 100.0 else ""
-        lines += [f"{dataset_label or 'Evaluation'} {split} set, entity-level (seqeval){unit}:", "",
+        lines += [f"{md_escape(dataset_label or 'Evaluation')} {md_escape(split)} set, entity-level (seqeval){unit}:",
+                  "",
                   "| view | precision | recall | F1 |", "| --- | --- | --- | --- |"]
         for view in VIEWS:
             if view in parsed:
                 o = parsed[view]["overall"]
-                lines.append(f"| {VIEW_TITLES[view]} | {_pct(o.get('precision'), scale)} | "
-                             f"{_pct(o.get('recall'), scale)} | {_pct(o.get('f1'), scale)} |")
+                lines.append(_row(VIEW_TITLES[view], _pct(o.get("precision"), scale), _pct(o.get("recall"), scale),
+                                  _pct(o.get("f1"), scale)))
         types = sorted({t for view in parsed.values() for t in view["types"]})
         if types:
             views = [v for v in VIEWS if v in parsed]
@@ -359,10 +416,13 @@ def build_model_card(
                       "| --- |" + " --- |" * (len(views) * len(METRICS))]
             for t in types:
                 cells = [_pct(parsed[v]["types"].get(t, {}).get(m), scale) for v in views for m in METRICS]
-                lines.append(f"| {t} | " + " | ".join(cells) + " |")
+                lines.append(_row(t, *cells))
     else:
         lines.append("No evaluation results were recorded for this model.")
     rev = revision or REVISION_PLACEHOLDER
+    # Python literals for the usage code; the placeholders stay as they are (push_to_hub replaces the revision's)
+    rev_code = f'"{rev}"' if rev == REVISION_PLACEHOLDER else _py_str(rev)
+    repo_code = _py_str(repo_id) if repo_id != f"<org>/{model_name}" else f'"<org>/{_py_str(model_name)[1:-1]}"'
     lines += [
         "",
         "## Usage",
@@ -374,7 +434,7 @@ def build_model_card(
         "```python",
         "from transformers import pipeline",
         "",
-        f'ner = pipeline("ner", model="{repo_id}", revision="{rev}", trust_remote_code=True)',
+        f'ner = pipeline("ner", model={repo_code}, revision={rev_code}, trust_remote_code=True)',
         'ner("Justin Bieber lands in Paris tonight")  # sentence view',
         'ner("Justin Bieber lands in Paris tonight",  # context view: snippets about the sentence',
         '    context=["Justin Bieber is a Canadian singer ...", "Paris is the capital of France ..."])',
@@ -393,9 +453,9 @@ def build_model_card(
         "```python",
         "from transformers import AutoModelForTokenClassification, AutoTokenizer",
         "",
-        f'model = AutoModelForTokenClassification.from_pretrained("{repo_id}", revision="{rev}",',
+        f"model = AutoModelForTokenClassification.from_pretrained({repo_code}, revision={rev_code},",
         "                                                        trust_remote_code=True, use_safetensors=True)",
-        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", revision="{rev}", trust_remote_code=True)',
+        f"tokenizer = AutoTokenizer.from_pretrained({repo_code}, revision={rev_code}, trust_remote_code=True)",
         'model.predict("Justin Bieber lands in Paris", tokenizer)  # -> [{"entity_group": ..., "start": 0, ...}]',
         'model.predict([["Justin", "Bieber", "lands", "in", "Paris"]], tokenizer,',
         '              contexts=[["Justin Bieber is a Canadian singer ..."]])  # -> [["B-person", "I-person", ...]]',
@@ -407,25 +467,25 @@ def build_model_card(
     if training_stats and training_stats.get("sentences"):
         n = training_stats["sentences"]
         words = training_stats.get("words")
-        lines += [f"Training set{f' ({dataset_label})' if dataset_label else ''}:", "", "| | value |", "| --- | --- |",
-                  f"| sentences | {n} |",
-                  f"| with a context | {training_stats.get('with_context', 0)} "
-                  f"({100.0 * training_stats.get('with_context', 0) / n:.1f}%) |"]
+        n_context = training_stats.get("with_context", 0)
+        lines += [f"Training set{f' ({md_escape(dataset_label)})' if dataset_label else ''}:", "", "| | value |",
+                  "| --- | --- |", _row("sentences", n),
+                  _row("with a context", f"{n_context} ({100.0 * n_context / n:.1f}%)")]
         if words:
-            lines.append(f"| words per sentence (min / median / max) | {words[0]} / {words[1]} / {words[2]} |")
+            lines.append(_row("words per sentence (min / median / max)", f"{words[0]} / {words[1]} / {words[2]}"))
         if training_stats.get("unlabeled"):
-            lines.append(f"| unlabelled sentences (cooperative-learning loss only) | {training_stats['unlabeled']} |")
+            lines.append(_row("unlabelled sentences (cooperative-learning loss only)", training_stats["unlabeled"]))
         if training_stats.get("entities"):
             lines += ["", "| entity type | entities |", "| --- | --- |"]
-            lines += [f"| {t} | {c} |" for t, c in training_stats["entities"].items()]
+            lines += [_row(t, c) for t, c in training_stats["entities"].items()]
         lines.append("")
     if hyperparameters:
         lines += ["| hyper-parameter | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v} |" for k, v in hyperparameters.items()]
+        lines += [_row(k, v) for k, v in hyperparameters.items()]
         lines.append("")
     if recipe:
         lines += ["Objective (from `config.json`):", "", "| setting | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v} |" for k, v in _objective_rows(config) if v is not None]
+        lines += [_row(k, v) for k, v in _objective_rows(config) if v is not None]
         lines.append("")
     model_rows = [
         ("tag scheme", getattr(config, "tag_scheme", "BIO")),
@@ -434,7 +494,7 @@ def build_model_card(
         ("window stride (long sentences)", getattr(config, "window_stride", None)),
     ]
     lines += ["Model settings:", "", "| setting | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in model_rows if v is not None]
+    lines += [_row(k, v) for k, v in model_rows if v is not None]
     lines.append("")
     if epochs:
         lines += ["Results per evaluation during training (validation set, F1 in %):", "",
@@ -442,20 +502,20 @@ def build_model_card(
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in epochs:
             epoch = r.get("epoch")
-            lines.append(f"| {_num(round(epoch, 2) if isinstance(epoch, float) else epoch)} | {_num(r.get('step'))} "
-                         f"| {_num(r.get('training_loss'))} | {_num(r.get('validation_loss'))} "
-                         f"| {_pct(r.get('sentence_f1'), 100.0)} | {_pct(r.get('context_f1'), 100.0)} "
-                         f"| {_pct(r.get('f1'), 100.0)} |")
+            lines.append(_row(_num(round(epoch, 2) if isinstance(epoch, float) else epoch), _num(r.get("step")),
+                              _num(r.get("training_loss")), _num(r.get("validation_loss")),
+                              _pct(r.get("sentence_f1"), 100.0), _pct(r.get("context_f1"), 100.0),
+                              _pct(r.get("f1"), 100.0)))
         lines.append("")
     versions = framework_versions() if versions is None else versions
     if versions:
         lines += ["Framework versions:", "", "| library | version |", "| --- | --- |"]
-        lines += [f"| {k} | {v} |" for k, v in versions.items()]
+        lines += [_row(k, v) for k, v in versions.items()]
         lines.append("")
     lines += ["## Contexts", ""]
     if with_context:
         lines += [
-            f"{context_source or 'The source of the training contexts was not recorded.'}",
+            md_escape(context_source) if context_source else "The source of the training contexts was not recorded.",
             "",
             ("At inference, pass the context of each sentence as a list of snippet strings, best first; they are "
              "joined with the tokenizer's separator and cut to fit after the sentence. Without a context the model "
@@ -482,7 +542,9 @@ def build_model_card(
         "```",
         "",
     ]
-    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)
+    # the front matter by yaml.safe_dump (ModelCardData.to_yaml uses yaml.dump): plain data only, quoted as needed
+    front = yaml.safe_dump(data.to_dict(), sort_keys=False, allow_unicode=True).strip()
+    content = f"---\n{front}\n---\n\n" + "\n".join(lines)
     return ModelCard(content)
 
 
@@ -566,24 +628,64 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
 
 
 # ------------------------------------------------------------------------------------------------- the folder
+def _walk(folder: Path) -> tuple[list[str], list[str]]:
+    """The regular files and the symbolic links under `folder` (relative POSIX paths, sorted), following no link: a
+    link to a folder is one entry of the links, never entered; a link to a file is never counted as a file."""
+    files, links = [], []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        base = Path(root)
+        for name in dirs + names:
+            path = base / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                links.append(rel)
+            elif name in names and path.is_file():
+                files.append(rel)
+    return sorted(files), sorted(links)
+
+
+def _upload_patterns(ignore_patterns: Optional[Sequence[str]]) -> list[str]:
+    return list(HUB_IGNORE_PATTERNS if ignore_patterns is None else ignore_patterns) + DEFAULT_IGNORE_PATTERNS
+
+
 def hub_files(folder: str | os.PathLike, ignore_patterns: Optional[Sequence[str]] = None) -> list[str]:
-    """The files of `folder` that `push_to_hub` uploads (relative POSIX paths, sorted): everything but
-    `HUB_IGNORE_PATTERNS` (and `.git`)."""
-    folder = Path(folder)
-    rel = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/*") if p.is_file())
-    patterns = list(HUB_IGNORE_PATTERNS if ignore_patterns is None else ignore_patterns) + DEFAULT_IGNORE_PATTERNS
-    return list(filter_repo_objects(rel, ignore_patterns=patterns))
+    """The files of `folder` that `push_to_hub` uploads (relative POSIX paths, sorted): every regular file but
+    `HUB_IGNORE_PATTERNS` (and `.git`). Symbolic links are never among them (see `hub_links`)."""
+    files, _ = _walk(Path(folder))
+    return list(filter_repo_objects(files, ignore_patterns=_upload_patterns(ignore_patterns)))
+
+
+def hub_links(folder: str | os.PathLike, ignore_patterns: Optional[Sequence[str]] = None) -> list[str]:
+    """The symbolic links of `folder` that an upload would otherwise send (to a file, or to a folder whose files
+    would be sent; relative POSIX paths, sorted): `check_hub_folder` refuses a folder with any, since an upload
+    sends a link's target - which may lie outside the folder (a key, a home directory) - under the link's name."""
+    _, links = _walk(Path(folder))
+    patterns = _upload_patterns(ignore_patterns)
+    kept = lambda path: bool(list(filter_repo_objects([path], ignore_patterns=patterns)))  # noqa: E731
+    return [link for link in links if kept(link) and kept(f"{link}/file")]
 
 
 def check_hub_folder(folder: str | os.PathLike) -> list[str]:
     """Check that `folder` is a complete, pickle-free CLNER Hub folder; returns the files to upload.
 
-    Raises ValueError naming every problem: a missing file (config, safetensors weights, remote code, tokenizer,
-    README), `auto_map` / `custom_pipelines` entries missing from the config, a card whose YAML does not parse.
+    Raises ValueError naming every problem: a symbolic link that the upload would send (`hub_links`: what it points
+    to is never uploaded), a file that resolves outside the folder, a missing file (config, safetensors weights,
+    remote code, tokenizer, README), `auto_map` / `custom_pipelines` entries missing from the config, a card whose
+    YAML does not parse.
     """
     folder = Path(folder)
     files = hub_files(folder)
-    problems = [f"missing {name}" for name in _REQUIRED if name not in files]
+    problems = []
+    links = hub_links(folder)
+    if links:
+        problems.append("refusing symbolic links, which would upload what they point to (it may lie outside the "
+                        "folder): " + ", ".join(f"{link} -> {os.readlink(folder / link)}" for link in links)
+                        + " (replace each by a copy of the file it points to, or remove it)")
+    root = folder.resolve()
+    outside = [f for f in files if not (folder / f).resolve().is_relative_to(root)]
+    if outside:
+        problems.append(f"files that resolve outside the folder: {', '.join(outside)}")
+    problems += [f"missing {name}" for name in _REQUIRED if name not in files]
     if not any(f in files for f in ("model.safetensors", "model.safetensors.index.json")):
         problems.append("missing model.safetensors (weights must be safetensors)")
     if not any(f in files for f in ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
@@ -666,11 +768,13 @@ def push_to_hub(
 ):
     """Upload a folder written by `save_for_hub` to the model repository `repo_id`.
 
-    Creates the repository when needed (`private` applies then), the branch `revision` when given, uploads every
-    file but `HUB_IGNORE_PATTERNS` (no pickles, checkpoints or logs) in one `upload_folder` call, and - with
-    `pin_revision` - replaces `REVISION_PLACEHOLDER` in the card's usage example by the uploaded commit (a second,
-    README-only commit; the local README is updated too). `create_pr=True` opens a pull request against the default
-    branch instead (it cannot be combined with `revision`). Returns the `CommitInfo` of the upload.
+    Creates the repository when needed (`private` applies then), the branch `revision` when given, uploads exactly
+    the files that `check_hub_folder` returns in one `upload_folder` call (its `allow_patterns` name each one):
+    regular files but `HUB_IGNORE_PATTERNS` - no pickles, checkpoints or logs, and never a symbolic link (a folder
+    with one that the upload would send is refused, naming it). With `pin_revision`, it then replaces
+    `REVISION_PLACEHOLDER` in the card's usage example by the uploaded commit (a second, README-only commit; the
+    local README is updated too). `create_pr=True` opens a pull request against the default branch instead (it
+    cannot be combined with `revision`). Returns the `CommitInfo` of the upload.
     """
     folder = Path(folder)
     files = check_hub_folder(folder)
@@ -694,6 +798,7 @@ def push_to_hub(
         repo_type="model",
         revision=None if create_pr else revision,
         create_pr=create_pr,
+        allow_patterns=[glob.escape(f) for f in files],  # the checked files only: no link, nothing added since
         ignore_patterns=list(HUB_IGNORE_PATTERNS),
     )
     readme = folder / "README.md"

@@ -52,7 +52,7 @@ from data_clner import (
 )
 from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme
-from trainer_clner import CLArguments, CLNERTrainer
+from trainer_clner import CLArguments, CLNERTrainer, bf16_cpu_warning
 
 logger = logging.getLogger(__name__)
 
@@ -423,6 +423,9 @@ def main(argv=None):
                          f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
                          "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
     check_arguments(model_args, data_args, training_args)
+    warning = bf16_cpu_warning(training_args.device.type == "cpu", training_args.bf16)
+    if warning:
+        logger.warning(warning)
     repo_id = None
     if training_args.push_to_hub:  # before hours of training, as the Trainer's own init_hf_repo does
         try:
@@ -601,7 +604,7 @@ def main(argv=None):
     hub_error = None
     if trainer.is_world_process_zero() and training_args.do_train:  # an evaluation-only run writes only results
         with open(Path(training_args.output_dir) / "run_config.json", "w") as f:
-            json.dump({"model": asdict(model_args), "data": asdict(data_args), "cl": asdict(cl_args)}, f, indent=2)
+            json.dump(run_config(model_args, data_args, cl_args), f, indent=2)
         try:
             publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push,
                     repo_id)
@@ -614,6 +617,38 @@ def main(argv=None):
         print(f"{os.path.basename(sys.argv[0])}: {hub_error}", file=sys.stderr)
         raise SystemExit(1)
     return all_metrics
+
+
+#: keys whose string value is always a credential; besides them, any key naming a token, password, secret or API key
+_CREDENTIAL_KEYS = {"token", "hub_token", "use_auth_token"}
+_HF_TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{20,}")
+REDACTED = "<redacted>"
+
+
+def redact_credentials(obj):
+    """A copy of `obj` (dicts, lists and scalars, as `asdict` gives them) in which no credential is left, for files
+    written next to the model (run_config.json, which may be shared or uploaded): the string value of `token`,
+    `hub_token` or `use_auth_token`, or of a key naming a password, a secret or an API key, and a Hub token ("hf_...")
+    under any key naming a token or inside any other string (a URL, say), become "<redacted>". Everything else is
+    kept as it is (`hub_always_push`, `token_column_name`, `token=True`), so that the file still records the run."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            name = str(key).lower()
+            secret = isinstance(value, str) and bool(value) and (
+                name in _CREDENTIAL_KEYS or any(w in name for w in ("password", "secret", "api_key", "apikey"))
+                or ("token" in name and value.startswith("hf_")))
+            out[key] = REDACTED if secret else redact_credentials(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [redact_credentials(v) for v in obj]
+    return _HF_TOKEN_RE.sub(REDACTED, obj) if isinstance(obj, str) and _HF_TOKEN_RE.search(obj) else obj
+
+
+def run_config(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments) -> dict:
+    """The content of run_config.json: the run's model, data and CL arguments, credentials redacted
+    (`redact_credentials`: `--token hf_...` would otherwise lie in plain text next to the model)."""
+    return redact_credentials({"model": asdict(model_args), "data": asdict(data_args), "cl": asdict(cl_args)})
 
 
 def check_splits(raw, data_args: DataTrainingArguments, training_args: TrainingArguments) -> None:

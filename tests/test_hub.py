@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_bert_config
+from conftest import BLOCK_PROJECT, REPO_ROOT, isolated_env, tiny_bert_config
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import AutoModel, AutoModelForTokenClassification
@@ -256,19 +256,6 @@ def test_local_auto_classes_read_only_safetensors(published, tmp_path, minilm_to
         AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True)
 
 
-#: this project's top-level modules: the isolated process refuses to import them even when the package is installed
-PROJECT_MODULES = ("modeling_clner", "pipeline_clner", "model_card_clner", "data_clner", "trainer_clner",
-                   "retrieval_clner", "run_ner_cl", "predict_clner", "retrieve_clner", "onnx_clner")
-BLOCK_PROJECT = textwrap.dedent(f"""
-    import importlib.abc, sys
-    class _NoProject(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name in {PROJECT_MODULES!r}:
-                raise ImportError("the clner project is not importable in this process: " + name)
-    sys.meta_path.insert(0, _NoProject())
-""")
-
-
 def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path, minilm_tokenizer):
     """The Hub simulated by a local folder: a process that cannot import this project loads the model (both auto
     classes) and the pipeline with trust_remote_code=True under every name a user would try ("ner",
@@ -305,12 +292,6 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
                 if name.endswith((".bin", ".pkl", ".pt")):
                     opened.append(name)
         sys.addaudithook(hook)
-        for name in {PROJECT_MODULES!r}:
-            try:
-                __import__(name)
-                sys.exit(name + " must not be importable here")
-            except ImportError:
-                pass
         import torch
         torch.set_num_threads(1)
         from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer, pipeline
@@ -340,8 +321,7 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
         out["opened"] = opened
         print(json.dumps(out))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
+    env = isolated_env(tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
     proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
@@ -386,9 +366,11 @@ def test_run_ner_cl_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_pat
                      "--max_train_samples", "16", "--max_eval_samples", "8", "--num_train_epochs", "1",
                      "--max_seq_length", "64", "--output_dir", str(out), "--report_to", "none",
                      "--save_strategy", "no", "--push_to_hub", "--hub_model_id", "org/clner-test",
-                     "--hub_revision", "v1", "--hub_private_repo", "true", "--hub_token", TOKEN])
+                     "--hub_revision", "v1", "--hub_private_repo", "true", "--hub_token", TOKEN, "--token", TOKEN])
     uploads = [c for c in hub.calls if c[0] == "upload_folder"]
     assert len(uploads) == 1 and uploads[0][1] == "org/clner-test"
+    recorded = (out / "run_config.json").read_text()  # the run's arguments, next to the model: no credential
+    assert TOKEN not in recorded and json.loads(recorded)["model"]["token"] == "<redacted>"
     sent = uploads[0][2]
     assert EXPECTED_FILES <= set(sent["files"]) and sent["revision"] == "v1" and sent["token"] == TOKEN
     assert not any(f.endswith((".bin", ".pt", ".pkl")) or f.startswith("checkpoint-") for f in sent["files"])
@@ -402,7 +384,7 @@ def test_run_ner_cl_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_pat
     assert card.data.base_model is None  # a local encoder path is not a Hub id
 
 
-def test_run_ner_cl_push_to_hub_offline_fails_before_training(tiny_encoder_dir, tmp_path):
+def test_run_ner_cl_push_to_hub_offline_fails_before_training(tiny_encoder_dir, tmp_path, capsys):
     """With the Hub unreachable, `--push_to_hub` stops in seconds, before loading data or training, with one
     paragraph (no traceback) that says nothing was trained and how to upload later; a bad id stops the same way."""
     out = tmp_path / "never-trained"
@@ -420,9 +402,16 @@ def test_run_ner_cl_push_to_hub_offline_fails_before_training(tiny_encoder_dir, 
                         r"\(HF_HUB_OFFLINE is set\).*upload the output folder later with `clner-push OUTPUT_DIR "
                         r"org/clner-x`", message)
     assert not out.exists() or not any(out.iterdir())
-    proc = subprocess.run(argv + ["--hub_model_id", "org/bad id!"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 2 and "--hub_model_id 'org/bad id!' is not a valid Hub repository id" in proc.stderr
+    # a bad id stops the same way (in this process: the subprocess above already showed the exit path)
+    import run_ner_cl
+    from data_clner import run_cli
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(run_ner_cl.main, argv[2:] + ["--hub_model_id", "org/bad id!"], prog="run_ner_cl.py")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--hub_model_id 'org/bad id!' is not a valid Hub repository id" in err
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_run_ner_cl_failed_upload_names_the_folder_and_the_command(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
@@ -479,3 +468,109 @@ def test_clner_push_command(published, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         clner_push([str(folder), "org/clner-wnut17"])
     assert exit_info.value.code == 2 and "missing model.safetensors" in capsys.readouterr().err
+
+
+def test_push_to_hub_never_uploads_symbolic_links(published, tmp_path, monkeypatch, capsys):
+    """A symbolic link in the folder would upload what it points to - here a secret outside the folder - under the
+    link's name: the upload (and `clner-push`) is refused before any Hub call, naming the link and its target. Links
+    that the upload ignores anyway (a checkpoint, the logs, a dot-file) are left alone, and the upload sends exactly
+    the checked regular files, as the library itself selects them."""
+    from model_card_clner import main as clner_push
+
+    folder = tmp_path / "out"
+    shutil.copytree(published[0], folder)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "key.json").write_text('{"key": "hunter2"}')
+    (folder / "notes.md").symlink_to(secret)
+    (folder / "extra").symlink_to(elsewhere, target_is_directory=True)
+    hub = FakeHub(monkeypatch)
+    with pytest.raises(ValueError, match=rf"refusing symbolic links.*: extra -> {re.escape(str(elsewhere))}, "
+                                         rf"notes\.md -> {re.escape(str(secret))} \(replace each by a copy"):
+        push_to_hub(folder, "org/clner-wnut17")
+    assert hub.calls == []
+    with pytest.raises(SystemExit) as exit_info:
+        clner_push([str(folder), "org/clner-wnut17"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("clner-push: error: ") and f"notes.md -> {secret}" in err
+    assert hub.calls == []
+    from model_card_clner import hub_links
+
+    assert set(hub_files(folder)) == EXPECTED_FILES and hub_links(folder) == ["extra", "notes.md"]
+    # the card itself as a link: refused too (and then missing)
+    readme = folder / "README.md"
+    readme.rename(tmp_path / "README.md")
+    readme.symlink_to(tmp_path / "README.md")
+    with pytest.raises(ValueError, match=r"refusing symbolic links.*README\.md -> .*missing README\.md"):
+        check_hub_folder(folder)
+    readme.unlink()
+    (tmp_path / "README.md").rename(readme)
+
+    # links that no upload sends: a linked checkpoint, log folder or dot-file
+    (folder / "notes.md").unlink()
+    (folder / "extra").unlink()
+    (folder / "checkpoint-10").mkdir()
+    (folder / "checkpoint-10" / "model.safetensors").write_bytes(b"x")
+    (folder / "checkpoint-best").symlink_to("checkpoint-10", target_is_directory=True)
+    (folder / "runs").symlink_to(elsewhere, target_is_directory=True)
+    (folder / ".secret").symlink_to(secret)
+    assert hub_links(folder) == [] and set(check_hub_folder(folder)) == EXPECTED_FILES
+    seen = {}
+    fake_upload_folder = HfApi.upload_folder
+
+    def upload_folder(api, **kwargs):
+        seen.update(kwargs)
+        return fake_upload_folder(api, **kwargs)
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    push_to_hub(folder, "org/clner-wnut17")
+    (upload,) = [c[2] for c in hub.calls if c[0] == "upload_folder"]
+    assert set(upload["files"]) == EXPECTED_FILES and sorted(seen["allow_patterns"]) == sorted(EXPECTED_FILES)
+    # what huggingface_hub itself would send with these patterns (its file selection, without the network)
+    if hasattr(HfApi, "_prepare_upload_folder_additions"):
+        monkeypatch.setattr(HfApi, "_validate_yaml", lambda api, *args, **kwargs: None)
+        (folder / "notes.md").symlink_to(secret)
+        additions = HfApi()._prepare_upload_folder_additions(
+            folder, "", allow_patterns=seen["allow_patterns"], ignore_patterns=seen["ignore_patterns"])
+        assert {op.path_in_repo for op in additions} == EXPECTED_FILES
+        unguarded = HfApi()._prepare_upload_folder_additions(folder, "", ignore_patterns=seen["ignore_patterns"])
+        assert "notes.md" in {op.path_in_repo for op in unguarded}  # why links are refused: the library follows them
+
+
+def test_run_config_never_holds_a_credential():
+    """`--token hf_...` (or any other credential) never reaches run_config.json, which lies next to the model and may
+    be shared; the rest of the run's arguments are recorded as they were."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    import run_ner_cl
+    from trainer_clner import CLArguments
+
+    model_args = run_ner_cl.ModelArguments(model_name_or_path="bert-base-cased", token=TOKEN)
+    data_args = run_ner_cl.DataTrainingArguments(train_file="train.txt", token_column_name="words",
+                                                 context_source=f"https://user:{TOKEN}@example.org/contexts")
+    content = run_ner_cl.run_config(model_args, data_args, CLArguments(cl_loss="kl"))
+    assert TOKEN not in json.dumps(content)
+    assert content["model"]["token"] == "<redacted>" and content["model"]["model_name_or_path"] == "bert-base-cased"
+    assert content["data"]["token_column_name"] == "words" and content["data"]["train_file"] == "train.txt"
+    assert content["data"]["context_source"] == "https://user:<redacted>@example.org/contexts"
+    assert content["cl"] == dataclasses.asdict(CLArguments(cl_loss="kl"))
+    assert json.loads(json.dumps(content)) == content
+    # a dict built like the real one, with the Trainer's own arguments nested in it and other kinds of credential
+    training = dataclasses.asdict(TrainingArguments(output_dir="out", hub_token=TOKEN, hub_always_push=True,
+                                                    report_to="none"))
+    raw = {"model": dataclasses.asdict(model_args), "training": training,
+           "extra": {"use_auth_token": TOKEN, "hub_token_id": TOKEN, "token": True, "retriever": [{"api_key": "k1"}],
+                     "db_password": "pw", "max_tokens": 5, "token_file": "/home/me/.cache/huggingface/token"}}
+    redacted = run_ner_cl.redact_credentials(raw)
+    assert TOKEN not in repr(redacted) and "'k1'" not in repr(redacted) and "'pw'" not in repr(redacted)
+    assert redacted["training"]["hub_token"] == redacted["extra"]["use_auth_token"] == "<redacted>"
+    assert redacted["extra"]["hub_token_id"] == redacted["extra"]["retriever"][0]["api_key"] == "<redacted>"
+    assert redacted["training"]["hub_always_push"] is True and redacted["extra"]["token"] is True
+    assert redacted["extra"]["max_tokens"] == 5 and redacted["extra"]["token_file"].endswith("huggingface/token")
+    assert {k: v for k, v in redacted["training"].items() if k != "hub_token"} == {
+        k: v for k, v in training.items() if k != "hub_token"}
+    assert raw["training"]["hub_token"] == TOKEN  # the run's own arguments are left alone

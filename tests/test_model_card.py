@@ -1,5 +1,6 @@
 """The Hub model card: YAML parsed back with huggingface_hub, body checked against patterns, widget examples."""
 
+import ast
 import re
 from types import SimpleNamespace
 
@@ -309,3 +310,94 @@ def test_publish_from_run_display_name_and_max_steps(tmp_path, minilm_tokenizer,
     publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert re.search(r"^\| num_train_epochs \| 3\.0 \|$", card.text, re.M) and "max_steps" not in card.text
+
+
+#: entity-type names that try to inject HTML, split a table cell, and add a heading and a link of their own
+HOSTILE_TYPES = ["per</script><img src=x onerror=alert(1)>|x", "p\n## Injected\n[link](http://x)"]
+HOSTILE = "x</script><img src=x onerror=alert(1)>|y\r\n## Injected\u2028[link](http://x)"
+
+
+def _cells(row: str) -> int:
+    """The cells of a Markdown table row: its pipes that no backslash escapes, less one."""
+    pipes, i = 0, 0
+    while i < len(row):
+        if row[i] == "\\":
+            i += 2
+            continue
+        pipes += row[i] == "|"
+        i += 1
+    return pipes - 1
+
+
+def _front_matter(text: str) -> dict:
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert match, text[:500]
+    return yaml.safe_load(match.group(1))
+
+
+def test_md_escape():
+    from model_card_clner import md_escape
+
+    assert md_escape("person") == "person" and md_escape("creative-work", table=True) == "creative-work"
+    assert md_escape(HOSTILE_TYPES[0], table=True) == r"per&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;\|x"
+    assert md_escape(HOSTILE_TYPES[1]) == r"p ## Injected \[link\](http://x)"
+    assert md_escape("## Injected") == r"\## Injected" and md_escape("  1. item") == r"1\. item"
+    assert md_escape(r"\[a\](b) & \"q\"") == r"\\\[a\\\](b) &amp; \\&quot;q\\&quot;"
+    assert md_escape("a\nb\rc\x0bd\x85e\u2028f\u2029g\x00h\ti") == "a b c d e f g h i"
+    assert md_escape("-1", table=True) == "-1" and md_escape("-1") == r"\-1"
+    assert md_escape("a`b<c>", code=True) == "`a'b&lt;c&gt;`"
+
+
+def test_card_escapes_data_derived_text(tmp_path):
+    """Text that comes from the data, the config or the user's flags (entity types, the dataset's name, the contexts'
+    source, hyper-parameters, the model's name, a local base model path, an unknown CL loss) is plain text in the
+    card: no raw HTML, no extra table cells, no heading or link of its own; the YAML front matter still parses and
+    keeps the exact values (widget texts and titles, dataset and model names)."""
+    labels = ["O"] + [f"{p}-{t}" for t in HOSTILE_TYPES for p in ("B", "I")]
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(labels)),
+                         **dict(RECIPES["CL-KL"], cl_loss=HOSTILE, tag_scheme="BIO"))
+    metrics = dict(METRICS)
+    for t in HOSTILE_TYPES:
+        metrics.update({f"eval_context_{t}_f1": 0.5, f"eval_sentence_{t}_precision": 0.25})
+    rows = [{"tokens": ["a", "b", "c"], "tags": [f"B-{HOSTILE_TYPES[0]}", "O", f"B-{HOSTILE_TYPES[1]}"],
+             "context": [HOSTILE]}]
+    widget = [{"text": HOSTILE, "example_title": HOSTILE, "output": []}]
+    card = build_model_card(
+        config, metrics, base_model=str(tmp_path / "enc`<img src=x>"), dataset_name=HOSTILE, dataset_id="wnut_17",
+        language="en", license="apache-2.0", hyperparameters={"learning_rate": 5e-6, HOSTILE: HOSTILE},
+        context_source="\n## Injected\n[link](http://x)", widget_examples=widget, model_name=HOSTILE,
+        training_stats=training_set_statistics(rows),
+        epochs=epoch_results(LOG_HISTORY), versions={"Python": "3.11.7", HOSTILE: HOSTILE})
+    body = card.text
+    assert "<script" not in body.lower() and "<img" not in body.lower() and "</script" not in body.lower()
+    for line in body.splitlines():  # no heading or link of its own
+        assert not re.match(r" {0,3}(#+ *Injected|\[link\])", line), line
+    assert "\n\\## Injected \\[link\\](http://x)\n" in body  # the contexts' source, at a line's start
+    prose = re.sub(r"`[^`\n]*`", "`code`", body.split("## Usage")[0] + body.split("## Training")[1])
+    assert "[link](http://x)" not in prose and r"\[link\](http://x)" in prose  # (inert in a code span)
+    assert "`p ## Injected [link](http://x)`, `per&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;|x` (BIO)" in body
+    # every table keeps its header's cell count, row after row
+    tables, current = [], []
+    for line in body.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    assert len(tables) >= 6
+    for table in tables:
+        assert {_cells(row) for row in table} == {_cells(table[0])}, table
+    per_type = next(t for t in tables if t[0].startswith("| type |"))
+    assert any(row.startswith(r"| per&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;\|x | ") for row in per_type)
+    assert any(row.startswith(r"| p ## Injected \[link\](http://x) | ") for row in per_type)
+    # the usage example is still valid Python naming the model, whatever its name
+    code = body.split("```python\n", 1)[1].split("```", 1)[0]
+    call = next(line for line in code.splitlines() if line.startswith("ner = pipeline("))
+    assert ast.literal_eval(call.split("model=", 1)[1].split(", revision=")[0]) == "<org>/" + HOSTILE
+    # the front matter parses, and keeps the exact values (they are data, not Markdown)
+    data = _front_matter(str(card))
+    assert data["widget"] == widget and data["model-index"][0]["name"] == HOSTILE
+    assert data["model-index"][0]["results"][0]["dataset"]["name"] == HOSTILE
+    card.save(tmp_path / "README.md")
+    loaded = ModelCard.load(tmp_path / "README.md")
+    assert loaded.data.widget == widget and loaded.text == body
