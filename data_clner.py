@@ -42,6 +42,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inference_clner import context_snippets, pad_view, parse_tag, stitch_windows
+
 __all__ = [
     "CONTEXT_TAGS",
     "EOS_TOKEN",
@@ -442,13 +444,11 @@ def _pick_column(
 
 
 def _normalise_context(value: Any) -> list[str]:
-    if value is None:
+    """A row's context as a list of snippet strings (`inference_clner.context_snippets`: the one check of
+    contexts); none, or a blank string, is no snippet."""
+    if isinstance(value, str) and not value.strip():
         return []
-    if isinstance(value, str):
-        return [value] if value.strip() else []
-    if isinstance(value, (list, tuple)) and all(isinstance(s, str) for s in value):
-        return list(value)
-    raise TypeError(f"context must be a list of snippet strings or one string, got {type(value).__name__}")
+    return context_snippets(value, "context") or []
 
 
 def _tags_to_names(tags: Any, label_names: Sequence[str] | None, n_tokens: int) -> list[str]:
@@ -758,19 +758,9 @@ def _check_scheme(scheme: str) -> str:
     return name
 
 
-def _parse_tag(tag: str) -> tuple[str | None, str]:
-    """``'B-PER'`` -> ``('B', 'PER')`` (BILOU prefixes read as BIOES), ``'O'`` -> ``('O', '')``, a tag without a
-    prefix -> ``(None, tag)``."""
-    if tag == "O":
-        return "O", ""
-    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIESLU":
-        return {"L": "E", "U": "S"}.get(tag[0], tag[0]), tag[2:]
-    return None, tag
-
-
 def _tag_form_error(tag: str, scheme: str) -> str | None:
     """Why ``tag`` cannot appear in ``scheme`` at all (None when it can)."""
-    prefix, etype = _parse_tag(tag)
+    prefix, etype = parse_tag(tag)
     if prefix == "O":
         return None
     if scheme == "IO":
@@ -791,8 +781,8 @@ def _tag_form_error(tag: str, scheme: str) -> str | None:
 def _transition_error(prev: str | None, tag: str | None, scheme: str) -> tuple[int, str] | None:
     """Why ``tag`` cannot follow ``prev`` (None: the sentence start; ``tag`` None: the sentence end) in ``scheme``,
     with the position of the tag at fault: 0 for ``tag``, -1 for ``prev``."""
-    p_prefix, p_type = _parse_tag(prev) if prev is not None else ("O", "")
-    c_prefix, c_type = _parse_tag(tag) if tag is not None else ("O", "")
+    p_prefix, p_type = parse_tag(prev) if prev is not None else ("O", "")
+    c_prefix, c_type = parse_tag(tag) if tag is not None else ("O", "")
     after = f"follows {prev!r}" if prev is not None else "starts the sentence"
     if scheme == "BIO":
         if c_prefix == "I" and not (p_prefix in ("B", "I") and p_type == c_type):
@@ -861,7 +851,7 @@ def apply_tag_scheme(
         message = f"{where}, word {j + 1}{word}: {problem}"
         if more:
             message += f" ({more} more such tag(s) in this data)"
-        prefixes = {_parse_tag(t)[0] for tags in tag_lists for t in tags}
+        prefixes = {parse_tag(t)[0] for tags in tag_lists for t in tags}
         if scheme == "BIOES" and not prefixes & {"E", "S"} and prefixes & {"B", "I"}:
             message += "; the data has no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"
         raise CLNERFormatError(source, line, message)
@@ -876,7 +866,7 @@ def iob1_to_bio(tags: Sequence[str]) -> list[str]:
     """IOB1 -> BIO: an ``I-x`` that does not continue an ``x`` entity starts one (``B-x``)."""
     out, prev = [], ("O", "")
     for tag in tags:
-        prefix, etype = _parse_tag(tag)
+        prefix, etype = parse_tag(tag)
         if prefix == "I" and not (prev[0] in ("B", "I") and prev[1] == etype):
             tag = "B" + tag[1:]
         out.append(tag)
@@ -888,7 +878,7 @@ def bio_to_iob1(tags: Sequence[str]) -> list[str]:
     """BIO -> IOB1: an entity starts with ``I-x``, except right after another ``x`` entity (``B-x``)."""
     out, prev = [], ("O", "")
     for tag in tags:
-        prefix, etype = _parse_tag(tag)
+        prefix, etype = parse_tag(tag)
         if prefix == "B" and not (prev[0] in ("B", "I") and prev[1] == etype):
             tag = "I" + tag[1:]
         out.append(tag)
@@ -907,7 +897,7 @@ def io_to_bio(tags: Sequence[str]) -> list[str]:
 
 def bio_to_io(tags: Sequence[str]) -> list[str]:
     """BIO -> IO: the bare type of every entity word."""
-    return ["O" if _parse_tag(tag)[0] in ("O", None) else tag[2:] for tag in tags]
+    return ["O" if parse_tag(tag)[0] in ("O", None) else tag[2:] for tag in tags]
 
 
 def tags_to_scheme(tags: Sequence[str], scheme: str | None) -> list[str]:
@@ -1404,53 +1394,19 @@ class CLNERDataCollator:
     label_pad_token_id: int = -100
     word_index_pad_id: int = -1
 
-    def _pad_length(self, length: int) -> int:
-        m = self.pad_to_multiple_of
-        if m:
-            length = ((length + m - 1) // m) * m
-        return length
-
     def _pad_view(self, features: list[Mapping[str, Any]], prefix: str, batch: dict[str, Any]) -> None:
+        """One view, padded by the inference core's `pad_view` (as every inference path pads it)."""
         import torch
 
-        ids_key = f"{prefix}input_ids"
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             raise ValueError("the tokenizer has no pad token")
-        left = getattr(self.tokenizer, "padding_side", "right") == "left"
-        seqs = [_to_list(f[ids_key]) for f in features]
-        length = self._pad_length(max(len(s) for s in seqs))
-        fill = {
-            ids_key: pad_id,
-            f"{prefix}attention_mask": 0,
-            f"{prefix}token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
-        }
-        for key, pad_value in fill.items():
-            if key != ids_key and key not in features[0]:
-                if key.endswith("attention_mask"):
-                    values = [[1] * len(s) for s in seqs]
-                else:
-                    continue
-            else:
-                if any(key not in f for f in features):
-                    raise ValueError(f"{key!r} missing from some features")
-                values = [_to_list(f[key]) for f in features]
-            padded = []
-            for v in values:
-                pad = [pad_value] * (length - len(v))
-                padded.append(pad + v if left else v + pad)
-            batch[key] = torch.tensor(padded, dtype=torch.long)
-        # word positions shift with left padding
-        word_key = f"{prefix}word_index"
-        if word_key in features[0]:
-            n_words = max(len(_to_list(f[word_key])) for f in features)
-            rows = []
-            for f, s in zip(features, seqs):
-                wi = _to_list(f[word_key])
-                shift = length - len(s) if left else 0
-                wi = [w + shift if w >= 0 else self.word_index_pad_id for w in wi]
-                rows.append(wi + [self.word_index_pad_id] * (n_words - len(wi)))
-            batch[word_key] = torch.tensor(rows, dtype=torch.long)
+        padded = pad_view(features, prefix, pad_id, getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
+                          multiple_of=self.pad_to_multiple_of,
+                          left=getattr(self.tokenizer, "padding_side", "right") == "left",
+                          word_pad_id=self.word_index_pad_id)
+        for key, rows in padded.items():
+            batch[prefix + key] = torch.tensor(rows, dtype=torch.long).reshape(len(rows), len(rows[0]))
 
     def __call__(self, features: list[Mapping[str, Any]]) -> dict[str, Any]:
         import torch
@@ -1485,77 +1441,6 @@ class CLNERDataCollator:
             if key in features[0]:
                 batch[key] = torch.tensor([int(_to_python(f[key])) for f in features], dtype=torch.long)
         return batch
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Stitching windows back together
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def stitch_windows(
-    features_predictions: Iterable[Mapping[str, Any]],
-    num_words: Sequence[int] | None = None,
-    predictions_key: str = "predictions",
-) -> list[list[Any]]:
-    """Reassemble per-example word predictions from per-window predictions.
-
-    Each item holds ``predictions`` (one entry per word of the window, at least up to ``own_end``),
-    ``example_id``, ``word_start``, ``own_start`` and ``own_end``; the window owns its words
-    ``[own_start, own_end)``, i.e. sentence words ``[word_start + own_start, word_start + own_end)``.
-    Returns the list of word predictions for examples ``0..N-1`` (N = ``len(num_words)`` or the largest
-    ``example_id`` + 1). Raises ValueError unless every word of every example is covered exactly once.
-    """
-    pieces: dict[int, list[tuple[int, int, list[Any]]]] = {}
-    for n, item in enumerate(features_predictions):
-        try:
-            example_id = int(_to_python(item["example_id"]))
-            word_start = int(_to_python(item["word_start"]))
-            own_start = int(_to_python(item["own_start"]))
-            own_end = int(_to_python(item["own_end"]))
-            predictions = _to_list(item[predictions_key])
-        except KeyError as err:
-            raise ValueError(f"feature {n}: missing {err.args[0]!r}") from None
-        if not 0 <= own_start <= own_end <= len(predictions):
-            raise ValueError(
-                f"feature {n} (example {example_id}): owned slice [{own_start}, {own_end}) outside its "
-                f"{len(predictions)} predictions"
-            )
-        piece = (word_start + own_start, word_start + own_end, predictions[own_start:own_end])
-        pieces.setdefault(example_id, []).append(piece)
-    if num_words is not None:
-        n_examples = len(num_words)
-        extra = [i for i in pieces if not 0 <= i < n_examples]
-        if extra:
-            raise ValueError(f"features for unknown example(s) {sorted(extra)[:10]} (only {n_examples} examples)")
-    else:
-        if any(i < 0 for i in pieces):
-            raise ValueError(f"negative example_id {min(pieces)}")
-        n_examples = max(pieces) + 1 if pieces else 0
-    results: list[list[Any]] = []
-    for example_id in range(n_examples):
-        if example_id not in pieces:
-            raise ValueError(f"example {example_id}: no window covers it")
-        position = 0
-        words: list[Any] = []
-        for start, end, preds in sorted(pieces[example_id], key=lambda p: (p[0], p[1])):
-            if start < position:
-                raise ValueError(
-                    f"example {example_id}: words {start}..{min(end, position) - 1} covered more than once"
-                )
-            if start > position:
-                raise ValueError(f"example {example_id}: words {position}..{start - 1} not covered by any window")
-            words.extend(preds)
-            position = end
-        if num_words is not None and position != num_words[example_id]:
-            if position < num_words[example_id]:
-                raise ValueError(
-                    f"example {example_id}: words {position}..{num_words[example_id] - 1} not covered by any window"
-                )
-            raise ValueError(
-                f"example {example_id}: windows cover {position} words, the example has {num_words[example_id]}"
-            )
-        results.append(words)
-    return results
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

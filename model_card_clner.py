@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -45,7 +44,7 @@ import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-import pipeline_clner
+import modeling_clner
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ HUB_IGNORE_PATTERNS = [
 #: Weight files that a previous save may have left; removed by `save_for_hub` (they would be stale).
 STALE_WEIGHT_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
                          "model.ckpt*"]
-_REQUIRED = ["config.json", "modeling_clner.py", "pipeline_clner.py", "README.md", "tokenizer_config.json"]
+_REQUIRED = ["config.json", *modeling_clner.REMOTE_CODE_FILES, "README.md", "tokenizer_config.json"]
 
 CITATION = """@inproceedings{wang-etal-2021-improving,
     title = "Improving Named Entity Recognition by External Context Retrieving and Cooperative Learning",
@@ -249,7 +248,7 @@ def training_set_statistics(rows: Sequence[Mapping[str, Any]], unlabeled: int = 
     for row in rows:
         lengths.append(len(row.get("tokens") or []))
         with_context += any(str(s).strip() for s in (row.get("context") or []))
-        for etype, _, _ in pipeline_clner.group_entities(list(row.get("tags") or [])):
+        for etype, _, _ in modeling_clner.group_entities(list(row.get("tags") or [])):
             entities[etype] = entities.get(etype, 0) + 1
     lengths.sort()
     return {"sentences": len(lengths), "with_context": with_context, "unlabeled": unlabeled,
@@ -560,7 +559,7 @@ def _gold_char_spans(tokens: Sequence[str], tags: Sequence[str]) -> set[tuple[st
         starts.append(pos)
         pos += len(t) + 1
     return {(etype, starts[i], starts[j - 1] + len(tokens[j - 1]))
-            for etype, i, j in pipeline_clner.group_entities(list(tags))}
+            for etype, i, j in modeling_clner.group_entities(list(tags))}
 
 
 def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int = 4, *,
@@ -579,6 +578,8 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
     """
     rows = list(rows)
     if pipe is None:
+        import pipeline_clner  # the pipeline (and transformers' pipelines) only where a widget is checked
+
         pipe = pipeline_clner.CLNERTokenClassificationPipeline(model=model, tokenizer=tokenizer,
                                                               task=pipeline_clner.TASK, device=model.device)
     candidates = []
@@ -587,7 +588,7 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
         if not tokens:
             continue
         tags = list(row.get("tags") or [])
-        types = {t for t, _, _ in pipeline_clner.group_entities(tags)}
+        types = {t for t, _, _ in modeling_clner.group_entities(tags)}
         fits = min_words <= len(tokens) <= max_words
         candidates.append({"i": i, "tokens": tokens, "types": types, "fits": fits, "text": " ".join(tokens),
                            "gold": _gold_char_spans(tokens, tags) if tags else set()})
@@ -650,9 +651,26 @@ def _upload_patterns(ignore_patterns: Optional[Sequence[str]]) -> list[str]:
 
 def hub_files(folder: str | os.PathLike, ignore_patterns: Optional[Sequence[str]] = None) -> list[str]:
     """The files of `folder` that `push_to_hub` uploads (relative POSIX paths, sorted): every regular file but
-    `HUB_IGNORE_PATTERNS` (and `.git`). Symbolic links are never among them (see `hub_links`)."""
+    `HUB_IGNORE_PATTERNS` (and `.git`), and of code files only CLNER's own (`REMOTE_CODE_FILES`): a `.py` left in
+    the folder by a base model or anyone else is never published next to the model. Symbolic links are never
+    among them (see `hub_links`)."""
     files, _ = _walk(Path(folder))
+    files = [f for f in files if not f.endswith(".py") or f in modeling_clner.REMOTE_CODE_FILES]
     return list(filter_repo_objects(files, ignore_patterns=_upload_patterns(ignore_patterns)))
+
+
+def strip_tokenizer_auto_map(folder: str | os.PathLike) -> None:
+    """Drop `auto_map` from a saved `tokenizer_config.json`: a base model's entry (e.g. `AutoTokenizer ->
+    evil.EvilTok`) would make `AutoTokenizer.from_pretrained(model, trust_remote_code=True)` run code that is not
+    CLNER's. CLNER models use a stock fast tokenizer."""
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if "auto_map" in cfg:
+        logger.warning("removing the base model's tokenizer auto_map %s from %s (remote code that is not CLNER's)",
+                       cfg.pop("auto_map"), path)
+        path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def hub_links(folder: str | os.PathLike, ignore_patterns: Optional[Sequence[str]] = None) -> list[str]:
@@ -697,12 +715,20 @@ def check_hub_folder(folder: str | os.PathLike) -> list[str]:
         for auto in ("AutoConfig", "AutoModel", "AutoModelForTokenClassification"):
             if not str(auto_map.get(auto, "")).startswith("modeling_clner."):
                 problems.append(f"config.json auto_map lacks {auto} -> modeling_clner.*")
-        task = pipeline_clner.PIPELINE_TASK
+        foreign = {k: v for k, v in auto_map.items() if not str(v).startswith("modeling_clner.")}
+        if foreign:  # another model's remote code, which every from_pretrained of this one would run
+            problems.append(f"config.json auto_map holds entries that are not CLNER's: {foreign}")
+        task = modeling_clner.PIPELINE_TASK
         published = cfg.get("custom_pipelines") or {}
-        if published.get(task, {}).get("impl") != pipeline_clner.custom_pipelines_config()[task]["impl"]:
+        if published.get(task, {}).get("impl") != modeling_clner.custom_pipelines_config()[task]["impl"]:
             problems.append(f"config.json custom_pipelines lacks {task!r}")
         elif len(published) != 1:  # a task-less pipeline(model=repo) call refuses a config with several
             problems.append(f"config.json custom_pipelines lists {sorted(published)}; only {task!r} may be listed")
+    if "tokenizer_config.json" in files:
+        tok_cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        if tok_cfg.get("auto_map"):
+            problems.append(f"tokenizer_config.json auto_map {tok_cfg['auto_map']} would run remote tokenizer code "
+                            "(CLNER models use a stock tokenizer)")
     if "README.md" in files:
         try:
             ModelCard.load(folder / "README.md")
@@ -729,15 +755,10 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional
         for stale in out.glob(pattern):
             logger.warning("save_for_hub: removing stale weights %s (only safetensors are published)", stale)
             stale.unlink()
-    model.config.custom_pipelines = pipeline_clner.custom_pipelines_config()
-    model.save_pretrained(out)
-    # the remote code: the model's own file (written by save_pretrained) and the pipeline, importing it relatively
-    if not (out / "modeling_clner.py").exists():
-        modeling = sys.modules.get(type(model).__module__)
-        source = _source_file(modeling) if modeling is not None else Path(__file__).with_name("modeling_clner.py")
-        shutil.copyfile(source, out / "modeling_clner.py")
-    shutil.copyfile(_source_file(pipeline_clner), out / "pipeline_clner.py")
+    model.save_pretrained(out)  # weights, config, and every remote-code file next to the model's own module
+    modeling_clner.save_remote_code(out)  # any that module lacked (a Hub copy loaded without its pipeline)
     tokenizer.save_pretrained(out)
+    strip_tokenizer_auto_map(out)
     readme = out / "README.md"
     if card is None and readme.exists():
         logger.info("save_for_hub: keeping the existing model card %s", readme)

@@ -53,9 +53,7 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
             sequence = self.clner.encoder(input_ids, attention_mask=attention_mask, return_dict=True,
                                           **extra).last_hidden_state
-            mask = word_index >= 0
-            index = word_index.clamp_min(0).unsqueeze(-1).expand(-1, -1, sequence.shape[-1])
-            return self.clner.classifier(sequence.gather(1, index) * mask.unsqueeze(-1).to(sequence.dtype))
+            return self.clner.classifier(self.clner.gather_words(sequence, word_index)[0])
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,8 +62,7 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
     # an example batch of two rows of different lengths, so that no size is taken for a constant
     features = [f for words in (["Example", "words", "of", "a", "sentence"], ["Two", "rows"])
                 for f in encode_example(tokenizer, words, None, 32)]
-    pad = tokenizer.pad_token_id or 0
-    batch = _pad(features, pad)
+    batch = _pad(features, tokenizer.pad_token_id or 0)
     names = ["input_ids", "attention_mask", "word_index"] + (["token_type_ids"] if "token_type_ids" in batch else [])
     args = tuple(torch.tensor(batch[n]) for n in names)
     axes = {n: {0: "batch", 1: "words" if n == "word_index" else "sub_tokens"} for n in names}
@@ -149,18 +146,11 @@ def marginals_numpy(emissions: np.ndarray, length: int, start: np.ndarray, trans
 
 # ---------------------------------------------------------------------------------------------------- inference
 def _pad(features: Sequence[dict], pad_id: int, prefix: str = "") -> dict[str, np.ndarray]:
-    length = max(len(f[prefix + "input_ids"]) for f in features)
-    width = max(max(len(f[prefix + "word_index"]) for f in features), 1)
-    batch = {
-        "input_ids": [f[prefix + "input_ids"] + [pad_id] * (length - len(f[prefix + "input_ids"])) for f in features],
-        "attention_mask": [[1] * len(f[prefix + "input_ids"]) + [0] * (length - len(f[prefix + "input_ids"]))
-                           for f in features],
-        "word_index": [f[prefix + "word_index"] + [-1] * (width - len(f[prefix + "word_index"])) for f in features],
-    }
-    if features[0].get(prefix + "token_type_ids") is not None:
-        batch["token_type_ids"] = [f[prefix + "token_type_ids"] + [0] * (length - len(f[prefix + "token_type_ids"]))
-                                   for f in features]
-    return {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+    """One view of a batch of features as ONNX Runtime inputs (int64 arrays; at least one word column, so that no
+    dimension is 0)."""
+    from inference_clner import pad_view
+
+    return {k: np.asarray(v, dtype=np.int64) for k, v in pad_view(features, prefix, pad_id, width=1).items()}
 
 
 class ONNXCLNER:
@@ -200,64 +190,29 @@ class ONNXCLNER:
                 return_entities: Optional[bool] = None) -> list:
         """As `CLNERForTokenClassification.predict`: one text gives its entities; a list of sentences (texts or
         word lists) gives their tags, or their entities with `return_entities=True`."""
-        from modeling_clner import _whitespace_words, encode_example, group_entities, split_words
+        from inference_clner import encode_example, predict_sentences
 
-        single = isinstance(inputs, str)
-        if single:
-            inputs, contexts = [inputs], None if contexts is None else [contexts]
-        entities = single if return_entities is None else bool(return_entities)
-        sentences, texts, offsets = [], [], []
-        for x in inputs:
-            if isinstance(x, str):
-                spans = split_words(x) if entities else _whitespace_words(x)
-                words, text, offs = [w for w, _, _ in spans], x, [(a, b) for _, a, b in spans]
-            else:
-                words, offs, pos = [str(w) for w in x], [], 0
-                for w in words:
-                    offs.append((pos, pos + len(w)))
-                    pos += len(w) + 1
-                text = " ".join(words)
-            sentences.append(words)
-            texts.append(text)
-            offsets.append(offs)
-        with_context = contexts is not None and any(c for c in contexts)
-        prefix = "ctx_" if with_context else ""
-        features = []
-        for i, words in enumerate(sentences):
-            if words:
-                for feat in encode_example(self.tokenizer, words, contexts[i] if contexts is not None else None,
-                                           self.max_seq_length, self.window_stride, self.snippet_separator):
-                    feat["example_id"] = i
-                    features.append(feat)
-        tags = [[None] * len(s) for s in sentences]
-        scores = [[0.0] * len(s) for s in sentences]
-        used = [False] * len(sentences)
-        pad = self.tokenizer.pad_token_id or 0
-        for b in range(0, len(features), batch_size):
-            chunk = features[b: b + batch_size]
-            batch = _pad(chunk, pad, prefix)
-            emissions = self.emissions(batch)
-            lengths = (batch["word_index"] >= 0).sum(1)
-            for feat, em, n in zip(chunk, emissions, lengths):
-                path = viterbi_numpy(em, int(n), self.start, self.transitions, self.end)
-                marg = marginals_numpy(em, int(n), self.start, self.transitions, self.end) if entities else None
-                i, start = feat["example_id"], feat["word_start"]
-                used[i] = used[i] or (with_context and bool(feat["has_context"]))
-                for k in range(feat["own_start"], feat["own_end"]):
-                    tags[i][start + k] = self.labels[path[k]]
-                    if entities:
-                        scores[i][start + k] = float(marg[k, path[k]])
-        if not entities:
-            return tags
-        results = []
-        for i, (text, offs) in enumerate(zip(texts, offsets)):
-            found = []
-            for etype, a, b in group_entities(tags[i]):
-                start, end = offs[a][0], offs[b - 1][1]
-                found.append({"entity_group": etype, "score": sum(scores[i][a:b]) / (b - a), "word": text[start:end],
-                              "start": start, "end": end, "word_span": [a, b], "context_used": used[i]})
-            results.append(found)
-        return results[0] if single else results
+        return predict_sentences(
+            inputs, contexts,
+            encode=lambda words, context: encode_example(self.tokenizer, words, context, self.max_seq_length,
+                                                         self.window_stride, self.snippet_separator),
+            decode=self.decode, labels=self.labels, pad_id=self.tokenizer.pad_token_id or 0, batch_size=batch_size,
+            return_entities=return_entities, width=1)
+
+    def decode(self, batch: dict, with_scores: bool = True) -> tuple[list[list[int]], Optional[list[list[float]]]]:
+        """An inference-core `Decoder`: a padded batch (`inference_clner.pad_view`) -> per row the numpy Viterbi
+        path and, with `with_scores`, the CRF marginal of each of its tags."""
+        arrays = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+        emissions = self.emissions(arrays)
+        lengths = (arrays["word_index"] >= 0).sum(1)
+        paths, scores = [], []
+        for em, n in zip(emissions, lengths):
+            path = viterbi_numpy(em, int(n), self.start, self.transitions, self.end)
+            paths.append(path)
+            if with_scores:
+                marg = marginals_numpy(em, int(n), self.start, self.transitions, self.end)
+                scores.append([float(marg[k, t]) for k, t in enumerate(path)])
+        return paths, scores if with_scores else None
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI

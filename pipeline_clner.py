@@ -43,12 +43,15 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, Pipelin
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
-try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py
-    from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, _whitespace_words, encode_example,
-                                 group_entities, split_words)
+try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
+    from .inference_clner import (context_snippets, encode_example, entities_from_tags, group_entities, pad_view,
+                                  split_words, stitch_windows, tokens_from_tags, whitespace_words, words_and_offsets)
+    from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, custom_pipelines_config,
+                                 viterbi_with_scores)
 except ImportError:  # this project on the path
-    from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, _whitespace_words, encode_example,
-                                group_entities, split_words)
+    from inference_clner import (context_snippets, encode_example, entities_from_tags, group_entities, pad_view,
+                                 split_words, stitch_windows, tokens_from_tags, whitespace_words, words_and_offsets)
+    from modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, custom_pipelines_config, viterbi_with_scores
 
 __all__ = [
     "TASK",
@@ -63,20 +66,6 @@ __all__ = [
 #: "token-classification" / "ner" stay transformers' for other models); a published model also answers to it.
 TASK = "clner-token-classification"
 _UNSET = object()
-
-
-def custom_pipelines_config() -> dict:
-    """The `config.custom_pipelines` entry that makes `pipeline(model=repo, trust_remote_code=True)`,
-    `pipeline("token-classification", ...)` and `pipeline("ner", ...)` build this pipeline from the repository's
-    `pipeline_clner.py` (one task, `modeling_clner.PIPELINE_TASK`: a task-less `pipeline()` call needs exactly one;
-    `CLNERConfig.from_pretrained` serves it under the aliases)."""
-    return {
-        PIPELINE_TASK: {
-            "impl": f"pipeline_clner.{CLNERTokenClassificationPipeline.__name__}",
-            "pt": ["AutoModelForTokenClassification"],
-            "type": "text",
-        }
-    }
 
 
 class _CallableRetriever:
@@ -196,18 +185,8 @@ class CLNERTokenClassificationPipeline(Pipeline):
     @staticmethod
     def _as_context(value, what: str = "context") -> Optional[list[str]]:
         """One input's context: None, one snippet string, or a list / tuple of snippet strings."""
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, (list, tuple)):
-            bad = next((i for i, s in enumerate(value) if not isinstance(s, str)), None)
-            if bad is None:
-                return list(value)
-            raise TypeError(f"{what} must be a string or a list of strings (the snippets of one input); item {bad} "
-                            f"is {type(value[bad]).__name__} {value[bad]!r}. For a batch, give one entry per input: "
-                            "a string, a list of strings, or None")
-        raise TypeError(f"{what} must be a string or a list of strings (snippets), got {type(value).__name__}")
+        return context_snippets(value, what, hint=". For a batch, give one entry per input: a string, a list of "
+                                                  "strings, or None")
 
     def _normalize(self, x, context=_UNSET, split: bool = False) -> dict:
         """One input -> `{"text" | "tokens", "context", ...}`."""
@@ -379,20 +358,8 @@ class CLNERTokenClassificationPipeline(Pipeline):
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
         def collate(windows: list[dict]) -> dict:
-            length = max(len(w["input_ids"]) for w in windows)
-            width = max(len(w["word_index"]) for w in windows)
-            batch = {
-                "input_ids": torch.tensor([w["input_ids"] + [pad_id] * (length - len(w["input_ids"]))
-                                           for w in windows], dtype=torch.long),
-                "attention_mask": torch.tensor([[1] * len(w["input_ids"]) + [0] * (length - len(w["input_ids"]))
-                                                for w in windows], dtype=torch.long),
-                "word_index": torch.tensor([w["word_index"] + [-1] * (width - len(w["word_index"])) for w in windows],
-                                           dtype=torch.long).reshape(len(windows), width),
-            }
-            if windows[0].get("token_type_ids") is not None:
-                batch["token_type_ids"] = torch.tensor(
-                    [w["token_type_ids"] + [0] * (length - len(w["token_type_ids"])) for w in windows],
-                    dtype=torch.long)
+            batch = {k: torch.tensor(v, dtype=torch.long).reshape(len(v), len(v[0]))  # (B, 0): only empty inputs
+                     for k, v in pad_view(windows, pad_id=pad_id).items()}
             if batch_size == 1:  # unbatched items: PipelinePackIterator reads is_last as a plain bool
                 batch["meta"], batch["is_last"] = windows[0]["meta"], windows[0]["is_last"]
             else:
@@ -420,18 +387,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
 
     def preprocess(self, item, max_seq_length: Optional[int] = None, word_splitter: Any = "regex"):
         item = self._normalize(item)
-        if item["tokens"] is not None:
-            words = item["tokens"]
-            text, offsets, pos = " ".join(words), [], 0
-            for w in words:
-                offsets.append((pos, pos + len(w)))
-                pos += len(w) + 1
-        else:
-            text = item["text"]
-            splitter = (_whitespace_words if word_splitter == "whitespace"
-                        else word_splitter if callable(word_splitter) else split_words)
-            spans = list(splitter(text))
-            words, offsets = [s[0] for s in spans], [(int(s[1]), int(s[2])) for s in spans]
+        splitter = (whitespace_words if word_splitter == "whitespace"
+                    else word_splitter if callable(word_splitter) else split_words)
+        words, text, offsets = words_and_offsets(item["tokens"] if item["tokens"] is not None else item["text"],
+                                                 splitter)
         context = item["context"]
         note = item["note"]
         asked = context is not None or note is not None  # a context was given, or retrieval was tried
@@ -481,10 +440,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             empty = torch.zeros(word_index.shape, dtype=torch.long)
             return {"tags": empty, "scores": empty.float(), "meta": meta, "is_last": is_last}
         out = self.model(**model_inputs)
-        mask = out.word_mask
-        paths = self.model.crf.viterbi_decode(out.logits, mask)
-        marginals = self.model.crf.marginals(out.logits, mask)
-        scores = marginals.gather(-1, paths.clamp_min(0).unsqueeze(-1)).squeeze(-1).masked_fill(~mask, 0.0)
+        paths, scores = viterbi_with_scores(self.model.crf, out.logits, out.word_mask)
         return {"tags": paths, "scores": scores, "meta": meta, "is_last": is_last}
 
     def postprocess(self, all_outputs, aggregation_strategy: str = "simple", ignore_labels=None,
@@ -493,30 +449,17 @@ class CLNERTokenClassificationPipeline(Pipeline):
         sentence = all_outputs[0]["meta"]["sentence"]
         words, offsets, text = sentence["words"], sentence["offsets"], sentence["text"]
         id2label = self.model.config.id2label
-        tags: list[str] = ["O"] * len(words)
-        scores: list[float] = [0.0] * len(words)
-        for out in all_outputs:
-            meta = out["meta"]
-            path, score = out["tags"][0].tolist(), out["scores"][0].tolist()
-            for k in range(meta["own_start"], meta["own_end"]):
-                tags[meta["word_start"] + k] = id2label[int(path[k])]
-                scores[meta["word_start"] + k] = float(score[k])
+        windows = [{"example_id": 0, **{k: out["meta"][k] for k in ("word_start", "own_start", "own_end")},
+                    "predictions": list(zip(out["tags"][0].tolist(), out["scores"][0].tolist()))}
+                   for out in all_outputs]
+        stitched = stitch_windows(windows, [len(words)])[0] if words else []
+        tags = [id2label[int(t)] for t, _ in stitched]
+        scores = [float(p) for _, p in stitched]
         flags = {"context_used": sentence["context_used"]}  # the note (why not) is per input: return_details=True
-        entities = []
         if aggregation_strategy == "none":
-            for i, tag in enumerate(tags):
-                if tag in ignore:
-                    continue
-                start, end = offsets[i]
-                entities.append({"entity": tag, "score": scores[i], "index": i, "word": text[start:end],
-                                 "start": start, "end": end, **flags})
+            entities = tokens_from_tags(tags, scores, text, offsets, ignore, **flags)
         else:
-            for etype, i, j in group_entities(tags):
-                if etype in ignore:
-                    continue
-                start, end = offsets[i][0], offsets[j - 1][1]
-                entities.append({"entity_group": etype, "score": sum(scores[i:j]) / (j - i), "word": text[start:end],
-                                 "start": start, "end": end, "word_span": [i, j], **flags})
+            entities = entities_from_tags(tags, scores, text, offsets, ignore, **flags)
         if not return_details:
             return entities
         return {"entities": entities, "words": list(words), "tags": tags, "word_scores": scores,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from data_clner import CLNERUsageError, HelpFormatter, check_model_path, check_output_path
+from inference_clner import context_snippets
 
 logger = logging.getLogger("predict")
 
@@ -182,10 +183,10 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
             else:
                 raise SystemExit(f"{name}:{lineno}: needs {args.text_field!r} (a string) or {args.tokens_field!r} "
                                  "(a list of words)")
-            context = record.get(args.context_field)
-            if context is not None and not (isinstance(context, str) or (
-                    isinstance(context, list) and all(isinstance(s, str) for s in context))):
-                raise SystemExit(f"{name}:{lineno}: {args.context_field!r} must be a string or a list of strings")
+            try:
+                context = context_snippets(record.get(args.context_field), repr(args.context_field))
+            except TypeError as err:
+                raise SystemExit(f"{name}:{lineno}: {err}") from None
             if context:
                 item["context"] = context
             passthrough = {k: v for k, v in record.items() if k != args.context_field}

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from modeling_clner import LinearChainCRF, _forward_backward, _LogPartition, scheme_constraints
+from crf_clner import LinearChainCRF, _forward_backward, _LogPartition, scheme_constraints
 
 BIO = ["O", "B-a", "I-a", "B-b", "I-b"]
 BIOES = ["O", "B-a", "I-a", "E-a", "S-a"]

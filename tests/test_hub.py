@@ -38,7 +38,7 @@ TEXTS = ["John Smith lives in New York, doesn't he?", "Paris is nice", ""]
 CONTEXTS = [["John Smith is a singer ."], None, "nothing"]
 METRICS = {"eval_sentence_precision": 0.5, "eval_sentence_recall": 0.4, "eval_sentence_f1": 0.444,
            "eval_context_precision": 0.6, "eval_context_recall": 0.5, "eval_context_f1": 0.545}
-EXPECTED_FILES = {"README.md", "config.json", "model.safetensors", "modeling_clner.py", "pipeline_clner.py",
+EXPECTED_FILES = {"README.md", "config.json", "model.safetensors", *modeling_clner.REMOTE_CODE_FILES,
                   "tokenizer_config.json", "tokenizer.json"}
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
 
@@ -80,11 +80,57 @@ def test_save_for_hub_writes_the_complete_folder(published):
     assert config["custom_pipelines"] == {"token-classification": {  # one task: pipeline(model=repo) needs it
         "impl": "pipeline_clner.CLNERTokenClassificationPipeline", "pt": ["AutoModelForTokenClassification"],
         "type": "text"}}
-    for name in ("modeling_clner.py", "pipeline_clner.py"):
+    for name in modeling_clner.REMOTE_CODE_FILES:
         assert (folder / name).read_bytes() == (REPO_ROOT / name).read_bytes()
     assert (folder / "model.safetensors").read_bytes()[:8] != b"PK\x03\x04"  # not a torch zip pickle
     card = ModelCard.load(folder / "README.md")
     assert card.data.pipeline_tag == "token-classification" and len(card.data.eval_results) == 6
+
+
+def test_a_base_models_auto_map_and_code_are_never_carried_over(tmp_path, minilm_tokenizer, caplog):
+    """Security: a base model whose config.json / tokenizer_config.json map auto classes to its own code (here
+    `evil.py`, lying in the folder as continued training in place leaves it) gives a CLNER model that carries only
+    CLNER's own `auto_map` and `custom_pipelines`; the Hub folder and its upload hold no code but CLNER's, and a
+    folder with a foreign entry is refused."""
+    import copy
+
+    from transformers import BertModel
+
+    from model_card_clner import strip_tokenizer_auto_map
+
+    base = tmp_path / "base"
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(base)
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModel": "evil.EvilModel", "AutoConfig": "attacker/code--evil.EvilConfig"}
+    (base / "config.json").write_text(json.dumps(cfg))
+    model = CLNERForTokenClassification.from_encoder(str(base), id2label=LABELS)
+    tokenizer = copy.deepcopy(minilm_tokenizer)
+    tokenizer.init_kwargs["auto_map"] = {"AutoTokenizer": ["evil.EvilTok", None]}
+    out = tmp_path / "clner"
+    out.mkdir()
+    (out / "evil.py").write_text("raise SystemExit('evil code ran')\n")
+    with caplog.at_level("WARNING"):
+        save_for_hub(model, tokenizer, out)
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["auto_map"].values()) <= {"modeling_clner.CLNERConfig",
+                                                "modeling_clner.CLNERForTokenClassification"}
+    assert "auto_map" not in config["encoder"] and list(config["custom_pipelines"]) == ["token-classification"]
+    assert "auto_map" not in json.loads((out / "tokenizer_config.json").read_text())
+    assert "tokenizer auto_map" in caplog.text
+    files = check_hub_folder(out)
+    assert "evil.py" not in files and {f for f in files if f.endswith(".py")} == set(modeling_clner.REMOTE_CODE_FILES)
+    # a folder whose files were edited afterwards is refused, naming the entry
+    bad = json.loads((out / "tokenizer_config.json").read_text())
+    bad["auto_map"] = {"AutoTokenizer": ["evil.EvilTok", None]}
+    (out / "tokenizer_config.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="tokenizer_config.json auto_map"):
+        check_hub_folder(out)
+    strip_tokenizer_auto_map(out)
+    config["auto_map"]["AutoTokenizer"] = "evil.EvilTok"
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="auto_map holds entries that are not CLNER's.*evil.EvilTok"):
+        check_hub_folder(out)
 
 
 def test_save_for_hub_keeps_or_replaces_an_existing_card_saying_so(published, tmp_path, minilm_tokenizer, caplog):

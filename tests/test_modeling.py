@@ -31,9 +31,9 @@ def tiny_model(**kwargs):
 
 
 def batch_of(features, prefix=""):
-    from modeling_clner import _pad_view
+    from inference_clner import pad_view
 
-    return _pad_view(features, prefix, 0, "cpu")
+    return {k: torch.tensor(v) for k, v in pad_view(features, prefix, 0).items()}
 
 
 def test_config_roundtrip(tmp_path):

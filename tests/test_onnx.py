@@ -78,3 +78,18 @@ def test_long_sentence_windows(exported, minilm_tokenizer):
     model, folder = exported
     words = [f"word{i}" for i in range(120)]  # longer than 64 sub-tokens: windows stitched back
     assert ONNXCLNER(folder).predict([words]) == model.predict([words], minilm_tokenizer)
+
+
+def test_onnx_predict_checks_contexts_as_torch_predict_does(exported, minilm_tokenizer):
+    """One inference core: ONNX predict refuses what torch predict refuses, with the same message (it used to give
+    a raw IndexError for fewer contexts than sentences)."""
+    model, folder = exported
+    onnx_model = ONNXCLNER(folder)
+    sentences = [["Bieber", "lands"], ["Paris"]]
+    for contexts in ([["one"]], [[None], None], "ab", {"a": "b"}):
+        with pytest.raises((TypeError, ValueError)) as torch_err:
+            model.predict(sentences, minilm_tokenizer, contexts=contexts)
+        with pytest.raises(type(torch_err.value)) as onnx_err:
+            onnx_model.predict(sentences, contexts=contexts)
+        assert str(onnx_err.value) == str(torch_err.value)
+    assert onnx_model.predict(["", "Paris"]) == model.predict(["", "Paris"], minilm_tokenizer)  # empty text: no tags

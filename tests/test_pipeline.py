@@ -243,7 +243,7 @@ def test_context_must_be_a_string_or_strings(oracle):
                           (3, "got int")):
         with pytest.raises(TypeError, match=re.escape(fragment)) as err:
             oracle("Bieber lands", context=bad)
-        assert str(err.value).startswith("context= must be a string or a list of strings")
+        assert str(err.value).startswith("context= must be a string or a list of snippet strings")  # one wording
     with pytest.raises(TypeError, match=r"context= must be.*item 0 is NoneType"):
         oracle(["Bieber lands"], context=[[None]])  # a batch: one entry per input
     with pytest.raises(TypeError, match=r"for a batch must be a list with one entry per input"):

@@ -1,0 +1,519 @@
+"""The inference core of CLNER: every path that tags text calls these steps, so each is written once.
+
+Remote code: uploaded to the Hub next to `modeling_clner.py`, which imports it (as do `pipeline_clner.py` and this
+project's `onnx_clner.py` and data collator), so it is self-contained: the standard library only, and no framework.
+The steps, in the order a prediction runs them:
+
+* tags: `parse_tag`, the one reader of tag prefixes (`B-`, `I-`, `E-`, `S-`; BILOU's `L-` / `U-` as `E-` / `S-`);
+* words and offsets: `split_words` / `whitespace_words` / `words_and_offsets` turn a text, or a list of words, into
+  words with character offsets (for a list of words, offsets into ``" ".join(words)``);
+* contexts: `context_snippets` / `check_contexts` accept one input's snippets, or one entry per input, and refuse
+  anything else with a TypeError naming the argument;
+* features: `encode_example` builds both views of a sentence (windows of a long one), `pad_view` pads one view of
+  a batch of features (plain lists; callers make tensors or arrays of them);
+* window decoding: `decode_windows` runs a decoder (torch or ONNX Runtime: padded batch -> tag ids and scores per
+  row) over windows and stitches each sentence back with `stitch_windows`;
+* entities: `entities_from_tags` groups tags into entity dicts with offsets and scores (`tokens_from_tags`, one
+  dict per tagged word, for the pipeline's `aggregation_strategy="none"`).
+
+`predict_sentences` chains them: `CLNERForTokenClassification.predict` and `ONNXCLNER.predict` are thin callers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+__all__ = [
+    "parse_tag",
+    "split_words",
+    "whitespace_words",
+    "words_and_offsets",
+    "context_snippets",
+    "check_contexts",
+    "encode_example",
+    "pad_view",
+    "stitch_windows",
+    "decode_windows",
+    "group_entities",
+    "entities_from_tags",
+    "tokens_from_tags",
+    "predict_sentences",
+]
+
+#: A decoder: one padded view (`pad_view`'s dict) -> `(paths, scores)`, per row its words' tag ids and (or None)
+#: the CRF marginal of each tag, both at least as long as the row's word count. `predict_sentences` passes a
+#: second argument, `with_scores`: False when only tags are asked for, so that the marginals can be skipped.
+Decoder = Callable[..., tuple[Sequence[Sequence[int]], Optional[Sequence[Sequence[float]]]]]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tags
+# --------------------------------------------------------------------------------------------------------------
+def parse_tag(tag: str) -> tuple[Optional[str], str]:
+    """`'B-PER'` -> `('B', 'PER')` (BILOU prefixes read as BIOES: L = E, U = S), `'O'` -> `('O', '')`, a tag
+    without a prefix (an IO-tagged bare type) -> `(None, tag)`."""
+    if tag == "O":
+        return "O", ""
+    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIESLU":
+        return {"L": "E", "U": "S"}.get(tag[0], tag[0]), tag[2:]
+    return None, tag
+
+
+def _split_label(label: str) -> tuple[str, str]:
+    """`parse_tag`, with a label without a prefix read as `('O', '')` (how the CRF and the entity grouping see it)."""
+    prefix, etype = parse_tag(label)
+    return ("O", "") if prefix is None else (prefix, etype)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Words and offsets
+# --------------------------------------------------------------------------------------------------------------
+# URLs, @mentions / #hashtags, words with inner apostrophes, hyphens, dots or ampersands, then any other single
+# non-space character (punctuation, emoji): close to how CoNLL / WNUT data are tokenized.
+_WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['\u2019\-.&]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text)."""
+    return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+def whitespace_words(text: str) -> list[tuple[str, int, int]]:
+    """`(word, start, end)` spans of the whitespace-separated words of `text`."""
+    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def words_and_offsets(x: str | Sequence[str], splitter: Callable[[str], Iterable] = split_words
+                      ) -> tuple[list[str], str, list[tuple[int, int]]]:
+    """`(words, text, offsets)` of one input: a text is split by `splitter` (spans `(word, start, end)`); a list
+    of words is kept as it is, its offsets pointing into ``" ".join(words)``."""
+    if isinstance(x, str):
+        spans = list(splitter(x))
+        return [str(s[0]) for s in spans], x, [(int(s[1]), int(s[2])) for s in spans]
+    words, offsets, pos = [str(w) for w in x], [], 0
+    for w in words:
+        offsets.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    return words, " ".join(words), offsets
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Contexts
+# --------------------------------------------------------------------------------------------------------------
+def context_snippets(value: Any, what: str, hint: str = "") -> Optional[list[str]]:
+    """One input's context as snippet strings: None, one string, or a list / tuple of strings. Anything else (a
+    dict, None or a number among the snippets) is a TypeError naming the argument (`what`, e.g. ``"context="``),
+    never the text "None" or a dict's keys; `hint` is appended to the message."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        bad = next((i for i, s in enumerate(value) if not isinstance(s, str)), None)
+        if bad is None:
+            return list(value)
+        raise TypeError(f"{what} must be a string or a list of snippet strings; item {bad} is "
+                        f"{type(value[bad]).__name__} {value[bad]!r}{hint}")
+    raise TypeError(f"{what} must be a string or a list of snippet strings (or None), got "
+                    f"{type(value).__name__}{hint}")
+
+
+def check_contexts(contexts: Any, n: Optional[int]) -> Optional[list[Optional[list[str]]]]:
+    """The `contexts=` argument of `predict`: for one text (`n` None) its snippets; for `n` sentences one entry
+    each (a list of snippets, a string or None). Returns one entry per input, or None without contexts."""
+    if contexts is None:
+        return None
+    if n is None:
+        return [context_snippets(contexts, "contexts= (one text)")]
+    if not isinstance(contexts, (list, tuple)):
+        raise TypeError(f"contexts= for a list of sentences must be a list with one entry per sentence (a list of "
+                        f"snippets, a string or None), got {type(contexts).__name__}")
+    if len(contexts) != n:
+        raise ValueError(f"contexts has {len(contexts)} entries for {n} sentences: give one context (a list of "
+                         "snippets, a string or None) per sentence")
+    return [context_snippets(c, f"contexts[{i}]") for i, c in enumerate(contexts)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Features: the two views of a sentence
+# --------------------------------------------------------------------------------------------------------------
+def _word_piece_counts(tokenizer, words: Sequence[str]) -> list[int]:
+    # counting only: a long sentence is split into windows later, so the over-length warning would be noise
+    enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=False, verbose=False)
+    counts = [0] * len(words)
+    for w in enc.word_ids():
+        if w is not None:
+            counts[w] += 1
+    return counts
+
+
+def _safe_words(tokenizer, words: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Words whose tokenization is empty (zero-width characters, control codes...) are replaced by the unknown
+    token so that no sentence word silently disappears; returns the words and their sub-token counts."""
+    words = list(words)
+    counts = _word_piece_counts(tokenizer, words) if words else []
+    if any(c == 0 for c in counts):
+        filler = tokenizer.unk_token or tokenizer.sep_token or "?"
+        words = [w if c else filler for w, c in zip(words, counts)]
+        counts = _word_piece_counts(tokenizer, words)
+        if any(c == 0 for c in counts):
+            empty = [w for w, c in zip(words, counts) if not c]
+            raise ValueError(f"tokenizer produces no sub-token for words {empty}")
+    return words, counts
+
+
+def _windows(counts: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
+    """Split words into `[start, end)` windows whose sub-tokens fit `budget`, consecutive windows sharing up to
+    `stride` words."""
+    n = len(counts)
+    if sum(counts) <= budget:
+        return [(0, n)]
+    spans, start = [], 0
+    while True:
+        end, used = start, 0
+        while end < n and (used + counts[end] <= budget or end == start):
+            used += counts[end]
+            end += 1
+        spans.append((start, end))
+        if end >= n:
+            return spans
+        start = max(end - stride, start + 1)
+
+
+def _view(tokenizer, words, ctx_words, max_len):
+    """Encode one view; returns ids, mask, optional type ids and the sentence words' first sub-token positions."""
+    if ctx_words:
+        enc = tokenizer(words, ctx_words, is_split_into_words=True, truncation="only_second", max_length=max_len)
+    else:
+        enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_len)
+    seq_ids, word_ids = enc.sequence_ids(), enc.word_ids()
+    word_index, seen = [], set()
+    for pos, (s, w) in enumerate(zip(seq_ids, word_ids)):
+        if s == 0 and w is not None and w not in seen:
+            seen.add(w)
+            word_index.append(pos)
+    if len(word_index) != len(words):
+        raise ValueError(f"only {len(word_index)} of {len(words)} words fit in max_seq_length={max_len}")
+    feat = {"input_ids": list(enc["input_ids"]), "attention_mask": list(enc["attention_mask"]),
+            "word_index": word_index}
+    if "token_type_ids" in enc:
+        feat["token_type_ids"] = list(enc["token_type_ids"])
+    return feat
+
+
+def encode_example(
+    tokenizer,
+    words: Sequence[str],
+    context: Optional[Sequence[str] | str] = None,
+    max_seq_length: int = 512,
+    stride: int = 16,
+    snippet_separator: Optional[str] = None,
+) -> list[dict]:
+    """Both views of one sentence as model features, one feature per window.
+
+    The sentence view is `[CLS] x [SEP]`; the context view uses the tokenizer's pair template,
+    `[CLS] x [SEP] x~ [SEP]`, where x~ is the snippets in rank order joined by `snippet_separator` (default: the
+    tokenizer's sep token). The context is cut first: whole snippets are kept while they fit, then the next one is
+    cut at the sub-token level. The sentence is never truncated: a sentence longer than `max_seq_length` is split
+    into windows of whole words overlapping by `stride` words; each window owns the words `[own_start, own_end)`
+    (relative to `word_start`) when predictions are stitched back.
+
+    Args:
+        tokenizer: a fast tokenizer (RoBERTa-style ones need `add_prefix_space=True` for pre-split words).
+        words: the sentence's words; context: ranked snippet strings, one string, or None.
+
+    Returns:
+        list of dicts with `input_ids`, `attention_mask`, [`token_type_ids`], `word_index`, the same keys prefixed
+        `ctx_`, `has_context`, `word_start`, `own_start`, `own_end`.
+    """
+    if not words:
+        raise ValueError("cannot encode an empty sentence")
+    if isinstance(context, str):
+        context = [context]
+    snippets = [s.split() for s in (context or []) if s and s.strip()]
+    safe, counts = _safe_words(tokenizer, words)
+    single_budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+    pair_budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=True)
+    if single_budget < 1:
+        raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words")
+    spans = _windows(counts, single_budget, stride)
+    sep = snippet_separator or tokenizer.sep_token or "|"
+    snippet_counts = ([len(ids) for ids in tokenizer(snippets, is_split_into_words=True, add_special_tokens=False,
+                                                      verbose=False)["input_ids"]] if snippets else [])  # one call
+
+    features = []
+    for k, (start, end) in enumerate(spans):
+        win = safe[start:end]
+        feat = _view(tokenizer, win, None, max_seq_length)
+        room = pair_budget - sum(counts[start:end])
+        ctx_words: list[str] = []
+        for snippet, n in zip(snippets, snippet_counts):
+            if room <= 0:
+                break
+            ctx_words.extend(([sep] if ctx_words else []) + snippet)
+            room -= n + (1 if len(ctx_words) > len(snippet) else 0)
+        ctx = _view(tokenizer, win, ctx_words, max_seq_length) if ctx_words and pair_budget > sum(
+            counts[start:end]) else dict(feat)
+        feat.update({"ctx_" + key: value for key, value in ctx.items()})
+        feat["has_context"] = ctx["input_ids"] != feat["input_ids"]
+        own_start = 0 if k == 0 else (start + spans[k - 1][1]) // 2 - start
+        own_end = end - start if k == len(spans) - 1 else (spans[k + 1][0] + end) // 2 - start
+        feat.update(word_start=start, own_start=own_start, own_end=own_end)
+        features.append(feat)
+    return features
+
+# --------------------------------------------------------------------------------------------------------------
+# Padding
+# --------------------------------------------------------------------------------------------------------------
+def _as_list(value: Any) -> list:
+    return value.tolist() if hasattr(value, "tolist") else list(value)
+
+
+def pad_view(features: Sequence[Mapping[str, Any]], prefix: str = "", pad_id: int = 0, type_pad_id: int = 0,
+             width: int = 0, multiple_of: Optional[int] = None, left: bool = False,
+             word_pad_id: int = -1) -> dict[str, list[list[int]]]:
+    """Pad one view (`""` sentence, `"ctx_"` context) of a batch of features into model inputs, as plain lists.
+
+    `input_ids`, `attention_mask` (ones where a feature has none) and `token_type_ids` (where the features have
+    them) are padded to the longest row, rounded up to `multiple_of`, on the right (or on the `left`, which shifts
+    the word positions); `word_index` is padded with `word_pad_id` to the largest word count (at least `width`).
+    Keys come without the prefix. A key that some features have and others lack is an error."""
+    ids_key = prefix + "input_ids"
+    if any(f.get(ids_key) is None for f in features):
+        raise ValueError(f"{ids_key!r} missing from some features")
+    seqs = [_as_list(f[ids_key]) for f in features]
+    length = max(len(s) for s in seqs)
+    if multiple_of:
+        length = -(-length // multiple_of) * multiple_of
+    batch: dict[str, list[list[int]]] = {}
+    for name, value in (("input_ids", pad_id), ("attention_mask", 0), ("token_type_ids", type_pad_id)):
+        key = prefix + name
+        present = [f.get(key) is not None for f in features]
+        if not any(present):
+            if name != "attention_mask":
+                continue
+            rows = [[1] * len(s) for s in seqs]
+        elif not all(present):
+            raise ValueError(f"{key!r} missing from some features")
+        else:
+            rows = seqs if name == "input_ids" else [_as_list(f[key]) for f in features]
+        batch[name] = [[value] * (length - len(r)) + r if left else r + [value] * (length - len(r)) for r in rows]
+    word_key = prefix + "word_index"
+    if any(word_key in f for f in features):
+        words = [_as_list(f[word_key]) for f in features]
+        width = max([width] + [len(w) for w in words])
+        rows = []
+        for w, s in zip(words, seqs):
+            shift = length - len(s) if left else 0
+            w = [i + shift if i >= 0 else word_pad_id for i in w]
+            rows.append(w + [word_pad_id] * (width - len(w)))
+        batch["word_index"] = rows
+    return batch
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Window decoding
+# --------------------------------------------------------------------------------------------------------------
+def stitch_windows(
+    features_predictions: Iterable[Mapping[str, Any]],
+    num_words: Optional[Sequence[int]] = None,
+    predictions_key: str = "predictions",
+) -> list[list[Any]]:
+    """Reassemble per-example word predictions from per-window predictions.
+
+    Each item holds ``predictions`` (one entry per word of the window, at least up to ``own_end``),
+    ``example_id``, ``word_start``, ``own_start`` and ``own_end``; the window owns its words
+    ``[own_start, own_end)``, i.e. sentence words ``[word_start + own_start, word_start + own_end)``.
+    Returns the list of word predictions for examples ``0..N-1`` (N = ``len(num_words)`` or the largest
+    ``example_id`` + 1). Raises ValueError unless every word of every example is covered exactly once.
+    """
+    pieces: dict[int, list[tuple[int, int, list[Any]]]] = {}
+    for n, item in enumerate(features_predictions):
+        try:
+            example_id = int(_scalar(item["example_id"]))
+            word_start = int(_scalar(item["word_start"]))
+            own_start = int(_scalar(item["own_start"]))
+            own_end = int(_scalar(item["own_end"]))
+            predictions = _as_list(item[predictions_key])
+        except KeyError as err:
+            raise ValueError(f"feature {n}: missing {err.args[0]!r}") from None
+        if not 0 <= own_start <= own_end <= len(predictions):
+            raise ValueError(
+                f"feature {n} (example {example_id}): owned slice [{own_start}, {own_end}) outside its "
+                f"{len(predictions)} predictions"
+            )
+        piece = (word_start + own_start, word_start + own_end, predictions[own_start:own_end])
+        pieces.setdefault(example_id, []).append(piece)
+    if num_words is not None:
+        n_examples = len(num_words)
+        extra = [i for i in pieces if not 0 <= i < n_examples]
+        if extra:
+            raise ValueError(f"features for unknown example(s) {sorted(extra)[:10]} (only {n_examples} examples)")
+    else:
+        if any(i < 0 for i in pieces):
+            raise ValueError(f"negative example_id {min(pieces)}")
+        n_examples = max(pieces) + 1 if pieces else 0
+    results: list[list[Any]] = []
+    for example_id in range(n_examples):
+        if example_id not in pieces:
+            raise ValueError(f"example {example_id}: no window covers it")
+        position = 0
+        words: list[Any] = []
+        for start, end, preds in sorted(pieces[example_id], key=lambda p: (p[0], p[1])):
+            if start < position:
+                raise ValueError(
+                    f"example {example_id}: words {start}..{min(end, position) - 1} covered more than once"
+                )
+            if start > position:
+                raise ValueError(f"example {example_id}: words {position}..{start - 1} not covered by any window")
+            words.extend(preds)
+            position = end
+        if num_words is not None and position != num_words[example_id]:
+            if position < num_words[example_id]:
+                raise ValueError(
+                    f"example {example_id}: words {position}..{num_words[example_id] - 1} not covered by any window"
+                )
+            raise ValueError(
+                f"example {example_id}: windows cover {position} words, the example has {num_words[example_id]}"
+            )
+        results.append(words)
+    return results
+
+
+
+
+def _scalar(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def decode_windows(features: Sequence[Mapping[str, Any]], decode: Decoder, num_words: Sequence[int],
+                   batch_size: int = 16, prefix: str = "", pad_id: int = 0, type_pad_id: int = 0,
+                   width: int = 0) -> list[list[tuple[int, Optional[float]]]]:
+    """Decode one view of windowed features in batches and stitch each sentence back: per sentence (`example_id`
+    indexes `num_words`), one `(tag id, score or None)` per word. `decode` gets `pad_view`'s padded batch."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    items = []
+    for b in range(0, len(features), batch_size):
+        chunk = features[b: b + batch_size]
+        paths, scores = decode(pad_view(chunk, prefix, pad_id, type_pad_id, width=width))
+        for r, (feat, path) in enumerate(zip(chunk, paths)):
+            path = _as_list(path)
+            score = _as_list(scores[r]) if scores is not None else [None] * len(path)
+            items.append({"example_id": feat["example_id"], "word_start": feat["word_start"],
+                          "own_start": feat["own_start"], "own_end": feat["own_end"],
+                          "predictions": list(zip(path, score))})
+    return stitch_windows(items, num_words)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Entities from tags
+# --------------------------------------------------------------------------------------------------------------
+def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entity spans `(type, start, end)` (word indices, end exclusive) of a BIO / BIOES tag sequence.
+
+    Lenient like seqeval: an `I-`/`E-` tag that does not continue an open entity of its type starts a new one
+    (this can only happen where windows of a very long input were stitched together).
+    """
+    spans: list[tuple[str, int, int]] = []
+    cur: Optional[list] = None
+    for i, tag in enumerate(tags):
+        prefix, etype = _split_label(tag)
+        if prefix == "O":
+            if cur:
+                spans.append(tuple(cur))
+            cur = None
+            continue
+        if prefix in ("B", "S") or cur is None or cur[0] != etype:
+            if cur:
+                spans.append(tuple(cur))
+            cur = [etype, i, i + 1]
+        else:
+            cur[2] = i + 1
+        if prefix in ("E", "S"):
+            spans.append(tuple(cur))
+            cur = None
+    if cur:
+        spans.append(tuple(cur))
+    return spans
+
+
+
+def entities_from_tags(tags: Sequence[str], scores: Sequence[float], text: str, offsets: Sequence[tuple[int, int]],
+                       ignore: Iterable[str] = (), **flags: Any) -> list[dict]:
+    """Entity dicts ``{"entity_group", "score", "word", "start", "end", "word_span", **flags}`` of one tagged
+    input: `start` / `end` are character offsets into `text`, `word_span` the ``[first, last + 1)`` words and
+    `score` the mean of the entity's word scores (the CRF marginals of its Viterbi tags). Types in `ignore` are
+    left out."""
+    ignore = set(ignore)
+    found = []
+    for etype, a, b in group_entities(tags):
+        if etype in ignore:
+            continue
+        start, end = offsets[a][0], offsets[b - 1][1]
+        found.append({"entity_group": etype, "score": sum(scores[a:b]) / (b - a), "word": text[start:end],
+                      "start": start, "end": end, "word_span": [a, b], **flags})
+    return found
+
+
+def tokens_from_tags(tags: Sequence[str], scores: Sequence[float], text: str, offsets: Sequence[tuple[int, int]],
+                     ignore: Iterable[str] = ("O",), **flags: Any) -> list[dict]:
+    """One dict ``{"entity", "score", "index", "word", "start", "end", **flags}`` per word whose tag is not in
+    `ignore` (the pipeline's ``aggregation_strategy="none"``)."""
+    ignore = set(ignore)
+    return [{"entity": tag, "score": scores[i], "index": i, "word": text[offsets[i][0]:offsets[i][1]],
+             "start": offsets[i][0], "end": offsets[i][1], **flags}
+            for i, tag in enumerate(tags) if tag not in ignore]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The whole prediction
+# --------------------------------------------------------------------------------------------------------------
+def predict_sentences(
+    inputs: str | Sequence[str | Sequence[str]],
+    contexts: Any,
+    encode: Callable[[list[str], Optional[list[str]]], list[dict]],
+    decode: Decoder,
+    labels: Sequence[str],
+    pad_id: int = 0,
+    batch_size: int = 16,
+    return_entities: Optional[bool] = None,
+    on_view: Optional[Callable[[bool], None]] = None,
+    width: int = 0,
+) -> list:
+    """Tag one text or a list of sentences (texts or word lists), as `CLNERForTokenClassification.predict`
+    documents, with any backend: `encode(words, context)` builds a sentence's windowed features
+    (`encode_example`), `decode(batch, with_scores)` tags a padded batch (`Decoder`), `labels` names the tag ids,
+    `on_view(with_context)` is told which view runs (e.g. to warn when the model was trained otherwise)."""
+    single = isinstance(inputs, str)
+    if single:
+        inputs = [inputs]
+    contexts = check_contexts(contexts, None if single else len(inputs))
+    entities = single if return_entities is None else bool(return_entities)
+    parsed = [words_and_offsets(x, split_words if entities else whitespace_words) for x in inputs]
+    with_context = contexts is not None and any(c for c in contexts)
+    if on_view is not None:
+        on_view(with_context)
+    todo = [i for i, (words, _, _) in enumerate(parsed) if words]
+    features = []
+    for j, i in enumerate(todo):
+        for feat in encode(parsed[i][0], contexts[i] if contexts is not None else None):
+            feat["example_id"] = j
+            features.append(feat)
+    stitched = decode_windows(features, lambda batch: decode(batch, entities), [len(parsed[i][0]) for i in todo],
+                              batch_size,
+                              "ctx_" if with_context else "", pad_id, width=width)
+    used = [False] * len(parsed)
+    for feat in features:
+        used[todo[feat["example_id"]]] |= with_context and bool(feat["has_context"])
+    tags: list[list[str]] = [[] for _ in parsed]
+    scores: list[list[float]] = [[] for _ in parsed]
+    for j, i in enumerate(todo):
+        tags[i] = [labels[t] for t, _ in stitched[j]]
+        scores[i] = [float(s) if s is not None else 0.0 for _, s in stitched[j]]
+    if not entities:
+        return tags
+    results = [entities_from_tags(tags[i], scores[i], text, offsets, context_used=used[i])
+               for i, (_, text, offsets) in enumerate(parsed)]
+    return results[0] if single else results

@@ -1,0 +1,101 @@
+"""The inference core (`inference_clner`): the steps every prediction path shares, against brute force."""
+
+import random
+
+import pytest
+
+from inference_clner import (
+    decode_windows,
+    encode_example,
+    entities_from_tags,
+    group_entities,
+    pad_view,
+    parse_tag,
+    stitch_windows,
+    tokens_from_tags,
+    words_and_offsets,
+)
+
+
+def test_parse_tag_reads_every_prefix_once():
+    assert parse_tag("B-PER") == ("B", "PER") and parse_tag("I_loc") == ("I", "loc")
+    assert parse_tag("L-PER") == ("E", "PER") and parse_tag("U-PER") == ("S", "PER")  # BILOU read as BIOES
+    assert parse_tag("O") == ("O", "") and parse_tag("PER") == (None, "PER") and parse_tag("B-") == (None, "B-")
+
+
+def test_words_and_offsets_point_into_the_text():
+    words, text, offsets = words_and_offsets("Justin Bieber, in Paris!")
+    assert words == ["Justin", "Bieber", ",", "in", "Paris", "!"]
+    assert [text[a:b] for a, b in offsets] == words
+    words, text, offsets = words_and_offsets(["New", "York", "City"])
+    assert text == "New York City" and [text[a:b] for a, b in offsets] == words
+
+
+def test_pad_view_pads_right_or_left_to_a_multiple():
+    feats = [{"input_ids": [1, 5, 6, 2], "word_index": [1, 2]},
+             {"input_ids": [1, 7, 2], "word_index": [1], "attention_mask": [1, 1, 1]}]
+    with pytest.raises(ValueError, match="'attention_mask' missing from some features"):
+        pad_view(feats, pad_id=0)
+    del feats[1]["attention_mask"]
+    right = pad_view(feats, pad_id=0, multiple_of=3)
+    assert right == {"input_ids": [[1, 5, 6, 2, 0, 0], [1, 7, 2, 0, 0, 0]],
+                     "attention_mask": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]],
+                     "word_index": [[1, 2], [1, -1]]}
+    left = pad_view(feats, pad_id=9, left=True, width=3)
+    assert left["input_ids"] == [[1, 5, 6, 2], [9, 1, 7, 2]]
+    # word positions follow the shifted tokens; the word columns are at least `width`
+    assert left["word_index"] == [[1, 2, -1], [2, -1, -1]]
+    assert all(left["input_ids"][r][p] == feats[r]["input_ids"][q]
+               for r in range(2) for p, q in zip(left["word_index"][r], feats[r]["word_index"]) if p >= 0)
+    ctx = pad_view([{"ctx_input_ids": [1, 2], "ctx_word_index": [0], "ctx_token_type_ids": [0, 1]}], "ctx_")
+    assert ctx == {"input_ids": [[1, 2]], "attention_mask": [[1, 1]], "token_type_ids": [[0, 1]], "word_index": [[0]]}
+
+
+def test_decode_windows_stitches_long_sentences_like_brute_force(minilm_tokenizer):
+    """Windows of a long sentence, decoded by a decoder that tags each word by its position in the sentence: the
+    stitched result is every word exactly once, in order, whatever the batch size."""
+    random.seed(0)
+    sentences = [[f"w{i}" for i in range(n)] for n in (3, 70, 1, 41)]
+    features = []
+    for k, words in enumerate(sentences):
+        for feat in encode_example(minilm_tokenizer, words, None, max_seq_length=16, stride=3):
+            feat["example_id"] = k
+            features.append(feat)
+    assert len(features) > len(sentences)
+    random.shuffle(features)  # the order of windows does not matter
+    rows = iter(features)
+
+    def decode(batch):
+        paths = []
+        for word_index in batch["word_index"]:
+            feat = next(rows)
+            paths.append([feat["word_start"] + j for j, p in enumerate(word_index) if p >= 0])
+        return paths, None
+
+    for batch_size in (1, 3, 64):
+        rows = iter(features)
+        out = decode_windows(features, decode, [len(s) for s in sentences], batch_size=batch_size)
+        assert [[t for t, _ in words] for words in out] == [list(range(len(s))) for s in sentences]
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        decode_windows(features, decode, [len(s) for s in sentences], batch_size=0)
+    with pytest.raises(ValueError, match="not covered by any window"):
+        stitch_windows([{"example_id": 0, "word_start": 0, "own_start": 0, "own_end": 2, "predictions": [1, 2]}],
+                       [3])
+
+
+def test_entities_and_tokens_from_tags():
+    words, text, offsets = words_and_offsets("Justin Bieber visits New York")
+    tags = ["B-person", "I-person", "O", "B-location", "I-location"]
+    scores = [0.9, 0.7, 1.0, 0.5, 0.3]
+    entities = entities_from_tags(tags, scores, text, offsets, context_used=True)
+    assert entities == [
+        {"entity_group": "person", "score": pytest.approx(0.8), "word": "Justin Bieber", "start": 0, "end": 13,
+         "word_span": [0, 2], "context_used": True},
+        {"entity_group": "location", "score": pytest.approx(0.4), "word": "New York", "start": 21, "end": 29,
+         "word_span": [3, 5], "context_used": True}]
+    assert [e["entity_group"] for e in entities_from_tags(tags, scores, text, offsets, ignore=["person"])] == [
+        "location"]
+    assert [(t["entity"], t["index"], t["word"]) for t in tokens_from_tags(tags, scores, text, offsets)] == [
+        ("B-person", 0, "Justin"), ("I-person", 1, "Bieber"), ("B-location", 3, "New"), ("I-location", 4, "York")]
+    assert group_entities(["I-x", "I-x", "B-x", "S-y", "E-y", "O"]) == [("x", 0, 2), ("x", 2, 3), ("y", 3, 4),
+                                                                       ("y", 4, 5)]
