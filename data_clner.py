@@ -1310,6 +1310,10 @@ def preprocess_dataset(
         for k, idx in enumerate(indices):
             words = batch["tokens"][k]
             context = batch["context"][k] if has_context else None
+            can_start = None
+            if labeled and len(batch[tag_column][k]) == len(words):  # no window opens inside a gold entity
+                row_tags = [names[t] if names is not None and isinstance(t, int) else t for t in batch[tag_column][k]]
+                can_start = [parse_tag(str(t))[0] not in ("I", "E") for t in row_tags]
             features = encode_example(
                 tokenizer,
                 words,
@@ -1317,6 +1321,7 @@ def preprocess_dataset(
                 max_seq_length=max_seq_length,
                 stride=stride,
                 snippet_separator=snippet_separator,
+                can_start=can_start,
             )
             if not features:
                 raise ValueError(f"row {idx}: encode_example returned no feature")

@@ -163,9 +163,13 @@ def _safe_words(tokenizer, words: Sequence[str]) -> tuple[list[str], list[int]]:
     return words, counts
 
 
-def _windows(counts: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
+def _windows(counts: Sequence[int], budget: int, stride: int,
+             can_start: Optional[Sequence[bool]] = None) -> list[tuple[int, int]]:
     """Split words into `[start, end)` windows whose sub-tokens fit `budget`, consecutive windows sharing up to
-    `stride` words."""
+    `stride` words. With `can_start` (labelled data: False on a word inside a gold entity), a window starts only
+    where a sentence could: moved back to the entity's first word when that keeps the windows moving forward, else
+    forward to the first word after the entity within the previous window (an entity longer than a window is the
+    one case left), so that the CRF never sees a window open with `I-` under the scheme's start constraint."""
     n = len(counts)
     if sum(counts) <= budget:
         return [(0, n)]
@@ -178,7 +182,11 @@ def _windows(counts: Sequence[int], budget: int, stride: int) -> list[tuple[int,
         spans.append((start, end))
         if end >= n:
             return spans
-        start = max(end - stride, start + 1)
+        prev, start = start, max(end - stride, start + 1)
+        if can_start is not None and not can_start[start]:
+            back = next((j for j in range(start - 1, prev, -1) if can_start[j]), None)
+            ahead = next((j for j in range(start + 1, end + 1) if j < n and can_start[j]), None)
+            start = back if back is not None else ahead if ahead is not None else start
 
 
 def _view(tokenizer, words, ctx_words, max_len):
@@ -209,6 +217,7 @@ def encode_example(
     max_seq_length: int = 512,
     stride: int = 16,
     snippet_separator: Optional[str] = None,
+    can_start: Optional[Sequence[bool]] = None,
 ) -> list[dict]:
     """Both views of one sentence as model features, one feature per window.
 
@@ -222,6 +231,7 @@ def encode_example(
     Args:
         tokenizer: a fast tokenizer (RoBERTa-style ones need `add_prefix_space=True` for pre-split words).
         words: the sentence's words; context: ranked snippet strings, one string, or None.
+        can_start: per word, whether a window may start there (labelled data: not inside a gold entity).
 
     Returns:
         list of dicts with `input_ids`, `attention_mask`, [`token_type_ids`], `word_index`, the same keys prefixed
@@ -237,7 +247,7 @@ def encode_example(
     pair_budget = max_seq_length - tokenizer.num_special_tokens_to_add(pair=True)
     if single_budget < 1:
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words")
-    spans = _windows(counts, single_budget, stride)
+    spans = _windows(counts, single_budget, stride, can_start)
     sep = snippet_separator or tokenizer.sep_token or "|"
     snippet_counts = ([len(ids) for ids in tokenizer(snippets, is_split_into_words=True, add_special_tokens=False,
                                                       verbose=False)["input_ids"]] if snippets else [])  # one call

@@ -99,3 +99,58 @@ def test_entities_and_tokens_from_tags():
         ("B-person", 0, "Justin"), ("I-person", 1, "Bieber"), ("B-location", 3, "New"), ("I-location", 4, "York")]
     assert group_entities(["I-x", "I-x", "B-x", "S-y", "E-y", "O"]) == [("x", 0, 2), ("x", 2, 3), ("y", 3, 4),
                                                                        ("y", 4, 5)]
+
+
+def test_windows_of_labelled_long_sentences_never_open_inside_an_entity(minilm_tokenizer, tmp_path):
+    """Regression: a window of a long sentence that started inside an entity (`I-` first) crashed training and
+    evaluation on valid BIO data ("gold tags ... violate the tagging-scheme constraints"). Windows of labelled data
+    now open only where an entity could start, every word is still covered, and a model trains and evaluates on
+    such rows with a finite loss, both views."""
+    import datasets
+    import torch
+    from conftest import REPO_ROOT, tiny_bert_config
+    from transformers import TrainingArguments
+
+    from data_clner import CLNERDataCollator, get_label_list, load_ner_dataset, preprocess_dataset
+    from modeling_clner import CLNERConfig, CLNERForTokenClassification
+    from trainer_clner import CLArguments, CLNERTrainer
+
+    raw = load_ner_dataset({"dev": str(REPO_ROOT / "examples" / "data" / "dev.txt")})["dev"]
+    labels = get_label_list(raw)
+    rows = []
+    for start in range(0, 40, 5):  # 5 sentences joined into one row, as in the report
+        part = raw.select(range(start, start + 5))
+        rows.append({"id": f"joined-{start}", "tokens": sum(part["tokens"], []), "tags": sum(part["tags"], []),
+                     "context": ["a snippet about it"]})
+    rows.append({"id": "entity-at-12", "tokens": [f"w{i}" for i in range(11)] + ["Justin", "Bieber", "Smith"] + ["x"] * 9,
+                 "tags": ["O"] * 11 + ["B-person", "I-person", "I-person"] + ["O"] * 9, "context": []})
+    ds = datasets.Dataset.from_list(rows, features=raw.features)
+    label2id = {label: i for i, label in enumerate(labels)}
+    # without the fix, max_seq_length 12 and stride 1 open a window on 'Smith' (I-person) of the last row
+    from inference_clner import _safe_words, _windows
+
+    last = rows[-1]
+    starts = [a for a, _ in _windows(_safe_words(minilm_tokenizer, last["tokens"])[1], 10, 1)]
+    assert any(last["tags"][a].startswith("I-") for a in starts)
+    for max_len, stride in ((32, 2), (64, 16), (12, 1)):  # the model below trains on the last
+        feats = preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=max_len, stride=stride)
+        assert len(feats) > len(ds)
+        assert all(not labels[f["labels"][0]].startswith("I-") for f in feats)
+        by_row = {}
+        for f in feats:
+            by_row.setdefault(f["example_id"], []).append(f)
+        for idx, windows in by_row.items():  # the owned slices tile the sentence
+            owned = sorted((w["word_start"] + w["own_start"], w["word_start"] + w["own_end"]) for w in windows)
+            assert owned[0][0] == 0 and owned[-1][1] == len(rows[idx]["tokens"])
+            assert all(a[1] == b[0] for a, b in zip(owned, owned[1:]))
+    torch.manual_seed(0)
+    model = CLNERForTokenClassification(CLNERConfig(encoder=tiny_bert_config().to_dict(),
+                                                    id2label=dict(enumerate(labels))))
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", save_strategy="no", use_cpu=True,
+                             per_device_train_batch_size=4, per_device_eval_batch_size=4, max_steps=2,
+                             disable_tqdm=True)
+    trainer = CLNERTrainer(model=model, args=args, train_dataset=feats, eval_dataset=feats, cl_args=CLArguments(),
+                           data_collator=CLNERDataCollator(minilm_tokenizer))
+    trainer.train()
+    metrics = trainer.evaluate()
+    assert torch.isfinite(torch.tensor(metrics["eval_loss"])) and "eval_context_f1" in metrics
