@@ -69,14 +69,63 @@ def _split_label(label: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------------------------
 # Words and offsets
 # --------------------------------------------------------------------------------------------------------------
-# URLs, @mentions / #hashtags, words with inner apostrophes, hyphens, dots or ampersands, then any other single
-# non-space character (punctuation, emoji): close to how CoNLL / WNUT data are tokenized.
-_WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['\u2019\-.&]\w+)*|[^\w\s]")
+def _glue_class(zwj: bool = True) -> str:
+    """A regex character class body of the characters that continue the grapheme before them: combining marks
+    (Unicode categories Mn, Mc, Me: accents, Indic vowel signs and viramas), joiners (ZWNJ, ZWJ, word joiner),
+    variation selectors, emoji skin-tone modifiers and tag characters. Python's `re` has no `\\X`, and a word
+    must never be cut at one of these (`Jose\u0301`, `नरेंद्र`, `👨\u200d👩\u200d👧`)."""
+    import unicodedata
+
+    codes = [c for c in range(0x30000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Me")]
+    codes += [0x200C, *([0x200D] if zwj else []), 0x2060, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080),
+              *range(0xE0100, 0xE01F0)]
+    codes = sorted(set(codes))
+    ranges, first = [], codes[0]
+    for prev, code in zip(codes, codes[1:] + [None]):
+        if code != prev + 1:
+            ranges.append(f"\\U{first:08x}" + (f"-\\U{prev:08x}" if prev != first else ""))
+            first = code
+    return "".join(ranges)
+
+
+_GLUE = _glue_class()
+_GLUE_NO_ZWJ = _glue_class(zwj=False)  # after a symbol: a ZWJ there joins the next symbol of the sequence
+#: invisible separators: split like a space, never a word of their own (zero-width space, BOM)
+_INVISIBLE = "\u200b\ufeff"
+# The alternatives, in order, follow WNUT-17's / CoNLL's tokenization: URLs; HTML entities (`&amp;`); emoticons
+# (`:)`, `;-)`, `:D`, `-_-`); English clitics as their own token (`'s`, `n't`); dotted abbreviations (`U.S.`,
+# `p.m.`); numbers with separators or a percent sign (`30,000`, `7:30`, `100%`); `w/`; words (letters, digits and
+# marks, @mentions / #hashtags, inner apostrophes, hyphens, dots or ampersands); runs of ASCII punctuation (`...`,
+# `!!`, `?!`); any other symbol (an emoji with its modifiers and ZWJ sequence) on its own.
+_WORD_RE = re.compile(
+    r"https?://\S+|www\.\S+"
+    r"|&(?:[A-Za-z]{2,8}|#\d{1,6});"
+    r"|(?<![\w])(?:[:;=8][\-o'^]?[)(\]\[DPpOo/\\|*3@]+|[-^>]_+[-^<])(?![\w])"
+    r"|(?i:n't|'(?:s|m|d|re|ve|ll))(?![\w])"
+    r"|(?:[A-Za-z]\.){2,}(?![\w])"
+    r"|\d+(?:[.,:]\d+)+%?|\d+%"
+    r"|(?i:w/)(?![\w/])"
+    rf"|[@#]?\w[\w{_GLUE}]*(?:['\u2019\-.&]\w[\w{_GLUE}]*)*"
+    r"|[!?.,:;\-'\"*~=+/\\|()\[\]{}<>`^_]{2,}"
+    rf"|[^\w\s{_INVISIBLE}{_GLUE}][{_GLUE_NO_ZWJ}]*(?:\u200d[^\w\s{_INVISIBLE}][{_GLUE_NO_ZWJ}]*)*\u200d?"
+    rf"|[{_GLUE}]+"  # a mark with nothing before it to attach to: kept as a word, never dropped
+)
+_NO_SPACES_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
-    """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text)."""
-    return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+    """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text): WNUT-17
+    / CoNLL conventions (see `_WORD_RE`), never cutting a grapheme cluster (a letter and its combining marks, an
+    emoji ZWJ sequence). Chinese or Japanese text written without spaces stays one word per run, with a warning:
+    pass such text pre-split (a list of words, or `is_split_into_words=True` in the pipeline)."""
+    spans = [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+    if _NO_SPACES_RE.search(text):
+        import warnings
+
+        warnings.warn("split_words: Chinese / Japanese text without spaces becomes one word per run of characters; "
+                      "pass pre-split words instead (a list of words to predict, or is_split_into_words=True to "
+                      "the pipeline)", UserWarning, stacklevel=2)
+    return spans
 
 
 def whitespace_words(text: str) -> list[tuple[str, int, int]]:

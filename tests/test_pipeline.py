@@ -175,7 +175,7 @@ def test_input_forms_and_offsets(oracle):
     assert text[paris["start"]:paris["end"]] == paris["word"] == "Paris"
     assert text[john["start"]:john["end"]] == john["word"] == "John   Smith"
     assert [w for w, _, _ in split_words("@john_doe loves #NYC: https://t.co/x1 don't U.S.")] == [
-        "@john_doe", "loves", "#NYC", ":", "https://t.co/x1", "don't", "U.S", "."]
+        "@john_doe", "loves", "#NYC", ":", "https://t.co/x1", "don't", "U.S."]  # WNUT keeps U.S. whole
     words = ["John", "Smith", "visited", "Paris"]
     expected = [("person", "John Smith", 0, 10), ("location", "Paris", 19, 24)]
     as_tuples = [[(e["entity_group"], e["word"], e["start"], e["end"]) for e in r] for r in (
