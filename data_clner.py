@@ -737,16 +737,16 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 #: Tagging schemes of input files. BIO (IOB2) and BIOES are trained as they are; IOB1 (entities start with I-, B-
-#: only splits two adjacent entities of one type) and IO (bare types: ``PER``) are converted to BIO on reading, and
-#: predictions written to files are converted back.
-TAG_SCHEMES = ("BIO", "BIOES", "IOB1", "IO")
-_PREFIXES = {"BIO": "BI", "BIOES": "BIESLU", "IOB1": "BI", "IO": ""}
+#: only splits two adjacent entities of one type) and IO (bare types: ``PER``) are converted to BIO on reading,
+#: BILOU (L- last, U- unit) to BIOES, and predictions written to files are converted back.
+TAG_SCHEMES = ("BIO", "BIOES", "BILOU", "IOB1", "IO")
+_PREFIXES = {"BIO": "BI", "BIOES": "BIES", "BILOU": "BILU", "IOB1": "BI", "IO": ""}
 
 
 def model_tag_scheme(scheme: str) -> str:
-    """The scheme a model trains in for data in ``scheme``: BIOES for BIOES, else BIO."""
+    """The scheme a model trains in for data in ``scheme``: BIOES for BIOES and BILOU, else BIO."""
     scheme = _check_scheme(scheme)
-    return "BIOES" if scheme == "BIOES" else "BIO"
+    return "BIOES" if scheme in ("BIOES", "BILOU") else "BIO"
 
 
 def _check_scheme(scheme: str) -> str:
@@ -773,8 +773,12 @@ def _tag_form_error(tag: str, scheme: str) -> str | None:
                 f"I-<type>{' (or E-/S-)' if scheme == 'BIOES' else ''}. If the file tags each entity word with its "
                 f"bare type (IO tagging), pass --tag_scheme IO (converted to BIO for training); labels are never "
                 "remapped silently")
-    if prefix not in _PREFIXES[scheme]:
-        return (f"tag {tag!r} is a BIOES tag, not {scheme}: pass --tag_scheme BIOES")
+    if tag[0] not in _PREFIXES[scheme]:  # the raw prefix: parse_tag reads L-/U- as E-/S-
+        if tag[0] in "LU":
+            return f"tag {tag!r} is a BILOU tag (L- last, U- unit), not {scheme}: pass --tag_scheme BILOU"
+        if scheme == "BILOU":
+            return f"tag {tag!r} is a BIOES tag, not BILOU: pass --tag_scheme BIOES"
+        return f"tag {tag!r} is a BIOES tag, not {scheme}: pass --tag_scheme BIOES"
     return None
 
 
@@ -795,16 +799,17 @@ def _transition_error(prev: str | None, tag: str | None, scheme: str) -> tuple[i
             return 0, (f"{tag!r} {after}: under --tag_scheme IOB1, B- only splits two adjacent entities of one type "
                        f"(an entity starts with I-{c_type}). If entities start with B-, the file is BIO: pass "
                        "--tag_scheme BIO")
-    elif scheme == "BIOES":
+    elif scheme in ("BIOES", "BILOU"):  # parse_tag reads L-/U- as E-/S-
+        last, unit = ("L", "U") if scheme == "BILOU" else ("E", "S")
         open_entity = p_prefix in ("B", "I")
         if c_prefix in ("I", "E"):
             if not (open_entity and p_type == c_type):
-                return 0, (f"{tag!r} {after}: under --tag_scheme BIOES, I-/E-{c_type} continue an entity opened by "
-                           f"B-{c_type}")
+                return 0, (f"{tag!r} {after}: under --tag_scheme {scheme}, I-/{last}-{c_type} continue an entity "
+                           f"opened by B-{c_type}")
         elif open_entity:  # reported at `prev`, the tag that should have closed it
             where = f"before {tag!r}" if tag is not None else "at the end of the sentence"
-            return -1, (f"entity {prev!r} is not closed {where}: under --tag_scheme BIOES an entity ends with "
-                        f"E-{p_type} (a one-word entity is S-{p_type})")
+            return -1, (f"entity {prev!r} is not closed {where}: under --tag_scheme {scheme} an entity ends with "
+                        f"{last}-{p_type} (a one-word entity is {unit}-{p_type})")
     return None
 
 
@@ -859,7 +864,19 @@ def apply_tag_scheme(
         return [iob1_to_bio(tags) for tags in tag_lists]
     if scheme == "IO":
         return [io_to_bio(tags) for tags in tag_lists]
+    if scheme == "BILOU":
+        return [bilou_to_bioes(tags) for tags in tag_lists]
     return [list(tags) for tags in tag_lists]
+
+
+def bilou_to_bioes(tags: Sequence[str]) -> list[str]:
+    """BILOU -> BIOES: ``L-x`` is ``E-x``, ``U-x`` is ``S-x``."""
+    return [{"L": "E", "U": "S"}.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
+
+
+def bioes_to_bilou(tags: Sequence[str]) -> list[str]:
+    """BIOES -> BILOU: ``E-x`` is ``L-x``, ``S-x`` is ``U-x``."""
+    return [{"E": "L", "S": "U"}.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
 
 
 def iob1_to_bio(tags: Sequence[str]) -> list[str]:
@@ -901,8 +918,11 @@ def bio_to_io(tags: Sequence[str]) -> list[str]:
 
 
 def tags_to_scheme(tags: Sequence[str], scheme: str | None) -> list[str]:
-    """Tags of the model's scheme written back in the data's ``scheme`` (IOB1 and IO converted; others unchanged)."""
+    """Tags of the model's scheme written back in the data's ``scheme`` (IOB1, IO and BILOU converted; others
+    unchanged)."""
     scheme = _check_scheme(scheme) if scheme else None
+    if scheme == "BILOU":
+        return bioes_to_bilou(tags)
     if scheme == "IOB1":
         return bio_to_iob1(tags)
     if scheme == "IO":
@@ -985,6 +1005,46 @@ def _read_file(
     if fmt == "parquet":
         return read_parquet(path, **names), None, False
     return (*_read_json(path, **names), False)
+
+
+#: characters a token or tag can never hold: the column files this project writes (predictions, CoNLL) separate
+#: fields by tabs and records by newlines, so such a token would not read back
+_UNWRITABLE = "\t\n\r"
+
+
+def check_label_names(names: Sequence[str], what: str) -> None:
+    """A label list must name each id once, without whitespace: a duplicate name would merge two ids and `'B-PER '`
+    would be a type of its own. Raises ValueError naming `what` and the ids."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise ValueError(f"{what}: label {i} {name!r} is empty or holds whitespace (labels are never trimmed)")
+        if name in seen:
+            raise ValueError(f"{what}: ids {seen[name]} and {i} are both named {name!r}; each id needs its own name")
+        seen[name] = i
+
+
+def check_words_and_tags(rows: Sequence[Mapping[str, Any]], source: str, lines: Sequence[int | None] | None = None,
+                         words_on_lines: bool = True) -> None:
+    """Refuse, naming the file, line (or record) and word, what would corrupt a file this project writes or
+    silently change the label set: a token that is not a non-empty string or holds a tab or newline, and a tag
+    that holds whitespace (`'B-PER '` would be a type of its own; `'B-P ER'` splits predictions.txt's fields)."""
+    for i, row in enumerate(rows):
+        for what, items in (("token", row.get("tokens") or []), ("tag", row.get("tags") or [])):
+            for j, item in enumerate(items):
+                if what == "token":
+                    bad = (not isinstance(item, str) or not item.strip() or any(c in item for c in _UNWRITABLE))
+                    why = "a token must be a non-empty string without tabs or newlines"
+                else:
+                    bad = not isinstance(item, str) or not item or any(c.isspace() for c in item)
+                    why = "a tag holds no whitespace (labels are never trimmed or remapped silently)"
+                if bad:
+                    line = None
+                    if lines is not None and i < len(lines) and lines[i] is not None:
+                        line = lines[i] + (j if words_on_lines else 0)
+                    where = {} if line is not None else {"record": i}
+                    raise CLNERFormatError(source, line, f"sentence {i + 1}, word {j + 1}: {what} {item!r}: {why}",
+                                           **where)
 
 
 def _row_features(labeled: bool):
@@ -1094,6 +1154,8 @@ def load_ner_dataset(
     """
     import datasets
 
+    if label_names is not None:
+        check_label_names(label_names, "--tag_names")
     if dataset_name is None and (load_dataset_kwargs or cache_dir is not None):
         raise TypeError(
             f"cache_dir/{sorted(load_dataset_kwargs)} apply to datasets.load_dataset: they need dataset_name"
@@ -1123,6 +1185,8 @@ def load_ner_dataset(
                 for split, ds in loaded.items()
             }
         )
+        for split, ds in converted.items():
+            check_words_and_tags(ds, f"{source} split {split!r}")
         if tag_scheme is not None:
             for split, ds in converted.items():
                 if "tags" not in ds.column_names:
@@ -1150,6 +1214,7 @@ def load_ner_dataset(
             if not file_rows:
                 raise CLNERFormatError(path, None, "no sentences (the file is empty or holds only blank lines or no "
                                                    "records)")
+            check_words_and_tags(file_rows, str(path), lines, words_on_lines)
             if tag_scheme is not None and all("tags" in row for row in file_rows):
                 tags = apply_tag_scheme(
                     [row["tags"] for row in file_rows],

@@ -166,6 +166,24 @@ class PublishedPipelines(dict):
         return self[key] if key in self else default
 
 
+def _check_id2label(id2label: dict) -> None:
+    """`id2label` must name ids 0..C-1, each once and without whitespace: a gap, a duplicate name or `'B-PER '`
+    would silently collapse or shift the label set. Raises ValueError naming the ids (config.json's id2label)."""
+    ids = sorted(int(i) for i in id2label)
+    if ids != list(range(len(ids))):
+        missing = sorted(set(range(max(ids, default=-1) + 1)) - set(ids))
+        raise ValueError(f"config.json id2label must number its labels 0..{len(ids) - 1}; ids {missing[:10]} are "
+                         f"missing (has {ids[:10]}{'...' if len(ids) > 10 else ''})")
+    seen: dict = {}
+    for i in ids:
+        name = id2label[i] if i in id2label else id2label[str(i)]
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise ValueError(f"config.json id2label: label {i} {name!r} is empty or holds whitespace")
+        if name in seen:
+            raise ValueError(f"config.json id2label: ids {seen[name]} and {i} are both named {name!r}")
+        seen[name] = i
+
+
 class CLNERConfig(PreTrainedConfig):
     """Configuration of a CLNER model: an encoder config nested as `encoder`, the label set, CRF options, and how
     the model was trained (so inference can warn when it is used differently).
@@ -210,6 +228,8 @@ class CLNERConfig(PreTrainedConfig):
         self.tag_scheme = self.tag_scheme.upper()
         if self.tag_scheme not in SCHEMES:
             raise ValueError(f"tag_scheme must be one of {SCHEMES}, got {self.tag_scheme!r}")
+        if self.id2label is not None:
+            _check_id2label(self.id2label)
         if self.label2id is None and self.id2label is not None:
             self.label2id = {label: i for i, label in self.id2label.items()}
         if hasattr(self.encoder, "auto_map"):  # a base model's remote code is never carried into CLNER's

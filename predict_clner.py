@@ -111,19 +111,26 @@ def detect_input_format(path: str, name: str) -> str:
     lower = name.lower()
     if lower.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
-    if lower.endswith((".conll", ".bio", ".tsv", ".iob", ".iob2")):
-        return "clner" if _has_context_lines(path) else "conll"
     if _has_context_lines(path):
         return "clner"
     lines = []
-    for _, line in _iter_lines(path):
+    for lineno, line in _iter_lines(path):
         if line.strip():
-            lines.append(line)
+            lines.append((lineno, line))
             if len(lines) == 500:
                 break
-    if lines and (all("\t" in line for line in lines) or all(
-            len(f) == 2 and _TAG_RE.match(f[1]) for f in (_split_columns(line)[0] for line in lines))):
-        return "conll"
+    columns = [(lineno, _split_columns(line)[0]) for lineno, line in lines]
+    if lines and all(len(f) >= 2 and _TAG_RE.match(f[-1]) for _, f in columns):
+        return "conll"  # token ... TAG on every line
+    tabbed = lines and all("\t" in line for _, line in lines)
+    if tabbed or lower.endswith((".conll", ".bio", ".tsv", ".iob", ".iob2")):
+        if not lines or all(len(f) == 1 for _, f in columns):
+            return "conll"  # one token a line: unlabeled CoNLL
+        lineno, fields = next((n, f) for n, f in columns if len(f) < 2 or not _TAG_RE.match(f[-1]))
+        raise SystemExit(f"{name}:{lineno}: {'tab-separated ' if tabbed else ''}columns whose last one is not a tag "
+                         f"({fields[-1][:40]!r}; a CoNLL line is `token<TAB>TAG`, TAG being O or B-/I-/E-/S-<type>). "
+                         "For one sentence per line (e.g. id<TAB>text) pass --input_format text, or convert the file "
+                         "to JSONL with a 'text' field")
     return "text"
 
 
@@ -177,7 +184,12 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
                 tokens = record[args.tokens_field]
                 if not isinstance(tokens, list):
                     raise SystemExit(f"{name}:{lineno}: {args.tokens_field!r} must be a list of words")
-                item["tokens"] = [str(t) for t in tokens]
+                bad = next((j for j, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()
+                            or any(c in t for c in "\t\n\r")), None)
+                if bad is not None:
+                    raise SystemExit(f"{name}:{lineno}: word {bad + 1} of {args.tokens_field!r} is {tokens[bad]!r}: "
+                                     "a word must be a non-empty string without tabs or newlines")
+                item["tokens"] = list(tokens)
             elif isinstance(record.get(args.text_field), str):
                 item["text"] = record[args.text_field]
             else:
@@ -280,6 +292,9 @@ def main(argv=None) -> int:
     check_model_path(args.model, "--model")
     if args.output != "-":
         check_output_path(args.output, "--output")  # before the model loads and the tagging runs
+        if args.input != "-" and os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+            raise SystemExit(f"--output {args.output} is the input file: writing it would destroy the input; give "
+                             "another path")
     output_format = args.output_format or (
         "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
     records = list(read_inputs(args.input, args.input_format, args))  # bad input fails before the model loads
@@ -299,7 +314,11 @@ def main(argv=None) -> int:
                file=sys.stderr) if tqdm else None
     if args.output != "-":
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    # written through a temporary file renamed at the end: a run stopped partway leaves any earlier output whole
+    tmp = None if args.output == "-" else tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=os.path.dirname(os.path.abspath(args.output)),
+        prefix=f".{os.path.basename(args.output)}.", suffix=".partial", delete=False)
+    out = sys.stdout if tmp is None else tmp
     counts = {"sentences": 0, "entities": 0, "context_used": 0, "given": 0, "retrieved": 0}
     notes: dict[str, int] = {}
     try:
@@ -329,11 +348,17 @@ def main(argv=None) -> int:
                     notes[result["note"]] = notes.get(result["note"], 0) + 1
             if bar is not None:
                 bar.update(len(chunk))
+    except BaseException:
+        if tmp is not None:
+            tmp.close()
+            os.unlink(tmp.name)
+        raise
     finally:
         if bar is not None:
             bar.close()
-        if out is not sys.stdout:
-            out.close()
+    if tmp is not None:
+        tmp.close()
+        os.replace(tmp.name, args.output)
     print(context_report(counts, notes), file=sys.stderr)
     return 0
 

@@ -52,7 +52,13 @@ from data_clner import (
 )
 from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme
-from trainer_clner import CLArguments, CLNERTrainer, bf16_cpu_warning
+from trainer_clner import (
+    CLArguments,
+    CLNERTrainer,
+    TrainingDivergedError,
+    bf16_cpu_warning,
+    check_training_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +81,10 @@ class ModelArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow remote code of the checkpoint."})
     tag_scheme: Optional[str] = field(
         default=None,
-        metadata={"help": "Tagging scheme of the data files: BIO (IOB2), BIOES, IOB1 (entities start with I-) or IO "
-                          "(bare types). IOB1 and IO are converted to BIO for training and back in written "
-                          "predictions. Every split is checked against it when loaded. Default: the trained "
-                          "model's, else BIO.", "choices": list(TAG_SCHEMES)},
+        metadata={"help": "Tagging scheme of the data files: BIO (IOB2), BIOES, BILOU, IOB1 (entities start with I-) "
+                          "or IO (bare types). IOB1 and IO are converted to BIO for training, BILOU to BIOES, and "
+                          "back in written predictions. Every split is checked against it when loaded. Default: the "
+                          "trained model's, else BIO.", "choices": list(TAG_SCHEMES)},
     )
     crf_constraints: bool = field(default=True, metadata={"help": "Forbid transitions the scheme disallows (and "
                                                                   "check the data's tag order when loading)."})
@@ -310,6 +316,21 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
     if training_args.push_to_hub and not training_args.do_train:
         raise CLNERUsageError("--push_to_hub needs --do_train: an evaluation or prediction run writes only results "
                               "and leaves the model as it is")
+    for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+        value = getattr(data_args, flag)
+        if value is not None and value < 1:
+            raise CLNERUsageError(f"--{flag} {value} keeps no sentence: give 1 or more (or leave it out for the "
+                                  "whole split)")
+    if training_args.prediction_loss_only:
+        if training_args.do_predict:
+            raise CLNERUsageError("--prediction_loss_only true --do_predict: prediction writes the predicted tags "
+                                  "and scores them, and --prediction_loss_only computes the loss only; drop one")
+        metric = training_args.metric_for_best_model
+        if metric is not None and metric not in ("loss", "eval_loss"):
+            raise CLNERUsageError(f"--prediction_loss_only true --metric_for_best_model {metric}: evaluation then "
+                                  "computes the loss only, so there is no metric to select on; drop "
+                                  "--prediction_loss_only or select on the loss")
+    check_training_arguments(training_args)  # flags the CLNER objective ignores or that break its metrics
 
 
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
@@ -391,6 +412,51 @@ def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
         raise CLNERUsageError(f"--resume_from_checkpoint last: no complete checkpoint in {output_dir}: "
                               f"{'; '.join(skipped)}")
     raise CLNERUsageError(f"--resume_from_checkpoint last: no checkpoint in {output_dir}")
+
+
+def _label_names(id2label: dict[int, str]) -> str:
+    return "[" + ", ".join(id2label[i] for i in sorted(id2label)) + "]"
+
+
+def check_resume_labels(checkpoint: str, label_list: list[str], flag_value: str) -> None:
+    """Refuse resuming from a checkpoint whose labels (config.json `id2label`) are not this run's, in the same id
+    order: its emission layer and CRF would score every tag id as another label, with no error to show it (a
+    training file with a label more, or other --tag_names, renumbers them)."""
+    try:
+        saved = json.loads((Path(checkpoint) / "config.json").read_text(encoding="utf-8")).get("id2label")
+        saved = {int(k): v for k, v in saved.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return  # no readable labels to compare (the Trainer reports a checkpoint it cannot load)
+    ours = dict(enumerate(label_list))
+    if saved == ours:
+        return
+    differ = next((i for i in sorted(set(saved) | set(ours)) if saved.get(i) != ours.get(i)), None)
+    where = (f"; id {differ} is {saved.get(differ, 'missing')!r} there and {ours.get(differ, 'missing')!r} here"
+             if differ is not None else "")
+    raise CLNERUsageError(f"--resume_from_checkpoint {flag_value}: {checkpoint} was trained for the labels "
+                          f"{_label_names(saved)} and this run's are {_label_names(ours)} (in id order{where}): "
+                          "resumed, its emission layer and CRF would score each tag as another. Resume with that "
+                          "run's training data (and --tag_names), or train afresh without --resume_from_checkpoint")
+
+
+def check_contexts(raw, data_args: DataTrainingArguments, cl_args: CLArguments) -> None:
+    """Refuse `--train_views both` / `context` when no training sentence has a context: the context view would be
+    the sentence view, and the model card and config would claim context training (two views, CL) that never
+    happened. Unlabeled sentences (--unlabeled_file) count too: their CL term needs a context."""
+    if cl_args.train_views == "sentence" or "train" not in raw:
+        return
+    for split in ("train", "unlabeled"):
+        if split in raw and "context" in raw[split].column_names and any(len(c or ()) for c in raw[split]["context"]):
+            return
+    source = (f"--train_file {data_args.train_file}" if data_args.train_file
+              else f"the train split of --dataset_name {data_args.dataset_name}")
+    if "unlabeled" in raw:
+        source += f" and --unlabeled_file {data_args.unlabeled_file}"
+    default = " (the default)" if cl_args.train_views == "both" else ""
+    raise CLNERUsageError(f"--train_views {cl_args.train_views}{default} trains on retrieved contexts, and no "
+                          f"training sentence of {source} has one: retrieve them first with clner-retrieve (e.g. "
+                          "clner-retrieve train.conll train.context.jsonl --backend bm25 --corpus corpus.txt), or "
+                          "pass --train_views sentence to train on the sentences alone")
 
 
 def resolve_tag_scheme(model_args: ModelArguments, found, model_path: str) -> tuple[str, bool]:
@@ -478,6 +544,8 @@ def main(argv=None):
             check_label_scheme(label_list, model_tag_scheme(tag_scheme))
         else:
             raise SystemExit("without --train_file the model must be a trained CLNER model (it carries the labels)")
+        if checkpoint:
+            check_resume_labels(checkpoint, label_list, training_args.resume_from_checkpoint)
         label2id = {label: i for i, label in enumerate(label_list)}
         if is_clner and not relabel and "train" in raw and "tags" in raw["train"].column_names:
             try:
@@ -490,6 +558,8 @@ def main(argv=None):
             if split in raw and "tags" in raw[split].column_names:
                 check_labels(raw[split], label2id, split)
     truncate(raw, data_args)
+    if training_args.do_train:
+        check_contexts(raw, data_args, cl_args)
 
     tokenizer_kwargs = dict(hub)
     if getattr(found, "model_type", "") in ("roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2") or \
@@ -557,7 +627,11 @@ def main(argv=None):
 
     all_metrics, prediction_view = {}, None
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        try:
+            result = trainer.train(resume_from_checkpoint=checkpoint)
+        except TrainingDivergedError as exc:  # before save_model: no NaN weights, card or predictions are written
+            raise CLNERUsageError(f"{exc} (no model, model card or predictions were written to "
+                                  f"{training_args.output_dir})") from None
         trainer.save_model()
         metrics = dict(result.metrics, train_samples=len(raw["train"]))  # labelled sentences, not windows
         if "unlabeled" in raw:

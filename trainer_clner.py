@@ -22,6 +22,7 @@ two-view means (`f1`, `precision`, `recall`: the official model-selection criter
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from data_clner import stitch_windows
+from data_clner import CLNERUsageError, stitch_windows
 
 VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
 META_KEYS = ("example_id", "word_start", "own_start", "own_end")
@@ -152,6 +153,41 @@ def cl_l2_loss(hidden_ctx, hidden_sent, word_mask, row_weight, detach_context=Tr
     if reduction == "mean":
         sq = sq / hidden_sent.shape[-1]
     return (sq.sum(1) * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training produced a non-finite loss (or weights): the run stops before a broken model is saved."""
+
+
+def check_training_arguments(args) -> None:
+    """Refuse `TrainingArguments` that `CLNERTrainer` ignores or that break it, before any work, naming the flag.
+
+    `label_smoothing_factor` smooths a per-token cross-entropy; the CLNER loss is the CRF's sentence-level NLL
+    (plus L_CL), so it would change nothing. `eval_do_concat_batches false` hands the metrics a list of per-batch
+    predictions, and `batch_eval_metrics` calls them batch by batch: the metrics stitch the windows of long
+    sentences back together and score whole sentences, which needs every prediction at once. Accepted as they are:
+    `average_tokens_across_devices` (the loss is a per-batch mean, so it does not apply), and
+    `include_num_input_tokens_seen` (counts the sentence view's tokens, `input_ids`). `past_index` no longer
+    exists in transformers 5."""
+    if args is None:
+        return
+    if args.label_smoothing_factor:
+        raise CLNERUsageError(f"--label_smoothing_factor {args.label_smoothing_factor:g} has no effect here: label "
+                              "smoothing applies to a per-token cross-entropy, and the CLNER loss is the CRF's "
+                              "sentence-level negative log-likelihood (plus the CL term); leave it at 0")
+    if not args.eval_do_concat_batches:
+        raise CLNERUsageError("--eval_do_concat_batches false cannot work here: the metrics stitch the windows of "
+                              "long sentences back together and score whole sentences, which needs the predictions "
+                              "of every batch concatenated; leave it at true")
+    if args.batch_eval_metrics:
+        raise CLNERUsageError("--batch_eval_metrics cannot work here: the metrics stitch the windows of long "
+                              "sentences back together and score whole sentences, which needs every prediction at "
+                              "once; leave it out")
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters holding a NaN or an infinity (an empty list for a sound model)."""
+    return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
 
 
 class CPUPrecision(NamedTuple):
@@ -284,6 +320,9 @@ class CLNERTrainer(Trainer):
     #: run the context pass only on rows that have a context (their context view differs from the sentence view);
     #: False runs it on every row, as earlier versions did (kept for the equivalence test and the benchmark)
     skip_context_pass_without_context: bool = True
+    #: stop training with a `TrainingDivergedError` at the first non-finite training loss (and refuse to end
+    #: `train()` with non-finite weights); False lets the Trainer go on, logging `loss` as NaN for such steps
+    stop_on_non_finite_loss: bool = True
 
     def __init__(self, *args, cl_args: Optional[CLArguments] = None, return_entity_level_metrics: bool = False,
                  **kwargs):
@@ -292,6 +331,7 @@ class CLNERTrainer(Trainer):
         if kwargs.get("compute_metrics") is None:
             kwargs["compute_metrics"] = self.two_view_metrics
         training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        check_training_arguments(training_args)
         if training_args is not None and training_args.ddp_find_unused_parameters is None:
             # every parameter gets a gradient each step (the encoder is built without its pooler); with the search
             # for unused parameters on, DDP would flag the CRF (used outside forward) as unused and then fail with
@@ -304,6 +344,36 @@ class CLNERTrainer(Trainer):
             self.args.label_names = ["labels"]
         self._components: dict[str, list[float]] = defaultdict(list)
         self._eval_meta: Optional[dict[str, np.ndarray]] = None
+        if self.args.neftune_noise_alpha is not None:
+            try:
+                self.accelerator.unwrap_model(self.model).get_input_embeddings()
+            except NotImplementedError:
+                raise CLNERUsageError(f"--neftune_noise_alpha {self.args.neftune_noise_alpha:g} cannot work here: "
+                                      "NEFTune adds noise through the model's input embeddings, which "
+                                      f"{type(self.model).__name__} does not expose (get_input_embeddings); "
+                                      "leave it out") from None
+
+    # -- training -------------------------------------------------------------------------------------------------
+    def train(self, *args, **kwargs):
+        """`Trainer.train`, refusing to end with weights that hold a NaN or an infinity (a last update that
+        overflowed: no later loss would show it), so that such a model is never saved as trained."""
+        output = super().train(*args, **kwargs)
+        if self.stop_on_non_finite_loss:
+            bad = non_finite_parameters(self.accelerator.unwrap_model(self.model))
+            if bad:
+                shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                raise TrainingDivergedError(f"training diverged: after step {self.state.global_step} the weights of "
+                                            f"{shown} are NaN or infinite. {self._divergence_advice()}")
+        return output
+
+    def _divergence_advice(self) -> str:
+        """What to change after a divergence, with the run's own values."""
+        head = self.cl_args.head_learning_rate
+        rates = f"--learning_rate (now {self.args.learning_rate:g})" + (
+            f" and --head_learning_rate (now {head:g})" if head is not None else "")
+        clip = "" if self.args.max_grad_norm else ", turn gradient clipping back on (--max_grad_norm 1)"
+        return (f"Lower {rates}{clip} and check the training data (a batch the model cannot score); the run stops "
+                "here so that the broken model is not saved")
 
     # -- optimisation ---------------------------------------------------------------------------------------------
     def create_optimizer(self, model=None):
@@ -420,6 +490,11 @@ class CLNERTrainer(Trainer):
         if model.training:
             for k, v in terms.items():
                 self._components[k].append(float(v.detach()))
+            if self.stop_on_non_finite_loss and not bool(torch.isfinite(loss.detach())):
+                parts = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in terms.items())
+                raise TrainingDivergedError(
+                    f"training diverged at step {self.state.global_step + 1}: the loss is {float(loss.detach()):g}"
+                    f"{f' ({parts})' if parts else ''}. {self._divergence_advice()}")
         if return_outputs:
             return loss, outputs
         return loss
@@ -454,14 +529,39 @@ class CLNERTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         """Add the mean of each loss component since the last training log (`loss_nll`, `loss_nll_ext`,
-        `loss_cl`)."""
+        `loss_cl`). When a component is NaN or infinite, so is the logged `loss`: the Trainer's
+        `logging_nan_inf_filter` leaves non-finite steps out of it, which would otherwise log the mean of the
+        finite steps, or 0 when there are none, next to NaN parts."""
         if "loss" in logs and self._components:
             for k, values in self._components.items():
                 logs[k] = round(sum(values) / len(values), 4)
+                if not math.isfinite(logs[k]) and math.isfinite(logs["loss"]):
+                    logs["loss"] = logs[k]
             self._components.clear()
         super().log(logs, start_time)
 
     # -- evaluation -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _every_row(self):
+        """`dataloader_drop_last` off while an evaluation or prediction dataloader is built: it is a training flag
+        (even batch sizes for the optimiser), and evaluation and prediction must cover every sentence."""
+        drop = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = False
+        try:
+            yield
+        finally:
+            self.args.dataloader_drop_last = drop
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        """The Trainer's evaluation dataloader, never dropping the last, incomplete batch."""
+        with self._every_row():
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        """The Trainer's prediction dataloader, never dropping the last, incomplete batch."""
+        with self._every_row():
+            return super().get_test_dataloader(test_dataset)
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Loss plus Viterbi paths of both views; the window metadata rides along so that windows of long
         sentences are stitched back after the (distributed) gather. Passes the loss already ran are reused, and a

@@ -849,3 +849,54 @@ def test_check_model_path_refuses_missing_local_folders_only(tmp_path):
     for missing in (str(tmp_path / "nope"), "./nope-folder", "../nope", "a/b/c"):
         with pytest.raises(CLNERUsageError, match=re.escape(f"--model {missing}: no such folder")):
             check_model_path(missing, "--model")
+
+
+@pytest.mark.parametrize("name,text,fragment", [
+    ("tab.jsonl", '{"tokens": ["Jo\\thn", "x"], "tags": ["B-PER", "O"]}\n', "token 'Jo\\thn': a token must be"),
+    ("nl.jsonl", '{"tokens": ["Jo\\nhn", "x"], "tags": ["B-PER", "O"]}\n', "token 'Jo\\nhn'"),
+    ("null.jsonl", '{"tokens": ["John", null], "tags": ["B-PER", "O"]}\n', "must be a list of strings"),
+    ("space.jsonl", '{"tokens": ["John", "x"], "tags": ["B-P ER", "O"]}\n', "tag 'B-P ER': a tag holds no whitespace"),
+    ("pad.jsonl", '{"tokens": ["John", "x"], "tags": ["B-PER ", "O"]}\n', "tag 'B-PER '"),
+    ("space.conll", "John\tB-P ER\nx\tO\n", "space.conll:1: sentence 1, word 1: tag 'B-P ER'"),
+])
+def test_tokens_and_tags_that_would_not_round_trip_are_refused_at_load(tmp_path, name, text, fragment):
+    """Regression (issue 18 items 10, 11, 16): a token with a tab or newline corrupted the prediction files, a JSON
+    null became the word "None", a tag with a space split predictions.txt's fields and `'B-PER '` became a type of
+    its own. Each is refused when loaded, naming the file, line and word."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CLNERFormatError) as err:
+        load_ner_dataset({"train": str(path)})
+    assert str(err.value).startswith(str(path)) and fragment in str(err.value)
+
+
+def test_duplicate_or_padded_tag_names_are_refused():
+    from data_clner import check_label_names
+
+    with pytest.raises(ValueError, match=r"--tag_names: ids 1 and 2 are both named 'B-PER'"):
+        check_label_names(["O", "B-PER", "B-PER"], "--tag_names")
+    with pytest.raises(ValueError, match=r"label 1 'B-PER ' is empty or holds whitespace"):
+        check_label_names(["O", "B-PER ", "I-PER"], "--tag_names")
+    check_label_names(["O", "B-PER", "I-PER"], "--tag_names")
+
+
+def test_bilou_is_a_scheme_of_its_own(tmp_path):
+    """Regression (issue 18 item 12): BILOU tags were accepted under BIOES and the metrics misread them (`U-PER
+    U-PER` scored F1 1.0 against `B-PER L-PER`). Now BIOES refuses them naming --tag_scheme BILOU, and BILOU trains
+    as BIOES and is written back as BILOU."""
+    from data_clner import model_tag_scheme, tags_to_scheme
+
+    path = tmp_path / "bilou.conll"
+    path.write_text("John\tU-PER\nx\tO\n\nNew\tB-LOC\nYork\tL-LOC\n", encoding="utf-8")
+    with pytest.raises(CLNERFormatError, match=r"'U-PER' is a BILOU tag .* pass --tag_scheme BILOU"):
+        load_ner_dataset({"train": str(path)}, tag_scheme="BIOES")
+    ds = load_ner_dataset({"train": str(path)}, tag_scheme="BILOU")["train"]
+    assert ds["tags"] == [["S-PER", "O"], ["B-LOC", "E-LOC"]] and model_tag_scheme("BILOU") == "BIOES"
+    assert tags_to_scheme(["S-PER", "O", "B-LOC", "E-LOC"], "BILOU") == ["U-PER", "O", "B-LOC", "L-LOC"]
+    path.write_text("New\tB-LOC\nYork\tE-LOC\n", encoding="utf-8")
+    with pytest.raises(CLNERFormatError, match=r"'E-LOC' is a BIOES tag, not BILOU"):
+        load_ner_dataset({"train": str(path)}, tag_scheme="BILOU")
+    path.write_text("New\tB-LOC\nYork\tI-LOC\n", encoding="utf-8")
+    with pytest.raises(CLNERFormatError, match=r"not closed at the end of the sentence: under --tag_scheme BILOU an "
+                                               r"entity ends with L-LOC \(a one-word entity is U-LOC\)"):
+        load_ner_dataset({"train": str(path)}, tag_scheme="BILOU")

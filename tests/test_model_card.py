@@ -354,8 +354,12 @@ def test_card_escapes_data_derived_text(tmp_path):
     card: no raw HTML, no extra table cells, no heading or link of its own; the YAML front matter still parses and
     keeps the exact values (widget texts and titles, dataset and model names)."""
     labels = ["O"] + [f"{p}-{t}" for t in HOSTILE_TYPES for p in ("B", "I")]
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(labels)),
+    with pytest.raises(ValueError, match="holds whitespace"):  # such labels are refused when a config loads ...
+        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(labels)))
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label={0: "O"},
                          **dict(RECIPES["CL-KL"], cl_loss=HOSTILE, tag_scheme="BIO"))
+    # ... and escaped all the same where a card is built from them (defence in depth: a hand-made config)
+    config.id2label, config.label2id = dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
     metrics = dict(METRICS)
     for t in HOSTILE_TYPES:
         metrics.update({f"eval_context_{t}_f1": 0.5, f"eval_sentence_{t}_precision": 0.25})

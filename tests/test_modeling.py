@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -255,3 +256,15 @@ def test_crf_module_reset_matches_pytorch_crf_init():
     crf = LinearChainCRF(7)
     for p in crf.parameters():
         assert p.min() >= -0.1 and p.max() <= 0.1
+
+
+@pytest.mark.parametrize("id2label,fragment", [
+    ({0: "O", 1: "B-x", 2: "B-x"}, "ids 1 and 2 are both named 'B-x'"),
+    ({0: "O", 2: "B-x"}, "ids [1] are missing"),
+    ({0: "O", 1: "B-x "}, "label 1 'B-x ' is empty or holds whitespace"),
+])
+def test_a_config_whose_labels_collapse_is_refused(id2label, fragment):
+    """Regression (issue 18 item 16 and the load-time KeyError): a config.json whose id2label has a gap, two ids of
+    one name or a padded name is refused with the ids named, not loaded with a silently smaller label set."""
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=id2label)

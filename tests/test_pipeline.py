@@ -535,3 +535,65 @@ def test_pipeline_file_imports_modeling_both_ways():
     assert "from .modeling_clner import" in source and "from modeling_clner import" in source
     assert "import retrieval_clner" not in source  # loaded lazily with importlib: the Hub copy works without it
     assert Path(sys.modules["pipeline_clner"].__file__).resolve() == (REPO_ROOT / "pipeline_clner.py").resolve()
+
+
+def test_predict_cli_never_destroys_its_input_or_an_earlier_output(saved_model, tmp_path, monkeypatch):
+    """Regression (issue 18 item 7): `--input f --output f` destroyed the input, and a run stopped partway left a
+    truncated output. The same path is refused before any work; the output is written through a temporary file
+    renamed at the end, so a failure partway leaves the earlier output whole and no partial file."""
+    import predict_clner
+
+    path, _ = saved_model
+    src = tmp_path / "in.txt"
+    src.write_text("John Smith lives in Paris\nParis is nice\nok\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="is the input file: writing it would destroy the input"):
+        run_cli(["--model", str(path), "--input", str(src), "--output", str(src)])
+    assert src.read_text(encoding="utf-8").count("\n") == 3
+    out = tmp_path / "out.jsonl"
+    out.write_text("earlier output\n", encoding="utf-8")
+    real = predict_clner.build_pipeline
+
+    def failing_pipeline(args):
+        pipe = real(args)
+        calls = []
+
+        def tag(items, **options):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # stopped partway, after the first chunk was written
+            return pipe(items, **options)
+        tag.model = pipe.model
+        return tag
+
+    monkeypatch.setattr(predict_clner, "build_pipeline", failing_pipeline)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(["--model", str(path), "--input", str(src), "--output", str(out), "--chunk_size", "1",
+                 "--no_progress"])
+    assert out.read_text(encoding="utf-8") == "earlier output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]  # no partial file left
+    monkeypatch.setattr(predict_clner, "build_pipeline", real)
+    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(out), "--no_progress"]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_predict_cli_tab_separated_text_is_not_read_as_conll(saved_model, tmp_path):
+    """Regression (issue 18 item 8): an `id<TAB>text` file was detected as CoNLL (ids as tokens, texts as tags).
+    Detection now needs a tag in the last column and otherwise says what it found; JSONL words must be strings."""
+    path, _ = saved_model
+    tsv = tmp_path / "sentences.txt"
+    tsv.write_text("1\tJohn Smith lives in Paris\n2\tParis is nice\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"sentences.txt:1: tab-separated columns whose last one is not a tag "
+                                         r"\('John Smith lives in Paris'.*--input_format text"):
+        run_cli(["--model", str(path), "--input", str(tsv), "--output", str(tmp_path / "o.jsonl")])
+    out = tmp_path / "o.jsonl"
+    assert run_cli(["--model", str(path), "--input", str(tsv), "--input_format", "text", "--output", str(out),
+                    "--no_progress"]) == 0
+    assert [json.loads(x)["text"] for x in out.read_text(encoding="utf-8").splitlines()] == [
+        "1\tJohn Smith lives in Paris", "2\tParis is nice"]
+    conll = tmp_path / "tagged.txt"
+    conll.write_text("John\tB-person\nSmith\tI-person\n\nParis\tO\n", encoding="utf-8")
+    assert run_cli(["--model", str(path), "--input", str(conll), "--output", str(out), "--no_progress"]) == 0
+    bad = tmp_path / "null.jsonl"
+    bad.write_text('{"tokens": ["John", null]}\n', encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"null.jsonl:1: word 2 of 'tokens' is None: a word must be a non-empty"):
+        run_cli(["--model", str(path), "--input", str(bad), "--output", str(out)])

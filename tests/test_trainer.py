@@ -490,14 +490,37 @@ USER_ERRORS = {
     "resume": (["train", "--resume_from_checkpoint", "last"], "--resume_from_checkpoint last: no checkpoint in {out}"),
     "missing_model_folder": (["train", "--model_name_or_path", "{out}/no-such-model"],
                              "--model_name_or_path {out}/no-such-model: no such folder (a local path"),
+    # flags the CRF objective ignores, and trainer flags that would crash after training
+    "label_smoothing": (["train", "--label_smoothing_factor", "0.3"],
+                        "--label_smoothing_factor 0.3 has no effect here: label smoothing applies to a per-token "
+                        "cross-entropy, and the CLNER loss is the CRF's sentence-level negative log-likelihood"),
+    "eval_do_concat_batches": (["train", "--validation_file", "{dev}", "--do_eval", "--eval_do_concat_batches",
+                                "false"], "--eval_do_concat_batches false cannot work here: the metrics stitch"),
+    "batch_eval_metrics": (["train", "--batch_eval_metrics", "true"], "--batch_eval_metrics cannot work here"),
+    "prediction_loss_only": (["train", "--test_file", "{dev}", "--do_predict", "--prediction_loss_only", "true"],
+                             "--prediction_loss_only true --do_predict: prediction writes the predicted tags"),
+    "prediction_loss_only_metric": (["train", "--validation_file", "{dev}", "--do_eval", "--eval_strategy", "epoch",
+                                     "--prediction_loss_only", "true", "--metric_for_best_model", "f1"],
+                                    "--prediction_loss_only true --metric_for_best_model f1: evaluation then computes "
+                                    "the loss only"),
+    "max_train_samples": (["train", "--max_train_samples", "0"],
+                          "--max_train_samples 0 keeps no sentence: give 1 or more"),
+    "max_eval_samples": (["train", "--validation_file", "{dev}", "--do_eval", "--max_eval_samples", "-1"],
+                         "--max_eval_samples -1 keeps no sentence"),
+    # two-view training on data without any context
+    "no_contexts": (["--train_file", "{plain}", "--do_train"],
+                    "--train_views both (the default) trains on retrieved contexts, and no training sentence of "
+                    "--train_file {plain} has one: retrieve them first with clner-retrieve"),
+    "no_contexts_context_view": (["--train_file", "{plain}", "--do_train", "--train_views", "context"],
+                                 "--train_views context trains on retrieved contexts, and no training sentence"),
 }
 
 
 @pytest.mark.parametrize("case", list(USER_ERRORS))
 def test_cli_user_errors_are_one_paragraph_before_any_training(tiny_encoder_dir, tmp_path, capsys, case):
     files = {"o_to_i": "says\tO\nBlackburn\tI-PER\n", "empty": "\n\n", "raw": "EU\nrejects\n",
-             "ids": '{"tokens": ["a", "b"], "tags": [1, 0]}\n'}
-    names = {"out": tmp_path / "out", "encoder": tiny_encoder_dir}
+             "ids": '{"tokens": ["a", "b"], "tags": [1, 0]}\n', "plain": "EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\n"}
+    names = {"out": tmp_path / "out", "encoder": tiny_encoder_dir, "dev": SAMPLE / "dev.txt"}
     for name, text in files.items():
         names[name] = tmp_path / (name + (".jsonl" if name == "ids" else ".conll"))
         names[name].write_text(text)
@@ -546,7 +569,7 @@ def test_cli_iob1_data_trains_in_bio_and_writes_iob1(tiny_encoder_dir, tmp_path,
     out = tmp_path / "out"
     common = ["--test_file", str(data), "--do_predict", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
     main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(data), "--do_train", "--max_steps", "2",
-          "--tag_scheme", "IOB1", "--output_dir", str(out), *common])
+          "--tag_scheme", "IOB1", "--train_views", "sentence", "--output_dir", str(out), *common])
     config = json.loads((out / "config.json").read_text())
     assert config["tag_scheme"] == "BIO" and config["data_tag_scheme"] == "IOB1"
     assert sorted(config["label2id"]) == ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]  # the BIO tags of the data
@@ -568,7 +591,7 @@ def test_cli_tag_names_and_unconstrained_training(tiny_encoder_dir, tmp_path, on
     o_to_i = tmp_path / "o_to_i.conll"
     o_to_i.write_text("says\tO\nBlackburn\tI-PER\n\nPeter\tB-PER\n")
     common = ["--model_name_or_path", str(tiny_encoder_dir), "--do_train", "--max_steps", "1", "--report_to", "none",
-              "--use_cpu", "--save_strategy", "no"]
+              "--use_cpu", "--save_strategy", "no", "--train_views", "sentence"]  # the data has no contexts
     main(common + ["--train_file", str(ids), "--tag_names", "O", "B-PER", "I-PER", "--output_dir",
                    str(tmp_path / "a")])
     assert json.loads((tmp_path / "a" / "config.json").read_text())["id2label"] == {"0": "O", "1": "B-PER",
@@ -618,7 +641,7 @@ def test_cli_accepts_run_ner_flags(tiny_encoder_dir, tmp_path, capsys, caplog):
     config_dir = tmp_path / "encoder-config"
     AutoConfig.from_pretrained(tiny_encoder_dir, hidden_dropout_prob=0.25).save_pretrained(config_dir)
     common = ["--do_train", "--max_steps", "1", "--max_seq_length", "32", "--report_to", "none", "--save_strategy",
-              "no", "--per_device_train_batch_size", "2"]
+              "no", "--per_device_train_batch_size", "2", "--train_views", "sentence"]  # the data has no contexts
     first = tmp_path / "first"
     run_ner_cl.main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(data), "--text_column_name",
                      "words", "--label_column_name", "ner_tags", "--label_all_tokens", "--config_name",
