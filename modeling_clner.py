@@ -64,6 +64,8 @@ __all__ = [
     "words_and_offsets",
     "viterbi_with_scores",
     "save_remote_code",
+    "encoder_position_limit",
+    "check_max_seq_length",
 ]
 
 #: The task under which a saved model's `config.custom_pipelines` publishes the CLNER pipeline: the standard one, so
@@ -106,6 +108,70 @@ def custom_pipelines_config() -> dict:
     `CLNERConfig.from_pretrained` serves it under the aliases)."""
     return {PIPELINE_TASK: {"impl": f"pipeline_clner.{PIPELINE_CLASS}", "pt": ["AutoModelForTokenClassification"],
                             "type": "text"}}
+
+
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
+                "roberta-prelayernorm", "ibert", "luke", "bart", "mbart")
+
+
+def encoder_position_limit(config) -> Optional[int]:
+    """Longest input the encoder's absolute position embeddings allow (None: no such limit)."""
+    encoder = getattr(config, "encoder", None) if getattr(config, "model_type", None) == "clner" else config
+    n = getattr(encoder, "max_position_embeddings", None)
+    if not isinstance(n, int) or n <= 0 or getattr(encoder, "position_biased_input", True) is False:
+        return None
+    if getattr(encoder, "model_type", None) in ROBERTA_LIKE and getattr(encoder, "pad_token_id", None) is not None:
+        n -= encoder.pad_token_id + 1  # positions start after the padding index
+    return n
+
+
+def check_max_seq_length(config, max_seq_length: int, what: str = "max_seq_length") -> int:
+    """`max_seq_length` for inference with a model of `config`: a whole number of sub-tokens that the encoder's
+    position embeddings can take (a longer view is a tensor-size error deep in the encoder), with room for a word.
+    Raises ValueError naming `what` (the argument, or config.json's field)."""
+    if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int):
+        raise ValueError(f"{what} must be a whole number of sub-tokens, got {max_seq_length!r}")
+    limit = encoder_position_limit(config)
+    if limit and max_seq_length > limit:
+        raise ValueError(f"{what} {max_seq_length} exceeds the {limit} positions of the model's encoder "
+                         f"(max_position_embeddings); use {limit} or less (longer sentences are split into windows)")
+    if max_seq_length < 4:
+        raise ValueError(f"{what} {max_seq_length} leaves no room for words: a view holds the special tokens and at "
+                         "least one word's sub-tokens (use 16 or more)")
+    return max_seq_length
+
+
+def _load_problem(cls, path, exc: BaseException, kwargs: dict) -> Optional[str]:
+    """What is wrong with a local model folder that `from_pretrained` could not load, naming the file: corrupt
+    weights, or weights whose shapes do not match config.json (another model's config, or labels edited). None
+    when the folder is not local or the error is something else."""
+    folder = Path(str(path))
+    if not folder.is_dir():
+        return None
+    weights = folder / "model.safetensors"
+    if type(exc).__name__ == "SafetensorError" or (weights.is_file() and weights.stat().st_size < 16):
+        return (f"{weights} is truncated or not a safetensors file ({' '.join(str(exc).split())}); save the model "
+                "again, or copy the file again from where it came")
+    if "mismatched_sizes" not in str(exc) or not weights.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+        config = kwargs.get("config") or CLNERConfig.from_pretrained(str(folder))
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in cls(config).state_dict().items()}
+    except Exception:  # noqa: BLE001 - the original error stands
+        return None
+    differ = [f"{name} is {list(stored[name])} in model.safetensors but {list(shape)} by config.json"
+              for name, shape in expected.items() if name in stored and stored[name] != shape]
+    if not differ:
+        return None
+    return (f"{folder}: the weights do not match config.json ({len(config.id2label)} labels, hidden size "
+            f"{config.encoder.hidden_size}): {'; '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}. The config "
+            "and the weights come from different models; to start the differing layers afresh, load with "
+            "ignore_mismatched_sizes=True (run_ner_cl.py --ignore_mismatched_sizes)")
 
 
 def save_remote_code(directory: str | os.PathLike, source: Optional[str | os.PathLike] = None) -> list[str]:
@@ -230,6 +296,10 @@ class CLNERConfig(PreTrainedConfig):
             raise ValueError(f"tag_scheme must be one of {SCHEMES}, got {self.tag_scheme!r}")
         if self.id2label is not None:
             _check_id2label(self.id2label)
+        for name, low in (("window_stride", 0), ("max_seq_length", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"config.json {name} must be a whole number >= {low}, got {value!r}")
         if self.label2id is None and self.id2label is not None:
             self.label2id = {label: i for i, label in self.id2label.items()}
         if hasattr(self.encoder, "auto_map"):  # a base model's remote code is never carried into CLNER's
@@ -364,7 +434,13 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             found = AutoConfig.from_pretrained(pretrained_model_name_or_path, **probe)
             if getattr(found, "model_type", None) != CLNERConfig.model_type:
                 return cls.from_encoder(pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless a named problem explains it
+            problem = _load_problem(cls, pretrained_model_name_or_path, exc, kwargs)
+            if problem is None:
+                raise
+            raise ValueError(problem) from exc
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as usual, with every remote-code file (`REMOTE_CODE_FILES`) and `auto_map` entries for AutoConfig,
@@ -528,11 +604,13 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             sentence: its entities with ``return_entities=True``, else its tags, one per word. Text is split into
             words like the pipeline splits it when entities are returned, and on whitespace when tags are.
         """
+        max_len = check_max_seq_length(
+            self.config, max_seq_length if max_seq_length is not None else self.config.max_seq_length,
+            "max_seq_length=" if max_seq_length is not None else "config.json max_seq_length")
         return predict_sentences(
             inputs, contexts,
             encode=lambda words, context: encode_example(
-                tokenizer, words, context, max_seq_length or self.config.max_seq_length, self.config.window_stride,
-                self.config.snippet_separator),
+                tokenizer, words, context, max_len, self.config.window_stride, self.config.snippet_separator),
             decode=self.torch_decoder(), labels=self.config.labels, pad_id=tokenizer.pad_token_id or 0,
             batch_size=batch_size, return_entities=return_entities, on_view=self.warn_if_view_mismatch)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import warnings
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -46,12 +47,13 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
     from .inference_clner import (context_snippets, encode_example, entities_from_tags, group_entities, pad_view,
                                   split_words, stitch_windows, tokens_from_tags, whitespace_words, words_and_offsets)
-    from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, custom_pipelines_config,
-                                 viterbi_with_scores)
+    from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
+                                 custom_pipelines_config, viterbi_with_scores)
 except ImportError:  # this project on the path
     from inference_clner import (context_snippets, encode_example, entities_from_tags, group_entities, pad_view,
                                  split_words, stitch_windows, tokens_from_tags, whitespace_words, words_and_offsets)
-    from modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, custom_pipelines_config, viterbi_with_scores
+    from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
+                                custom_pipelines_config, viterbi_with_scores)
 
 __all__ = [
     "TASK",
@@ -68,35 +70,102 @@ TASK = "clner-token-classification"
 _UNSET = object()
 
 
-class _CallableRetriever:
-    """Adapts a plain `fn(query, k) -> list[str | {"title", "body"}]` search function (no re-ranking)."""
+#: seconds a plain search function (or a retriever object other than a `ContextRetriever`) may take per call before
+#: its input falls back to the sentence view; a `ContextRetriever` has its own `RetrievalConfig.search_timeout`
+DEFAULT_RETRIEVAL_TIMEOUT = 30.0
 
-    def __init__(self, fn: Callable, k: int = 10):
-        self.fn, self.k = fn, k
+
+class _RetrievalTimeout(TimeoutError):
+    """A retrieval call gave no answer within the pipeline's `retrieval_timeout`."""
+
+
+def _check_retrieval_timeout(value: Any) -> Optional[float]:
+    """`retrieval_timeout=` as seconds: a positive finite number, or None for no limit."""
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < float(value) < float("inf")
+    if not ok:
+        raise ValueError(f"retrieval_timeout must be a positive number of seconds or None (no limit), got {value!r}")
+    return float(value)
+
+
+def _call_with_timeout(fn: Callable, timeout: Optional[float], *args):
+    """`fn(*args)`, given up after `timeout` seconds (None: no limit) with `_RetrievalTimeout`. The call runs in a
+    daemon thread, since a blocking socket read cannot be interrupted from outside; one that is given up on is left
+    to finish (or hang) there, its result discarded, and never blocks prediction or the exit. (The same as
+    `retrieval_clner._call_with_timeout`, repeated here because the Hub copy of this file works without it.)"""
+    if timeout is None:
+        return fn(*args)
+    outcome: dict[str, Any] = {}
+
+    def work():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="clner-pipeline-retrieval", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise _RetrievalTimeout(f"no answer within {timeout:g} s; the pipeline's retrieval_timeout= sets the limit")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _failure_note(exc: BaseException) -> str:
+    """An input's note when its retrieval raised `exc`: a time limit reached says so, as does any other error."""
+    if isinstance(exc, _RetrievalTimeout):
+        return f"sentence view: retrieval timed out ({exc})"
+    if isinstance(exc, TimeoutError) or any(c.__name__ == "SearchTimeoutError" for c in type(exc).__mro__):
+        return f"sentence view: retrieval timed out ({type(exc).__name__}: {exc})"
+    return f"sentence view: retrieval failed ({type(exc).__name__}: {exc})"
+
+
+class _CallableRetriever:
+    """Adapts a plain `fn(query, k) -> list[str | {"title", "body"}]` search function (no re-ranking). Each query
+    is searched on its own (once per call, however many inputs share it) under the time limit: one that raises,
+    hangs or returns something else than snippets is recorded in `last_failures` (query -> exception) and gets no
+    context, and the other queries keep theirs."""
+
+    def __init__(self, fn: Callable, k: int = 10, timeout: Optional[float] = DEFAULT_RETRIEVAL_TIMEOUT):
+        self.fn, self.k, self.timeout = fn, k, timeout
+        self.last_failures: dict[str, BaseException] = {}
 
     @staticmethod
     def query_of(words: Sequence[str] | str) -> str:
         return words if isinstance(words, str) else " ".join(words)
 
-    def retrieve_batch(self, queries: Sequence[str], indices=None):
-        out = []
-        for q in queries:
-            snippets = []
-            results = self.fn(q, self.k) or []
-            if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
-                raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of "
-                                "snippet strings or of dicts with 'title'/'body'")
-            for r in results:
-                if not isinstance(r, (str, dict)):
-                    raise TypeError(f"a search result is a {type(r).__name__}: expected a snippet string or a dict "
-                                    "with 'title'/'body'")
-                if isinstance(r, dict):
-                    r = " ".join(str(r[key]) for key in ("title", "body", "text", "snippet") if r.get(key))
-                r = " ".join(str(r).split())
-                if r:
-                    snippets.append(r)
-            out.append((snippets, [float("nan")] * len(snippets)))
-        return out
+    def _snippets(self, results) -> list[str]:
+        if results is None:
+            return []
+        if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
+            raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of "
+                            "snippet strings or of dicts with 'title'/'body'")
+        snippets = []
+        for r in results:
+            if not isinstance(r, (str, dict)):
+                raise TypeError(f"a search result is a {type(r).__name__}: expected a snippet string or a dict "
+                                "with 'title'/'body'")
+            if isinstance(r, dict):
+                r = " ".join(str(r[key]) for key in ("title", "body", "text", "snippet") if r.get(key))
+            r = " ".join(str(r).split())
+            if r:
+                snippets.append(r)
+        return snippets
+
+    def retrieve_batch(self, queries: Sequence[str], indices=None, timeout: Any = _UNSET):
+        """`(snippets, NaN scores)` per query; a failed query gets `([], [])` and an entry in `last_failures`."""
+        timeout = self.timeout if timeout is _UNSET else timeout
+        self.last_failures = {}
+        found: dict[str, list[str]] = {}
+        for q in dict.fromkeys(queries):
+            try:
+                found[q] = self._snippets(_call_with_timeout(self.fn, timeout, q, self.k))
+            except Exception as exc:  # noqa: BLE001 - one failed query must not cost the others their context
+                self.last_failures[q], found[q] = exc, []
+        return [(found[q], [float("nan")] * len(found[q])) for q in queries]
 
 
 class CLNERTokenClassificationPipeline(Pipeline):
@@ -109,7 +178,12 @@ class CLNERTokenClassificationPipeline(Pipeline):
         retriever: a `retrieval_clner.ContextRetriever` (or anything with `retrieve_batch(queries)` and
             `query_of(words)`), a `retrieval_clner` backend or backend name (wrapped in a `ContextRetriever`), or a
             plain `fn(query, k) -> list[str]`. Default: `retrieval_clner.ContextRetriever("duckduckgo")` (the paper's
-            web search + BERTScore re-ranking) when `retrieval_clner` is importable.
+            web search + BERTScore re-ranking) when `retrieval_clner` is importable. A query that fails or times out
+            costs only its own input the context (its ``note`` says why), never the other inputs'.
+        retrieval_timeout: seconds a search may take before its input falls back to the sentence view with a note
+            saying the retrieval timed out; None for no limit. Default: 30 s per query of a search function (and per
+            call of another retriever object); a `ContextRetriever` keeps its own `RetrievalConfig.search_timeout`,
+            which this sets for one the pipeline builds from a backend (name).
         is_split_into_words: a list of strings is one pre-split sentence, not a batch of texts.
         word_splitter: how raw text becomes words: ``"regex"`` (default, `split_words`), ``"whitespace"``, or a
             callable `text -> [(word, start, end)]`.
@@ -131,8 +205,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
     default_input_names = "sequences"
 
     def __init__(self, *args, context=_UNSET, retrieve: bool = False, retriever: Any = None,
-                 is_split_into_words: bool = False, **kwargs):
+                 is_split_into_words: bool = False, retrieval_timeout: Any = _UNSET, **kwargs):
         self._default_context = context
+        self._retrieval_timeout = (_UNSET if retrieval_timeout is _UNSET
+                                   else _check_retrieval_timeout(retrieval_timeout))
         self._retrieve_default = bool(retrieve)
         self._retriever = retriever
         self._split_default = bool(is_split_into_words)
@@ -157,7 +233,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             raise TypeError(f"unexpected argument(s) for the CLNER pipeline: {sorted(unknown)}")
         preprocess, postprocess = {}, {}
         if max_seq_length is not None:
-            preprocess["max_seq_length"] = int(max_seq_length)
+            preprocess["max_seq_length"] = check_max_seq_length(self.model.config, max_seq_length, "max_seq_length=")
         if word_splitter is not None:
             if not (callable(word_splitter) or word_splitter in ("regex", "whitespace")):
                 raise ValueError("word_splitter must be 'regex', 'whitespace' or a callable "
@@ -250,49 +326,98 @@ class CLNERTokenClassificationPipeline(Pipeline):
         raise TypeError(f"cannot read CLNER pipeline inputs of type {type(inputs).__name__}")
 
     # -- retrieval ------------------------------------------------------------------------------------------------
-    def _build_retriever(self, retriever):
+    def _build_retriever(self, retriever, timeout: Any = _UNSET):
+        """The retriever object for `retriever=` (see the class docstring), built once per retriever and time limit.
+        A backend (name) gets a `ContextRetriever` whose `search_timeout` is `timeout` when one is given."""
         if retriever is not None and hasattr(retriever, "retrieve_batch"):
             return retriever
-        cached = self._built_retrievers.get(id(retriever))
+        key = (id(retriever), timeout if timeout is not _UNSET else "default")
+        cached = self._built_retrievers.get(key)
         if cached is not None and cached[0] is retriever:
             return cached[1]
         try:
             retrieval = importlib.import_module("retrieval_clner")
         except ImportError:
             retrieval = None
-        if retriever is None:
+        if retriever is None or isinstance(retriever, str) or (retrieval is not None
+                                                               and isinstance(retriever, retrieval.Backend)):
             if retrieval is None:
-                raise RuntimeError("live retrieval needs `retrieval_clner` (the clner project) or retriever=<a search "
-                                   "function fn(query, k) -> list[str]>")
-            built = retrieval.ContextRetriever("duckduckgo")
-        elif isinstance(retriever, str) or (retrieval is not None and isinstance(retriever, retrieval.Backend)):
-            if retrieval is None:
+                if retriever is None:
+                    raise RuntimeError("live retrieval needs `retrieval_clner` (the clner project) or retriever=<a "
+                                       "search function fn(query, k) -> list[str]>")
                 raise RuntimeError(f"retriever={retriever!r} needs `retrieval_clner`; pass a search function instead")
-            built = retrieval.ContextRetriever(retriever)
+            config = retrieval.RetrievalConfig(**({} if timeout is _UNSET else {"search_timeout": timeout}))
+            built = retrieval.ContextRetriever("duckduckgo" if retriever is None else retriever, config)
         elif callable(retriever):
-            built = _CallableRetriever(retriever)
+            built = _CallableRetriever(retriever, timeout=DEFAULT_RETRIEVAL_TIMEOUT if timeout is _UNSET else timeout)
         else:
             raise TypeError(f"retriever must be a ContextRetriever, a backend (name) or a callable; got "
                             f"{type(retriever).__name__}")
-        self._built_retrievers[id(retriever)] = (retriever, built)  # holding `retriever` keeps its id unique
+        self._built_retrievers[key] = (retriever, built)  # holding `retriever` keeps its id unique
         return built
 
-    def _retrieve_into(self, items: list[dict], retriever) -> None:
-        """Fill `context` of each item by live retrieval; on failure leave it empty with a note."""
+    @staticmethod
+    def _retrieve_each(ret, queries: list[str], timeout: Any) -> list:
+        """Per query: its retrieval result, or the exception that stopped it. A retriever that isolates its
+        queries itself (`last_failures`, query -> exception, after `retrieve_batch`: a `ContextRetriever`, which
+        also applies its own `search_timeout`, or a wrapped search function) is asked once; another object is asked
+        once under the pipeline's time limit. When that call raises (or hangs), the queries are asked again one by
+        one, except those already known to have failed, so one bad query never costs the others their context."""
+        limit = DEFAULT_RETRIEVAL_TIMEOUT if timeout is _UNSET else timeout
+        if isinstance(ret, _CallableRetriever):
+            results = ret.retrieve_batch(queries, timeout=limit)
+            return [ret.last_failures.get(q, r) for q, r in zip(queries, results)]
+        own_limit = hasattr(ret, "config") and hasattr(ret.config, "search_timeout")  # a ContextRetriever
+
+        def ask(batch: list[str]) -> list:
+            results = list(_call_with_timeout(ret.retrieve_batch, None if own_limit else limit, batch))
+            if len(results) != len(batch):
+                raise ValueError(f"{type(ret).__name__}.retrieve_batch gave {len(results)} results for {len(batch)} "
+                                 "queries")
+            failures = getattr(ret, "last_failures", None) or {}
+            return [failures.get(q, r) for q, r in zip(batch, results)]
+
+        try:
+            return ask(queries)
+        except Exception as exc:  # noqa: BLE001 - retried one by one below
+            if len(queries) == 1:
+                return [exc]
+            known = dict(getattr(ret, "last_failures", None) or {})
+        out = []
+        for q in queries:
+            if q in known:
+                out.append(known[q])
+                continue
+            try:
+                out.append(ask([q])[0])
+            except Exception as exc:  # noqa: BLE001 - this query's own failure
+                out.append(exc)
+        return out
+
+    def _retrieve_into(self, items: list[dict], retriever, timeout: Any = _UNSET) -> None:
+        """Fill `context` of each item by live retrieval; an item whose retrieval failed, timed out (`timeout`
+        seconds: `retrieval_timeout`) or found nothing keeps no context and gets a note saying which."""
         if not items:
             return
         try:
-            ret = self._build_retriever(retriever)
+            ret = self._build_retriever(retriever, timeout)
             words = [it["tokens"] if it["tokens"] is not None else it["text"] for it in items]
             queries = [ret.query_of(w) if hasattr(ret, "query_of") else (w if isinstance(w, str) else " ".join(w))
                        for w in words]
-            results = ret.retrieve_batch(queries)
+            results = self._retrieve_each(ret, queries, timeout)
         except Exception as exc:  # noqa: BLE001 - retrieval must never break prediction
             for it in items:
-                it["note"] = f"sentence view: retrieval failed ({type(exc).__name__}: {exc})"
+                it["note"] = _failure_note(exc)
             return
         for it, result in zip(items, results):
-            snippets = list(result[0] if isinstance(result, tuple) else result)
+            if isinstance(result, BaseException):
+                it["note"] = _failure_note(result)
+                continue
+            try:
+                snippets = list(result[0] if isinstance(result, tuple) else result)
+            except TypeError as exc:
+                it["note"] = _failure_note(TypeError(f"a retrieval result is a {type(result).__name__} ({exc})"))
+                continue
             snippets = [s for s in snippets if s and str(s).strip()]
             if snippets:
                 it["context"], it["context_source"] = snippets, "retrieved"
@@ -301,7 +426,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
 
     # -- call -----------------------------------------------------------------------------------------------------
     def __call__(self, inputs, *args, context=_UNSET, retrieve: Optional[bool] = None, retriever: Any = None,
-                 is_split_into_words: Optional[bool] = None, **kwargs):
+                 is_split_into_words: Optional[bool] = None, retrieval_timeout: Any = _UNSET, **kwargs):
         """Entities of one input (a list of dicts) or of each input of a batch (a list of lists).
 
         See the class docstring for the inputs and options.
@@ -310,6 +435,8 @@ class CLNERTokenClassificationPipeline(Pipeline):
             context = self._default_context
         retrieve = self._retrieve_default if retrieve is None else bool(retrieve)
         retriever = retriever if retriever is not None else self._retriever
+        timeout = (self._retrieval_timeout if retrieval_timeout is _UNSET
+                   else _check_retrieval_timeout(retrieval_timeout))
         split = self._split_default if is_split_into_words is None else bool(is_split_into_words)
         single, items = self._normalize_inputs(inputs, context, split)
         self._views_seen = set()
@@ -319,7 +446,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             if not items:
                 return []
             if retrieve:
-                self._retrieve_into([it for it in items if it["context"] is None], retriever)
+                self._retrieve_into([it for it in items if it["context"] is None], retriever, timeout)
             outputs = super().__call__(items, *args, **kwargs)
             self._warn_fallbacks(stacklevel=3)
             return outputs[0] if single else outputs
@@ -327,7 +454,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
         def stream():
             for it in items:
                 if retrieve and it["context"] is None:
-                    self._retrieve_into([it], retriever)
+                    self._retrieve_into([it], retriever, timeout)
                 yield it
 
         return super().__call__(stream(), *args, **kwargs)
@@ -375,7 +502,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
         tok_max = getattr(self.tokenizer, "model_max_length", None)
         if tok_max and tok_max < 100_000:
             length = min(length, int(tok_max))
-        return length
+        return check_max_seq_length(self.model.config, length, "config.json max_seq_length")
 
     def _warn_view(self, with_context: bool) -> None:
         if with_context in self._views_seen:

@@ -81,7 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the first GPU, else CPU)")
     g.add_argument("--chunk_size", type=int, default=256, help="inputs handed to the pipeline at a time")
     g.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag in ("batch_size", "chunk_size"):
+        if getattr(args, flag) < 1:
+            raise SystemExit(f"--{flag} {getattr(args, flag)}: must be 1 or more")
+    return args
 
 
 def utf8_copy(path: str, encoding: str) -> str:
@@ -300,6 +304,13 @@ def main(argv=None) -> int:
     records = list(read_inputs(args.input, args.input_format, args))  # bad input fails before the model loads
     pipe = build_pipeline(args)
     from data_clner import tags_to_scheme
+    from modeling_clner import check_max_seq_length
+
+    try:  # before any tagging: a view longer than the encoder's positions fails deep inside it
+        check_max_seq_length(pipe.model.config, args.max_seq_length or pipe._max_seq_length(), "--max_seq_length"
+                             if args.max_seq_length else f"the model's max_seq_length ({args.model}/config.json)")
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
     scheme = getattr(pipe.model.config, "data_tag_scheme", None)  # IOB1 / IO training data: tags written back in it
     options: dict[str, Any] = {"batch_size": args.batch_size, "return_details": True,

@@ -15,12 +15,13 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import re
-import struct
+import signal
 import sys
 import time
 import typing
@@ -33,7 +34,7 @@ import datasets
 import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from data_clner import (
     TAG_SCHEMES,
@@ -51,7 +52,7 @@ from data_clner import (
     tags_to_scheme,
 )
 from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme, encoder_position_limit
 from trainer_clner import (
     CLArguments,
     CLNERTrainer,
@@ -286,6 +287,46 @@ def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_sche
             f.write(" ".join(tags_to_scheme(pred, tag_scheme)) + "\n")
 
 
+class StopOnSigterm(TrainerCallback):
+    """SIGTERM (which schedulers send before a kill) during training: the current step finishes, a checkpoint is
+    saved (whatever --save_strategy), training stops and the run exits 143 naming the checkpoint, so that
+    `--resume_from_checkpoint last` continues from it. Without this a SIGTERM ended the run with nothing saved."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        """The handler, for the duration of `Trainer.train` (in the main thread; elsewhere nothing is installed)."""
+        try:
+            previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+        logger.warning("SIGTERM: saving a checkpoint at the end of this step, then stopping")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def report(self, trainer) -> None:
+        step = trainer.state.global_step
+        folder = Path(trainer.args.output_dir) / f"checkpoint-{step}"
+        print(f"{os.path.basename(sys.argv[0])}: stopped by SIGTERM at step {step}: checkpoint saved in {folder}; "
+              f"continue with --resume_from_checkpoint last (the same flags otherwise). No final model, card or "
+              "predictions were written.", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
+
+
 class _CompactLogs:
     """Training logs without per-entity-type metrics (printed once, as a table, at the end of the run)."""
 
@@ -333,31 +374,18 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
     check_training_arguments(training_args)  # flags the CLNER objective ignores or that break its metrics
 
 
-ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
-                "roberta-prelayernorm", "ibert", "luke", "bart", "mbart")
-
-
-def encoder_position_limit(config) -> Optional[int]:
-    """Longest input the encoder's absolute position embeddings allow (None: no such limit)."""
-    encoder = getattr(config, "encoder", None) if getattr(config, "model_type", None) == "clner" else config
-    n = getattr(encoder, "max_position_embeddings", None)
-    if not isinstance(n, int) or n <= 0 or getattr(encoder, "position_biased_input", True) is False:
-        return None
-    if getattr(encoder, "model_type", None) in ROBERTA_LIKE and getattr(encoder, "pad_token_id", None) is not None:
-        n -= encoder.pad_token_id + 1  # positions start after the padding index
-    return n
-
-
 def _safetensors_problem(path: Path) -> Optional[str]:
+    """Why a safetensors file cannot be loaded (None when it can): `safe_open` checks the header and that the data
+    it describes is all in the file, which a save killed partway leaves short."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-        if path.stat().st_size < 8 + n + end:
-            return f"{path.name} is truncated"
-    except (OSError, ValueError, struct.error, KeyError, TypeError):
-        return f"{path.name} is unreadable"
+        with safe_open(str(path), "pt") as f:
+            f.keys()
+    except SafetensorError as exc:
+        return f"{path.name} is truncated or corrupt ({exc})"
+    except OSError as exc:
+        return f"{path.name} is unreadable ({exc})"
     return None
 
 
@@ -627,11 +655,16 @@ def main(argv=None):
 
     all_metrics, prediction_view = {}, None
     if training_args.do_train:
+        stop = StopOnSigterm()
+        trainer.add_callback(stop)
         try:
-            result = trainer.train(resume_from_checkpoint=checkpoint)
+            with stop.installed():
+                result = trainer.train(resume_from_checkpoint=checkpoint)
         except TrainingDivergedError as exc:  # before save_model: no NaN weights, card or predictions are written
             raise CLNERUsageError(f"{exc} (no model, model card or predictions were written to "
                                   f"{training_args.output_dir})") from None
+        if stop.received is not None:
+            stop.report(trainer)  # exits 143: the checkpoint is saved, nothing else is written
         trainer.save_model()
         metrics = dict(result.metrics, train_samples=len(raw["train"]))  # labelled sentences, not windows
         if "unlabeled" in raw:

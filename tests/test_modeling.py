@@ -268,3 +268,53 @@ def test_a_config_whose_labels_collapse_is_refused(id2label, fragment):
     one name or a padded name is refused with the ids named, not loaded with a silently smaller label set."""
     with pytest.raises(ValueError, match=re.escape(fragment)):
         CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=id2label)
+
+
+def test_a_broken_model_folder_is_named_at_load(tmp_path):
+    """Regression (issue 18): a truncated or empty model.safetensors gave a bare SafetensorError, and a label count
+    or hidden size that does not match the weights a RuntimeError pointing at a report; a negative window_stride
+    in config.json an IndexError at prediction time. Each is now a ValueError naming the file and what differs."""
+    import shutil
+
+    good = tmp_path / "good"
+    tiny_model().save_pretrained(good)
+    cases = {}
+    for name in ("truncated", "empty", "labels", "hidden", "stride"):
+        shutil.copytree(good, tmp_path / name)
+        cases[name] = tmp_path / name
+    weights = cases["truncated"] / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    (cases["empty"] / "model.safetensors").write_bytes(b"")
+    for name, edit in (("labels", lambda c: c.update(id2label={str(i): lab for i, lab in enumerate(LABELS + [
+            "B-extra", "I-extra"])}, label2id=None)),
+                       ("hidden", lambda c: c["encoder"].update(hidden_size=64)),
+                       ("stride", lambda c: c.update(window_stride=-2))):
+        config = json.loads((cases[name] / "config.json").read_text())
+        edit(config)
+        config = {k: v for k, v in config.items() if v is not None}
+        (cases[name] / "config.json").write_text(json.dumps(config))
+    for name, pattern in (("truncated", r"truncated/model\.safetensors is truncated or not a safetensors file"),
+                          ("empty", r"empty/model\.safetensors is truncated or not a safetensors file"),
+                          ("labels", rf"labels: the weights do not match config\.json \({len(LABELS) + 2} labels, "
+                                     r"hidden size 32\): classifier\.weight is \[\d+, 32\] in model\.safetensors"),
+                          ("hidden", r"hidden: the weights do not match config\.json .*hidden size 64"),
+                          ("stride", r"config\.json window_stride must be a whole number >= 0, got -2")):
+        with pytest.raises(ValueError, match=pattern):
+            CLNERForTokenClassification.from_pretrained(cases[name])
+
+
+def test_max_seq_length_beyond_the_encoder_is_refused_before_the_encoder_fails(minilm_tokenizer):
+    """Regression (issue 18): `max_seq_length` 100000 on a 700-word sentence was a tensor-size RuntimeError deep in
+    the encoder (also from config.json); 2 left no room for words. Both are ValueErrors naming the argument."""
+    model = tiny_model().eval()
+    words = [f"w{i}" for i in range(700)]
+    with pytest.raises(ValueError, match=r"max_seq_length= 100000 exceeds the 512 positions"):
+        model.predict([words], minilm_tokenizer, max_seq_length=100000)
+    with pytest.raises(ValueError, match=r"max_seq_length= 2 leaves no room for words"):
+        model.predict([words], minilm_tokenizer, max_seq_length=2)
+    model.config.max_seq_length = 100000
+    with pytest.raises(ValueError, match=r"config\.json max_seq_length 100000 exceeds"):
+        model.predict([words], minilm_tokenizer)
+    model.config.max_seq_length = 64
+    assert len(model.predict([words], minilm_tokenizer)[0]) == 700  # windows, every word tagged

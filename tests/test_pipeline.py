@@ -597,3 +597,115 @@ def test_predict_cli_tab_separated_text_is_not_read_as_conll(saved_model, tmp_pa
     bad.write_text('{"tokens": ["John", null]}\n', encoding="utf-8")
     with pytest.raises(SystemExit, match=r"null.jsonl:1: word 2 of 'tokens' is None: a word must be a non-empty"):
         run_cli(["--model", str(path), "--input", str(bad), "--output", str(out)])
+
+
+def test_predict_cli_bad_numbers_are_user_errors_before_tagging(saved_model, tmp_path, monkeypatch):
+    """Regression (issue 18): --chunk_size 0, --batch_size 0, --max_seq_length 2 and --max_seq_length 100000 (on a
+    700-word line) gave raw tracebacks after the model loaded. Each is one message (exit 2 through the command)."""
+    path, _ = saved_model
+    src = tmp_path / "in.txt"
+    src.write_text(" ".join(f"w{i}" for i in range(700)) + "\n", encoding="utf-8")
+    common = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--no_progress"]
+    for extra, message in ((["--chunk_size", "0"], "--chunk_size 0: must be 1 or more"),
+                           (["--batch_size", "0"], "--batch_size 0: must be 1 or more"),
+                           (["--max_seq_length", "2"], "--max_seq_length 2 leaves no room for words"),
+                           (["--max_seq_length", "100000"], "--max_seq_length 100000 exceeds the 512 positions")):
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            run_cli(common + extra)
+    assert run_cli(common + ["--max_seq_length", "32"]) == 0
+    (line,) = read_jsonl(tmp_path / "o.jsonl")
+    assert len(line["entities"]) >= 0 and "text" in line
+
+
+def test_a_hanging_or_failing_query_costs_only_its_own_input_the_context(oracle):
+    """Live retrieval with a plain search function: a query that hangs is given up on after `retrieval_timeout`, one
+    that raises fails alone, and the input whose query answers keeps its context (one failed query used to drop the
+    contexts of every input of the call, and a hung one hung the call)."""
+    import threading
+    import time
+
+    release, calls = threading.Event(), []
+
+    def search(query, k):
+        calls.append(query)
+        if query == "Paris hangs":
+            release.wait(20)  # "forever", released when the test ends
+        if query == "Paris fails":
+            raise ConnectionError("reset by peer")
+        return ["Justin Bieber is a singer"]
+
+    started = time.monotonic()
+    try:
+        with pytest.warns(UserWarning, match=r"2 input\(s\) fell back to the sentence view .*retrieval timed out"):
+            out = oracle(["Paris hangs", "Paris fails", "Bieber lands"], retrieve=True, retriever=search,
+                         retrieval_timeout=0.2, return_details=True)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10 and calls == ["Paris hangs", "Paris fails", "Bieber lands"]
+    assert [o["context_used"] for o in out] == [False, False, True]
+    assert out[0]["note"] == ("sentence view: retrieval timed out (no answer within 0.2 s; the pipeline's "
+                              "retrieval_timeout= sets the limit)")
+    assert out[1]["note"] == "sentence view: retrieval failed (ConnectionError: reset by peer)"
+    assert out[2]["context"] == ["Justin Bieber is a singer"] and out[2]["context_source"] == "retrieved"
+    assert [e["word"] for e in out[2]["entities"]] == ["Bieber"] and out[2]["note"] is None
+    # the limit is a pipeline default too, checked when given; a plain function gets 30 s unless told otherwise
+    pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", retrieve=True, retriever=search,
+                          retrieval_timeout=0.2)
+    release = threading.Event()  # the search function reads this one now
+    try:
+        with pytest.warns(UserWarning, match="retrieval timed out"):
+            assert not pipe("Paris hangs", return_details=True)["context_used"]
+    finally:
+        release.set()
+    for bad in (0, -1.0, float("nan"), "30", True):
+        with pytest.raises(ValueError, match="retrieval_timeout must be a positive number of seconds or None"):
+            oracle("Paris", retrieve=True, retriever=search, retrieval_timeout=bad)
+    from pipeline_clner import DEFAULT_RETRIEVAL_TIMEOUT, _CallableRetriever
+
+    assert DEFAULT_RETRIEVAL_TIMEOUT == 30.0 and _CallableRetriever(search).timeout == 30.0
+
+
+def test_a_failed_query_of_a_context_retriever_or_a_retriever_object_keeps_the_others(oracle, tmp_path):
+    """A `ContextRetriever` times out by its own `RetrievalConfig.search_timeout` and says which query failed; any
+    other retriever object whose batch call raises is asked again query by query, so only the bad one falls back."""
+    import threading
+
+    retrieval = pytest.importorskip("retrieval_clner")
+    release = threading.Event()
+
+    def search(query, k):
+        if query == "Paris hangs":
+            release.wait(20)
+        if query == "Paris fails":
+            raise ValueError("bad query")
+        return ["Bieber the singer"]
+
+    retriever = retrieval.ContextRetriever(retrieval.CallableBackend(search, name="hangs-fails-answers"),
+                                           config=retrieval.RetrievalConfig(
+        rerank=False, search_timeout=0.2, max_retries=0, min_interval=0.0), cache_path=tmp_path / "cache.sqlite")
+    try:
+        with pytest.warns(UserWarning, match="fell back"):
+            out = oracle(["Paris hangs", "Paris fails", "Bieber lands"], retrieve=True, retriever=retriever,
+                         return_details=True)
+    finally:
+        release.set()
+    assert [o["context_used"] for o in out] == [False, False, True]
+    assert out[0]["note"].startswith("sentence view: retrieval timed out (SearchTimeoutError: no answer within 0.2 s")
+    assert out[1]["note"] == "sentence view: retrieval failed (ValueError: bad query)"
+
+    class Batched:  # a retriever object of one's own: the whole batch raises when one query is bad
+        def __init__(self):
+            self.batches = []
+
+        def retrieve_batch(self, queries):
+            self.batches.append(list(queries))
+            if "Paris fails" in queries:
+                raise ValueError("bad query in the batch")
+            return [(["Bieber the singer"], [1.0]) for _ in queries]
+
+    batched = Batched()
+    with pytest.warns(UserWarning, match="fell back"):
+        out = oracle(["Paris fails", "Bieber lands"], retrieve=True, retriever=batched, return_details=True)
+    assert batched.batches == [["Paris fails", "Bieber lands"], ["Paris fails"], ["Bieber lands"]]
+    assert [o["context_used"] for o in out] == [False, True]
+    assert out[0]["note"] == "sentence view: retrieval failed (ValueError: bad query in the batch)"

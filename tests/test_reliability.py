@@ -140,3 +140,41 @@ def test_trainer_refuses_flags_it_ignores_or_breaks_on(labels, tmp_path, flag, v
     # the ones that work are accepted
     CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, average_tokens_across_devices=False,
                                                          include_num_input_tokens_seen="non_padding"))
+
+
+# ----------------------------------------------------------------------------------------------- SIGTERM
+def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, tmp_path, capsys, monkeypatch):
+    """Regression (issue 18): a SIGTERM mid-training (schedulers send one before a kill) ended the run with exit
+    143 and a checkpoint many steps old. Now the step finishes, a checkpoint is saved (whatever --save_strategy),
+    the run exits 143 naming it and writes no final model, and `--resume_from_checkpoint last` continues."""
+    import os
+    import signal
+
+    import run_ner_cl
+    from data_clner import run_cli
+
+    real = run_ner_cl.StopOnSigterm.on_step_end
+
+    def sigterm_at_step_2(self, args, state, control, **kwargs):
+        if state.global_step == 2 and self.received is None:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to the run's handler, in this (main) thread
+        return real(self, args, state, control, **kwargs)
+
+    out = tmp_path / "run"
+    argv = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"), "--do_train",
+            "--max_steps", "4", "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--output_dir",
+            str(out), "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1"]
+    monkeypatch.setattr(run_ner_cl.StopOnSigterm, "on_step_end", sigterm_at_step_2)
+    previous = signal.getsignal(signal.SIGTERM)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(run_ner_cl.main, argv, prog="run_ner_cl.py")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 143 and signal.getsignal(signal.SIGTERM) == previous  # the handler is taken down
+    assert f"stopped by SIGTERM at step 2: checkpoint saved in {out / 'checkpoint-2'}" in err
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file() and not (out / "model.safetensors").exists()
+    monkeypatch.setattr(run_ner_cl.StopOnSigterm, "on_step_end", real)
+    capsys.readouterr()
+    assert run_cli(run_ner_cl.main, argv + ["--resume_from_checkpoint", "last"], prog="run_ner_cl.py") == 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and [h["step"] for h in state["log_history"] if "loss" in h][-2:] == [3, 4]
