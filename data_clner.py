@@ -109,6 +109,26 @@ class CLNERUsageError(ValueError):
 
 
 @contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[Any]:
+    """`open(path, mode)` for writing, through a temporary file in the same folder renamed over `path` when the
+    block ends: a run that fails partway (a full disk, a kill) leaves the earlier file whole, never a truncated or
+    empty one, and the temporary file is removed."""
+    import tempfile
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def as_user_error(*types: type[BaseException]) -> Iterator[None]:
     """Inside, ``ValueError``, ``TypeError`` and ``FileNotFoundError`` (or ``types``) come from checking the user's
     arguments and data: they are re-raised as :class:`CLNERUsageError`. Wrap validation only, never training."""
@@ -709,7 +729,7 @@ def write_conll(rows_or_dataset: Any, path: str | os.PathLike) -> None:
     for i, row in enumerate(_iter_rows(rows_or_dataset)):
         out.extend(_sentence_lines(row, i, require_tags=False))
         out.append("")
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write("\n".join(out) + ("\n" if out else ""))
 
 
@@ -728,7 +748,7 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
                     )
                 out.append(f"{token} B-X")
         out.append("")
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write("\n".join(out) + ("\n" if out else ""))
 
 

@@ -307,7 +307,8 @@ def main(argv=None) -> int:
     from modeling_clner import check_max_seq_length
 
     try:  # before any tagging: a view longer than the encoder's positions fails deep inside it
-        check_max_seq_length(pipe.model.config, args.max_seq_length or pipe._max_seq_length(), "--max_seq_length"
+        default = int(getattr(pipe.model.config, "max_seq_length", 512) or 512)
+        check_max_seq_length(pipe.model.config, args.max_seq_length or default, "--max_seq_length"
                              if args.max_seq_length else f"the model's max_seq_length ({args.model}/config.json)")
     except ValueError as err:
         raise SystemExit(str(err)) from None

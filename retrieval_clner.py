@@ -17,7 +17,8 @@ Pieces, each small and replaceable:
   `bert_score` package is broken under transformers 5 (empty strings crash, RoBERTa loses its prefix space);
 * `RetrievalCache` (sqlite), `ContextRetriever` (cache -> search with rate limit / retries -> re-rank ->
   cache) and `retrieve_contexts` (the `Dataset.map` driver, with provenance and a failures report);
-* I/O: `load_input`, `save_output`; and `self_retrieval_recall`, the recall@k check on released contexts.
+* I/O: `load_input`, `check_output` (before the run), `save_output`; and `self_retrieval_recall`, the recall@k
+  check on released contexts.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ import html
 import json
 import logging
 import math
+import numbers
 import os
 import random
 import re
 import socket
 import sqlite3
+import threading
 import time
 import types
 import unicodedata
@@ -52,7 +55,10 @@ __all__ = [
     "RetrievalError",
     "NetworkUnavailableError",
     "RetryableError",
+    "RetrievalConfigError",
+    "SearchTimeoutError",
     "clean_text",
+    "clean_snippet",
     "detokenize",
     "build_query",
     "dedup_snippets",
@@ -72,6 +78,7 @@ __all__ = [
     "retrieve_contexts",
     "load_input",
     "save_output",
+    "check_output",
     "self_retrieval_recall",
     "DEFAULT_CACHE_PATH",
 ]
@@ -80,6 +87,7 @@ DEFAULT_MODEL = "roberta-large"  # the paper's re-ranker: roberta-large, layer 1
 DEFAULT_LAYER = 17
 DEFAULT_CACHE_PATH = Path(os.environ.get("CLNER_CACHE", Path.home() / ".cache" / "clner")) / "retrieval.sqlite"
 CACHE_FORMAT = 1  # bump when the meaning of cached values changes
+CONTEXT_FORMAT = 2  # bump when packed contexts change for the same search results (2: snippets cut to the budget)
 
 
 class RetrievalError(RuntimeError):
@@ -92,6 +100,19 @@ class NetworkUnavailableError(RetrievalError):
 
 class RetryableError(RetrievalError):
     """Raise from a backend for transient failures (rate limit, timeout): the query is retried with backoff."""
+
+
+class RetrievalConfigError(ValueError):
+    """A `RetrievalConfig` setting out of range; `field` names it (`clner-retrieve` reports it as `--field`)."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"RetrievalConfig.{field} {reason}")
+        self.field, self.reason = field, reason
+
+
+class SearchTimeoutError(RetrievalError):
+    """A search call gave no answer within `RetrievalConfig.search_timeout` seconds: the query is recorded as a
+    failure and not retried (the hung call still holds its thread, and each retry would wait as long again)."""
 
 
 def _sleep(seconds: float) -> None:
@@ -125,6 +146,32 @@ def clean_text(text: str) -> str:
     text = "".join(" " if unicodedata.category(c) in ("Zs", "Cc") else c
                    for c in text if c not in "\u200b\u200c\ufeff")
     return _SPACE_RE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def clean_snippet(text: str, max_words: int | None = None) -> str:
+    """`clean_text`, then at most `max_words` words (None: all). A context holds at most the budget's words, so
+    a snippet longer than that (a whole page returned as one result) is cut here, before de-duplication,
+    re-ranking and packing see it. A long raw text is cleaned by its head only (never cut inside a tag), grown
+    until the cleaned head has the words needed: a snippet of millions of words is not cleaned whole, and the
+    result is the same as cleaning it whole and cutting after."""
+    if max_words is None:
+        return clean_text(text)
+    text = str(text)
+    limit = 4 * max_words + 64  # raw pieces: cleaning removes tags and splits entities, so keep a margin
+    while True:
+        pieces = text.split(maxsplit=limit)
+        if len(pieces) <= limit:
+            cleaned = clean_text(text)
+            break
+        head = " ".join(pieces[:limit])
+        if head.rfind("<") > head.rfind(">"):  # a tag cut in two would not be removed: cut before it
+            head = head[:head.rfind("<")]
+        cleaned = clean_text(head)
+        if cleaned and cleaned.count(" ") + 1 >= max_words:
+            break
+        limit *= 4
+    words = cleaned.split(" ", max_words)
+    return " ".join(words[:max_words]) if len(words) > max_words else cleaned
 
 
 def detokenize(tokens: Sequence[str]) -> str:
@@ -419,9 +466,10 @@ class DuckDuckGoBackend(Backend):
 
 
 def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[str]:
-    """Snippets of a local corpus: `.txt` (one per line), `.jsonl`/`.json` (field `text_field`, default
-    `text`, or `title` + `body`), `.parquet` (column `text_field`, default `text`). Blank entries are
-    skipped; a malformed line names file and line."""
+    """Snippets of a local corpus: `.txt` (one per line; only a newline ends a line, not U+2028, NEL or a form
+    feed), `.jsonl`/`.json` (field `text_field`, default `text`, or `title` + `body`), `.parquet` (column
+    `text_field`, default `text`). Blank entries are skipped; a malformed line, or one that is not UTF-8, names
+    file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus not found: {path}")
@@ -436,26 +484,46 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
         texts = table.column(field).to_pylist()
     elif suffix in (".jsonl", ".json"):
         texts = []
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RetrievalError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-                if isinstance(record, str):
-                    texts.append(record)
-                elif isinstance(record, dict) and (text_field or "text") in record:
-                    texts.append(record[text_field or "text"])
-                elif isinstance(record, dict) and text_field is None and ("title" in record or "body" in record):
-                    texts.append(_result_text(record))
-                else:
-                    raise RetrievalError(f"{path}:{lineno}: expected a string or an object with "
-                                         f"{text_field or 'text'!r} (or title/body)")
-    else:
-        texts = path.read_text(encoding="utf-8").splitlines()
+        for lineno, line in _corpus_lines(path):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RetrievalError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            if isinstance(record, str):
+                texts.append(record)
+            elif isinstance(record, dict) and (text_field or "text") in record:
+                texts.append(record[text_field or "text"])
+            elif isinstance(record, dict) and text_field is None and ("title" in record or "body" in record):
+                texts.append(_result_text(record))
+            else:
+                raise RetrievalError(f"{path}:{lineno}: expected a string or an object with "
+                                     f"{text_field or 'text'!r} (or title/body)")
+    else:  # lines end at "\n" ("\r\n", "\r") only: U+2028, NEL or a form feed inside a snippet keeps it whole
+        texts = [line for _, line in _corpus_lines(path)]
     return [t for t in (clean_text(t) for t in texts if t is not None) if t]
+
+
+_UNDECODED_RE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, kept by errors="surrogateescape"
+
+
+def _corpus_lines(path: Path) -> Iterable[tuple[int, str]]:
+    """`(line number, line)` of a UTF-8 text corpus, without its newline (a newline, CRLF or a lone CR ends a line)
+    and without a leading BOM. A byte that is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming
+    the file, line and column and saying how to re-encode it, not a bare UnicodeDecodeError naming nothing."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            bad = _UNDECODED_RE.search(line)
+            if bad:
+                byte = ord(bad.group()) - 0xDC00
+                raise RetrievalError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{byte:02x} at column {bad.start() + 1}); a corpus must "
+                    f"be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, and "
+                    "pass the new file (--corpus)")
+            yield lineno, line.rstrip("\n")
 
 
 def _read_json_or_none(path: Path) -> Any:
@@ -628,6 +696,30 @@ def make_backend(backend: str | Backend | Callable, dataset=None, **kwargs) -> B
     if backend in ("bm25", "random") and kwargs.get("corpus") is None:
         raise RetrievalError(f"the {backend} backend needs a corpus (a .txt/.jsonl/.parquet file)")
     return names[backend](**kwargs)
+
+
+def _call_with_timeout(fn: Callable, timeout: float | None, *args):
+    """`fn(*args)`, given up after `timeout` seconds (None: no limit) with a `SearchTimeoutError`. The call runs in
+    a daemon worker thread, since a blocking socket read cannot be interrupted from outside; a call that is given up
+    on is left to finish (or hang) there, its result discarded, and never blocks the run or its exit."""
+    if timeout is None:
+        return fn(*args)
+    outcome: dict[str, Any] = {}
+
+    def work():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="clner-search", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise SearchTimeoutError(f"no answer within {timeout:g} s (search_timeout; --search_timeout raises it)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -938,10 +1030,17 @@ class RetrievalConfig:
     exceeds it, i.e. the sentence itself; without re-ranking, exact matches). Re-ranking: `rerank`, `model`,
     `layer`, `idf` (idf from `idf_corpus` when given, else from each query's own snippets), then keep the best
     `top_k` snippets in rank order while they fit `budget` words or tokens (`budget_unit`; the best snippet
-    is always kept, the model cuts it to length). Politeness (not in keys): `min_interval` seconds between
+    is always kept: each snippet is cut to `budget` words when it is cleaned, and a token budget is the
+    model's to cut to length). Politeness (not in keys): `min_interval` seconds between
     queries (None: the backend's default) with up to `jitter` x that added at random, `max_retries`
-    retries with exponential backoff `backoff * 2**attempt` (at most `max_backoff`), and a run stops with an
-    error after `max_consecutive_failures` failed queries in a row (the network is gone, not flaky)."""
+    retries with exponential backoff `backoff * 2**attempt` (at most `max_backoff`), a query whose search call
+    gives no answer within `search_timeout` seconds (None: no limit) is a failure (not retried), and a run stops
+    with an error after `max_consecutive_failures` failed queries in a row (the network is gone, not flaky).
+
+    Every setting is checked when the config is made: a value that would silently disable a step (a negative
+    `max_retries` never searches) is a `RetrievalConfigError` naming the field. Values are kept as plain JSON types
+    from then on (a `model` folder given as a `Path` as its str, numpy numbers as int / float, switches as bool),
+    since the config is written into the provenance only after the whole run."""
 
     num_results: int = 10
     max_query_words: int | None = 32
@@ -962,15 +1061,58 @@ class RetrievalConfig:
     max_backoff: float = 60.0
     max_consecutive_failures: int | None = 10
     scorer_batch_size: int = 32
+    search_timeout: float | None = 30.0
 
     _NOT_IN_KEY = ("min_interval", "jitter", "max_retries", "backoff", "max_backoff", "max_consecutive_failures",
-                   "scorer_batch_size")
+                   "scorer_batch_size", "search_timeout")
+    #: (field, kind, lowest allowed value, whether None is allowed); "int" fields take whole numbers (not bools)
+    _NUMBERS = (
+        ("num_results", "int", 1, False), ("max_query_words", "int", 1, True), ("layer", "int", 0, True),
+        ("top_k", "int", 1, True), ("budget", "int", 1, True), ("max_retries", "int", 0, False),
+        ("max_consecutive_failures", "int", 1, True), ("scorer_batch_size", "int", 1, False),
+        ("near_duplicate", "float", 0.0, True), ("self_threshold", "float", 0.0, False),
+        ("min_interval", "float", 0.0, True), ("jitter", "float", 0.0, False), ("backoff", "float", 0.0, False),
+        ("max_backoff", "float", 0.0, False), ("search_timeout", "float", 0.0, True),
+    )
+    #: fields whose value must be above (not equal to) the lowest value
+    _POSITIVE = ("search_timeout",)
+    #: fields at most 1 (thresholds on a [0, 1] similarity)
+    _AT_MOST_ONE = ("near_duplicate", "self_threshold")
+    #: switches: True or False (a string such as "False" would be true)
+    _FLAGS = ("drop_self", "rerank", "idf")
 
     def __post_init__(self):
         if self.budget_unit not in ("words", "tokens"):
-            raise ValueError(f"budget_unit must be 'words' or 'tokens', got {self.budget_unit!r}")
-        if self.num_results < 1 or (self.top_k is not None and self.top_k < 1):
-            raise ValueError("num_results and top_k must be >= 1")
+            raise RetrievalConfigError("budget_unit", f"must be 'words' or 'tokens', got {self.budget_unit!r}")
+        if not isinstance(self.model, (str, os.PathLike)) or not os.fsdecode(self.model).strip():
+            raise RetrievalConfigError("model", f"must name the re-ranking encoder, got {self.model!r}")
+        # a folder given as a Path is kept as its str: the config goes into the provenance (JSON) after the run
+        self.model = os.fsdecode(self.model)
+        for name in self._FLAGS:
+            value = getattr(self, name)
+            numpy_bool = getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "ndim", 1) == 0
+            if not (isinstance(value, numbers.Integral) and value in (0, 1) or numpy_bool):
+                raise RetrievalConfigError(name, f"must be True or False, got {value!r}")
+            setattr(self, name, bool(value))
+        for name, kind, low, optional in self._NUMBERS:
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            what = ("a whole number" if kind == "int" else "a finite number") + (" or None" if optional else "")
+            if kind == "int":
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok:
+                raise RetrievalConfigError(name, f"must be {what}, got {value!r}")
+            if name in self._POSITIVE and not value > low:
+                raise RetrievalConfigError(name, f"must be a positive number of seconds or None (no limit), got "
+                                                 f"{value!r}")
+            if value < low:
+                raise RetrievalConfigError(name, f"must be >= {low:g}, got {value!r}")
+            if name in self._AT_MOST_ONE and value > 1:
+                raise RetrievalConfigError(name, f"must be between 0 and 1, got {value!r}")
+            setattr(self, name, int(value) if kind == "int" else float(value))  # numpy scalars are not JSON
 
     def key_params(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self._NOT_IN_KEY}
@@ -1004,16 +1146,18 @@ class ContextRetriever:
         self._idf = None
         self._checked = False
         self._consecutive_failures = 0
+        self.last_failures: dict[str, BaseException] = {}  # query -> why it failed, in the last `retrieve_batch`
         params = self.config.key_params()
         search_params = {"num_results": params["num_results"]}
         self._search_prefix = _fingerprint([CACHE_FORMAT, self.backend.name, self.backend.params(), search_params])
         rerank_params = {k: v for k, v in params.items() if k not in ("num_results", "max_query_words")}
+        rerank_params["context_format"] = CONTEXT_FORMAT
         if self.idf_corpus is not None and self.config.idf:
             rerank_params["idf_corpus"] = _fingerprint(self.idf_corpus)
         self._context_prefix = _fingerprint(rerank_params)
 
     def __getstate__(self):
-        return {**self.__dict__, "_idf": None}
+        return {**self.__dict__, "_idf": None, "last_failures": {}}
 
     @property
     def scorer(self) -> BERTScorer:
@@ -1035,7 +1179,9 @@ class ContextRetriever:
     # -- the batch job
     def retrieve_batch(self, queries: Sequence[str], indices: Sequence[int | None] | None = None):
         """`(context, scores)` for each query; `indices` are the rows' dataset positions (document backend,
-        failures report)."""
+        failures report). A query that failed gets `([], [])` and its exception in `last_failures` (query ->
+        exception, for this call only: the pipeline's note says why its input has no context)."""
+        self.last_failures = {}
         indices = list(indices) if indices is not None else [None] * len(queries)
         cacheable = self.backend.cacheable
         skeys = [self.search_key(q) if cacheable else f"row:{i}" for q, i in zip(queries, indices)]
@@ -1075,22 +1221,24 @@ class ContextRetriever:
         return out
 
     def _search_one(self, skey: str, query: str, index: int | None) -> list[str] | None:
-        """One query with rate limiting and exponential backoff; committed to the cache when it succeeds."""
+        """One query with rate limiting, exponential backoff and a time limit (`search_timeout`: a search call that
+        hangs is a failure, not a hung run); committed to the cache when it succeeds."""
         cfg, backend = self.config, self.backend
         interval = backend.min_interval if cfg.min_interval is None else cfg.min_interval
         for attempt in range(cfg.max_retries + 1):
             if interval > 0:
                 _sleep(self.cache.reserve_slot(backend.name, interval * (1 + cfg.jitter * random.random())))
             try:
-                snippets = backend.search(query, cfg.num_results, index)
+                snippets = _call_with_timeout(backend.search, cfg.search_timeout, query, cfg.num_results, index)
             except Exception as exc:  # noqa: BLE001 - a failing query must not stop the run
                 error = f"{type(exc).__name__}: {exc}"
-                if _is_retryable(exc) and attempt < cfg.max_retries:
+                if _is_retryable(exc) and not isinstance(exc, SearchTimeoutError) and attempt < cfg.max_retries:
                     delay = min(cfg.max_backoff, cfg.backoff * 2**attempt) * (1 + cfg.jitter * random.random())
                     logger.info("%s: %s; retry %d in %.1fs", backend.name, error, attempt + 1, delay)
                     _sleep(delay)
                     continue
                 logger.warning("%s: query %r failed after %d attempt(s): %s", backend.name, query, attempt + 1, error)
+                self.last_failures[query] = exc
                 self.cache.add_failure(self.run_id, skey, index, backend.name, query, error, attempt + 1)
                 self._consecutive_failures += 1
                 limit = cfg.max_consecutive_failures
@@ -1106,11 +1254,13 @@ class ContextRetriever:
         return None  # pragma: no cover - the loop always returns
 
     def _rank(self, jobs: dict[str, tuple[str, list[str]]]) -> dict[str, tuple[list[str], list[float]]]:
-        """Clean, de-duplicate, drop the query itself, order by BERTScore F1 and apply top-k and budget."""
+        """Clean (each snippet cut to the budget), de-duplicate, drop the query itself, order by BERTScore F1 and
+        apply top-k and budget."""
         cfg = self.config
         prepared = {}
         for key, (query, snippets) in jobs.items():
-            snippets = dedup_snippets((clean_text(s) for s in snippets), cfg.near_duplicate)
+            # a context holds at most `budget` words (a word is at least one token): longer snippets are cut here
+            snippets = dedup_snippets((clean_snippet(s, cfg.budget) for s in snippets), cfg.near_duplicate)
             if cfg.drop_self:
                 snippets = [s for s in snippets if _norm(s) != _norm(query)]
             prepared[key] = (query, snippets)
@@ -1353,6 +1503,50 @@ def save_output(dataset, path: str | os.PathLike, format: str | None = None, pro
     if failures:
         side("failures.jsonl").write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
     return path
+
+
+def _is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path` (existing or not) is `folder` or lies inside it, links resolved."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def check_output(path: str | os.PathLike, format: str | None = None, *, source: str | os.PathLike | None = None,
+                 dataset=None, keep_context: bool = True, what: str = "output") -> None:
+    """Refuse, before any query, an output that `save_output` could only fail to write after the whole run, or
+    that would destroy the input: `path` being the input `source` itself (the same file or `save_to_disk`
+    folder, also through a link) or lying inside the input folder; a one-file format for a `DatasetDict` of
+    several splits; and, for the CLNER text format, a row of `dataset` that the writer cannot write (a token that
+    is empty, padded or holds a tab or newline, a missing tag, ...: `data_clner`'s own writer rule) or, with
+    `keep_context`, a context kept from the input that holds the snippet break `<EOS>`. Raises `RetrievalError`
+    naming `what` (the flag), the input and the row."""
+    format = format or output_format(path)
+    if source is not None and os.path.exists(source):
+        same = os.path.exists(path) and os.path.samefile(source, path)
+        if same or (os.path.isdir(source) and _is_within(path, source)):
+            where = "is" if same else "is inside"
+            raise RetrievalError(f"{what} {path} {where} the input {source}: writing there would overwrite the data "
+                                 f"being read. Give another {what}")
+    if dataset is None:
+        return
+    if format != "disk" and hasattr(dataset, "keys"):
+        if len(dataset) != 1:
+            raise RetrievalError(f"{what} {path} ({format}) holds one split, and the input has {list(dataset)}: pick "
+                                 "a split (--split) or save a folder")
+        dataset = next(iter(dataset.values()))
+    if format != "clner":
+        return
+    for i, row in enumerate(data_clner._iter_rows(dataset)):
+        try:
+            data_clner._sentence_lines(row, i, require_tags=True)
+            for k, snippet in enumerate(_existing_context(row.get("context")) if keep_context else []):
+                if data_clner.EOS_TOKEN in snippet.split():
+                    raise ValueError(f"row {i}: its context's snippet {k} holds the token {data_clner.EOS_TOKEN!r}, "
+                                     "read back as a snippet break")
+        except ValueError as err:
+            raise RetrievalError(f"{what} {path} is in the CLNER text format, which cannot hold the input "
+                                 f"{source or '(dataset)'}: {err}. Fix the input, or write .jsonl, .parquet or a "
+                                 "folder, which hold any row as it is") from None
 
 
 def self_retrieval_recall(rows: Sequence[dict], k: int = 10, index_dir: str | os.PathLike | None = None,

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 
 import retrieval_clner as rc
-from data_clner import HelpFormatter, as_user_error, check_output_path, run_cli
+from data_clner import CLNERUsageError, HelpFormatter, as_user_error, check_output_path, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,26 +75,56 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seconds between queries (default: the backend's)")
     g.add_argument("--max_retries", "--max-retries", type=int, default=d.max_retries)
     g.add_argument("--backoff", type=float, default=d.backoff, help="first retry delay, doubled each retry")
+    g.add_argument("--search_timeout", "--search-timeout", type=float, default=d.search_timeout,
+                   help="seconds a search call may take before its query counts as failed (not retried); 0 for no "
+                        "limit")
     g.add_argument("--num_proc", "--num-proc", type=int, help="worker processes")
     g.add_argument("--batch_size", "--batch-size", type=int, help="rows per map batch")
     return p.parse_args(argv)
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """The flags that are not `RetrievalConfig` settings, or are mapped before it sees them: a request timeout,
+    worker processes and a batch size must be positive (a zero or negative one fails deep inside the search client
+    or `datasets`, or hangs), `--search_timeout` 0 or more (0: no limit)."""
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise CLNERUsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if not args.search_timeout >= 0:
+        raise CLNERUsageError(f"--search_timeout must be a positive number of seconds (0 for no limit), got "
+                              f"{args.search_timeout:g}")
+    for flag in ("num_proc", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise CLNERUsageError(f"--{flag} must be 1 or more (leave it out for the default), got {value}")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    check_output_path(args.output, "OUTPUT", directory=(args.output_format or rc.output_format(args.output)) == "disk")
+    out_format = args.output_format or rc.output_format(args.output)
+    check_output_path(args.output, "OUTPUT", directory=out_format == "disk")
+    with as_user_error(rc.RetrievalError):  # the input itself as the OUTPUT: refused before reading it
+        rc.check_output(args.output, out_format, source=args.input, what="OUTPUT")
     layer = args.layer if args.layer is not None else (rc.DEFAULT_LAYER if args.model == rc.DEFAULT_MODEL else None)
-    with as_user_error():
+    check_counts(args)
+    try:
         config = rc.RetrievalConfig(
             num_results=args.num_results, max_query_words=args.max_query_words,
-            near_duplicate=args.near_duplicate if args.near_duplicate >= 0 else None,
+            near_duplicate=None if args.near_duplicate < 0 else args.near_duplicate,  # NaN: refused by the config
             drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
             model=args.model, layer=layer, idf=args.idf, top_k=args.top_k,
             budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
             min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
+            search_timeout=args.search_timeout or None,
         )
+    except rc.RetrievalConfigError as err:  # named by its flag, which has the field's name
+        raise CLNERUsageError(f"--{err.field} {err.reason}") from None
+    with as_user_error():
+        dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
+    with as_user_error(rc.RetrievalError):  # rows the OUTPUT format cannot hold: refused now, not after the run
+        rc.check_output(args.output, out_format, source=args.input, dataset=dataset,
+                        keep_context=not args.overwrite_context, what="OUTPUT")
     if config.rerank:
         rc.BERTScorer(config.model, config.layer).check()  # fail before any query, not at the first cache miss
     backend_kwargs = {
@@ -107,7 +138,6 @@ def main(argv=None) -> int:
         if args.backend in ("bm25", "random"):  # build once, shared by all splits
             backend = rc.make_backend(args.backend, **backend_kwargs)
             backend_kwargs = {}
-        dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
     result = rc.retrieve_contexts(dataset, backend, config, cache_path=args.cache, query_column=args.query_column,
                                   num_proc=args.num_proc, batch_size=args.batch_size, backend_kwargs=backend_kwargs,
                                   overwrite_context=args.overwrite_context, rebuild_cache=args.rebuild_cache)

@@ -37,6 +37,7 @@ from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingAr
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from data_clner import (
+    atomic_open,
     TAG_SCHEMES,
     CLNERDataCollator,
     CLNERUsageError,
@@ -110,6 +111,9 @@ class DataTrainingArguments:
     unlabeled_file: Optional[str] = field(
         default=None, metadata={"help": "Sentences with contexts and no tags: they add only L_CL (semi-supervised)."})
     file_format: Optional[str] = field(default=None, metadata={"help": "Force conll, clner, json, jsonl or parquet."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Train into an --output_dir that already holds another model, removing its model files first "
+                "(transformers 5's TrainingArguments no longer has this flag)."})
     token_column_name: Optional[str] = field(default=None, metadata={"help": "Token column of JSON/parquet/Hub data."})
     text_column_name: Optional[str] = field(default=None, metadata={"help": "run_ner.py's name of "
                                                                             "--token_column_name."})
@@ -270,7 +274,7 @@ def truncate(raw, data_args: DataTrainingArguments) -> None:
 def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme: Optional[str] = None) -> None:
     """CoNLL: token, gold tag, predicted tag; a blank line between sentences. Tags are written in the data's
     `tag_scheme` (IOB1 / IO data was converted to BIO on reading)."""
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         for row, pred in zip(rows, predictions):
             gold = row.get("tags") or ["O"] * len(row["tokens"])
             gold, pred = tags_to_scheme(gold, tag_scheme), tags_to_scheme(pred, tag_scheme)
@@ -282,7 +286,7 @@ def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme
 def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_scheme: Optional[str] = None) -> None:
     """run_ner.py's `predictions.txt`: one line per sentence, its predicted tags (in the data's `tag_scheme`)
     separated by spaces."""
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         for pred in predictions:
             f.write(" ".join(tags_to_scheme(pred, tag_scheme)) + "\n")
 
@@ -503,6 +507,117 @@ def main(argv=None):
     started = time.time()
     with as_user_error():
         model_args, data_args, cl_args, training_args = parse_args(argv)
+    with output_dir_lock(training_args):
+        return run(model_args, data_args, cl_args, training_args, started)
+
+
+LOCK_FILE = ".clner-run.lock"
+#: what a model folder holds: another model's files in a training run's --output_dir (a stale shard index, say)
+#: would be mixed with the new model's, and uploaded with it
+MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+               "pytorch_model.bin.index.json")
+
+
+@contextlib.contextmanager
+def output_dir_lock(training_args: TrainingArguments):
+    """While a training run writes its --output_dir, `.clner-run.lock` there holds its process id: a second run
+    on the same folder is refused naming it (a lock whose process is gone is taken over, with a warning). Only the
+    main process of a distributed run takes it."""
+    if not training_args.do_train or not training_args.should_save:
+        yield
+        return
+    out = Path(training_args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _process_alive(pid):
+                raise CLNERUsageError(f"--output_dir {out} is being written by another run (process {pid}, "
+                                      f"{lock}): two runs in one folder would overwrite each other's model and "
+                                      "checkpoints; give another --output_dir, or wait for that run") from None
+            logger.warning(f"taking over {lock}: its process {pid or '?'} is gone (a run that was killed)")
+            lock.unlink(missing_ok=True)
+    else:  # pragma: no cover - the lock reappeared between the two tries
+        raise CLNERUsageError(f"--output_dir {out} is being written by another run ({lock})")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def save_model_safely(trainer) -> None:
+    """`trainer.save_model()` into a temporary folder inside --output_dir, whose files then replace the folder's:
+    a save that fails (a full disk) leaves no half-written weights in place of a good model, and the error names
+    the checkpoint that was kept, to resume from."""
+    import shutil
+    import tempfile
+
+    out = Path(trainer.args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out))
+    try:
+        trainer.save_model(str(staging))
+        for item in sorted(staging.iterdir()):
+            os.replace(item, out / item.name)
+    except Exception as exc:  # noqa: BLE001 - turned into one message that says what is left
+        checkpoints = sorted((p for p in out.glob("checkpoint-*") if checkpoint_problem(p) is None),
+                             key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+        kept = (f"the newest complete checkpoint, {checkpoints[-1]}, is kept: continue with "
+                "--resume_from_checkpoint last" if checkpoints else
+                "no checkpoint was saved (--save_strategy steps or epoch keeps one)")
+        raise CLNERUsageError(f"could not write the trained model to {out} ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())}); nothing of it replaced earlier files, {kept}. Free "
+                              "space or give another --output_dir") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output_dir(data_args: DataTrainingArguments, training_args: TrainingArguments, model_path: str,
+                     checkpoint: Optional[str]) -> None:
+    """A training run's --output_dir may already hold a model only when the run continues it: it resumes a
+    checkpoint there, or it trains the model in that folder in place. Another model's files are refused unless
+    --overwrite_output_dir, which removes them first (so that no stale weight shard or index survives)."""
+    out = Path(training_args.output_dir)
+    if not training_args.do_train or checkpoint or not out.is_dir():
+        return
+    if Path(model_path).is_dir() and os.path.samefile(model_path, out):
+        return
+    found = [name for name in MODEL_FILES if (out / name).exists()] + sorted(
+        p.name for p in out.glob("model-*-of-*.safetensors"))
+    if not found:
+        return
+    if not data_args.overwrite_output_dir:
+        raise CLNERUsageError(f"--output_dir {out} already holds a model ({', '.join(found)}): a new one would be "
+                              "mixed with its files. Pass --overwrite_output_dir to replace it (its model files are "
+                              "removed first), --resume_from_checkpoint last to continue its run, or another "
+                              "--output_dir")
+    for name in found + [p.name for p in out.glob("pytorch_model-*-of-*.bin")]:
+        logger.warning(f"--overwrite_output_dir: removing {out / name} of the earlier model")
+        (out / name).unlink(missing_ok=True)
+
+
+def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
+        training_args: TrainingArguments, started: float):
+    """The run `main` starts, its arguments parsed (inside the output folder's lock)."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])
     log_level = training_args.get_process_log_level()
@@ -558,6 +673,7 @@ def main(argv=None):
                                   "would otherwise be skipped)")
         checkpoint = (resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
                       if training_args.do_train else None)
+        check_output_dir(data_args, training_args, model_path, checkpoint)
         with training_args.main_process_first(desc="loading datasets"):
             raw = load_raw(data_args, training_args, tag_scheme, constraints)
         check_splits(raw, data_args, training_args)
@@ -665,7 +781,7 @@ def main(argv=None):
                                   f"{training_args.output_dir})") from None
         if stop.received is not None:
             stop.report(trainer)  # exits 143: the checkpoint is saved, nothing else is written
-        trainer.save_model()
+        save_model_safely(trainer)
         metrics = dict(result.metrics, train_samples=len(raw["train"]))  # labelled sentences, not windows
         if "unlabeled" in raw:
             metrics["train_unlabeled_samples"] = len(raw["unlabeled"])
@@ -710,7 +826,7 @@ def main(argv=None):
 
     hub_error = None
     if trainer.is_world_process_zero() and training_args.do_train:  # an evaluation-only run writes only results
-        with open(Path(training_args.output_dir) / "run_config.json", "w") as f:
+        with atomic_open(Path(training_args.output_dir) / "run_config.json", "w") as f:
             json.dump(run_config(model_args, data_args, cl_args), f, indent=2)
         try:
             publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push,

@@ -131,7 +131,7 @@ def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: floa
     cmd = [
         "--train_file", str(Path(args.data_dir) / "train.context.txt"), "--validation_file", dev,
         "--test_file", dev,  # the best epoch's model predicts dev: per-sentence predictions for the bootstrap
-        "--output_dir", str(out), *METHODS[method],
+        "--output_dir", str(out), "--overwrite_output_dir", *METHODS[method],
         "--max_seq_length", str(args.max_seq_length), "--num_train_epochs", f"{args.epochs:g}",
         "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", str(args.eval_batch_size),
         "--learning_rate", f"{lr:g}", "--head_learning_rate", f"{head_lr:g}", "--warmup_steps", f"{args.warmup:g}",

@@ -178,3 +178,84 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     assert run_cli(run_ner_cl.main, argv + ["--resume_from_checkpoint", "last"], prog="run_ner_cl.py") == 0
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and [h["step"] for h in state["log_history"] if "loss" in h][-2:] == [3, 4]
+
+
+# ------------------------------------------------------------------------------------------- the output folder
+def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(tiny_encoder_dir, tmp_path, capsys):
+    """Regression (issue 18): two runs writing one --output_dir were not warned about, and a folder holding another
+    model's shard index kept the stale index (then uploaded). A live run's lock is refused naming its process, a
+    dead run's lock is taken over, another model's files are refused unless --overwrite_output_dir, which removes
+    them first."""
+    import os
+    import subprocess
+    import sys
+
+    from run_ner_cl import LOCK_FILE
+
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"), "--do_train",
+            "--max_steps", "1", "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--output_dir",
+            str(out), "--report_to", "none", "--save_strategy", "no"]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / LOCK_FILE).write_text(str(other.pid))
+        message = run_in_process(argv, capsys)
+        assert f"--output_dir {out} is being written by another run (process {other.pid}" in message
+    finally:
+        other.kill()
+        other.wait()
+    (out / "model.safetensors.index.json").write_text("{}")  # another model's (sharded) files
+    (out / "model-00001-of-00002.safetensors").write_bytes(b"stale")
+    message = run_in_process(argv, capsys)  # the dead run's lock is taken over; the stale model is refused
+    assert "already holds a model (model.safetensors.index.json, model-00001-of-00002.safetensors)" in message
+    assert "--overwrite_output_dir" in message
+    from data_clner import run_cli
+    from run_ner_cl import main
+
+    capsys.readouterr()
+    assert run_cli(main, argv + ["--overwrite_output_dir"], prog="run_ner_cl.py") == 0
+    names = {p.name for p in out.iterdir()}
+    assert "model.safetensors" in names and not names & {"model.safetensors.index.json", LOCK_FILE,
+                                                         "model-00001-of-00002.safetensors"}
+    assert os.path.getsize(out / "model.safetensors") > 1000
+
+
+def test_a_failed_final_save_names_what_was_kept(tiny_encoder_dir, tmp_path, capsys, monkeypatch):
+    """Regression (issue 18, disk full): a failing final save lost the trained weights with a bare SafetensorError
+    (exit 1) and left run_config.json at 0 bytes. The model is saved into a temporary folder first, so a failure
+    replaces nothing, leaves no partial file, and the message names the checkpoint that was kept; files the run
+    writes go through a temporary file and a rename (`atomic_open`)."""
+    import errno
+
+    from data_clner import atomic_open
+    from modeling_clner import CLNERForTokenClassification
+
+    real = CLNERForTokenClassification.save_pretrained
+
+    def full_disk_at_the_end(self, save_directory, *args, **kwargs):
+        if ".saving-" in str(save_directory):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, save_directory, *args, **kwargs)
+
+    monkeypatch.setattr(CLNERForTokenClassification, "save_pretrained", full_disk_at_the_end)
+    out = tmp_path / "run"
+    message = run_failing(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
+                           "--do_train", "--max_steps", "2", "--per_device_train_batch_size", "8",
+                           "--max_seq_length", "64", "--output_dir", str(out), "--report_to", "none",
+                           "--save_strategy", "steps", "--save_steps", "1"], capsys)
+    assert message.startswith(f"could not write the trained model to {out} (OSError: [Errno 28] No space left")
+    assert f"the newest complete checkpoint, {out / 'checkpoint-2'}, is kept" in message
+    names = {p.name for p in out.iterdir()}
+    assert not names & {"model.safetensors", "run_config.json"} and not any(n.startswith(".") for n in names)
+    # atomic_open: a failure inside leaves the earlier file whole and no temporary file
+    target = tmp_path / "results.json"
+    target.write_text("earlier")
+    with pytest.raises(OSError):
+        with atomic_open(target) as f:
+            f.write("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert target.read_text() == "earlier" and [p.name for p in tmp_path.glob(".results.json*")] == []
+    with atomic_open(target) as f:
+        f.write("new")
+    assert target.read_text() == "new"

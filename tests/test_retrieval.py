@@ -2,6 +2,7 @@
 kill-and-resume guarantee, BERTScore (against a brute-force reference and the `bert_score` package),
 outputs + CLI, and BM25 recall@10 of the released WNUT-17 dev contexts."""
 
+import dataclasses
 import json
 import logging
 import math
@@ -453,7 +454,8 @@ def test_rerank_orders_by_bertscore_and_packs_to_budget(scorer, tmp_path):
     words = [len(s.split()) for s in ctx]
     assert run(self_threshold=1.0, budget=words[0] + words[1])[0] == ctx[:2]
     assert run(self_threshold=1.0, budget=words[0] + words[1] - 1)[0] == ctx[:1]
-    assert run(self_threshold=1.0, budget=1)[0] == ctx[:1]  # the best snippet is always kept
+    (one_word,) = run(self_threshold=1.0, budget=1)[0]  # one snippet, cut to the budget when it is cleaned
+    assert len(one_word.split()) == 1
     assert run(self_threshold=1.0, top_k=3, budget=None)[0] == ctx[:3]
     tokens = [len(ids) - 2 for ids in scorer.tokenize(ctx)]
     assert run(self_threshold=1.0, budget_unit="tokens", budget=sum(tokens[:3]))[0] == ctx[:3]
@@ -721,6 +723,200 @@ def test_cli_offline_default_reranker_is_one_clear_error(tmp_path):
     assert line.startswith("retrieve_contexts.py: error: the default re-ranker roberta-large")
     assert "needs the Hugging Face Hub" in line and "--model" in line and "--no_rerank" in line
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("max_retries", -1, "max_retries must be >= 0, got -1"),  # used to never call the search function
+    ("max_retries", 2.5, "max_retries must be a whole number, got 2.5"),
+    ("num_results", 0, "num_results must be >= 1, got 0"),
+    ("top_k", 0, "top_k must be >= 1, got 0"),
+    ("budget", 0, "budget must be >= 1, got 0"),
+    ("max_query_words", 0, "max_query_words must be >= 1, got 0"),
+    ("max_consecutive_failures", 0, "max_consecutive_failures must be >= 1, got 0"),
+    ("scorer_batch_size", True, "scorer_batch_size must be a whole number, got True"),
+    ("layer", -1, "layer must be >= 0, got -1"),
+    ("near_duplicate", 1.5, "near_duplicate must be between 0 and 1, got 1.5"),
+    ("self_threshold", math.nan, "self_threshold must be a finite number, got nan"),
+    ("min_interval", -0.5, "min_interval must be >= 0, got -0.5"),
+    ("jitter", math.inf, "jitter must be a finite number, got inf"),
+    ("backoff", -1.0, "backoff must be >= 0, got -1.0"),
+    ("max_backoff", "60", "max_backoff must be a finite number, got '60'"),
+    ("search_timeout", 0, "search_timeout must be a positive number of seconds or None (no limit), got 0"),
+    ("budget_unit", "chars", "budget_unit must be 'words' or 'tokens', got 'chars'"),
+    ("rerank", "False", "rerank must be True or False, got 'False'"),  # a non-empty string would be true
+    ("model", b"", "model must name the re-ranking encoder, got b''"),
+])
+def test_every_numeric_setting_of_the_config_is_checked(field, value, fragment):
+    with pytest.raises(rc.RetrievalConfigError) as err:
+        rc.RetrievalConfig(**{field: value})
+    assert str(err.value) == f"RetrievalConfig.{fragment}" and err.value.field == field
+    assert isinstance(err.value, ValueError)
+
+
+def test_cli_numeric_flags_out_of_range_are_one_error_line(tmp_path, capsys):
+    import retrieve_clner as cli
+
+    common = [str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25", "--corpus",
+              str(FIXTURES / "corpus.txt"), "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
+    for flags, message in ((["--max_retries", "-1"], "--max_retries must be >= 0, got -1"),
+                           (["--num_results", "0"], "--num_results must be >= 1, got 0"),
+                           (["--near_duplicate", "nan"], "--near_duplicate must be a finite number or None, got nan"),
+                           (["--search_timeout", "-1"], "--search_timeout must be a positive number of seconds (0 for "
+                                                        "no limit), got -1"),
+                           (["--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+                           (["--num_proc", "0"], "--num_proc must be 1 or more"),
+                           (["--batch_size", "-4"], "--batch_size must be 1 or more")):
+        with pytest.raises(SystemExit) as exit_:
+            data_clner.run_cli(cli.main, common + flags, prog="clner-retrieve", user_errors=(rc.RetrievalError,))
+        err = capsys.readouterr().err
+        last = err.strip().splitlines()[-1]
+        assert exit_.value.code == 2 and last.startswith(f"clner-retrieve: error: {message}"), err
+        assert "Traceback" not in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_hanging_search_call_times_out_as_a_failure(tmp_path, monkeypatch):
+    """A search function that never answers is given up on after `search_timeout` seconds: the query is a failure
+    (not retried: the hung call still holds its thread), the run goes on to the next query."""
+    import threading
+
+    monkeypatch.setattr(rc, "_sleep", lambda s: None)
+    release = threading.Event()
+
+    def search(query, k):
+        if query == "hangs forever":
+            release.wait(30)  # "forever", released when the test ends
+        return [f"{query} snippet"]
+
+    calls = []
+    backend = rc.CallableBackend(lambda q, k: calls.append(q) or search(q, k), name="hanging")
+    started = time.monotonic()
+    try:
+        res = rc.retrieve_contexts(rows_ds("hangs forever", "answers at once"), backend,
+                                   fast(search_timeout=0.3, max_retries=3), cache_path=tmp_path / "c.sqlite")
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10
+    assert res.dataset["context"] == [[], ["answers at once snippet"]]
+    (failure,) = res.failures
+    assert failure["index"] == 0 and failure["attempts"] == 1 and calls.count("hangs forever") == 1
+    assert failure["error"] == ("SearchTimeoutError: no answer within 0.3 s (search_timeout; --search_timeout "
+                                "raises it)")
+    assert rc.RetrievalConfig().search_timeout == 30.0 and "search_timeout" not in rc.RetrievalConfig().key_params()
+
+
+def test_a_long_snippet_is_cut_to_the_budget_when_cleaned(tmp_path):
+    page = " ".join(f"w{i}" for i in range(20_000))  # a whole page returned as one result
+    backend = rc.CallableBackend(lambda q, k: [page, "a short second snippet"], name="long-page")
+    context, _ = rc.ContextRetriever(backend, fast(budget=300), cache_path=tmp_path / "c.sqlite").retrieve("query")
+    assert context == [" ".join(f"w{i}" for i in range(300))]  # cut to the budget, and nothing else fits
+    assert rc.clean_snippet("<b>Tom</b> &amp; Jerry  live\u00a0here", 3) == "Tom & Jerry"
+    assert rc.clean_snippet("<b>Tom</b> &amp; Jerry", None) == "Tom & Jerry"
+    huge = "word " * 2_000_000
+    assert rc.clean_snippet(huge, 300) == " ".join(["word"] * 300)
+    # the same as cleaning whole and cutting after: tags removed by the cleaning do not count, none is cut in two
+    for raw in ("<p> " * 5_000 + "real words here now", "w " * 66 + '<a href="x" title="y z"> tail ' * 50):
+        assert rc.clean_snippet(raw, 3) == " ".join(rc.clean_text(raw).split()[:3])
+
+
+def test_txt_corpus_lines_end_at_newlines_only(tmp_path):
+    """U+2028, NEL and a form feed inside a line keep the snippet whole (as the JSONL reader does)."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("alpha\u2028beta gamma\nsecond\x85line here\nthird\x0cline\r\nfourth\u2029part\n\n",
+                      encoding="utf-8", newline="")
+    expected = ["alpha beta gamma", "second line here", "third line", "fourth part"]
+    assert rc.load_corpus(corpus) == expected
+    assert rc.BM25Backend(corpus, index_dir=tmp_path / "index").texts == expected
+
+
+def test_a_path_or_numpy_config_value_is_plain_json_from_construction(tmp_path):
+    """`model=Path(...)` (and numpy numbers or switches) used to pass the checks and fail only when the provenance
+    was written, after the whole run: they are kept as str / int / float / bool from construction on."""
+    np = pytest.importorskip("numpy")
+    encoder = tmp_path / "encoder"
+    config = rc.RetrievalConfig(model=encoder, num_results=np.int64(3), self_threshold=np.float32(0.5),
+                                rerank=np.bool_(False), min_interval=0.0)
+    assert config.model == str(encoder) and type(config.num_results) is int and type(config.self_threshold) is float
+    assert config.rerank is False
+    json.dumps(dataclasses.asdict(config))
+    assert rc.RetrievalConfig(model=encoder).key_params() == rc.RetrievalConfig(model=str(encoder)).key_params()
+    res = rc.retrieve_contexts(rows_ds("Marta plays"), rc.CallableBackend(lambda q, k: ["Marta plays piano"],
+                                                                         name="path-model"),
+                               config, cache_path=tmp_path / "c.sqlite")
+    rc.save_output(res.dataset, tmp_path / "out.jsonl", provenance=res.provenance)
+    assert json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]["model"] == str(encoder)
+
+
+def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_query(tmp_path, monkeypatch, capsys):
+    """A token the CLNER text format cannot hold (a tab), a row without tags for it, the input file or folder as the
+    OUTPUT (or a folder inside the input folder), and several splits for a one-file OUTPUT used to fail after the
+    whole retrieval (or overwrite the input): now each is one error line before the corpus is indexed or any query
+    is run."""
+    import retrieve_clner as cli
+
+    searched, indexed = [], []
+    monkeypatch.setattr(rc.BM25Backend, "search_batch", lambda self, q, *a: searched.append(q) or [[] for _ in q])
+    real_init = rc.BM25Backend.__init__
+    monkeypatch.setattr(rc.BM25Backend, "__init__", lambda self, *a, **kw: indexed.append(a) or real_init(self, *a,
+                                                                                                          **kw))
+    common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
+              "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
+    tab = tmp_path / "tab.jsonl"
+    tab.write_text(json.dumps({"tokens": ["Marta", "Oye\tlaran"], "tags": ["B-person", "I-person"]}) + "\n")
+    untagged = tmp_path / "untagged.jsonl"
+    untagged.write_text(json.dumps({"tokens": ["Marta", "plays"]}) + "\n")
+    folder = tmp_path / "dataset"
+    datasets.DatasetDict(train=rows_ds("Marta plays"), dev=rows_ds("piano tonight")).save_to_disk(str(folder))
+    cases = [
+        (tab, tmp_path / "out.txt", (f"OUTPUT {tmp_path / 'out.txt'} is in the CLNER text format, which cannot "
+                                     f"hold the input {tab}: row 0: token 1 ('Oye\\tlaran') cannot be written as a "
+                                     "column")),
+        (untagged, tmp_path / "out.conll", (f"OUTPUT {tmp_path / 'out.conll'} is in the CLNER text format, which "
+                                            f"cannot hold the input {untagged}: row 0: no tags")),
+        (tab, tab, f"OUTPUT {tab} is the input {tab}: writing there would overwrite the data being read"),
+        (folder, folder, f"OUTPUT {folder} is the input {folder}"),
+        (folder, folder / "with_context", f"OUTPUT {folder / 'with_context'} is inside the input {folder}"),
+        (folder, tmp_path / "out.jsonl", (f"OUTPUT {tmp_path / 'out.jsonl'} (jsonl) holds one split, and the input "
+                                          "has ['train', 'dev']: pick a split (--split) or save a folder")),
+    ]
+    for source, output, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            cli.cli([str(source), str(output), *common])
+        err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars of reading the input
+        assert exit_.value.code == 2 and err.startswith(f"{Path(sys.argv[0]).name}: error: {message}"), err
+    assert not searched and not indexed
+    assert tab.read_text().count("\n") == 1 and not (tmp_path / "out.txt").exists()
+    # formats that hold any token, and one split of the folder, are written
+    assert cli.main([str(tab), str(tmp_path / "out.jsonl"), *common]) == 0
+    assert datasets.Dataset.from_json(str(tmp_path / "out.jsonl"))["tokens"] == [["Marta", "Oye\tlaran"]]
+    assert cli.main([str(folder), str(tmp_path / "dev.jsonl"), "--split", "dev", *common]) == 0
+
+
+def test_a_corpus_that_is_not_utf8_names_the_file_line_and_the_fix(tmp_path, monkeypatch, capsys):
+    """A Latin-1 corpus used to fail with a bare UnicodeDecodeError naming no file."""
+    import retrieve_clner as cli
+
+    txt, jsonl = tmp_path / "corpus.txt", tmp_path / "corpus.jsonl"
+    txt.write_bytes("Marta plays piano\nMarta Oyelaran, pianiste de caf\u00e9\n".encode("latin-1"))
+    jsonl.write_bytes(b'{"text": "fine"}\n' + json.dumps({"text": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"))
+    for path, where in ((txt, "2: not valid UTF-8 (byte 0xe9 at column 32)"),
+                        (jsonl, "2: not valid UTF-8 (byte 0xe9 at column 14)")):
+        for load in (rc.load_corpus, lambda p: rc.BM25Backend(p, index_dir=tmp_path / "index")):
+            with pytest.raises(rc.RetrievalError) as err:
+                load(path)
+            assert str(err.value).startswith(f"{path}:{where}; a corpus must be UTF-8: re-encode it, e.g. `iconv -f "
+                                             f"latin1 -t utf-8 {path.name} > utf8-{path.name}`")
+    searched = []
+    monkeypatch.setattr(rc.BM25Backend, "search_batch", lambda self, *a: searched.append(a) or [])
+    with pytest.raises(SystemExit) as exit_:
+        cli.cli([str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25", "--corpus",
+                 str(txt), "--no_rerank", "--cache", str(tmp_path / "c.sqlite")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and f"error: {txt}:2: not valid UTF-8" in err and "Traceback" not in err
+    assert not searched and not (tmp_path / "out.jsonl").exists()
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"text": "a BOM is not JSON"}\n')
+    assert rc.load_corpus(bom) == ["a BOM is not JSON"]
 
 
 # --------------------------------------------------------------------------------------- real WNUT-17 data

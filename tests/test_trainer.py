@@ -618,10 +618,10 @@ def test_cli_resume_last_skips_an_incomplete_checkpoint_and_notes_it(tiny_encode
     weights = out / "checkpoint-2" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])  # and one killed while writing its weights
     assert checkpoint_problem(out / "checkpoint-3") == "no trainer_state.json"
-    assert checkpoint_problem(out / "checkpoint-2") == "model.safetensors is truncated"
+    assert checkpoint_problem(out / "checkpoint-2").startswith("model.safetensors is truncated or corrupt")
     with caplog.at_level("WARNING"):
         main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last"])
-    assert ("skipping incomplete checkpoint-3 (no trainer_state.json), checkpoint-2 (model.safetensors is truncated)"
+    assert ("skipping incomplete checkpoint-3 (no trainer_state.json), checkpoint-2 (model.safetensors is truncated"
             in caplog.text and f"resuming from {out / 'checkpoint-1'}" in caplog.text)
     results = json.loads((out / "train_results.json").read_text())
     assert results["train_resumed_from"] == str(out / "checkpoint-1")
