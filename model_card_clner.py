@@ -315,6 +315,7 @@ def build_model_card(
     training_stats: Optional[Mapping[str, Any]] = None,
     epochs: Optional[Sequence[Mapping[str, Any]]] = None,
     versions: Optional[Mapping[str, str]] = None,
+    space_id: Optional[str] = None,
 ) -> ModelCard:
     """The Hub model card of a trained CLNER model.
 
@@ -422,11 +423,19 @@ def build_model_card(
     # Python literals for the usage code; the placeholders stay as they are (push_to_hub replaces the revision's)
     rev_code = f'"{rev}"' if rev == REVISION_PLACEHOLDER else _py_str(rev)
     repo_code = _py_str(repo_id) if repo_id != f"<org>/{model_name}" else f'"<org>/{_py_str(model_name)[1:-1]}"'
+    if space_id:
+        if not _is_repo_id(space_id):
+            raise ValueError(f"space_id {space_id!r} is not a Hub Space id (<owner>/<name>)")
+        lines += ["", "## Demo", "",
+                  f"Try both views live in the Space [{md_escape(space_id)}](https://huggingface.co/spaces/"
+                  f"{space_id}) (written by `clner-demo MODEL --export_space DIR`): the Hub's widget cannot run "
+                  "this model's custom code, so it shows precomputed outputs only."]
     lines += [
         "",
         "## Usage",
         "",
-        ("The model and its pipeline are custom code (`modeling_clner.py`, `pipeline_clner.py` in this repository): "
+        ("The model and its pipeline are custom code (`modeling_clner.py` with `crf_clner.py` and "
+         "`inference_clner.py`, and `pipeline_clner.py`, in this repository): "
          "read them, then load with `trust_remote_code=True` and pin `revision` to the commit you reviewed. Only "
          "safetensors weights are read. The task may be `\"ner\"`, `\"token-classification\"` or left out."),
         "",
@@ -971,7 +980,8 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
                             context_source=getattr(data_args, "context_source", None),
                             widget_examples=widget, repo_id=repo_id, model_name=None if repo_id else out.name,
                             metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test",
-                            training_stats=stats, epochs=epoch_results(log_history))
+                            training_stats=stats, epochs=epoch_results(log_history),
+                            space_id=getattr(data_args, "space_id", None))
     save_for_hub(model, tokenizer, out, card)
     if not push:
         return None

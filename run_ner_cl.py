@@ -132,6 +132,8 @@ class DataTrainingArguments:
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the evaluation set."})
     max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the prediction set."})
     return_entity_level_metrics: bool = field(default=False, metadata={"help": "Also report per-type metrics."})
+    space_id: Optional[str] = field(default=None, metadata={
+        "help": "A Hub Space of this model's demo (clner-demo MODEL --export_space DIR), linked from the model card."})
     context_source: Optional[str] = field(default=None, metadata={"help": "Where the contexts came from (for the "
                                                                           "model card)."})
     dataset_card_name: Optional[str] = field(

