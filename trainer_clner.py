@@ -25,99 +25,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
 from transformers import Trainer
 
+from arguments_clner import CL_LOSSES, VIEWS, CLArguments  # noqa: F401 (re-exported: the CL options)
 from data_clner import CLNERUsageError, stitch_windows
 
 VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
 META_KEYS = ("example_id", "word_start", "own_start", "own_end")
-VIEWS = ("both", "context", "sentence")
-CL_LOSSES = ("kl", "l2", "none")
-
-
-@dataclass
-class CLArguments:
-    """Cooperative-learning options (the CLNER part of `run_ner_cl.py`'s arguments).
-
-    Defaults follow the official code; the paper's literal eq. (5) is reachable through the flags (see the module
-    docstring). A single-view run (`--train_views sentence|context`, the paper's baselines) trains its one view's
-    NLL with weight 1; the weights apply to two-view training.
-    """
-
-    train_views: str = field(
-        default="both",
-        metadata={"help": "Views trained on: 'both' (CLNER), 'context' (the paper's w/ CONTEXT baseline) or "
-                          "'sentence' (w/o CONTEXT baseline).", "choices": list(VIEWS)},
-    )
-    cl_loss: Optional[str] = field(
-        default=None,
-        metadata={"help": "Cooperative-learning loss between the views: 'kl' (CL-KL), 'l2' (CL-L2) or 'none'. "
-                          "Default: 'kl' with --train_views both, else 'none'.", "choices": list(CL_LOSSES)},
-    )
-    cl_weight: float = field(default=0.5, metadata={"help": "Weight of L_CL (official code: 0.5; paper eq. 5: 1)."})
-    nll_weight: float = field(default=1.0, metadata={"help": "Weight of L_NLL, the sentence view (official code and "
-                                                             "paper: 1)."})
-    nll_ext_weight: float = field(default=0.5, metadata={"help": "Weight of L_NLL-EXT, the context view, for "
-                                                                 "sentences with a context (official code: 0.5; "
-                                                                 "paper eq. 5: 1)."})
-    nll_ext_weight_no_context: float = field(
-        default=1.0, metadata={"help": "Weight of L_NLL-EXT for sentences without a context, whose context view is "
-                                       "their sentence view (official code and paper eq. 5: 1)."})
-    cl_temperature: float = field(default=0.3, metadata={"help": "CL-KL divides both views' log-marginals by this "
-                                                                 "and scales the KL by its square (official code: "
-                                                                 "0.3; paper eq. 5: 1)."})
-    cl_l2_reduction: str = field(
-        default="mean", metadata={"help": "CL-L2 over the hidden dimensions: 'mean' (official code) or 'sum' (the "
-                                          "paper's squared distance).", "choices": ["mean", "sum"]})
-    cl_detach_context: bool = field(default=True, metadata={"help": "Stop gradients of L_CL through the context "
-                                                                    "(teacher) view, as the official code does."})
-    head_learning_rate: Optional[float] = field(
-        default=None, metadata={"help": "Learning rate of the emission layer and CRF (default: --learning_rate). "
-                                        "CRF transitions learn slowly at encoder learning rates."})
-    unlabeled_weight: float = field(default=1.0, metadata={"help": "Weight of L_CL on unlabeled rows "
-                                                                   "(--unlabeled_file)."})
-
-    def __post_init__(self):
-        if self.train_views not in VIEWS:
-            raise ValueError(f"--train_views must be one of {VIEWS}, got {self.train_views!r}")
-        if self.cl_loss is None:
-            self.cl_loss = "kl" if self.train_views == "both" else "none"
-        if self.cl_loss not in CL_LOSSES:
-            raise ValueError(f"--cl_loss must be one of {CL_LOSSES}, got {self.cl_loss!r}")
-        if self.cl_loss != "none" and self.train_views != "both":
-            raise ValueError(f"--cl_loss {self.cl_loss} needs --train_views both: the CL loss compares the two views, "
-                             f"and --train_views {self.train_views} trains one (use --cl_loss none, or leave it out)")
-        if self.cl_l2_reduction not in ("mean", "sum"):
-            raise ValueError(f"--cl_l2_reduction must be 'mean' or 'sum', got {self.cl_l2_reduction!r}")
-        for name in ("cl_weight", "nll_weight", "nll_ext_weight", "nll_ext_weight_no_context", "unlabeled_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"--{name} must be a finite number >= 0, got {value!r}")
-        if not (math.isfinite(self.cl_temperature) and self.cl_temperature > 0):
-            raise ValueError(f"--cl_temperature must be positive, got {self.cl_temperature!r}")
-        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
-            raise ValueError(f"--head_learning_rate must be positive, got {self.head_learning_rate!r}")
-
-    @property
-    def uses_cl(self) -> bool:
-        return self.train_views == "both" and self.cl_loss != "none" and self.cl_weight != 0
-
-    def recipe(self) -> dict[str, Any]:
-        """The objective actually trained, as recorded in the model config and card."""
-        both = self.train_views == "both"
-        return dict(train_views=self.train_views, cl_loss=self.cl_loss if self.uses_cl else "none",
-                    cl_weight=self.cl_weight if self.uses_cl else 0.0,
-                    nll_weight=self.nll_weight if both else float(self.train_views == "sentence"),
-                    nll_ext_weight=self.nll_ext_weight if both else float(self.train_views == "context"),
-                    cl_temperature=self.cl_temperature if self.uses_cl and self.cl_loss == "kl" else None,
-                    trained_with_context=self.train_views != "sentence")
-
-
 def cl_kl_loss(crf, logits_ctx, logits_sent, word_mask, row_weight, temperature=1.0, detach_context=True):
     """CL-KL as the official code computes it: per sentence, the sum over its words and tags of
     T^2 * KL(softmax(m~_i / T) || softmax(m_i / T)), where m~_i and m_i are the CRF log-marginals of word i in the

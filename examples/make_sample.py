@@ -1,4 +1,4 @@
-"""Write the quickstart sample `examples/data/{train,dev}.txt` in the CLNER context format.
+"""Write the quickstart sample `examples/data/{train,dev,test}.txt` in the CLNER context format.
 
 Social-media-like English sentences with the WNUT-17 entity types (person, location, group, creative-work,
 corporation, product) in BIO tags; about 70% of the sentences carry 1-3 invented "search snippets" that
@@ -15,10 +15,12 @@ from pathlib import Path
 SEED = 2021
 N_TRAIN = 120
 N_DEV = 40
+N_TEST = 40
 CONTEXT_RATE = 0.7
 
-# Invented entities. The dev split draws half of its entities from the `held_out` lists, so the model meets
-# names it never saw in training and has to rely on the context.
+# Invented entities. The dev and test splits draw half of their entities from the `held_out` lists, so the model
+# meets names it never saw in training and has to rely on the context. (test is drawn after train and dev from the
+# same generator, so those two files are as they were before it existed.)
 ENTITIES = {
     "person": {
         "train": [
@@ -167,7 +169,7 @@ DISTRACTORS = [
 
 def _pick(rng: random.Random, etype: str, split: str) -> str:
     pool = ENTITIES[etype]
-    if split == "dev" and rng.random() < 0.5:
+    if split in ("dev", "test") and rng.random() < 0.5:
         return rng.choice(pool["held_out"])
     return rng.choice(pool["train"])
 
@@ -231,7 +233,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", N_TRAIN), ("dev", N_DEV)):
+    for split, n in (("train", N_TRAIN), ("dev", N_DEV), ("test", N_TEST)):
         sentences = [make_sentence(rng, split) for _ in range(n)]
         (out / f"{split}.txt").write_text(to_clner(sentences), encoding="utf-8")
         n_ctx = sum(1 for s in sentences if s[2])

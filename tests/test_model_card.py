@@ -1,7 +1,10 @@
-"""The Hub model card: YAML parsed back with huggingface_hub, body checked against patterns, widget examples."""
+"""The Hub model card: YAML parsed back with huggingface_hub, body checked against patterns, widget examples; the
+training-curves plot (plots_clner)."""
 
 import ast
 import re
+import struct
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -23,6 +26,7 @@ from model_card_clner import (
 )
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
 from pipeline_clner import clner_pipeline
+from plots_clner import CURVES_FILE, plot_training_curves, training_curves
 
 LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
                   for p in ("B", "I")]
@@ -405,3 +409,186 @@ def test_card_escapes_data_derived_text(tmp_path):
     card.save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
     assert loaded.data.widget == widget and loaded.text == body
+
+
+# ------------------------------------------------------------------------------------------ splits, n/a, limitations
+#: a run that evaluated (eval_, the validation set) and predicted (predict_, the test set)
+TWO_SPLITS = {
+    "eval_sentence_precision": 0.5512, "eval_sentence_recall": 0.4123, "eval_sentence_f1": 0.4718,
+    "eval_context_precision": 0.6034, "eval_context_recall": 0.4511, "eval_context_f1": 0.5162,
+    "eval_context_person_precision": 0.8, "eval_context_person_recall": 0.64, "eval_context_person_f1": 0.71,
+    "eval_context_person_number": 470,
+    "predict_sentence_precision": 0.42, "predict_sentence_recall": 0.38, "predict_sentence_f1": 0.399,
+    "predict_context_precision": 0.5, "predict_context_recall": 0.4, "predict_context_f1": 0.4444,
+    "predict_context_person_precision": 0.7, "predict_context_person_recall": 0.5, "predict_context_person_f1": 0.5833,
+    "predict_context_person_number": 429, "predict_runtime": 2.0,
+}
+
+
+def _section(text: str, heading: str) -> str:
+    """The body of a `### heading` section, up to the next heading."""
+    match = re.search(rf"^### {re.escape(heading)}\n(.*?)(?=^##)", text, re.M | re.S)
+    assert match, heading
+    return match.group(1)
+
+
+def test_card_reports_validation_and_test_splits():
+    """A run with validation (eval_) and test (predict_) metrics reports both in the card's body, each table labelled
+    with its split; the model-index keeps the validation split."""
+    card = build_model_card(tiny_model(**RECIPES["CL-KL"]).config, TWO_SPLITS, base_model="xlm-roberta-large",
+                            dataset_name="WNUT-17", dataset_id="wnut_17", versions={})
+    text = card.text
+    results = text.split("## Results\n")[1].split("## Usage")[0]
+    assert results.index("### Validation set") < results.index("### Test set")
+    validation, test = _section(text, "Validation set"), _section(text, "Test set")
+    assert "WNUT-17 validation set, entity-level (seqeval) (%):" in validation
+    assert re.search(r"^\| with context \| 60\.34 \| 45\.11 \| 51\.62 \|$", validation, re.M)
+    assert re.search(r"^\| sentence only \| 55\.12 \| 41\.23 \| 47\.18 \|$", validation, re.M)
+    assert "Per entity type, validation set (%):" in validation
+    assert re.search(r"^\| person \| 80\.00 \| 64\.00 \| 71\.00 \| – \| – \| – \|$", validation, re.M)
+    assert "WNUT-17 test set, entity-level (seqeval) (%):" in test
+    assert re.search(r"^\| with context \| 50\.00 \| 40\.00 \| 44\.44 \|$", test, re.M)
+    assert re.search(r"^\| sentence only \| 42\.00 \| 38\.00 \| 39\.90 \|$", test, re.M)
+    assert "Per entity type, test set (%):" in test
+    assert re.search(r"^\| person \| 70\.00 \| 50\.00 \| 58\.33 \| – \| – \| – \|$", test, re.M)
+    assert "60.34" not in test and "50.00 | 40.00" not in validation
+    assert {(r.dataset_split, r.metric_config, r.metric_type): r.metric_value for r in card.data.eval_results} == {
+        ("validation", v, m): TWO_SPLITS[f"eval_{v}_{m}"] for v in ("sentence", "context")
+        for m in ("precision", "recall", "f1")}
+    # a run that only predicted: its test set, in the body and in the model-index
+    only_test = {k: v for k, v in TWO_SPLITS.items() if k.startswith("predict_")}
+    card = build_model_card(tiny_model().config, only_test, base_model=None, dataset_name="WNUT-17",
+                            metric_prefix="predict", dataset_split="test", versions={})
+    assert "### Test set" in card.text and "### Validation set" not in card.text
+    assert {r.dataset_split for r in card.data.eval_results} == {"test"}
+
+
+def test_card_type_without_gold_entities_is_not_applicable():
+    """seqeval scores a type the split has no gold entity of (predicted only) with recall and F1 0 (its
+    zero_division); the card shows n/a there, not 0.00, and says what n/a means. A type that was missed (gold
+    entities, no correct prediction) keeps its real 0.00."""
+    metrics = {
+        "eval_context_f1": 0.5, "eval_sentence_f1": 0.4,
+        "eval_context_group_precision": 0.0, "eval_context_group_recall": 0.0, "eval_context_group_f1": 0.0,
+        "eval_context_group_number": 0,
+        "eval_sentence_group_precision": 0.0, "eval_sentence_group_recall": float("nan"),
+        "eval_sentence_group_f1": 0.0,  # no number recorded, recall undefined: no gold entities either
+        "eval_context_product_precision": 0.0, "eval_context_product_recall": 0.0, "eval_context_product_f1": 0.0,
+        "eval_context_product_number": 12,
+        "eval_sentence_product_precision": float("nan"), "eval_sentence_product_recall": 0.0,
+        "eval_sentence_product_f1": 0.0, "eval_sentence_product_number": 12,
+    }
+    text = build_model_card(tiny_model().config, metrics, base_model=None, dataset_name="WNUT-17", versions={}).text
+    assert re.search(r"^\| group \| 0\.00 \| n/a \| n/a \| 0\.00 \| n/a \| n/a \|$", text, re.M)
+    assert re.search(r"^\| product \| 0\.00 \| 0\.00 \| 0\.00 \| n/a \| 0\.00 \| 0\.00 \|$", text, re.M)
+    assert "(n/a: the set has no gold entity of the type, so no recall or F1)" in text
+    assert "n/a" not in full_card().text  # every type of the usual card has gold entities
+
+
+@pytest.mark.parametrize("recipe", ["CL-KL", "sentence", "context"])
+def test_card_limitations(recipe):
+    """The card says where CLNER helps, what the model needs at inference for the views it was trained on, and what
+    it was evaluated on (the card's own dataset and splits) and not (other domains and languages)."""
+    text = full_card(recipe=recipe).text
+    section = text.split("## Limitations\n")[1].split("## Citation")[0]
+    assert text.index("## Limitations") > text.index("## Contexts")
+    assert "short, context-poor text such as tweets" in section and "external context" in section
+    if recipe == "CL-KL":
+        assert "The context view needs a context source at inference: retrieval" in section
+        assert "`context=[...]`" in section and "use the sentence view (text only), which the model also learned" \
+            in section
+    elif recipe == "sentence":
+        assert "trained on sentences alone" in section and "needs no context source" in section
+    else:
+        assert "trained on the context view only" in section and "a view it was not trained on" in section
+    assert ("It was evaluated on the validation and test sets of WNUT-17 only; not on other domains or languages "
+            "than its training data (language: en)") in section
+    # no results: it says so; a dataset name from the data is escaped
+    text = build_model_card(tiny_model().config, {}, base_model=None, dataset_name="<b>x</b>|y", versions={}).text
+    section = text.split("## Limitations\n")[1].split("## Citation")[0]
+    assert "It has no evaluation data" in section and "not on other domains or languages" in section
+    text = build_model_card(tiny_model().config, {"eval_context_f1": 0.5}, base_model=None,
+                            dataset_name="<b>x</b> [l](http://x)", versions={}).text
+    assert "evaluated on the validation set of &lt;b&gt;x&lt;/b&gt; \\[l\\](http://x) only" in text
+
+
+# ------------------------------------------------------------------------------------------------ training curves
+#: a CLNER run's log: training logs with the loss components, two evaluations, the end, an evaluation after it
+CURVES_HISTORY = [
+    {"loss": 20.5, "loss_nll": 12.0, "loss_nll_ext": 10.0, "loss_cl": 0.5, "epoch": 0.5, "step": 5},
+    {"loss": 9.25, "loss_nll": 6.0, "loss_nll_ext": 5.0, "loss_cl": 0.25, "epoch": 1.0, "step": 10},
+    {"eval_loss": 8.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45, "eval_f1": 0.43, "epoch": 1.0, "step": 10},
+    {"loss": 4.125, "loss_nll": 3.0, "loss_nll_ext": 2.0, "loss_cl": 0.125, "epoch": 1.5, "step": 15},
+    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
+    {"train_runtime": 12.0, "train_loss": 9.0, "epoch": 2.0, "step": 20},
+    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
+]
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plot_training_curves(tmp_path, monkeypatch):
+    """A PNG of both views' validation F1 per epoch and of the loss components; nothing without evaluations during
+    training, or without matplotlib."""
+    pytest.importorskip("matplotlib")
+    evaluations, logs = training_curves(CURVES_HISTORY)
+    assert evaluations == [{"epoch": 1.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45},
+                           {"epoch": 2.0, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55}]  # not the one after
+    assert [(entry["epoch"], entry["loss_cl"]) for entry in logs] == [(0.5, 0.5), (1.0, 0.25), (1.5, 0.125)]
+    path = plot_training_curves(CURVES_HISTORY, tmp_path / "out" / CURVES_FILE)
+    assert path == tmp_path / "out" / "training_curves.png" and _png_size(path) == (1100, 400)  # F1 and loss panels
+    assert _png_size(plot_training_curves(LOG_HISTORY, tmp_path / "b.png")) == (1100, 400)  # only `loss` logged
+    evals_only = [e for e in CURVES_HISTORY if "eval_loss" in e]
+    assert _png_size(plot_training_curves(evals_only, tmp_path / "c.png")) == (550, 400)  # F1 alone
+    # no evaluation during training (a run without eval_strategy; only the evaluation after it): nothing written
+    no_evals = [e for e in CURVES_HISTORY if "eval_loss" not in e] + [CURVES_HISTORY[-1]]
+    assert plot_training_curves(no_evals, tmp_path / "d.png") is None and not (tmp_path / "d.png").exists()
+    assert plot_training_curves([], tmp_path / "e.png") is None and not (tmp_path / "e.png").exists()
+    # without matplotlib: nothing, and no error
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert plot_training_curves(CURVES_HISTORY, tmp_path / "f.png") is None and not (tmp_path / "f.png").exists()
+
+
+def test_card_embeds_training_curves():
+    text = full_card(curves=CURVES_FILE).text
+    assert re.search(r"^!\[Training curves\]\(training_curves\.png\)$", text, re.M)
+    training = text.split("## Training\n")[1].split("## Contexts")[0]
+    assert training.index("Results per evaluation during training") < training.index("![Training curves]")
+    assert "![Training curves]" not in full_card().text
+    for bad in ("../x.png", "/tmp/x.png", "a b.png", "x.png)\n## Injected", "x.png\n", "[x](y).png"):
+        with pytest.raises(ValueError, match="not a relative image path"):
+            full_card(curves=bad)
+
+
+def test_publish_from_run_plots_curves_and_reports_both_splits(tmp_path, minilm_tokenizer, caplog):
+    """A run that evaluated during training gets training_curves.png in its folder (uploaded with it) and in its
+    card, whose results show the validation and the test set; a later run without evaluations removes the plot."""
+    pytest.importorskip("matplotlib")
+    from model_card_clner import hub_files
+
+    model = tiny_model(**RECIPES["CL-KL"])
+    args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
+                           num_train_epochs=2.0, seed=42, per_device_train_batch_size=8)
+    data_args = SimpleNamespace(dataset_name=None, dataset_card_name="WNUT-17", context_source=None,
+                                dataset_config_name=None)
+    model_args = SimpleNamespace(model_name_or_path=None, language=None, license=None)
+    trainer = SimpleNamespace(state=SimpleNamespace(log_history=CURVES_HISTORY))
+    publish_from_run(trainer, model, minilm_tokenizer, TWO_SPLITS, model_args, data_args, None, args, None)
+    out = tmp_path / "out"
+    assert _png_size(out / CURVES_FILE) == (1100, 400) and CURVES_FILE in hub_files(out)
+    card = ModelCard.load(out / "README.md")
+    assert "![Training curves](training_curves.png)" in card.text
+    assert "### Validation set" in card.text and "### Test set" in card.text
+    assert re.search(r"^\| with context \| 50\.00 \| 40\.00 \| 44\.44 \|$", card.text, re.M)
+    assert {r.dataset_split for r in card.data.eval_results} == {"validation"}
+    trainer.state.log_history = [e for e in CURVES_HISTORY if "eval_loss" not in e]
+    with caplog.at_level("WARNING", logger="model_card_clner"):
+        publish_from_run(trainer, model, minilm_tokenizer, TWO_SPLITS, model_args, data_args, None, args, None)
+    assert not (out / CURVES_FILE).exists() and "training_curves.png of an earlier run" in caplog.text
+    assert "![Training curves]" not in ModelCard.load(out / "README.md").text

@@ -358,13 +358,16 @@ def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
     dev = str(SAMPLE / "dev.txt")
     assert re.fullmatch(rf"dev +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[3])
     assert re.fullmatch(rf"test +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[4])
-    assert summary[5] == f"output folder: {out}" and len(summary) == 11
+    assert summary[5] == f"output folder: {out}"
     assert "  model:       model.safetensors, config.json, modeling_clner.py, pipeline_clner.py, tokenizer.json, " \
            "tokenizer_config.json" in summary
     assert "  model card:  README.md" in summary
     assert "  predictions: predictions.txt (context view, run_ner.py format), predictions_sentence.txt, " \
            "predictions_context.txt" in summary
-    assert summary[-2].startswith("  results:     all_results.json, train_results.json, eval_results.json, ")
+    results = next(line for line in summary if line.startswith("  results:"))
+    assert results.startswith("  results:     all_results.json, train_results.json, eval_results.json, ")
+    assert "the card has no model-index (the Hub shows no results): name the data with --dataset_card_name" in \
+        proc.stdout  # no --dataset_card_name / --dataset_name: the summary says how to get results on the Hub
     assert summary[-1] == "=" * 100 and proc.stdout.rstrip().endswith(summary[-1])
     # per-type metrics: once, in the table; not in the per-epoch log lines nor the metric dumps
     assert proc.stdout.count("person") == 1 and "eval_sentence_f1" in proc.stdout
@@ -740,3 +743,56 @@ def test_bf16_is_native_only_with_bf16_instructions(monkeypatch, machine, name, 
         assert name in warning and "30x slower" in warning and "drop --bf16" in warning
     assert trainer_clner.bf16_cpu_warning(uses_cpu=False, bf16=True) is None
     assert trainer_clner.bf16_cpu_warning(uses_cpu=True, bf16=False) is None
+
+
+def test_an_arguments_file_with_overriding_flags_and_yaml_no(tmp_path):
+    """Regression (issue 19): `clner-train examples/quickstart.json --max_steps 5` failed with a cryptic
+    HfArgumentParser message, and YAML's `save_strategy: no` (read as false) gave `False is not a valid
+    SaveStrategy`. Flags after the file override it; the file's relative inputs are read from its folder."""
+    from run_ner_cl import parse_args
+
+    quick = REPO_ROOT / "examples" / "quickstart.json"
+    model_args, data_args, cl_args, training_args = parse_args(
+        [str(quick), "--max_steps", "5", "--learning_rate", "3e-4", "--do_predict", "false", "--cl_loss", "l2"])
+    assert training_args.max_steps == 5 and training_args.learning_rate == 3e-4 and not training_args.do_predict
+    assert training_args.do_train and training_args.num_train_epochs == 8 and cl_args.cl_loss == "l2"
+    assert data_args.train_file == str(REPO_ROOT / "examples" / "data" / "train.txt")
+    local = tmp_path / "dev.txt"
+    local.write_text("a\tO\n")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:  # a flag's relative path is the user's, from the current folder
+        assert parse_args([str(quick), "--validation_file", "dev.txt"])[1].validation_file == "dev.txt"
+    finally:
+        os.chdir(cwd)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("output_dir: out\nsave_strategy: no\neval_strategy: no\ndo_train: yes\n")
+    *_, training_args = parse_args([str(cfg)])
+    assert training_args.save_strategy == "no" and training_args.eval_strategy == "no" and training_args.do_train
+    *_, training_args = parse_args([str(cfg), "--save_strategy", "epoch"])
+    assert training_args.save_strategy == "epoch"
+    cfg.write_text("output_dir: out\nbogus: 1\n")
+    with pytest.raises(ValueError, match=r"unknown argument\(s\) \['bogus'\]"):
+        parse_args([str(cfg), "--max_steps", "2"])
+
+
+def test_run_summary_lists_checkpoints_and_how_to_get_a_model_index(tmp_path):
+    """Regression (issue 19): a 5-step run wrote a 260 MB checkpoint-5/ that the summary did not list, and a card
+    without a dataset name has no model-index without the summary saying why."""
+    import time as time_
+
+    from run_ner_cl import DataTrainingArguments, run_summary
+
+    started = time_.time()
+    out = tmp_path / "out"
+    (out / "checkpoint-5").mkdir(parents=True)
+    (out / "checkpoint-5" / "model.safetensors").write_bytes(b"0" * 2**20)
+    (out / "README.md").write_text("card")
+    (out / "model.safetensors").write_bytes(b"0")
+    text = run_summary({}, DataTrainingArguments(), args_for(tmp_path, output_dir=str(out), do_train=True), None,
+                       started)
+    assert "  checkpoints: checkpoint-5 (1 MiB; --save_strategy no keeps none)" in text
+    assert "the card has no model-index" in text
+    text = run_summary({}, DataTrainingArguments(dataset_card_name="WNUT-17"),
+                       args_for(tmp_path, output_dir=str(out), do_train=True), None, started)
+    assert "model-index" not in text
