@@ -142,10 +142,13 @@ class StopOnSigterm(TrainerCallback):
         logger.warning("SIGTERM: saving a checkpoint at the end of this step, then stopping")
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.received is not None:
+        if self.received is not None:  # save now; an evaluation (minutes on a large dev set) would outlast the notice
             control.should_save = True
+            control.should_evaluate = False
             control.should_training_stop = True
         return control
+
+    on_epoch_end = on_step_end  # the step that ends an epoch: its evaluation is skipped too
 
     def report(self, trainer) -> None:
         step = trainer.state.global_step

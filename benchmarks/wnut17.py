@@ -92,6 +92,12 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=float, default=0.1, help="Warm-up ratio (--warmup_steps as a float).")
     p.add_argument("--weight_decay", type=float, default=0.01)
     p.add_argument("--max_train_samples", type=int, default=0, help="First N training sentences (0 = all 3394).")
+    p.add_argument("--train_subset", choices=["all", "with_context"], default="all",
+                   help="Training sentences: all 3394 (31%% with a context), or the coverage-matched arm: the 1050 "
+                        "that have one (100%% coverage, as in the paper and as on dev, 98%%).")
+    p.add_argument("--results_dir", default=None,
+                   help="Also copy each finished run's bench_result.json here (a tracked folder: the JSON "
+                        "summaries are committed as runs finish, the models are not).")
     p.add_argument("--test_file", default=None, help="An extra CLNER-format file every model is scored on.")
     p.add_argument("--parallel", type=int, default=2, help="Runs at a time.")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run.")
@@ -126,10 +132,27 @@ def default_extra() -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ runs
+def train_file(args) -> Path:
+    """The training file of the arm: WNUT-17 train with contexts, or (coverage-matched) only its rows that have
+    one, written once into --output_dir."""
+    full = Path(args.data_dir) / "train.context.txt"
+    if args.train_subset == "all":
+        return full
+    from data_clner import read_clner, write_clner
+
+    path = Path(args.output_dir) / "train.with_context.txt"
+    if not path.exists():
+        rows = [r for r in read_clner(full) if r.get("context")]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_clner(rows, path)
+        print(f"[arm] coverage-matched: {len(rows)} training sentences with a context -> {path}", flush=True)
+    return path
+
+
 def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: float) -> list[str]:
     dev = str(Path(args.data_dir) / "dev.context.txt")
     cmd = [
-        "--train_file", str(Path(args.data_dir) / "train.context.txt"), "--validation_file", dev,
+        "--train_file", str(train_file(args)), "--validation_file", dev,
         "--test_file", dev,  # the best epoch's model predicts dev: per-sentence predictions for the bootstrap
         "--output_dir", str(out), "--overwrite_output_dir", *METHODS[method],
         "--max_seq_length", str(args.max_seq_length), "--num_train_epochs", f"{args.epochs:g}",
@@ -213,6 +236,9 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
                   last=curve[-1] if curve else None, curve=curve, extra=extra,
                   train=json.loads((out / "train_results.json").read_text()))
     done.write_text(json.dumps(result, indent=2))
+    if args.results_dir:
+        Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(done, Path(args.results_dir) / f"{out.name}.json")
     print(f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
           f"{100 * result['best']['sentence_f1']:.2f} context {100 * result['best']['context_f1']:.2f}", flush=True)
     return result

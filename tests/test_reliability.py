@@ -163,7 +163,8 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     out = tmp_path / "run"
     argv = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"), "--do_train",
             "--max_steps", "4", "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--output_dir",
-            str(out), "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1"]
+            str(out), "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
+            "--do_eval", "--validation_file", str(SAMPLE / "dev.txt"), "--eval_strategy", "steps", "--eval_steps", "1"]
     monkeypatch.setattr(run_ner_cl.StopOnSigterm, "on_step_end", sigterm_at_step_2)
     previous = signal.getsignal(signal.SIGTERM)
     capsys.readouterr()
@@ -173,6 +174,9 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     assert exit_.value.code == 143 and signal.getsignal(signal.SIGTERM) == previous  # the handler is taken down
     assert f"stopped by SIGTERM at step 2: checkpoint saved in {out / 'checkpoint-2'}" in err
     assert (out / "checkpoint-2" / "trainer_state.json").is_file() and not (out / "model.safetensors").exists()
+    saved = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    # no evaluation at the SIGTERM step (minutes on a real dev set would outlast a scheduler's notice)
+    assert [h["step"] for h in saved if "eval_f1" in h] == [1]
     monkeypatch.setattr(run_ner_cl.StopOnSigterm, "on_step_end", real)
     capsys.readouterr()
     assert run_cli(run_ner_cl.main, argv + ["--resume_from_checkpoint", "last"], prog="run_ner_cl.py") == 0
