@@ -641,6 +641,7 @@ def main(argv=None):
                 for hl in args.sweep_head_lrs]
     elif not args.report_only:
         random_context_file(args)
+        train_file(args)  # once, before the parallel runs read it
         jobs = [(m, s, args.learning_rate, args.head_learning_rate, output_dir / f"{m}-seed{s}")
                 for s in args.seeds for m in args.methods]  # seed-major: every method gets a seed before any gets two
     else:
