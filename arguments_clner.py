@@ -24,7 +24,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from data_clner import TAG_SCHEMES, CLNERUsageError, HelpFormatter
 
 __all__ = ["ModelArguments", "DataTrainingArguments", "CLArguments", "ARGUMENT_CLASSES", "parse_args",
-           "read_config_file", "packaged_minilm", "cli"]
+           "read_config_file", "packaged_minilm", "cli", "push_parser", "push_cli"]
 
 VIEWS = ("both", "context", "sentence")
 CL_LOSSES = ("kl", "l2", "none")
@@ -312,6 +312,32 @@ def read_config_file(path: str) -> dict:
             number = int(number)
         data[key] = number
     return data
+
+
+def push_parser():
+    """The arguments of `clner-push FOLDER REPO_ID` (`model_card_clner.main`), here so that `--help` needs no
+    model code."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="clner-push", description="upload a folder written by `save_for_hub` / "
+                                                                    "`run_ner_cl.py`.")
+    parser.add_argument("folder", help="the model folder (the output_dir of run_ner_cl.py)")
+    parser.add_argument("repo_id", help="the model repository, e.g. org/clner-wnut17 (created when needed)")
+    parser.add_argument("--revision", help="branch to upload to (created when needed; default: main)")
+    parser.add_argument("--private", action="store_true", help="make a new repository private")
+    parser.add_argument("--token", help="Hub token (default: the one from `hf auth login`)")
+    parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
+    return parser
+
+
+def push_cli(argv=None) -> int:
+    """The `clner-push` command: `--help` from the arguments alone, else `model_card_clner.main`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        push_parser().parse_args(args)  # prints the help and exits
+    from model_card_clner import main as push
+
+    return push(args)
 
 
 def cli(argv=None) -> int:

@@ -1121,15 +1121,9 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
 # ---------------------------------------------------------------------------------------------------- clner-push
 def main(argv=None) -> int:
     """`clner-push FOLDER REPO_ID`: upload a folder written by `save_for_hub` / `run_ner_cl.py`."""
-    import argparse
+    from arguments_clner import push_parser
 
-    parser = argparse.ArgumentParser(prog="clner-push", description=main.__doc__.split(": ", 1)[1])
-    parser.add_argument("folder", help="the model folder (the output_dir of run_ner_cl.py)")
-    parser.add_argument("repo_id", help="the model repository, e.g. org/clner-wnut17 (created when needed)")
-    parser.add_argument("--revision", help="branch to upload to (created when needed; default: main)")
-    parser.add_argument("--private", action="store_true", help="make a new repository private")
-    parser.add_argument("--token", help="Hub token (default: the one from `hf auth login`)")
-    parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
+    parser = push_parser()
     args = parser.parse_args(argv)
     if not Path(args.folder).is_dir():
         parser.error(f"no such folder: {args.folder}")
