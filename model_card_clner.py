@@ -109,7 +109,6 @@ CITATION = """@inproceedings{wang-etal-2021-improving,
 
 _METRIC_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<view>sentence|context)_(?:(?P<type>.+)_)?"
                         r"(?P<metric>precision|recall|f1|number|accuracy)$", re.S)  # types are data: any char
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _CURVES_RE = re.compile(r"[A-Za-z0-9_][\w.\-]*(/[\w.\-]+)*", re.ASCII)  # a relative path, whole
 
 
@@ -188,8 +187,16 @@ def _weights(config) -> Optional[str]:
 
 
 def _is_repo_id(name: Optional[str]) -> bool:
-    return bool(name) and not os.path.isabs(str(name)) and not os.path.exists(str(name)) and bool(
-        _REPO_ID_RE.match(str(name)))
+    """A Hub repository id (`huggingface_hub`'s own rule), not a local path that exists or is absolute."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not name or os.path.isabs(str(name)) or os.path.exists(str(name)):
+        return False
+    try:
+        validate_repo_id(str(name))
+    except HFValidationError:
+        return False
+    return True
 
 
 def _slug(text: str) -> str:

@@ -241,6 +241,9 @@ class CLNERTrainer(Trainer):
     #: stop training with a `TrainingDivergedError` at the first non-finite training loss (and refuse to end
     #: `train()` with non-finite weights); False lets the Trainer go on, logging `loss` as NaN for such steps
     stop_on_non_finite_loss: bool = True
+    #: the loss is a per-batch mean (never normalised by `num_items_in_batch`): the Trainer divides it by the
+    #: gradient-accumulation steps, as transformers documents for a Trainer that computes its own loss
+    loss_is_scaled_for_ga = False
 
     def __init__(self, *args, cl_args: Optional[CLArguments] = None, return_entity_level_metrics: bool = False,
                  **kwargs):
@@ -257,7 +260,6 @@ class CLNERTrainer(Trainer):
             training_args.ddp_find_unused_parameters = False
         super().__init__(*args, **kwargs)
         self.args.remove_unused_columns = False  # the context view and window columns are not forward() arguments
-        self.model_accepts_loss_kwargs = False  # the loss is a per-batch mean: Trainer scales it for accumulation
         if self.args.label_names is None:
             self.args.label_names = ["labels"]
         self._components: dict[str, list[float]] = defaultdict(list)

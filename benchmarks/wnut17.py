@@ -70,11 +70,6 @@ COMPARISONS = [
     ("CL-L2 vs w/ context, context view", "cl-l2", "context", "context", "context"),
     ("both views without CL vs w/o context, sentence view", "both-nocl", "sentence", "sentence", "sentence"),
 ]
-# two-sided 95% quantiles of Student's t, by degrees of freedom
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "wnut17"))
@@ -282,7 +277,9 @@ def t_interval(diffs: list[float]) -> dict:
     mean = statistics.fmean(diffs) if diffs else math.nan
     if n < 2:
         return {"n": n, "mean": mean, "low": math.nan, "high": math.nan, "values": diffs}
-    t = T975.get(n - 1) or T975[max(k for k in T975 if k <= n - 1)]
+    from scipy.stats import t as student_t
+
+    t = float(student_t.ppf(0.975, n - 1))  # the exact quantile for every n (a table fell back to a lower df)
     half = t * statistics.stdev(diffs) / math.sqrt(n)
     return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "values": diffs}
 
