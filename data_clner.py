@@ -30,19 +30,37 @@ Sentence lines are ``token<TAB>tag`` (a single space is tolerated). The context 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import os
 import re
-import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from inference_clner import context_snippets, pad_view, parse_tag, stitch_windows
+from cli_clner import (  # noqa: F401 (re-exported: the CLI plumbing lived here)
+    CLNERFormatError,
+    CLNERUsageError,
+    HelpFormatter,
+    as_user_error,
+    check_model_path,
+    check_output_path,
+    run_cli,
+)
+from inference_clner import context_snippets, parse_tag, stitch_windows  # noqa: F401 (stitch_windows: re-exported)
+from schemes_clner import (  # noqa: F401 (re-exported: the tagging schemes lived here)
+    TAG_SCHEMES,
+    apply_tag_scheme,
+    bilou_to_bioes,
+    bio_to_io,
+    bio_to_iob1,
+    bioes_to_bilou,
+    io_to_bio,
+    iob1_to_bio,
+    model_tag_scheme,
+    tags_to_scheme,
+)
 
 __all__ = [
     "CONTEXT_TAGS",
@@ -85,27 +103,6 @@ FORMATS = ("conll", "clner", "json", "jsonl", "parquet")
 TOKEN_COLUMN_CANDIDATES = ("tokens", "words")
 TAG_COLUMN_CANDIDATES = ("tags", "ner_tags")
 
-#: Per-window keys passed through the collator as long tensors.
-SCALAR_FEATURE_KEYS = ("example_id", "word_start", "own_start", "own_end")
-
-
-class CLNERFormatError(ValueError):
-    """Malformed input; the message starts with ``<file>:<line>:`` (or ``<file>: record N:``)."""
-
-    def __init__(self, path: Any, line: int | None, message: str, *, record: int | None = None):
-        self.path = str(path)
-        self.line = line
-        self.record = record
-        where = self.path
-        if line is not None:
-            where += f":{line}"
-        if record is not None:
-            where += f": record {record}"
-        super().__init__(f"{where}: {message}")
-
-
-class CLNERUsageError(ValueError):
-    """A user mistake (a flag, a file, the data) found by a check: the CLIs report it as one paragraph, exit code 2."""
 
 
 @contextlib.contextmanager
@@ -126,66 +123,6 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-@contextlib.contextmanager
-def as_user_error(*types: type[BaseException]) -> Iterator[None]:
-    """Inside, ``ValueError``, ``TypeError`` and ``FileNotFoundError`` (or ``types``) come from checking the user's
-    arguments and data: they are re-raised as :class:`CLNERUsageError`. Wrap validation only, never training."""
-    try:
-        yield
-    except (CLNERFormatError, CLNERUsageError):
-        raise
-    except types or (ValueError, TypeError, FileNotFoundError) as err:
-        raise CLNERUsageError(str(err)) from err
-
-
-def check_model_path(value: str, flag: str) -> None:
-    """Refuse a model argument that is written as a local path (absolute, ``./``, ``../``, ``~`` or with two or more
-    ``/``: never a Hub id) but names nothing, with a message that says so, instead of the Hub's "Repo id must be in
-    the form 'repo_name'" that such a value otherwise gets."""
-    text = os.fspath(value)
-    looks_local = text.startswith(("/", "./", "../", "~", ".\\")) or text.count("/") >= 2 or "\\" in text
-    if looks_local and not os.path.exists(os.path.expanduser(text)):
-        raise CLNERUsageError(f"{flag} {text}: no such folder (a local path; a Hub model id is 'name' or "
-                              "'organisation/name')")
-
-
-def check_output_path(path: str | os.PathLike, flag: str, directory: bool = False) -> None:
-    """Refuse, before any work, an output ``path`` that cannot be written: a folder where a file is expected
-    (``directory=False``), or a file or nearest existing folder that is not writable (a read-only mount, another
-    user's folder). Missing folders are fine: they are created when writing."""
-    path = os.path.abspath(os.fspath(path))
-    if os.path.isdir(path) and not directory:
-        raise CLNERUsageError(f"{flag} {path} is a directory: give the path of a file")
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    if (not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)
-            or (os.path.isfile(path) and not os.access(path, os.W_OK))):
-        raise CLNERUsageError(f"{flag} {path}: cannot write there ({folder} is not a writable folder); give "
-                              f"another {flag}")
-
-
-def run_cli(main: Any, argv: Sequence[str] | None = None, *, prog: str | None = None,
-            user_errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Run a CLI's ``main(argv)``: a user mistake (:class:`CLNERFormatError`, :class:`CLNERUsageError`, ``user_errors``
-    or ``SystemExit("message")``) is printed to stderr as one paragraph and exits with code 2; anything else is a bug
-    and keeps its traceback."""
-    prog = prog or os.path.basename(sys.argv[0])
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            raise
-        message = str(exc.code)
-    except (CLNERFormatError, CLNERUsageError, *user_errors) as exc:
-        message = str(exc)
-    else:
-        return code if isinstance(code, int) else 0
-    message = re.sub(r"\s*\n\s*", " ", message).strip()
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -423,20 +360,6 @@ def _read_clner(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[int
 # ----------------------------------------------------------------------------------------------------------------
 # JSON / JSONL / parquet
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _classlabel_names(feature: Any) -> list[str] | None:
-    """Names of a (sequence of) ClassLabel feature, else None."""
-    import datasets
-
-    inner = feature
-    if isinstance(inner, (datasets.List, datasets.LargeList)):
-        inner = inner.feature
-    elif isinstance(inner, (list, tuple)) and len(inner) == 1:
-        inner = inner[0]
-    if isinstance(inner, datasets.ClassLabel):
-        return list(inner.names)
-    return None
 
 
 def _pick_column(
@@ -753,204 +676,6 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Tagging schemes
-# ----------------------------------------------------------------------------------------------------------------
-
-#: Tagging schemes of input files. BIO (IOB2) and BIOES are trained as they are; IOB1 (entities start with I-, B-
-#: only splits two adjacent entities of one type) and IO (bare types: ``PER``) are converted to BIO on reading,
-#: BILOU (L- last, U- unit) to BIOES, and predictions written to files are converted back.
-TAG_SCHEMES = ("BIO", "BIOES", "BILOU", "IOB1", "IO")
-_PREFIXES = {"BIO": "BI", "BIOES": "BIES", "BILOU": "BILU", "IOB1": "BI", "IO": ""}
-
-
-def model_tag_scheme(scheme: str) -> str:
-    """The scheme a model trains in for data in ``scheme``: BIOES for BIOES and BILOU, else BIO."""
-    scheme = _check_scheme(scheme)
-    return "BIOES" if scheme in ("BIOES", "BILOU") else "BIO"
-
-
-def _check_scheme(scheme: str) -> str:
-    name = str(scheme).upper()
-    if name == "IOB2":
-        name = "BIO"
-    if name not in TAG_SCHEMES:
-        raise ValueError(f"unknown tag scheme {scheme!r}: expected one of {TAG_SCHEMES} (--tag_scheme)")
-    return name
-
-
-def _tag_form_error(tag: str, scheme: str) -> str | None:
-    """Why ``tag`` cannot appear in ``scheme`` at all (None when it can)."""
-    prefix, etype = parse_tag(tag)
-    if prefix == "O":
-        return None
-    if scheme == "IO":
-        if prefix is None:
-            return None
-        return (f"tag {tag!r} has a {prefix}- prefix, but --tag_scheme IO tags each entity word with its bare type "
-                f"(e.g. {etype!r}); for B-/I- tags pass --tag_scheme BIO (or IOB1 if entities start with I-)")
-    if prefix is None:
-        return (f"tag {tag!r} has no B-/I- prefix: under --tag_scheme {scheme} every entity tag is B-<type> or "
-                f"I-<type>{' (or E-/S-)' if scheme == 'BIOES' else ''}. If the file tags each entity word with its "
-                f"bare type (IO tagging), pass --tag_scheme IO (converted to BIO for training); labels are never "
-                "remapped silently")
-    if tag[0] not in _PREFIXES[scheme]:  # the raw prefix: parse_tag reads L-/U- as E-/S-
-        if tag[0] in "LU":
-            return f"tag {tag!r} is a BILOU tag (L- last, U- unit), not {scheme}: pass --tag_scheme BILOU"
-        if scheme == "BILOU":
-            return f"tag {tag!r} is a BIOES tag, not BILOU: pass --tag_scheme BIOES"
-        return f"tag {tag!r} is a BIOES tag, not {scheme}: pass --tag_scheme BIOES"
-    return None
-
-
-def _transition_error(prev: str | None, tag: str | None, scheme: str) -> tuple[int, str] | None:
-    """Why ``tag`` cannot follow ``prev`` (None: the sentence start; ``tag`` None: the sentence end) in ``scheme``,
-    with the position of the tag at fault: 0 for ``tag``, -1 for ``prev``."""
-    p_prefix, p_type = parse_tag(prev) if prev is not None else ("O", "")
-    c_prefix, c_type = parse_tag(tag) if tag is not None else ("O", "")
-    after = f"follows {prev!r}" if prev is not None else "starts the sentence"
-    if scheme == "BIO":
-        if c_prefix == "I" and not (p_prefix in ("B", "I") and p_type == c_type):
-            return 0, (f"{tag!r} {after}: under --tag_scheme BIO an entity starts with B-{c_type}. If the file is "
-                       "IOB1 (entities start with I-; B- only splits two adjacent entities of one type), pass "
-                       "--tag_scheme IOB1 (converted to BIO for training and back on writing); to train on the tags "
-                       "as they are, pass --crf_constraints false")
-    elif scheme == "IOB1":
-        if c_prefix == "B" and not (p_prefix in ("B", "I") and p_type == c_type):
-            return 0, (f"{tag!r} {after}: under --tag_scheme IOB1, B- only splits two adjacent entities of one type "
-                       f"(an entity starts with I-{c_type}). If entities start with B-, the file is BIO: pass "
-                       "--tag_scheme BIO")
-    elif scheme in ("BIOES", "BILOU"):  # parse_tag reads L-/U- as E-/S-
-        last, unit = ("L", "U") if scheme == "BILOU" else ("E", "S")
-        open_entity = p_prefix in ("B", "I")
-        if c_prefix in ("I", "E"):
-            if not (open_entity and p_type == c_type):
-                return 0, (f"{tag!r} {after}: under --tag_scheme {scheme}, I-/{last}-{c_type} continue an entity "
-                           f"opened by B-{c_type}")
-        elif open_entity:  # reported at `prev`, the tag that should have closed it
-            where = f"before {tag!r}" if tag is not None else "at the end of the sentence"
-            return -1, (f"entity {prev!r} is not closed {where}: under --tag_scheme {scheme} an entity ends with "
-                        f"{last}-{p_type} (a one-word entity is {unit}-{p_type})")
-    return None
-
-
-def apply_tag_scheme(
-    tag_lists: Sequence[Sequence[str]],
-    scheme: str,
-    source: str,
-    *,
-    tokens: Sequence[Sequence[str]] | None = None,
-    lines: Sequence[int | None] | None = None,
-    words_on_lines: bool = True,
-    check_transitions: bool = True,
-) -> list[list[str]]:
-    """Check every sentence's tags against ``scheme`` and return them in the scheme the model trains in
-    (:func:`model_tag_scheme`: IOB1 and IO become BIO).
-
-    Raises :class:`CLNERFormatError` at the first bad tag, naming ``source``, its line (``lines[i]`` is the line of
-    sentence i, and word j is on line ``lines[i] + j`` when ``words_on_lines``), the sentence and the word, the
-    flag that fixes it, and how many more bad tags the data holds. ``check_transitions=False`` checks only the tags'
-    form (for training without CRF constraints).
-    """
-    scheme = _check_scheme(scheme)
-    first: tuple[int, int, str] | None = None
-    more = 0
-    for i, tags in enumerate(tag_lists):
-        prev: str | None = None
-        for j, tag in enumerate([*tags, None]):
-            problem = (0, _tag_form_error(tag, scheme)) if tag is not None else (0, None)
-            if problem[1] is None and check_transitions:
-                problem = _transition_error(prev, tag, scheme) or problem
-            if problem[1] is not None:
-                if first is None:
-                    first = (i, j + problem[0], problem[1])
-                else:
-                    more += 1
-            prev = tag
-    if first is not None:
-        i, j, problem = first
-        line = None
-        if lines is not None and lines[i] is not None:
-            line = lines[i] + (j if words_on_lines else 0)
-        word = f" {tokens[i][j]!r}" if tokens is not None and j < len(tokens[i]) else ""
-        where = f"sentence {i + 1}" + (f" (line {lines[i]})" if line is not None and words_on_lines else "")
-        message = f"{where}, word {j + 1}{word}: {problem}"
-        if more:
-            message += f" ({more} more such tag(s) in this data)"
-        prefixes = {parse_tag(t)[0] for tags in tag_lists for t in tags}
-        if scheme == "BIOES" and not prefixes & {"E", "S"} and prefixes & {"B", "I"}:
-            message += "; the data has no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"
-        raise CLNERFormatError(source, line, message)
-    if scheme == "IOB1":
-        return [iob1_to_bio(tags) for tags in tag_lists]
-    if scheme == "IO":
-        return [io_to_bio(tags) for tags in tag_lists]
-    if scheme == "BILOU":
-        return [bilou_to_bioes(tags) for tags in tag_lists]
-    return [list(tags) for tags in tag_lists]
-
-
-def bilou_to_bioes(tags: Sequence[str]) -> list[str]:
-    """BILOU -> BIOES: ``L-x`` is ``E-x``, ``U-x`` is ``S-x``."""
-    return [{"L": "E", "U": "S"}.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
-
-
-def bioes_to_bilou(tags: Sequence[str]) -> list[str]:
-    """BIOES -> BILOU: ``E-x`` is ``L-x``, ``S-x`` is ``U-x``."""
-    return [{"E": "L", "S": "U"}.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
-
-
-def iob1_to_bio(tags: Sequence[str]) -> list[str]:
-    """IOB1 -> BIO: an ``I-x`` that does not continue an ``x`` entity starts one (``B-x``)."""
-    out, prev = [], ("O", "")
-    for tag in tags:
-        prefix, etype = parse_tag(tag)
-        if prefix == "I" and not (prev[0] in ("B", "I") and prev[1] == etype):
-            tag = "B" + tag[1:]
-        out.append(tag)
-        prev = (prefix, etype)
-    return out
-
-
-def bio_to_iob1(tags: Sequence[str]) -> list[str]:
-    """BIO -> IOB1: an entity starts with ``I-x``, except right after another ``x`` entity (``B-x``)."""
-    out, prev = [], ("O", "")
-    for tag in tags:
-        prefix, etype = parse_tag(tag)
-        if prefix == "B" and not (prev[0] in ("B", "I") and prev[1] == etype):
-            tag = "I" + tag[1:]
-        out.append(tag)
-        prev = (prefix, etype)
-    return out
-
-
-def io_to_bio(tags: Sequence[str]) -> list[str]:
-    """IO (bare types) -> BIO: a run of one type is one entity."""
-    out, prev = [], "O"
-    for tag in tags:
-        out.append("O" if tag == "O" else ("I-" if tag == prev else "B-") + tag)
-        prev = tag
-    return out
-
-
-def bio_to_io(tags: Sequence[str]) -> list[str]:
-    """BIO -> IO: the bare type of every entity word."""
-    return ["O" if parse_tag(tag)[0] in ("O", None) else tag[2:] for tag in tags]
-
-
-def tags_to_scheme(tags: Sequence[str], scheme: str | None) -> list[str]:
-    """Tags of the model's scheme written back in the data's ``scheme`` (IOB1, IO and BILOU converted; others
-    unchanged)."""
-    scheme = _check_scheme(scheme) if scheme else None
-    if scheme == "BILOU":
-        return bioes_to_bilou(tags)
-    if scheme == "IOB1":
-        return bio_to_iob1(tags)
-    if scheme == "IO":
-        return bio_to_io(tags)
-    return list(tags)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Loading into a DatasetDict
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -1253,290 +978,13 @@ def load_ner_dataset(
     return datasets.DatasetDict(splits)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Labels
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _select_split(data: Any, split: str):
-    import datasets
-
-    if isinstance(data, (datasets.DatasetDict, dict)):
-        if split not in data:
-            raise ValueError(f"no {split!r} split (splits: {list(data)})")
-        return data[split]
-    return data
-
-
-def get_label_list(dataset_dict_or_dataset: Any, split: str = "train", tag_column: str = "tags") -> list[str]:
-    """Label names: the ClassLabel names when the tag column has them (in ClassLabel order), else the sorted
-    names seen in ``split`` with ``O`` first. Accepts a DatasetDict, a Dataset or a list of rows."""
-    ds = _select_split(dataset_dict_or_dataset, split)
-    features = getattr(ds, "features", None)
-    if features is not None:
-        if tag_column not in features:
-            raise ValueError(f"no {tag_column!r} column in the {split} data (columns: {list(features)})")
-        names = _classlabel_names(features[tag_column])
-        if names is not None:
-            return names
-        column = ds[tag_column]
-    else:
-        column = []
-        for i, row in enumerate(ds):
-            if tag_column not in row:
-                raise ValueError(f"{split} row {i} has no {tag_column!r}")
-            column.append(row[tag_column])
-    labels = {tag for tags in column for tag in tags}
-    if not labels:
-        raise ValueError(f"no labels in the {split} data")
-    ordered = sorted(labels)
-    if "O" in labels:
-        ordered.remove("O")
-        ordered.insert(0, "O")
-    return ordered
-
-
-def check_labels(dataset: Any, label2id: Mapping[str, int], split_name: str, tag_column: str = "tags") -> None:
-    """Raise ValueError if ``dataset`` has a label missing from ``label2id`` (labels are never remapped).
-
-    The message names every unseen label with the split, and the row (and word) of its first occurrence.
-    Unlabeled data (no tag column) passes.
-    """
-    features = getattr(dataset, "features", None)
-    if features is not None and tag_column not in features:
-        return
-    names = _classlabel_names(features[tag_column]) if features is not None else None
-    ids = dataset["id"] if features is not None and "id" in features else None
-    column = dataset[tag_column] if features is not None else [row.get(tag_column) or [] for row in dataset]
-    unseen: dict[str, tuple[int, int]] = {}
-    for i, tags in enumerate(column):
-        for j, tag in enumerate(tags):
-            if names is not None and isinstance(tag, int):
-                tag = names[tag]
-            if tag not in label2id and tag not in unseen:
-                unseen[tag] = (i, j)
-    if unseen:
-        details = "; ".join(
-            f"{tag!r} (first at row {i}" + (f", id {ids[i]!r}" if ids is not None else "") + f", word {j})"
-            for tag, (i, j) in unseen.items()
-        )
-        raise ValueError(
-            f"{split_name} split: label(s) unseen in training: {details}. Known labels: {sorted(label2id)}. "
-            f"Fix the {split_name} data or add the label to the training data; labels are never remapped."
-        )
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Preprocessing
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _to_python(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
-
-
-def preprocess_dataset(
-    dataset: Any,
-    tokenizer: Any,
-    label2id: Mapping[str, int] | None = None,
-    max_seq_length: int = 512,
-    stride: int = 16,
-    with_labels: bool = True,
-    num_proc: int | None = None,
-    desc: str = "Encoding sentences and contexts",
-    snippet_separator: str | None = None,
-    tag_column: str = "tags",
-    load_from_cache_file: bool | None = None,
-):
-    """Encode rows into model features: one output row per window from ``modeling_clner.encode_example``.
-
-    Output columns: the feature keys of ``encode_example`` (both views, ``word_index``, ``has_context``,
-    ``word_start``, ``own_start``, ``own_end``), ``example_id`` (index of the source row), ``length`` (the
-    sub-tokens a training step runs for the row: its sentence view, plus its context view when it has a context;
-    what `--train_sampling_strategy group_by_length` groups on) and, for labeled data when ``with_labels``,
-    ``labels`` (label ids of the window's words). Source columns are removed.
-    A DatasetDict is processed split by split.
-    """
-    import datasets
-
-    if isinstance(dataset, datasets.DatasetDict):
-        return datasets.DatasetDict(
-            {
-                split: preprocess_dataset(
-                    ds,
-                    tokenizer,
-                    label2id,
-                    max_seq_length,
-                    stride,
-                    with_labels,
-                    num_proc,
-                    f"{desc} ({split})",
-                    snippet_separator,
-                    tag_column,
-                    load_from_cache_file,
-                )
-                for split, ds in dataset.items()
-            }
-        )
-    from modeling_clner import encode_example
-
-    labeled = with_labels and tag_column in dataset.column_names
-    if labeled and label2id is None:
-        raise ValueError("preprocess_dataset needs label2id for labeled data (or with_labels=False)")
-    names = _classlabel_names(dataset.features[tag_column]) if labeled else None
-    has_context = "context" in dataset.column_names
-    label2id = dict(label2id) if label2id is not None else None
-
-    def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {}
-        keys: list[str] | None = None
-        for k, idx in enumerate(indices):
-            words = batch["tokens"][k]
-            context = batch["context"][k] if has_context else None
-            can_start = None
-            if labeled and len(batch[tag_column][k]) == len(words):  # no window opens inside a gold entity
-                row_tags = [names[t] if names is not None and isinstance(t, int) else t for t in batch[tag_column][k]]
-                can_start = [parse_tag(str(t))[0] not in ("I", "E") for t in row_tags]
-            features = encode_example(
-                tokenizer,
-                words,
-                context,
-                max_seq_length=max_seq_length,
-                stride=stride,
-                snippet_separator=snippet_separator,
-                can_start=can_start,
-            )
-            if not features:
-                raise ValueError(f"row {idx}: encode_example returned no feature")
-            for feature in features:
-                feature = {key: _to_python(value) for key, value in feature.items()}
-                if keys is None:
-                    keys = list(feature)
-                    for key in keys:
-                        out[key] = []
-                    if labeled:
-                        out["labels"] = []
-                    out["example_id"] = []
-                    out["length"] = []
-                elif sorted(feature) != sorted(keys):
-                    raise ValueError(f"row {idx}: feature keys {sorted(feature)} differ from {sorted(keys)}")
-                for key in keys:
-                    out[key].append(feature[key])
-                out["length"].append(len(feature["input_ids"]) + (len(feature["ctx_input_ids"])
-                                                                   if feature["has_context"] else 0))
-                if labeled:
-                    start = int(feature["word_start"])
-                    n_words = len(feature["word_index"])
-                    tags = batch[tag_column][k][start : start + n_words]
-                    if len(tags) != n_words:
-                        raise ValueError(
-                            f"row {idx}: window at word {start} has {n_words} words but only {len(tags)} tags"
-                        )
-                    labels = []
-                    for j, tag in enumerate(tags):
-                        if names is not None and isinstance(tag, int):
-                            tag = names[tag]
-                        if tag not in label2id:
-                            raise ValueError(
-                                f"row {idx}, word {start + j}: label {tag!r} not in label2id {sorted(label2id)}"
-                            )
-                        labels.append(label2id[tag])
-                    out["labels"].append(labels)
-                out["example_id"].append(idx)
-        return out
-
-    return dataset.map(
-        encode,
-        batched=True,
-        with_indices=True,
-        remove_columns=dataset.column_names,
-        num_proc=num_proc,
-        desc=desc,
-        load_from_cache_file=load_from_cache_file,
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Collator
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _to_list(value: Any) -> list:
-    value = _to_python(value)
-    return list(value)
-
-
-@dataclass
-class CLNERDataCollator:
-    """Pads a batch of two-view features into torch tensors.
-
-    The sentence view (``input_ids``...) and the context view (``ctx_input_ids``...) are padded EACH to its own
-    longest row (rounded up to ``pad_to_multiple_of``). ``word_index``/``ctx_word_index`` pad with ``-1`` and
-    ``labels`` with ``-100`` to the batch's largest word count (both views share the word-level labels);
-    ``has_context`` becomes a bool tensor; ``example_id``, ``word_start``, ``own_start``, ``own_end`` pass
-    through as long tensors. Other keys are ignored.
-    """
-
-    tokenizer: Any
-    pad_to_multiple_of: int | None = None
-    label_pad_token_id: int = -100
-    word_index_pad_id: int = -1
-
-    def _pad_view(self, features: list[Mapping[str, Any]], prefix: str, batch: dict[str, Any]) -> None:
-        """One view, padded by the inference core's `pad_view` (as every inference path pads it)."""
-        import torch
-
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            raise ValueError("the tokenizer has no pad token")
-        padded = pad_view(features, prefix, pad_id, getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
-                          multiple_of=self.pad_to_multiple_of,
-                          left=getattr(self.tokenizer, "padding_side", "right") == "left",
-                          word_pad_id=self.word_index_pad_id)
-        for key, rows in padded.items():
-            batch[prefix + key] = torch.tensor(rows, dtype=torch.long).reshape(len(rows), len(rows[0]))
-
-    def __call__(self, features: list[Mapping[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        if not features:
-            raise ValueError("empty batch")
-        batch: dict[str, Any] = {}
-        for prefix in ("", "ctx_"):
-            if f"{prefix}input_ids" in features[0]:
-                self._pad_view(features, prefix, batch)
-        if "word_index" in batch and "ctx_word_index" in batch:
-            width = max(batch["word_index"].shape[1], batch["ctx_word_index"].shape[1])
-            for key in ("word_index", "ctx_word_index"):
-                t = batch[key]
-                if t.shape[1] < width:
-                    batch[key] = torch.nn.functional.pad(t, (0, width - t.shape[1]), value=self.word_index_pad_id)
-        if "labels" in features[0]:
-            if any("labels" not in f for f in features):
-                raise ValueError("'labels' missing from some features")
-            labels = [_to_list(f["labels"]) for f in features]
-            width = max(len(v) for v in labels)
-            if "word_index" in batch:
-                width = max(width, batch["word_index"].shape[1])
-            batch["labels"] = torch.tensor(
-                [v + [self.label_pad_token_id] * (width - len(v)) for v in labels], dtype=torch.long
-            )
-        if "has_context" in features[0]:
-            batch["has_context"] = torch.tensor(
-                [bool(_to_python(f["has_context"])) for f in features], dtype=torch.bool
-            )
-        for key in SCALAR_FEATURE_KEYS:
-            if key in features[0]:
-                batch[key] = torch.tensor([int(_to_python(f[key])) for f in features], dtype=torch.long)
-        return batch
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """`--help` of the clner commands, each default said once: a help text that states its default keeps its own
-    words, a required option says none, the others get argparse's ``(default: ...)``."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        return text if action.required or "default" in text.lower() else super()._get_help_string(action)
+# the model-input half of the data code, re-exported (it lived here); imported last, as it reads this module's
+# `_classlabel_names` when it runs
+from features_clner import (  # noqa: E402,F401
+    SCALAR_FEATURE_KEYS,
+    _classlabel_names,
+    CLNERDataCollator,
+    check_labels,
+    get_label_list,
+    preprocess_dataset,
+)
