@@ -335,7 +335,7 @@ def push_cli(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
         push_parser().parse_args(args)  # prints the help and exits
-    from model_card_clner import main as push
+    from hub_clner import main as push
 
     return push(args)
 
