@@ -156,8 +156,8 @@ def build_retriever(name: str, corpus: Optional[str] = None, rerank_model: Optio
     import retrieval_clner as rc
 
     backend = rc.make_backend(name, **({"corpus": corpus} if corpus else {}))
-    config = rc.RetrievalConfig(rerank=bool(rerank_model), search_timeout=timeout,
-                                **({"model": rerank_model} if rerank_model else {}))
+    rerank = {"model": rerank_model, "layer": rc.default_layer(rerank_model)} if rerank_model else {}
+    config = rc.RetrievalConfig(rerank=bool(rerank_model), search_timeout=timeout, **rerank)
     return rc.ContextRetriever(backend, config=config, cache_path=None)
 
 
@@ -215,7 +215,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retriever", choices=["none", "bm25", "duckduckgo"], default="none",
                    help="backend of the 'retrieved live' mode")
     p.add_argument("--corpus", help="bm25: the corpus file (txt / JSONL / parquet)")
-    p.add_argument("--rerank_model", help="BERTScore re-ranking encoder (default: the backend's order)")
+    p.add_argument("--rerank_model", help="BERTScore re-ranking encoder, e.g. 'minilm' (the packaged all-MiniLM-L6-v2) "
+                                          "(default: the backend's order)")
     p.add_argument("--retrieval_timeout", type=float, default=10.0, help="seconds a live search may take")
     p.add_argument("--title", default=None, help="page title (default: the model's name)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
