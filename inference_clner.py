@@ -47,6 +47,34 @@ __all__ = [
 Decoder = Callable[..., tuple[Sequence[Sequence[int]], Optional[Sequence[Sequence[float]]]]]
 
 
+def call_with_timeout(fn: Callable, timeout: Optional[float], *args, error: type = TimeoutError,
+                      message: str = "no answer within {timeout:g} s"):
+    """`fn(*args)`, given up after `timeout` seconds (None: no limit) with `error(message)`. The call runs in a
+    daemon thread, since a blocking socket read cannot be interrupted from outside; a call that is given up on is
+    left to finish (or hang) there, its result discarded, and never blocks the caller or the exit. (Live retrieval
+    of the pipeline and every search of `retrieval_clner` go through here.)"""
+    if timeout is None:
+        return fn(*args)
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def work():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="clner-timeout", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise error(message.format(timeout=timeout))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Tags
 # --------------------------------------------------------------------------------------------------------------
@@ -77,7 +105,8 @@ def _glue_class(zwj: bool = True) -> str:
     import unicodedata
 
     codes = [c for c in range(0x30000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Me")]
-    codes += [0x200C, *([0x200D] if zwj else []), 0x2060, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080),
+    codes += [0x200C, *([0x200D] if zwj else []), 0x2060, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400),
+              *range(0xE0020, 0xE0080),
               *range(0xE0100, 0xE01F0)]
     codes = sorted(set(codes))
     ranges, first = [], codes[0]

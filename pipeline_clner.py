@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import threading
 import warnings
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -45,13 +44,15 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
-    from .inference_clner import (context_snippets, encode_example, entities_from_tags, group_entities, pad_view,
-                                  split_words, stitch_windows, tokens_from_tags, whitespace_words, words_and_offsets)
+    from .inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
+                                  group_entities, pad_view, split_words, stitch_windows, tokens_from_tags,
+                                  whitespace_words, words_and_offsets)
     from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
                                  custom_pipelines_config, viterbi_with_scores)
 except ImportError:  # this project on the path
-    from inference_clner import (context_snippets, encode_example, entities_from_tags, group_entities, pad_view,
-                                 split_words, stitch_windows, tokens_from_tags, whitespace_words, words_and_offsets)
+    from inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
+                                 group_entities, pad_view, split_words, stitch_windows, tokens_from_tags,
+                                 whitespace_words, words_and_offsets)
     from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
                                 custom_pipelines_config, viterbi_with_scores)
 
@@ -90,28 +91,10 @@ def _check_retrieval_timeout(value: Any) -> Optional[float]:
 
 
 def _call_with_timeout(fn: Callable, timeout: Optional[float], *args):
-    """`fn(*args)`, given up after `timeout` seconds (None: no limit) with `_RetrievalTimeout`. The call runs in a
-    daemon thread, since a blocking socket read cannot be interrupted from outside; one that is given up on is left
-    to finish (or hang) there, its result discarded, and never blocks prediction or the exit. (The same as
-    `retrieval_clner._call_with_timeout`, repeated here because the Hub copy of this file works without it.)"""
-    if timeout is None:
-        return fn(*args)
-    outcome: dict[str, Any] = {}
-
-    def work():
-        try:
-            outcome["value"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=work, name="clner-pipeline-retrieval", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise _RetrievalTimeout(f"no answer within {timeout:g} s; the pipeline's retrieval_timeout= sets the limit")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    """`fn(*args)` under the pipeline's `retrieval_timeout` (`inference_clner.call_with_timeout`)."""
+    return call_with_timeout(fn, timeout, *args, error=_RetrievalTimeout,
+                             message=("no answer within {timeout:g} s; the pipeline's retrieval_timeout= sets the "
+                                      "limit"))
 
 
 def _failure_note(exc: BaseException) -> str:

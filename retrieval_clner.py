@@ -38,7 +38,6 @@ import random
 import re
 import socket
 import sqlite3
-import threading
 import time
 import types
 import unicodedata
@@ -717,27 +716,12 @@ def make_backend(backend: str | Backend | Callable, dataset=None, **kwargs) -> B
 
 
 def _call_with_timeout(fn: Callable, timeout: float | None, *args):
-    """`fn(*args)`, given up after `timeout` seconds (None: no limit) with a `SearchTimeoutError`. The call runs in
-    a daemon worker thread, since a blocking socket read cannot be interrupted from outside; a call that is given up
-    on is left to finish (or hang) there, its result discarded, and never blocks the run or its exit."""
-    if timeout is None:
-        return fn(*args)
-    outcome: dict[str, Any] = {}
+    """`fn(*args)` under `search_timeout` (`inference_clner.call_with_timeout`), a `SearchTimeoutError` when
+    given up on."""
+    from inference_clner import call_with_timeout
 
-    def work():
-        try:
-            outcome["value"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=work, name="clner-search", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise SearchTimeoutError(f"no answer within {timeout:g} s (search_timeout; --search_timeout raises it)")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    return call_with_timeout(fn, timeout, *args, error=SearchTimeoutError,
+                             message="no answer within {timeout:g} s (search_timeout; --search_timeout raises it)")
 
 
 def _is_retryable(exc: BaseException) -> bool:

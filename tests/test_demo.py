@@ -14,7 +14,7 @@ from conftest import REPO_ROOT, tiny_bert_config
 pytest.importorskip("gradio")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from demo_clner import DemoTagger, build_app, export_space, highlighted, main  # noqa: E402
+from demo_clner import DemoTagger, build_app, highlighted, main  # noqa: E402
 from modeling_clner import CLNERConfig, CLNERForTokenClassification  # noqa: E402
 from pipeline_clner import clner_pipeline  # noqa: E402
 

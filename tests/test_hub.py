@@ -306,7 +306,8 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
     """The Hub simulated by a local folder: a process that cannot import this project loads the model (both auto
     classes) and the pipeline with trust_remote_code=True under every name a user would try ("ner",
     "token-classification", no task, and this project's own task name), and never opens the stray pickle lying next
-    to the safetensors. Other models still get transformers' own NER pipeline."""
+    to the safetensors. Other models still get transformers' own NER pipeline. A plain `save_pretrained` folder (a
+    Trainer checkpoint) loads the same way and serves the CLNER pipeline under "ner" and "token-classification"."""
     from transformers import BertForTokenClassification
 
     source, model = published
@@ -323,6 +324,8 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
 
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Evil()))
     expected_predict = model.predict(SENTENCES, minilm_tokenizer)
+    model.save_pretrained(tmp_path / "saved-pretrained")  # what Trainer checkpoints hold: no save_for_hub
+    minilm_tokenizer.save_pretrained(tmp_path / "saved-pretrained")
     expected_text = model.predict(TEXTS[0], minilm_tokenizer)
     local = clner_pipeline(model, minilm_tokenizer)
     expected_pipe = local(TEXTS)
@@ -364,6 +367,12 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
         out["resaved"] = json.load(open({str(tmp_path / "resaved" / "config.json")!r}))["custom_pipelines"]
         # other models keep transformers' own pipeline under the standard names
         out["plain"] = type(pipeline("ner", model={str(plain)!r})).__name__
+        # a plain save_pretrained folder (a Trainer checkpoint too) loads the same way and serves the CLNER pipeline
+        saved = {str(tmp_path / "saved-pretrained")!r}
+        out["saved_predict"] = [auto.from_pretrained(saved, trust_remote_code=True).eval().predict({SENTENCES!r}, tok)
+                                for auto in (AutoModelForTokenClassification, AutoModel)]
+        out["saved_pipelines"] = [type(pipeline(task, model=saved, trust_remote_code=True)).__name__
+                                  for task in ("ner", "token-classification")]
         out["opened"] = opened
         print(json.dumps(out))
     """)
@@ -396,6 +405,8 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
     assert out["retrieved"] is True
     assert list(out["resaved"]) == ["token-classification"]
     assert out["plain"] == "TokenClassificationPipeline"
+    assert out["saved_predict"] == [expected_predict, expected_predict]
+    assert out["saved_pipelines"] == ["CLNERTokenClassificationPipeline"] * 2
     assert out["opened"] == [] and not marker.exists()  # the stray pickle was never even opened
 
 

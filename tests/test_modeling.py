@@ -3,13 +3,10 @@
 import json
 import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from conftest import BLOCK_PROJECT, isolated_env, tiny_bert_config
+from conftest import tiny_bert_config
 from transformers import AutoModel, AutoModelForTokenClassification
 
 from modeling_clner import (
@@ -212,44 +209,6 @@ def test_save_reload_auto_classes(tmp_path, minilm_tokenizer):
         for (name, p), (_, q) in zip(model.state_dict().items(), again.state_dict().items()):
             assert torch.equal(p, q), name
     assert again.predict(SENTENCES, minilm_tokenizer) == model.predict(SENTENCES, minilm_tokenizer)
-
-
-def test_remote_code_load_in_isolated_process(tmp_path, minilm_tokenizer):
-    """The saved folder loads with trust_remote_code=True in a process that cannot import this project, and a plain
-    `save_pretrained` folder (a Trainer checkpoint too) serves the CLNER pipeline under "ner" and
-    "token-classification", not transformers' stock one."""
-    model = tiny_model().eval()
-    with torch.no_grad():
-        model.classifier.weight.normal_(0, 1.0)
-    out_dir = tmp_path / "clner-model"
-    model.save_pretrained(out_dir)
-    minilm_tokenizer.save_pretrained(out_dir)
-    expected = model.predict(SENTENCES, minilm_tokenizer)
-    script = BLOCK_PROJECT + textwrap.dedent(f"""
-        import json
-        from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer
-        path = {str(out_dir)!r}
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-        results = []
-        for auto in (AutoModelForTokenClassification, AutoModel):
-            model = auto.from_pretrained(path, trust_remote_code=True).eval()
-            assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-            results.append(model.predict({SENTENCES!r}, tok))
-        from transformers import pipeline
-        for task in ("ner", "token-classification"):
-            ner = pipeline(task, model=path, trust_remote_code=True)
-            assert type(ner).__name__ == "CLNERTokenClassificationPipeline", (task, type(ner))
-            assert ner([" ".join(w) for w in {SENTENCES!r}], return_details=True)[0]["tags"] == results[0][0], task
-        print(json.dumps(results))
-    """)
-    env = isolated_env(tmp_path)
-    work = tmp_path / "elsewhere"
-    work.mkdir()
-    proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert results == [expected, expected]
 
 
 def test_crf_module_reset_matches_pytorch_crf_init():
