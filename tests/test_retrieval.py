@@ -713,14 +713,20 @@ def run_script(name, *args):
                           env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_cli_offline_default_reranker_is_one_clear_error(tmp_path):
-    proc = run_script("retrieve_contexts.py", FIXTURES / "sentences.conll", tmp_path / "out.jsonl", "--backend",
-                      "bm25", "--corpus", FIXTURES / "corpus.txt", "--index_dir", tmp_path / "index", "--cache",
-                      tmp_path / "c.sqlite")
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
-    assert line.startswith("retrieve_contexts.py: error: the default re-ranker roberta-large")
+def test_cli_offline_default_reranker_is_one_clear_error(tmp_path, capsys):
+    """Offline, the default re-ranker (roberta-large, not on disk) is one `error:` line and exit 2, before any query
+    (in this process; the script wrapper's exit path is the same `run_cli`)."""
+    import retrieve_clner
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        retrieve_clner.cli([str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25",
+                            "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
+                            "--cache", str(tmp_path / "c.sqlite")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if "error" in x]
+    assert ": error: the default re-ranker roberta-large" in line
     assert "needs the Hugging Face Hub" in line and "--model" in line and "--no_rerank" in line
     assert not (tmp_path / "out.jsonl").exists()
 
