@@ -9,6 +9,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = REPO_ROOT / "examples" / "data"  # the quickstart sample: train / dev / test in the CLNER format
+#: the small label set and sentences of the model-level tests
+LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
+SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
 WNUT_DIR = Path(os.environ.get("CLNER_WNUT17_DIR", REPO_ROOT.parent / "shared" / "data" / "wnut17"))
 
 
@@ -106,3 +110,59 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_clner(labels=LABELS, *, seed: int = 0, dropout=None, decisive: bool = False, **config):
+    """A CLNER model on a 2-layer BERT (`tiny_bert_config`), seeded. `dropout` sets every dropout (encoder and
+    classifier); `decisive` puts it in eval mode with random, large emissions, so that it predicts entities;
+    `config` are `CLNERConfig` fields."""
+    import torch
+
+    from modeling_clner import CLNERConfig, CLNERForTokenClassification
+
+    torch.manual_seed(seed)
+    encoder = tiny_bert_config() if dropout is None else tiny_bert_config(hidden_dropout_prob=dropout,
+                                                                           attention_probs_dropout_prob=dropout)
+    if dropout is not None:
+        config.setdefault("classifier_dropout", dropout)
+    model = CLNERForTokenClassification(CLNERConfig(encoder=encoder.to_dict(), id2label=dict(enumerate(labels)),
+                                                    **config))
+    if decisive:
+        model.eval()
+        with torch.no_grad():
+            model.classifier.weight.normal_(0, 1.0)
+    return model
+
+
+def training_args(tmp_path, **kw):
+    """`TrainingArguments` of the in-process training tests: CPU, no saving, no reporting, a log every step."""
+    from transformers import TrainingArguments
+
+    base = dict(output_dir=str(tmp_path / "out"), report_to="none", save_strategy="no", use_cpu=True,
+                per_device_train_batch_size=8, per_device_eval_batch_size=16, learning_rate=1e-3,
+                logging_steps=1, seed=3, disable_tqdm=True)
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+@pytest.fixture(scope="module")
+def raw():
+    """The quickstart sample's train and dev splits, as `load_ner_dataset` reads them."""
+    from data_clner import load_ner_dataset
+
+    return load_ner_dataset({"train": str(SAMPLE / "train.txt"), "validation": str(SAMPLE / "dev.txt")})
+
+
+@pytest.fixture(scope="module")
+def labels(raw):
+    from data_clner import get_label_list
+
+    return get_label_list(raw["train"])
+
+
+@pytest.fixture(scope="module")
+def features(raw, labels, minilm_tokenizer):
+    """Both splits as two-view model features (64 sub-tokens a view)."""
+    from data_clner import preprocess_dataset
+
+    return preprocess_dataset(raw, minilm_tokenizer, {label: i for i, label in enumerate(labels)}, max_seq_length=64)

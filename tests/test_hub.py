@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import BLOCK_PROJECT, REPO_ROOT, isolated_env, tiny_bert_config
+from conftest import BLOCK_PROJECT, LABELS, REPO_ROOT, SENTENCES, isolated_env, tiny_bert_config, tiny_clner
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import AutoModel, AutoModelForTokenClassification
@@ -29,11 +29,9 @@ from model_card_clner import (
     push_to_hub,
     save_for_hub,
 )
-from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from modeling_clner import CLNERForTokenClassification
 from pipeline_clner import TASK, clner_pipeline
 
-LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
-SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
 TEXTS = ["John Smith lives in New York, doesn't he?", "Paris is nice", ""]
 CONTEXTS = [["John Smith is a singer ."], None, "nothing"]
 METRICS = {"eval_sentence_precision": 0.5, "eval_sentence_recall": 0.4, "eval_sentence_f1": 0.444,
@@ -47,12 +45,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model():
-    torch.manual_seed(0)
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), max_seq_length=64)
-    model = CLNERForTokenClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.normal_(0, 1.0)
-    return model
+    return tiny_clner(decisive=True, max_seq_length=64)
 
 
 @pytest.fixture(scope="module")

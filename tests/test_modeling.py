@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import tiny_bert_config
+from conftest import LABELS, SENTENCES, tiny_bert_config, tiny_clner
 from transformers import AutoModel, AutoModelForTokenClassification
 
 from modeling_clner import (
@@ -18,14 +18,10 @@ from modeling_clner import (
     tags_to_ids,
 )
 
-LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
-SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
 
 
 def tiny_model(**kwargs):
-    torch.manual_seed(0)
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), **kwargs)
-    return CLNERForTokenClassification(config)
+    return tiny_clner(**kwargs)
 
 
 def batch_of(features, prefix=""):

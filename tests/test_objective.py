@@ -11,8 +11,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer import args_for, make_batch, tiny_model  # noqa: F401 (fixtures below come from there too)
-from test_trainer import features, labels, raw  # noqa: F401
+from test_trainer import args_for, make_batch, tiny_model
 
 from data_clner import CLNERDataCollator
 from modeling_clner import LinearChainCRF, scheme_constraints

@@ -11,25 +11,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_bert_config
+from conftest import LABELS, REPO_ROOT, SENTENCES, tiny_bert_config, tiny_clner
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from data_clner import read_conll
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, encode_example
+from modeling_clner import encode_example
 from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline, group_entities, split_words
 
-LABELS = ["O", "B-person", "I-person", "B-location", "I-location"]
-SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"], ["ok"]]
 
 
 def tiny_model(seed=0, **kwargs):
-    torch.manual_seed(seed)
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), **kwargs)
-    model = CLNERForTokenClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.normal_(0, 1.0)  # random but decisive emissions: some entities
-    return model
+    return tiny_clner(seed=seed, decisive=True, **kwargs)
 
 
 class OracleEncoder(nn.Module):

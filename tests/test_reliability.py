@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from test_trainer import SAMPLE, args_for, run_in_process, tiny_model
-from test_trainer import features, labels, raw  # noqa: F401 (fixtures)
 from transformers import TrainerCallback
 
 from data_clner import CLNERDataCollator, CLNERUsageError

@@ -8,37 +8,14 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_bert_config
-from transformers import TrainingArguments
+from conftest import REPO_ROOT, SAMPLE, tiny_clner, training_args
 
-from data_clner import CLNERDataCollator, get_label_list, load_ner_dataset, preprocess_dataset
-from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from data_clner import CLNERDataCollator, load_ner_dataset, preprocess_dataset
+from modeling_clner import CLNERForTokenClassification
 from trainer_clner import CLArguments, CLNERTrainer, cl_kl_loss, cl_l2_loss, split_views
 
-SAMPLE = REPO_ROOT / "examples" / "data"
-
-
-@pytest.fixture(scope="module")
-def raw():
-    return load_ner_dataset({"train": str(SAMPLE / "train.txt"), "validation": str(SAMPLE / "dev.txt")})
-
-
-@pytest.fixture(scope="module")
-def labels(raw):
-    return get_label_list(raw["train"])
-
-
-@pytest.fixture(scope="module")
-def features(raw, labels, minilm_tokenizer):
-    label2id = {label: i for i, label in enumerate(labels)}
-    return preprocess_dataset(raw, minilm_tokenizer, label2id, max_seq_length=64)
-
-
 def tiny_model(labels, dropout=0.1, seed=0):
-    torch.manual_seed(seed)
-    enc = tiny_bert_config(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return CLNERForTokenClassification(CLNERConfig(encoder=enc.to_dict(), id2label=dict(enumerate(labels)),
-                                                   classifier_dropout=dropout))
+    return tiny_clner(labels, seed=seed, dropout=dropout)
 
 
 def make_batch(features, tokenizer, n=8, split="train"):
@@ -46,12 +23,7 @@ def make_batch(features, tokenizer, n=8, split="train"):
     return CLNERDataCollator(tokenizer)(rows)
 
 
-def args_for(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path / "out"), report_to="none", save_strategy="no", use_cpu=True,
-                per_device_train_batch_size=8, per_device_eval_batch_size=16, learning_rate=1e-3,
-                logging_steps=1, seed=3, disable_tqdm=True)
-    base.update(kw)
-    return TrainingArguments(**base)
+args_for = training_args
 
 
 def test_cl_losses_zero_for_identical_views_positive_otherwise(features, labels, minilm_tokenizer):
