@@ -327,7 +327,9 @@ def push_parser():
     parser.add_argument("--private", action="store_true", help="make a new repository private")
     parser.add_argument("--token", help="Hub token (default: the one from `hf auth login`)")
     parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
-    return parser
+    from cli_clner import kebab_aliases
+
+    return kebab_aliases(parser)
 
 
 def push_cli(argv=None) -> int:

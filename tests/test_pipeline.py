@@ -868,3 +868,28 @@ def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(sa
     with pytest.raises(SystemExit):
         predict_clner.parse_args(["--help"])
     assert "'minilm' for the all-MiniLM-L6-v2" in " ".join(capsys.readouterr().out.split())
+
+
+def test_retrieve_and_predict_take_the_same_names_for_the_same_settings():
+    """One CLI convention (issue 17): the retrieval settings have one name in clner-retrieve and clner-predict
+    (`--backend`, `--rerank_model`, `--rerank_layer`, `--retrieval_cache`, `--no_rerank`, `--corpus`), the old
+    spellings stay as aliases, and every command takes the kebab-case spelling of its flags."""
+    import predict_clner
+    import retrieve_clner
+    from arguments_clner import push_parser
+
+    common = ["--backend", "bm25", "--corpus", "c.txt", "--rerank_model", "minilm", "--rerank_layer", "4",
+              "--retrieval_cache", "x.sqlite", "--no_rerank"]
+    pred = predict_clner.parse_args(["--model", "m", "--input", "i.txt", "--retrieve"] + common)
+    retr = retrieve_clner.parse_args(["in.conll", "out.jsonl"] + common)
+    assert (pred.retriever, pred.corpus, pred.rerank_model, pred.rerank_layer, pred.retrieval_cache) == (
+        retr.backend, retr.corpus, retr.model, retr.layer, retr.cache) == ("bm25", "c.txt", "minilm", 4, "x.sqlite")
+    assert pred.no_rerank and retr.no_rerank
+    old = retrieve_clner.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
+                                     "3", "--cache", "y.sqlite"])
+    assert (old.model, old.layer, old.cache) == ("minilm", 3, "y.sqlite")
+    assert predict_clner.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).retriever == "random"
+    kebab = predict_clner.parse_args(["--model", "m", "--input", "i", "--batch-size", "3", "--rerank-model", "x",
+                                      "--token-column-name", "words", "--retrieval-cache", "z"])
+    assert (kebab.batch_size, kebab.rerank_model, kebab.tokens_field, kebab.retrieval_cache) == (3, "x", "words", "z")
+    assert push_parser().parse_args(["folder", "org/x", "--create-pr"]).create_pr
