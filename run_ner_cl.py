@@ -49,7 +49,8 @@ from data_clner import (
     tags_to_scheme,
 )
 from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_label_scheme, encoder_position_limit
+from modeling_clner import (REMOTE_CODE_FILES, CLNERConfig, CLNERForTokenClassification, check_label_scheme,
+                            encoder_position_limit)
 from arguments_clner import (  # noqa: F401 (re-exported: run_ner_cl's arguments, as before)
     ARGUMENT_CLASSES,
     CLArguments,
@@ -735,10 +736,10 @@ def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, 
 
 # ---------------------------------------------------------------------------------------------------- the summary
 _FILE_GROUPS = (
-    ("model", ("model.safetensors", "model.safetensors.index.json", "config.json", "modeling_clner.py",
-               "pipeline_clner.py", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+    ("model", ("model.safetensors", "model.safetensors.index.json", "config.json", *REMOTE_CODE_FILES,
+               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")),
-    ("model card", ("README.md",)),
+    ("model card", ("README.md", "training_curves.png")),
     ("predictions", ("predictions.txt", "predictions_sentence.txt", "predictions_context.txt")),
     ("results", ("all_results.json", "train_results.json", "eval_results.json", "predict_results.json",
                  "trainer_state.json", "run_config.json")),

@@ -331,9 +331,9 @@ def test_cli_predict_outputs_and_unlabeled(tiny_encoder_dir, tmp_path):
     assert re.fullmatch(rf"dev +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[3])
     assert re.fullmatch(rf"test +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[4])
     assert summary[5] == f"output folder: {out}"
-    assert "  model:       model.safetensors, config.json, modeling_clner.py, pipeline_clner.py, tokenizer.json, " \
-           "tokenizer_config.json" in summary
-    assert "  model card:  README.md" in summary
+    assert "  model:       model.safetensors, config.json, modeling_clner.py, crf_clner.py, inference_clner.py, " \
+           "pipeline_clner.py, tokenizer.json, tokenizer_config.json" in summary  # every remote-code file
+    assert "  model card:  README.md, training_curves.png" in summary
     assert "  predictions: predictions.txt (context view, run_ner.py format), predictions_sentence.txt, " \
            "predictions_context.txt" in summary
     results = next(line for line in summary if line.startswith("  results:"))
