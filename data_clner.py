@@ -130,10 +130,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | None = None
+                ) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` with universal newlines (``\\n``, ``\\r\\n`` and a lone ``\\r`` end a line;
     U+2028 & co. do not: tokens may hold them), a leading BOM dropped. Undecodable bytes raise
-    :class:`CLNERFormatError` naming the line and column."""
+    :class:`CLNERFormatError` naming the line and column, and `fix` (default: re-save the file as UTF-8)."""
     with open(path, "rb") as raw:
         # newline=None: universal newlines, so old-Mac (CR-only) exports are not read as one line
         text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline=None)
@@ -146,8 +147,9 @@ def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tu
                 raise CLNERFormatError(
                     path,
                     lineno,
-                    f"not valid {encoding.upper()} (byte 0x{byte:02x} at column {bad.start() + 1}); re-save the file "
-                    f"as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {os.path.basename(str(path))}`)",
+                    f"not valid {encoding.upper()} (byte 0x{byte:02x} at column {bad.start() + 1}); " + (
+                        fix or f"re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 "
+                               f"{os.path.basename(str(path))}`)"),
                 )
             yield lineno, line.rstrip("\n")
 

@@ -245,6 +245,15 @@ def checkpoint_problem(folder: Path) -> Optional[str]:
     return None
 
 
+def checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]:
+    """The Trainer's `checkpoint-<step>` folders of `output_dir`, by step (the newest last)."""
+    pattern = re.compile(r"^checkpoint-(\d+)$")
+    folder = Path(output_dir)
+    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else [])
+                   if p.is_dir() and (m := pattern.match(p.name)))
+    return [p for _, p in found]
+
+
 def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
     """--resume_from_checkpoint: `last` (or true) is the newest complete checkpoint of output_dir; an incomplete newer
     one (killed while saving) is skipped with a warning. An explicit incomplete checkpoint is an error."""
@@ -256,12 +265,8 @@ def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
             raise CLNERUsageError(f"--resume_from_checkpoint {value}: cannot resume from it ({problem}); pass "
                                   "--resume_from_checkpoint last for the newest complete checkpoint")
         return value
-    pattern = re.compile(r"^checkpoint-(\d+)$")
-    folder = Path(output_dir)
-    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else [])
-                   if p.is_dir() and (m := pattern.match(p.name)))
     skipped = []
-    for _, path in reversed(found):
+    for path in reversed(checkpoint_folders(output_dir)):
         problem = checkpoint_problem(path)
         if problem is None:
             if skipped:
@@ -408,8 +413,7 @@ def save_model_safely(trainer) -> None:
         for item in sorted(staging.iterdir()):
             os.replace(item, out / item.name)
     except Exception as exc:  # noqa: BLE001 - turned into one message that says what is left
-        checkpoints = sorted((p for p in out.glob("checkpoint-*") if checkpoint_problem(p) is None),
-                             key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+        checkpoints = [p for p in checkpoint_folders(out) if checkpoint_problem(p) is None]
         kept = (f"the newest complete checkpoint, {checkpoints[-1]}, is kept: continue with "
                 "--resume_from_checkpoint last" if checkpoints else
                 "no checkpoint was saved (--save_strategy steps or epoch keeps one)")
@@ -803,8 +807,7 @@ def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: 
             lines.append(f"  {group + ':':<13}{', '.join(files)}")
         elif group in ("model", "model card") and not training_args.do_train:
             lines.append(f"  {group + ':':<13}none (no --do_train: the model {model_path} was only evaluated)")
-    checkpoints = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and p.stat().st_mtime >= started - 1),
-                         key=lambda p: (len(p.name), p.name)) if out.is_dir() else []
+    checkpoints = [p for p in checkpoint_folders(out) if p.stat().st_mtime >= started - 1]
     if checkpoints:  # the Trainer's, by --save_strategy (each a full copy of the model and the optimizer state)
         size = sum(f.stat().st_size for c in checkpoints for f in c.rglob("*") if f.is_file()) / 2**20
         lines.append(f"  {'checkpoints:':<13}{', '.join(c.name for c in checkpoints)} ({size:,.0f} MiB; "

@@ -146,14 +146,18 @@ def apply_tag_scheme(
     return [list(tags) for tags in tag_lists]
 
 
+def _swap_prefixes(tags: Sequence[str], swap: dict[str, str]) -> list[str]:
+    return [swap.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
+
+
 def bilou_to_bioes(tags: Sequence[str]) -> list[str]:
     """BILOU -> BIOES: ``L-x`` is ``E-x``, ``U-x`` is ``S-x``."""
-    return [{"L": "E", "U": "S"}.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
+    return _swap_prefixes(tags, {"L": "E", "U": "S"})
 
 
 def bioes_to_bilou(tags: Sequence[str]) -> list[str]:
     """BIOES -> BILOU: ``E-x`` is ``L-x``, ``S-x`` is ``U-x``."""
-    return [{"E": "L", "S": "U"}.get(t[0], t[0]) + t[1:] if t != "O" and t[1:2] in ("-", "_") else t for t in tags]
+    return _swap_prefixes(tags, {"E": "L", "S": "U"})
 
 
 def iob1_to_bio(tags: Sequence[str]) -> list[str]:

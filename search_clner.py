@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 
-import data_clner  # noqa: F401 (the corpus readers' error type)
+import data_clner  # the line reader of every text input
 
 logger = logging.getLogger("retrieval_clner")
 
@@ -432,25 +432,16 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
     return [t for t in (clean_text(t) for t in texts if t is not None) if t]
 
 
-_UNDECODED_RE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, kept by errors="surrogateescape"
-
-
 def _corpus_lines(path: Path) -> Iterable[tuple[int, str]]:
-    """`(line number, line)` of a UTF-8 text corpus, without its newline (a newline, CRLF or a lone CR ends a line)
-    and without a leading BOM. A byte that is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming
-    the file, line and column and saying how to re-encode it, not a bare UnicodeDecodeError naming nothing."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if lineno == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            bad = _UNDECODED_RE.search(line)
-            if bad:
-                byte = ord(bad.group()) - 0xDC00
-                raise RetrievalError(
-                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{byte:02x} at column {bad.start() + 1}); a corpus must "
-                    f"be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, and "
-                    "pass the new file (--corpus)")
-            yield lineno, line.rstrip("\n")
+    """`(line number, line)` of a UTF-8 text corpus (`data_clner._iter_lines`: universal newlines, no BOM). A byte
+    that is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming the file, line and column and
+    saying how to re-encode it, not a bare UnicodeDecodeError naming nothing."""
+    fix = (f"a corpus must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, "
+           "and pass the new file (--corpus)")
+    try:
+        yield from data_clner._iter_lines(path, fix=fix)
+    except data_clner.CLNERFormatError as err:
+        raise RetrievalError(str(err)) from None
 
 
 def _read_json_or_none(path: Path) -> Any:
