@@ -365,7 +365,6 @@ class CLNERTrainer(Trainer):
         labels = inputs.get("labels")
         unwrapped = self.accelerator.unwrap_model(model)
         n_rows = inputs["input_ids"].shape[0]
-        device = inputs["input_ids"].device
         views = args.train_views
         outputs = self.run_views(model, inputs, sentence="rest" if views == "context" else "all",
                                  context=views != "sentence")
