@@ -18,7 +18,7 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 MODULES = sorted(p.stem for p in REPO_ROOT.glob("*.py"))  # the flat layout: every top-level module is installed
 COMMANDS = {"clner-train": "arguments_clner:cli", "clner-predict": "predict_clner:cli",
-            "clner-retrieve": "retrieve_clner:cli", "clner-push": "arguments_clner:push_cli",
+            "clner-retrieve": "cli_retrieve:cli", "clner-push": "arguments_clner:push_cli",
             "clner-export-onnx": "onnx_clner:main", "clner-demo": "demo_clner:cli"}
 COMMAND_MODULES = sorted({target.split(":")[0] for target in COMMANDS.values()})
 

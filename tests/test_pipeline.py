@@ -875,18 +875,18 @@ def test_retrieve_and_predict_take_the_same_names_for_the_same_settings():
     (`--backend`, `--rerank_model`, `--rerank_layer`, `--retrieval_cache`, `--no_rerank`, `--corpus`), the old
     spellings stay as aliases, and every command takes the kebab-case spelling of its flags."""
     import predict_clner
-    import retrieve_clner
+    import cli_retrieve
     from arguments_clner import push_parser
 
     common = ["--backend", "bm25", "--corpus", "c.txt", "--rerank_model", "minilm", "--rerank_layer", "4",
               "--retrieval_cache", "x.sqlite", "--no_rerank"]
     pred = predict_clner.parse_args(["--model", "m", "--input", "i.txt", "--retrieve"] + common)
-    retr = retrieve_clner.parse_args(["in.conll", "out.jsonl"] + common)
+    retr = cli_retrieve.parse_args(["in.conll", "out.jsonl"] + common)
     assert (pred.retriever, pred.corpus, pred.rerank_model, pred.rerank_layer, pred.retrieval_cache) == (
         retr.backend, retr.corpus, retr.model, retr.layer, retr.cache) == ("bm25", "c.txt", "minilm", 4, "x.sqlite")
     assert pred.no_rerank and retr.no_rerank
-    old = retrieve_clner.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
-                                     "3", "--cache", "y.sqlite"])
+    old = cli_retrieve.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
+                                   "3", "--cache", "y.sqlite"])
     assert (old.model, old.layer, old.cache) == ("minilm", 3, "y.sqlite")
     assert predict_clner.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).retriever == "random"
     kebab = predict_clner.parse_args(["--model", "m", "--input", "i", "--batch-size", "3", "--rerank-model", "x",

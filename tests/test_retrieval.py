@@ -484,7 +484,7 @@ def test_num_proc_rerank_matches_single_process(scorer, tmp_path):
 
 # ------------------------------------------------------------------------------------------ outputs + CLI
 def test_cli_bm25_rerank_outputs_and_provenance(tmp_path, minilm_dir):
-    import retrieve_clner as cli
+    import cli_retrieve as cli
 
     common = [str(FIXTURES / "sentences.conll"), "--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"),
               "--index_dir", str(tmp_path / "index"), "--model", str(minilm_dir), "--layer", "4", "--top_k", "2",
@@ -644,7 +644,7 @@ def test_a_read_only_cache_or_output_is_named_before_any_query(tmp_path, monkeyp
     is one user error naming it, not 'corrupt' with --rebuild_cache, and the output is checked before any query."""
     import sqlite3
 
-    import retrieve_clner as cli
+    import cli_retrieve as cli
 
     read_only = tmp_path / "ro"
     read_only.mkdir()
@@ -716,11 +716,11 @@ def run_script(name, *args):
 def test_cli_offline_default_reranker_is_one_clear_error(tmp_path, capsys):
     """Offline, the default re-ranker (roberta-large, not on disk) is one `error:` line and exit 2, before any query
     (in this process; the script wrapper's exit path is the same `run_cli`)."""
-    import retrieve_clner
+    import cli_retrieve
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        retrieve_clner.cli([str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25",
+        cli_retrieve.cli([str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25",
                             "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
                             "--cache", str(tmp_path / "c.sqlite")])
     err = capsys.readouterr().err
@@ -760,7 +760,7 @@ def test_every_numeric_setting_of_the_config_is_checked(field, value, fragment):
 
 
 def test_cli_numeric_flags_out_of_range_are_one_error_line(tmp_path, capsys):
-    import retrieve_clner as cli
+    import cli_retrieve as cli
 
     common = [str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25", "--corpus",
               str(FIXTURES / "corpus.txt"), "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
@@ -860,7 +860,7 @@ def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_qu
     OUTPUT (or a folder inside the input folder), and several splits for a one-file OUTPUT used to fail after the
     whole retrieval (or overwrite the input): now each is one error line before the corpus is indexed or any query
     is run."""
-    import retrieve_clner as cli
+    import cli_retrieve as cli
 
     searched, indexed = [], []
     monkeypatch.setattr(rc.BM25Backend, "search_batch", lambda self, q, *a: searched.append(q) or [[] for _ in q])
@@ -902,7 +902,7 @@ def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_qu
 
 def test_a_corpus_that_is_not_utf8_names_the_file_line_and_the_fix(tmp_path, monkeypatch, capsys):
     """A Latin-1 corpus used to fail with a bare UnicodeDecodeError naming no file."""
-    import retrieve_clner as cli
+    import cli_retrieve as cli
 
     txt, jsonl = tmp_path / "corpus.txt", tmp_path / "corpus.jsonl"
     txt.write_bytes("Marta plays piano\nMarta Oyelaran, pianiste de caf\u00e9\n".encode("latin-1"))
@@ -963,7 +963,7 @@ def test_minilm_is_a_short_name_for_the_packaged_reranker(scorer, minilm_dir, mo
 def test_cli_reranks_with_minilm_offline_and_records_no_reranker_without_reranking(tmp_path, capsys):
     """`clner-retrieve --model minilm` re-ranks offline at layer 4; `--no_rerank` used to record roberta-large,
     layer 17, in the provenance as if it had re-ranked with it: now null. The summary counts "1 row", not "1 rows"."""
-    import retrieve_clner as cli
+    import cli_retrieve as cli
 
     common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
               "--top_k", "2", "--cache", str(tmp_path / "c.sqlite")]
