@@ -79,7 +79,7 @@ def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments,
                                              ("test", data_args.test_file), ("unlabeled", data_args.unlabeled_file))
              if path}
     if data_args.dataset_name is None and not files:
-        raise SystemExit("give --dataset_name or at least one of --train_file/--validation_file/--test_file")
+        raise CLNERUsageError("give --dataset_name or at least one of --train_file/--validation_file/--test_file")
     raw = load_ner_dataset(files or None, dataset_name=data_args.dataset_name,
                            dataset_config_name=data_args.dataset_config_name,
                            tag_column=data_args.label_column_name, token_column=data_args.token_column_name,
@@ -448,9 +448,8 @@ def check_output_dir(data_args: DataTrainingArguments, training_args: TrainingAr
         (out / name).unlink(missing_ok=True)
 
 
-def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-        training_args: TrainingArguments, started: float):
-    """The run `main` starts, its arguments parsed (inside the output folder's lock)."""
+def setup_logging(training_args: TrainingArguments, cl_args: CLArguments) -> None:
+    """run_ner.py's logging: one format, and the process's log level for this script, datasets and transformers."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])
     log_level = training_args.get_process_log_level()
@@ -460,23 +459,36 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
     logger.debug(f"Training/evaluation parameters {training_args}")
     logger.info(f"CL parameters {cl_args}")
 
+
+def check_run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
+              training_args: TrainingArguments) -> Optional[str]:
+    """The checks that need no data or model, before anything is loaded; returns the Hub repository id when
+    pushing (created now, before hours of training, as the Trainer's own `init_hf_repo` does)."""
     if data_args.unlabeled_file and not cl_args.uses_cl:
-        raise SystemExit(f"--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
-                         f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
-                         "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
+        raise CLNERUsageError(f"--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
+                              f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
+                              "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
     check_arguments(model_args, data_args, training_args)
     warning = bf16_cpu_warning(training_args.device.type == "cpu", training_args.bf16)
     if warning:
         logger.warning(warning)
-    repo_id = None
-    if training_args.push_to_hub:  # before hours of training, as the Trainer's own init_hf_repo does
-        try:
-            repo_id = prepare_hub_repo(training_args.hub_model_id or Path(training_args.output_dir).absolute().name,
-                                       token=training_args.hub_token, private=training_args.hub_private_repo)
-        except HubError as exc:
-            raise CLNERUsageError(str(exc)) from None
-    set_seed(training_args.seed)
+    if not training_args.push_to_hub:
+        return None
+    try:
+        return prepare_hub_repo(training_args.hub_model_id or Path(training_args.output_dir).absolute().name,
+                                token=training_args.hub_token, private=training_args.hub_private_repo)
+    except HubError as exc:
+        raise CLNERUsageError(str(exc)) from None
 
+
+def is_clner_config(config) -> bool:
+    """Whether `config` is a trained CLNER model's (its labels and CRF come with it) rather than a plain encoder's."""
+    return isinstance(config, CLNERConfig) or getattr(config, "model_type", None) == "clner"
+
+
+def load_model_config(model_args: ModelArguments) -> tuple[str, dict, object]:
+    """The model path (default: the packaged MiniLM), the Hub keyword arguments that every load shares, and the
+    config found there; a path or config that cannot be loaded is a user error naming its flag."""
     model_path = model_args.model_name_or_path or packaged_minilm()
     for flag, value in (("--model_name_or_path", model_args.model_name_or_path),
                         ("--config_name", model_args.config_name), ("--tokenizer_name", model_args.tokenizer_name)):
@@ -490,66 +502,103 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
     except OSError as err:
         flag = "--config_name" if model_args.config_name else "--model_name_or_path"
         raise CLNERUsageError(f"{flag} {config_path}: cannot load its config ({err})") from None
-    is_clner = isinstance(found, CLNERConfig) or getattr(found, "model_type", None) == "clner"
+    return model_path, hub, found
+
+
+def check_sequence_arguments(data_args: DataTrainingArguments, found, model_path: str) -> None:
+    """--max_seq_length (default: the encoder's positions, at most 512) and --window_stride, against the encoder."""
+    limit = encoder_position_limit(found)
+    if data_args.max_seq_length is None:
+        data_args.max_seq_length = min(512, limit) if limit else 512
+    elif limit and data_args.max_seq_length > limit:
+        raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
+                              f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
+                              "or less (longer sentences are split into windows)")
+    if data_args.window_stride < 0:
+        raise CLNERUsageError(f"--window_stride {data_args.window_stride} is negative: it is the number of words "
+                              "consecutive windows of a long sentence share (0 or more; the words between windows "
+                              "would otherwise be skipped)")
+
+
+def resolve_labels(raw, found, model_args: ModelArguments, model_path: str, tag_scheme: str,
+                   checkpoint: Optional[str], resume_flag: Optional[str]) -> tuple[list[str], bool]:
+    """The label list, and whether a trained CLNER model gets new labels (`relabel`): a CLNER model keeps its own
+    (unless --ignore_mismatched_sizes with training data), otherwise they come from the training data. Every
+    labelled split is checked against them, naming the split, so that no label is silently remapped."""
+    is_clner = is_clner_config(found)
+    relabel = is_clner and model_args.ignore_mismatched_sizes and "train" in raw
+    if is_clner and not relabel:
+        label_list = found.labels
+    elif "train" in raw:
+        label_list = get_label_list(raw["train"])
+        check_label_scheme(label_list, model_tag_scheme(tag_scheme))
+    else:
+        raise CLNERUsageError("without --train_file the model must be a trained CLNER model (it carries the labels)")
+    if checkpoint:
+        check_resume_labels(checkpoint, label_list, resume_flag)
+    label2id = {label: i for i, label in enumerate(label_list)}
+    if is_clner and not relabel and "train" in raw and "tags" in raw["train"].column_names:
+        try:
+            check_labels(raw["train"], label2id, "train")
+        except ValueError as exc:
+            raise CLNERUsageError(f"{exc} The model {model_path} was trained for other labels: pass "
+                                  "--ignore_mismatched_sizes to train a new emission layer and CRF for the "
+                                  "training data's labels.") from None
+    for split in ("validation", "test"):
+        if split in raw and "tags" in raw[split].column_names:
+            check_labels(raw[split], label2id, split)
+    return label_list, relabel
+
+
+def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
+                 training_args: TrainingArguments, found, model_path: str) -> dict:
+    """Everything decided before the model is built: the tag scheme, the checkpoint to resume, the raw splits
+    (checked, then cut to --max_*_samples) and the labels. Returns them as a dict (keys: tag_scheme, checkpoint,
+    raw, label_list, relabel)."""
     with as_user_error():
         tag_scheme, constraints = resolve_tag_scheme(model_args, found, model_path)
-        limit = encoder_position_limit(found)
-        if data_args.max_seq_length is None:
-            data_args.max_seq_length = min(512, limit) if limit else 512
-        elif limit and data_args.max_seq_length > limit:
-            raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
-                                  f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
-                                  "or less (longer sentences are split into windows)")
-        if data_args.window_stride < 0:
-            raise CLNERUsageError(f"--window_stride {data_args.window_stride} is negative: it is the number of words "
-                                  "consecutive windows of a long sentence share (0 or more; the words between windows "
-                                  "would otherwise be skipped)")
+        check_sequence_arguments(data_args, found, model_path)
         checkpoint = (resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
                       if training_args.do_train else None)
         check_output_dir(data_args, training_args, model_path, checkpoint)
         with training_args.main_process_first(desc="loading datasets"):
             raw = load_raw(data_args, training_args, tag_scheme, constraints)
         check_splits(raw, data_args, training_args)
-
-        # labels: from the trained model when continuing one (unless --ignore_mismatched_sizes), else from the
-        # training data
-        relabel = is_clner and model_args.ignore_mismatched_sizes and "train" in raw
-        if is_clner and not relabel:
-            label_list = found.labels
-        elif "train" in raw:
-            label_list = get_label_list(raw["train"])
-            check_label_scheme(label_list, model_tag_scheme(tag_scheme))
-        else:
-            raise SystemExit("without --train_file the model must be a trained CLNER model (it carries the labels)")
-        if checkpoint:
-            check_resume_labels(checkpoint, label_list, training_args.resume_from_checkpoint)
-        label2id = {label: i for i, label in enumerate(label_list)}
-        if is_clner and not relabel and "train" in raw and "tags" in raw["train"].column_names:
-            try:
-                check_labels(raw["train"], label2id, "train")
-            except ValueError as exc:
-                raise CLNERUsageError(f"{exc} The model {model_path} was trained for other labels: pass "
-                                      "--ignore_mismatched_sizes to train a new emission layer and CRF for the "
-                                      "training data's labels.") from None
-        for split in ("validation", "test"):
-            if split in raw and "tags" in raw[split].column_names:
-                check_labels(raw[split], label2id, split)
+        label_list, relabel = resolve_labels(raw, found, model_args, model_path, tag_scheme, checkpoint,
+                                             training_args.resume_from_checkpoint)
     truncate(raw, data_args)
     if training_args.do_train:
         check_contexts(raw, data_args, cl_args)
+    return dict(tag_scheme=tag_scheme, checkpoint=checkpoint, raw=raw, label_list=label_list, relabel=relabel)
 
-    tokenizer_kwargs = dict(hub)
-    if getattr(found, "model_type", "") in ("roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2") or \
+
+#: encoders whose byte-level BPE needs `add_prefix_space` for pre-split words
+_PREFIX_SPACE_TYPES = ("roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2")
+
+
+def load_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments, model_path: str, hub: dict,
+                   found):
+    """The tokenizer, with `add_prefix_space` where byte-level BPE needs it for pre-split words; --max_seq_length
+    must leave room for words after the special tokens."""
+    kwargs = dict(hub)
+    if getattr(found, "model_type", "") in _PREFIX_SPACE_TYPES or \
             getattr(getattr(found, "encoder", None), "model_type", "") in ("roberta", "xlm-roberta", "deberta"):
-        tokenizer_kwargs["add_prefix_space"] = True  # pre-split words need it with byte-level BPE
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **tokenizer_kwargs)
+        kwargs["add_prefix_space"] = True
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **kwargs)
     specials = tokenizer.num_special_tokens_to_add(pair=False)
     if data_args.max_seq_length <= specials:
         raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} leaves no room for words: the tokenizer "
                               f"adds {specials} special tokens to each view; pass a larger value (e.g. 128)")
+    return tokenizer
 
-    recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride, **cl_args.recipe())
-    if is_clner:
+
+def build_model(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
+                training_args: TrainingArguments, model_path: str, hub: dict, found, tokenizer, label_list: list[str],
+                relabel: bool, tag_scheme: str) -> CLNERForTokenClassification:
+    """A trained CLNER model to continue (new labels when `relabel`), or a new one on a plain encoder. A training
+    run records its recipe (sequence budget, views, CL loss) and the data's tag scheme in the config."""
+    label2id = {label: i for i, label in enumerate(label_list)}
+    if is_clner_config(found):
         relabelled = dict(id2label=dict(enumerate(label_list)), label2id=label2id) if relabel else {}
         model = CLNERForTokenClassification.from_pretrained(
             model_path, config=found if model_args.config_name and not relabel else None,
@@ -561,13 +610,22 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
             **({"config": found} if model_args.config_name else {}), **hub)
     if training_args.do_train:
+        recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride,
+                      **cl_args.recipe())
         for key, value in recipe.items():
             setattr(model.config, key, value)
         # IOB1 / IO data was converted to BIO: predictions written to files go back to the data's scheme
         model.config.data_tag_scheme = tag_scheme if tag_scheme != model.config.tag_scheme else None
     if tokenizer.pad_token_id is not None:  # what the Trainer would align (with a warning) otherwise
         model.config.pad_token_id = tokenizer.pad_token_id
+    return model
 
+
+def encode_splits(raw, tokenizer, label_list: list[str], data_args: DataTrainingArguments,
+                  training_args: TrainingArguments) -> dict:
+    """The features of every split; --unlabeled_file sentences join the training features without labels (they
+    add only the CL loss), shuffled in with the run's seed."""
+    label2id = {label: i for i, label in enumerate(label_list)}
     with training_args.main_process_first(desc="preprocessing"):
         encode = dict(tokenizer=tokenizer, max_seq_length=data_args.max_seq_length, stride=data_args.window_stride,
                       num_proc=data_args.preprocessing_num_workers,
@@ -581,10 +639,14 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
             unlabeled = unlabeled.cast(features["train"].features)
             features["train"] = datasets.concatenate_datasets([features["train"], unlabeled]).shuffle(
                 seed=training_args.seed)
+    return features
 
-    # clner publishes itself (safetensors, remote code, pipeline, card); the Trainer's own upload of output_dir at
-    # every save would also send pickles and no remote-code pipeline
-    push = training_args.push_to_hub
+
+def build_trainer(model, tokenizer, features: dict, cl_args: CLArguments, data_args: DataTrainingArguments,
+                  training_args: TrainingArguments) -> CLNERTrainer:
+    """The CLNER trainer with compact progress logs. The Trainer's own push is off: clner publishes itself
+    (safetensors, remote code, pipeline, card), where the Trainer's upload of output_dir at every save would also
+    send pickles and no remote-code pipeline."""
     training_args.push_to_hub = False
     if training_args.dataloader_pin_memory and not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False  # nothing to pin to; torch would warn
@@ -601,61 +663,95 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
     for plain, compact in ((ProgressCallback, CompactProgressCallback), (PrinterCallback, CompactPrinterCallback)):
         if trainer.pop_callback(plain) is not None:
             trainer.add_callback(compact)
+    return trainer
+
+
+def train_model(trainer: CLNERTrainer, raw, checkpoint: Optional[str], training_args: TrainingArguments) -> dict:
+    """Trains (resuming `checkpoint`), saves the model and returns the train metrics. A diverged run writes
+    nothing; SIGTERM saves a checkpoint at the end of the step and exits 143."""
+    stop = StopOnSigterm()
+    trainer.add_callback(stop)
+    try:
+        with stop.installed():
+            result = trainer.train(resume_from_checkpoint=checkpoint)
+    except TrainingDivergedError as exc:  # before save_model: no NaN weights, card or predictions are written
+        raise CLNERUsageError(f"{exc} (no model, model card or predictions were written to "
+                              f"{training_args.output_dir})") from None
+    if stop.received is not None:
+        stop.report(trainer)  # exits 143: the checkpoint is saved, nothing else is written
+    save_model_safely(trainer)
+    metrics = dict(result.metrics, train_samples=len(raw["train"]))  # labelled sentences, not windows
+    if "unlabeled" in raw:
+        metrics["train_unlabeled_samples"] = len(raw["unlabeled"])
+    if checkpoint:
+        start = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+        metrics["train_resumed_from"] = str(checkpoint)
+        metrics["train_note"] = (f"resumed at step {start}: train_loss and the speed metrics cover steps "
+                                 f"{start + 1}-{trainer.state.global_step} only; trainer_state.json's log_history "
+                                 "has the losses of every step")
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    return metrics
+
+
+def evaluate_model(trainer: CLNERTrainer, raw) -> dict:
+    """Both views' dev metrics (eval_results.json); the per-type ones are saved but not printed."""
+    metrics = trainer.evaluate()
+    metrics["eval_samples"] = len(raw["validation"])
+    trainer.log_metrics("eval", {k: v for k, v in metrics.items() if not per_type_metric(k)})
+    trainer.save_metrics("eval", metrics)
+    return metrics
+
+
+def predict_test(trainer: CLNERTrainer, model, raw, features: dict, training_args: TrainingArguments,
+                 tag_scheme: str) -> tuple[dict, Optional[str]]:
+    """Scores the labelled test split in both views and writes each view's predictions (in the data's tag scheme),
+    plus run_ner.py's `predictions.txt` for the view the model is meant for; returns the metrics and that view."""
+    if "test" not in features or "labels" not in features["test"].column_names:
+        raise CLNERUsageError("--do_predict needs a labelled --test_file; use scripts/predict.py for raw text")
+    output = trainer.predict(features["test"], metric_key_prefix="predict")
+    output.metrics["predict_samples"] = len(raw["test"])
+    trainer.log_metrics("predict", {k: v for k, v in output.metrics.items() if not per_type_metric(k)})
+    trainer.save_metrics("predict", output.metrics)
+    if not trainer.is_world_process_zero():
+        return output.metrics, None
+    views, _ = trainer.unpack_predictions(output.predictions, output.label_ids)
+    id2label = model.config.id2label
+    rows = list(raw["test"])
+    names = {name: [[id2label[int(i)] for i in row] for row in pred] for name, pred in views.items()}
+    for name, pred in names.items():
+        write_predictions(Path(training_args.output_dir) / f"predictions_{name}.txt", rows, pred, tag_scheme)
+    # run_ner.py's file: the view the model is meant for; a row without a context has the same tags in both
+    view = "context" if getattr(model.config, "trained_with_context", True) else "sentence"
+    write_run_ner_predictions(Path(training_args.output_dir) / "predictions.txt", names[view], tag_scheme)
+    return output.metrics, view
+
+
+def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
+        training_args: TrainingArguments, started: float):
+    """The run `main` starts, its arguments parsed (inside the output folder's lock): run_ner.py's steps, in order."""
+    setup_logging(training_args, cl_args)
+    repo_id = check_run(model_args, data_args, cl_args, training_args)
+    set_seed(training_args.seed)
+    model_path, hub, found = load_model_config(model_args)
+    data = prepare_data(model_args, data_args, cl_args, training_args, found, model_path)
+    raw, tag_scheme = data["raw"], data["tag_scheme"]
+    tokenizer = load_tokenizer(model_args, data_args, model_path, hub, found)
+    model = build_model(model_args, data_args, cl_args, training_args, model_path, hub, found, tokenizer,
+                        data["label_list"], data["relabel"], tag_scheme)
+    features = encode_splits(raw, tokenizer, data["label_list"], data_args, training_args)
+    push = training_args.push_to_hub
+    trainer = build_trainer(model, tokenizer, features, cl_args, data_args, training_args)
 
     all_metrics, prediction_view = {}, None
     if training_args.do_train:
-        stop = StopOnSigterm()
-        trainer.add_callback(stop)
-        try:
-            with stop.installed():
-                result = trainer.train(resume_from_checkpoint=checkpoint)
-        except TrainingDivergedError as exc:  # before save_model: no NaN weights, card or predictions are written
-            raise CLNERUsageError(f"{exc} (no model, model card or predictions were written to "
-                                  f"{training_args.output_dir})") from None
-        if stop.received is not None:
-            stop.report(trainer)  # exits 143: the checkpoint is saved, nothing else is written
-        save_model_safely(trainer)
-        metrics = dict(result.metrics, train_samples=len(raw["train"]))  # labelled sentences, not windows
-        if "unlabeled" in raw:
-            metrics["train_unlabeled_samples"] = len(raw["unlabeled"])
-        if checkpoint:
-            start = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
-            metrics["train_resumed_from"] = str(checkpoint)
-            metrics["train_note"] = (f"resumed at step {start}: train_loss and the speed metrics cover steps "
-                                     f"{start + 1}-{trainer.state.global_step} only; trainer_state.json's log_history "
-                                     "has the losses of every step")
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        all_metrics.update(metrics)
-
+        all_metrics.update(train_model(trainer, raw, data["checkpoint"], training_args))
     if training_args.do_eval:
-        metrics = trainer.evaluate()
-        metrics["eval_samples"] = len(raw["validation"])
-        trainer.log_metrics("eval", {k: v for k, v in metrics.items() if not per_type_metric(k)})
-        trainer.save_metrics("eval", metrics)
-        all_metrics.update(metrics)
-
+        all_metrics.update(evaluate_model(trainer, raw))
     if training_args.do_predict:
-        if "test" not in features or "labels" not in features["test"].column_names:
-            raise SystemExit("--do_predict needs a labelled --test_file; use scripts/predict.py for raw text")
-        output = trainer.predict(features["test"], metric_key_prefix="predict")
-        output.metrics["predict_samples"] = len(raw["test"])
-        trainer.log_metrics("predict", {k: v for k, v in output.metrics.items() if not per_type_metric(k)})
-        trainer.save_metrics("predict", output.metrics)
-        all_metrics.update(output.metrics)
-        if trainer.is_world_process_zero():
-            views, _ = trainer.unpack_predictions(output.predictions, output.label_ids)
-            id2label = model.config.id2label
-            rows = list(raw["test"])
-            names = {name: [[id2label[int(i)] for i in row] for row in pred] for name, pred in views.items()}
-            for name, pred in names.items():
-                write_predictions(Path(training_args.output_dir) / f"predictions_{name}.txt", rows, pred,
-                                  tag_scheme)
-            # run_ner.py's file: the view the model is meant for; a row without a context has the same tags in both
-            prediction_view = "context" if getattr(model.config, "trained_with_context", True) else "sentence"
-            write_run_ner_predictions(Path(training_args.output_dir) / "predictions.txt", names[prediction_view],
-                                      tag_scheme)
+        metrics, prediction_view = predict_test(trainer, model, raw, features, training_args, tag_scheme)
+        all_metrics.update(metrics)
 
     hub_error = None
     if trainer.is_world_process_zero() and training_args.do_train:  # an evaluation-only run writes only results
@@ -669,7 +765,7 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
     if trainer.is_world_process_zero():
         print(run_summary(all_metrics, data_args, training_args, raw, started, prediction_view,
                           per_type=data_args.return_entity_level_metrics, model_path=model_path))
-    if hub_error is not None:
+    if hub_error is not None:  # the model is saved and summarised; only its upload failed (exit 1, not a usage error)
         print(f"{os.path.basename(sys.argv[0])}: {hub_error}", file=sys.stderr)
         raise SystemExit(1)
     return all_metrics
