@@ -166,11 +166,11 @@ def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: floa
     return cmd + shlex.split(args.extra)
 
 
-def run_cli(cli: list[str], log: Path, threads: int) -> tuple[int, float]:
+def run_cli(cli: list[str], log: Path, threads: int, append: bool = False) -> tuple[int, float]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
     start = time.time()
-    with open(log, "w") as fh:
+    with open(log, "a" if append else "w") as fh:
         rc = subprocess.call([sys.executable, str(ROOT / "run_ner_cl.py"), *cli], cwd=ROOT, stdout=fh,
                              stderr=subprocess.STDOUT, env=env)
     return rc, time.time() - start
@@ -203,9 +203,13 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
     out.mkdir(parents=True, exist_ok=True)
     cli = train_args(args, method, seed, out, lr, head_lr)
     wall_file = out / "wall_s.txt"
+    resumed = False
     if not (wall_file.exists() and (out / "predictions_context.txt").exists()):
-        print(f"[run] {out.name}", flush=True)
-        rc, wall = run_cli(cli, out / "run.log", args.threads)
+        resumed = any(out.glob("checkpoint-*/trainer_state.json"))  # stopped mid-run: continue, do not restart
+        if resumed:
+            cli += ["--resume_from_checkpoint", "last"]
+        print(f"[run] {out.name}" + (" (resuming its last checkpoint)" if resumed else ""), flush=True)
+        rc, wall = run_cli(cli, out / "run.log", args.threads, append=resumed)
         if rc != 0:
             print(f"[fail] {out.name}: exit {rc} after {wall:.0f}s, see {out / 'run.log'}", flush=True)
             return None
@@ -223,6 +227,8 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
     for ckpt in out.glob("checkpoint-*"):
         shutil.rmtree(ckpt)  # optimizer states: the best model is in the run folder itself
     result = dict(method=method, seed=seed, learning_rate=lr, head_learning_rate=head_lr, wall_s=wall,
+                  resumed=resumed,  # wall_s then counts only the attempt that finished
+                  max_seq_length=args.max_seq_length, epochs=args.epochs, train_subset=args.train_subset,
                   extra_eval_wall_s=round(time.time() - t0, 1),
                   command="python run_ner_cl.py " + shlex.join(cli),
                   best={k[8:]: v for k, v in best.items() if k.startswith("predict_")},
