@@ -908,42 +908,9 @@ def load_ner_dataset(
             f"cache_dir/{sorted(load_dataset_kwargs)} apply to datasets.load_dataset: they need dataset_name"
         )
     if dataset_name is not None:
-        if isinstance(data_files, Mapping):
-            data_files = {
-                k: [str(p) for p in v] if isinstance(v, (list, tuple)) else str(v) for k, v in data_files.items()
-            }
-        loaded = datasets.load_dataset(
-            dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir, **load_dataset_kwargs
-        )
-        if isinstance(loaded, datasets.Dataset):
-            loaded = datasets.DatasetDict({"train": loaded})
-        source = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")
-        converted = datasets.DatasetDict(
-            {
-                split: _convert_hub_split(
-                    ds,
-                    split,
-                    source,
-                    token_column if isinstance(token_column, str) else None,
-                    tag_column if isinstance(tag_column, str) else None,
-                    context_column,
-                    label_names,
-                )
-                for split, ds in loaded.items()
-            }
-        )
-        for split, ds in converted.items():
-            check_words_and_tags(ds, f"{source} split {split!r}")
-        if tag_scheme is not None:
-            for split, ds in converted.items():
-                if "tags" not in ds.column_names:
-                    continue
-                tags = apply_tag_scheme(ds["tags"], tag_scheme, f"{source} split {split!r}", tokens=ds["tokens"],
-                                        check_transitions=check_transitions)
-                if tags != ds["tags"]:
-                    converted[split] = ds.map(lambda b, idx: {"tags": [tags[i] for i in idx]}, batched=True,
-                                              with_indices=True, desc=f"Converting {split} tags to BIO")
-        return converted
+        return _load_hub_dataset(data_files, dataset_name, dataset_config_name, tag_column, token_column,
+                                 context_column, label_names, cache_dir, tag_scheme, check_transitions,
+                                 **load_dataset_kwargs)
     if data_files is None:
         raise ValueError("load_ner_dataset needs data_files or dataset_name")
     if isinstance(data_files, (str, os.PathLike)):
@@ -953,31 +920,65 @@ def load_ner_dataset(
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         rows: list[dict[str, Any]] = []
         for path in paths:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{split} data file not found: {path}")
-            file_rows, lines, words_on_lines = _read_file(
-                path, format, token_column, tag_column, context_column, label_names
-            )
-            if not file_rows:
-                raise CLNERFormatError(path, None, "no sentences (the file is empty or holds only blank lines or no "
-                                                   "records)")
-            check_words_and_tags(file_rows, str(path), lines, words_on_lines)
-            if tag_scheme is not None and all("tags" in row for row in file_rows):
-                tags = apply_tag_scheme(
-                    [row["tags"] for row in file_rows],
-                    tag_scheme,
-                    str(path),
-                    tokens=[row["tokens"] for row in file_rows],
-                    lines=lines,
-                    words_on_lines=words_on_lines,
-                    check_transitions=check_transitions,
-                )
-                file_rows = [{**row, "tags": t} for row, t in zip(file_rows, tags)]
+            file_rows = _load_local_file(path, split, format, token_column, tag_column, context_column, label_names,
+                                         tag_scheme, check_transitions)
             if len(paths) > 1:  # ids from several files stay unique
                 file_rows = [{**row, "id": f"{len(rows) + i}"} for i, row in enumerate(file_rows)]
             rows.extend(file_rows)
         splits[split] = rows_to_dataset(rows, ", ".join(map(str, paths)))
     return datasets.DatasetDict(splits)
+
+
+def _load_local_file(path, split: str, format, token_column, tag_column, context_column, label_names, tag_scheme,
+                     check_transitions: bool) -> list[dict[str, Any]]:
+    """One local file's rows, checked (words and tags, naming the file and line) and in BIO when `tag_scheme`
+    converts (IOB1 / IO)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{split} data file not found: {path}")
+    file_rows, lines, words_on_lines = _read_file(path, format, token_column, tag_column, context_column, label_names)
+    if not file_rows:
+        raise CLNERFormatError(path, None, "no sentences (the file is empty or holds only blank lines or no records)")
+    check_words_and_tags(file_rows, str(path), lines, words_on_lines)
+    if tag_scheme is not None and all("tags" in row for row in file_rows):
+        tags = apply_tag_scheme([row["tags"] for row in file_rows], tag_scheme, str(path),
+                                tokens=[row["tokens"] for row in file_rows], lines=lines,
+                                words_on_lines=words_on_lines, check_transitions=check_transitions)
+        file_rows = [{**row, "tags": t} for row, t in zip(file_rows, tags)]
+    return file_rows
+
+
+def _load_hub_dataset(data_files, dataset_name: str, dataset_config_name, tag_column, token_column, context_column,
+                      label_names, cache_dir, tag_scheme, check_transitions: bool, **load_dataset_kwargs):
+    """A Hub (or local `load_dataset`) dataset in CLNER's columns: ClassLabel tag ids become names, every split is
+    checked (naming the dataset and split) and converted to BIO when `tag_scheme` converts."""
+    import datasets
+
+    if isinstance(data_files, Mapping):
+        data_files = {k: [str(p) for p in v] if isinstance(v, (list, tuple)) else str(v)
+                      for k, v in data_files.items()}
+    loaded = datasets.load_dataset(dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir,
+                                   **load_dataset_kwargs)
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    source = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")
+    converted = datasets.DatasetDict({
+        split: _convert_hub_split(ds, split, source, token_column if isinstance(token_column, str) else None,
+                                  tag_column if isinstance(tag_column, str) else None, context_column, label_names)
+        for split, ds in loaded.items()
+    })
+    for split, ds in converted.items():
+        check_words_and_tags(ds, f"{source} split {split!r}")
+    if tag_scheme is None:
+        return converted
+    for split, ds in converted.items():
+        if "tags" not in ds.column_names:
+            continue
+        tags = apply_tag_scheme(ds["tags"], tag_scheme, f"{source} split {split!r}", tokens=ds["tokens"],
+                                check_transitions=check_transitions)
+        if tags != ds["tags"]:
+            converted[split] = ds.map(lambda b, idx: {"tags": [tags[i] for i in idx]}, batched=True,
+                                      with_indices=True, desc=f"Converting {split} tags to BIO")
+    return converted
 
 
 # the model-input half of the data code, re-exported (it lived here); imported last, as it reads this module's

@@ -114,6 +114,25 @@ def _to_python(value: Any) -> Any:
     return value
 
 
+def _tag_names(tags: list, names: list[str] | None) -> list:
+    """A row's tags as names: ClassLabel ids become their names, names stay as they are."""
+    return [names[t] if names is not None and isinstance(t, int) else t for t in tags]
+
+
+def _window_labels(tags: list, label2id: Mapping[str, int], idx: int, start: int, n_words: int) -> list[int]:
+    """The label ids of a window's words (tags `start` to `start + n_words` of row `idx`); a missing tag or a tag
+    outside `label2id` is an error naming the row and word, never a silent remap."""
+    window = tags[start : start + n_words]
+    if len(window) != n_words:
+        raise ValueError(f"row {idx}: window at word {start} has {n_words} words but only {len(window)} tags")
+    labels = []
+    for j, tag in enumerate(window):
+        if tag not in label2id:
+            raise ValueError(f"row {idx}, word {start + j}: label {tag!r} not in label2id {sorted(label2id)}")
+        labels.append(label2id[tag])
+    return labels
+
+
 def preprocess_dataset(
     dataset: Any,
     tokenizer: Any,
@@ -139,24 +158,11 @@ def preprocess_dataset(
     import datasets
 
     if isinstance(dataset, datasets.DatasetDict):
-        return datasets.DatasetDict(
-            {
-                split: preprocess_dataset(
-                    ds,
-                    tokenizer,
-                    label2id,
-                    max_seq_length,
-                    stride,
-                    with_labels,
-                    num_proc,
-                    f"{desc} ({split})",
-                    snippet_separator,
-                    tag_column,
-                    load_from_cache_file,
-                )
-                for split, ds in dataset.items()
-            }
-        )
+        settings = dict(label2id=label2id, max_seq_length=max_seq_length, stride=stride, with_labels=with_labels,
+                        num_proc=num_proc, snippet_separator=snippet_separator, tag_column=tag_column,
+                        load_from_cache_file=load_from_cache_file)
+        return datasets.DatasetDict({split: preprocess_dataset(ds, tokenizer, desc=f"{desc} ({split})", **settings)
+                                     for split, ds in dataset.items()})
     from modeling_clner import encode_example
 
     labeled = with_labels and tag_column in dataset.column_names
@@ -171,32 +177,20 @@ def preprocess_dataset(
         keys: list[str] | None = None
         for k, idx in enumerate(indices):
             words = batch["tokens"][k]
-            context = batch["context"][k] if has_context else None
+            row_tags = _tag_names(batch[tag_column][k], names) if labeled else None
             can_start = None
-            if labeled and len(batch[tag_column][k]) == len(words):  # no window opens inside a gold entity
-                row_tags = [names[t] if names is not None and isinstance(t, int) else t for t in batch[tag_column][k]]
+            if row_tags is not None and len(row_tags) == len(words):  # no window opens inside a gold entity
                 can_start = [parse_tag(str(t))[0] not in ("I", "E") for t in row_tags]
-            features = encode_example(
-                tokenizer,
-                words,
-                context,
-                max_seq_length=max_seq_length,
-                stride=stride,
-                snippet_separator=snippet_separator,
-                can_start=can_start,
-            )
+            features = encode_example(tokenizer, words, batch["context"][k] if has_context else None,
+                                      max_seq_length=max_seq_length, stride=stride,
+                                      snippet_separator=snippet_separator, can_start=can_start)
             if not features:
                 raise ValueError(f"row {idx}: encode_example returned no feature")
             for feature in features:
                 feature = {key: _to_python(value) for key, value in feature.items()}
                 if keys is None:
                     keys = list(feature)
-                    for key in keys:
-                        out[key] = []
-                    if labeled:
-                        out["labels"] = []
-                    out["example_id"] = []
-                    out["length"] = []
+                    out.update({key: [] for key in keys + (["labels"] if labeled else []) + ["example_id", "length"]})
                 elif sorted(feature) != sorted(keys):
                     raise ValueError(f"row {idx}: feature keys {sorted(feature)} differ from {sorted(keys)}")
                 for key in keys:
@@ -204,23 +198,8 @@ def preprocess_dataset(
                 out["length"].append(len(feature["input_ids"]) + (len(feature["ctx_input_ids"])
                                                                    if feature["has_context"] else 0))
                 if labeled:
-                    start = int(feature["word_start"])
-                    n_words = len(feature["word_index"])
-                    tags = batch[tag_column][k][start : start + n_words]
-                    if len(tags) != n_words:
-                        raise ValueError(
-                            f"row {idx}: window at word {start} has {n_words} words but only {len(tags)} tags"
-                        )
-                    labels = []
-                    for j, tag in enumerate(tags):
-                        if names is not None and isinstance(tag, int):
-                            tag = names[tag]
-                        if tag not in label2id:
-                            raise ValueError(
-                                f"row {idx}, word {start + j}: label {tag!r} not in label2id {sorted(label2id)}"
-                            )
-                        labels.append(label2id[tag])
-                    out["labels"].append(labels)
+                    out["labels"].append(_window_labels(row_tags, label2id, idx, int(feature["word_start"]),
+                                                        len(feature["word_index"])))
                 out["example_id"].append(idx)
         return out
 
