@@ -238,7 +238,11 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
     """Fingerprint of what a plain search function computes: its code, defaults, closure values, and the values of
     the module globals it names (plain data by value, functions by their code; loggers are ignored). Raises
     TypeError when it cannot be told (a callable object, or a closure variable or global that is an object other
-    than plain data, such as a search client)."""
+    than plain data, such as a search client).
+
+    Not `datasets.fingerprint.Hasher`: it pickles a function that can be imported by reference (module and name),
+    so editing a plug-in's code, or a global it reads, would keep its key and serve the old snippets from the cache
+    (checked with datasets 5.2; `test_an_edited_search_function_gets_new_cache_keys` pins it)."""
     seen = set() if seen is None else seen
     if id(fn) in seen:
         return "<recursive>"

@@ -590,6 +590,29 @@ def test_a_global_search_client_is_refused_without_a_name(tmp_path, monkeypatch)
     assert rc.CallableBackend(search_with_globals_that_are_data).name != backend.name
 
 
+def test_an_edited_search_function_gets_new_cache_keys(tmp_path, monkeypatch):
+    """A plug-in module's search function is keyed by its code and the globals it reads, not by its importable name
+    (which `datasets.fingerprint.Hasher` keys it by): after the file is edited and reloaded, the old cache entries
+    are not served for it."""
+    import importlib
+
+    plugin = tmp_path / "my_search_plugin.py"
+    plugin.write_text("SUFFIX = ' (v1)'\n\ndef search(query, k):\n    return [query + SUFFIX]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("my_search_plugin")
+    cache = tmp_path / "c.sqlite"
+    first = rc.CallableBackend(module.search)
+    assert rc.ContextRetriever(first, fast(), cache_path=cache).retrieve("Paris")[0] == ["Paris (v1)"]
+    plugin.write_text("SUFFIX = ' (v1)'\n\ndef search(query, k):\n    return [query + SUFFIX + '!']\n")
+    module = importlib.reload(module)
+    edited = rc.CallableBackend(module.search)
+    assert edited.name != first.name
+    assert rc.ContextRetriever(edited, fast(), cache_path=cache).retrieve("Paris")[0] == ["Paris (v1)!"]
+    module.SUFFIX = " (v2)"  # a global it reads
+    assert rc.CallableBackend(module.search).name not in (first.name, edited.name)
+    sys.modules.pop("my_search_plugin", None)
+
+
 @pytest.mark.parametrize("bad, fragment", [("a snippet", "returned a str"), ([1, 2], "search result 1 is int"),
                                            ([{"url": "x"}], "search result 1 is dict")])
 def test_malformed_search_results_are_failures_not_snippets(tmp_path, bad, fragment):
