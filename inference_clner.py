@@ -197,6 +197,38 @@ def context_snippets(value: Any, what: str, hint: str = "") -> Optional[list[str
                     f"{type(value).__name__}{hint}")
 
 
+def result_text(result: Any) -> str:
+    """One search result as one snippet string: strings as they are, dicts as `title - body` (`body`, else
+    `snippet`, else `text`)."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict):
+        parts = [result.get("title"), result.get("body") or result.get("snippet") or result.get("text")]
+        return " - ".join(str(p).strip() for p in parts if p and str(p).strip())
+    raise TypeError(f"search result must be a str or a dict with title/body, got {type(result).__name__}")
+
+
+def search_results(results: Any, k: Optional[int] = None) -> list[str]:
+    """A search function's results as snippet strings (the first `k`), for every path that takes a user's search
+    function (`clner-retrieve`'s `CallableBackend`, the pipeline's `retriever=`): anything but a list of strings or
+    of dicts with text is a TypeError, since a bare string would otherwise become one-character snippets."""
+    if results is None:
+        return []
+    if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
+        raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of snippet "
+                        "strings or of dicts with 'title'/'body' (or 'snippet'/'text')")
+    out = []
+    for n, result in enumerate(results):
+        if isinstance(result, str):
+            out.append(result)
+        elif isinstance(result, dict) and any(result.get(f) for f in ("title", "body", "snippet", "text")):
+            out.append(result_text(result))
+        else:
+            raise TypeError(f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
+                            "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')")
+    return out if k is None else out[:k]
+
+
 def check_contexts(contexts: Any, n: Optional[int]) -> Optional[list[Optional[list[str]]]]:
     """The `contexts=` argument of `predict`: for one text (`n` None) its snippets; for `n` sentences one entry
     each (a list of snippets, a string or None). Returns one entry per input, or None without contexts."""

@@ -45,14 +45,14 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
     from .inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
-                                  group_entities, pad_view, split_words, stitch_windows, tokens_from_tags,
-                                  whitespace_words, words_and_offsets)
+                                  group_entities, pad_view, search_results, split_words, stitch_windows,
+                                  tokens_from_tags, whitespace_words, words_and_offsets)
     from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
                                  custom_pipelines_config, viterbi_with_scores)
 except ImportError:  # this project on the path
     from inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
-                                 group_entities, pad_view, split_words, stitch_windows, tokens_from_tags,
-                                 whitespace_words, words_and_offsets)
+                                 group_entities, pad_view, search_results, split_words, stitch_windows,
+                                 tokens_from_tags, whitespace_words, words_and_offsets)
     from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
                                 custom_pipelines_config, viterbi_with_scores)
 
@@ -121,22 +121,9 @@ class _CallableRetriever:
         return words if isinstance(words, str) else " ".join(words)
 
     def _snippets(self, results) -> list[str]:
-        if results is None:
-            return []
-        if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
-            raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of "
-                            "snippet strings or of dicts with 'title'/'body'")
-        snippets = []
-        for r in results:
-            if not isinstance(r, (str, dict)):
-                raise TypeError(f"a search result is a {type(r).__name__}: expected a snippet string or a dict "
-                                "with 'title'/'body'")
-            if isinstance(r, dict):
-                r = " ".join(str(r[key]) for key in ("title", "body", "text", "snippet") if r.get(key))
-            r = " ".join(str(r).split())
-            if r:
-                snippets.append(r)
-        return snippets
+        """The search function's results as snippets (the core's one check), whitespace-normalised, empty ones
+        dropped."""
+        return [text for text in (" ".join(r.split()) for r in search_results(results)) if text]
 
     def retrieve_batch(self, queries: Sequence[str], indices=None, timeout: Any = _UNSET):
         """`(snippets, NaN scores)` per query; a failed query gets `([], [])` and an entry in `last_failures`."""

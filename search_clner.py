@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 
 import data_clner  # the line reader of every text input
+from inference_clner import result_text as _result_text  # noqa: F401 (one result check, shared with the pipeline)
+from inference_clner import search_results as _check_results
 
 logger = logging.getLogger("retrieval_clner")
 
@@ -140,16 +142,6 @@ def dedup_snippets(snippets: Iterable[str], near_threshold: float | None = 0.8) 
         sets.append(words)
         kept.append(snippet)
     return kept
-
-
-def _result_text(result: Any) -> str:
-    """A search result as one snippet string: strings as they are, dicts as `title - body`."""
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict):
-        parts = [result.get("title"), result.get("body") or result.get("snippet") or result.get("text")]
-        return " - ".join(str(p).strip() for p in parts if p and str(p).strip())
-    raise TypeError(f"search result must be a str or a dict with title/body, got {type(result).__name__}")
 
 
 def _fingerprint(obj: Any) -> str:
@@ -274,26 +266,6 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
     return _fingerprint(["function", fn.__module__, fn.__qualname__, _code_key(fn.__code__),
                          _stable(fn.__defaults__, seen, "a default argument"),
                          _stable(fn.__kwdefaults__, seen, "a default argument"), closure, referenced])
-
-
-def _check_results(results: Any, k: int) -> list[str]:
-    """A search function's results as snippet strings; anything but a list of strings or of dicts with text is an
-    error (a bare string would otherwise become one-character snippets)."""
-    if results is None:
-        return []
-    if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
-        raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of snippet "
-                        "strings or of dicts with 'title'/'body' (or 'snippet'/'text')")
-    out = []
-    for n, result in enumerate(results):
-        if isinstance(result, str):
-            out.append(result)
-        elif isinstance(result, dict) and any(result.get(f) for f in ("title", "body", "snippet", "text")):
-            out.append(_result_text(result))
-        else:
-            raise TypeError(f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
-                            "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')")
-    return out[:k]
 
 
 class CallableBackend(Backend):

@@ -15,6 +15,7 @@ from conftest import LABELS, REPO_ROOT, SENTENCES, tiny_bert_config, tiny_clner
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from cli_clner import CLNERUsageError
 from data_clner import read_conll
 from modeling_clner import encode_example
 from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline, group_entities, split_words
@@ -198,7 +199,12 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
     out = oracle(["Bieber lands", "Paris"], retrieve=True, retriever=search, return_details=True)
     assert queries == ["Bieber lands", "Paris"]
     assert all(o["context_used"] and o["context_source"] == "retrieved" for o in out)
-    assert out[0]["context"] == ["Justin Bieber is a singer", "Bieber pop singer"]
+    # a dict result reads as clner-retrieve writes it into training contexts (one check, in the inference core)
+    assert out[0]["context"] == ["Justin Bieber is a singer", "Bieber - pop singer"]
+    from search_clner import CallableBackend
+
+    assert CallableBackend(search, name="same").search("Bieber lands", 10) == out[0]["context"]
+    queries.clear()
     assert [e["word"] for e in out[0]["entities"]] == ["Bieber"]
     # a given context wins over retrieval
     queries.clear()
@@ -379,7 +385,7 @@ def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, cap
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1}\n', encoding="utf-8")
-    with pytest.raises(SystemExit, match="bad.jsonl:1: needs 'text'"):
+    with pytest.raises(CLNERUsageError, match="bad.jsonl:1: needs 'text'"):
         run_cli(["--model", str(path), "--input", str(bad), "--output", str(out)])
 
 
@@ -399,7 +405,7 @@ def test_predict_cli_bom_line_endings_and_encodings(saved_model, tmp_path):
         run_cli(["--model", str(path), "--input", str(name), "--output", str(out), "--no_progress"])
         outputs.append(read_jsonl(out))
     assert outputs[0] == outputs[1] and outputs[0][0]["text"] == "John Smith lives in New York"
-    with pytest.raises(SystemExit, match=re.escape(f"{latin}:2: not valid UTF-8 (byte 0xeb at column 3)")) as err:
+    with pytest.raises(CLNERUsageError, match=re.escape(f"{latin}:2: not valid UTF-8 (byte 0xeb at column 3)")) as err:
         run_cli(["--model", str(path), "--input", str(latin), "--output", str(tmp_path / "x.jsonl")])
     assert "--encoding latin-1" in str(err.value)
     out = tmp_path / "latin.jsonl"
@@ -539,7 +545,7 @@ def test_predict_cli_never_destroys_its_input_or_an_earlier_output(saved_model, 
     path, _ = saved_model
     src = tmp_path / "in.txt"
     src.write_text("John Smith lives in Paris\nParis is nice\nok\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match="is the input file: writing it would destroy the input"):
+    with pytest.raises(CLNERUsageError, match="is the input file: writing it would destroy the input"):
         run_cli(["--model", str(path), "--input", str(src), "--output", str(src)])
     assert src.read_text(encoding="utf-8").count("\n") == 3
     out = tmp_path / "out.jsonl"
@@ -575,8 +581,8 @@ def test_predict_cli_tab_separated_text_is_not_read_as_conll(saved_model, tmp_pa
     path, _ = saved_model
     tsv = tmp_path / "sentences.txt"
     tsv.write_text("1\tJohn Smith lives in Paris\n2\tParis is nice\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"sentences.txt:1: tab-separated columns whose last one is not a tag "
-                                         r"\('John Smith lives in Paris'.*--input_format text"):
+    with pytest.raises(CLNERUsageError, match=r"sentences.txt:1: tab-separated columns whose last one is not a tag "
+                                              r"\('John Smith lives in Paris'.*--input_format text"):
         run_cli(["--model", str(path), "--input", str(tsv), "--output", str(tmp_path / "o.jsonl")])
     out = tmp_path / "o.jsonl"
     assert run_cli(["--model", str(path), "--input", str(tsv), "--input_format", "text", "--output", str(out),
@@ -588,7 +594,7 @@ def test_predict_cli_tab_separated_text_is_not_read_as_conll(saved_model, tmp_pa
     assert run_cli(["--model", str(path), "--input", str(conll), "--output", str(out), "--no_progress"]) == 0
     bad = tmp_path / "null.jsonl"
     bad.write_text('{"tokens": ["John", null]}\n', encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"null.jsonl:1: word 2 of 'tokens' is None: a word must be a non-empty"):
+    with pytest.raises(CLNERUsageError, match=r"null.jsonl:1: word 2 of 'tokens' is None: a word must be a non-empty"):
         run_cli(["--model", str(path), "--input", str(bad), "--output", str(out)])
 
 
@@ -603,7 +609,7 @@ def test_predict_cli_bad_numbers_are_user_errors_before_tagging(saved_model, tmp
                            (["--batch_size", "0"], "--batch_size 0: must be 1 or more"),
                            (["--max_seq_length", "2"], "--max_seq_length 2 leaves no room for words"),
                            (["--max_seq_length", "100000"], "--max_seq_length 100000 exceeds the 512 positions")):
-        with pytest.raises(SystemExit, match=re.escape(message)):
+        with pytest.raises(CLNERUsageError, match=re.escape(message)):
             run_cli(common + extra)
     assert run_cli(common + ["--max_seq_length", "32"]) == 0
     (line,) = read_jsonl(tmp_path / "o.jsonl")
@@ -748,7 +754,7 @@ def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minil
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"tokens": ["Paris", "is"], "gold_tags": ["B-location"]}) + "\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"bad.jsonl:1: 1 'gold_tags' for 2 words of 'tokens'"):
+    with pytest.raises(CLNERUsageError, match=r"bad.jsonl:1: 1 'gold_tags' for 2 words of 'tokens'"):
         run_cli(["--model", str(path), "--input", str(bad), "--output", str(tmp_path / "o.jsonl")])
 
     io_model = tiny_model(seed=3, max_seq_length=64)
@@ -874,21 +880,22 @@ def test_retrieve_and_predict_take_the_same_names_for_the_same_settings():
     """One CLI convention (issue 17): the retrieval settings have one name in clner-retrieve and clner-predict
     (`--backend`, `--rerank_model`, `--rerank_layer`, `--retrieval_cache`, `--no_rerank`, `--corpus`), the old
     spellings stay as aliases, and every command takes the kebab-case spelling of its flags."""
-    import predict_clner
     import cli_retrieve
+    import predict_clner
     from arguments_clner import push_parser
 
     common = ["--backend", "bm25", "--corpus", "c.txt", "--rerank_model", "minilm", "--rerank_layer", "4",
               "--retrieval_cache", "x.sqlite", "--no_rerank"]
     pred = predict_clner.parse_args(["--model", "m", "--input", "i.txt", "--retrieve"] + common)
     retr = cli_retrieve.parse_args(["in.conll", "out.jsonl"] + common)
-    assert (pred.retriever, pred.corpus, pred.rerank_model, pred.rerank_layer, pred.retrieval_cache) == (
-        retr.backend, retr.corpus, retr.model, retr.layer, retr.cache) == ("bm25", "c.txt", "minilm", 4, "x.sqlite")
+    names = ("backend", "corpus", "rerank_model", "rerank_layer", "retrieval_cache")
+    assert [getattr(pred, k) for k in names] == [getattr(retr, k) for k in names] == ["bm25", "c.txt", "minilm", 4,
+                                                                                      "x.sqlite"]
     assert pred.no_rerank and retr.no_rerank
     old = cli_retrieve.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
                                    "3", "--cache", "y.sqlite"])
-    assert (old.model, old.layer, old.cache) == ("minilm", 3, "y.sqlite")
-    assert predict_clner.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).retriever == "random"
+    assert (old.rerank_model, old.rerank_layer, old.retrieval_cache) == ("minilm", 3, "y.sqlite")
+    assert predict_clner.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).backend == "random"
     kebab = predict_clner.parse_args(["--model", "m", "--input", "i", "--batch-size", "3", "--rerank-model", "x",
                                       "--token-column-name", "words", "--retrieval-cache", "z"])
     assert (kebab.batch_size, kebab.rerank_model, kebab.tokens_field, kebab.retrieval_cache) == (3, "x", "words", "z")
