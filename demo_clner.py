@@ -27,6 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+try:
+    from cli_clner import CLNERUsageError
+except ImportError:  # a Space: no project package; a user mistake stops the app with its message, as SystemExit does
+    CLNERUsageError = SystemExit
+
 __all__ = ["DemoTagger", "build_app", "export_space", "main"]
 
 MODES = ("none", "pasted", "retrieve")
@@ -225,9 +230,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                          "instead of serving")
     args = p.parse_args(argv)
     if args.retriever == "bm25" and not args.corpus:
-        raise SystemExit("--retriever bm25 needs --corpus (the file to search)")
+        raise CLNERUsageError("--retriever bm25 needs --corpus (the file to search)")
     if not args.retrieval_timeout > 0:
-        raise SystemExit(f"--retrieval_timeout {args.retrieval_timeout}: must be a positive number of seconds")
+        raise CLNERUsageError(f"--retrieval_timeout {args.retrieval_timeout}: must be a positive number of seconds")
     return args
 
 
@@ -236,7 +241,7 @@ def main(argv=None, launch: Callable[..., Any] | None = None) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        raise SystemExit('clner-demo needs Gradio: pip install ".[demo]"') from None
+        raise CLNERUsageError('clner-demo needs Gradio: pip install ".[demo]"') from None
     if args.export_space:
         out = export_space(args.export_space, args.model, args.retriever if args.retriever != "none" else
                            "duckduckgo", args.title)

