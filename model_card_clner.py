@@ -12,7 +12,9 @@
   table labelled with its split; a type without gold entities in a split has ``n/a`` recall and F1, not ``0.00``.
   Every text in its body that comes from the data, a config or the user's flags (entity types, dataset and model
   names, the contexts' source, ...) goes through `md_escape`, so that it can add no HTML, link, heading or table
-  cell; the YAML is written by ``yaml.safe_dump``.
+  cell; the YAML is written by ``yaml.safe_dump``. The card is rendered by ``huggingface_hub.ModelCard.from_template``
+  from `MODEL_CARD_TEMPLATE` (Jinja, in this module) and a `CLNERModelCardData` (the front matter's fields and the
+  body's facts; `CLNERModelCardData.template_kwargs` escapes what the template reads); it is a `CLNERModelCard`.
 * `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
   the model gets right, with the model's output for each (titles say when it differs from the gold entities).
 * `save_for_hub(model, tokenizer, output_dir, card)`: the complete folder that is uploaded: ``model.safetensors`` (no
@@ -38,6 +40,7 @@ import platform
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Mapping, Optional, Sequence
 
 import yaml
@@ -50,7 +53,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CARD_TAGS",
     "CITATION",
+    "CLNERModelCard",
+    "CLNERModelCardData",
     "HUB_IGNORE_PATTERNS",
+    "MODEL_CARD_TEMPLATE",
     "REVISION_PLACEHOLDER",
     "WIDGET_DIFFERS",
     "HubError",
@@ -326,6 +332,394 @@ def _num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+# ------------------------------------------------------------------------------------------------ card template
+#: The card's body as a Jinja template, rendered by `huggingface_hub.ModelCard.from_template` (`CLNERModelCard`).
+#: It reads only the values of `CLNERModelCardData.template_kwargs()`, each already escaped for Markdown (`md_escape`,
+#: `_row`, `_py_str`) or a constant, and ``card_data``, the front matter (`CLNERModelCardData.to_yaml`). Jinja's
+#: autoescape (HTML) stays off: it is the wrong escaping for Markdown. Block tags are written ``{%- ... %}`` (the
+#: line break before them goes), so a block that adds lines starts with its own blank line. Kept in this module, not
+#: a ``.md`` file: the modules are installed flat (`py-modules`), without package data.
+MODEL_CARD_TEMPLATE = r"""
+{%- set encoder -%}
+a {{ encoder_type }} encoder{% if encoder_code %} ({{ encoder_code }}){% endif %} with a linear-chain CRF over words
+{%- endset -%}
+{%- set tagging -%}
+It tags {{ entity_types | join(", ") if entity_types else "the labels in `config.json`" }} ({{ tag_scheme }}).
+{%- endset -%}
+{%- set retrieval -%}
+a context source at inference: retrieval (`retrieve=True` with a search function, or a `retrieval_clner` backend over your corpus) or snippets you give (`context=[...]`)
+{%- endset -%}
+---
+{{ card_data }}
+---
+
+# {{ title }}
+{%- if recipe %}
+
+A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021){% if dataset is not none %} on {{ dataset }}{% endif %}: {{ encoder }}, {{ recipe }}. {{ tagging }}
+{%- else %}
+
+A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {{ encoder }}; its config records no training recipe. {{ tagging }}
+{%- endif %}
+
+## Results
+{%- for split in splits %}
+
+### {{ split.title }} set
+
+{{ dataset if dataset is not none else "Evaluation" }} {{ split.name }} set, entity-level (seqeval){{ unit }}:
+
+| view | precision | recall | F1 |
+| --- | --- | --- | --- |
+{{ split.rows | join("\n") }}
+{%- if split.type_rows %}
+
+Per entity type, {{ split.name }} set{{ unit }}{% if split.na %} (n/a: the set has no gold entity of the type, so no recall or F1){% endif %}:
+
+| type | {{ split.type_head }} |
+| --- |{{ " --- |" * split.type_columns }}
+{{ split.type_rows | join("\n") }}
+{%- endif %}
+{%- else %}
+
+No evaluation results were recorded for this model.
+{%- endfor %}
+{%- if demo %}
+
+## Demo
+
+Try both views live in the Space [{{ demo.name }}]({{ demo.url }}) (written by `clner-demo MODEL --export_space DIR`): the Hub's widget cannot run this model's custom code, so it shows precomputed outputs only.
+{%- endif %}
+
+## Usage
+
+The model and its pipeline are custom code (`modeling_clner.py` with `crf_clner.py` and `inference_clner.py`, and `pipeline_clner.py`, in this repository): read them, then load with `trust_remote_code=True` and pin `revision` to the commit you reviewed. Only safetensors weights are read. The task may be `"ner"`, `"token-classification"` or left out.
+
+```python
+from transformers import pipeline
+
+ner = pipeline("ner", model={{ repo_code }}, revision={{ revision_code }}, trust_remote_code=True)
+ner("Justin Bieber lands in Paris tonight")  # sentence view
+ner("Justin Bieber lands in Paris tonight",  # context view: snippets about the sentence
+    context=["Justin Bieber is a Canadian singer ...", "Paris is the capital of France ..."])
+ner(["Justin", "Bieber", "lands"], is_split_into_words=True)  # pre-tokenized words
+ner(texts, batch_size=16)  # a batch
+# live retrieval: any search function fn(query, k) -> list[str]; with `pip install clner`, also the
+# retrieval_clner backends (retriever="duckduckgo", a ContextRetriever with BM25 over your corpus, ...)
+ner("Justin Bieber lands in Paris tonight", retrieve=True, retriever=my_search)
+```
+
+Each entity has `entity_group`, `word`, `start` / `end` (character offsets), `score` (the mean CRF marginal of its words' Viterbi tags), `word_span` and `context_used`; `return_details=True` adds per input the words, their tags and scores, and a `note` saying why a context was not used. Labels come from Viterbi decoding, so they always form valid spans.
+
+```python
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+model = AutoModelForTokenClassification.from_pretrained({{ repo_code }}, revision={{ revision_code }},
+                                                        trust_remote_code=True, use_safetensors=True)
+tokenizer = AutoTokenizer.from_pretrained({{ repo_code }}, revision={{ revision_code }}, trust_remote_code=True)
+model.predict("Justin Bieber lands in Paris", tokenizer)  # -> [{"entity_group": ..., "start": 0, ...}]
+model.predict([["Justin", "Bieber", "lands", "in", "Paris"]], tokenizer,
+              contexts=[["Justin Bieber is a Canadian singer ..."]])  # -> [["B-person", "I-person", ...]]
+```
+
+## Training
+{%- if statistics_rows %}
+
+Training set{% if dataset is not none %} ({{ dataset }}){% endif %}:
+
+| | value |
+| --- | --- |
+{{ statistics_rows | join("\n") }}
+{%- if entity_rows %}
+
+| entity type | entities |
+| --- | --- |
+{{ entity_rows | join("\n") }}
+{%- endif %}
+{%- endif %}
+{%- if hyperparameter_rows %}
+
+| hyper-parameter | value |
+| --- | --- |
+{{ hyperparameter_rows | join("\n") }}
+{%- endif %}
+{%- if objective_rows %}
+
+Objective (from `config.json`):
+
+| setting | value |
+| --- | --- |
+{{ objective_rows | join("\n") }}
+{%- endif %}
+
+Model settings:
+
+| setting | value |
+| --- | --- |
+{{ setting_rows | join("\n") }}
+{%- if epoch_rows %}
+
+Results per evaluation during training (validation set, F1 in %):
+
+| epoch | step | training loss | validation loss | sentence-only F1 | with-context F1 | mean F1 |
+| --- | --- | --- | --- | --- | --- | --- |
+{{ epoch_rows | join("\n") }}
+{%- endif %}
+{%- if curves %}
+
+![Training curves]({{ curves }})
+
+Validation F1 of both views at each evaluation during training, and the training loss with its components (L_NLL of the sentence view, L_NLL-EXT of the context view, L_CL of cooperative learning; those logged).
+{%- endif %}
+{%- if version_rows %}
+
+Framework versions:
+
+| library | version |
+| --- | --- |
+{{ version_rows | join("\n") }}
+{%- endif %}
+
+## Contexts
+{%- if with_context %}
+
+{{ context_source if context_source is not none else "The source of the training contexts was not recorded." }}
+
+At inference, pass the context of each sentence as a list of snippet strings, best first; they are joined with the tokenizer's separator and cut to fit after the sentence. Without a context the model runs on the sentence alone.
+{%- else %}
+
+This model was trained without external contexts: use it on sentences alone (passing a context makes it warn, and may make it worse).
+{%- endif %}
+{%- if widget_total %}
+
+The widget examples are sentences of the evaluation set; their outputs are this model's predictions with the sentence view (the widget sends text only). {{ widget_right }} of {{ widget_total }} match the gold entities; a title ending in "{{ widget_differs }}" marks one that does not.
+{%- endif %}
+
+## Limitations
+
+- **Where it helps.** CLNER is meant for short, context-poor text such as tweets and other user-generated posts, where external context (search results about the sentence) supplies what the sentence lacks: who or what a rare, new or ambiguous name refers to. On long, self-contained sentences a context adds less.
+{%- if sentence_only %}
+- **What it needs.** This model was trained on sentences alone (the baseline without contexts): it needs no context source, and it does not have CLNER's gain from one; a context passed at inference is not what it was trained on.
+{%- elif context_only %}
+- **What it needs.** This model was trained on the context view only: it needs {{ retrieval }}. Without one it runs on the sentence alone, a view it was not trained on, and is less accurate.
+{%- else %}
+- **What it needs.** The context view needs {{ retrieval }}. Without one, use the sentence view (text only), which the model also learned{% if cooperative %}, pulled towards the context view by cooperative learning{% endif %}; it is usually less accurate on context-poor text. Retrieved contexts can be off-topic, wrong or outdated, and the model may follow them.
+{%- endif %}
+- **What it was not evaluated on.** {% if evaluated_splits %}It was evaluated on {% if dataset is not none %}the {{ evaluated_splits }} set{{ plural }} of {{ dataset }}{% else %}its {{ evaluated_splits }} set{{ plural }} (the data's name was not recorded){% endif %} only{% else %}It has no evaluation data: its accuracy was not measured{% endif %}; not on other domains or languages than its training data{% if languages %} (language: {{ languages | join(", ") }}){% endif %}, where entity types, names and writing differ: evaluate it on your own data before relying on it.
+
+## Citation
+
+Xinyu Wang, Yong Jiang, Nguyen Bach, Tao Wang, Zhongqiang Huang, Fei Huang, Kewei Tu. *Improving Named Entity Recognition by External Context Retrieving and Cooperative Learning*. ACL-IJCNLP 2021.
+
+```bibtex
+{{ citation }}
+```
+
+"""  # noqa: E501 (the card's paragraphs stay on one line; Jinja drops the last line break)
+
+
+# ---------------------------------------------------------------------------------------------------- card data
+#: what a config records of its training recipe (`run_ner_cl.py`, from `CLArguments.recipe()`)
+_RECIPE_KEYS = ("train_views", "trained_with_context", "cl_loss", "cl_temperature", "cl_weight", "nll_weight",
+                "nll_ext_weight")
+#: the model settings the card lists: config key -> (row name, value when the config has none)
+_MODEL_SETTINGS = {"tag_scheme": ("tag scheme", "BIO"), "crf_constraints": ("CRF scheme constraints", True),
+                   "max_seq_length": ("max sub-tokens per view", None),
+                   "window_stride": ("window stride (long sentences)", None)}
+
+
+class CLNERModelCardData(ModelCardData):
+    """The structured data of a CLNER model card: the YAML front matter (`ModelCardData`'s fields: language,
+    license, tags, datasets, metrics, base model, ``model-index`` from `eval_results`, and ``widget``) and the
+    facts its body reports, as plain data (`BODY_FIELDS`). `build_model_card` fills it from a run; `CLNERModelCard`
+    renders it with `MODEL_CARD_TEMPLATE`.
+
+    `to_dict()` / `to_yaml()` are the front matter only, written by ``yaml.safe_dump`` (`CardData.to_yaml` uses
+    ``yaml.dump``, which writes any Python object with a ``!!python/`` tag). `template_kwargs()` is what the
+    template reads: every text in it made inert for Markdown (`md_escape`), so a label, dataset name or flag adds
+    no HTML, link, heading or table cell. Not a dataclass, unlike SpanMarker's: `RepoCard` rebuilds a card's data as
+    ``card_data_class(**front_matter)``, keys such as ``model-index`` included, so the constructor takes any key.
+    A card parsed back from its README has the front matter only (its body fields are empty).
+
+    Body fields: `dataset_label` (the data's name in the body), `encoder_name` (the base model as given: a Hub id or
+    a local path), `encoder_type`, `entity_types`, `training_recipe` (the config's `_RECIPE_KEYS` it records),
+    `model_settings` (`_MODEL_SETTINGS` keys), `results` (`result_splits`), `repo_id` / `revision` (the usage
+    example), `space_id` (a demo Space), `training_stats` (`training_set_statistics`), `hyperparameters`, `epochs`
+    (`epoch_results`), `curves` (the training-curves image), `versions` (`framework_versions`), `context_source`.
+    """
+
+    BODY_FIELDS = ("dataset_label", "encoder_name", "encoder_type", "entity_types", "training_recipe",
+                   "model_settings", "results", "repo_id", "revision", "space_id", "training_stats", "hyperparameters",
+                   "epochs", "curves", "versions", "context_source")
+
+    def __init__(self, *, dataset_label: Optional[str] = None, encoder_name: Optional[str] = None,
+                 encoder_type: str = "transformer", entity_types: Sequence[str] = (),
+                 training_recipe: Optional[Mapping[str, Any]] = None,
+                 model_settings: Optional[Mapping[str, Any]] = None, results: Sequence[tuple[str, dict]] = (),
+                 repo_id: Optional[str] = None, revision: Optional[str] = None, space_id: Optional[str] = None,
+                 training_stats: Optional[Mapping[str, Any]] = None,
+                 hyperparameters: Optional[Mapping[str, Any]] = None, epochs: Sequence[Mapping[str, Any]] = (),
+                 curves: Optional[str] = None, versions: Optional[Mapping[str, str]] = None,
+                 context_source: Optional[str] = None, **front_matter):
+        """Raises ValueError when `curves` is not a relative image path in the model folder (letters, digits,
+        ``_ . - /``, no ``..``) or `space_id` is not a Hub id: both reach the body unescaped, in a link."""
+        if curves is not None and (not _CURVES_RE.fullmatch(str(curves)) or ".." in str(curves).split("/")):
+            raise ValueError(f"curves {curves!r} is not a relative image path in the model folder")
+        if space_id and not _is_repo_id(space_id):
+            raise ValueError(f"space_id {space_id!r} is not a Hub Space id (<owner>/<name>)")
+        super().__init__(**front_matter)
+        self.dataset_label, self.encoder_name, self.encoder_type = dataset_label, encoder_name, encoder_type
+        self.entity_types = list(entity_types)
+        self.training_recipe, self.model_settings = dict(training_recipe or {}), dict(model_settings or {})
+        self.results, self.epochs = list(results), list(epochs)
+        self.repo_id, self.revision, self.space_id, self.curves = repo_id, revision, space_id, curves
+        self.training_stats, self.hyperparameters, self.versions = training_stats, hyperparameters, versions
+        self.context_source = context_source
+
+    def _to_dict(self, data_dict: dict) -> None:
+        """The front matter: `ModelCardData`'s (``model-index`` from `eval_results`), without the body fields."""
+        super()._to_dict(data_dict)
+        for key in self.BODY_FIELDS:
+            data_dict.pop(key, None)
+
+    def to_yaml(self, line_break: Optional[str] = None, original_order: Optional[list[str]] = None) -> str:
+        """The front matter (`to_dict()`) by ``yaml.safe_dump``: plain data only, quoted where YAML needs it; the keys
+        of `original_order` first (a card parsed from a README keeps its order)."""
+        data = self.to_dict()
+        if original_order:
+            data = {key: data[key] for key in [*original_order, *data] if key in data}
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, line_break=line_break).strip()
+
+    def template_kwargs(self) -> dict[str, Any]:
+        """The values `MODEL_CARD_TEMPLATE` reads: text escaped for Markdown (`md_escape`; table rows by `_row`,
+        code by `_py_str`), flags and counts. None of them is named like a front-matter field, so the raw values
+        that `ModelCard.from_template` also passes to the template are never what it reads."""
+        recipe = SimpleNamespace(**self.training_recipe)  # read like the config: getattr with the same defaults
+        views = getattr(recipe, "train_views", "both")
+        model_name = str(self.model_name or "")
+        placeholder = f"<org>/{model_name}"
+        revision = self.revision or REVISION_PLACEHOLDER
+        splits = [name for name, _ in self.results]
+        widget = self.widget or []
+        return {
+            "title": md_escape(model_name),
+            "dataset": md_escape(self.dataset_label) if self.dataset_label else None,
+            "encoder_type": md_escape(self.encoder_type or "transformer"),
+            "encoder_code": md_escape(self.encoder_name, code=True) if self.encoder_name else None,
+            "entity_types": [md_escape(t, code=True) for t in self.entity_types],
+            "tag_scheme": md_escape(self.model_settings.get("tag_scheme", "BIO")),
+            "recipe": recipe_summary(recipe),  # prose; its only name from the config (an unknown loss) is escaped
+            **self._results_kwargs(),
+            "demo": {"name": md_escape(self.space_id), "url": f"https://huggingface.co/spaces/{self.space_id}"}
+            if self.space_id else None,  # a Hub id (checked when set): only letters, digits, `-_./`
+            # Python literals for the usage code; the placeholders stay as they are (push_to_hub replaces the revision)
+            "repo_code": _py_str(self.repo_id) if self.repo_id and self.repo_id != placeholder
+            else f'"<org>/{_py_str(model_name)[1:-1]}"',
+            "revision_code": f'"{revision}"' if revision == REVISION_PLACEHOLDER else _py_str(revision),
+            **self._training_kwargs(recipe),
+            "with_context": bool(getattr(recipe, "trained_with_context", True)),
+            "context_source": md_escape(self.context_source) if self.context_source else None,
+            "widget_total": len(widget),
+            "widget_right": sum(1 for w in widget if WIDGET_DIFFERS not in str(w.get("example_title", ""))),
+            "widget_differs": md_escape(WIDGET_DIFFERS),
+            "sentence_only": views == "sentence", "context_only": views == "context",
+            "cooperative": (getattr(recipe, "cl_loss", None) or "none") != "none"
+            and bool(getattr(recipe, "cl_weight", None)),
+            "evaluated_splits": " and ".join(md_escape(s) for s in splits), "plural": "s" if len(splits) > 1 else "",
+            "languages": [md_escape(lang) for lang in
+                          ([self.language] if isinstance(self.language, str) else list(self.language or []))],
+            "citation": CITATION,
+        }
+
+    def _results_kwargs(self) -> dict[str, Any]:
+        """The "Results" section: one entry per evaluated split (validation, then test), its overall rows per view
+        and its per-type rows; scores in % when they are fractions. A type without gold entities is ``n/a``."""
+        values = [v for _, by_view in self.results for view in by_view.values()
+                  for group in [view["overall"], *view["types"].values()]
+                  for k, v in group.items() if k in METRICS and not math.isnan(v)]
+        scale = 100.0 if values and max(values) <= 1.0 else 1.0
+        splits = []
+        for split_name, by_view in self.results:
+            views = [v for v in VIEWS if v in by_view]
+            types = sorted({t for view in by_view.values() for t in view["types"]})
+            cells = [[c for v in views for c in _type_cells(by_view[v]["types"].get(t, {}), scale)] for t in types]
+            splits.append({
+                "title": md_escape(split_name[:1].upper() + split_name[1:]),
+                "name": md_escape(split_name),
+                "rows": [_row(VIEW_TITLES[v], *(_pct(by_view[v]["overall"].get(m), scale) for m in METRICS))
+                         for v in views],
+                "type_head": " | ".join(f"{VIEW_TITLES[v]} {m if m != 'f1' else 'F1'}"
+                                        for v in views for m in METRICS),
+                "type_columns": len(views) * len(METRICS),
+                "type_rows": [_row(t, *row) for t, row in zip(types, cells)],
+                "na": any("n/a" in row for row in cells),
+            })
+        return {"splits": splits, "unit": " (%)" if scale == 100.0 else ""}
+
+    def _training_kwargs(self, recipe) -> dict[str, Any]:
+        """The "Training" section's tables: the training set, hyper-parameters, the objective (when the config
+        records a recipe), model settings, results per evaluation, framework versions; and the curves image."""
+        stats = self.training_stats or {}
+        n, statistics, entities = stats.get("sentences"), [], []
+        if n:
+            words, n_context = stats.get("words"), stats.get("with_context", 0)
+            statistics = [_row("sentences", n), _row("with a context", f"{n_context} ({100.0 * n_context / n:.1f}%)")]
+            if words:
+                statistics.append(_row("words per sentence (min / median / max)",
+                                       f"{words[0]} / {words[1]} / {words[2]}"))
+            if stats.get("unlabeled"):
+                statistics.append(_row("unlabelled sentences (cooperative-learning loss only)", stats["unlabeled"]))
+            entities = [_row(t, c) for t, c in (stats.get("entities") or {}).items()]
+        settings = [(name, self.model_settings.get(key, default)) for key, (name, default) in _MODEL_SETTINGS.items()]
+        epochs = []
+        for r in self.epochs:
+            epoch = r.get("epoch")
+            epochs.append(_row(_num(round(epoch, 2) if isinstance(epoch, float) else epoch), _num(r.get("step")),
+                               _num(r.get("training_loss")), _num(r.get("validation_loss")),
+                               _pct(r.get("sentence_f1"), 100.0), _pct(r.get("context_f1"), 100.0),
+                               _pct(r.get("f1"), 100.0)))
+        return {
+            "statistics_rows": statistics, "entity_rows": entities,
+            "hyperparameter_rows": [_row(k, v) for k, v in (self.hyperparameters or {}).items()],
+            "objective_rows": [_row(k, v) for k, v in _objective_rows(recipe) if v is not None]
+            if recipe_summary(recipe) else [],
+            "setting_rows": [_row(k, v) for k, v in settings if v is not None],
+            "epoch_rows": epochs,
+            "curves": self.curves,  # a relative path of letters, digits and `_.-/` (checked when set)
+            "version_rows": [_row(k, v) for k, v in (self.versions or {}).items()],
+        }
+
+
+class CLNERModelCard(ModelCard):
+    """A `ModelCard` whose data is `CLNERModelCardData` (so its front matter is written by ``yaml.safe_dump``
+    whenever the card is saved or printed), rendered from `MODEL_CARD_TEMPLATE`."""
+
+    card_data_class = CLNERModelCardData
+
+    @classmethod
+    def from_template(cls, card_data: CLNERModelCardData, template_path: Optional[str] = None,
+                      template_str: Optional[str] = None, **template_kwargs):
+        """`ModelCard.from_template` with `MODEL_CARD_TEMPLATE` unless a template is given, and the card data's
+        escaped `template_kwargs()` (keyword arguments given here replace them)."""
+        if template_path is None and template_str is None:
+            template_str = MODEL_CARD_TEMPLATE
+        return super().from_template(card_data, template_path, template_str,
+                                     **{**card_data.template_kwargs(), **template_kwargs})
+
+
+def _eval_results(parsed: dict, dataset_label: Optional[str], dataset_type: str, dataset_config: Optional[str],
+                  split: str) -> list[EvalResult]:
+    """The ``model-index`` entries: precision / recall / F1 of both views on `split` (none without a dataset)."""
+    if not dataset_label:
+        return []
+    return [EvalResult(task_type="token-classification", task_name="Named Entity Recognition",
+                       dataset_type=dataset_type, dataset_name=dataset_label, dataset_config=dataset_config,
+                       dataset_split=split, metric_type=metric, metric_value=round(value, 4), metric_config=view,
+                       metric_name=f"{metric.capitalize() if metric != 'f1' else 'F1'} ({VIEW_TITLES[view]})")
+            for view in VIEWS for metric in METRICS
+            if (value := parsed.get(view, {}).get("overall", {}).get(metric)) is not None]
+
+
 def build_model_card(
     config,
     metrics: Mapping[str, Any],
@@ -350,7 +744,8 @@ def build_model_card(
     space_id: Optional[str] = None,
     curves: Optional[str] = None,
 ) -> ModelCard:
-    """The Hub model card of a trained CLNER model.
+    """The Hub model card of a trained CLNER model: a `CLNERModelCard` (a `huggingface_hub.ModelCard`) rendered by
+    ``ModelCard.from_template`` from the run's `CLNERModelCardData` and `MODEL_CARD_TEMPLATE`.
 
     Args:
         config: the model's `CLNERConfig` (labels, encoder, and the training recipe it records).
@@ -377,35 +772,12 @@ def build_model_card(
         curves: the training-curves image to show, as a path relative to the card (``"training_curves.png"``,
             written by `plots_clner.plot_training_curves`); letters, digits, ``_ . - /`` only, no ``..``.
     """
-    if curves is not None and (not _CURVES_RE.fullmatch(str(curves)) or ".." in str(curves).split("/")):
-        raise ValueError(f"curves {curves!r} is not a relative image path in the model folder")
-    parsed = parse_view_metrics(metrics, metric_prefix)
     labels = list(getattr(config, "labels", None) or [config.id2label[i] for i in range(len(config.id2label))])
-    entity_types = sorted({lab[2:] for lab in labels if len(lab) > 2 and lab[1] in "-_"})
     dataset_label = dataset_name or dataset_id
     model_name = model_name or (repo_id.split("/")[-1] if repo_id else f"clner-{_slug(dataset_label or 'ner')}")
-    repo_id = repo_id or f"<org>/{model_name}"
     split = dataset_split or ("validation" if metric_prefix == "eval" else metric_prefix)
-    encoder = getattr(config, "encoder", None)
-    encoder_type = getattr(encoder, "model_type", None) or "transformer"
-    recipe = recipe_summary(config)
-    with_context = bool(getattr(config, "trained_with_context", True))
-
-    eval_results = []
-    if dataset_label:
-        for view in VIEWS:
-            for metric in METRICS:
-                value = parsed.get(view, {}).get("overall", {}).get(metric)
-                if value is None:
-                    continue
-                eval_results.append(EvalResult(
-                    task_type="token-classification", task_name="Named Entity Recognition",
-                    dataset_type=dataset_id or _slug(dataset_label), dataset_name=dataset_label,
-                    dataset_config=dataset_config, dataset_split=split,
-                    metric_type=metric, metric_value=round(value, 4), metric_config=view,
-                    metric_name=f"{metric.capitalize() if metric != 'f1' else 'F1'} ({VIEW_TITLES[view]})",
-                ))
-    data = ModelCardData(
+    data = CLNERModelCardData(
+        # the front matter
         language=None if language is None else [language] if isinstance(language, str) else list(language),
         license=license,
         library_name="transformers",
@@ -415,241 +787,22 @@ def build_model_card(
         base_model=base_model if _is_repo_id(base_model) else None,
         pipeline_tag="token-classification",
         model_name=model_name,
-        eval_results=eval_results or None,
+        eval_results=_eval_results(parse_view_metrics(metrics, metric_prefix), dataset_label,
+                                   dataset_id or _slug(dataset_label or ""), dataset_config, split) or None,
         widget=[dict(w) for w in widget_examples] if widget_examples else None,
+        # the body: every split evaluated (validation and test), where the model-index has the one of metric_prefix
+        dataset_label=dataset_label,
+        encoder_name=base_model,
+        encoder_type=getattr(getattr(config, "encoder", None), "model_type", None) or "transformer",
+        entity_types=sorted({lab[2:] for lab in labels if len(lab) > 2 and lab[1] in "-_"}),
+        training_recipe={key: getattr(config, key) for key in _RECIPE_KEYS if hasattr(config, key)},
+        model_settings={key: getattr(config, key, default) for key, (_, default) in _MODEL_SETTINGS.items()},
+        results=result_splits(metrics, metric_prefix, split),
+        repo_id=repo_id, revision=revision, space_id=space_id, training_stats=training_stats,
+        hyperparameters=hyperparameters, epochs=epochs or (), curves=curves,
+        versions=framework_versions() if versions is None else versions, context_source=context_source,
     )
-
-    # the body reports every evaluated split (validation and test), the model-index the split of `metric_prefix`
-    results = result_splits(metrics, metric_prefix, split)
-    values = [v for _, by_view in results for view in by_view.values()
-              for group in [view["overall"], *view["types"].values()]
-              for k, v in group.items() if k in METRICS and not math.isnan(v)]
-    scale = 100.0 if values and max(values) <= 1.0 else 1.0
-    # every text from the data, the config or the caller goes through md_escape (`_row` in tables, `_py_str` in code)
-    on_dataset = f" on {md_escape(dataset_label)}" if dataset_label else ""
-    lines = [f"# {md_escape(model_name)}", ""]
-    base_text = f" ({md_escape(base_model, code=True)})" if base_model else ""
-    encoder_text = f"a {md_escape(encoder_type)} encoder{base_text} with a linear-chain CRF over words"
-    type_list = ", ".join(md_escape(t, code=True) for t in entity_types)
-    tags_text = (f"It tags {type_list or 'the labels in `config.json`'} "
-                 f"({md_escape(getattr(config, 'tag_scheme', 'BIO'))}).")
-    if recipe:
-        lines.append(f"A named-entity recogniser trained with **CLNER** (Wang et al., ACL 2021){on_dataset}: "
-                     f"{encoder_text}, {recipe}. {tags_text}")
-    else:
-        lines.append(f"A **CLNER** named-entity recogniser (Wang et al., ACL 2021): {encoder_text}; its config "
-                     f"records no training recipe. {tags_text}")
-    lines += ["", "## Results", ""]
-    unit = " (%)" if scale == 100.0 else ""
-    for split_name, by_view in results:  # one labelled section per split: validation, then test
-        title = md_escape(split_name[:1].upper() + split_name[1:])
-        lines += [f"### {title} set", "",
-                  f"{md_escape(dataset_label or 'Evaluation')} {md_escape(split_name)} set, entity-level "
-                  f"(seqeval){unit}:", "",
-                  "| view | precision | recall | F1 |", "| --- | --- | --- | --- |"]
-        for view in VIEWS:
-            if view in by_view:
-                o = by_view[view]["overall"]
-                lines.append(_row(VIEW_TITLES[view], _pct(o.get("precision"), scale), _pct(o.get("recall"), scale),
-                                  _pct(o.get("f1"), scale)))
-        types = sorted({t for view in by_view.values() for t in view["types"]})
-        if types:
-            views = [v for v in VIEWS if v in by_view]
-            head = " | ".join(f"{VIEW_TITLES[v]} {m if m != 'f1' else 'F1'}" for v in views for m in METRICS)
-            rows = [[c for v in views for c in _type_cells(by_view[v]["types"].get(t, {}), scale)] for t in types]
-            na = " (n/a: the set has no gold entity of the type, so no recall or F1)" if any(
-                "n/a" in r for r in rows) else ""
-            lines += ["", f"Per entity type, {md_escape(split_name)} set{unit}{na}:", "", f"| type | {head} |",
-                      "| --- |" + " --- |" * (len(views) * len(METRICS))]
-            lines += [_row(t, *cells) for t, cells in zip(types, rows)]
-        lines.append("")
-    if not results:
-        lines.append("No evaluation results were recorded for this model.")
-    while not lines[-1]:
-        lines.pop()  # each section below starts with its blank line
-    rev = revision or REVISION_PLACEHOLDER
-    # Python literals for the usage code; the placeholders stay as they are (push_to_hub replaces the revision's)
-    rev_code = f'"{rev}"' if rev == REVISION_PLACEHOLDER else _py_str(rev)
-    repo_code = _py_str(repo_id) if repo_id != f"<org>/{model_name}" else f'"<org>/{_py_str(model_name)[1:-1]}"'
-    if space_id:
-        if not _is_repo_id(space_id):
-            raise ValueError(f"space_id {space_id!r} is not a Hub Space id (<owner>/<name>)")
-        lines += ["", "## Demo", "",
-                  f"Try both views live in the Space [{md_escape(space_id)}](https://huggingface.co/spaces/"
-                  f"{space_id}) (written by `clner-demo MODEL --export_space DIR`): the Hub's widget cannot run "
-                  "this model's custom code, so it shows precomputed outputs only."]
-    lines += [
-        "",
-        "## Usage",
-        "",
-        ("The model and its pipeline are custom code (`modeling_clner.py` with `crf_clner.py` and "
-         "`inference_clner.py`, and `pipeline_clner.py`, in this repository): "
-         "read them, then load with `trust_remote_code=True` and pin `revision` to the commit you reviewed. Only "
-         "safetensors weights are read. The task may be `\"ner\"`, `\"token-classification\"` or left out."),
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        f'ner = pipeline("ner", model={repo_code}, revision={rev_code}, trust_remote_code=True)',
-        'ner("Justin Bieber lands in Paris tonight")  # sentence view',
-        'ner("Justin Bieber lands in Paris tonight",  # context view: snippets about the sentence',
-        '    context=["Justin Bieber is a Canadian singer ...", "Paris is the capital of France ..."])',
-        'ner(["Justin", "Bieber", "lands"], is_split_into_words=True)  # pre-tokenized words',
-        "ner(texts, batch_size=16)  # a batch",
-        "# live retrieval: any search function fn(query, k) -> list[str]; with `pip install clner`, also the",
-        "# retrieval_clner backends (retriever=\"duckduckgo\", a ContextRetriever with BM25 over your corpus, ...)",
-        'ner("Justin Bieber lands in Paris tonight", retrieve=True, retriever=my_search)',
-        "```",
-        "",
-        ("Each entity has `entity_group`, `word`, `start` / `end` (character offsets), `score` (the mean CRF "
-         "marginal of its words' Viterbi tags), `word_span` and `context_used`; `return_details=True` adds per input "
-         "the words, their tags and scores, and a `note` saying why a context was not used. Labels come from "
-         "Viterbi decoding, so they always form valid spans."),
-        "",
-        "```python",
-        "from transformers import AutoModelForTokenClassification, AutoTokenizer",
-        "",
-        f"model = AutoModelForTokenClassification.from_pretrained({repo_code}, revision={rev_code},",
-        "                                                        trust_remote_code=True, use_safetensors=True)",
-        f"tokenizer = AutoTokenizer.from_pretrained({repo_code}, revision={rev_code}, trust_remote_code=True)",
-        'model.predict("Justin Bieber lands in Paris", tokenizer)  # -> [{"entity_group": ..., "start": 0, ...}]',
-        'model.predict([["Justin", "Bieber", "lands", "in", "Paris"]], tokenizer,',
-        '              contexts=[["Justin Bieber is a Canadian singer ..."]])  # -> [["B-person", "I-person", ...]]',
-        "```",
-        "",
-        "## Training",
-        "",
-    ]
-    if training_stats and training_stats.get("sentences"):
-        n = training_stats["sentences"]
-        words = training_stats.get("words")
-        n_context = training_stats.get("with_context", 0)
-        lines += [f"Training set{f' ({md_escape(dataset_label)})' if dataset_label else ''}:", "", "| | value |",
-                  "| --- | --- |", _row("sentences", n),
-                  _row("with a context", f"{n_context} ({100.0 * n_context / n:.1f}%)")]
-        if words:
-            lines.append(_row("words per sentence (min / median / max)", f"{words[0]} / {words[1]} / {words[2]}"))
-        if training_stats.get("unlabeled"):
-            lines.append(_row("unlabelled sentences (cooperative-learning loss only)", training_stats["unlabeled"]))
-        if training_stats.get("entities"):
-            lines += ["", "| entity type | entities |", "| --- | --- |"]
-            lines += [_row(t, c) for t, c in training_stats["entities"].items()]
-        lines.append("")
-    if hyperparameters:
-        lines += ["| hyper-parameter | value |", "| --- | --- |"]
-        lines += [_row(k, v) for k, v in hyperparameters.items()]
-        lines.append("")
-    if recipe:
-        lines += ["Objective (from `config.json`):", "", "| setting | value |", "| --- | --- |"]
-        lines += [_row(k, v) for k, v in _objective_rows(config) if v is not None]
-        lines.append("")
-    model_rows = [
-        ("tag scheme", getattr(config, "tag_scheme", "BIO")),
-        ("CRF scheme constraints", getattr(config, "crf_constraints", True)),
-        ("max sub-tokens per view", getattr(config, "max_seq_length", None)),
-        ("window stride (long sentences)", getattr(config, "window_stride", None)),
-    ]
-    lines += ["Model settings:", "", "| setting | value |", "| --- | --- |"]
-    lines += [_row(k, v) for k, v in model_rows if v is not None]
-    lines.append("")
-    if epochs:
-        lines += ["Results per evaluation during training (validation set, F1 in %):", "",
-                  "| epoch | step | training loss | validation loss | sentence-only F1 | with-context F1 | mean F1 |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in epochs:
-            epoch = r.get("epoch")
-            lines.append(_row(_num(round(epoch, 2) if isinstance(epoch, float) else epoch), _num(r.get("step")),
-                              _num(r.get("training_loss")), _num(r.get("validation_loss")),
-                              _pct(r.get("sentence_f1"), 100.0), _pct(r.get("context_f1"), 100.0),
-                              _pct(r.get("f1"), 100.0)))
-        lines.append("")
-    if curves:
-        lines += [f"![Training curves]({curves})", "",
-                  ("Validation F1 of both views at each evaluation during training, and the training loss with its "
-                   "components (L_NLL of the sentence view, L_NLL-EXT of the context view, L_CL of cooperative "
-                   "learning; those logged)."), ""]
-    versions = framework_versions() if versions is None else versions
-    if versions:
-        lines += ["Framework versions:", "", "| library | version |", "| --- | --- |"]
-        lines += [_row(k, v) for k, v in versions.items()]
-        lines.append("")
-    lines += ["## Contexts", ""]
-    if with_context:
-        lines += [
-            md_escape(context_source) if context_source else "The source of the training contexts was not recorded.",
-            "",
-            ("At inference, pass the context of each sentence as a list of snippet strings, best first; they are "
-             "joined with the tokenizer's separator and cut to fit after the sentence. Without a context the model "
-             "runs on the sentence alone."),
-            "",
-        ]
-    else:
-        lines += [("This model was trained without external contexts: use it on sentences alone (passing a context "
-                   "makes it warn, and may make it worse)."), ""]
-    if widget_examples:
-        right = sum(1 for w in widget_examples if WIDGET_DIFFERS not in str(w.get("example_title", "")))
-        lines += [(f"The widget examples are sentences of the evaluation set; their outputs are this model's "
-                   f"predictions with the sentence view (the widget sends text only). {right} of "
-                   f"{len(widget_examples)} match the gold entities; a title ending in \"{WIDGET_DIFFERS}\" marks "
-                   "one that does not."), ""]
-    lines += _limitations(config, [name for name, _ in results], dataset_label, language)
-    lines += [
-        "## Citation",
-        "",
-        ("Xinyu Wang, Yong Jiang, Nguyen Bach, Tao Wang, Zhongqiang Huang, Fei Huang, Kewei Tu. *Improving Named "
-         "Entity Recognition by External Context Retrieving and Cooperative Learning*. ACL-IJCNLP 2021."),
-        "",
-        "```bibtex",
-        CITATION,
-        "```",
-        "",
-    ]
-    # the front matter by yaml.safe_dump (ModelCardData.to_yaml uses yaml.dump): plain data only, quoted as needed
-    front = yaml.safe_dump(data.to_dict(), sort_keys=False, allow_unicode=True).strip()
-    content = f"---\n{front}\n---\n\n" + "\n".join(lines)
-    return ModelCard(content)
-
-
-def _limitations(config, splits: Sequence[str], dataset_label: Optional[str],
-                 language: Optional[str | Sequence[str]]) -> list[str]:
-    """The card's "Limitations" section: where CLNER helps, what the model needs at inference (for the views it was
-    trained on: `train_views` in its config), and what it was not evaluated on (`splits` of `dataset_label` are what
-    it was). Names from the caller go through `md_escape`."""
-    views = getattr(config, "train_views", "both")
-    cl = (getattr(config, "cl_loss", None) or "none") != "none" and bool(getattr(config, "cl_weight", None))
-    lines = ["## Limitations", "",
-             ("- **Where it helps.** CLNER is meant for short, context-poor text such as tweets and other "
-              "user-generated posts, where external context (search results about the sentence) supplies what the "
-              "sentence lacks: who or what a rare, new or ambiguous name refers to. On long, self-contained "
-              "sentences a context adds less.")]
-    retrieval = ("a context source at inference: retrieval (`retrieve=True` with a search function, or a "
-                 "`retrieval_clner` backend over your corpus) or snippets you give (`context=[...]`)")
-    if views == "sentence":
-        lines.append("- **What it needs.** This model was trained on sentences alone (the baseline without "
-                     "contexts): it needs no context source, and it does not have CLNER's gain from one; a context "
-                     "passed at inference is not what it was trained on.")
-    elif views == "context":
-        lines.append(f"- **What it needs.** This model was trained on the context view only: it needs {retrieval}. "
-                     "Without one it runs on the sentence alone, a view it was not trained on, and is less accurate.")
-    else:
-        pulled = ", pulled towards the context view by cooperative learning" if cl else ""
-        lines.append(f"- **What it needs.** The context view needs {retrieval}. Without one, use the sentence view "
-                     f"(text only), which the model also learned{pulled}; it is usually less accurate on "
-                     "context-poor text. Retrieved contexts can be off-topic, wrong or outdated, and the model may "
-                     "follow them.")
-    if splits:
-        named = " and ".join(md_escape(s) for s in splits)
-        data = f"the {named} set{'s' if len(splits) > 1 else ''} of {md_escape(dataset_label)}" if dataset_label \
-            else f"its {named} set{'s' if len(splits) > 1 else ''} (the data's name was not recorded)"
-        evaluated = f"It was evaluated on {data} only"
-    else:
-        evaluated = "It has no evaluation data: its accuracy was not measured"
-    languages = [language] if isinstance(language, str) else list(language or [])
-    in_languages = f" (language: {', '.join(md_escape(lang) for lang in languages)})" if languages else ""
-    lines += [f"- **What it was not evaluated on.** {evaluated}; not on other domains or languages than its training "
-              f"data{in_languages}, where entity types, names and writing differ: evaluate it on your own data "
-              "before relying on it.", ""]
-    return lines
+    return CLNERModelCard.from_template(data)
 
 
 # -------------------------------------------------------------------------------------------------- widget

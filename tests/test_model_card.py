@@ -2,6 +2,7 @@
 training-curves plot (plots_clner)."""
 
 import ast
+import json
 import re
 import struct
 import sys
@@ -15,8 +16,12 @@ from huggingface_hub import ModelCard
 
 from model_card_clner import (
     CARD_TAGS,
+    CITATION,
+    MODEL_CARD_TEMPLATE,
     REVISION_PLACEHOLDER,
     WIDGET_DIFFERS,
+    CLNERModelCard,
+    CLNERModelCardData,
     build_model_card,
     choose_widget_examples,
     epoch_results,
@@ -409,6 +414,131 @@ def test_card_escapes_data_derived_text(tmp_path):
     card.save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
     assert loaded.data.widget == widget and loaded.text == body
+
+
+# ------------------------------------------------------------------------------------------ template and card data
+def _spy_from_template(monkeypatch) -> list[dict]:
+    """Records each `huggingface_hub.ModelCard.from_template` call (class, card data, template, keyword arguments)
+    and lets it render."""
+    calls, original = [], ModelCard.from_template.__func__
+
+    def spy(cls, card_data, template_path=None, template_str=None, **template_kwargs):
+        calls.append({"cls": cls, "card_data": card_data, "template_path": template_path,
+                      "template_str": template_str, "kwargs": template_kwargs})
+        return original(cls, card_data, template_path, template_str, **template_kwargs)
+
+    monkeypatch.setattr(ModelCard, "from_template", classmethod(spy))
+    return calls
+
+
+def _outside_code(text: str) -> list[str]:
+    """The card's lines outside fenced code blocks."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def test_card_renders_through_model_card_from_template(monkeypatch):
+    """The card is `ModelCard.from_template` of MODEL_CARD_TEMPLATE with a CLNERModelCardData: the card (a
+    ModelCard) keeps that data class, its front matter is the card data's safe YAML and parses back to the same
+    dict, and the body has its sections in order with one blank line between blocks."""
+    calls = _spy_from_template(monkeypatch)
+    card = full_card(curves=CURVES_FILE, space_id="org/clner-demo")
+    (call,) = calls
+    assert call["cls"] is CLNERModelCard and call["template_str"] == MODEL_CARD_TEMPLATE
+    assert call["template_path"] is None
+    data = call["card_data"]
+    assert isinstance(data, CLNERModelCardData) and set(call["kwargs"]) == set(data.template_kwargs())
+    assert isinstance(card, ModelCard) and isinstance(card.data, CLNERModelCardData)
+    # the front matter: the card data's to_yaml (safe_dump), the same dict parsed back, no body field in it
+    assert str(card).startswith(f"---\n{data.to_yaml()}\n---\n\n# clner-wnut17\n")
+    assert _front_matter(str(card)) == data.to_dict() == card.data.to_dict() == ModelCard(str(card)).data.to_dict()
+    assert not set(data.to_dict()) & set(CLNERModelCardData.BODY_FIELDS)
+    assert data.results and data.training_stats["sentences"] == 3 and data.dataset_label == "WNUT-17"
+    # the layout: the sections in order, blocks one blank line apart, one line break at the end
+    headings = [line for line in _outside_code(card.text) if line.startswith("#")]
+    assert headings == ["# clner-wnut17", "## Results", "### Validation set", "### Test set", "## Demo", "## Usage",
+                        "## Training", "## Contexts", "## Limitations", "## Citation"]
+    assert "\n\n\n" not in card.text and card.text.startswith("\n# clner-wnut17\n\nA named-entity")
+    assert card.text.endswith("\n```bibtex\n" + CITATION + "\n```\n")
+    assert re.search(r"\n\n## Training\n\nTraining set \(WNUT-17\):\n\n\| \| value \|\n", card.text)
+    assert re.search(r"\n\| person \| 3 \|\n\n\| hyper-parameter \| value \|\n", card.text)
+    assert re.search(r"\n\n## Results\n\n### Validation set\n\nWNUT-17 validation set, entity-level \(seqeval\) "
+                     r"\(%\):\n\n\| view \| precision \| recall \| F1 \|\n\| --- \| --- \| --- \| --- \|\n"
+                     r"\| with context \|[^\n]*\|\n\| sentence only \|[^\n]*\|\n\nPer entity type", card.text)
+    assert re.search(r"\n\| Transformers \| 5\.23\.0 \|\n\n## Contexts\n\nGoogle search", card.text)
+    # without results, recipe, statistics, widget or versions: each optional block goes with its blank line
+    text = build_model_card(tiny_model().config, {}, base_model=None, versions={}).text
+    assert "\n\n\n" not in text and re.search(
+        r"\n## Results\n\nNo evaluation results were recorded for this model\.\n\n## Usage\n", text)
+    assert re.search(r"\n## Training\n\nModel settings:\n\n\| setting \| value \|\n\| --- \| --- \|\n(\|[^\n]*\|\n)+"
+                     r"\n## Contexts\n", text)
+
+
+def test_card_template_reads_only_escaped_values(monkeypatch):
+    """Security: every variable MODEL_CARD_TEMPLATE reads is one of the card data's `template_kwargs()` (made inert
+    for Markdown there), never a raw front-matter field that `from_template` also passes; with hostile names, no
+    value the template reads holds a line break, raw ``<`` or an unescaped ``[``/``|``, save the fixed placeholders
+    and the citation."""
+    from jinja2 import Environment, meta
+
+    read = meta.find_undeclared_variables(Environment().parse(MODEL_CARD_TEMPLATE))
+    calls = _spy_from_template(monkeypatch)
+    config = tiny_model(**dict(RECIPES["CL-KL"])).config
+    config.cl_loss = HOSTILE  # a hand-made config: an unknown CL loss named by the data
+    build_model_card(config, {**METRICS, f"eval_context_{HOSTILE}_f1": 0.5}, base_model="/x/enc`<img src=x>",
+                     dataset_name=HOSTILE, language=[HOSTILE], hyperparameters={HOSTILE: HOSTILE},
+                     context_source=HOSTILE, widget_examples=[{"text": HOSTILE, "example_title": HOSTILE}],
+                     model_name=HOSTILE, training_stats={"sentences": 1, "entities": {HOSTILE: 1}},
+                     epochs=[{"epoch": HOSTILE}], versions={HOSTILE: HOSTILE}, space_id="org/demo")
+    kwargs = calls[0]["kwargs"]
+    assert read == set(kwargs) | {"card_data"}  # all provided, all used
+    front_matter = {"base_model", "datasets", "eval_results", "language", "library_name", "license", "metrics",
+                    "model_name", "model-index", "pipeline_tag", "tags", "widget"}
+    assert not read & (front_matter | set(calls[0]["card_data"].to_dict()))  # what from_template passes raw
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from strings(v)
+
+    raw = {"citation", "repo_code", "revision_code"}  # a constant; `_py_str` literals (placeholders as written)
+    values = [s for key, value in kwargs.items() if key not in raw for s in strings(value)]
+    assert any("Injected" in s for s in values)  # the hostile names are there, escaped
+    for s in values:
+        assert "\n" not in s and "<" not in s and not re.search(r"(?<!\\)\[(?!sentence ; SEP)", s), s
+        assert not re.search(r"(?<![\\ ])\|(?! )", s), s  # a pipe is escaped, or a cell separator of `_row`
+    assert kwargs["repo_code"] == '"<org>/' + json.dumps(HOSTILE)[1:-1].replace("<", "\\u003c").replace(
+        ">", "\\u003e").replace("&", "\\u0026") + '"' and kwargs["revision_code"] == f'"{REVISION_PLACEHOLDER}"'
+
+
+def test_card_data_front_matter_is_safe_yaml():
+    """CLNERModelCardData writes its front matter by yaml.safe_dump (ModelCardData's own to_yaml uses yaml.dump,
+    which writes a Python object as a `!!python/` tag), keeps a parsed card's key order, leaves the body fields out,
+    and refuses a curves path or Space id that would reach the body unescaped."""
+    from huggingface_hub import ModelCardData
+
+    assert "!!python/object" in ModelCardData(license="mit", widget=[{"x": object()}]).to_yaml()
+    with pytest.raises(yaml.representer.RepresenterError):
+        CLNERModelCardData(license="mit", widget=[{"x": object()}]).to_yaml()
+    data = CLNERModelCardData(license="mit", tags=["a"], dataset_label="x", results=[("validation", {})])
+    assert data.to_dict() == {"license": "mit", "tags": ["a"]} and data.to_yaml() == "license: mit\ntags:\n- a"
+    assert data.to_yaml(original_order=["tags", "license"]) == "tags:\n- a\nlicense: mit"
+    assert CLNERModelCard(f"---\n{data.to_yaml()}\n---\n\n# x\n").data.to_dict() == data.to_dict()
+    with pytest.raises(ValueError, match="not a relative image path"):
+        CLNERModelCardData(curves="../x.png")
+    with pytest.raises(ValueError, match="not a Hub Space id"):
+        CLNERModelCardData(space_id="x) [a](http://y")
+
 
 
 # ------------------------------------------------------------------------------------------ splits, n/a, limitations
