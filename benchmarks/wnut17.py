@@ -104,11 +104,14 @@ def parse_args(argv=None):
     p.add_argument("--bootstrap", type=int, default=2000, help="Bootstrap resamples of the dev sentences.")
     p.add_argument("--report_only", action="store_true", help="Only rebuild the summary, doc and plot.")
     p.add_argument("--results_md", default=str(ROOT / "docs" / "results.md"))
-    p.add_argument("--plot", default=str(ROOT / "docs" / "wnut17_f1.png"))
+    p.add_argument("--plot", default=None,
+                   help="default: docs/wnut17_f1.png (full-data arm), docs/wnut17_coverage_f1.png (coverage arm)")
     p.add_argument("--no_doc", action="store_true", help="Do not write --results_md / --plot.")
     args = p.parse_args(argv)
     if args.extra is None:
         args.extra = default_extra()
+    if args.plot is None:
+        args.plot = str(ROOT / "docs" / ("wnut17_f1.png" if args.train_subset == "all" else "wnut17_coverage_f1.png"))
     return args
 
 
@@ -236,6 +239,7 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
                       (e["epoch"] for e in curve if e["step"] == state["best_global_step"]), None),
                   last=curve[-1] if curve else None, curve=curve, extra=extra,
                   train=json.loads((out / "train_results.json").read_text()))
+    result.update(run_details(out, Path(args.data_dir) / "dev.context.txt") or {})
     done.write_text(json.dumps(result, indent=2))
     if args.results_dir:
         Path(args.results_dir).mkdir(parents=True, exist_ok=True)
@@ -338,6 +342,60 @@ def paired_bootstrap(counts_a, counts_b, resamples: int, seed: int = 0) -> dict:
             "high": float(np.percentile(diff, 97.5)), "p_le_0": float((diff <= 0).mean())}
 
 
+def surface(words: list[str]) -> str:
+    return " ".join(" ".join(words).lower().split())
+
+
+def gold_in_context(dev_rows: list[dict]) -> list[bool]:
+    """Per dev sentence: whether its context contains the surface string of one of its gold entities
+    (case-insensitive, whitespace-normalised substring). Sentences without a gold entity count as `False`."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    flags = []
+    for row in dev_rows:
+        context = " " + surface(list(row.get("context") or [])) + " "
+        entities = get_entities(list(row["tags"]))
+        flags.append(any(surface(row["tokens"][a:b + 1]) in context for _, a, b in entities))
+    return flags
+
+
+def f1_of(counts) -> dict:
+    tp, pred, gold = (float(x) for x in counts.sum(0)) if len(counts) else (0.0, 0.0, 0.0)
+    p, r = (tp / pred if pred else 0.0), (tp / gold if gold else 0.0)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "sentences": len(counts),
+            "gold": int(gold)}
+
+
+def run_details(out: Path, dev_file: Path) -> dict | None:
+    """What the report needs beyond the metrics, kept in the per-run JSON so that the committed summaries alone
+    rebuild it: per dev sentence the (correct, predicted, gold) entity counts of each view, and each view's F1 per
+    entity type and on the sentences whose context does / does not contain a gold entity's surface string."""
+    import numpy as np
+    from seqeval.metrics import classification_report
+
+    from data_clner import read_clner
+
+    paths = {view: out / f"predictions_{view}.txt" for view in VIEWS}
+    if not all(p.exists() for p in paths.values()):
+        return None
+    dev_rows = read_clner(dev_file)
+    flags = np.array(gold_in_context(dev_rows))
+    details = {"per_sentence": {}, "per_type": {}, "gold_in_context": {}}
+    for view, path in paths.items():
+        sentences = read_predictions(path)
+        if len(sentences) != len(dev_rows):
+            raise ValueError(f"{path}: {len(sentences)} sentences, {dev_file} has {len(dev_rows)}")
+        counts = sentence_counts(path)
+        details["per_sentence"][view] = counts.astype(int).tolist()
+        report = classification_report([g for g, _ in sentences], [p for _, p in sentences], output_dict=True,
+                                        zero_division=0)
+        details["per_type"][view] = {t: {"precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"],
+                                         "gold": int(v["support"])}
+                                     for t, v in report.items() if not t.endswith(" avg")}
+        details["gold_in_context"][view] = {"yes": f1_of(counts[flags]), "no": f1_of(counts[~flags])}
+    return details
+
+
 def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, sub: str = "", seeds=None):
     """Per-sentence counts of a method's view summed over its seeds' predictions (best-epoch models); only `seeds`
     when given (the seeds both sides of a paired comparison have)."""
@@ -346,9 +404,14 @@ def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, su
         if r["method"] != method or (seeds is not None and r["seed"] not in seeds):
             continue
         path = output_dir / f"{method}-seed{r['seed']}" / sub / f"predictions_{view}.txt"
-        if not path.exists():
+        if not sub and view in r.get("per_sentence", {}):
+            import numpy as np
+
+            counts = np.array(r["per_sentence"][view], dtype=np.float64)
+        elif path.exists():
+            counts = sentence_counts(path)
+        else:
             continue
-        counts = sentence_counts(path)
         total = counts if total is None else total + counts
     return total
 
@@ -445,7 +508,7 @@ def fmt_interval(d: dict) -> str:
     return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
 
 
-def plot(summary: dict, runs: list[dict], path: Path) -> None:
+def plot(summary: dict, runs: list[dict], path: Path, arm: str = "all") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -493,7 +556,8 @@ def plot(summary: dict, runs: list[dict], path: Path) -> None:
     ax.set_xlabel("dev F1 (%) at the selected epoch: mean, 95% t-interval, seeds")
     ax.set_title("selected epoch (open: sentence view, filled: context view)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU")
+    fig.suptitle("CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU" + (
+        "" if arm == "all" else ": coverage-matched arm (the 1,050 training sentences with a context)"))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -501,14 +565,110 @@ def plot(summary: dict, runs: list[dict], path: Path) -> None:
 
 
 BEGIN, END = "<!-- BEGIN wnut17.py AUTO -->", "<!-- END wnut17.py AUTO -->"
+#: the paper's open claims (issue 20) and the comparisons that decide them
+CLAIMS = [
+    ("G1", "context alone beats the sentence alone (paper +2.34)", ["w/ context vs w/o context, each in its own view"]),
+    ("G2", "CL-KL improves the sentence view, where no search engine is reachable (paper +1.47)",
+     ["CL-KL vs w/o context, sentence view"]),
+    ("G4", "the CL term itself matters (CL-KL vs both views trained without it)",
+     ["CL-KL vs both views without CL, sentence view", "CL-KL vs both views without CL, context view"]),
+]
+
+
+def markers(args) -> tuple[str, str]:
+    """The generated block of an arm in docs/results.md: the full-data arm keeps the original markers."""
+    if args.train_subset == "all":
+        return BEGIN, END
+    return f"<!-- BEGIN wnut17.py AUTO {args.train_subset} -->", f"<!-- END wnut17.py AUTO {args.train_subset} -->"
+
+
+def resolution(entry: dict) -> str:
+    """Issue 20's rule: resolved when both intervals exclude 0 (an effect), or when the per-seed interval lies
+    within +-1 F1 of 0 (no effect of the paper's size); anything else is not resolved."""
+    s = entry["seeds"]
+    if s["n"] < 2 or math.isnan(s["low"]):
+        return f"not resolved (n = {s['n']} seed{'s' if s['n'] != 1 else ''}: no per-seed interval)"
+    if distinguishable(entry).startswith("**yes"):
+        return f"**resolved: {'a gain' if s['mean'] > 0 else 'a loss'}** (both intervals exclude 0)"
+    if -1 <= s["low"] and s["high"] <= 1:
+        return "**resolved: no effect of the paper's size** (per-seed interval within ±1)"
+    return "not resolved (an interval covers 0 and the per-seed one is wider than ±1)"
+
+
+def best_run(runs: list[dict], method: str) -> dict | None:
+    """The method's run with the best value of its own selection criterion (the model a user would keep)."""
+    mine = [r for r in runs if r["method"] == method and r.get("per_type")]
+    key = SELECTED_ON[method]
+    return max(mine, key=lambda r: r["best"][key], default=None)
+
+
+def breakdown_lines(runs: list[dict]) -> list[str]:
+    """Where context helps: the best CL-KL and baseline models' F1 per entity type, and on the dev sentences whose
+    context holds a gold entity's surface string against the others."""
+    picked = [(m, best_run(runs, m)) for m in ("sentence", "context", "cl-kl", "both-nocl")]
+    picked = [(m, r) for m, r in picked if r is not None]
+    if not picked:
+        return []
+    out = ["### Breakdowns (the best run of each method by its selection criterion)", "",
+           "Dev F1 (%) on the sentences whose context contains the surface string of one of their gold entities "
+           "(case-insensitive), against the others (which include the sentences without any entity; those add only "
+           "false positives).", "",
+           "| model (seed) | view | context holds a gold entity: F1 (sentences, gold entities) | does not: F1 "
+           "(sentences, gold entities) |", "| --- | --- | --- | --- |"]
+    for method, r in picked:
+        for view in VIEWS:
+            g = r["gold_in_context"][view]
+            out.append(f"| {LABELS[method]} ({r['seed']}) | {view} | {100 * g['yes']['f1']:.2f} "
+                       f"({g['yes']['sentences']}, {g['yes']['gold']}) | {100 * g['no']['f1']:.2f} "
+                       f"({g['no']['sentences']}, {g['no']['gold']}) |")
+    types = sorted({t for _, r in picked for t in r["per_type"]["sentence"]})
+    out += ["", "Dev F1 (%) per entity type, sentence view / context view (gold entities in brackets).", "",
+            "| model (seed) | " + " | ".join(f"{t} ({picked[0][1]['per_type']['sentence'].get(t, {}).get('gold', 0)})"
+                                           for t in types) + " |",
+            "| --- | " + " | ".join("---" for _ in types) + " |"]
+    for method, r in picked:
+        cells = [" / ".join(f"{100 * r['per_type'][v].get(t, {}).get('f1', 0):.1f}" for v in VIEWS) for t in types]
+        out.append(f"| {LABELS[method]} ({r['seed']}) | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def claim_lines(summary: dict) -> list[str]:
+    by_name = {c["name"]: c for c in summary["comparisons"]}
+    out = ["### The paper's open claims (issue 20)", "",
+           "Resolved when both intervals exclude 0, or when the per-seed interval lies within ±1 F1 of 0 (no effect "
+           "of the paper's size).", "", "| claim | comparison | per seed (n) | bootstrap | status |",
+           "| --- | --- | --- | --- | --- |"]
+    for tag, claim, names in CLAIMS:
+        for name in names:
+            c = by_name.get(name)
+            if c is None:
+                out.append(f"| {tag}: {claim} | {name} | — | — | not run |")
+                continue
+            b = c.get("bootstrap")
+            boot = f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+            out.append(f"| {tag}: {claim} | {name} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {boot} | "
+                       f"{resolution(c)} |")
+    return out + [""]
+
+
+def convergence_line(runs: list[dict]) -> str:
+    """How many runs selected an epoch before the last (issue 20: "converged" means most runs do)."""
+    last = [f"{r['method']} seed {r['seed']}" for r in runs
+            if r.get("curve") and r["best_epoch"] == r["curve"][-1]["epoch"]]
+    return (f"Convergence: {len(runs) - len(last)} of {len(runs)} runs selected an epoch before the last "
+            f"({', '.join(last) or 'none'} selected the last).")
 
 
 def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware: dict) -> str:
     table = summary["table"]
     rel = Path(args.output_dir)
     rel = rel.relative_to(ROOT) if rel.is_relative_to(ROOT) else rel
-    out = [BEGIN, "", f"_Generated by `python benchmarks/wnut17.py --report_only` from `{rel}` ({len(runs)} finished "
-           "runs)._", ""]
+    begin, end = markers(args)
+    arm = "" if args.train_subset == "all" else f" --train_subset {args.train_subset}"
+    out = [begin, "", f"_Generated by `python benchmarks/wnut17.py{arm} --report_only` from `{rel}` ({len(runs)} "
+           "finished runs)._", ""]
+    if args.train_subset != "all":
+        out += claim_lines(summary) + [convergence_line(runs), ""]
     for pick, title in (("best", "Dev F1 (%) at the selected epoch (the model each run ends with)"),
                         ("last", "Dev F1 (%) after the last epoch")):
         out += [f"### {title}", "", "| method | seeds | sentence view | context view | paper (XLM-R large, test) "
@@ -565,7 +725,8 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
                 "| --- | --- | --- |"]
         for method, row in table.items():
             out.append(f"| {LABELS[method]} | {fmt(row.get('test_sentence_f1'))} | {fmt(row.get('test_context_f1'))} |")
-    out += ["", "### Precision and recall (selected epoch)", "",
+    out += [""] + breakdown_lines(runs)
+    out += ["### Precision and recall (selected epoch)", "",
             "| method | sentence P | sentence R | context P | context R |", "| --- | --- | --- | --- | --- |"]
     for method, row in table.items():
         out.append(f"| {LABELS[method]} | {fmt(row['best_sentence_precision'])} | {fmt(row['best_sentence_recall'])} "
@@ -601,18 +762,21 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
                if not any(r["method"] == m and r["seed"] == s for r in runs)]
     if missing:
         out += [f"Not run: {', '.join(missing)}.", ""]
-    out += ["![dev F1 per epoch and final F1 per method](wnut17_f1.png)", "", END]
+    out += [f"![dev F1 per epoch and final F1 per method]({Path(args.plot).name})", "", end]
     return "\n".join(out)
 
 
-def write_doc(path: Path, generated: str) -> None:
-    """Replace the generated block of `path`, keeping the hand-written text around it."""
+def write_doc(path: Path, generated: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the arm's generated block of `path`, keeping the hand-written text around it (a missing block is
+    appended)."""
     if path.exists():
         text = path.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            path.write_text(head + generated + rest.split(END, 1)[1])
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            path.write_text(head + generated + rest.split(end, 1)[1])
             return
+        path.write_text(text.rstrip("\n") + "\n\n" + generated + "\n")
+        return
     path.write_text("# CLNER on WNUT-17: reproduction\n\n" + generated + "\n")
 
 
@@ -628,8 +792,30 @@ def hardware_info() -> dict:
             "transformers": transformers.__version__, "cuda": torch.version.cuda}
 
 
-def load(output_dir: Path, prefix: str = "") -> list[dict]:
-    runs = [json.loads(p.read_text()) for p in sorted(output_dir.glob(f"{prefix}*/bench_result.json"))]
+def load(output_dir: Path, prefix: str = "", results_dir: str | None = None, dev_file: Path | None = None,
+         args=None) -> list[dict]:
+    """The finished runs of `output_dir`, and (with `results_dir`) the committed summaries of runs whose folder is
+    gone (another machine's). A summary without the per-sentence details gets them from its predictions, when its
+    folder has them, and is rewritten (in both places)."""
+    runs = {}
+    for path in sorted(output_dir.glob(f"{prefix}*/bench_result.json")):
+        r = json.loads(path.read_text())
+        if "per_sentence" not in r and dev_file is not None:
+            extra = run_details(path.parent, dev_file)
+            if extra:
+                r.update(extra, arm_settings_inferred=True)
+                r.setdefault("max_seq_length", args.max_seq_length if args else None)
+                r.setdefault("epochs", args.epochs if args else None)
+                r.setdefault("train_subset", args.train_subset if args else None)
+                path.write_text(json.dumps(r, indent=2))
+                if results_dir:
+                    Path(results_dir).mkdir(parents=True, exist_ok=True)
+                    (Path(results_dir) / f"{path.parent.name}.json").write_text(json.dumps(r, indent=2))
+        runs[path.parent.name] = r
+    if results_dir and Path(results_dir).is_dir():
+        for path in sorted(Path(results_dir).glob(f"{prefix}*.json")):
+            runs.setdefault(path.stem, json.loads(path.read_text()))
+    runs = list(runs.values())
     order = {m: i for i, m in enumerate(METHODS)}
     return sorted(runs, key=lambda r: (order.get(r["method"], 99), r["seed"]))
 
@@ -654,8 +840,9 @@ def main(argv=None):
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             list(pool.map(lambda job: run_one(args, *job), jobs))
         print(f"[study] {(time.time() - t0) / 60:.1f} min", flush=True)
-    runs = [r for r in load(output_dir) if (output_dir / f"{r['method']}-seed{r['seed']}").is_dir()
-            and r["seed"] in args.seeds and r["method"] in args.methods]  # the report covers --seeds / --methods
+    runs = [r for r in load(output_dir, results_dir=args.results_dir, dev_file=Path(args.data_dir) / "dev.context.txt",
+                            args=args)
+            if r["seed"] in args.seeds and r["method"] in args.methods]  # the report covers --seeds / --methods
     sweep = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/bench_result.json"))]
     hardware = hardware_info()
     summary = summarise(args, runs) if runs else {"table": {}, "comparisons": [], "random_context": []}
@@ -666,8 +853,8 @@ def main(argv=None):
         print(f"{c['name']}: {fmt_interval(c['seeds'])} per seed; {distinguishable(c)}")
     if not args.no_doc and (runs or sweep):
         if runs:
-            plot(summary, runs, Path(args.plot))
-        write_doc(Path(args.results_md), markdown(args, summary, runs, sweep, hardware))
+            plot(summary, runs, Path(args.plot), args.train_subset)
+        write_doc(Path(args.results_md), markdown(args, summary, runs, sweep, hardware), *markers(args))
         print(f"plot: {args.plot}; doc: {args.results_md}")
     return summary
 

@@ -5,6 +5,7 @@ random-context file against the file it is made from."""
 import importlib.util
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -151,3 +152,99 @@ def test_bootstrap_pools_only_the_seeds_both_sides_have(tmp_path):
         return 200 * c[:, 0].sum() / (c[:, 1].sum() + c[:, 2].sum())
 
     assert entry["bootstrap"]["observed"] == pytest.approx(f1("cl-kl") - f1("sentence"))
+
+
+def test_run_details_split_by_gold_in_context_and_type_against_seqeval(tmp_path):
+    """The per-run breakdowns: the gold-in-context split and the per-type F1 equal seqeval's on the same subsets,
+    and the per-sentence counts rebuild the run's F1."""
+    from seqeval.metrics import classification_report, f1_score
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    rng = random.Random(3)
+    rows, sentences = [], []
+    for i in range(40):
+        tokens = [f"t{i}x{j}" for j in range(7)]
+        gold = random_tags(rng, 7)
+        entities = get_entities(gold)
+        # a third of the contexts carry one of the sentence's gold entities (in other case), the rest do not
+        context = [" ".join(tokens[entities[0][1]:entities[0][2] + 1]).upper() + " is here"] \
+            if entities and i % 3 == 0 else ["nothing relevant"]
+        rows.append({"tokens": tokens, "tags": gold, "context": context})
+        sentences.append((gold, random_tags(rng, 7)))
+    dev = tmp_path / "dev.context.txt"
+    write_clner(rows, dev)
+    run = tmp_path / "cl-kl-seed1"
+    run.mkdir()
+    for view in ("sentence", "context"):
+        write_predictions(run / f"predictions_{view}.txt", sentences)
+    details = study.run_details(run, dev)
+    flags = study.gold_in_context(read_clner(dev))
+    assert 0 < sum(flags) < len(flags)
+    assert flags == [row["context"] != ["nothing relevant"] for row in rows]
+    for part, keep in (("yes", True), ("no", False)):
+        sub = [s for s, f in zip(sentences, flags) if f == keep]
+        expected = f1_score([g for g, _ in sub], [p for _, p in sub], zero_division=0)
+        assert details["gold_in_context"]["sentence"][part]["f1"] == pytest.approx(expected)
+        assert details["gold_in_context"]["sentence"][part]["sentences"] == len(sub)
+    report = classification_report([g for g, _ in sentences], [p for _, p in sentences], output_dict=True,
+                                   zero_division=0)
+    for label in ("person", "location", "product"):
+        assert details["per_type"]["context"][label]["f1"] == pytest.approx(report[label]["f1-score"])
+    counts = np.array(details["per_sentence"]["sentence"])
+    assert 200 * counts[:, 0].sum() / (counts[:, 1].sum() + counts[:, 2].sum()) == pytest.approx(
+        100 * f1_score([g for g, _ in sentences], [p for _, p in sentences]))
+
+
+@pytest.mark.parametrize("seeds, bootstrap, expected", [
+    ([2.0, 2.5, 3.0], (1.0, 4.0), "resolved: a gain"),
+    ([-0.4, 0.2, 0.1, -0.1, 0.3], (-1.5, 1.2), "resolved: no effect"),
+    ([-3.0, 1.0, 4.0], (-1.0, 3.0), "not resolved (an interval"),
+    ([2.0], (1.0, 3.0), "not resolved (n = 1 seed"),
+])
+def test_claim_resolution_follows_the_issue_rule(seeds, bootstrap, expected):
+    entry = {"seeds": study.t_interval(seeds), "bootstrap": {"observed": 0, "low": bootstrap[0],
+                                                             "high": bootstrap[1]}}
+    assert expected in study.resolution(entry)
+
+
+def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
+    """A run whose folder is gone (another machine's) still counts: its committed JSON, with the per-sentence
+    counts, gives the table and the paired bootstrap; each arm writes its own block of the results page."""
+    rng = random.Random(9)
+    gold = [random_tags(rng, 5) for _ in range(25)]
+    results = tmp_path / "results"
+    results.mkdir()
+    for method, seed in (("sentence", 1), ("cl-kl", 1)):
+        folder = tmp_path / "out" / f"{method}-seed{seed}"
+        folder.mkdir(parents=True)
+        preds = [random_tags(rng, 5) for _ in gold]
+        for view in ("sentence", "context"):
+            write_predictions(folder / f"predictions_{view}.txt", list(zip(gold, preds)))
+        counts = study.sentence_counts(folder / "predictions_sentence.txt")
+        f1 = study.f1_of(counts)["f1"]
+        res = {f"{v}_{m}": f1 for v in ("sentence", "context") for m in ("f1", "precision", "recall")}
+        res["f1"] = f1
+        record = {"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {}, "wall_s": 1,
+                  "best_epoch": 2, "command": "python run_ner_cl.py", "per_sentence": {v: counts.astype(int).tolist() for v in ("sentence", "context")}}
+        (results / f"{method}-seed{seed}.json").write_text(__import__("json").dumps(record))
+        if method == "sentence":  # the other run's folder is gone
+            import shutil
+
+            shutil.rmtree(folder)
+    args = study.parse_args(["--output_dir", str(tmp_path / "out"), "--results_dir", str(results), "--extra", "",
+                             "--bootstrap", "30", "--train_subset", "with_context", "--seeds", "1"])
+    runs = study.load(tmp_path / "out", results_dir=args.results_dir)
+    assert sorted(r["method"] for r in runs) == ["cl-kl", "sentence"]
+    summary = study.summarise(args, runs)
+    (entry,) = [c for c in summary["comparisons"] if c["name"] == "CL-KL vs w/o context, sentence view"]
+    assert "bootstrap" in entry and entry["seeds"]["n"] == 1
+    doc = tmp_path / "results.md"
+    doc.write_text("# page\n\n<!-- BEGIN wnut17.py AUTO -->\nfull arm\n<!-- END wnut17.py AUTO -->\n\n## tail\n")
+    text = study.markdown(args, summary, runs, [], {"cpu": "x", "cpus": 2, "python": "3", "torch": "t",
+                                                     "transformers": "t"})
+    study.write_doc(doc, text, *study.markers(args))
+    study.write_doc(doc, text.replace("finished runs", "finished runs, again"), *study.markers(args))  # replaced, not appended twice
+    page = doc.read_text()
+    assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context -->") == 1
+    assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
+    assert "finished runs, again" in page and "wnut17_coverage_f1.png" in page
