@@ -803,7 +803,7 @@ def load(output_dir: Path, prefix: str = "", results_dir: str | None = None, dev
         if "per_sentence" not in r and dev_file is not None:
             extra = run_details(path.parent, dev_file)
             if extra:
-                r.update(extra, arm_settings_inferred=True)
+                r.update(extra, details_from_predictions_later=True)
                 r.setdefault("max_seq_length", args.max_seq_length if args else None)
                 r.setdefault("epochs", args.epochs if args else None)
                 r.setdefault("train_subset", args.train_subset if args else None)
