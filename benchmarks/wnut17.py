@@ -231,6 +231,7 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
         shutil.rmtree(ckpt)  # optimizer states: the best model is in the run folder itself
     result = dict(method=method, seed=seed, learning_rate=lr, head_learning_rate=head_lr, wall_s=wall,
                   resumed=resumed,  # wall_s then counts only the attempt that finished
+                  hardware=hardware_info(),
                   max_seq_length=args.max_seq_length, epochs=args.epochs, train_subset=args.train_subset,
                   extra_eval_wall_s=round(time.time() - t0, 1),
                   command="python run_ner_cl.py " + shlex.join(cli),
@@ -347,15 +348,16 @@ def surface(words: list[str]) -> str:
 
 
 def gold_in_context(dev_rows: list[dict]) -> list[bool]:
-    """Per dev sentence: whether its context contains the surface string of one of its gold entities
-    (case-insensitive, whitespace-normalised substring). Sentences without a gold entity count as `False`."""
+    """Per dev sentence: whether its context contains the surface string of one of its gold entities as whole
+    words (case-insensitive, whitespace-normalised; the contexts are tokenised like the sentences). Sentences without
+    a gold entity count as `False`."""
     from seqeval.metrics.sequence_labeling import get_entities
 
     flags = []
     for row in dev_rows:
         context = " " + surface(list(row.get("context") or [])) + " "
         entities = get_entities(list(row["tags"]))
-        flags.append(any(surface(row["tokens"][a:b + 1]) in context for _, a, b in entities))
+        flags.append(any(f" {surface(row['tokens'][a:b + 1])} " in context for _, a, b in entities))
     return flags
 
 
@@ -364,6 +366,10 @@ def f1_of(counts) -> dict:
     p, r = (tp / pred if pred else 0.0), (tp / gold if gold else 0.0)
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "sentences": len(counts),
             "gold": int(gold)}
+
+
+#: bumped when `run_details` records more; a summary of an older version is completed from its run folder
+DETAILS_VERSION = 2
 
 
 def run_details(out: Path, dev_file: Path) -> dict | None:
@@ -380,11 +386,16 @@ def run_details(out: Path, dev_file: Path) -> dict | None:
         return None
     dev_rows = read_clner(dev_file)
     flags = np.array(gold_in_context(dev_rows))
-    details = {"per_sentence": {}, "per_type": {}, "gold_in_context": {}}
+    details = {"details_version": DETAILS_VERSION, "per_sentence": {}, "per_type": {}, "gold_in_context": {}}
+    random_context = out / "dev-random-context" / "predictions_context.txt"
+    if random_context.exists():
+        details["random_context_per_sentence"] = sentence_counts(random_context).astype(int).tolist()
     for view, path in paths.items():
         sentences = read_predictions(path)
-        if len(sentences) != len(dev_rows):
-            raise ValueError(f"{path}: {len(sentences)} sentences, {dev_file} has {len(dev_rows)}")
+        if len(sentences) != len(dev_rows):  # e.g. --max_predict_samples in --extra: no per-sentence report
+            print(f"[warn] {path}: {len(sentences)} sentences, {dev_file} has {len(dev_rows)}: no breakdowns",
+                  flush=True)
+            return None
         counts = sentence_counts(path)
         details["per_sentence"][view] = counts.astype(int).tolist()
         report = classification_report([g for g, _ in sentences], [p for _, p in sentences], output_dict=True,
@@ -398,22 +409,27 @@ def run_details(out: Path, dev_file: Path) -> dict | None:
 
 def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, sub: str = "", seeds=None):
     """Per-sentence counts of a method's view summed over its seeds' predictions (best-epoch models); only `seeds`
-    when given (the seeds both sides of a paired comparison have)."""
-    total = None
+    when given (the seeds both sides of a paired comparison have). From the per-run summary's stored counts, else
+    from the run folder's predictions; None unless every wanted seed has them (a pooled bootstrap over different
+    seed sets on the two sides would not be paired)."""
+    import numpy as np
+
+    total, wanted = None, 0
     for r in runs:
         if r["method"] != method or (seeds is not None and r["seed"] not in seeds):
             continue
+        wanted += 1
         path = output_dir / f"{method}-seed{r['seed']}" / sub / f"predictions_{view}.txt"
-        if not sub and view in r.get("per_sentence", {}):
-            import numpy as np
-
-            counts = np.array(r["per_sentence"][view], dtype=np.float64)
+        stored = (r.get("random_context_per_sentence") if sub == "dev-random-context" and view == "context"
+                  else None if sub else r.get("per_sentence", {}).get(view))
+        if stored is not None:
+            counts = np.array(stored, dtype=np.float64)
         elif path.exists():
             counts = sentence_counts(path)
         else:
-            continue
+            return None
         total = counts if total is None else total + counts
-    return total
+    return total if wanted else None
 
 
 def summarise(args, runs: list[dict]) -> dict:
@@ -478,7 +494,8 @@ def summarise(args, runs: list[dict]) -> dict:
             entry["bootstrap"] = paired_bootstrap(ca, cb, args.bootstrap)
         ablation.append(entry)
     dev = next((output_dir / f"{r['method']}-seed{r['seed']}" / "predictions_context.txt" for r in runs), None)
-    n_dev = len(read_predictions(dev)) if dev is not None and dev.exists() else None
+    n_dev = len(read_predictions(dev)) if dev is not None and dev.exists() else next(
+        (len(r["per_sentence"]["context"]) for r in runs if r.get("per_sentence")), None)
     return {"table": table, "comparisons": comparisons, "random_context": ablation, "dev_sentences": n_dev}
 
 
@@ -487,6 +504,8 @@ def distinguishable(entry: dict) -> str:
     seeds_yes = not math.isnan(s["low"]) and (s["low"] > 0 or s["high"] < 0)
     boot_yes = b is not None and (b["low"] > 0 or b["high"] < 0)
     if seeds_yes and boot_yes:
+        if (s["low"] > 0) != (b["low"] > 0):
+            return "no (the intervals exclude 0 on opposite sides)"
         return "**yes** (both intervals exclude 0)"
     if seeds_yes or boot_yes:
         return "partly (" + ("seed" if seeds_yes else "bootstrap") + " interval excludes 0)"
@@ -592,7 +611,13 @@ def resolution(entry: dict) -> str:
         return f"**resolved: {'a gain' if s['mean'] > 0 else 'a loss'}** (both intervals exclude 0)"
     if -1 <= s["low"] and s["high"] <= 1:
         return "**resolved: no effect of the paper's size** (per-seed interval within ±1)"
-    return "not resolved (an interval covers 0 and the per-seed one is wider than ±1)"
+    if entry.get("bootstrap") is None:
+        return "not resolved (no bootstrap, and the per-seed interval is wider than ±1)"
+    verdict = distinguishable(entry)
+    reason = ("the intervals exclude 0 on opposite sides" if "opposite" in verdict else
+              f"only the {verdict.split('(')[1].split(' ')[0].replace('seed', 'per-seed')} interval excludes 0"
+              if verdict.startswith("partly") else "both intervals cover 0")
+    return f"not resolved ({reason}; the per-seed interval is wider than ±1)"
 
 
 def best_run(runs: list[dict], method: str) -> dict | None:
@@ -653,9 +678,9 @@ def claim_lines(summary: dict) -> list[str]:
 
 def convergence_line(runs: list[dict]) -> str:
     """How many runs selected an epoch before the last (issue 20: "converged" means most runs do)."""
-    last = [f"{r['method']} seed {r['seed']}" for r in runs
-            if r.get("curve") and r["best_epoch"] == r["curve"][-1]["epoch"]]
-    return (f"Convergence: {len(runs) - len(last)} of {len(runs)} runs selected an epoch before the last "
+    known = [r for r in runs if r.get("curve") and r.get("best_epoch") is not None]
+    last = [f"{r['method']} seed {r['seed']}" for r in known if r["best_epoch"] == r["curve"][-1]["epoch"]]
+    return (f"Convergence: {len(known) - len(last)} of {len(known)} runs selected an epoch before the last "
             f"({', '.join(last) or 'none'} selected the last).")
 
 
@@ -743,9 +768,13 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
                    f"| {cells[1]} | {last} | {rnd} | "
                    f"{r['wall_s'] / 60:.1f} min |")
     total = sum(r["wall_s"] + r.get("extra_eval_wall_s", 0) for r in runs)
+    recorded = sorted({r["hardware"]["cpu"] for r in runs if r.get("hardware")})
+    where = ("; ".join(recorded) + " (as each run recorded it)") if recorded else (
+        f"{hardware['cpu']}, {hardware['cpus']} cores (the machine that wrote this report; the runs did not record "
+        "theirs)")
     out += ["", f"Total run time {total / 3600:.1f} h ({args.parallel} runs at a time, {args.threads} thread each). "
-            f"Hardware: {hardware['cpu']}, {hardware['cpus']} cores, no GPU; Python {hardware['python']}, torch "
-            f"{hardware['torch']}, transformers {hardware['transformers']}.", ""]
+            f"Hardware: {where}; Python {hardware['python']}, torch {hardware['torch']}, transformers "
+            f"{hardware['transformers']}.", ""]
     if sweep:
         out += ["### Learning-rate sweep (sentence baseline, seed 1; selection on sentence-view dev F1)", "",
                 "| encoder lr | head lr | best epoch | sentence view F1 | context view F1 | wall time |",
@@ -792,21 +821,41 @@ def hardware_info() -> dict:
             "transformers": transformers.__version__, "cuda": torch.version.cuda}
 
 
+def run_settings(r: dict) -> dict:
+    """A run's arm, epochs and sequence budget: as recorded, else read from its command (summaries written before
+    they were recorded), else None; never the settings of the report being built."""
+    words = shlex.split(r.get("command", ""))
+
+    def flag(name):
+        return words[words.index(name) + 1] if name in words[:-1] else None
+
+    epochs, length, train = flag("--num_train_epochs"), flag("--max_seq_length"), flag("--train_file")
+    return {"train_subset": r.get("train_subset") or (None if train is None else
+                                                     "with_context" if "with_context" in train else "all"),
+            "epochs": r.get("epochs") if r.get("epochs") is not None else (None if epochs is None else float(epochs)),
+            "max_seq_length": r.get("max_seq_length") or (None if length is None else int(length))}
+
+
+def same_arm(r: dict, args) -> bool:
+    settings = run_settings(r)
+    return (settings["train_subset"] == args.train_subset and settings["epochs"] == args.epochs
+            and settings["max_seq_length"] == args.max_seq_length)
+
+
 def load(output_dir: Path, prefix: str = "", results_dir: str | None = None, dev_file: Path | None = None,
          args=None) -> list[dict]:
     """The finished runs of `output_dir`, and (with `results_dir`) the committed summaries of runs whose folder is
-    gone (another machine's). A summary without the per-sentence details gets them from its predictions, when its
-    folder has them, and is rewritten (in both places)."""
+    gone (another machine's); with `args`, only the runs of its arm, epochs and sequence budget (others are named
+    and left out). A summary whose details are older than `DETAILS_VERSION` gets them from its run folder, when it
+    has the predictions, and is rewritten (in both places)."""
     runs = {}
     for path in sorted(output_dir.glob(f"{prefix}*/bench_result.json")):
         r = json.loads(path.read_text())
-        if "per_sentence" not in r and dev_file is not None:
+        if r.get("details_version", 1) < DETAILS_VERSION and dev_file is not None:
             extra = run_details(path.parent, dev_file)
             if extra:
                 r.update(extra, details_from_predictions_later=True)
-                r.setdefault("max_seq_length", args.max_seq_length if args else None)
-                r.setdefault("epochs", args.epochs if args else None)
-                r.setdefault("train_subset", args.train_subset if args else None)
+                r.update({k: v for k, v in run_settings(r).items() if r.get(k) is None})
                 path.write_text(json.dumps(r, indent=2))
                 if results_dir:
                     Path(results_dir).mkdir(parents=True, exist_ok=True)
@@ -815,6 +864,11 @@ def load(output_dir: Path, prefix: str = "", results_dir: str | None = None, dev
     if results_dir and Path(results_dir).is_dir():
         for path in sorted(Path(results_dir).glob(f"{prefix}*.json")):
             runs.setdefault(path.stem, json.loads(path.read_text()))
+    if args is not None:
+        other = sorted(name for name, r in runs.items() if not same_arm(r, args))
+        if other:
+            print(f"[report] left out (another arm, epochs or --max_seq_length): {', '.join(other)}", flush=True)
+        runs = {name: r for name, r in runs.items() if name not in other}
     runs = list(runs.values())
     order = {m: i for i, m in enumerate(METHODS)}
     return sorted(runs, key=lambda r: (order.get(r["method"], 99), r["seed"]))

@@ -198,12 +198,16 @@ def test_run_details_split_by_gold_in_context_and_type_against_seqeval(tmp_path)
 @pytest.mark.parametrize("seeds, bootstrap, expected", [
     ([2.0, 2.5, 3.0], (1.0, 4.0), "resolved: a gain"),
     ([-0.4, 0.2, 0.1, -0.1, 0.3], (-1.5, 1.2), "resolved: no effect"),
-    ([-3.0, 1.0, 4.0], (-1.0, 3.0), "not resolved (an interval"),
+    ([-3.0, 1.0, 4.0], (-1.0, 3.0), "not resolved (both intervals cover 0"),
+    ([-3.0, 1.0, 4.0], (0.5, 3.0), "not resolved (only the bootstrap interval excludes 0"),
+    ([2.0, 2.5, 3.0], (-3.0, -1.0), "not resolved (the intervals exclude 0 on opposite sides"),
+    ([1.5, 2.0, 2.5], None, "not resolved (no bootstrap"),
     ([2.0], (1.0, 3.0), "not resolved (n = 1 seed"),
 ])
 def test_claim_resolution_follows_the_issue_rule(seeds, bootstrap, expected):
-    entry = {"seeds": study.t_interval(seeds), "bootstrap": {"observed": 0, "low": bootstrap[0],
-                                                             "high": bootstrap[1]}}
+    entry = {"seeds": study.t_interval(seeds)}
+    if bootstrap is not None:
+        entry["bootstrap"] = {"observed": 0, "low": bootstrap[0], "high": bootstrap[1]}
     assert expected in study.resolution(entry)
 
 
@@ -248,3 +252,26 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context -->") == 1
     assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
     assert "finished runs, again" in page and "wnut17_coverage_f1.png" in page
+
+
+def test_pooled_counts_need_every_seed_and_the_arm_is_read_from_the_command(tmp_path):
+    """A seed without stored counts or predictions makes no pooled bootstrap (it would pair different seed sets);
+    a summary's arm comes from what it recorded or its command, and another arm's summary is left out."""
+    counts = [[1, 2, 2], [0, 1, 1]]
+    runs = [{"method": "cl-kl", "seed": 1, "per_sentence": {"context": counts},
+             "random_context_per_sentence": counts},
+            {"method": "cl-kl", "seed": 2, "per_sentence": {"context": counts}}]
+    assert study.pooled_counts(tmp_path, runs, "cl-kl", "context").tolist() == [[2, 4, 4], [0, 2, 2]]
+    assert study.pooled_counts(tmp_path, runs, "cl-kl", "context", "dev-random-context") is None
+    assert study.pooled_counts(tmp_path, runs, "cl-kl", "context", "dev-random-context", seeds={1}).tolist() == counts
+    old = {"command": "python run_ner_cl.py --train_file out/train.with_context.txt --max_seq_length 128 "
+                      "--num_train_epochs 6"}
+    assert study.run_settings(old) == {"train_subset": "with_context", "epochs": 6.0, "max_seq_length": 128}
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, record in (("sentence-seed1", old), ("sentence-seed2", {**old, "max_seq_length": 256})):
+        (results / f"{name}.json").write_text(__import__("json").dumps({**record, "method": "sentence",
+                                                                        "seed": int(name[-1])}))
+    args = study.parse_args(["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context",
+                             "--epochs", "6", "--max_seq_length", "128"])
+    assert [r["seed"] for r in study.load(tmp_path / "out", results_dir=str(results), args=args)] == [1]
