@@ -211,7 +211,34 @@ def preprocess_dataset(
         num_proc=num_proc,
         desc=desc,
         load_from_cache_file=load_from_cache_file,
+        new_fingerprint=_features_fingerprint(dataset, encode),
     )
+
+
+def encoding_code_key() -> str:
+    """sha1 of the code that turns rows into features (this module and the inference core)."""
+    import hashlib
+    from pathlib import Path
+
+    import inference_clner
+
+    digest = hashlib.sha1()
+    for path in (__file__, inference_clner.__file__):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _features_fingerprint(dataset: Any, encode: Any) -> str | None:
+    """The cache fingerprint of the features: what `datasets` would compute (the rows, and the map function with
+    the tokenizer and settings it closes over), plus `encoding_code_key()`, since `datasets` pickles an importable
+    helper such as `encode_example` by its name, so that features cached before an edit of that code would be
+    reused. None (the default fingerprint) when the function cannot be hashed."""
+    from datasets.fingerprint import Hasher
+
+    try:
+        return Hasher.hash([dataset._fingerprint, Hasher.hash(encode), encoding_code_key()])
+    except Exception:  # noqa: BLE001 - an unpicklable tokenizer: datasets then picks its own (random) fingerprint
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ __all__ = [
     "words_and_offsets",
     "context_snippets",
     "check_contexts",
+    "result_text",
+    "search_results",
     "encode_example",
     "pad_view",
     "stitch_windows",
@@ -221,8 +223,10 @@ def search_results(results: Any, k: Optional[int] = None) -> list[str]:
     for n, result in enumerate(results):
         if isinstance(result, str):
             out.append(result)
-        elif isinstance(result, dict) and any(result.get(f) for f in ("title", "body", "snippet", "text")):
-            out.append(result_text(result))
+        elif isinstance(result, dict) and any(f in result for f in ("title", "body", "snippet", "text")):
+            text = result_text(result)
+            if text:  # a blank result is no snippet, not a malformed one: the query keeps its other results
+                out.append(text)
         else:
             raise TypeError(f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
                             "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 
 import data_clner  # the line reader of every text input
-from inference_clner import result_text as _result_text  # noqa: F401 (one result check, shared with the pipeline)
+from inference_clner import result_text as _result_text  # one result check, shared with the pipeline
 from inference_clner import search_results as _check_results
 
 logger = logging.getLogger("retrieval_clner")

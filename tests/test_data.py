@@ -900,3 +900,30 @@ def test_bilou_is_a_scheme_of_its_own(tmp_path):
     with pytest.raises(CLNERFormatError, match=r"not closed at the end of the sentence: under --tag_scheme BILOU an "
                                                r"entity ends with L-LOC \(a one-word entity is U-LOC\)"):
         load_ner_dataset({"train": str(path)}, tag_scheme="BILOU")
+
+
+
+def test_feature_cache_follows_the_encoding_code(tmp_path, monkeypatch, minilm_tokenizer):
+    """Cached features are reused for the same rows, tokenizer and settings, and not after the encoding code
+    changes (datasets alone keys importable helpers such as encode_example by name, not by code)."""
+    import datasets
+
+    import features_clner
+
+    rows = {"tokens": [["Paris", "is", "nice"], ["Bieber", "sings"]], "tags": [["B-loc", "O", "O"], ["B-per", "O"]],
+            "context": [["Paris is the capital of France"], []]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "rows"))
+    ds = datasets.load_from_disk(str(tmp_path / "rows"))
+    label2id = {"O": 0, "B-loc": 1, "B-per": 2}
+
+    def encode(**kw):
+        return features_clner.preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=32, **kw)
+
+    first = encode()
+    again = encode()
+    assert again._fingerprint == first._fingerprint and again.cache_files == first.cache_files
+    assert encode(stride=4)._fingerprint != first._fingerprint
+    monkeypatch.setattr(features_clner, "encoding_code_key", lambda: "an edited encode_example")
+    edited = encode()
+    assert edited._fingerprint != first._fingerprint
+    assert edited["labels"] == first["labels"]

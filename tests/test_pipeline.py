@@ -194,7 +194,7 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
 
     def search(query, k):
         queries.append(query)
-        return ["Justin Bieber is a singer", {"title": "Bieber", "body": "pop singer"}]
+        return ["Justin Bieber is a singer", {"title": "", "body": ""}, {"title": "Bieber", "body": "pop singer"}]
 
     out = oracle(["Bieber lands", "Paris"], retrieve=True, retriever=search, return_details=True)
     assert queries == ["Bieber lands", "Paris"]
