@@ -21,6 +21,7 @@ The steps, in the order a prediction runs them:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -104,9 +105,7 @@ def _glue_class(zwj: bool = True) -> str:
     (Unicode categories Mn, Mc, Me: accents, Indic vowel signs and viramas), joiners (ZWNJ, ZWJ, word joiner),
     variation selectors, emoji skin-tone modifiers and tag characters. Python's `re` has no `\\X`, and a word
     must never be cut at one of these (`Jose\u0301`, `नरेंद्र`, `👨\u200d👩\u200d👧`)."""
-    import unicodedata
-
-    codes = [c for c in range(0x30000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Me")]
+    codes = list(_combining_marks())
     codes += [0x200C, *([0x200D] if zwj else []), 0x2060, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400),
               *range(0xE0020, 0xE0080),
               *range(0xE0100, 0xE01F0)]
@@ -119,8 +118,14 @@ def _glue_class(zwj: bool = True) -> str:
     return "".join(ranges)
 
 
-_GLUE = _glue_class()
-_GLUE_NO_ZWJ = _glue_class(zwj=False)  # after a symbol: a ZWJ there joins the next symbol of the sequence
+@functools.lru_cache(maxsize=None)
+def _combining_marks() -> tuple[int, ...]:
+    """The code points of Unicode categories Mn, Mc and Me (a scan of the first three planes, once)."""
+    import unicodedata
+
+    return tuple(c for c in range(0x30000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Me"))
+
+
 #: invisible separators: split like a space, never a word of their own (zero-width space, BOM)
 _INVISIBLE = "\u200b\ufeff"
 # The alternatives, in order, follow WNUT-17's / CoNLL's tokenization: URLs; HTML entities (`&amp;`); emoticons
@@ -128,28 +133,35 @@ _INVISIBLE = "\u200b\ufeff"
 # `p.m.`); numbers with separators or a percent sign (`30,000`, `7:30`, `100%`); `w/`; words (letters, digits and
 # marks, @mentions / #hashtags, inner apostrophes, hyphens, dots or ampersands); runs of ASCII punctuation (`...`,
 # `!!`, `?!`); any other symbol (an emoji with its modifiers and ZWJ sequence) on its own.
-_WORD_RE = re.compile(
-    r"https?://\S+|www\.\S+"
-    r"|&(?:[A-Za-z]{2,8}|#\d{1,6});"
-    r"|(?<![\w])(?:[:;=8][\-o'^]?[)(\]\[DPpOo/\\|*3@]+|[-^>]_+[-^<])(?![\w])"
-    r"|(?i:n't|'(?:s|m|d|re|ve|ll))(?![\w])"
-    r"|(?:[A-Za-z]\.){2,}(?![\w])"
-    r"|\d+(?:[.,:]\d+)+%?|\d+%"
-    r"|(?i:w/)(?![\w/])"
-    rf"|[@#]?\w[\w{_GLUE}]*(?:['\u2019\-.&]\w[\w{_GLUE}]*)*"
-    r"|[!?.,:;\-'\"*~=+/\\|()\[\]{}<>`^_]{2,}"
-    rf"|[^\w\s{_INVISIBLE}{_GLUE}][{_GLUE_NO_ZWJ}]*(?:\u200d[^\w\s{_INVISIBLE}][{_GLUE_NO_ZWJ}]*)*\u200d?"
-    rf"|[{_GLUE}]+"  # a mark with nothing before it to attach to: kept as a word, never dropped
-)
+@functools.lru_cache(maxsize=None)
+def _word_re() -> re.Pattern:
+    """The word pattern, compiled on the first `split_words` (its character classes take a scan of Unicode that
+    every import would otherwise pay: about 0.15 s)."""
+    glue, glue_no_zwj = _glue_class(), _glue_class(zwj=False)  # after a symbol, a ZWJ joins the next symbol
+    return re.compile(
+        r"https?://\S+|www\.\S+"
+        r"|&(?:[A-Za-z]{2,8}|#\d{1,6});"
+        r"|(?<![\w])(?:[:;=8][\-o'^]?[)(\]\[DPpOo/\\|*3@]+|[-^>]_+[-^<])(?![\w])"
+        r"|(?i:n't|'(?:s|m|d|re|ve|ll))(?![\w])"
+        r"|(?:[A-Za-z]\.){2,}(?![\w])"
+        r"|\d+(?:[.,:]\d+)+%?|\d+%"
+        r"|(?i:w/)(?![\w/])"
+        rf"|[@#]?\w[\w{glue}]*(?:['\u2019\-.&]\w[\w{glue}]*)*"
+        r"|[!?.,:;\-'\"*~=+/\\|()\[\]{}<>`^_]{2,}"
+        rf"|[^\w\s{_INVISIBLE}{glue}][{glue_no_zwj}]*(?:\u200d[^\w\s{_INVISIBLE}][{glue_no_zwj}]*)*\u200d?"
+        rf"|[{glue}]+"  # a mark with nothing before it to attach to: kept as a word, never dropped
+    )
+
+
 _NO_SPACES_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text): WNUT-17
-    / CoNLL conventions (see `_WORD_RE`), never cutting a grapheme cluster (a letter and its combining marks, an
+    / CoNLL conventions (see `_word_re`), never cutting a grapheme cluster (a letter and its combining marks, an
     emoji ZWJ sequence). Chinese or Japanese text written without spaces stays one word per run, with a warning:
     pass such text pre-split (a list of words, or `is_split_into_words=True` in the pipeline)."""
-    spans = [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+    spans = [(m.group(), m.start(), m.end()) for m in _word_re().finditer(text)]
     if _NO_SPACES_RE.search(text):
         import warnings
 
