@@ -25,6 +25,7 @@ time, each with `--threads` threads; a finished run is skipped, so the study res
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -198,6 +199,15 @@ def curve_of(state: dict) -> list[dict]:
             for e in state["log_history"] if "eval_sentence_f1" in e]
 
 
+def save_result(result: dict, out: Path, results_dir: str | None) -> None:
+    """A run's summary: `bench_result.json` in its folder, and a copy in the tracked `--results_dir`."""
+    text = json.dumps(result, indent=2)
+    (out / "bench_result.json").write_text(text)
+    if results_dir:
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+        (Path(results_dir) / f"{out.name}.json").write_text(text)
+
+
 def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) -> dict | None:
     done = out / "bench_result.json"
     if done.exists():
@@ -241,10 +251,7 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
                   last=curve[-1] if curve else None, curve=curve, extra=extra,
                   train=json.loads((out / "train_results.json").read_text()))
     result.update(run_details(out, Path(args.data_dir) / "dev.context.txt") or {})
-    done.write_text(json.dumps(result, indent=2))
-    if args.results_dir:
-        Path(args.results_dir).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(done, Path(args.results_dir) / f"{out.name}.json")
+    save_result(result, out, args.results_dir)
     print(f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
           f"{100 * result['best']['sentence_f1']:.2f} context {100 * result['best']['context_f1']:.2f}", flush=True)
     return result
@@ -368,6 +375,15 @@ def f1_of(counts) -> dict:
             "gold": int(gold)}
 
 
+@functools.lru_cache(maxsize=None)
+def dev_gold_in_context(dev_file: str) -> tuple[int, tuple[bool, ...]]:
+    """The dev file's sentence count and `gold_in_context` flags, read once for every run of a report."""
+    from data_clner import read_clner
+
+    rows = read_clner(dev_file)
+    return len(rows), tuple(gold_in_context(rows))
+
+
 #: bumped when `run_details` records more; a summary of an older version is completed from its run folder
 DETAILS_VERSION = 2
 
@@ -379,21 +395,20 @@ def run_details(out: Path, dev_file: Path) -> dict | None:
     import numpy as np
     from seqeval.metrics import classification_report
 
-    from data_clner import read_clner
 
     paths = {view: out / f"predictions_{view}.txt" for view in VIEWS}
     if not all(p.exists() for p in paths.values()):
         return None
-    dev_rows = read_clner(dev_file)
-    flags = np.array(gold_in_context(dev_rows))
+    n_dev, flags = dev_gold_in_context(str(dev_file))
+    flags = np.array(flags)
     details = {"details_version": DETAILS_VERSION, "per_sentence": {}, "per_type": {}, "gold_in_context": {}}
     random_context = out / "dev-random-context" / "predictions_context.txt"
     if random_context.exists():
         details["random_context_per_sentence"] = sentence_counts(random_context).astype(int).tolist()
     for view, path in paths.items():
         sentences = read_predictions(path)
-        if len(sentences) != len(dev_rows):  # e.g. --max_predict_samples in --extra: no per-sentence report
-            print(f"[warn] {path}: {len(sentences)} sentences, {dev_file} has {len(dev_rows)}: no breakdowns",
+        if len(sentences) != n_dev:  # e.g. --max_predict_samples in --extra: no per-sentence report
+            print(f"[warn] {path}: {len(sentences)} sentences, {dev_file} has {n_dev}: no breakdowns",
                   flush=True)
             return None
         counts = sentence_counts(path)
@@ -420,8 +435,11 @@ def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, su
             continue
         wanted += 1
         path = output_dir / f"{method}-seed{r['seed']}" / sub / f"predictions_{view}.txt"
-        stored = (r.get("random_context_per_sentence") if sub == "dev-random-context" and view == "context"
-                  else None if sub else r.get("per_sentence", {}).get(view))
+        if not sub:
+            stored = r.get("per_sentence", {}).get(view)
+        else:
+            random_context = (sub, view) == ("dev-random-context", "context")
+            stored = r.get("random_context_per_sentence") if random_context else None
         if stored is not None:
             counts = np.array(stored, dtype=np.float64)
         elif path.exists():
@@ -499,16 +517,20 @@ def summarise(args, runs: list[dict]) -> dict:
     return {"table": table, "comparisons": comparisons, "random_context": ablation, "dev_sentences": n_dev}
 
 
+def side(interval: dict | None) -> int:
+    """+1 / -1 when an interval lies above / below 0, 0 when it covers 0 or is missing."""
+    if interval is None or math.isnan(interval["low"]):
+        return 0
+    return 1 if interval["low"] > 0 else -1 if interval["high"] < 0 else 0
+
+
 def distinguishable(entry: dict) -> str:
-    s, b = entry["seeds"], entry.get("bootstrap")
-    seeds_yes = not math.isnan(s["low"]) and (s["low"] > 0 or s["high"] < 0)
-    boot_yes = b is not None and (b["low"] > 0 or b["high"] < 0)
-    if seeds_yes and boot_yes:
-        if (s["low"] > 0) != (b["low"] > 0):
-            return "no (the intervals exclude 0 on opposite sides)"
-        return "**yes** (both intervals exclude 0)"
-    if seeds_yes or boot_yes:
-        return "partly (" + ("seed" if seeds_yes else "bootstrap") + " interval excludes 0)"
+    seeds, boot = side(entry["seeds"]), side(entry.get("bootstrap"))
+    if seeds and boot:
+        return "**yes** (both intervals exclude 0)" if seeds == boot else \
+            "no (the intervals exclude 0 on opposite sides)"
+    if seeds or boot:
+        return "partly (" + ("seed" if seeds else "bootstrap") + " interval excludes 0)"
     return "no"
 
 
@@ -607,16 +629,16 @@ def resolution(entry: dict) -> str:
     s = entry["seeds"]
     if s["n"] < 2 or math.isnan(s["low"]):
         return f"not resolved (n = {s['n']} seed{'s' if s['n'] != 1 else ''}: no per-seed interval)"
-    if distinguishable(entry).startswith("**yes"):
-        return f"**resolved: {'a gain' if s['mean'] > 0 else 'a loss'}** (both intervals exclude 0)"
+    seeds, boot = side(s), side(entry.get("bootstrap"))
+    if seeds and seeds == boot:
+        return f"**resolved: {'a gain' if seeds > 0 else 'a loss'}** (both intervals exclude 0)"
     if -1 <= s["low"] and s["high"] <= 1:
         return "**resolved: no effect of the paper's size** (per-seed interval within ±1)"
     if entry.get("bootstrap") is None:
         return "not resolved (no bootstrap, and the per-seed interval is wider than ±1)"
-    verdict = distinguishable(entry)
-    reason = ("the intervals exclude 0 on opposite sides" if "opposite" in verdict else
-              f"only the {verdict.split('(')[1].split(' ')[0].replace('seed', 'per-seed')} interval excludes 0"
-              if verdict.startswith("partly") else "both intervals cover 0")
+    reason = ("the intervals exclude 0 on opposite sides" if seeds and boot else
+              "only the per-seed interval excludes 0" if seeds else
+              "only the bootstrap interval excludes 0" if boot else "both intervals cover 0")
     return f"not resolved ({reason}; the per-seed interval is wider than ±1)"
 
 
@@ -856,10 +878,7 @@ def load(output_dir: Path, prefix: str = "", results_dir: str | None = None, dev
             if extra:
                 r.update(extra, details_from_predictions_later=True)
                 r.update({k: v for k, v in run_settings(r).items() if r.get(k) is None})
-                path.write_text(json.dumps(r, indent=2))
-                if results_dir:
-                    Path(results_dir).mkdir(parents=True, exist_ok=True)
-                    (Path(results_dir) / f"{path.parent.name}.json").write_text(json.dumps(r, indent=2))
+                save_result(r, path.parent, results_dir)
         runs[path.parent.name] = r
     if results_dir and Path(results_dir).is_dir():
         for path in sorted(Path(results_dir).glob(f"{prefix}*.json")):
