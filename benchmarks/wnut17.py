@@ -106,14 +106,50 @@ def parse_args(argv=None):
     p.add_argument("--report_only", action="store_true", help="Only rebuild the summary, doc and plot.")
     p.add_argument("--results_md", default=str(ROOT / "docs" / "results.md"))
     p.add_argument("--plot", default=None,
-                   help="default: docs/wnut17_f1.png (full-data arm), docs/wnut17_coverage_f1.png (coverage arm)")
+                   help="default: docs/wnut17_f1.png (the 3-epoch full-data arm), docs/wnut17_coverage_<N>ep_f1.png "
+                        "(the coverage arm at N epochs), docs/wnut17_<N>ep_f1.png (the full-data arm at N epochs)")
     p.add_argument("--no_doc", action="store_true", help="Do not write --results_md / --plot.")
     args = p.parse_args(argv)
     if args.extra is None:
         args.extra = default_extra()
     if args.plot is None:
-        args.plot = str(ROOT / "docs" / ("wnut17_f1.png" if args.train_subset == "all" else "wnut17_coverage_f1.png"))
+        args.plot = str(ROOT / "docs" / default_plot_name(args))
     return args
+
+
+#: the schedule of the first full-data arm, whose results block and plot keep their original names
+FULL_ARM_EPOCHS = 3
+
+
+def arm_key(args) -> str | None:
+    """The name of an arm (training subset and schedule) in docs/results.md; None for the original full-data arm.
+    Arms at different schedules are different studies: each gets its own results block and plot."""
+    if args.train_subset == "all" and args.epochs == FULL_ARM_EPOCHS:
+        return None
+    return f"{args.train_subset}, {args.epochs:g} epochs"
+
+
+def default_plot_name(args) -> str:
+    if arm_key(args) is None:
+        return "wnut17_f1.png"
+    return f"wnut17_{'coverage_' if args.train_subset == 'with_context' else ''}{args.epochs:g}ep_f1.png"
+
+
+def arm_title(args) -> str:
+    """The arm in words, for the plot's title."""
+    if arm_key(args) is None:
+        return ""
+    what = ("coverage-matched arm (the 1,050 training sentences with a context)" if args.train_subset == "with_context"
+            else "full-data arm")
+    return f"{what}, {args.epochs:g} epochs"
+
+
+def arm_flags(args) -> str:
+    """The flags that select an arm's runs, for the commands the report prints."""
+    flags = f"--epochs {args.epochs:g} --max_seq_length {args.max_seq_length}"
+    if args.train_subset != "all":
+        flags = f"--train_subset {args.train_subset} " + flags
+    return flags
 
 
 def default_extra() -> str:
@@ -549,7 +585,12 @@ def fmt_interval(d: dict) -> str:
     return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
 
 
-def plot(summary: dict, runs: list[dict], path: Path, arm: str = "all") -> None:
+def fmt_bootstrap(b: dict | None) -> str:
+    return f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+
+
+def plot(summary: dict, runs: list[dict], path: Path, arm: str = "") -> None:
+    """Dev F1 per epoch of each view and the selected-epoch F1 per method; `arm` names the arm in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -597,8 +638,7 @@ def plot(summary: dict, runs: list[dict], path: Path, arm: str = "all") -> None:
     ax.set_xlabel("dev F1 (%) at the selected epoch: mean, 95% t-interval, seeds")
     ax.set_title("selected epoch (open: sentence view, filled: context view)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU" + (
-        "" if arm == "all" else ": coverage-matched arm (the 1,050 training sentences with a context)"))
+    fig.suptitle("CLNER on WNUT-17 dev, all-MiniLM-L6-v2, CPU" + (f": {arm}" if arm else ""))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -617,10 +657,11 @@ CLAIMS = [
 
 
 def markers(args) -> tuple[str, str]:
-    """The generated block of an arm in docs/results.md: the full-data arm keeps the original markers."""
-    if args.train_subset == "all":
+    """The generated block of an arm in docs/results.md: the original full-data arm keeps the original markers."""
+    key = arm_key(args)
+    if key is None:
         return BEGIN, END
-    return f"<!-- BEGIN wnut17.py AUTO {args.train_subset} -->", f"<!-- END wnut17.py AUTO {args.train_subset} -->"
+    return f"<!-- BEGIN wnut17.py AUTO {key} -->", f"<!-- END wnut17.py AUTO {key} -->"
 
 
 def resolution(entry: dict) -> str:
@@ -691,8 +732,7 @@ def claim_lines(summary: dict) -> list[str]:
             if c is None:
                 out.append(f"| {tag}: {claim} | {name} | — | — | not run |")
                 continue
-            b = c.get("bootstrap")
-            boot = f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+            boot = fmt_bootstrap(c.get("bootstrap"))
             out.append(f"| {tag}: {claim} | {name} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {boot} | "
                        f"{resolution(c)} |")
     return out + [""]
@@ -706,14 +746,22 @@ def convergence_line(runs: list[dict]) -> str:
             f"({', '.join(last) or 'none'} selected the last).")
 
 
+def relative(path: Path) -> Path:
+    path = path.absolute()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware: dict) -> str:
     table = summary["table"]
-    rel = Path(args.output_dir)
-    rel = rel.relative_to(ROOT) if rel.is_relative_to(ROOT) else rel
+    rel = relative(Path(args.output_dir))
     begin, end = markers(args)
-    arm = "" if args.train_subset == "all" else f" --train_subset {args.train_subset}"
-    out = [begin, "", f"_Generated by `python benchmarks/wnut17.py{arm} --report_only` from `{rel}` ({len(runs)} "
-           "finished runs)._", ""]
+    results = "" if not args.results_dir else f" --results_dir {relative(Path(args.results_dir))}"
+    if list(args.methods) != list(METHODS):
+        results += " --methods " + " ".join(args.methods)
+    if list(args.seeds) != [1, 2, 3]:
+        results += " --seeds " + " ".join(map(str, args.seeds))
+    out = [begin, "", f"_Generated by `python benchmarks/wnut17.py {arm_flags(args)} --output_dir {rel}{results} "
+           f"--report_only` ({len(runs)} finished runs)._", ""]
     if args.train_subset != "all":
         out += claim_lines(summary) + [convergence_line(runs), ""]
     for pick, title in (("best", "Dev F1 (%) at the selected epoch (the model each run ends with)"),
@@ -752,8 +800,7 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
             "| comparison | per seed (n) | per-seed values | bootstrap | last epoch, per seed | distinguishable "
             "from 0 |", "| --- | --- | --- | --- | --- | --- |"]
     for c in summary["comparisons"]:
-        b = c.get("bootstrap")
-        boot = f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+        boot = fmt_bootstrap(c.get("bootstrap"))
         vals = ", ".join(f"{v:+.2f}" for v in c["seeds"]["values"])
         out.append(f"| {c['name']} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {vals} | {boot} | "
                    f"{fmt_interval(c['seeds_last'])} | {distinguishable(c)} |")
@@ -763,8 +810,7 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
             "| model | context view, real contexts | context view, random contexts | real − random per seed "
             "| bootstrap | distinguishable from 0 |", "| --- | --- | --- | --- | --- | --- |"]
     for a in summary["random_context"]:
-        b = a.get("bootstrap")
-        boot = f"{b['observed']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]" if b else "—"
+        boot = fmt_bootstrap(a.get("bootstrap"))
         out.append(f"| {LABELS[a['method']]} | {fmt(a['real'])} | {fmt(a['random'])} | {fmt_interval(a['seeds'])} | "
                    f"{boot} | {distinguishable(a)} |")
     if args.test_file:
@@ -926,7 +972,7 @@ def main(argv=None):
         print(f"{c['name']}: {fmt_interval(c['seeds'])} per seed; {distinguishable(c)}")
     if not args.no_doc and (runs or sweep):
         if runs:
-            plot(summary, runs, Path(args.plot), args.train_subset)
+            plot(summary, runs, Path(args.plot), arm_title(args))
         write_doc(Path(args.results_md), markdown(args, summary, runs, sweep, hardware), *markers(args))
         print(f"plot: {args.plot}; doc: {args.results_md}")
     return summary

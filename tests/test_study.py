@@ -6,6 +6,7 @@ import importlib.util
 import math
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,7 +237,7 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
 
             shutil.rmtree(folder)
     args = study.parse_args(["--output_dir", str(tmp_path / "out"), "--results_dir", str(results), "--extra", "",
-                             "--bootstrap", "30", "--train_subset", "with_context", "--seeds", "1"])
+                             "--bootstrap", "30", "--train_subset", "with_context", "--seeds", "1", "--epochs", "10"])
     runs = study.load(tmp_path / "out", results_dir=args.results_dir)
     assert sorted(r["method"] for r in runs) == ["cl-kl", "sentence"]
     summary = study.summarise(args, runs)
@@ -249,9 +250,17 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     study.write_doc(doc, text, *study.markers(args))
     study.write_doc(doc, text.replace("finished runs", "finished runs, again"), *study.markers(args))  # replaced, not appended twice
     page = doc.read_text()
-    assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context -->") == 1
+    assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context, 10 epochs -->") == 1
     assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
-    assert "finished runs, again" in page and "wnut17_coverage_f1.png" in page
+    assert "finished runs, again" in page and "wnut17_coverage_10ep_f1.png" in page
+    assert "--train_subset with_context --epochs 10 --max_seq_length 256" in page  # the command that rebuilds it
+    shorter = study.parse_args(["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context",
+                                "--epochs", "6"])  # another schedule is another arm: its own block and plot
+    study.write_doc(doc, text.replace("finished runs", "six-epoch runs"), *study.markers(shorter))
+    page = doc.read_text()
+    assert "finished runs, again" in page and "six-epoch runs" in page and Path(shorter.plot).name == "wnut17_coverage_6ep_f1.png"
+    full = study.parse_args(["--extra", ""])
+    assert study.markers(full) == (study.BEGIN, study.END) and Path(full.plot).name == "wnut17_f1.png"
 
 
 def test_pooled_counts_need_every_seed_and_the_arm_is_read_from_the_command(tmp_path):
