@@ -598,16 +598,15 @@ def read_parquet(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _iter_rows(rows_or_dataset: Any) -> Iterator[dict[str, Any]]:
+def iter_named_rows(rows_or_dataset: Any) -> Iterator[dict[str, Any]]:
     """Rows as dicts with tag names (ClassLabel ids of a `datasets.Dataset` converted)."""
     names = None
     features = getattr(rows_or_dataset, "features", None)
     if features is not None and "tags" in features:
         names = _classlabel_names(features["tags"])
-    for row in rows_or_dataset:
+    for i, row in enumerate(rows_or_dataset):
         if names is not None and row.get("tags") is not None:
-            row = dict(row)
-            row["tags"] = [names[t] if isinstance(t, int) else t for t in row["tags"]]
+            row = {**row, "tags": tag_names(row["tags"], names, f"row {i}")}
         yield row
 
 
@@ -651,7 +650,7 @@ def write_conll(rows_or_dataset: Any, path: str | os.PathLike) -> None:
     The context is not written (CoNLL has no place for it); use :func:`write_clner` to keep it.
     """
     out = []
-    for i, row in enumerate(_iter_rows(rows_or_dataset)):
+    for i, row in enumerate(iter_named_rows(rows_or_dataset)):
         out.extend(_sentence_lines(row, i, require_tags=False))
         out.append("")
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
@@ -662,7 +661,7 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
     """Write the official CLNER format: sentence ``token<TAB>tag`` lines, then per snippet an ``<EOS> B-X`` line
     and its whitespace-split tokens as ``token B-X`` lines; a blank line after each sentence."""
     out = []
-    for i, row in enumerate(_iter_rows(rows_or_dataset)):
+    for i, row in enumerate(iter_named_rows(rows_or_dataset)):
         out.extend(_sentence_lines(row, i, require_tags=True))
         for k, snippet in enumerate(_normalise_context(row.get("context"))):
             out.append(f"{EOS_TOKEN} B-X")
@@ -987,6 +986,7 @@ from features_clner import (  # noqa: E402,F401
     SCALAR_FEATURE_KEYS,
     _classlabel_names,
     CLNERDataCollator,
+    tag_names,
     check_labels,
     get_label_list,
     preprocess_dataset,

@@ -26,6 +26,25 @@ def _classlabel_names(feature: Any) -> list[str] | None:
     return None
 
 
+def tag_names(tags: Any, names: list[str] | None, where: str) -> list:
+    """A row's tags as names: ClassLabel ids become their names, names stay as they are. An id that is not a class
+    (such as datasets' -1 for a missing label) is an error naming `where` and the word, never a wrap-around to the
+    last class."""
+    if names is None:
+        return list(tags)
+    out = []
+    for j, tag in enumerate(tags):
+        if isinstance(tag, int) and not isinstance(tag, bool):
+            if not 0 <= tag < len(names):
+                hint = (" (-1 is how datasets marks a missing label: label every word, or leave the tags column out "
+                        "of unlabeled data)" if tag == -1 else "")
+                raise ValueError(f"{where}, word {j}: tag id {tag} is not one of the {len(names)} classes "
+                                 f"{names}{hint}")
+            tag = names[tag]
+        out.append(tag)
+    return out
+
+
 #: Per-window keys passed through the collator as long tensors.
 SCALAR_FEATURE_KEYS = ("example_id", "word_start", "own_start", "own_end")
 
@@ -87,9 +106,7 @@ def check_labels(dataset: Any, label2id: Mapping[str, int], split_name: str, tag
     column = dataset[tag_column] if features is not None else [row.get(tag_column) or [] for row in dataset]
     unseen: dict[str, tuple[int, int]] = {}
     for i, tags in enumerate(column):
-        for j, tag in enumerate(tags):
-            if names is not None and isinstance(tag, int):
-                tag = names[tag]
+        for j, tag in enumerate(tag_names(tags, names, f"{split_name} split, row {i}")):
             if tag not in label2id and tag not in unseen:
                 unseen[tag] = (i, j)
     if unseen:
@@ -114,9 +131,6 @@ def _to_python(value: Any) -> Any:
     return value
 
 
-def _tag_names(tags: list, names: list[str] | None) -> list:
-    """A row's tags as names: ClassLabel ids become their names, names stay as they are."""
-    return [names[t] if names is not None and isinstance(t, int) else t for t in tags]
 
 
 def _window_labels(tags: list, label2id: Mapping[str, int], idx: int, start: int, n_words: int) -> list[int]:
@@ -177,7 +191,7 @@ def preprocess_dataset(
         keys: list[str] | None = None
         for k, idx in enumerate(indices):
             words = batch["tokens"][k]
-            row_tags = _tag_names(batch[tag_column][k], names) if labeled else None
+            row_tags = tag_names(batch[tag_column][k], names, f"row {idx}") if labeled else None
             can_start = None
             if row_tags is not None and len(row_tags) == len(words):  # no window opens inside a gold entity
                 can_start = [parse_tag(str(t))[0] not in ("I", "E") for t in row_tags]

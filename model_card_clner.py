@@ -711,17 +711,9 @@ _HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "max_steps", "per_devic
 
 def _rows_with_tag_names(dataset) -> list[dict]:
     """Rows of a `datasets.Dataset` (or a list of dicts) with `tags` as label names."""
-    names = None
-    features = getattr(dataset, "features", None)
-    if features is not None and "tags" in features:
-        names = getattr(getattr(features["tags"], "feature", None), "names", None)
-    rows = []
-    for row in dataset:
-        row = dict(row)
-        if names and row.get("tags") and not isinstance(row["tags"][0], str):
-            row["tags"] = [names[int(t)] for t in row["tags"]]
-        rows.append(row)
-    return rows
+    from data_clner import iter_named_rows
+
+    return list(iter_named_rows(dataset))
 
 
 def _run_hyperparameters(training_args, cl_args, data_args) -> dict:

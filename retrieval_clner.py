@@ -789,7 +789,7 @@ def check_output(path: str | os.PathLike, format: str | None = None, *, source: 
         dataset = next(iter(dataset.values()))
     if format != "clner":
         return
-    for i, row in enumerate(data_clner._iter_rows(dataset)):
+    for i, row in enumerate(data_clner.iter_named_rows(dataset)):
         try:
             try:
                 data_clner._sentence_lines(row, i, require_tags=True)

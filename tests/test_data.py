@@ -608,6 +608,29 @@ def test_check_labels_unseen_label_is_an_error(tmp_path):
     check_labels(unlabeled, label2id, "test")
 
 
+def test_a_tag_id_outside_the_classes_is_an_error_not_the_last_class(tmp_path, minilm_tokenizer, label2id):
+    """datasets marks a missing label with -1; as a list index it would read the last class. Every path that turns
+    ClassLabel ids into names (label check, features, writers, card statistics) refuses it, naming row and word."""
+    names = ["O", "B-person", "I-person"]
+    ds = datasets.Dataset.from_dict(
+        {"tokens": [["hi"], ["Mira", "Solenne", "waves"]], "tags": [[0], [1, 2, -1]]},
+        features=datasets.Features({"tokens": datasets.List(datasets.Value("string")),
+                                    "tags": datasets.List(datasets.ClassLabel(names=names))}))
+    message = r"row 1, word 2: tag id -1 is not one of the 3 classes .*missing label"
+    with pytest.raises(ValueError, match="test split, " + message):
+        check_labels(ds, {n: i for i, n in enumerate(names)}, "test")
+    with pytest.raises(ValueError, match=message):
+        preprocess_dataset(ds, minilm_tokenizer, {n: i for i, n in enumerate(names)}, max_seq_length=32)
+    with pytest.raises(ValueError, match=message):
+        dc.write_conll(ds, tmp_path / "out.conll")
+    assert not (tmp_path / "out.conll").exists() or "waves" not in (tmp_path / "out.conll").read_text()
+    from model_card_clner import _rows_with_tag_names
+
+    with pytest.raises(ValueError, match=message):
+        _rows_with_tag_names(ds)
+    assert _rows_with_tag_names(ds.select([0])) == [{"tokens": ["hi"], "tags": ["O"]}]  # a valid id still maps
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Preprocessing, collator, stitching (real tokenizer, real encode_example)
 # ------------------------------------------------------------------------------------------------------------
