@@ -131,8 +131,6 @@ def _to_python(value: Any) -> Any:
     return value
 
 
-
-
 def _window_labels(tags: list, label2id: Mapping[str, int], idx: int, start: int, n_words: int) -> list[int]:
     """The label ids of a window's words (tags `start` to `start + n_words` of row `idx`); a missing tag or a tag
     outside `label2id` is an error naming the row and word, never a silent remap."""
