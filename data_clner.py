@@ -154,6 +154,20 @@ def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | Non
             yield lineno, line.rstrip("\n")
 
 
+def iter_json_lines(path: str | os.PathLike, fix: str | None = None) -> Iterator[tuple[int, Any]]:
+    """``(line_number, value)`` of each non-blank line of a JSON-lines file, read as :func:`_iter_lines` reads
+    (so a byte that is not UTF-8 is an error naming the line, with `fix`); a line that is not JSON is a
+    :class:`CLNERFormatError` naming the file and line. What a record must hold is the caller's policy."""
+    for lineno, line in _iter_lines(path, fix=fix):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CLNERFormatError(path, lineno, f"invalid JSON line: {err.msg}") from None
+        yield lineno, value
+
+
 def _split_columns(line: str) -> tuple[list[str], bool]:
     """Split on tabs when the line has one, else on whitespace; returns (fields, tab_separated)."""
     if "\t" in line:
@@ -536,13 +550,8 @@ def _read_json(
             return _records_to_rows(records, path, token_column, tag_column, context_column, label_names), None
     # JSON lines (also accepted in a .json file, the `datasets` convention)
     records, line_numbers = [], []
-    for lineno, line in _iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise CLNERFormatError(path, lineno, f"invalid JSON line: {err.msg}") from None
+    for lineno, record in iter_json_lines(path):
+        records.append(record)
         line_numbers.append(lineno)
     rows = _records_to_rows(records, path, token_column, tag_column, context_column, label_names, line_numbers)
     return rows, line_numbers

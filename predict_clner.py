@@ -197,7 +197,7 @@ def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]
 
 def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
     """Yield `(pipeline input, fields to copy to the output)` per sentence."""
-    from data_clner import CLNERFormatError, _iter_lines
+    from data_clner import CLNERFormatError, _iter_lines, iter_json_lines
 
     name = path
     path = utf8_copy(path, getattr(args, "encoding", "utf-8"))
@@ -208,16 +208,11 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
         if fmt in ("conll", "clner"):
             yield from read_sentences(path, fmt, name)
             return
-        for lineno, line in _iter_lines(path):
-            if fmt == "text":
+        if fmt == "text":
+            for _, line in _iter_lines(path):
                 yield {"text": line}, {"text": line}
-                continue
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise CLNERUsageError(f"{name}:{lineno}: not a JSON object ({err})") from None
+            return
+        for lineno, record in iter_json_lines(path):
             if not isinstance(record, dict):
                 raise CLNERUsageError(f"{name}:{lineno}: expected a JSON object, got {type(record).__name__}")
             item: dict[str, Any] = {}

@@ -387,13 +387,7 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
         texts = table.column(field).to_pylist()
     elif suffix in (".jsonl", ".json"):
         texts = []
-        for lineno, line in _corpus_lines(path):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RetrievalError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        for lineno, record in _corpus_lines(path, json_lines=True):
             if isinstance(record, str):
                 texts.append(record)
             elif isinstance(record, dict) and (text_field or "text") in record:
@@ -408,14 +402,15 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
     return [t for t in (clean_text(t) for t in texts if t is not None) if t]
 
 
-def _corpus_lines(path: Path) -> Iterable[tuple[int, str]]:
-    """`(line number, line)` of a UTF-8 text corpus (`data_clner._iter_lines`: universal newlines, no BOM). A byte
-    that is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming the file, line and column and
-    saying how to re-encode it, not a bare UnicodeDecodeError naming nothing."""
+def _corpus_lines(path: Path, json_lines: bool = False) -> Iterable[tuple[int, Any]]:
+    """`(line number, line)` of a UTF-8 text corpus (`data_clner._iter_lines`: universal newlines, no BOM), or with
+    `json_lines` `(line number, decoded value)` of its non-blank lines (`data_clner.iter_json_lines`). A byte that
+    is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming the file, line and column and saying how
+    to re-encode it, not a bare UnicodeDecodeError naming nothing; so is a line that is not JSON."""
     fix = (f"a corpus must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, "
            "and pass the new file (--corpus)")
     try:
-        yield from data_clner._iter_lines(path, fix=fix)
+        yield from (data_clner.iter_json_lines if json_lines else data_clner._iter_lines)(path, fix=fix)
     except data_clner.CLNERFormatError as err:
         raise RetrievalError(str(err)) from None
 

@@ -476,6 +476,24 @@ def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path)
         run_cli(["--model", str(missing), "--input", str(latin)])  # CLNERUsageError: exit code 2 from the command
 
 
+def test_predict_jsonl_input_errors_name_the_given_file_and_line(tmp_path):
+    """A JSON-lines input line that is not JSON, or not an object, names the file the user gave and its line, also
+    when the reader works on a re-encoded copy (--encoding); blank lines are skipped, not counted as records."""
+    import argparse
+
+    import predict_clner
+
+    args = argparse.Namespace(tokens_field="tokens", text_field="text", context_field="context", encoding="latin-1")
+    for body, message in (('{"text": "Zo\u00eb a"}\n\n{"text": \n', ":3: invalid JSON line: Expecting value"),
+                          ('{"text": "a"}\n["a"]\n', ":2: expected a JSON object, got list")):
+        src = tmp_path / "in.jsonl"
+        src.write_bytes(body.encode("latin-1"))
+        rows = []
+        with pytest.raises(ValueError, match=re.escape(f"{src}{message}")):
+            rows.extend(predict_clner.read_inputs(str(src), None, args))
+        assert [item for item, _ in rows] == [{"text": "Zo\u00eb a"} if "Zo" in body else {"text": "a"}]
+
+
 def test_predict_cli_output_that_cannot_be_written_is_refused_before_loading(saved_model, tmp_path, monkeypatch):
     """--output naming a folder, or a file in a read-only folder, is a user error before the model loads (root ignores
     chmod: os.access stands in for a read-only mount); a folder that does not exist yet is created."""
