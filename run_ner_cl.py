@@ -24,9 +24,9 @@ import signal
 import sys
 import time
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import datasets
 import torch
@@ -550,11 +550,29 @@ def resolve_labels(raw, found, model_args: ModelArguments, model_path: str, tag_
     return label_list, relabel
 
 
+@dataclass
+class PreparedData:
+    """Everything decided before the model is built (what :func:`prepare_data` returns)."""
+
+    tag_scheme: str  #: the data's tag scheme (IOB1 / IO data is trained as BIO)
+    checkpoint: Optional[str]  #: the checkpoint to resume, if any
+    raw: Any  #: the raw splits (a `datasets.DatasetDict`), checked, then cut to --max_*_samples
+    label_list: list[str]  #: the model's labels, in id order
+    relabel: bool  #: a trained CLNER model gets the training data's labels (--ignore_mismatched_sizes)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.label_list))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.label_list)}
+
+
 def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-                 training_args: TrainingArguments, found, model_path: str) -> dict:
+                 training_args: TrainingArguments, found, model_path: str) -> PreparedData:
     """Everything decided before the model is built: the tag scheme, the checkpoint to resume, the raw splits
-    (checked, then cut to --max_*_samples) and the labels. Returns them as a dict (keys: tag_scheme, checkpoint,
-    raw, label_list, relabel)."""
+    (checked, then cut to --max_*_samples) and the labels."""
     with as_user_error():
         tag_scheme, constraints = resolve_tag_scheme(model_args, found, model_path)
         check_sequence_arguments(data_args, found, model_path)
@@ -569,7 +587,7 @@ def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, c
     truncate(raw, data_args)
     if training_args.do_train:
         check_contexts(raw, data_args, cl_args)
-    return dict(tag_scheme=tag_scheme, checkpoint=checkpoint, raw=raw, label_list=label_list, relabel=relabel)
+    return PreparedData(tag_scheme=tag_scheme, checkpoint=checkpoint, raw=raw, label_list=label_list, relabel=relabel)
 
 
 #: encoders whose byte-level BPE needs `add_prefix_space` for pre-split words
@@ -593,19 +611,19 @@ def load_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments,
 
 
 def build_model(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-                training_args: TrainingArguments, model_path: str, hub: dict, found, tokenizer, label_list: list[str],
-                relabel: bool, tag_scheme: str) -> CLNERForTokenClassification:
-    """A trained CLNER model to continue (new labels when `relabel`), or a new one on a plain encoder. A training
-    run records its recipe (sequence budget, views, CL loss) and the data's tag scheme in the config."""
-    label2id = {label: i for i, label in enumerate(label_list)}
+                training_args: TrainingArguments, model_path: str, hub: dict, found, tokenizer,
+                data: PreparedData) -> CLNERForTokenClassification:
+    """A trained CLNER model to continue (new labels when `data.relabel`), or a new one on a plain encoder. A
+    training run records its recipe (sequence budget, views, CL loss) and the data's tag scheme in the config."""
+    tag_scheme = data.tag_scheme
     if is_clner_config(found):
-        relabelled = dict(id2label=dict(enumerate(label_list)), label2id=label2id) if relabel else {}
+        relabelled = dict(id2label=data.id2label, label2id=data.label2id) if data.relabel else {}
         model = CLNERForTokenClassification.from_pretrained(
-            model_path, config=found if model_args.config_name and not relabel else None,
+            model_path, config=found if model_args.config_name and not data.relabel else None,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **relabelled, **hub)
     else:
         model = CLNERForTokenClassification.from_encoder(
-            model_path, id2label=dict(enumerate(label_list)), tag_scheme=model_tag_scheme(tag_scheme),
+            model_path, id2label=data.id2label, tag_scheme=model_tag_scheme(tag_scheme),
             crf_constraints=model_args.crf_constraints, classifier_dropout=model_args.classifier_dropout,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
             **({"config": found} if model_args.config_name else {}), **hub)
@@ -621,11 +639,10 @@ def build_model(model_args: ModelArguments, data_args: DataTrainingArguments, cl
     return model
 
 
-def encode_splits(raw, tokenizer, label_list: list[str], data_args: DataTrainingArguments,
+def encode_splits(raw, tokenizer, label2id: dict[str, int], data_args: DataTrainingArguments,
                   training_args: TrainingArguments) -> dict:
     """The features of every split; --unlabeled_file sentences join the training features without labels (they
     add only the CL loss), shuffled in with the run's seed."""
-    label2id = {label: i for i, label in enumerate(label_list)}
     with training_args.main_process_first(desc="preprocessing"):
         encode = dict(tokenizer=tokenizer, max_seq_length=data_args.max_seq_length, stride=data_args.window_stride,
                       num_proc=data_args.preprocessing_num_workers,
@@ -736,17 +753,16 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
     set_seed(training_args.seed)
     model_path, hub, found = load_model_config(model_args)
     data = prepare_data(model_args, data_args, cl_args, training_args, found, model_path)
-    raw, tag_scheme = data["raw"], data["tag_scheme"]
+    raw, tag_scheme = data.raw, data.tag_scheme
     tokenizer = load_tokenizer(model_args, data_args, model_path, hub, found)
-    model = build_model(model_args, data_args, cl_args, training_args, model_path, hub, found, tokenizer,
-                        data["label_list"], data["relabel"], tag_scheme)
-    features = encode_splits(raw, tokenizer, data["label_list"], data_args, training_args)
+    model = build_model(model_args, data_args, cl_args, training_args, model_path, hub, found, tokenizer, data)
+    features = encode_splits(raw, tokenizer, data.label2id, data_args, training_args)
     push = training_args.push_to_hub
     trainer = build_trainer(model, tokenizer, features, cl_args, data_args, training_args)
 
     all_metrics, prediction_view = {}, None
     if training_args.do_train:
-        all_metrics.update(train_model(trainer, raw, data["checkpoint"], training_args))
+        all_metrics.update(train_model(trainer, raw, data.checkpoint, training_args))
     if training_args.do_eval:
         all_metrics.update(evaluate_model(trainer, raw))
     if training_args.do_predict:
