@@ -5,6 +5,7 @@ core's `pad_view`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -227,8 +228,10 @@ def preprocess_dataset(
     )
 
 
+@functools.lru_cache(maxsize=None)
 def encoding_code_key() -> str:
-    """sha1 of the code that turns rows into features (this module and the inference core)."""
+    """sha1 of the code that turns rows into features (this module and the inference core), read once a process:
+    the code that runs is the code that was imported, even if the files are edited later."""
     import hashlib
     from pathlib import Path
 
