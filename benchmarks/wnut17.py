@@ -826,20 +826,25 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
     for method, row in table.items():
         out.append(f"| {LABELS[method]} | {fmt(row['best_sentence_precision'])} | {fmt(row['best_sentence_recall'])} "
                    f"| {fmt(row['best_context_precision'])} | {fmt(row['best_context_recall'])} |")
+    recorded = sorted({r["hardware"]["cpu"] for r in runs if r.get("hardware")})
+    # runs made on different CPUs: each wall time says which (a letter), since the CPU sets it, not the method
+    cpu_tag = {cpu: chr(ord("A") + i) for i, cpu in enumerate(recorded)} if len(recorded) > 1 else {}
     out += ["", "### Per run", "",
             "| method | seed | selected on | epoch | sentence F1 / P / R | context F1 / P / R | last epoch F1 "
-            "sentence / context | random-context F1 | wall time |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            f"sentence / context | random-context F1 | wall time{' (CPU)' if cpu_tag else ''} |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
         cells = [" / ".join(f"{100 * r['best'][f'{v}_{m}']:.2f}" for m in ("f1", "precision", "recall")) for v in VIEWS]
         last = " / ".join(f"{100 * r['last'][f'{v}_f1']:.2f}" for v in VIEWS) if r.get("last") else "—"
         rnd = r.get("extra", {}).get("dev-random-context")
         rnd = f"{100 * rnd['context_f1']:.2f}" if rnd else "—"
+        cpu = f" ({cpu_tag.get(r.get('hardware', {}).get('cpu'), '?')})" if cpu_tag else ""
         out.append(f"| {r['method']} | {r['seed']} | {SELECTED_ON[r['method']]} | {r['best_epoch']:g} | {cells[0]} "
                    f"| {cells[1]} | {last} | {rnd} | "
-                   f"{r['wall_s'] / 60:.1f} min |")
+                   f"{r['wall_s'] / 60:.1f} min{cpu} |")
     total = sum(r["wall_s"] + r.get("extra_eval_wall_s", 0) for r in runs)
-    recorded = sorted({r["hardware"]["cpu"] for r in runs if r.get("hardware")})
-    where = ("; ".join(recorded) + " (as each run recorded it)") if recorded else (
+    named = [f"{cpu_tag[c]}: {c}" if cpu_tag else c for c in recorded]
+    where = ("; ".join(named) + " (as each run recorded it)") if recorded else (
         f"{hardware['cpu']}, {hardware['cpus']} cores (the machine that wrote this report; the runs did not record "
         "theirs)")
     out += ["", f"Total run time {total / 3600:.1f} h ({args.parallel} runs at a time, {args.threads} thread each). "

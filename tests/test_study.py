@@ -230,7 +230,8 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
         res = {f"{v}_{m}": f1 for v in ("sentence", "context") for m in ("f1", "precision", "recall")}
         res["f1"] = f1
         record = {"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {}, "wall_s": 1,
-                  "best_epoch": 2, "command": "python run_ner_cl.py", "per_sentence": {v: counts.astype(int).tolist() for v in ("sentence", "context")}}
+                  "best_epoch": 2, "command": "python run_ner_cl.py", "hardware": {"cpu": f"CPU of {method}"},
+                  "per_sentence": {v: counts.astype(int).tolist() for v in ("sentence", "context")}}
         (results / f"{method}-seed{seed}.json").write_text(__import__("json").dumps(record))
         if method == "sentence":  # the other run's folder is gone
             import shutil
@@ -253,6 +254,9 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context, 10 epochs -->") == 1
     assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
     assert "finished runs, again" in page and "wnut17_coverage_10ep_f1.png" in page
+    # runs from two CPUs: each wall time names its CPU by a letter that the hardware line resolves
+    assert re.search(r"\| sentence \| 1 \| .* \| 0\.0 min \(B\) \|\n\| cl-kl \| 1 \| .* \| 0\.0 min \(A\) \|", page)
+    assert "Hardware: A: CPU of cl-kl; B: CPU of sentence (as each run recorded it)" in page
     assert "--train_subset with_context --epochs 10 --max_seq_length 256" in page  # the command that rebuilds it
     shorter = study.parse_args(["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context",
                                 "--epochs", "6"])  # another schedule is another arm: its own block and plot
