@@ -247,7 +247,10 @@ def save_result(result: dict, out: Path, results_dir: str | None) -> None:
         (Path(results_dir) / f"{out.name}.json").write_text(text)
 
 
-def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) -> dict | None:
+def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path, results_dir: str | None = None
+            ) -> dict | None:
+    """One run (skipped when finished, resumed when stopped), its extra evaluations and its summary, saved in its
+    folder and in `results_dir` (the tracked copy)."""
     done = out / "bench_result.json"
     if done.exists():
         print(f"[skip] {out.name}: done", flush=True)
@@ -290,7 +293,7 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path) 
                   last=curve[-1] if curve else None, curve=curve, extra=extra,
                   train=json.loads((out / "train_results.json").read_text()))
     result.update(run_details(out, Path(args.data_dir) / "dev.context.txt") or {})
-    save_result(result, out, args.results_dir)
+    save_result(result, out, results_dir)
     print(f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
           f"{100 * result['best']['sentence_f1']:.2f} context {100 * result['best']['context_f1']:.2f}", flush=True)
     return result
@@ -951,13 +954,15 @@ def main(argv=None):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     sweep_dir = output_dir / "sweep"
+    sweep_results = str(Path(args.results_dir) / "sweep") if args.results_dir else None  # not runs of the study
+    if not args.report_only:
+        train_file(args)  # once, before the parallel runs read it
     if args.sweep and not args.report_only:
-        jobs = [("sentence", 1, lr, hl, sweep_dir / f"lr{lr:g}-head{hl:g}") for lr in args.sweep_lrs
+        jobs = [("sentence", 1, lr, hl, sweep_dir / f"lr{lr:g}-head{hl:g}", sweep_results) for lr in args.sweep_lrs
                 for hl in args.sweep_head_lrs]
     elif not args.report_only:
         random_context_file(args)
-        train_file(args)  # once, before the parallel runs read it
-        jobs = [(m, s, args.learning_rate, args.head_learning_rate, output_dir / f"{m}-seed{s}")
+        jobs = [(m, s, args.learning_rate, args.head_learning_rate, output_dir / f"{m}-seed{s}", args.results_dir)
                 for s in args.seeds for m in args.methods]  # seed-major: every method gets a seed before any gets two
     else:
         jobs = []
@@ -969,7 +974,7 @@ def main(argv=None):
     runs = [r for r in load(output_dir, results_dir=args.results_dir, dev_file=Path(args.data_dir) / "dev.context.txt",
                             args=args)
             if r["seed"] in args.seeds and r["method"] in args.methods]  # the report covers --seeds / --methods
-    sweep = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/bench_result.json"))]
+    sweep = load(sweep_dir, results_dir=sweep_results)
     hardware = hardware_info()
     summary = summarise(args, runs) if runs else {"table": {}, "comparisons": [], "random_context": []}
     settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "sweep")}

@@ -288,3 +288,30 @@ def test_pooled_counts_need_every_seed_and_the_arm_is_read_from_the_command(tmp_
     args = study.parse_args(["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context",
                              "--epochs", "6", "--max_seq_length", "128"])
     assert [r["seed"] for r in study.load(tmp_path / "out", results_dir=str(results), args=args)] == [1]
+
+
+def test_sweep_summaries_are_kept_apart_from_the_runs(tmp_path):
+    """A learning-rate sweep's committed summaries (`<results_dir>/sweep/`) are reported as the sweep, from the JSONs
+    alone, and never counted as runs of the study (a sweep point is a `sentence` run with seed 1 too)."""
+    import json
+
+    results, out = tmp_path / "results", tmp_path / "out"
+    (results / "sweep").mkdir(parents=True)
+    res = {f"{v}_{m}": 0.5 for v in ("sentence", "context") for m in ("f1", "precision", "recall")}
+    record = {"method": "sentence", "seed": 1, "best": res, "last": res, "curve": [], "extra": {}, "wall_s": 60,
+              "best_epoch": 3, "command": "python run_ner_cl.py", "learning_rate": 2e-4, "head_learning_rate": 5e-3}
+    defaults = study.parse_args(["--extra", ""])
+    record.update(train_subset=defaults.train_subset, epochs=defaults.epochs, max_seq_length=defaults.max_seq_length)
+    (results / "sentence-seed1.json").write_text(json.dumps(record))
+    for lr in (1e-4, 4e-4):
+        (results / "sweep" / f"lr{lr:g}-head0.005.json").write_text(json.dumps({**record, "learning_rate": lr}))
+    summary = study.main(["--report_only", "--no_doc", "--output_dir", str(out), "--results_dir", str(results),
+                          "--methods", "sentence", "--seeds", "1", "--extra", "", "--bootstrap", "0"])
+    saved = json.loads((out / "summary.json").read_text())
+    assert [r["learning_rate"] for r in saved["runs"]] == [2e-4]
+    assert sorted(r["learning_rate"] for r in saved["sweep"]) == [1e-4, 4e-4]
+    assert list(summary["table"]) == ["sentence"]
+    sweep_args = study.parse_args(["--output_dir", str(out), "--results_dir", str(results), "--extra", ""])
+    lines = study.markdown(sweep_args, summary, saved["runs"], saved["sweep"], {"cpu": "x", "cpus": 2, "python": "3",
+                                                                                 "torch": "t", "transformers": "t"})
+    assert re.search(r"\| 0\.0001 \| 0\.005 \| 3 \| 50\.00 \| 50\.00 \| 1\.0 min \|\n\| 0\.0004 \|", lines)
