@@ -315,3 +315,24 @@ def test_sweep_summaries_are_kept_apart_from_the_runs(tmp_path):
     lines = study.markdown(sweep_args, summary, saved["runs"], saved["sweep"], {"cpu": "x", "cpus": 2, "python": "3",
                                                                                  "torch": "t", "transformers": "t"})
     assert re.search(r"\| 0\.0001 \| 0\.005 \| 3 \| 50\.00 \| 50\.00 \| 1\.0 min \|\n\| 0\.0004 \|", lines)
+
+
+def test_replica_block_pairs_the_same_method_and_seed_across_machines():
+    """Runs of the same method and seed from another machine are shown beside this arm's, with the per-method mean
+    difference and its t-interval (checked against the definition); a replica without a counterpart is left out."""
+    def run(method, seed, s, c, cpu, epoch=5):
+        best = {"sentence_f1": s / 100, "context_f1": c / 100}
+        return {"method": method, "seed": seed, "best": best, "best_epoch": epoch, "hardware": {"cpu": cpu}}
+
+    ours = [run("sentence", 1, 58.0, 57.0, "Intel X (AVX512)"), run("sentence", 2, 59.0, 58.5, "Intel X (AVX512)"),
+            run("cl-kl", 1, 60.0, 61.0, "Intel X (AVX512)")]
+    theirs = [run("sentence", 1, 57.5, 57.5, "AMD Y (AVX2)", 4), run("sentence", 2, 60.0, 58.0, "AMD Y (AVX2)"),
+              run("cl-kl", 3, 50.0, 50.0, "AMD Y (AVX2)")]
+    text = "\n".join(study.replica_lines(ours, theirs))
+    assert "(Intel X)" in text and "made on AMD Y, with identical flags" in text
+    assert "| sentence | 1 | 5 / 4 | 58.00 / 57.50 | 57.00 / 57.50 | +0.50 / -0.50 |" in text
+    expected = study.t_interval([0.5, -1.0])
+    row = re.search(r"\| sentence \| 2 \| (\S+ \[\S+, \S+\]) \| (\S+ \[\S+, \S+\]) \| (\S+) \|", text)
+    assert row.group(1) == study.fmt_interval(expected) and float(row.group(3)) == pytest.approx((0.5 + 0.5 + 1 + 0.5) / 4, abs=0.006)
+    assert "| cl-kl |" not in text  # cl-kl seed 3 has no run here
+    assert study.replica_lines(ours, []) == []
