@@ -25,7 +25,6 @@ try:  # loaded from the Hub as a dynamic module, next to inference_clner.py (the
 except ImportError:  # this project on the path
     from inference_clner import _split_label
 
-__all__ = ["SCHEMES", "scheme_constraints", "check_label_scheme", "LinearChainCRF"]
 
 SCHEMES = ("BIO", "BIOES")
 

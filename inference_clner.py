@@ -1,13 +1,13 @@
 """The inference core of CLNER: every path that tags text calls these steps, so each is written once.
 
 Remote code: uploaded to the Hub next to `modeling_clner.py`, which imports it (as do `pipeline_clner.py` and this
-project's `onnx_clner.py` and data collator), so it is self-contained: the standard library only, and no framework.
+project's `clner/onnx.py` and data collator), so it is self-contained: the standard library only, and no framework.
 The steps, in the order a prediction runs them:
 
 * tags: `parse_tag`, the one reader of tag prefixes (`B-`, `I-`, `E-`, `S-`; BILOU's `L-` / `U-` as `E-` / `S-`);
 * words and offsets: `split_words` / `whitespace_words` / `words_and_offsets` turn a text, or a list of words, into
   words with character offsets (for a list of words, offsets into ``" ".join(words)``);
-* contexts: `context_snippets` / `check_contexts` accept one input's snippets, or one entry per input, and refuse
+* contexts: `context_snippets` / `normalise_contexts` accept one input's snippets, or one entry per input, and refuse
   anything else with a TypeError naming the argument;
 * features: `encode_example` builds both views of a sentence (windows of a long one), `pad_view` pads one view of
   a batch of features (plain lists; callers make tensors or arrays of them);
@@ -25,24 +25,6 @@ import functools
 import re
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-__all__ = [
-    "parse_tag",
-    "split_words",
-    "whitespace_words",
-    "words_and_offsets",
-    "context_snippets",
-    "check_contexts",
-    "result_text",
-    "search_results",
-    "encode_example",
-    "pad_view",
-    "stitch_windows",
-    "decode_windows",
-    "group_entities",
-    "entities_from_tags",
-    "tokens_from_tags",
-    "predict_sentences",
-]
 
 #: A decoder: one padded view (`pad_view`'s dict) -> `(paths, scores)`, per row its words' tag ids and (or None)
 #: the CRF marginal of each tag, both at least as long as the row's word count. `predict_sentences` passes a
@@ -55,7 +37,7 @@ def call_with_timeout(fn: Callable, timeout: Optional[float], *args, error: type
     """`fn(*args)`, given up after `timeout` seconds (None: no limit) with `error(message)`. The call runs in a
     daemon thread, since a blocking socket read cannot be interrupted from outside; a call that is given up on is
     left to finish (or hang) there, its result discarded, and never blocks the caller or the exit. (Live retrieval
-    of the pipeline and every search of `retrieval_clner` go through here.)"""
+    of the pipeline and every search of `clner.retrieval.retriever` go through here.)"""
     if timeout is None:
         return fn(*args)
     import threading
@@ -245,7 +227,7 @@ def search_results(results: Any, k: Optional[int] = None) -> list[str]:
     return out if k is None else out[:k]
 
 
-def check_contexts(contexts: Any, n: Optional[int]) -> Optional[list[Optional[list[str]]]]:
+def normalise_contexts(contexts: Any, n: Optional[int]) -> Optional[list[Optional[list[str]]]]:
     """The `contexts=` argument of `predict`: for one text (`n` None) its snippets; for `n` sentences one entry
     each (a list of snippets, a string or None). Returns one entry per input, or None without contexts."""
     if contexts is None:
@@ -625,7 +607,7 @@ def predict_sentences(
     single = isinstance(inputs, str)
     if single:
         inputs = [inputs]
-    contexts = check_contexts(contexts, None if single else len(inputs))
+    contexts = normalise_contexts(contexts, None if single else len(inputs))
     entities = single if return_entities is None else bool(return_entities)
     parsed = [words_and_offsets(x, split_words if entities else whitespace_words) for x in inputs]
     with_context = contexts is not None and any(c for c in contexts)

@@ -11,7 +11,7 @@ only torch, numpy and transformers. It holds
 `crf_clner.py` holds `LinearChainCRF` and the tagging-scheme constraints; `inference_clner.py` the inference core
 (`encode_example`, the single place that turns a sentence and its external context into the two model views, the
 padding, window decoding and entities), so that training, evaluation, the pipeline, `predict` and ONNX all build
-inputs and read outputs the same way. Their public names are re-exported here.
+inputs and read outputs the same way.
 
 Shapes use B = batch, T = words (CRF time steps), C = tags, L = sub-tokens, H = hidden size.
 """
@@ -37,37 +37,6 @@ try:  # transformers >= 5: initialisers that respect already-loaded weights
 except ImportError:  # pragma: no cover - transformers 4.x
     hf_init = None
 
-__all__ = [
-    "LinearChainCRF",
-    "scheme_constraints",
-    "check_label_scheme",
-    "CLNERConfig",
-    "CLNERForTokenClassification",
-    "CLNERTokenClassifierOutput",
-    "encode_example",
-    "group_entities",
-    "split_words",
-    "tags_to_ids",
-    "PIPELINE_TASK",
-    "PIPELINE_TASK_ALIASES",
-    "PublishedPipelines",
-    "REMOTE_CODE_FILES",
-    "custom_pipelines_config",
-    "parse_tag",
-    "context_snippets",
-    "check_contexts",
-    "pad_view",
-    "stitch_windows",
-    "entities_from_tags",
-    "predict_sentences",
-    "whitespace_words",
-    "words_and_offsets",
-    "viterbi_with_scores",
-    "save_remote_code",
-    "encoder_position_limit",
-    "check_max_seq_length",
-]
-
 #: The task under which a saved model's `config.custom_pipelines` publishes the CLNER pipeline: the standard one, so
 #: that `pipeline(model=repo, trust_remote_code=True)` and `pipeline("token-classification", ...)` both build it.
 PIPELINE_TASK = "token-classification"
@@ -76,23 +45,14 @@ PIPELINE_TASK = "token-classification"
 PIPELINE_TASK_ALIASES = ("ner", "clner-token-classification")
 
 
-# The CRF and the inference core are remote code next to this file (imported relatively on the Hub). Their names
-# are re-exported here: `from modeling_clner import LinearChainCRF, encode_example, ...` keeps working.
+# The CRF and the inference core are remote code next to this file: imported relatively on the Hub, absolutely
+# from a checkout or an installed copy.
 try:
-    from .crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints  # noqa: F401
-    from .inference_clner import (  # noqa: F401
-        check_contexts, context_snippets, encode_example, parse_tag, entities_from_tags, group_entities, pad_view,
-        predict_sentences, split_words, stitch_windows, whitespace_words, words_and_offsets,
-    )
+    from .crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints
+    from .inference_clner import encode_example, predict_sentences
 except ImportError:  # this project on the path
-    from crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints  # noqa: F401
-    from inference_clner import (  # noqa: F401
-        check_contexts, context_snippets, encode_example, parse_tag, entities_from_tags, group_entities, pad_view,
-        predict_sentences, split_words, stitch_windows, whitespace_words, words_and_offsets,
-    )
-
-_whitespace_words = whitespace_words  # the old private name
-_context_snippets = context_snippets  # the old private name
+    from crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints
+    from inference_clner import encode_example, predict_sentences
 
 #: every remote-code file of a CLNER model: saved, uploaded and loaded together (each imports only torch,
 #: transformers, numpy and these files)
@@ -178,7 +138,7 @@ def save_remote_code(directory: str | os.PathLike, source: Optional[str | os.Pat
     """Copy every remote-code file (`REMOTE_CODE_FILES`) from `source` (default: this file's folder) into
     `directory` where it is missing or differs, replacing a link by a real file; returns the names now there. The
     one place that writes a model's code: `save_pretrained`, and through it Trainer checkpoints and
-    `model_card_clner.save_for_hub`."""
+    `clner.hub.model_card.save_for_hub`."""
     source = Path(source) if source is not None else Path(__file__).parent
     written = []
     for name in REMOTE_CODE_FILES:

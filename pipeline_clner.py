@@ -1,6 +1,6 @@
 """`CLNERTokenClassificationPipeline`: named entities from a CLNER model, decoded by Viterbi, scored by CRF marginals.
 
-A saved model's ``config.custom_pipelines`` (written by `model_card_clner.save_for_hub`) publishes it under the
+A saved model's ``config.custom_pipelines`` (written by `clner.hub.model_card.save_for_hub`) publishes it under the
 standard task ``"token-classification"``, so a published model works as any Hub NER model does::
 
     from transformers import pipeline
@@ -26,7 +26,7 @@ Long inputs are split into overlapping windows by `modeling_clner.encode_example
 `CLNERForTokenClassification.predict` does, so the pipeline and ``predict`` agree word for word.
 
 This file is uploaded to the Hub next to ``modeling_clner.py``: it imports the modeling code relatively when it runs
-as a Hub dynamic module and absolutely when this project is importable, and loads ``retrieval_clner`` (live
+as a Hub dynamic module and absolutely when this project is importable, and loads ``clner.retrieval.retriever`` (live
 retrieval) only when asked, so that the pipeline works on the Hub without it.
 """
 
@@ -45,25 +45,17 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
     from .inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
-                                  group_entities, pad_view, search_results, split_words, stitch_windows,
+                                  pad_view, search_results, split_words, stitch_windows,
                                   tokens_from_tags, whitespace_words, words_and_offsets)
     from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
-                                 custom_pipelines_config, viterbi_with_scores)
+                                 viterbi_with_scores)
 except ImportError:  # this project on the path
     from inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
-                                 group_entities, pad_view, search_results, split_words, stitch_windows,
+                                 pad_view, search_results, split_words, stitch_windows,
                                  tokens_from_tags, whitespace_words, words_and_offsets)
     from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
-                                custom_pipelines_config, viterbi_with_scores)
+                                viterbi_with_scores)
 
-__all__ = [
-    "TASK",
-    "CLNERTokenClassificationPipeline",
-    "clner_pipeline",
-    "custom_pipelines_config",
-    "group_entities",
-    "split_words",
-]
 
 #: This project's own task name, registered in `PIPELINE_REGISTRY` when this module is imported (the standard names
 #: "token-classification" / "ner" stay transformers' for other models); a published model also answers to it.
@@ -90,7 +82,7 @@ def _check_retrieval_timeout(value: Any) -> Optional[float]:
     return float(value)
 
 
-def _call_with_timeout(fn: Callable, timeout: Optional[float], *args):
+def _retrieve_with_timeout(fn: Callable, timeout: Optional[float], *args):
     """`fn(*args)` under the pipeline's `retrieval_timeout` (`inference_clner.call_with_timeout`)."""
     return call_with_timeout(fn, timeout, *args, error=_RetrievalTimeout,
                              message=("no answer within {timeout:g} s; the pipeline's retrieval_timeout= sets the "
@@ -132,7 +124,7 @@ class _CallableRetriever:
         found: dict[str, list[str]] = {}
         for q in dict.fromkeys(queries):
             try:
-                found[q] = self._snippets(_call_with_timeout(self.fn, timeout, q, self.k))
+                found[q] = self._snippets(_retrieve_with_timeout(self.fn, timeout, q, self.k))
             except Exception as exc:  # noqa: BLE001 - one failed query must not cost the others their context
                 self.last_failures[q], found[q] = exc, []
         return [(found[q], [float("nan")] * len(found[q])) for q in queries]
@@ -145,10 +137,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
         context: for one input, its snippets (a list of strings or one string); for a batch, one entry per input (a
             single string is used for every input). Inputs given as dicts may carry their own ``"context"``.
         retrieve: retrieve a context for every input that has none, with `retriever`.
-        retriever: a `retrieval_clner.ContextRetriever` (or anything with `retrieve_batch(queries)` and
-            `query_of(words)`), a `retrieval_clner` backend or backend name (wrapped in a `ContextRetriever`), or a
-            plain `fn(query, k) -> list[str]`. Default: `retrieval_clner.ContextRetriever("duckduckgo")` (the paper's
-            web search + BERTScore re-ranking) when `retrieval_clner` is importable. A query that fails or times out
+        retriever: a `clner.retrieval.retriever.ContextRetriever` (or anything with `retrieve_batch(queries)` and
+            `query_of(words)`), a `clner.retrieval.retriever` backend or backend name (wrapped in a `ContextRetriever`), or a
+            plain `fn(query, k) -> list[str]`. Default: `clner.retrieval.retriever.ContextRetriever("duckduckgo")` (the paper's
+            web search + BERTScore re-ranking) when `clner.retrieval.retriever` is importable. A query that fails or times out
             costs only its own input the context (its ``note`` says why), never the other inputs'.
         retrieval_timeout: seconds a search may take before its input falls back to the sentence view with a note
             saying the retrieval timed out; None for no limit. Default: 30 s per query of a search function (and per
@@ -305,17 +297,19 @@ class CLNERTokenClassificationPipeline(Pipeline):
         cached = self._built_retrievers.get(key)
         if cached is not None and cached[0] is retriever:
             return cached[1]
-        try:
-            retrieval = importlib.import_module("retrieval_clner")
+        try:  # the clner package, when installed: its retriever and backends (the Hub copy of this file works without)
+            retrieval = importlib.import_module("clner.retrieval.retriever")
+            backends = importlib.import_module("clner.retrieval.backends")
         except ImportError:
-            retrieval = None
-        if retriever is None or isinstance(retriever, str) or (retrieval is not None
-                                                               and isinstance(retriever, retrieval.Backend)):
+            retrieval = backends = None
+        if retriever is None or isinstance(retriever, str) or (backends is not None
+                                                               and isinstance(retriever, backends.Backend)):
             if retrieval is None:
                 if retriever is None:
-                    raise RuntimeError("live retrieval needs `retrieval_clner` (the clner project) or retriever=<a "
+                    raise RuntimeError("live retrieval needs the clner package (`clner.retrieval`) or retriever=<a "
                                        "search function fn(query, k) -> list[str]>")
-                raise RuntimeError(f"retriever={retriever!r} needs `retrieval_clner`; pass a search function instead")
+                raise RuntimeError(f"retriever={retriever!r} needs the clner package (`clner.retrieval`); pass a "
+                                   "search function instead")
             config = retrieval.RetrievalConfig(**({} if timeout is _UNSET else {"search_timeout": timeout}))
             built = retrieval.ContextRetriever("duckduckgo" if retriever is None else retriever, config)
         elif callable(retriever):
@@ -340,7 +334,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
         own_limit = hasattr(ret, "config") and hasattr(ret.config, "search_timeout")  # a ContextRetriever
 
         def ask(batch: list[str]) -> list:
-            results = list(_call_with_timeout(ret.retrieve_batch, None if own_limit else limit, batch))
+            results = list(_retrieve_with_timeout(ret.retrieve_batch, None if own_limit else limit, batch))
             if len(results) != len(batch):
                 raise ValueError(f"{type(ret).__name__}.retrieve_batch gave {len(results)} results for {len(batch)} "
                                  "queries")

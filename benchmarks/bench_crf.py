@@ -14,7 +14,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from modeling_clner import LinearChainCRF  # noqa: E402
+from crf_clner import LinearChainCRF  # noqa: E402
 
 try:
     from torchcrf import CRF

@@ -5,11 +5,11 @@
    pipeline (argmax, ``aggregation_strategy="simple"``) on the same encoder weights (the packaged all-MiniLM-L6-v2,
    a `BertForTokenClassification` built from them) and the same input texts. Goal: >= 0.9x.
 2. The cost of the context view: the same sentences with their retrieved contexts vs alone.
-3. The ONNX export (`onnx_clner`: encoder + emissions in ONNX Runtime, Viterbi in numpy) vs
+3. The ONNX export (`clner.onnx`: encoder + emissions in ONNX Runtime, Viterbi in numpy) vs
    `CLNERForTokenClassification.predict`, on the same word lists (needs `onnx` and `onnxruntime`).
 
 Inputs: real WNUT-17 dev sentences and their released contexts (``../shared/data/wnut17/dev.context.txt``, read with
-`data_clner.read_clner`) when present, else synthetic sentences and contexts.
+`clner.data.io.read_clner`) when present, else synthetic sentences and contexts.
 
     python benchmarks/bench_inference.py                      # 128 sentences, batch size 16, 1 thread
     python benchmarks/bench_inference.py --sentences 512 --batch_size 32 --repeats 5 --max_seq_length 256
@@ -45,7 +45,7 @@ DEV_CONTEXT = Path(os.environ.get("CLNER_WNUT17_DIR", ROOT.parent / "shared" / "
 def load_rows(n: int, seed: int = 0) -> tuple[list[dict], str]:
     if DEV_CONTEXT.exists():
         try:
-            from data_clner import read_clner
+            from clner.data.io import read_clner
 
             rows = read_clner(DEV_CONTEXT)
         except ImportError:
@@ -135,7 +135,7 @@ def main(argv=None) -> dict:
     try:  # the ONNX export (encoder + emissions in ONNX Runtime, Viterbi in numpy), same inputs as predict
         import tempfile
 
-        from onnx_clner import ONNXCLNER, export_onnx
+        from clner.onnx import ONNXCLNER, export_onnx
 
         onnx_dir = export_onnx(clner, tokenizer, tempfile.mkdtemp(prefix="clner-onnx-"))
         onnx_model = ONNXCLNER(onnx_dir, threads=torch.get_num_threads())

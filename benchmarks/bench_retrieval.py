@@ -24,8 +24,10 @@ sys.path.insert(0, str(REPO))
 import datasets  # noqa: E402
 import torch  # noqa: E402
 
-import data_clner  # noqa: E402
-import retrieval_clner as rc  # noqa: E402
+from clner.data import io as data_io  # noqa: E402
+from clner.retrieval import backends  # noqa: E402
+from clner.retrieval import bertscore  # noqa: E402
+from clner.retrieval.retriever import ContextRetriever, RetrievalConfig, retrieve_contexts, self_retrieval_recall  # noqa: E402
 
 WNUT = Path(os.environ.get("CLNER_WNUT17_DIR", REPO.parent / "shared" / "data" / "wnut17"))
 N_SENTENCES = 3394
@@ -34,8 +36,8 @@ N_SENTENCES = 3394
 def sentences_and_snippets():
     """WNUT-17 train sentences and their released snippets, or a synthetic stand-in of the same size."""
     if (WNUT / "train.conll").exists() and (WNUT / "train.context.txt").exists():
-        rows = data_clner.read_clner(WNUT / "train.context.txt")
-        return [r["tokens"] for r in data_clner.read_conll(WNUT / "train.conll")], rows, "WNUT-17 train"
+        rows = data_io.read_clner(WNUT / "train.context.txt")
+        return [r["tokens"] for r in data_io.read_conll(WNUT / "train.conll")], rows, "WNUT-17 train"
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(5000)]
     rows = [{"tokens": rng.sample(vocab, rng.randint(5, 30)),
@@ -46,17 +48,17 @@ def sentences_and_snippets():
 def bench_cached(sentences, repeats):
     """Fill a cache once, then time full `retrieve_contexts` re-runs that are all cache hits."""
     ds = datasets.Dataset.from_list([{"tokens": t} for t in sentences])
-    backend = rc.CallableBackend(lambda q, k: [f"{q} snippet {i}" for i in range(k)], name="bench-fake")
-    config = rc.RetrievalConfig(rerank=False, min_interval=0.0)
+    backend = backends.CallableBackend(lambda q, k: [f"{q} snippet {i}" for i in range(k)], name="bench-fake")
+    config = RetrievalConfig(rerank=False, min_interval=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache.sqlite"
         t0 = time.perf_counter()
-        rc.retrieve_contexts(ds, backend, config, cache_path=cache)
+        retrieve_contexts(ds, backend, config, cache_path=cache)
         fill = time.perf_counter() - t0
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            out = rc.retrieve_contexts(ds, backend, config, cache_path=cache).dataset
+            out = retrieve_contexts(ds, backend, config, cache_path=cache).dataset
             times.append(time.perf_counter() - t0)
         assert all(out["context"][i] for i in range(len(out)) if sentences[i])
     return len(ds) / fill, len(ds) / min(times)
@@ -65,15 +67,15 @@ def bench_cached(sentences, repeats):
 def bench_rerank(rows, n_sentences, model, layer):
     """End-to-end clean + de-duplicate + BERTScore re-rank of real snippets (encoder warm, cache empty)."""
     rows = [r for r in rows if len(r["context"]) >= 5][:n_sentences]
-    answers = {rc.build_query(r["tokens"]): r["context"][:10] for r in rows}
-    scorer = rc.BERTScorer(model, layer=layer)
+    answers = {backends.build_query(r["tokens"]): r["context"][:10] for r in rows}
+    scorer = bertscore.BERTScorer(model, layer=layer)
     scorer.embed(["warm up the encoder"])
-    config = rc.RetrievalConfig(model=str(model), layer=layer, min_interval=0.0)
+    config = RetrievalConfig(model=str(model), layer=layer, min_interval=0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        retriever = rc.ContextRetriever(lambda q, k: answers.get(q, []), config, cache_path=Path(tmp) / "c.sqlite",
+        retriever = ContextRetriever(lambda q, k: answers.get(q, []), config, cache_path=Path(tmp) / "c.sqlite",
                                         scorer=scorer)
         queries = list(answers)
-        n_snippets = sum(len(rc.dedup_snippets(map(rc.clean_text, answers[q]))) for q in queries)
+        n_snippets = sum(len(backends.dedup_snippets(map(backends.clean_text, answers[q]))) for q in queries)
         t0 = time.perf_counter()
         retriever.retrieve_batch(queries)
         seconds = time.perf_counter() - t0
@@ -83,8 +85,8 @@ def bench_rerank(rows, n_sentences, model, layer):
 def bench_bm25(sentences, rows):
     """BM25 queries/s: every sentence queried against the pool of all released snippets."""
     pool = list(dict.fromkeys(s for r in rows for s in r["context"]))
-    backend = rc.BM25Backend(pool)
-    queries = [rc.build_query(t) for t in sentences]
+    backend = backends.BM25Backend(pool)
+    queries = [backends.build_query(t) for t in sentences]
     t0 = time.perf_counter()
     backend.search_batch(queries, 10)
     return len(queries) / (time.perf_counter() - t0), len(queries), len(pool)
@@ -117,7 +119,7 @@ def main():
     qps, nq, pool = bench_bm25(sentences, rows)
     print(f"BM25                : {qps:10.0f} queries/s    ({nq} queries, corpus of {pool} snippets, k=10)")
     if (WNUT / "dev.context.txt").exists():
-        recall = rc.self_retrieval_recall(data_clner.read_clner(WNUT / "dev.context.txt"), k=10)
+        recall = self_retrieval_recall(data_io.read_clner(WNUT / "dev.context.txt"), k=10)
         print(f"WNUT-17 dev recall@10: {recall['recall']:9.3f}              ({recall['queries']} sentences, "
               f"pool of {recall['corpus_size']} released snippets, {recall['queries_per_s']:.0f} queries/s)")
     else:

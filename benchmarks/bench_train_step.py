@@ -28,9 +28,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainingArguments  # noqa: E402
 
-from data_clner import CLNERDataCollator, get_label_list, read_clner, rows_to_dataset, preprocess_dataset  # noqa: E402
+from clner.data.preprocess import CLNERDataCollator, get_label_list, preprocess_dataset  # noqa: E402
+from clner.data.io import read_clner, rows_to_dataset  # noqa: E402
 from modeling_clner import CLNERForTokenClassification  # noqa: E402
-from trainer_clner import CLArguments, CLNERTrainer, split_views  # noqa: E402
+from clner.arguments import CLArguments  # noqa: E402
+from trainer_clner import CLNERTrainer, split_views  # noqa: E402
 
 
 def batches_from_wnut(data_dir, tokenizer, n_batches, batch_size, max_len, natural=False, seed=0):

@@ -162,7 +162,7 @@ def default_extra() -> str:
     """The study's speed settings for this machine: bf16 only where it is native (never emulated)."""
     import torch
 
-    from trainer_clner import cpu_bf16_support
+    from clner.hardware import cpu_bf16_support
 
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported()
@@ -179,7 +179,7 @@ def train_file(args) -> Path:
     full = Path(args.data_dir) / "train.context.txt"
     if args.train_subset == "all":
         return full
-    from data_clner import read_clner, write_clner
+    from clner.data.io import read_clner, write_clner
 
     path = Path(args.output_dir) / "train.with_context.txt"
     if not path.exists():
@@ -308,8 +308,8 @@ def random_context_file(args) -> Path:
     path = Path(args.output_dir) / "dev.random-context.txt"
     if path.exists():
         return path
-    from data_clner import read_clner, write_clner
-    from retrieval_clner import RandomBackend, detokenize
+    from clner.data.io import read_clner, write_clner
+    from clner.retrieval.backends import RandomBackend, detokenize
 
     rows = read_clner(Path(args.data_dir) / "dev.context.txt")
     snippets = [s for r in rows for s in r["context"] if s.strip()]
@@ -423,7 +423,7 @@ def f1_of(counts) -> dict:
 @functools.lru_cache(maxsize=None)
 def dev_gold_in_context(dev_file: str) -> tuple[int, tuple[bool, ...]]:
     """The dev file's sentence count and `gold_in_context` flags, read once for every run of a report."""
-    from data_clner import read_clner
+    from clner.data.io import read_clner
 
     rows = read_clner(dev_file)
     return len(rows), tuple(gold_in_context(rows))
@@ -934,7 +934,7 @@ def hardware_info() -> dict:
     import torch
     import transformers
 
-    from trainer_clner import cpu_bf16_support
+    from clner.hardware import cpu_bf16_support
 
     support = cpu_bf16_support()
     return {"cpu": support.description, "cpu_native_bf16": support.native, "cpus": os.cpu_count(),

@@ -3,7 +3,7 @@
 
     python scripts/predict.py --model out/ --input sentences.txt --output entities.jsonl
 
-The command lives in `predict_clner.py` (installed as `clner-predict`); see its `--help`.
+The command lives in `clner/commands/predict.py` (installed as `clner-predict`); see its `--help`.
 """
 
 import sys
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predict_clner import cli  # noqa: E402
+from clner.commands.predict import cli  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -16,8 +16,8 @@ SENTENCES = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "n
 WNUT_DIR = Path(os.environ.get("CLNER_WNUT17_DIR", REPO_ROOT.parent / "shared" / "data" / "wnut17"))
 
 
-#: this project's top-level modules (every `*.py` at the repository root)
-PROJECT_MODULES = tuple(sorted(p.stem for p in REPO_ROOT.glob("*.py")))
+#: this project's importable names: its top-level modules (every `*.py` at the repository root) and its package
+PROJECT_MODULES = (*sorted(p.stem for p in REPO_ROOT.glob("*.py")), "clner")
 
 #: Prepended to the script of a test that runs in "a process that cannot import this project". The isolation does
 #: not depend on what is installed: the checkout is off `sys.path` (the test runs elsewhere without PYTHONPATH), and
@@ -27,7 +27,7 @@ BLOCK_PROJECT = f"""
 import importlib.abc, sys
 class _NoProject(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name in {PROJECT_MODULES!r}:
+        if name.split(".")[0] in {PROJECT_MODULES!r}:
             raise ImportError("the clner project is not importable in this process: " + name)
 sys.meta_path.insert(0, _NoProject())
 for _name in {PROJECT_MODULES!r}:
@@ -148,14 +148,14 @@ def training_args(tmp_path, **kw):
 @pytest.fixture(scope="module")
 def raw():
     """The quickstart sample's train and dev splits, as `load_ner_dataset` reads them."""
-    from data_clner import load_ner_dataset
+    from clner.data.io import load_ner_dataset
 
     return load_ner_dataset({"train": str(SAMPLE / "train.txt"), "validation": str(SAMPLE / "dev.txt")})
 
 
 @pytest.fixture(scope="module")
 def labels(raw):
-    from data_clner import get_label_list
+    from clner.data.preprocess import get_label_list
 
     return get_label_list(raw["train"])
 
@@ -163,6 +163,6 @@ def labels(raw):
 @pytest.fixture(scope="module")
 def features(raw, labels, minilm_tokenizer):
     """Both splits as two-view model features (64 sub-tokens a view)."""
-    from data_clner import preprocess_dataset
+    from clner.data.preprocess import preprocess_dataset
 
     return preprocess_dataset(raw, minilm_tokenizer, {label: i for i, label in enumerate(labels)}, max_seq_length=64)

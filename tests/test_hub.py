@@ -21,14 +21,8 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import AutoModel, AutoModelForTokenClassification
 
 import modeling_clner
-from model_card_clner import (
-    REVISION_PLACEHOLDER,
-    build_model_card,
-    check_hub_folder,
-    hub_files,
-    push_to_hub,
-    save_for_hub,
-)
+from clner.hub.model_card import REVISION_PLACEHOLDER, build_model_card
+from clner.hub.upload import check_hub_folder, hub_files, push_to_hub, save_for_hub
 from modeling_clner import CLNERForTokenClassification
 from pipeline_clner import TASK, clner_pipeline
 
@@ -89,7 +83,7 @@ def test_a_base_models_auto_map_and_code_are_never_carried_over(tmp_path, minilm
 
     from transformers import BertModel
 
-    from model_card_clner import strip_tokenizer_auto_map
+    from clner.hub.upload import strip_tokenizer_auto_map
 
     base = tmp_path / "base"
     torch.manual_seed(0)
@@ -132,16 +126,16 @@ def test_save_for_hub_keeps_or_replaces_an_existing_card_saying_so(published, tm
     mine = "---\nlicense: mit\n---\n\n# My own notes on this model\n"
     (folder / "README.md").write_text(mine, encoding="utf-8")
     _, model = published
-    with caplog.at_level("WARNING", logger="model_card_clner"):
+    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
         save_for_hub(model, minilm_tokenizer, folder)  # no card given: the one there stays
     assert (folder / "README.md").read_text(encoding="utf-8") == mine and "replacing" not in caplog.text
     card = build_model_card(model.config, METRICS, base_model=None, dataset_name="WNUT-17")
-    with caplog.at_level("WARNING", logger="model_card_clner"):
+    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
         save_for_hub(model, minilm_tokenizer, folder, card)
     assert f"replacing the model card {folder / 'README.md'} with a new one" in caplog.text
     assert ModelCard.load(folder / "README.md").data.eval_results
     caplog.clear()
-    with caplog.at_level("WARNING", logger="model_card_clner"):
+    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
         save_for_hub(model, minilm_tokenizer, folder, card)  # the same card again: nothing to say
     assert "replacing" not in caplog.text
 
@@ -352,7 +346,7 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
         out["pipeline_classes"] = {{task: type(p).__module__ + "." + type(p).__name__ for task, p in pipes.items()}}
         out["pipe"] = {{task: p({TEXTS!r}) for task, p in pipes.items()}}
         out["pipe_ctx"] = pipes["no task"]({TEXTS!r}, context={CONTEXTS!r}, return_details=True)
-        # live retrieval on the Hub copy: no retrieval_clner here, a plain search function works
+        # live retrieval on the Hub copy: no clner.retrieval.retriever here, a plain search function works
         out["retrieved"] = pipes["ner"]("Paris is nice", retrieve=True, retriever=lambda q, k: ["Paris is in France"],
                                         return_details=True)["context_used"]
         # the alias is served, never saved: a re-saved model still loads without a task
@@ -454,7 +448,7 @@ def test_run_ner_cl_push_to_hub_offline_fails_before_training(tiny_encoder_dir, 
     assert not out.exists() or not any(out.iterdir())
     # a bad id stops the same way (in this process: the subprocess above already showed the exit path)
     import run_ner_cl
-    from data_clner import run_cli
+    from clner.cli import run_cli
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
@@ -494,7 +488,7 @@ def test_run_ner_cl_failed_upload_names_the_folder_and_the_command(tiny_encoder_
 def test_clner_push_command(published, tmp_path, monkeypatch, capsys):
     """`clner-push FOLDER REPO_ID` (what a failed run tells the user to run): uploads the folder; an unreachable Hub
     or an incomplete folder is one line, not a traceback."""
-    from model_card_clner import main as clner_push
+    from clner.commands.push import main as clner_push
 
     folder = tmp_path / "out"
     shutil.copytree(published[0], folder)
@@ -525,7 +519,7 @@ def test_push_to_hub_never_uploads_symbolic_links(published, tmp_path, monkeypat
     link's name: the upload (and `clner-push`) is refused before any Hub call, naming the link and its target. Links
     that the upload ignores anyway (a checkpoint, the logs, a dot-file) are left alone, and the upload sends exactly
     the checked regular files, as the library itself selects them."""
-    from model_card_clner import main as clner_push
+    from clner.commands.push import main as clner_push
 
     folder = tmp_path / "out"
     shutil.copytree(published[0], folder)
@@ -546,7 +540,7 @@ def test_push_to_hub_never_uploads_symbolic_links(published, tmp_path, monkeypat
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("clner-push: error: ") and f"notes.md -> {secret}" in err
     assert hub.calls == []
-    from model_card_clner import hub_links
+    from clner.hub.upload import hub_links
 
     assert set(hub_files(folder)) == EXPECTED_FILES and hub_links(folder) == ["extra", "notes.md"]
     # the card itself as a link: refused too (and then missing)
@@ -596,11 +590,13 @@ def test_run_config_never_holds_a_credential():
 
     from transformers import TrainingArguments
 
+    from clner import arguments
+    from clner import run_utils
     import run_ner_cl
-    from trainer_clner import CLArguments
+    from clner.arguments import CLArguments
 
-    model_args = run_ner_cl.ModelArguments(model_name_or_path="bert-base-cased", token=TOKEN)
-    data_args = run_ner_cl.DataTrainingArguments(train_file="train.txt", token_column_name="words",
+    model_args = arguments.ModelArguments(model_name_or_path="bert-base-cased", token=TOKEN)
+    data_args = arguments.DataTrainingArguments(train_file="train.txt", token_column_name="words",
                                                  context_source=f"https://user:{TOKEN}@example.org/contexts")
     content = run_ner_cl.run_config(model_args, data_args, CLArguments(cl_loss="kl"))
     assert TOKEN not in json.dumps(content)
@@ -615,7 +611,7 @@ def test_run_config_never_holds_a_credential():
     raw = {"model": dataclasses.asdict(model_args), "training": training,
            "extra": {"use_auth_token": TOKEN, "hub_token_id": TOKEN, "token": True, "retriever": [{"api_key": "k1"}],
                      "db_password": "pw", "max_tokens": 5, "token_file": "/home/me/.cache/huggingface/token"}}
-    redacted = run_ner_cl.redact_credentials(raw)
+    redacted = run_utils.redact_credentials(raw)
     assert TOKEN not in repr(redacted) and "'k1'" not in repr(redacted) and "'pw'" not in repr(redacted)
     assert redacted["training"]["hub_token"] == redacted["extra"]["use_auth_token"] == "<redacted>"
     assert redacted["extra"]["hub_token_id"] == redacted["extra"]["retriever"][0]["api_key"] == "<redacted>"

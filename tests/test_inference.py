@@ -4,18 +4,7 @@ import random
 
 import pytest
 
-from inference_clner import (
-    decode_windows,
-    encode_example,
-    entities_from_tags,
-    group_entities,
-    pad_view,
-    parse_tag,
-    split_words,
-    stitch_windows,
-    tokens_from_tags,
-    words_and_offsets,
-)
+from inference_clner import decode_windows, encode_example, entities_from_tags, group_entities, pad_view, parse_tag, split_words, stitch_windows, tokens_from_tags, words_and_offsets
 
 
 def test_parse_tag_reads_every_prefix_once():
@@ -112,9 +101,11 @@ def test_windows_of_labelled_long_sentences_never_open_inside_an_entity(minilm_t
     from conftest import REPO_ROOT, tiny_bert_config
     from transformers import TrainingArguments
 
-    from data_clner import CLNERDataCollator, get_label_list, load_ner_dataset, preprocess_dataset
+    from clner.data.preprocess import CLNERDataCollator, get_label_list, preprocess_dataset
+    from clner.data.io import load_ner_dataset
     from modeling_clner import CLNERConfig, CLNERForTokenClassification
-    from trainer_clner import CLArguments, CLNERTrainer
+    from clner.arguments import CLArguments
+    from trainer_clner import CLNERTrainer
 
     raw = load_ner_dataset({"dev": str(REPO_ROOT / "examples" / "data" / "dev.txt")})["dev"]
     labels = get_label_list(raw)
@@ -184,7 +175,7 @@ def test_split_words_agrees_with_wnut17_tokens(wnut_dir):
     """Joined with spaces, WNUT-17's own tokens come back from `split_words` (the splitter of `predict` and the
     pipeline): 95.90% of the 78,463 train + dev tokens did before the grapheme / WNUT-convention splitter, 99.36%
     now (the rest are idiosyncratic: `'RT`, `SMS/WA`, `$5`)."""
-    from data_clner import read_conll
+    from clner.data.io import read_conll
 
     total = agree = 0
     for split in ("train", "dev"):

@@ -1,5 +1,5 @@
 """The Hub model card: YAML parsed back with huggingface_hub, body checked against patterns, widget examples; the
-training-curves plot (plots_clner)."""
+training-curves plot (clner.hub.plots)."""
 
 import ast
 import json
@@ -14,24 +14,12 @@ import yaml
 from conftest import tiny_bert_config
 from huggingface_hub import ModelCard
 
-from model_card_clner import (
-    CARD_TAGS,
-    CITATION,
-    MODEL_CARD_TEMPLATE,
-    REVISION_PLACEHOLDER,
-    WIDGET_DIFFERS,
-    CLNERModelCard,
-    CLNERModelCardData,
-    build_model_card,
-    choose_widget_examples,
-    epoch_results,
-    parse_view_metrics,
-    publish_from_run,
-    training_set_statistics,
-)
+from clner.hub.model_card import CARD_TAGS, CITATION, MODEL_CARD_TEMPLATE_PATH, REVISION_PLACEHOLDER, WIDGET_DIFFERS, CLNERModelCard, CLNERModelCardData, build_model_card, choose_widget_examples, epoch_results, training_set_statistics
+from clner.metrics import parse_view_metrics
+from clner.hub.publish import publish_from_run
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
 from pipeline_clner import clner_pipeline
-from plots_clner import CURVES_FILE, plot_training_curves, training_curves
+from clner.hub.plots import CURVES_FILE, plot_training_curves, training_curves
 
 LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
                   for p in ("B", "I")]
@@ -259,7 +247,7 @@ def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
     """The card of a run: the dataset from --dataset_card_name / --dataset_name (never the data file's folder),
     --language / --license, the training set, the run's per-epoch results, and only the CL options that applied."""
     datasets = pytest.importorskip("datasets")
-    from trainer_clner import CLArguments
+    from clner.arguments import CLArguments
 
     cl_args = CLArguments(train_views="sentence")
     model = tiny_model(**cl_args.recipe())
@@ -287,7 +275,7 @@ def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
                                                                               re.M)
     # a named dataset fills `datasets:`; the card of the first run is replaced, and the log says so
     data_args.dataset_card_name = "leondz/wnut_17"
-    with caplog.at_level("WARNING", logger="model_card_clner"):
+    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
         publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.datasets == ["leondz/wnut_17"] and "on leondz/wnut_17" in card.text
@@ -298,7 +286,7 @@ def test_publish_from_run_display_name_and_max_steps(tmp_path, minilm_tokenizer,
     """--dataset_card_name that is a display name, not a Hub id, names the data in the card but stays out of
     `datasets:`; a run ended by --max_steps lists max_steps, never the num_train_epochs that did not apply."""
     datasets = pytest.importorskip("datasets")
-    from trainer_clner import CLArguments
+    from clner.arguments import CLArguments
 
     monkeypatch.chdir(tmp_path)
     cl_args = CLArguments(train_views="sentence")
@@ -345,7 +333,7 @@ def _front_matter(text: str) -> dict:
 
 
 def test_md_escape():
-    from model_card_clner import md_escape
+    from clner.hub.model_card import md_escape
 
     assert md_escape("person") == "person" and md_escape("creative-work", table=True) == "creative-work"
     assert md_escape(HOSTILE_TYPES[0], table=True) == r"per&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;\|x"
@@ -449,7 +437,7 @@ def test_card_renders_through_model_card_from_template(monkeypatch):
     calls = _spy_from_template(monkeypatch)
     card = full_card(curves=CURVES_FILE, space_id="org/clner-demo")
     (call,) = calls
-    assert call["cls"] is CLNERModelCard and call["template_str"] == MODEL_CARD_TEMPLATE
+    assert call["cls"] is CLNERModelCard and call["template_str"] == MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")
     assert call["template_path"] is None
     data = call["card_data"]
     assert isinstance(data, CLNERModelCardData) and set(call["kwargs"]) == set(data.template_kwargs())
@@ -486,7 +474,7 @@ def test_card_template_reads_only_escaped_values(monkeypatch):
     and the citation."""
     from jinja2 import Environment, meta
 
-    read = meta.find_undeclared_variables(Environment().parse(MODEL_CARD_TEMPLATE))
+    read = meta.find_undeclared_variables(Environment().parse(MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")))
     calls = _spy_from_template(monkeypatch)
     config = tiny_model(**dict(RECIPES["CL-KL"])).config
     config.cl_loss = HOSTILE  # a hand-made config: an unknown CL loss named by the data
@@ -700,7 +688,7 @@ def test_publish_from_run_plots_curves_and_reports_both_splits(tmp_path, minilm_
     """A run that evaluated during training gets training_curves.png in its folder (uploaded with it) and in its
     card, whose results show the validation and the test set; a later run without evaluations removes the plot."""
     pytest.importorskip("matplotlib")
-    from model_card_clner import hub_files
+    from clner.hub.upload import hub_files
 
     model = tiny_model(**RECIPES["CL-KL"])
     args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
@@ -718,7 +706,7 @@ def test_publish_from_run_plots_curves_and_reports_both_splits(tmp_path, minilm_
     assert re.search(r"^\| with context \| 50\.00 \| 40\.00 \| 44\.44 \|$", card.text, re.M)
     assert {r.dataset_split for r in card.data.eval_results} == {"validation"}
     trainer.state.log_history = [e for e in CURVES_HISTORY if "eval_loss" not in e]
-    with caplog.at_level("WARNING", logger="model_card_clner"):
+    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
         publish_from_run(trainer, model, minilm_tokenizer, TWO_SPLITS, model_args, data_args, None, args, None)
     assert not (out / CURVES_FILE).exists() and "training_curves.png of an earlier run" in caplog.text
     assert "![Training curves]" not in ModelCard.load(out / "README.md").text

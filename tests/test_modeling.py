@@ -9,14 +9,9 @@ import torch
 from conftest import LABELS, SENTENCES, tiny_bert_config, tiny_clner
 from transformers import AutoModel, AutoModelForTokenClassification
 
-from modeling_clner import (
-    CLNERConfig,
-    CLNERForTokenClassification,
-    LinearChainCRF,
-    encode_example,
-    scheme_constraints,
-    tags_to_ids,
-)
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, tags_to_ids
+from crf_clner import LinearChainCRF, scheme_constraints
+from inference_clner import encode_example
 
 
 
@@ -43,7 +38,7 @@ def test_config_roundtrip(tmp_path):
 
 
 def test_a_config_whose_scheme_contradicts_its_labels_is_refused_at_load(tmp_path):
-    from modeling_clner import check_label_scheme
+    from crf_clner import check_label_scheme
 
     tiny_model().save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())

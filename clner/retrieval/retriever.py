@@ -6,8 +6,8 @@ fits a word/token budget. Everything runs as a batched `datasets.Dataset.map`, s
 progress bar come for free, and every finished query is committed to an sqlite cache at once, so a run that
 is killed (even with SIGKILL) and restarted re-queries nothing that had finished.
 
-Pieces, each small and replaceable (the backends and text steps live in `search_clner`, the re-ranker in
-`bertscore_clner`; this module re-exports both and holds the cache, the retriever and the dataset run):
+Pieces, each small and replaceable (the backends and text steps live in `clner.retrieval.backends`, the re-ranker in
+`clner.retrieval.bertscore`; this module re-exports both and holds the cache, the retriever and the dataset run):
 
 * text: `clean_text`, `detokenize`, `build_query`, `dedup_snippets`;
 * backends, one interface (`Backend.search(query, k, index) -> list[str]`): `DuckDuckGoBackend`
@@ -42,84 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import data_clner
-from bertscore_clner import (  # noqa: F401 (re-exported: the re-ranker lived here)
-    DEFAULT_LAYER,
-    DEFAULT_MODEL,
-    MINILM,
-    MINILM_LAYER,
-    BERTScorer,
-    default_layer,
-    resolve_model,
-)
-from search_clner import (  # noqa: F401 (re-exported: the backends, the text steps and the errors lived here)
-    Backend,
-    BM25Backend,
-    CallableBackend,
-    DocumentBackend,
-    DuckDuckGoBackend,
-    NetworkUnavailableError,
-    RandomBackend,
-    RetrievalConfigError,
-    RetrievalError,
-    RetryableError,
-    SearchTimeoutError,
-    _callable_identity,
-    _check_results,
-    _corpus_lines,
-    _corpus_texts,
-    _fingerprint,
-    _import_bm25s,
-    _is_retryable,
-    _norm,
-    _package_version,
-    _result_text,
-    _stable,
-    build_query,
-    clean_snippet,
-    clean_text,
-    dedup_snippets,
-    detokenize,
-    load_corpus,
-    make_backend,
-)
+from clner.data import io as data_io
+from clner.retrieval.bertscore import DEFAULT_LAYER, DEFAULT_MODEL, MINILM, MINILM_LAYER, BERTScorer
+from clner.retrieval.backends import Backend, BM25Backend, _fingerprint, _is_retryable, _norm, _package_version, build_query, clean_snippet, clean_text, dedup_snippets, make_backend
+from clner.errors import RetrievalConfigError, RetrievalError, SearchTimeoutError
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "RetrievalError",
-    "NetworkUnavailableError",
-    "RetryableError",
-    "RetrievalConfigError",
-    "SearchTimeoutError",
-    "clean_text",
-    "clean_snippet",
-    "detokenize",
-    "build_query",
-    "dedup_snippets",
-    "Backend",
-    "CallableBackend",
-    "DuckDuckGoBackend",
-    "BM25Backend",
-    "DocumentBackend",
-    "RandomBackend",
-    "make_backend",
-    "load_corpus",
-    "BERTScorer",
-    "RetrievalConfig",
-    "RetrievalCache",
-    "ContextRetriever",
-    "RetrievalResult",
-    "retrieve_contexts",
-    "load_input",
-    "save_output",
-    "check_output",
-    "self_retrieval_recall",
-    "DEFAULT_CACHE_PATH",
-    "MINILM",
-    "default_layer",
-    "resolve_model",
-]
 
 DEFAULT_CACHE_PATH = Path(os.environ.get("CLNER_CACHE", Path.home() / ".cache" / "clner")) / "retrieval.sqlite"
 CACHE_FORMAT = 1  # bump when the meaning of cached values changes
@@ -138,7 +67,7 @@ def _now() -> float:
     return time.time()
 
 
-def _call_with_timeout(fn: Callable, timeout: float | None, *args):
+def _search_with_timeout(fn: Callable, timeout: float | None, *args):
     """`fn(*args)` under `search_timeout` (`inference_clner.call_with_timeout`), a `SearchTimeoutError` when
     given up on."""
     from inference_clner import call_with_timeout
@@ -482,7 +411,7 @@ class ContextRetriever:
             if interval > 0:
                 _sleep(self.cache.reserve_slot(backend.name, interval * (1 + cfg.jitter * random.random())))
             try:
-                snippets = _call_with_timeout(backend.search, cfg.search_timeout, query, cfg.num_results, index)
+                snippets = _search_with_timeout(backend.search, cfg.search_timeout, query, cfg.num_results, index)
             except Exception as exc:  # noqa: BLE001 - a failing query must not stop the run
                 error = f"{type(exc).__name__}: {exc}"
                 if _is_retryable(exc) and not isinstance(exc, SearchTimeoutError) and attempt < cfg.max_retries:
@@ -566,7 +495,7 @@ class RetrievalResult:
 def _existing_context(value: Any) -> list[str]:
     """The snippets of an input row's `context` (a list of strings, one string, or None)."""
     try:
-        return data_clner._normalise_context(value)
+        return data_io._normalise_context(value)
     except TypeError:
         return []
 
@@ -663,7 +592,7 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
                       features=features, load_from_cache_file=False, new_fingerprint=fingerprint, desc=desc)
     failures = retriever.cache.failures(retriever.run_id)
     provenance = {
-        "tool": "clner retrieval_clner",
+        "tool": "clner clner.retrieval.retriever",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "backend": backend.name,
         "backend_params": backend.params(),
@@ -688,7 +617,7 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
 # ------------------------------------------------------------------------------------------------------ I/O
 def load_input(source: str | os.PathLike, split: str | None = None, format: str | None = None):
     """The rows to retrieve for, as they are (every column kept): a `save_to_disk` directory, `.parquet`,
-    `.json`/`.jsonl` (read by `datasets`), CoNLL / CLNER-format text (read by `data_clner`, the trainer's
+    `.json`/`.jsonl` (read by `datasets`), CoNLL / CLNER-format text (read by `clner.data.io`, the trainer's
     reader), or a Hub dataset name. Returns a `Dataset` for one `split`, else a `DatasetDict` (files: `train`)."""
     import datasets
 
@@ -696,7 +625,7 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path))
     elif path.is_file():
-        fmt = format or data_clner.detect_format(path)
+        fmt = format or data_io.detect_format(path)
         if fmt == "parquet":
             loaded = datasets.DatasetDict(train=datasets.Dataset.from_parquet(str(path)))
         elif fmt in ("json", "jsonl"):
@@ -705,7 +634,7 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
             loaded = datasets.DatasetDict(train=datasets.Dataset.from_json(str(path)))
         else:
             # tags pass through as they are (retrieval never reads them), in the file's own scheme
-            loaded = data_clner.load_ner_dataset({"train": str(path)}, format=fmt, tag_scheme=None)
+            loaded = data_io.load_ner_dataset({"train": str(path)}, format=fmt, tag_scheme=None)
     elif path.suffix.lower() in (".conll", ".txt", ".tsv", ".bio", ".json", ".jsonl", ".parquet", ".arrow") or \
             str(source).startswith(("/", ".", "~")):
         raise FileNotFoundError(f"input not found: {source}")
@@ -727,7 +656,7 @@ def output_format(path: str | os.PathLike) -> str:
 def save_output(dataset, path: str | os.PathLike, format: str | None = None, provenance: dict | None = None,
                 failures: list[dict] | None = None) -> Path:
     """Write the result as `disk` (`save_to_disk`), `parquet`, `jsonl` or `clner` (the official context
-    format, via `data_clner.write_clner`); `format` defaults from the extension (none: a directory). The
+    format, via `data_io.write_clner`); `format` defaults from the extension (none: a directory). The
     provenance goes next to it (`retrieval_provenance.json` inside a directory, `<file>.provenance.json`
     otherwise), and so does the failures report (`retrieval_failures.jsonl` / `<file>.failures.jsonl`)."""
     path = Path(path)
@@ -747,7 +676,7 @@ def save_output(dataset, path: str | os.PathLike, format: str | None = None, pro
         elif format == "jsonl":
             dataset.to_json(str(path), lines=True, force_ascii=False)
         elif format == "clner":
-            data_clner.write_clner(dataset, str(path))
+            data_io.write_clner(dataset, str(path))
         else:
             raise ValueError(f"unknown output format {format!r}: disk, parquet, jsonl or clner")
         side = lambda name: path.with_name(f"{path.name}.{name}")  # noqa: E731
@@ -770,7 +699,7 @@ def check_output(path: str | os.PathLike, format: str | None = None, *, source: 
     that would destroy the input: `path` being the input `source` itself (the same file or `save_to_disk`
     folder, also through a link) or lying inside the input folder; a one-file format for a `DatasetDict` of
     several splits; and, for the CLNER text format, a row of `dataset` that the writer cannot write (a token that
-    is empty, padded or holds a tab or newline, a missing tag, ...: `data_clner`'s own writer rule) or, with
+    is empty, padded or holds a tab or newline, a missing tag, ...: `clner.data.io`'s own writer rule) or, with
     `keep_context`, a context kept from the input that holds the snippet break `<EOS>`. Raises `RetrievalError`
     naming `what` (the flag), the input and the row."""
     format = format or output_format(path)
@@ -789,16 +718,16 @@ def check_output(path: str | os.PathLike, format: str | None = None, *, source: 
         dataset = next(iter(dataset.values()))
     if format != "clner":
         return
-    for i, row in enumerate(data_clner.iter_named_rows(dataset)):
+    for i, row in enumerate(data_io.iter_named_rows(dataset)):
         try:
             try:
-                data_clner._sentence_lines(row, i, require_tags=True)
+                data_io._sentence_lines(row, i, require_tags=True)
             except ValueError as err:
                 raise ValueError(_count_from_one(str(err), i)) from None
             for k, snippet in enumerate(_existing_context(row.get("context")) if keep_context else []):
-                if data_clner.EOS_TOKEN in snippet.split():
+                if data_io.EOS_TOKEN in snippet.split():
                     raise ValueError(f"row {i + 1}: its context's snippet {k + 1} holds the token "
-                                     f"{data_clner.EOS_TOKEN!r}, read back as a snippet break")
+                                     f"{data_io.EOS_TOKEN!r}, read back as a snippet break")
         except ValueError as err:
             raise RetrievalError(f"{what} {path} is in the CLNER text format, which cannot hold the input "
                                  f"{source or '(dataset)'}: {err}. Fix the input, or write .jsonl, .parquet or a "
@@ -809,7 +738,7 @@ _WRITER_PLACE_RE = re.compile(r"^row (\d+): (?:(sentence token|token|tag) (\d+)\
 
 
 def _count_from_one(message: str, row: int) -> str:
-    """A `data_clner` writer message about row `row` (0-based), as this module's messages count: rows, tokens and
+    """A `clner.data.io` writer message about row `row` (0-based), as this module's messages count: rows, tokens and
     tags from 1. The writer counts them from 0 (`row 0: token 1` is the first row's second token); a message that
     already counts from 1 (it names `row {row + 1}`) is kept as it is."""
     match = _WRITER_PLACE_RE.match(message)

@@ -3,10 +3,14 @@
 `DocumentBackend` (neighbouring sentences of the same document, FLERT-style), `RandomBackend` (random corpus
 snippets, the paper's context-quality ablation) and `CallableBackend` (any ``fn(query, k)``: tests and plug-ins,
 cache-keyed by a fingerprint of its code and closure); the text steps (`clean_text`, `clean_snippet`,
-`detokenize`, `build_query`, `dedup_snippets`) and the errors of retrieval. `retrieval_clner` re-exports all of it.
+`detokenize`, `build_query`, `dedup_snippets`) and the errors of retrieval. `clner.retrieval.retriever` re-exports all of it.
 """
 
 from __future__ import annotations
+
+from clner.errors import NetworkUnavailableError
+from clner.errors import RetrievalError
+from clner.errors import RetryableError
 
 import functools
 import hashlib
@@ -24,36 +28,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 
-import data_clner  # the line reader of every text input
-from inference_clner import result_text as _result_text  # one result check, shared with the pipeline
+from clner.data import io as data_io
+from clner import errors
+from inference_clner import result_text as _result_text
 from inference_clner import search_results as _check_results
 
-logger = logging.getLogger("retrieval_clner")
-
-
-class RetrievalError(RuntimeError):
-    """Retrieval cannot go on (bad input, a backend that keeps failing, an unusable corpus)."""
-
-
-class NetworkUnavailableError(RetrievalError):
-    """A network backend was asked for but its host cannot be reached."""
-
-
-class RetryableError(RetrievalError):
-    """Raise from a backend for transient failures (rate limit, timeout): the query is retried with backoff."""
-
-
-class RetrievalConfigError(ValueError):
-    """A `RetrievalConfig` setting out of range; `field` names it (`clner-retrieve` reports it as `--field`)."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"RetrievalConfig.{field} {reason}")
-        self.field, self.reason = field, reason
-
-
-class SearchTimeoutError(RetrievalError):
-    """A search call gave no answer within `RetrievalConfig.search_timeout` seconds: the query is recorded as a
-    failure and not retried (the hung call still holds its thread, and each retry would wait as long again)."""
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------- text
@@ -403,15 +383,15 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
 
 
 def _corpus_lines(path: Path, json_lines: bool = False) -> Iterable[tuple[int, Any]]:
-    """`(line number, line)` of a UTF-8 text corpus (`data_clner._iter_lines`: universal newlines, no BOM), or with
-    `json_lines` `(line number, decoded value)` of its non-blank lines (`data_clner.iter_json_lines`). A byte that
+    """`(line number, line)` of a UTF-8 text corpus (`data_io._iter_lines`: universal newlines, no BOM), or with
+    `json_lines` `(line number, decoded value)` of its non-blank lines (`data_io.iter_json_lines`). A byte that
     is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming the file, line and column and saying how
     to re-encode it, not a bare UnicodeDecodeError naming nothing; so is a line that is not JSON."""
     fix = (f"a corpus must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, "
            "and pass the new file (--corpus)")
     try:
-        yield from (data_clner.iter_json_lines if json_lines else data_clner._iter_lines)(path, fix=fix)
-    except data_clner.CLNERFormatError as err:
+        yield from (data_io.iter_json_lines if json_lines else data_io._iter_lines)(path, fix=fix)
+    except errors.CLNERFormatError as err:
         raise RetrievalError(str(err)) from None
 
 

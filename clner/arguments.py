@@ -21,13 +21,14 @@ from typing import Any, Optional
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from data_clner import TAG_SCHEMES, CLNERUsageError, HelpFormatter
+from clner.data.schemes import TAG_SCHEMES
+from clner.errors import CLNERUsageError
+from clner.cli import HelpFormatter
+from clner.losses import CL_LOSSES
 
-__all__ = ["ModelArguments", "DataTrainingArguments", "CLArguments", "ARGUMENT_CLASSES", "parse_args",
-           "read_config_file", "packaged_minilm", "cli", "push_parser", "push_cli"]
 
 VIEWS = ("both", "context", "sentence")
-CL_LOSSES = ("kl", "l2", "none")
+CL_LOSS_CHOICES = [*CL_LOSSES, "none"]
 
 
 @dataclass
@@ -47,7 +48,7 @@ class CLArguments:
     cl_loss: Optional[str] = field(
         default=None,
         metadata={"help": "Cooperative-learning loss between the views: 'kl' (CL-KL), 'l2' (CL-L2) or 'none'. "
-                          "Default: 'kl' with --train_views both, else 'none'.", "choices": list(CL_LOSSES)},
+                          "Default: 'kl' with --train_views both, else 'none'.", "choices": CL_LOSS_CHOICES},
     )
     cl_weight: float = field(default=0.5, metadata={"help": "Weight of L_CL (official code: 0.5; paper eq. 5: 1)."})
     nll_weight: float = field(default=1.0, metadata={"help": "Weight of L_NLL, the sentence view (official code and "
@@ -77,8 +78,8 @@ class CLArguments:
             raise ValueError(f"--train_views must be one of {VIEWS}, got {self.train_views!r}")
         if self.cl_loss is None:
             self.cl_loss = "kl" if self.train_views == "both" else "none"
-        if self.cl_loss not in CL_LOSSES:
-            raise ValueError(f"--cl_loss must be one of {CL_LOSSES}, got {self.cl_loss!r}")
+        if self.cl_loss not in CL_LOSS_CHOICES:
+            raise ValueError(f"--cl_loss must be one of {CL_LOSS_CHOICES}, got {self.cl_loss!r}")
         if self.cl_loss != "none" and self.train_views != "both":
             raise ValueError(f"--cl_loss {self.cl_loss} needs --train_views both: the CL loss compares the two views, "
                              f"and --train_views {self.train_views} trains one (use --cl_loss none, or leave it out)")
@@ -312,42 +313,3 @@ def read_config_file(path: str) -> dict:
             number = int(number)
         data[key] = number
     return data
-
-
-def push_parser():
-    """The arguments of `clner-push FOLDER REPO_ID` (`model_card_clner.main`), here so that `--help` needs no
-    model code."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="clner-push", description="upload a folder written by `save_for_hub` / "
-                                                                    "`run_ner_cl.py`.")
-    parser.add_argument("folder", help="the model folder (the output_dir of run_ner_cl.py)")
-    parser.add_argument("repo_id", help="the model repository, e.g. org/clner-wnut17 (created when needed)")
-    parser.add_argument("--revision", help="branch to upload to (created when needed; default: main)")
-    parser.add_argument("--private", action="store_true", help="make a new repository private")
-    parser.add_argument("--token", help="Hub token (default: the one from `hf auth login`)")
-    parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
-    from cli_clner import kebab_aliases
-
-    return kebab_aliases(parser)
-
-
-def push_cli(argv=None) -> int:
-    """The `clner-push` command: `--help` from the arguments alone, else `model_card_clner.main`."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        push_parser().parse_args(args)  # prints the help and exits
-    from hub_clner import main as push
-
-    return push(args)
-
-
-def cli(argv=None) -> int:
-    """The `clner-train` command: `--help` from the arguments alone (no training code is imported for it), else
-    `run_ner_cl.cli`."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        parse_args(args)  # prints the help and exits
-    from run_ner_cl import cli as run
-
-    return run(args)

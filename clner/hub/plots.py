@@ -19,7 +19,6 @@ from typing import Any, Mapping, Optional, Sequence
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CURVES_FILE", "plot_training_curves", "training_curves"]
 
 #: the plot's file name in a model folder (the card links it by this relative name)
 CURVES_FILE = "training_curves.png"

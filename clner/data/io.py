@@ -39,55 +39,10 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from cli_clner import (  # noqa: F401 (re-exported: the CLI plumbing lived here)
-    CLNERFormatError,
-    CLNERUsageError,
-    HelpFormatter,
-    as_user_error,
-    check_model_path,
-    check_output_path,
-    run_cli,
-)
-from inference_clner import context_snippets, parse_tag, stitch_windows  # noqa: F401 (stitch_windows: re-exported)
-from schemes_clner import (  # noqa: F401 (re-exported: the tagging schemes lived here)
-    TAG_SCHEMES,
-    apply_tag_scheme,
-    bilou_to_bioes,
-    bio_to_io,
-    bio_to_iob1,
-    bioes_to_bilou,
-    io_to_bio,
-    iob1_to_bio,
-    model_tag_scheme,
-    tags_to_scheme,
-)
+from clner.errors import CLNERFormatError
+from inference_clner import context_snippets
+from clner.data.schemes import apply_tag_scheme
 
-__all__ = [
-    "CONTEXT_TAGS",
-    "EOS_TOKEN",
-    "CLNERDataCollator",
-    "CLNERFormatError",
-    "CLNERUsageError",
-    "TAG_SCHEMES",
-    "as_user_error",
-    "apply_tag_scheme",
-    "check_labels",
-    "check_output_path",
-    "detect_format",
-    "get_label_list",
-    "load_ner_dataset",
-    "model_tag_scheme",
-    "preprocess_dataset",
-    "read_clner",
-    "read_conll",
-    "read_json",
-    "read_parquet",
-    "run_cli",
-    "stitch_windows",
-    "tags_to_scheme",
-    "write_clner",
-    "write_conll",
-]
 
 EOS_TOKEN = "<EOS>"
 #: Tags that mark a context token (never labelled, never scored).
@@ -598,7 +553,7 @@ def read_parquet(
     keys = table.column_names
     tag_col = _pick_column(keys, tag_column, TAG_COLUMN_CANDIDATES, "tag", path, required=False)
     if tag_col is not None and label_names is None:
-        label_names = _classlabel_names(features.get(tag_col))
+        label_names = classlabel_names(features.get(tag_col))
     return _records_to_rows(table.to_pylist(), path, token_column, tag_col, context_column, label_names)
 
 
@@ -612,7 +567,7 @@ def iter_named_rows(rows_or_dataset: Any) -> Iterator[dict[str, Any]]:
     names = None
     features = getattr(rows_or_dataset, "features", None)
     if features is not None and "tags" in features:
-        names = _classlabel_names(features["tags"])
+        names = classlabel_names(features["tags"])
     for i, row in enumerate(rows_or_dataset):
         if names is not None and row.get("tags") is not None:
             row = {**row, "tags": tag_names(row["tags"], names, f"row {i}")}
@@ -835,7 +790,7 @@ def _convert_hub_split(ds, split: str, source: str, token_column, tag_column, co
     tag_col = _pick_column(ds.column_names, tag_column, TAG_COLUMN_CANDIDATES, "tag", source, required=False)
     names = label_names
     if tag_col is not None and names is None:
-        names = _classlabel_names(ds.features[tag_col])
+        names = classlabel_names(ds.features[tag_col])
     ctx_col = context_column if context_column in ds.column_names else None
     has_id = "id" in ds.column_names
 
@@ -989,14 +944,35 @@ def _load_hub_dataset(data_files, dataset_name: str, dataset_config_name, tag_co
     return converted
 
 
-# the model-input half of the data code, re-exported (it lived here); imported last, as it reads this module's
-# `_classlabel_names` when it runs
-from features_clner import (  # noqa: E402,F401
-    SCALAR_FEATURE_KEYS,
-    _classlabel_names,
-    CLNERDataCollator,
-    tag_names,
-    check_labels,
-    get_label_list,
-    preprocess_dataset,
-)
+def classlabel_names(feature: Any) -> list[str] | None:
+    """Names of a (sequence of) ClassLabel feature, else None."""
+    import datasets
+
+    inner = feature
+    if isinstance(inner, (datasets.List, datasets.LargeList)):
+        inner = inner.feature
+    elif isinstance(inner, (list, tuple)) and len(inner) == 1:
+        inner = inner[0]
+    if isinstance(inner, datasets.ClassLabel):
+        return list(inner.names)
+    return None
+
+
+
+def tag_names(tags: Any, names: list[str] | None, where: str) -> list:
+    """A row's tags as names: ClassLabel ids become their names, names stay as they are. An id that is not a class
+    (such as datasets' -1 for a missing label) is an error naming `where` and the word, never a wrap-around to the
+    last class."""
+    if names is None:
+        return list(tags)
+    out = []
+    for j, tag in enumerate(tags):
+        if isinstance(tag, int) and not isinstance(tag, bool):
+            if not 0 <= tag < len(names):
+                hint = (" (-1 is how datasets marks a missing label: label every word, or leave the tags column out "
+                        "of unlabeled data)" if tag == -1 else "")
+                raise ValueError(f"{where}, word {j}: tag id {tag} is not one of the {len(names)} classes "
+                                 f"{names}{hint}")
+            tag = names[tag]
+        out.append(tag)
+    return out

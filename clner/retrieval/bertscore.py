@@ -1,7 +1,7 @@
 """BERTScore re-ranking of retrieved snippets (greedy cosine matching of contextual token embeddings), implemented
 here because the `bert_score` package is broken under transformers 5 (empty strings crash, RoBERTa loses its prefix
 space); its encoder is the paper's roberta-large (layer 17) by default, or the packaged all-MiniLM-L6-v2 by the short
-name `minilm`. `retrieval_clner` re-exports it.
+name `minilm`. `clner.retrieval.retriever` re-exports it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import os
 from typing import Any, Sequence
 
 
-from search_clner import RetrievalError
+from clner.errors import RetrievalError
 
-logger = logging.getLogger("retrieval_clner")
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "roberta-large"  # the paper's re-ranker: roberta-large, layer 17 (bert_score's default for it)
 DEFAULT_LAYER = 17

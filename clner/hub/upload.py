@@ -1,10 +1,12 @@
 """The Hub side of publishing a CLNER model: the upload folder (`save_for_hub`, `check_hub_folder`: safetensors
 weights, CLNER's remote code and no other, CLNER's `auto_map` only, no links), the upload (`push_to_hub`, which pins
 the card's usage example to the uploaded commit), the early repository check of a training run
-(`prepare_hub_repo`) and the `clner-push` command. The card itself is `model_card_clner`'s.
+(`prepare_hub_repo`) and the `clner-push` command. The card itself is `clner.hub.model_card`'s.
 """
 
 from __future__ import annotations
+
+from clner.errors import HubError
 
 import glob
 import inspect
@@ -12,7 +14,6 @@ import json
 import logging
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,7 +22,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 import modeling_clner
 
-logger = logging.getLogger("model_card_clner")
+logger = logging.getLogger(__name__)
 
 #: Never uploaded: pickles (torch/TF/flax/sklearn/Trainer state), checkpoints, logs, caches.
 HUB_IGNORE_PATTERNS = [
@@ -173,9 +174,9 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional
     else:
         if card is None:
             name = getattr(model.config, "_name_or_path", None) or getattr(model.config, "name_or_path", None)
-            from model_card_clner import _is_repo_id, build_model_card
+            from clner.hub.model_card import is_repo_id, build_model_card
 
-            card = build_model_card(model.config, {}, base_model=name if _is_repo_id(name) else None)
+            card = build_model_card(model.config, {}, base_model=name if is_repo_id(name) else None)
         if readme.exists() and readme.read_text(encoding="utf-8") != str(card):
             logger.warning("save_for_hub: replacing the model card %s with a new one (call save_for_hub without "
                            "card= to keep an existing card)", readme)
@@ -216,7 +217,7 @@ def push_to_hub(
             raise ValueError(f"refusing to upload: the Hub token appears in {leaks}")
     if create_pr and revision not in (None, "main"):
         raise ValueError("create_pr=True opens a pull request against the default branch; do not set revision too")
-    from model_card_clner import REVISION_PLACEHOLDER  # the card's module re-exports this one: imported here
+    from clner.hub.model_card import REVISION_PLACEHOLDER
 
     api = api or HfApi(token=token)
     url = api.create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")
@@ -250,10 +251,6 @@ def push_to_hub(
             commit_message=f"Pin the model card's usage example to revision {oid[:10]}",
         )
     return info
-
-
-class HubError(RuntimeError):
-    """The Hub could not be reached, or refused the repository or the upload; the message says what to do."""
 
 
 def upload_command(folder: str | os.PathLike, repo_id: str, revision: Optional[str] = None,
@@ -292,30 +289,3 @@ def prepare_hub_repo(repo_id: str, *, token: Optional[str | bool] = None, privat
             " and --hub_model_id, or train without --push_to_hub and upload the output folder later with "
             f"`{upload_command('OUTPUT_DIR', repo_id)}`") from None
     return getattr(url, "repo_id", None) or repo_id
-
-
-# ---------------------------------------------------------------------------------------------------- clner-push
-def main(argv=None) -> int:
-    """`clner-push FOLDER REPO_ID`: upload a folder written by `save_for_hub` / `run_ner_cl.py`."""
-    from arguments_clner import push_parser
-
-    parser = push_parser()
-    args = parser.parse_args(argv)
-    if not Path(args.folder).is_dir():
-        parser.error(f"no such folder: {args.folder}")
-    try:
-        info = push_to_hub(args.folder, args.repo_id, revision=args.revision, private=args.private or None,
-                           token=args.token, create_pr=args.create_pr)
-    except ValueError as exc:  # an incomplete folder, a leaked token, contradictory flags
-        parser.exit(2, f"clner-push: error: {exc}\n")
-    except Exception as exc:  # noqa: BLE001 - offline, no token, no rights, network
-        reason = " ".join(str(exc).split())[:300]
-        parser.exit(1, f"clner-push: the upload of {args.folder} to {args.repo_id!r} failed ({type(exc).__name__}: "
-                       f"{reason}). Log in (`hf auth login`) or pass --token, check the network, and run this "
-                       "command again\n")
-    print(f"uploaded {args.folder} to {getattr(info, 'commit_url', None) or args.repo_id}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,46 +5,15 @@ core's `pad_view`.
 
 from __future__ import annotations
 
+from clner.data.io import classlabel_names
+from clner.data.io import tag_names
+
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cli_clner import CLNERFormatError  # noqa: F401 (used by the label checks)
 from inference_clner import pad_view, parse_tag
-
-def _classlabel_names(feature: Any) -> list[str] | None:
-    """Names of a (sequence of) ClassLabel feature, else None."""
-    import datasets
-
-    inner = feature
-    if isinstance(inner, (datasets.List, datasets.LargeList)):
-        inner = inner.feature
-    elif isinstance(inner, (list, tuple)) and len(inner) == 1:
-        inner = inner[0]
-    if isinstance(inner, datasets.ClassLabel):
-        return list(inner.names)
-    return None
-
-
-def tag_names(tags: Any, names: list[str] | None, where: str) -> list:
-    """A row's tags as names: ClassLabel ids become their names, names stay as they are. An id that is not a class
-    (such as datasets' -1 for a missing label) is an error naming `where` and the word, never a wrap-around to the
-    last class."""
-    if names is None:
-        return list(tags)
-    out = []
-    for j, tag in enumerate(tags):
-        if isinstance(tag, int) and not isinstance(tag, bool):
-            if not 0 <= tag < len(names):
-                hint = (" (-1 is how datasets marks a missing label: label every word, or leave the tags column out "
-                        "of unlabeled data)" if tag == -1 else "")
-                raise ValueError(f"{where}, word {j}: tag id {tag} is not one of the {len(names)} classes "
-                                 f"{names}{hint}")
-            tag = names[tag]
-        out.append(tag)
-    return out
-
 
 #: Per-window keys passed through the collator as long tensors.
 SCALAR_FEATURE_KEYS = ("example_id", "word_start", "own_start", "own_end")
@@ -73,7 +42,7 @@ def get_label_list(dataset_dict_or_dataset: Any, split: str = "train", tag_colum
     if features is not None:
         if tag_column not in features:
             raise ValueError(f"no {tag_column!r} column in the {split} data (columns: {list(features)})")
-        names = _classlabel_names(features[tag_column])
+        names = classlabel_names(features[tag_column])
         if names is not None:
             return names
         column = ds[tag_column]
@@ -102,7 +71,7 @@ def check_labels(dataset: Any, label2id: Mapping[str, int], split_name: str, tag
     features = getattr(dataset, "features", None)
     if features is not None and tag_column not in features:
         return
-    names = _classlabel_names(features[tag_column]) if features is not None else None
+    names = classlabel_names(features[tag_column]) if features is not None else None
     ids = dataset["id"] if features is not None and "id" in features else None
     column = dataset[tag_column] if features is not None else [row.get(tag_column) or [] for row in dataset]
     unseen: dict[str, tuple[int, int]] = {}
@@ -176,12 +145,12 @@ def preprocess_dataset(
                         load_from_cache_file=load_from_cache_file)
         return datasets.DatasetDict({split: preprocess_dataset(ds, tokenizer, desc=f"{desc} ({split})", **settings)
                                      for split, ds in dataset.items()})
-    from modeling_clner import encode_example
+    from inference_clner import encode_example
 
     labeled = with_labels and tag_column in dataset.column_names
     if labeled and label2id is None:
         raise ValueError("preprocess_dataset needs label2id for labeled data (or with_labels=False)")
-    names = _classlabel_names(dataset.features[tag_column]) if labeled else None
+    names = classlabel_names(dataset.features[tag_column]) if labeled else None
     has_context = "context" in dataset.column_names
     label2id = dict(label2id) if label2id is not None else None
 

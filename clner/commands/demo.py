@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 try:
-    from cli_clner import CLNERUsageError
+    from clner.errors import CLNERUsageError
 except ImportError:  # a Space: no project package; a user mistake stops the app with its message, as SystemExit does
     CLNERUsageError = SystemExit
 
-__all__ = ["DemoTagger", "build_app", "export_space", "main"]
 
 MODES = ("none", "pasted", "retrieve")
 MODE_LABELS = {"none": "none (sentence view only)", "pasted": "pasted snippets", "retrieve": "retrieved live"}
@@ -44,7 +43,7 @@ class DemoTagger:
 
     Args:
         pipe: a CLNER pipeline (`pipeline("ner", model=..., trust_remote_code=True)` or `clner_pipeline(...)`).
-        retriever: what live retrieval uses: a `retrieval_clner.ContextRetriever`, a backend, or a plain
+        retriever: what live retrieval uses: a `clner.retrieval.retriever.ContextRetriever`, a backend, or a plain
             `fn(query, k) -> list[str]`; None disables the "retrieved live" mode.
         retrieval_timeout: seconds a live search may take before the context view falls back.
     """
@@ -154,16 +153,18 @@ def load_pipeline(model: str, revision: Optional[str] = None, trust_remote_code:
 
 def build_retriever(name: str, corpus: Optional[str] = None, rerank_model: Optional[str] = None,
                     timeout: float = 10.0) -> Any:
-    """A `retrieval_clner.ContextRetriever` for `name` ("bm25" over `corpus`, "duckduckgo"), re-ranked with
+    """A `clner.retrieval.retriever.ContextRetriever` for `name` ("bm25" over `corpus`, "duckduckgo"), re-ranked with
     `rerank_model` when given, else in the backend's order; None for "none"."""
     if name == "none":
         return None
-    import retrieval_clner as rc
+    from clner.retrieval import backends
+    from clner.retrieval import bertscore
+    from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
 
-    backend = rc.make_backend(name, **({"corpus": corpus} if corpus else {}))
-    rerank = {"model": rerank_model, "layer": rc.default_layer(rerank_model)} if rerank_model else {}
-    config = rc.RetrievalConfig(rerank=bool(rerank_model), search_timeout=timeout, **rerank)
-    return rc.ContextRetriever(backend, config=config, cache_path=None)
+    backend = backends.make_backend(name, **({"corpus": corpus} if corpus else {}))
+    rerank = {"model": rerank_model, "layer": bertscore.default_layer(rerank_model)} if rerank_model else {}
+    config = RetrievalConfig(rerank=bool(rerank_model), search_timeout=timeout, **rerank)
+    return ContextRetriever(backend, config=config, cache_path=None)
 
 
 # ------------------------------------------------------------------------------------------------- Space
@@ -208,7 +209,7 @@ def export_space(folder: str | os.PathLike, model_id: str, retriever: str = "duc
 # ---------------------------------------------------------------------------------------------------------- CLI
 def parse_args(argv=None) -> argparse.Namespace:
     try:
-        from data_clner import HelpFormatter
+        from clner.cli import HelpFormatter
     except ImportError:  # a Space: no project package
         HelpFormatter = argparse.ArgumentDefaultsHelpFormatter
 
@@ -258,7 +259,7 @@ def main(argv=None, launch: Callable[..., Any] | None = None) -> int:
 def cli(argv=None) -> int:
     """The `clner-demo` command: a user mistake ends with one `error:` line and exit status 2."""
     try:
-        from data_clner import run_cli
+        from clner.cli import run_cli
     except ImportError:  # a Space: no project package, plain exits
         return main(argv)
     return run_cli(main, argv, prog="clner-demo")

@@ -1,9 +1,9 @@
 """ONNX export and inference of a CLNER model: the encoder and the emission layer run in ONNX Runtime, the CRF's
 Viterbi decoding (and its marginals, for entity scores) in numpy.
 
-    clner-export-onnx out/clner-wnut17 out/clner-wnut17-onnx    # or: python onnx_clner.py MODEL OUTPUT
+    clner-export-onnx out/clner-wnut17 out/clner-wnut17-onnx    # or: python clner/onnx.py MODEL OUTPUT
 
-    from onnx_clner import ONNXCLNER
+    from clner.onnx import ONNXCLNER
     ner = ONNXCLNER("out/clner-wnut17-onnx")
     ner.predict([["Justin", "Bieber", "lands"]])                      # tags, as CLNERForTokenClassification.predict
     ner.predict("Justin Bieber lands in Paris", contexts=["Justin Bieber is a singer ..."])  # entities
@@ -21,17 +21,14 @@ also holds the tokenizer and `config.json` (labels, `max_seq_length`, `window_st
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ONNXCLNER", "export_onnx", "viterbi_numpy", "marginals_numpy", "main"]
 
 ONNX_FILE = "model.onnx"
 CRF_FILE = "crf.json"
@@ -44,7 +41,7 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
     export; dropout is off)."""
     import torch
 
-    from modeling_clner import encode_example
+    from inference_clner import encode_example
 
     class Emissions(torch.nn.Module):
         """One view -> word-level emissions, as `CLNERForTokenClassification.forward` computes its logits."""
@@ -167,7 +164,7 @@ class ONNXCLNER:
 
     def __init__(self, path: str | os.PathLike, providers: Optional[Sequence[str]] = None,
                  threads: Optional[int] = None):
-        from predict_clner import load_tokenizer
+        from clner.loading import load_clner_tokenizer
 
         ort = require_onnx("onnxruntime")
         path = Path(path)
@@ -180,7 +177,7 @@ class ONNXCLNER:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         # never AutoTokenizer.from_pretrained(path) alone: config.json's auto_map made it ask "Do you wish to run the
         # custom code? [y/N]" and wait 15 s for an answer
-        self.tokenizer = load_tokenizer(path, config)
+        self.tokenizer = load_clner_tokenizer(path, config)
         crf = json.loads((path / CRF_FILE).read_text(encoding="utf-8"))
         self.labels = list(crf["labels"])
         self.start, self.transitions, self.end = _crf_scores(crf)
@@ -228,7 +225,7 @@ def require_onnx(*modules: str):
     empty OUTPUT folder left behind)."""
     import importlib
 
-    from data_clner import CLNERUsageError
+    from clner.errors import CLNERUsageError
 
     module = None
     for name in modules:
@@ -238,53 +235,3 @@ def require_onnx(*modules: str):
             raise CLNERUsageError(f"ONNX export and inference need the {name} package, which cannot be imported "
                                   f"({err}): pip install \".[onnx]\" (onnx and onnxruntime)") from None
     return module
-
-
-def main(argv=None) -> int:
-    """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX; a user mistake ends
-    with one `error:` line and exit status 2."""
-    from data_clner import run_cli
-
-    return run_cli(export_main, argv, prog="clner-export-onnx")
-
-
-def export_main(argv=None) -> int:
-    """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX."""
-    parser = argparse.ArgumentParser(prog="clner-export-onnx", description=export_main.__doc__.split(": ", 1)[1])
-    parser.add_argument("model", help="trained CLNER model: a folder or a Hub id")
-    parser.add_argument("output", help="folder to write model.onnx, crf.json, config.json and the tokenizer to")
-    parser.add_argument("--revision", help="Hub revision of MODEL")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
-    parser.add_argument("--check", action="store_true",
-                        help="afterwards, compare ONNX and torch tags on a few sentences (needs onnxruntime)")
-    args = parser.parse_args(argv)
-    from data_clner import CLNERUsageError, check_model_path, check_output_path
-
-    # every check before the model loads and before OUTPUT is created: a failed run leaves no empty folder
-    check_model_path(args.model, "MODEL")
-    require_onnx(*(["onnx", "onnxruntime"] if args.check else ["onnx"]))  # torch.onnx.export needs onnx
-    check_output_path(args.output, "OUTPUT", directory=True)
-    from modeling_clner import CLNERForTokenClassification
-    from predict_clner import clner_config, load_tokenizer
-
-    hub = {"revision": args.revision} if args.revision else {}
-    try:
-        tokenizer = load_tokenizer(args.model, clner_config(args.model, "MODEL", **hub), **hub)
-        model = CLNERForTokenClassification.from_pretrained(args.model, use_safetensors=True, **hub)
-    except CLNERUsageError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise CLNERUsageError(f"cannot load a CLNER model from {args.model}: {' '.join(str(exc).split())}") from None
-    out = export_onnx(model, tokenizer, args.output, opset=args.opset)
-    size = (out / ONNX_FILE).stat().st_size / 2**20
-    print(f"exported {args.model} to {out / ONNX_FILE} ({size:.1f} MiB) with {CRF_FILE}, config and tokenizer")
-    if args.check:
-        sample = [["Justin", "Bieber", "lands", "in", "Paris", "tonight"], ["nothing", "here"]]
-        same = ONNXCLNER(out).predict(sample) == model.predict(sample, tokenizer)
-        print(f"ONNX tags {'equal' if same else 'DIFFER FROM'} torch tags on {len(sample)} sentences")
-        return 0 if same else 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
