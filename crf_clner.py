@@ -14,7 +14,7 @@ Shapes use B = batch, T = words (CRF time steps), C = tags.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -101,7 +101,6 @@ def check_label_scheme(labels: Sequence[str], scheme: str = "BIO") -> None:
             )
 
 
-
 # --------------------------------------------------------------------------------------------------------------
 # Linear-chain CRF
 # --------------------------------------------------------------------------------------------------------------
@@ -136,8 +135,12 @@ def _forward_backward(emissions, mask, start, transitions, end, need_beta: bool)
         rev_index = torch.where(pos < lengths[:, None], last[:, None] - pos, pos)  # (B, T) reverses valid prefixes
         rev = shifted.gather(1, rev_index.unsqueeze(-1).expand(-1, -1, num_tags))
         inputs = torch.stack([shifted, rev]).permute(2, 0, 1, 3)  # (T, 2, B, C)
-        state = torch.stack([start + emissions[:, 0], end + emissions.gather(1, last[:, None, None].expand(
-            -1, 1, num_tags)).squeeze(1)])  # (2, B, C)
+        state = torch.stack(
+            [
+                start + emissions[:, 0],
+                end + emissions.gather(1, last[:, None, None].expand(-1, 1, num_tags)).squeeze(1),
+            ]
+        )  # (2, B, C)
         mats = torch.stack([exp_trans, exp_trans.t()])
     else:
         inputs = shifted.transpose(0, 1)  # (T, B, C)
@@ -217,7 +220,7 @@ class LinearChainCRF(nn.Module):
     training cannot overflow the recursions.
     """
 
-    def __init__(self, num_tags: int, constraints: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None):
+    def __init__(self, num_tags: int, constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None):
         super().__init__()
         if num_tags < 1:
             raise ValueError(f"num_tags must be positive, got {num_tags}")
@@ -258,7 +261,7 @@ class LinearChainCRF(nn.Module):
             end = end.masked_fill(~self.allowed_end, -math.inf)
         return start, trans, end
 
-    def _check(self, emissions: torch.Tensor, mask: Optional[torch.Tensor], tags: Optional[torch.Tensor] = None):
+    def _check(self, emissions: torch.Tensor, mask: torch.Tensor | None, tags: torch.Tensor | None = None):
         if emissions.dim() != 3:
             raise ValueError(f"emissions must be (batch, seq_len, num_tags), got shape {tuple(emissions.shape)}")
         if emissions.shape[2] != self.num_tags:
@@ -276,15 +279,15 @@ class LinearChainCRF(nn.Module):
         return emissions.to(dtype), mask, dtype
 
     # -- public API -----------------------------------------------------------------------------------------------
-    def log_partition(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log Z(x) per sequence, `(B,)`; 0 for an all-masked row."""
         return self._log_partition(*self._check(emissions, mask))
 
-    def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalised log-score of the given tag sequences, `(B,)`; 0 for an all-masked row."""
         return self._score(*self._check(emissions, mask, tags), tags)
 
-    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood of `tags`, `(B,)`; 0 for an all-masked row.
 
         Raises ValueError when a gold sequence breaks the tagging-scheme constraints (its likelihood is 0), naming
@@ -318,8 +321,9 @@ class LinearChainCRF(nn.Module):
             return emissions.new_zeros(bsz)
         valid = tags[mask]
         if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.num_tags):
-            raise ValueError(f"tags must be in [0, {self.num_tags}) on unmasked positions, got "
-                             f"{valid.unique().tolist()}")
+            raise ValueError(
+                f"tags must be in [0, {self.num_tags}) on unmasked positions, got {valid.unique().tolist()}"
+            )
         with torch.autocast(emissions.device.type, enabled=False):
             start, trans, end = self._scores(dtype)
             tags = tags.masked_fill(~mask, 0).long()
@@ -333,7 +337,7 @@ class LinearChainCRF(nn.Module):
             total = total + start[tags[:, 0]] + end[last]
         return torch.where(lengths > 0, total, torch.zeros_like(total))
 
-    def log_marginals(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None, temperature: float = 1.0):
+    def log_marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None, temperature: float = 1.0):
         """log p(y_t = c | x) by forward-backward, `(B, T, C)`, differentiable.
 
         `temperature` divides the log-marginals before they are renormalised (the CL-KL loss of official CLNER
@@ -351,18 +355,17 @@ class LinearChainCRF(nn.Module):
             log_marg = torch.log_softmax(log_marg.clamp_min(-1e30), dim=-1)
         return torch.where(mask.unsqueeze(-1), log_marg, torch.zeros_like(log_marg))
 
-    def marginals(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None, temperature: float = 1.0):
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None, temperature: float = 1.0):
         """Token posteriors p(y_t = c | x), `(B, T, C)`: rows sum to 1 on valid positions and are 0 elsewhere.
 
         See `log_marginals` for `temperature`.
         """
-        mask = mask if mask is not None else torch.ones(emissions.shape[:2], dtype=torch.bool,
-                                                        device=emissions.device)
+        mask = mask if mask is not None else torch.ones(emissions.shape[:2], dtype=torch.bool, device=emissions.device)
         probs = self.log_marginals(emissions, mask, temperature).exp()
         return probs * mask.unsqueeze(-1).to(probs.dtype)
 
     @torch.no_grad()
-    def viterbi_decode(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.LongTensor:
+    def viterbi_decode(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.LongTensor:
         """Best tag path per sequence, `(B, T)` long, padded positions filled with -1.
 
         Rows are left-aligned, so the max-plus recursion runs unmasked (a row's padded steps come after its end and
@@ -399,4 +402,3 @@ class LinearChainCRF(nn.Module):
             path[t - 1] = cur
         path = torch.from_numpy(path.T.copy()).to(emissions.device)
         return path.masked_fill(~mask, -1)
-

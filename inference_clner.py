@@ -23,17 +23,22 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
-
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 #: A decoder: one padded view (`pad_view`'s dict) -> `(paths, scores)`, per row its words' tag ids and (or None)
 #: the CRF marginal of each tag, both at least as long as the row's word count. `predict_sentences` passes a
 #: second argument, `with_scores`: False when only tags are asked for, so that the marginals can be skipped.
-Decoder = Callable[..., tuple[Sequence[Sequence[int]], Optional[Sequence[Sequence[float]]]]]
+Decoder = Callable[..., tuple[Sequence[Sequence[int]], Sequence[Sequence[float]] | None]]
 
 
-def call_with_timeout(fn: Callable, timeout: Optional[float], *args, error: type = TimeoutError,
-                      message: str = "no answer within {timeout:g} s"):
+def call_with_timeout(
+    fn: Callable,
+    timeout: float | None,
+    *args,
+    error: type = TimeoutError,
+    message: str = "no answer within {timeout:g} s",
+):
     """`fn(*args)`, given up after `timeout` seconds (None: no limit) with `error(message)`. The call runs in a
     daemon thread, since a blocking socket read cannot be interrupted from outside; a call that is given up on is
     left to finish (or hang) there, its result discarded, and never blocks the caller or the exit. (Live retrieval
@@ -63,7 +68,7 @@ def call_with_timeout(fn: Callable, timeout: Optional[float], *args, error: type
 # --------------------------------------------------------------------------------------------------------------
 # Tags
 # --------------------------------------------------------------------------------------------------------------
-def parse_tag(tag: str) -> tuple[Optional[str], str]:
+def parse_tag(tag: str) -> tuple[str | None, str]:
     """`'B-PER'` -> `('B', 'PER')` (BILOU prefixes read as BIOES: L = E, U = S), `'O'` -> `('O', '')`, a tag
     without a prefix (an IO-tagged bare type) -> `(None, tag)`."""
     if tag == "O":
@@ -88,9 +93,15 @@ def _glue_class(zwj: bool = True) -> str:
     variation selectors, emoji skin-tone modifiers and tag characters. Python's `re` has no `\\X`, and a word
     must never be cut at one of these (`Jose\u0301`, `नरेंद्र`, `👨\u200d👩\u200d👧`)."""
     codes = list(_combining_marks())
-    codes += [0x200C, *([0x200D] if zwj else []), 0x2060, *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400),
-              *range(0xE0020, 0xE0080),
-              *range(0xE0100, 0xE01F0)]
+    codes += [
+        0x200C,
+        *([0x200D] if zwj else []),
+        0x2060,
+        *range(0xFE00, 0xFE10),
+        *range(0x1F3FB, 0x1F400),
+        *range(0xE0020, 0xE0080),
+        *range(0xE0100, 0xE01F0),
+    ]
     codes = sorted(set(codes))
     ranges, first = [], codes[0]
     for prev, code in zip(codes, codes[1:] + [None]):
@@ -100,7 +111,7 @@ def _glue_class(zwj: bool = True) -> str:
     return "".join(ranges)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _combining_marks() -> tuple[int, ...]:
     """The code points of Unicode categories Mn, Mc and Me (a scan of the first three planes, once)."""
     import unicodedata
@@ -110,12 +121,14 @@ def _combining_marks() -> tuple[int, ...]:
 
 #: invisible separators: split like a space, never a word of their own (zero-width space, BOM)
 _INVISIBLE = "\u200b\ufeff"
+
+
 # The alternatives, in order, follow WNUT-17's / CoNLL's tokenization: URLs; HTML entities (`&amp;`); emoticons
 # (`:)`, `;-)`, `:D`, `-_-`); English clitics as their own token (`'s`, `n't`); dotted abbreviations (`U.S.`,
 # `p.m.`); numbers with separators or a percent sign (`30,000`, `7:30`, `100%`); `w/`; words (letters, digits and
 # marks, @mentions / #hashtags, inner apostrophes, hyphens, dots or ampersands); runs of ASCII punctuation (`...`,
 # `!!`, `?!`); any other symbol (an emoji with its modifiers and ZWJ sequence) on its own.
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _word_re() -> re.Pattern:
     """The word pattern, compiled on the first `split_words` (its character classes take a scan of Unicode that
     every import would otherwise pay: about 0.15 s)."""
@@ -147,9 +160,13 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
     if _NO_SPACES_RE.search(text):
         import warnings
 
-        warnings.warn("split_words: Chinese / Japanese text without spaces becomes one word per run of characters; "
-                      "pass pre-split words instead (a list of words to predict, or is_split_into_words=True to "
-                      "the pipeline)", UserWarning, stacklevel=2)
+        warnings.warn(
+            "split_words: Chinese / Japanese text without spaces becomes one word per run of characters; "
+            "pass pre-split words instead (a list of words to predict, or is_split_into_words=True to "
+            "the pipeline)",
+            UserWarning,
+            stacklevel=2,
+        )
     return spans
 
 
@@ -158,8 +175,9 @@ def whitespace_words(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
-def words_and_offsets(x: str | Sequence[str], splitter: Callable[[str], Iterable] = split_words
-                      ) -> tuple[list[str], str, list[tuple[int, int]]]:
+def words_and_offsets(
+    x: str | Sequence[str], splitter: Callable[[str], Iterable] = split_words
+) -> tuple[list[str], str, list[tuple[int, int]]]:
     """`(words, text, offsets)` of one input: a text is split by `splitter` (spans `(word, start, end)`); a list
     of words is kept as it is, its offsets pointing into ``" ".join(words)``."""
     if isinstance(x, str):
@@ -175,7 +193,7 @@ def words_and_offsets(x: str | Sequence[str], splitter: Callable[[str], Iterable
 # --------------------------------------------------------------------------------------------------------------
 # Contexts
 # --------------------------------------------------------------------------------------------------------------
-def context_snippets(value: Any, what: str, hint: str = "") -> Optional[list[str]]:
+def context_snippets(value: Any, what: str, hint: str = "") -> list[str] | None:
     """One input's context as snippet strings: None, one string, or a list / tuple of strings. Anything else (a
     dict, None or a number among the snippets) is a TypeError naming the argument (`what`, e.g. ``"context="``),
     never the text "None" or a dict's keys; `hint` is appended to the message."""
@@ -187,10 +205,13 @@ def context_snippets(value: Any, what: str, hint: str = "") -> Optional[list[str
         bad = next((i for i, s in enumerate(value) if not isinstance(s, str)), None)
         if bad is None:
             return list(value)
-        raise TypeError(f"{what} must be a string or a list of snippet strings; item {bad} is "
-                        f"{type(value[bad]).__name__} {value[bad]!r}{hint}")
-    raise TypeError(f"{what} must be a string or a list of snippet strings (or None), got "
-                    f"{type(value).__name__}{hint}")
+        raise TypeError(
+            f"{what} must be a string or a list of snippet strings; item {bad} is "
+            f"{type(value[bad]).__name__} {value[bad]!r}{hint}"
+        )
+    raise TypeError(
+        f"{what} must be a string or a list of snippet strings (or None), got {type(value).__name__}{hint}"
+    )
 
 
 def result_text(result: Any) -> str:
@@ -204,15 +225,17 @@ def result_text(result: Any) -> str:
     raise TypeError(f"search result must be a str or a dict with title/body, got {type(result).__name__}")
 
 
-def search_results(results: Any, k: Optional[int] = None) -> list[str]:
+def search_results(results: Any, k: int | None = None) -> list[str]:
     """A search function's results as snippet strings (the first `k`), for every path that takes a user's search
     function (`clner-retrieve`'s `CallableBackend`, the pipeline's `retriever=`): anything but a list of strings or
     of dicts with text is a TypeError, since a bare string would otherwise become one-character snippets."""
     if results is None:
         return []
     if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
-        raise TypeError(f"the search function returned a {type(results).__name__}; it must return a list of snippet "
-                        "strings or of dicts with 'title'/'body' (or 'snippet'/'text')")
+        raise TypeError(
+            f"the search function returned a {type(results).__name__}; it must return a list of snippet "
+            "strings or of dicts with 'title'/'body' (or 'snippet'/'text')"
+        )
     out = []
     for n, result in enumerate(results):
         if isinstance(result, str):
@@ -222,12 +245,14 @@ def search_results(results: Any, k: Optional[int] = None) -> list[str]:
             if text:  # a blank result is no snippet, not a malformed one: the query keeps its other results
                 out.append(text)
         else:
-            raise TypeError(f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
-                            "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')")
+            raise TypeError(
+                f"search result {n + 1} is {type(result).__name__} {str(result)[:60]!r}: expected a "
+                "snippet string or a dict with 'title'/'body' (or 'snippet'/'text')"
+            )
     return out if k is None else out[:k]
 
 
-def normalise_contexts(contexts: Any, n: Optional[int]) -> Optional[list[Optional[list[str]]]]:
+def normalise_contexts(contexts: Any, n: int | None) -> list[list[str] | None] | None:
     """The `contexts=` argument of `predict`: for one text (`n` None) its snippets; for `n` sentences one entry
     each (a list of snippets, a string or None). Returns one entry per input, or None without contexts."""
     if contexts is None:
@@ -235,11 +260,15 @@ def normalise_contexts(contexts: Any, n: Optional[int]) -> Optional[list[Optiona
     if n is None:
         return [context_snippets(contexts, "contexts= (one text)")]
     if not isinstance(contexts, (list, tuple)):
-        raise TypeError(f"contexts= for a list of sentences must be a list with one entry per sentence (a list of "
-                        f"snippets, a string or None), got {type(contexts).__name__}")
+        raise TypeError(
+            f"contexts= for a list of sentences must be a list with one entry per sentence (a list of "
+            f"snippets, a string or None), got {type(contexts).__name__}"
+        )
     if len(contexts) != n:
-        raise ValueError(f"contexts has {len(contexts)} entries for {n} sentences: give one context (a list of "
-                         "snippets, a string or None) per sentence")
+        raise ValueError(
+            f"contexts has {len(contexts)} entries for {n} sentences: give one context (a list of "
+            "snippets, a string or None) per sentence"
+        )
     return [context_snippets(c, f"contexts[{i}]") for i, c in enumerate(contexts)]
 
 
@@ -271,8 +300,9 @@ def _safe_words(tokenizer, words: Sequence[str]) -> tuple[list[str], list[int]]:
     return words, counts
 
 
-def _windows(counts: Sequence[int], budget: int, stride: int,
-             can_start: Optional[Sequence[bool]] = None) -> list[tuple[int, int]]:
+def _windows(
+    counts: Sequence[int], budget: int, stride: int, can_start: Sequence[bool] | None = None
+) -> list[tuple[int, int]]:
     """Split words into `[start, end)` windows whose sub-tokens fit `budget`, consecutive windows sharing up to
     `stride` words. With `can_start` (labelled data: False on a word inside a gold entity), a window starts only
     where a sentence could: moved back to the entity's first word when that keeps the windows moving forward, else
@@ -311,8 +341,11 @@ def _view(tokenizer, words, ctx_words, max_len):
             word_index.append(pos)
     if len(word_index) != len(words):
         raise ValueError(f"only {len(word_index)} of {len(words)} words fit in max_seq_length={max_len}")
-    feat = {"input_ids": list(enc["input_ids"]), "attention_mask": list(enc["attention_mask"]),
-            "word_index": word_index}
+    feat = {
+        "input_ids": list(enc["input_ids"]),
+        "attention_mask": list(enc["attention_mask"]),
+        "word_index": word_index,
+    }
     if "token_type_ids" in enc:
         feat["token_type_ids"] = list(enc["token_type_ids"])
     return feat
@@ -321,11 +354,11 @@ def _view(tokenizer, words, ctx_words, max_len):
 def encode_example(
     tokenizer,
     words: Sequence[str],
-    context: Optional[Sequence[str] | str] = None,
+    context: Sequence[str] | str | None = None,
     max_seq_length: int = 512,
     stride: int = 16,
-    snippet_separator: Optional[str] = None,
-    can_start: Optional[Sequence[bool]] = None,
+    snippet_separator: str | None = None,
+    can_start: Sequence[bool] | None = None,
 ) -> list[dict]:
     """Both views of one sentence as model features, one feature per window.
 
@@ -357,8 +390,16 @@ def encode_example(
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for words")
     spans = _windows(counts, single_budget, stride, can_start)
     sep = snippet_separator or tokenizer.sep_token or "|"
-    snippet_counts = ([len(ids) for ids in tokenizer(snippets, is_split_into_words=True, add_special_tokens=False,
-                                                      verbose=False)["input_ids"]] if snippets else [])  # one call
+    snippet_counts = (
+        [
+            len(ids)
+            for ids in tokenizer(snippets, is_split_into_words=True, add_special_tokens=False, verbose=False)[
+                "input_ids"
+            ]
+        ]
+        if snippets
+        else []
+    )  # one call
 
     features = []
     for k, (start, end) in enumerate(spans):
@@ -371,8 +412,11 @@ def encode_example(
                 break
             ctx_words.extend(([sep] if ctx_words else []) + snippet)
             room -= n + (1 if len(ctx_words) > len(snippet) else 0)
-        ctx = _view(tokenizer, win, ctx_words, max_seq_length) if ctx_words and pair_budget > sum(
-            counts[start:end]) else dict(feat)
+        ctx = (
+            _view(tokenizer, win, ctx_words, max_seq_length)
+            if ctx_words and pair_budget > sum(counts[start:end])
+            else dict(feat)
+        )
         feat.update({"ctx_" + key: value for key, value in ctx.items()})
         feat["has_context"] = ctx["input_ids"] != feat["input_ids"]
         own_start = 0 if k == 0 else (start + spans[k - 1][1]) // 2 - start
@@ -381,6 +425,7 @@ def encode_example(
         features.append(feat)
     return features
 
+
 # --------------------------------------------------------------------------------------------------------------
 # Padding
 # --------------------------------------------------------------------------------------------------------------
@@ -388,9 +433,16 @@ def _as_list(value: Any) -> list:
     return value.tolist() if hasattr(value, "tolist") else list(value)
 
 
-def pad_view(features: Sequence[Mapping[str, Any]], prefix: str = "", pad_id: int = 0, type_pad_id: int = 0,
-             width: int = 0, multiple_of: Optional[int] = None, left: bool = False,
-             word_pad_id: int = -1) -> dict[str, list[list[int]]]:
+def pad_view(
+    features: Sequence[Mapping[str, Any]],
+    prefix: str = "",
+    pad_id: int = 0,
+    type_pad_id: int = 0,
+    width: int = 0,
+    multiple_of: int | None = None,
+    left: bool = False,
+    word_pad_id: int = -1,
+) -> dict[str, list[list[int]]]:
     """Pad one view (`""` sentence, `"ctx_"` context) of a batch of features into model inputs, as plain lists.
 
     `input_ids`, `attention_mask` (ones where a feature has none) and `token_type_ids` (where the features have
@@ -435,7 +487,7 @@ def pad_view(features: Sequence[Mapping[str, Any]], prefix: str = "", pad_id: in
 # --------------------------------------------------------------------------------------------------------------
 def stitch_windows(
     features_predictions: Iterable[Mapping[str, Any]],
-    num_words: Optional[Sequence[int]] = None,
+    num_words: Sequence[int] | None = None,
     predictions_key: str = "predictions",
 ) -> list[list[Any]]:
     """Reassemble per-example word predictions from per-window predictions.
@@ -499,29 +551,40 @@ def stitch_windows(
     return results
 
 
-
-
 def _scalar(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
 
 
-def decode_windows(features: Sequence[Mapping[str, Any]], decode: Decoder, num_words: Sequence[int],
-                   batch_size: int = 16, prefix: str = "", pad_id: int = 0, type_pad_id: int = 0,
-                   width: int = 0) -> list[list[tuple[int, Optional[float]]]]:
+def decode_windows(
+    features: Sequence[Mapping[str, Any]],
+    decode: Decoder,
+    num_words: Sequence[int],
+    batch_size: int = 16,
+    prefix: str = "",
+    pad_id: int = 0,
+    type_pad_id: int = 0,
+    width: int = 0,
+) -> list[list[tuple[int, float | None]]]:
     """Decode one view of windowed features in batches and stitch each sentence back: per sentence (`example_id`
     indexes `num_words`), one `(tag id, score or None)` per word. `decode` gets `pad_view`'s padded batch."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     items = []
     for b in range(0, len(features), batch_size):
-        chunk = features[b: b + batch_size]
+        chunk = features[b : b + batch_size]
         paths, scores = decode(pad_view(chunk, prefix, pad_id, type_pad_id, width=width))
         for r, (feat, path) in enumerate(zip(chunk, paths)):
             path = _as_list(path)
             score = _as_list(scores[r]) if scores is not None else [None] * len(path)
-            items.append({"example_id": feat["example_id"], "word_start": feat["word_start"],
-                          "own_start": feat["own_start"], "own_end": feat["own_end"],
-                          "predictions": list(zip(path, score))})
+            items.append(
+                {
+                    "example_id": feat["example_id"],
+                    "word_start": feat["word_start"],
+                    "own_start": feat["own_start"],
+                    "own_end": feat["own_end"],
+                    "predictions": list(zip(path, score)),
+                }
+            )
     return stitch_windows(items, num_words)
 
 
@@ -535,7 +598,7 @@ def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     (this can only happen where windows of a very long input were stitched together).
     """
     spans: list[tuple[str, int, int]] = []
-    cur: Optional[list] = None
+    cur: list | None = None
     for i, tag in enumerate(tags):
         prefix, etype = _split_label(tag)
         if prefix == "O":
@@ -557,9 +620,14 @@ def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
-
-def entities_from_tags(tags: Sequence[str], scores: Sequence[float], text: str, offsets: Sequence[tuple[int, int]],
-                       ignore: Iterable[str] = (), **flags: Any) -> list[dict]:
+def entities_from_tags(
+    tags: Sequence[str],
+    scores: Sequence[float],
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    ignore: Iterable[str] = (),
+    **flags: Any,
+) -> list[dict]:
     """Entity dicts ``{"entity_group", "score", "word", "start", "end", "word_span", **flags}`` of one tagged
     input: `start` / `end` are character offsets into `text`, `word_span` the ``[first, last + 1)`` words and
     `score` the mean of the entity's word scores (the CRF marginals of its Viterbi tags). Types in `ignore` are
@@ -570,19 +638,44 @@ def entities_from_tags(tags: Sequence[str], scores: Sequence[float], text: str, 
         if etype in ignore:
             continue
         start, end = offsets[a][0], offsets[b - 1][1]
-        found.append({"entity_group": etype, "score": sum(scores[a:b]) / (b - a), "word": text[start:end],
-                      "start": start, "end": end, "word_span": [a, b], **flags})
+        found.append(
+            {
+                "entity_group": etype,
+                "score": sum(scores[a:b]) / (b - a),
+                "word": text[start:end],
+                "start": start,
+                "end": end,
+                "word_span": [a, b],
+                **flags,
+            }
+        )
     return found
 
 
-def tokens_from_tags(tags: Sequence[str], scores: Sequence[float], text: str, offsets: Sequence[tuple[int, int]],
-                     ignore: Iterable[str] = ("O",), **flags: Any) -> list[dict]:
+def tokens_from_tags(
+    tags: Sequence[str],
+    scores: Sequence[float],
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    ignore: Iterable[str] = ("O",),
+    **flags: Any,
+) -> list[dict]:
     """One dict ``{"entity", "score", "index", "word", "start", "end", **flags}`` per word whose tag is not in
     `ignore` (the pipeline's ``aggregation_strategy="none"``)."""
     ignore = set(ignore)
-    return [{"entity": tag, "score": scores[i], "index": i, "word": text[offsets[i][0]:offsets[i][1]],
-             "start": offsets[i][0], "end": offsets[i][1], **flags}
-            for i, tag in enumerate(tags) if tag not in ignore]
+    return [
+        {
+            "entity": tag,
+            "score": scores[i],
+            "index": i,
+            "word": text[offsets[i][0] : offsets[i][1]],
+            "start": offsets[i][0],
+            "end": offsets[i][1],
+            **flags,
+        }
+        for i, tag in enumerate(tags)
+        if tag not in ignore
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -591,13 +684,13 @@ def tokens_from_tags(tags: Sequence[str], scores: Sequence[float], text: str, of
 def predict_sentences(
     inputs: str | Sequence[str | Sequence[str]],
     contexts: Any,
-    encode: Callable[[list[str], Optional[list[str]]], list[dict]],
+    encode: Callable[[list[str], list[str] | None], list[dict]],
     decode: Decoder,
     labels: Sequence[str],
     pad_id: int = 0,
     batch_size: int = 16,
-    return_entities: Optional[bool] = None,
-    on_view: Optional[Callable[[bool], None]] = None,
+    return_entities: bool | None = None,
+    on_view: Callable[[bool], None] | None = None,
     width: int = 0,
 ) -> list:
     """Tag one text or a list of sentences (texts or word lists), as `CLNERForTokenClassification.predict`
@@ -619,9 +712,15 @@ def predict_sentences(
         for feat in encode(parsed[i][0], contexts[i] if contexts is not None else None):
             feat["example_id"] = j
             features.append(feat)
-    stitched = decode_windows(features, lambda batch: decode(batch, entities), [len(parsed[i][0]) for i in todo],
-                              batch_size,
-                              "ctx_" if with_context else "", pad_id, width=width)
+    stitched = decode_windows(
+        features,
+        lambda batch: decode(batch, entities),
+        [len(parsed[i][0]) for i in todo],
+        batch_size,
+        "ctx_" if with_context else "",
+        pad_id,
+        width=width,
+    )
     used = [False] * len(parsed)
     for feat in features:
         used[todo[feat["example_id"]]] |= with_context and bool(feat["has_context"])
@@ -632,6 +731,8 @@ def predict_sentences(
         scores[i] = [float(s) if s is not None else 0.0 for _, s in stitched[j]]
     if not entities:
         return tags
-    results = [entities_from_tags(tags[i], scores[i], text, offsets, context_used=used[i])
-               for i, (_, text, offsets) in enumerate(parsed)]
+    results = [
+        entities_from_tags(tags[i], scores[i], text, offsets, context_used=used[i])
+        for i, (_, text, offsets) in enumerate(parsed)
+    ]
     return results[0] if single else results

@@ -22,9 +22,10 @@ import os
 import shutil
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,15 +67,32 @@ def custom_pipelines_config() -> dict:
     `pipeline("token-classification", ...)` and `pipeline("ner", ...)` build the CLNER pipeline from the repository's
     `pipeline_clner.py` (one task, `PIPELINE_TASK`: a task-less `pipeline()` call needs exactly one;
     `CLNERConfig.from_pretrained` serves it under the aliases)."""
-    return {PIPELINE_TASK: {"impl": f"pipeline_clner.{PIPELINE_CLASS}", "pt": ["AutoModelForTokenClassification"],
-                            "type": "text"}}
+    return {
+        PIPELINE_TASK: {
+            "impl": f"pipeline_clner.{PIPELINE_CLASS}",
+            "pt": ["AutoModelForTokenClassification"],
+            "type": "text",
+        }
+    }
 
 
-ROBERTA_LIKE = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet",
-                "roberta-prelayernorm", "ibert", "luke", "bart", "mbart")
+ROBERTA_LIKE = (
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "longformer",
+    "data2vec-text",
+    "mpnet",
+    "roberta-prelayernorm",
+    "ibert",
+    "luke",
+    "bart",
+    "mbart",
+)
 
 
-def encoder_position_limit(config) -> Optional[int]:
+def encoder_position_limit(config) -> int | None:
     """Longest input the encoder's absolute position embeddings allow (None: no such limit)."""
     encoder = getattr(config, "encoder", None) if getattr(config, "model_type", None) == "clner" else config
     n = getattr(encoder, "max_position_embeddings", None)
@@ -93,15 +111,19 @@ def check_max_seq_length(config, max_seq_length: int, what: str = "max_seq_lengt
         raise ValueError(f"{what} must be a whole number of sub-tokens, got {max_seq_length!r}")
     limit = encoder_position_limit(config)
     if limit and max_seq_length > limit:
-        raise ValueError(f"{what} {max_seq_length} exceeds the {limit} positions of the model's encoder "
-                         f"(max_position_embeddings); use {limit} or less (longer sentences are split into windows)")
+        raise ValueError(
+            f"{what} {max_seq_length} exceeds the {limit} positions of the model's encoder "
+            f"(max_position_embeddings); use {limit} or less (longer sentences are split into windows)"
+        )
     if max_seq_length < 4:
-        raise ValueError(f"{what} {max_seq_length} leaves no room for words: a view holds the special tokens and at "
-                         "least one word's sub-tokens (use 16 or more)")
+        raise ValueError(
+            f"{what} {max_seq_length} leaves no room for words: a view holds the special tokens and at "
+            "least one word's sub-tokens (use 16 or more)"
+        )
     return max_seq_length
 
 
-def _load_problem(cls, path, exc: BaseException, kwargs: dict) -> Optional[str]:
+def _load_problem(cls, path, exc: BaseException, kwargs: dict) -> str | None:
     """What is wrong with a local model folder that `from_pretrained` could not load, naming the file: corrupt
     weights, or weights whose shapes do not match config.json (another model's config, or labels edited). None
     when the folder is not local or the error is something else."""
@@ -110,31 +132,38 @@ def _load_problem(cls, path, exc: BaseException, kwargs: dict) -> Optional[str]:
         return None
     weights = folder / "model.safetensors"
     if type(exc).__name__ == "SafetensorError" or (weights.is_file() and weights.stat().st_size < 16):
-        return (f"{weights} is truncated or not a safetensors file ({' '.join(str(exc).split())}); save the model "
-                "again, or copy the file again from where it came")
+        return (
+            f"{weights} is truncated or not a safetensors file ({' '.join(str(exc).split())}); save the model "
+            "again, or copy the file again from where it came"
+        )
     if "mismatched_sizes" not in str(exc) or not weights.is_file():
         return None
     try:
         from safetensors import safe_open
 
         with safe_open(str(weights), "pt") as f:
-            stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+            stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 - a safetensors file, not a dict
         config = kwargs.get("config") or CLNERConfig.from_pretrained(str(folder))
         with torch.device("meta"):
             expected = {name: tuple(t.shape) for name, t in cls(config).state_dict().items()}
     except Exception:  # noqa: BLE001 - the original error stands
         return None
-    differ = [f"{name} is {list(stored[name])} in model.safetensors but {list(shape)} by config.json"
-              for name, shape in expected.items() if name in stored and stored[name] != shape]
+    differ = [
+        f"{name} is {list(stored[name])} in model.safetensors but {list(shape)} by config.json"
+        for name, shape in expected.items()
+        if name in stored and stored[name] != shape
+    ]
     if not differ:
         return None
-    return (f"{folder}: the weights do not match config.json ({len(config.id2label)} labels, hidden size "
-            f"{config.encoder.hidden_size}): {'; '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}. The config "
-            "and the weights come from different models; to start the differing layers afresh, load with "
-            "ignore_mismatched_sizes=True (run_ner_cl.py --ignore_mismatched_sizes)")
+    return (
+        f"{folder}: the weights do not match config.json ({len(config.id2label)} labels, hidden size "
+        f"{config.encoder.hidden_size}): {'; '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}. The config "
+        "and the weights come from different models; to start the differing layers afresh, load with "
+        "ignore_mismatched_sizes=True (run_ner_cl.py --ignore_mismatched_sizes)"
+    )
 
 
-def save_remote_code(directory: str | os.PathLike, source: Optional[str | os.PathLike] = None) -> list[str]:
+def save_remote_code(directory: str | os.PathLike, source: str | os.PathLike | None = None) -> list[str]:
     """Copy every remote-code file (`REMOTE_CODE_FILES`) from `source` (default: this file's folder) into
     `directory` where it is missing or differs, replacing a link by a real file; returns the names now there. The
     one place that writes a model's code: `save_pretrained`, and through it Trainer checkpoints and
@@ -152,8 +181,9 @@ def save_remote_code(directory: str | os.PathLike, source: Optional[str | os.Pat
     return written
 
 
-def viterbi_with_scores(crf: LinearChainCRF, logits: torch.Tensor, word_mask: torch.Tensor, with_scores: bool = True
-                        ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+def viterbi_with_scores(
+    crf: LinearChainCRF, logits: torch.Tensor, word_mask: torch.Tensor, with_scores: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Viterbi paths `(B, W)` (-1 on padding) and, with `with_scores`, the CRF marginal of each path tag `(B, W)`
     (0 on padding): the tags and entity scores of every torch inference path."""
     paths = crf.viterbi_decode(logits, word_mask)
@@ -189,7 +219,7 @@ class PublishedPipelines(dict):
         return dict(value) if key != self._published(key) else value
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 - dict.get would bypass the alias lookup
 
 
 def _check_id2label(id2label: dict) -> None:
@@ -198,8 +228,10 @@ def _check_id2label(id2label: dict) -> None:
     ids = sorted(int(i) for i in id2label)
     if ids != list(range(len(ids))):
         missing = sorted(set(range(max(ids, default=-1) + 1)) - set(ids))
-        raise ValueError(f"config.json id2label must number its labels 0..{len(ids) - 1}; ids {missing[:10]} are "
-                         f"missing (has {ids[:10]}{'...' if len(ids) > 10 else ''})")
+        raise ValueError(
+            f"config.json id2label must number its labels 0..{len(ids) - 1}; ids {missing[:10]} are "
+            f"missing (has {ids[:10]}{'...' if len(ids) > 10 else ''})"
+        )
     seen: dict = {}
     for i in ids:
         name = id2label[i] if i in id2label else id2label[str(i)]
@@ -288,12 +320,12 @@ class CLNERTokenClassifierOutput(ModelOutput):
         hidden_states / attentions: the encoder's, when asked for.
     """
 
-    loss: Optional[torch.FloatTensor] = None
-    logits: Optional[torch.FloatTensor] = None
-    word_hidden_states: Optional[torch.FloatTensor] = None
-    word_mask: Optional[torch.BoolTensor] = None
-    hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
-    attentions: Optional[tuple[torch.FloatTensor, ...]] = None
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    word_hidden_states: torch.FloatTensor | None = None
+    word_mask: torch.BoolTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class CLNERPreTrainedModel(PreTrainedModel):
@@ -311,7 +343,7 @@ class CLNERPreTrainedModel(PreTrainedModel):
                     nn.init.uniform_(p, -0.1, 0.1)
             self._set_crf_constraints(module)
 
-    def _set_crf_constraints(self, crf: "LinearChainCRF") -> None:
+    def _set_crf_constraints(self, crf: LinearChainCRF) -> None:
         start, trans, end = scheme_constraints(self.config.labels, self.config.tag_scheme)
         for name, value in (("allowed_start", start), ("allowed_transitions", trans), ("allowed_end", end)):
             buf = getattr(crf, name)
@@ -389,8 +421,11 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         """Reload a CLNER checkpoint, or start one from a plain encoder checkpoint when `id2label` is given."""
         config = kwargs.get("config")
         if config is None and "id2label" in kwargs and pretrained_model_name_or_path is not None:
-            probe = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
-                     if k in kwargs}
+            probe = {
+                k: kwargs[k]
+                for k in ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
+                if k in kwargs
+            }
             found = AutoConfig.from_pretrained(pretrained_model_name_or_path, **probe)
             if getattr(found, "model_type", None) != CLNERConfig.model_type:
                 return cls.from_encoder(pretrained_model_name_or_path, **kwargs)
@@ -428,24 +463,24 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
     # -- forward --------------------------------------------------------------------------------------------------
     def forward(
         self,
-        input_ids: Optional[torch.LongTensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        token_type_ids: Optional[torch.LongTensor] = None,
-        word_index: Optional[torch.LongTensor] = None,
-        labels: Optional[torch.LongTensor] = None,
-        position_ids: Optional[torch.LongTensor] = None,
-        inputs_embeds: Optional[torch.FloatTensor] = None,
-        output_attentions: Optional[bool] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        word_index: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> CLNERTokenClassifierOutput:
         """Run one view. `labels (B, W)` are word-level tag ids, -100 on padding; returns word-level outputs."""
         if word_index is None:
             raise ValueError(
                 "CLNERForTokenClassification labels words with a CRF, so it needs `word_index` (B, W), the position "
                 "of each word's first sub-token; raw tokenizer output and transformers' stock token-classification "
-                "pipeline do not provide it. To tag text, use `model.predict(\"some text\", tokenizer)` or the CLNER "
-                "pipeline: `pipeline(\"ner\", model=<this model's folder or Hub id>, trust_remote_code=True)`. To "
+                'pipeline do not provide it. To tag text, use `model.predict("some text", tokenizer)` or the CLNER '
+                'pipeline: `pipeline("ner", model=<this model\'s folder or Hub id>, trust_remote_code=True)`. To '
                 "build model inputs yourself, use `model.prepare_inputs` or `modeling_clner.encode_example`."
             )
         if word_index.dim() != 2:
@@ -455,9 +490,14 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             raise ValueError(f"batch size of word_index ({word_index.shape[0]}) != input ({ref.shape[0]})")
         if ref is not None and word_index.numel() and int(word_index.max()) >= ref.shape[1]:
             raise ValueError(f"word_index points past the input length {ref.shape[1]}")
-        encoder_kwargs = dict(attention_mask=attention_mask, position_ids=position_ids, inputs_embeds=inputs_embeds,
-                              output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                              return_dict=True)
+        encoder_kwargs = dict(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         if token_type_ids is not None:
             encoder_kwargs["token_type_ids"] = token_type_ids
         encoded = self.encoder(input_ids, **encoder_kwargs)
@@ -490,8 +530,9 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         nll, labelled = self.crf_nll(logits, labels, word_mask)
         return nll.sum() / labelled.sum().clamp_min(1)
 
-    def crf_nll(self, logits: torch.Tensor, labels: torch.Tensor,
-                word_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def crf_nll(
+        self, logits: torch.Tensor, labels: torch.Tensor, word_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row CRF NLL `(B,)` (0 on unlabelled rows) and which rows are labelled `(B,)` bool.
 
         Shapes: logits `(B, W, C)`, labels and word_mask `(B, W)`; a row whose labels are all -100 is unlabelled.
@@ -501,8 +542,10 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         labelled = ((labels != -100) & word_mask).any(1)
         bad = word_mask & labelled.unsqueeze(1) & ((labels < 0) | (labels >= self.config.num_labels))
         if bool(bad.any()):
-            raise ValueError(f"labels must be in [0, {self.config.num_labels}) on every word of a labelled row; got "
-                             f"{labels[bad].unique().tolist()}")
+            raise ValueError(
+                f"labels must be in [0, {self.config.num_labels}) on every word of a labelled row; got "
+                f"{labels[bad].unique().tolist()}"
+            )
         nll = self.crf.nll(logits, labels.masked_fill(~word_mask | ~labelled.unsqueeze(1), 0), word_mask)
         return nll * labelled.to(nll.dtype), labelled
 
@@ -519,11 +562,19 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         trained = bool(getattr(self.config, "trained_with_context", True))
         views = getattr(self.config, "train_views", "both")
         if with_context and not trained:
-            warnings.warn("This model was trained without external contexts; predictions with `context` may be worse "
-                          "than without.", UserWarning, stacklevel=3)
+            warnings.warn(
+                "This model was trained without external contexts; predictions with `context` may be worse "
+                "than without.",
+                UserWarning,
+                stacklevel=3,
+            )
         elif not with_context and views == "context":
-            warnings.warn("This model was trained only on the context view (`train_views=context`); predictions "
-                          "without context may be worse.", UserWarning, stacklevel=3)
+            warnings.warn(
+                "This model was trained only on the context view (`train_views=context`); predictions "
+                "without context may be worse.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def prepare_inputs(self, tokenizer, sentences: Sequence[Sequence[str]], contexts=None, max_seq_length=None):
         """Encode word lists (and optional contexts) into features, one or more (windows) per sentence."""
@@ -531,8 +582,9 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         contexts = contexts if contexts is not None else [None] * len(sentences)
         features = []
         for i, (words, ctx) in enumerate(zip(sentences, contexts)):
-            for feat in encode_example(tokenizer, list(words), ctx, max_len, self.config.window_stride,
-                                       self.config.snippet_separator):
+            for feat in encode_example(
+                tokenizer, list(words), ctx, max_len, self.config.window_stride, self.config.snippet_separator
+            ):
                 feat["example_id"] = i
                 features.append(feat)
         return features
@@ -543,10 +595,10 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         self,
         inputs: str | Sequence[str | Sequence[str]],
         tokenizer,
-        contexts: Optional[Sequence[Sequence[str] | str | None] | str] = None,
+        contexts: Sequence[Sequence[str] | str | None] | str | None = None,
         batch_size: int = 16,
-        max_seq_length: Optional[int] = None,
-        return_entities: Optional[bool] = None,
+        max_seq_length: int | None = None,
+        return_entities: bool | None = None,
     ) -> list:
         """Tag text by Viterbi: entities with character offsets and scores, or one tag per word.
 
@@ -565,18 +617,28 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             words like the pipeline splits it when entities are returned, and on whitespace when tags are.
         """
         max_len = check_max_seq_length(
-            self.config, max_seq_length if max_seq_length is not None else self.config.max_seq_length,
-            "max_seq_length=" if max_seq_length is not None else "config.json max_seq_length")
+            self.config,
+            max_seq_length if max_seq_length is not None else self.config.max_seq_length,
+            "max_seq_length=" if max_seq_length is not None else "config.json max_seq_length",
+        )
         return predict_sentences(
-            inputs, contexts,
+            inputs,
+            contexts,
             encode=lambda words, context: encode_example(
-                tokenizer, words, context, max_len, self.config.window_stride, self.config.snippet_separator),
-            decode=self.torch_decoder(), labels=self.config.labels, pad_id=tokenizer.pad_token_id or 0,
-            batch_size=batch_size, return_entities=return_entities, on_view=self.warn_if_view_mismatch)
+                tokenizer, words, context, max_len, self.config.window_stride, self.config.snippet_separator
+            ),
+            decode=self.torch_decoder(),
+            labels=self.config.labels,
+            pad_id=tokenizer.pad_token_id or 0,
+            batch_size=batch_size,
+            return_entities=return_entities,
+            on_view=self.warn_if_view_mismatch,
+        )
 
     def torch_decoder(self):
         """This model as an inference-core `Decoder`: a padded batch (plain lists) -> Viterbi tag ids and their CRF
         marginals, in eval mode and without gradients (the mode is restored afterwards)."""
+
         def decode(batch: dict, with_scores: bool = True):
             device = next(self.parameters()).device
             was_training = self.training
@@ -597,8 +659,10 @@ def tags_to_ids(tags: Sequence[str], label2id: dict[str, int], where: str = "") 
     try:
         return [label2id[t] for t in tags]
     except KeyError as err:
-        raise ValueError(f"label {err.args[0]!r}{' in ' + where if where else ''} is not one of the model's labels "
-                         f"{sorted(label2id)}") from None
+        raise ValueError(
+            f"label {err.args[0]!r}{' in ' + where if where else ''} is not one of the model's labels "
+            f"{sorted(label2id)}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------------------

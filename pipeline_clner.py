@@ -35,7 +35,8 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -44,17 +45,35 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
-    from .inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
-                                  pad_view, search_results, split_words, stitch_windows,
-                                  tokens_from_tags, whitespace_words, words_and_offsets)
-    from .modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
-                                 viterbi_with_scores)
+    from .inference_clner import (
+        call_with_timeout,
+        context_snippets,
+        encode_example,
+        entities_from_tags,
+        pad_view,
+        search_results,
+        split_words,
+        stitch_windows,
+        tokens_from_tags,
+        whitespace_words,
+        words_and_offsets,
+    )
+    from .modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length, viterbi_with_scores
 except ImportError:  # this project on the path
-    from inference_clner import (call_with_timeout, context_snippets, encode_example, entities_from_tags,
-                                 pad_view, search_results, split_words, stitch_windows,
-                                 tokens_from_tags, whitespace_words, words_and_offsets)
-    from modeling_clner import (PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length,
-                                viterbi_with_scores)
+    from inference_clner import (
+        call_with_timeout,
+        context_snippets,
+        encode_example,
+        entities_from_tags,
+        pad_view,
+        search_results,
+        split_words,
+        stitch_windows,
+        tokens_from_tags,
+        whitespace_words,
+        words_and_offsets,
+    )
+    from modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length, viterbi_with_scores
 
 
 #: This project's own task name, registered in `PIPELINE_REGISTRY` when this module is imported (the standard names
@@ -72,7 +91,7 @@ class _RetrievalTimeout(TimeoutError):
     """A retrieval call gave no answer within the pipeline's `retrieval_timeout`."""
 
 
-def _check_retrieval_timeout(value: Any) -> Optional[float]:
+def _check_retrieval_timeout(value: Any) -> float | None:
     """`retrieval_timeout=` as seconds: a positive finite number, or None for no limit."""
     if value is None:
         return None
@@ -82,11 +101,15 @@ def _check_retrieval_timeout(value: Any) -> Optional[float]:
     return float(value)
 
 
-def _retrieve_with_timeout(fn: Callable, timeout: Optional[float], *args):
+def _retrieve_with_timeout(fn: Callable, timeout: float | None, *args):
     """`fn(*args)` under the pipeline's `retrieval_timeout` (`inference_clner.call_with_timeout`)."""
-    return call_with_timeout(fn, timeout, *args, error=_RetrievalTimeout,
-                             message=("no answer within {timeout:g} s; the pipeline's retrieval_timeout= sets the "
-                                      "limit"))
+    return call_with_timeout(
+        fn,
+        timeout,
+        *args,
+        error=_RetrievalTimeout,
+        message=("no answer within {timeout:g} s; the pipeline's retrieval_timeout= sets the limit"),
+    )
 
 
 def _failure_note(exc: BaseException) -> str:
@@ -104,7 +127,7 @@ class _CallableRetriever:
     hangs or returns something else than snippets is recorded in `last_failures` (query -> exception) and gets no
     context, and the other queries keep theirs."""
 
-    def __init__(self, fn: Callable, k: int = 10, timeout: Optional[float] = DEFAULT_RETRIEVAL_TIMEOUT):
+    def __init__(self, fn: Callable, k: int = 10, timeout: float | None = DEFAULT_RETRIEVAL_TIMEOUT):
         self.fn, self.k, self.timeout = fn, k, timeout
         self.last_failures: dict[str, BaseException] = {}
 
@@ -166,11 +189,20 @@ class CLNERTokenClassificationPipeline(Pipeline):
     _load_tokenizer = True
     default_input_names = "sequences"
 
-    def __init__(self, *args, context=_UNSET, retrieve: bool = False, retriever: Any = None,
-                 is_split_into_words: bool = False, retrieval_timeout: Any = _UNSET, **kwargs):
+    def __init__(
+        self,
+        *args,
+        context=_UNSET,
+        retrieve: bool = False,
+        retriever: Any = None,
+        is_split_into_words: bool = False,
+        retrieval_timeout: Any = _UNSET,
+        **kwargs,
+    ):
         self._default_context = context
-        self._retrieval_timeout = (_UNSET if retrieval_timeout is _UNSET
-                                   else _check_retrieval_timeout(retrieval_timeout))
+        self._retrieval_timeout = (
+            _UNSET if retrieval_timeout is _UNSET else _check_retrieval_timeout(retrieval_timeout)
+        )
         self._retrieve_default = bool(retrieve)
         self._retriever = retriever
         self._split_default = bool(is_split_into_words)
@@ -181,16 +213,24 @@ class CLNERTokenClassificationPipeline(Pipeline):
         self._streaming = False
         super().__init__(*args, **kwargs)
         if not hasattr(self.model, "crf") or not hasattr(self.model.config, "id2label"):
-            raise TypeError(f"{type(self).__name__} needs a CLNERForTokenClassification model (with a CRF); got "
-                            f"{type(self.model).__name__}. Use the 'token-classification' pipeline for other models.")
+            raise TypeError(
+                f"{type(self).__name__} needs a CLNERForTokenClassification model (with a CRF); got "
+                f"{type(self.model).__name__}. Use the 'token-classification' pipeline for other models."
+            )
         if self.tokenizer is None or not getattr(self.tokenizer, "is_fast", False):
             raise ValueError("the CLNER pipeline needs a fast tokenizer (word alignment uses `word_ids()`)")
         self.model.eval()
 
     # -- parameters -----------------------------------------------------------------------------------------------
-    def _sanitize_parameters(self, max_seq_length: Optional[int] = None, word_splitter: Any = None,
-                             aggregation_strategy: Any = None, ignore_labels: Optional[Sequence[str]] = None,
-                             return_details: Optional[bool] = None, **unknown):
+    def _sanitize_parameters(
+        self,
+        max_seq_length: int | None = None,
+        word_splitter: Any = None,
+        aggregation_strategy: Any = None,
+        ignore_labels: Sequence[str] | None = None,
+        return_details: bool | None = None,
+        **unknown,
+    ):
         if unknown:
             raise TypeError(f"unexpected argument(s) for the CLNER pipeline: {sorted(unknown)}")
         preprocess, postprocess = {}, {}
@@ -198,20 +238,27 @@ class CLNERTokenClassificationPipeline(Pipeline):
             preprocess["max_seq_length"] = check_max_seq_length(self.model.config, max_seq_length, "max_seq_length=")
         if word_splitter is not None:
             if not (callable(word_splitter) or word_splitter in ("regex", "whitespace")):
-                raise ValueError("word_splitter must be 'regex', 'whitespace' or a callable "
-                                 "text -> [(word, start, end)]")
+                raise ValueError(
+                    "word_splitter must be 'regex', 'whitespace' or a callable text -> [(word, start, end)]"
+                )
             preprocess["word_splitter"] = word_splitter
         if aggregation_strategy is not None:
             strategy = str(getattr(aggregation_strategy, "value", aggregation_strategy)).lower()
             if strategy not in ("none", "simple", "first", "average", "max"):
-                raise ValueError(f"unknown aggregation_strategy {aggregation_strategy!r}: 'simple' (entities, the "
-                                 "default) or 'none' (one entry per tagged word)")
+                raise ValueError(
+                    f"unknown aggregation_strategy {aggregation_strategy!r}: 'simple' (entities, the "
+                    "default) or 'none' (one entry per tagged word)"
+                )
             if strategy in ("first", "average", "max") and strategy not in self._strategies_warned:
                 # they choose how sub-token predictions make a word's label; the CRF labels whole words jointly
                 self._strategies_warned.add(strategy)
-                warnings.warn(f"aggregation_strategy={strategy!r} has no effect on a CLNER model: the CRF labels "
-                              "whole words (never sub-tokens), and entities are grouped from its Viterbi tags as "
-                              "with 'simple'", UserWarning, stacklevel=4)
+                warnings.warn(
+                    f"aggregation_strategy={strategy!r} has no effect on a CLNER model: the CRF labels "
+                    "whole words (never sub-tokens), and entities are grouped from its Viterbi tags as "
+                    "with 'simple'",
+                    UserWarning,
+                    stacklevel=4,
+                )
             postprocess["aggregation_strategy"] = "none" if strategy == "none" else "simple"
         if ignore_labels is not None:
             postprocess["ignore_labels"] = list(ignore_labels)
@@ -221,15 +268,22 @@ class CLNERTokenClassificationPipeline(Pipeline):
 
     # -- inputs ---------------------------------------------------------------------------------------------------
     @staticmethod
-    def _as_context(value, what: str = "context") -> Optional[list[str]]:
+    def _as_context(value, what: str = "context") -> list[str] | None:
         """One input's context: None, one snippet string, or a list / tuple of snippet strings."""
-        return context_snippets(value, what, hint=". For a batch, give one entry per input: a string, a list of "
-                                                  "strings, or None")
+        return context_snippets(
+            value, what, hint=". For a batch, give one entry per input: a string, a list of strings, or None"
+        )
 
     def _normalize(self, x, context=_UNSET, split: bool = False) -> dict:
         """One input -> `{"text" | "tokens", "context", ...}`."""
-        item: dict[str, Any] = {"_clner": True, "text": None, "tokens": None, "context": None, "context_source": None,
-                                "note": None}
+        item: dict[str, Any] = {
+            "_clner": True,
+            "text": None,
+            "tokens": None,
+            "context": None,
+            "context_source": None,
+            "note": None,
+        }
         what = "context="
         if isinstance(x, dict):
             if x.get("_clner"):
@@ -243,8 +297,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
             elif isinstance(text, str):
                 item["text"] = text
             else:
-                raise ValueError(f"an input dict needs 'text' (a string) or 'tokens' (a list of words); got keys "
-                                 f"{sorted(x)}")
+                raise ValueError(
+                    f"an input dict needs 'text' (a string) or 'tokens' (a list of words); got keys {sorted(x)}"
+                )
             if "context" in x and context is _UNSET:
                 context, what = x["context"], "the input dict's 'context'"
         elif isinstance(x, str):
@@ -254,8 +309,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
         elif isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x):
             item["tokens"] = list(x)
         else:
-            raise TypeError(f"cannot read a CLNER pipeline input of type {type(x).__name__}: pass a string, a list "
-                            "of words, or a dict with 'text' or 'tokens' (and optionally 'context')")
+            raise TypeError(
+                f"cannot read a CLNER pipeline input of type {type(x).__name__}: pass a string, a list "
+                "of words, or a dict with 'text' or 'tokens' (and optionally 'context')"
+            )
         if context is not _UNSET:
             item["context"] = self._as_context(context, what)
             item["context_source"] = "given" if item["context"] is not None else None
@@ -263,8 +320,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
 
     def _normalize_inputs(self, inputs, context, split: bool):
         """-> (single, items); items is a list, or a generator for streamed inputs."""
-        if isinstance(inputs, (str, dict)) or (split and isinstance(inputs, (list, tuple)) and inputs
-                                                and all(isinstance(w, str) for w in inputs)):
+        if isinstance(inputs, (str, dict)) or (
+            split and isinstance(inputs, (list, tuple)) and inputs and all(isinstance(w, str) for w in inputs)
+        ):
             return True, [self._normalize(inputs, context, split)]
         if isinstance(inputs, (list, tuple)):
             n = len(inputs)
@@ -273,13 +331,17 @@ class CLNERTokenClassificationPipeline(Pipeline):
             elif isinstance(context, str):
                 contexts = [context] * n
             elif not isinstance(context, (list, tuple)):
-                raise TypeError(f"context= for a batch must be a list with one entry per input (a string, a list of "
-                                f"strings, or None), or one string for all; got {type(context).__name__}")
+                raise TypeError(
+                    f"context= for a batch must be a list with one entry per input (a string, a list of "
+                    f"strings, or None), or one string for all; got {type(context).__name__}"
+                )
             else:
                 contexts = list(context)
                 if len(contexts) != n:
-                    raise ValueError(f"context= has {len(contexts)} entries for {n} inputs: give one context (a list "
-                                     "of snippets, a string or None) per input")
+                    raise ValueError(
+                        f"context= has {len(contexts)} entries for {n} inputs: give one context (a list "
+                        "of snippets, a string or None) per input"
+                    )
             return False, [self._normalize(x, c) for x, c in zip(inputs, contexts)]
         if isinstance(inputs, Iterable):
             if context is not _UNSET and context is not None and not isinstance(context, str):
@@ -302,21 +364,29 @@ class CLNERTokenClassificationPipeline(Pipeline):
             backends = importlib.import_module("clner.retrieval.backends")
         except ImportError:
             retrieval = backends = None
-        if retriever is None or isinstance(retriever, str) or (backends is not None
-                                                               and isinstance(retriever, backends.Backend)):
+        if (
+            retriever is None
+            or isinstance(retriever, str)
+            or (backends is not None and isinstance(retriever, backends.Backend))
+        ):
             if retrieval is None:
                 if retriever is None:
-                    raise RuntimeError("live retrieval needs the clner package (`clner.retrieval`) or retriever=<a "
-                                       "search function fn(query, k) -> list[str]>")
-                raise RuntimeError(f"retriever={retriever!r} needs the clner package (`clner.retrieval`); pass a "
-                                   "search function instead")
+                    raise RuntimeError(
+                        "live retrieval needs the clner package (`clner.retrieval`) or retriever=<a "
+                        "search function fn(query, k) -> list[str]>"
+                    )
+                raise RuntimeError(
+                    f"retriever={retriever!r} needs the clner package (`clner.retrieval`); pass a "
+                    "search function instead"
+                )
             config = retrieval.RetrievalConfig(**({} if timeout is _UNSET else {"search_timeout": timeout}))
             built = retrieval.ContextRetriever("duckduckgo" if retriever is None else retriever, config)
         elif callable(retriever):
             built = _CallableRetriever(retriever, timeout=DEFAULT_RETRIEVAL_TIMEOUT if timeout is _UNSET else timeout)
         else:
-            raise TypeError(f"retriever must be a ContextRetriever, a backend (name) or a callable; got "
-                            f"{type(retriever).__name__}")
+            raise TypeError(
+                f"retriever must be a ContextRetriever, a backend (name) or a callable; got {type(retriever).__name__}"
+            )
         self._built_retrievers[key] = (retriever, built)  # holding `retriever` keeps its id unique
         return built
 
@@ -336,8 +406,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
         def ask(batch: list[str]) -> list:
             results = list(_retrieve_with_timeout(ret.retrieve_batch, None if own_limit else limit, batch))
             if len(results) != len(batch):
-                raise ValueError(f"{type(ret).__name__}.retrieve_batch gave {len(results)} results for {len(batch)} "
-                                 "queries")
+                raise ValueError(
+                    f"{type(ret).__name__}.retrieve_batch gave {len(results)} results for {len(batch)} queries"
+                )
             failures = getattr(ret, "last_failures", None) or {}
             return [failures.get(q, r) for q, r in zip(batch, results)]
 
@@ -366,8 +437,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
         try:
             ret = self._build_retriever(retriever, timeout)
             words = [it["tokens"] if it["tokens"] is not None else it["text"] for it in items]
-            queries = [ret.query_of(w) if hasattr(ret, "query_of") else (w if isinstance(w, str) else " ".join(w))
-                       for w in words]
+            queries = [
+                ret.query_of(w) if hasattr(ret, "query_of") else (w if isinstance(w, str) else " ".join(w))
+                for w in words
+            ]
             results = self._retrieve_each(ret, queries, timeout)
         except Exception as exc:  # noqa: BLE001 - retrieval must never break prediction
             for it in items:
@@ -389,8 +462,17 @@ class CLNERTokenClassificationPipeline(Pipeline):
                 it["note"] = "sentence view: retrieval found no context"
 
     # -- call -----------------------------------------------------------------------------------------------------
-    def __call__(self, inputs, *args, context=_UNSET, retrieve: Optional[bool] = None, retriever: Any = None,
-                 is_split_into_words: Optional[bool] = None, retrieval_timeout: Any = _UNSET, **kwargs):
+    def __call__(
+        self,
+        inputs,
+        *args,
+        context=_UNSET,
+        retrieve: bool | None = None,
+        retriever: Any = None,
+        is_split_into_words: bool | None = None,
+        retrieval_timeout: Any = _UNSET,
+        **kwargs,
+    ):
         """Entities of one input (a list of dicts) or of each input of a batch (a list of lists).
 
         See the class docstring for the inputs and options.
@@ -399,8 +481,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
             context = self._default_context
         retrieve = self._retrieve_default if retrieve is None else bool(retrieve)
         retriever = retriever if retriever is not None else self._retriever
-        timeout = (self._retrieval_timeout if retrieval_timeout is _UNSET
-                   else _check_retrieval_timeout(retrieval_timeout))
+        timeout = (
+            self._retrieval_timeout if retrieval_timeout is _UNSET else _check_retrieval_timeout(retrieval_timeout)
+        )
         split = self._split_default if is_split_into_words is None else bool(is_split_into_words)
         single, items = self._normalize_inputs(inputs, context, split)
         self._views_seen = set()
@@ -429,19 +512,22 @@ class CLNERTokenClassificationPipeline(Pipeline):
             notes = sorted(set(self._fallbacks))
             n = len(self._fallbacks)
             self._fallbacks = []
-            warnings.warn(f"CLNER pipeline: {n} input(s) fell back to the sentence view ({'; '.join(notes)})",
-                          UserWarning, stacklevel=stacklevel)
+            warnings.warn(
+                f"CLNER pipeline: {n} input(s) fell back to the sentence view ({'; '.join(notes)})",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
 
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         return next(iter(self.get_iterator([inputs], 0, 1, preprocess_params, forward_params, postprocess_params)))
 
-    def get_iterator(self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params,
-                     postprocess_params):
+    def get_iterator(
+        self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params, postprocess_params
+    ):
         """Windows of every input are batched together; a right-padding collator pads `word_index` with -1.
         Preprocessing runs in this process (`num_workers` is ignored): it records per-call notes and warnings."""
         dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
-        loader = DataLoader(dataset, num_workers=0, batch_size=batch_size,
-                            collate_fn=self._collator(batch_size))
+        loader = DataLoader(dataset, num_workers=0, batch_size=batch_size, collate_fn=self._collator(batch_size))
         model_iterator = PipelinePackIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
@@ -449,8 +535,10 @@ class CLNERTokenClassificationPipeline(Pipeline):
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
         def collate(windows: list[dict]) -> dict:
-            batch = {k: torch.tensor(v, dtype=torch.long).reshape(len(v), len(v[0]))  # (B, 0): only empty inputs
-                     for k, v in pad_view(windows, pad_id=pad_id).items()}
+            batch = {
+                k: torch.tensor(v, dtype=torch.long).reshape(len(v), len(v[0]))  # (B, 0): only empty inputs
+                for k, v in pad_view(windows, pad_id=pad_id).items()
+            }
             if batch_size == 1:  # unbatched items: PipelinePackIterator reads is_last as a plain bool
                 batch["meta"], batch["is_last"] = windows[0]["meta"], windows[0]["is_last"]
             else:
@@ -476,12 +564,18 @@ class CLNERTokenClassificationPipeline(Pipeline):
         if check is not None:
             check(with_context)
 
-    def preprocess(self, item, max_seq_length: Optional[int] = None, word_splitter: Any = "regex"):
+    def preprocess(self, item, max_seq_length: int | None = None, word_splitter: Any = "regex"):
         item = self._normalize(item)
-        splitter = (whitespace_words if word_splitter == "whitespace"
-                    else word_splitter if callable(word_splitter) else split_words)
-        words, text, offsets = words_and_offsets(item["tokens"] if item["tokens"] is not None else item["text"],
-                                                 splitter)
+        splitter = (
+            whitespace_words
+            if word_splitter == "whitespace"
+            else word_splitter
+            if callable(word_splitter)
+            else split_words
+        )
+        words, text, offsets = words_and_offsets(
+            item["tokens"] if item["tokens"] is not None else item["text"], splitter
+        )
         context = item["context"]
         note = item["note"]
         asked = context is not None or note is not None  # a context was given, or retrieval was tried
@@ -489,12 +583,27 @@ class CLNERTokenClassificationPipeline(Pipeline):
             context, note = None, "sentence view: the given context is empty"
         config = self.model.config
         if words:
-            features = encode_example(self.tokenizer, words, context, max_seq_length or self._max_seq_length(),
-                                      getattr(config, "window_stride", 16), getattr(config, "snippet_separator", None))
+            features = encode_example(
+                self.tokenizer,
+                words,
+                context,
+                max_seq_length or self._max_seq_length(),
+                getattr(config, "window_stride", 16),
+                getattr(config, "snippet_separator", None),
+            )
         else:  # nothing to label: one empty window, so that the input still gets its (empty) result
             enc = self.tokenizer("")
-            features = [{"input_ids": list(enc["input_ids"]), "token_type_ids": enc.get("token_type_ids"),
-                         "word_index": [], "has_context": False, "word_start": 0, "own_start": 0, "own_end": 0}]
+            features = [
+                {
+                    "input_ids": list(enc["input_ids"]),
+                    "token_type_ids": enc.get("token_type_ids"),
+                    "word_index": [],
+                    "has_context": False,
+                    "word_start": 0,
+                    "own_start": 0,
+                    "own_end": 0,
+                }
+            ]
         used = context is not None and any(f["has_context"] for f in features)
         if not words:
             note, asked = "empty input", False
@@ -509,18 +618,27 @@ class CLNERTokenClassificationPipeline(Pipeline):
             if self._streaming:
                 self._warn_fallbacks(stacklevel=2)
         prefix = "ctx_" if used else ""
-        sentence = {"text": text, "words": words, "offsets": offsets, "context_used": used,
-                    "context": list(context) if used else [],
-                    "context_source": item["context_source"] if used else None,
-                    "note": None if used else note}
+        sentence = {
+            "text": text,
+            "words": words,
+            "offsets": offsets,
+            "context_used": used,
+            "context": list(context) if used else [],
+            "context_source": item["context_source"] if used else None,
+            "note": None if used else note,
+        }
         for k, feat in enumerate(features):
             type_ids = feat.get(prefix + "token_type_ids")
             yield {
                 "input_ids": list(feat[prefix + "input_ids"]),
                 "token_type_ids": list(type_ids) if type_ids is not None else None,
                 "word_index": list(feat[prefix + "word_index"]),
-                "meta": {"word_start": feat["word_start"], "own_start": feat["own_start"], "own_end": feat["own_end"],
-                         "sentence": sentence if k == 0 else None},
+                "meta": {
+                    "word_start": feat["word_start"],
+                    "own_start": feat["own_start"],
+                    "own_end": feat["own_end"],
+                    "sentence": sentence if k == 0 else None,
+                },
                 "is_last": k == len(features) - 1,
             }
 
@@ -534,15 +652,21 @@ class CLNERTokenClassificationPipeline(Pipeline):
         paths, scores = viterbi_with_scores(self.model.crf, out.logits, out.word_mask)
         return {"tags": paths, "scores": scores, "meta": meta, "is_last": is_last}
 
-    def postprocess(self, all_outputs, aggregation_strategy: str = "simple", ignore_labels=None,
-                    return_details: bool = False):
+    def postprocess(
+        self, all_outputs, aggregation_strategy: str = "simple", ignore_labels=None, return_details: bool = False
+    ):
         ignore = set(["O"] if ignore_labels is None else ignore_labels)
         sentence = all_outputs[0]["meta"]["sentence"]
         words, offsets, text = sentence["words"], sentence["offsets"], sentence["text"]
         id2label = self.model.config.id2label
-        windows = [{"example_id": 0, **{k: out["meta"][k] for k in ("word_start", "own_start", "own_end")},
-                    "predictions": list(zip(out["tags"][0].tolist(), out["scores"][0].tolist()))}
-                   for out in all_outputs]
+        windows = [
+            {
+                "example_id": 0,
+                **{k: out["meta"][k] for k in ("word_start", "own_start", "own_end")},
+                "predictions": list(zip(out["tags"][0].tolist(), out["scores"][0].tolist())),
+            }
+            for out in all_outputs
+        ]
         stitched = stitch_windows(windows, [len(words)])[0] if words else []
         tags = [id2label[int(t)] for t, _ in stitched]
         scores = [float(p) for _, p in stitched]
@@ -553,9 +677,16 @@ class CLNERTokenClassificationPipeline(Pipeline):
             entities = entities_from_tags(tags, scores, text, offsets, ignore, **flags)
         if not return_details:
             return entities
-        return {"entities": entities, "words": list(words), "tags": tags, "word_scores": scores,
-                "context_used": sentence["context_used"], "context": sentence["context"],
-                "context_source": sentence["context_source"], "note": sentence["note"]}
+        return {
+            "entities": entities,
+            "words": list(words),
+            "tags": tags,
+            "word_scores": scores,
+            "context_used": sentence["context_used"],
+            "context": sentence["context"],
+            "context_source": sentence["context_source"],
+            "note": sentence["note"],
+        }
 
 
 def clner_pipeline(model, tokenizer=None, device=None, **kwargs) -> CLNERTokenClassificationPipeline:
@@ -577,8 +708,9 @@ def clner_pipeline(model, tokenizer=None, device=None, **kwargs) -> CLNERTokenCl
 # registered one; the standard task names stay transformers' own for other models), and let
 # `Pipeline.save_pretrained` record the published task in `config.custom_pipelines`.
 if TASK not in PIPELINE_REGISTRY.get_supported_tasks():
-    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=CLNERTokenClassificationPipeline,
-                                        pt_model=AutoModelForTokenClassification, type="text")
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=CLNERTokenClassificationPipeline, pt_model=AutoModelForTokenClassification, type="text"
+    )
 CLNERTokenClassificationPipeline._registered_impl = {
     PIPELINE_TASK: {"impl": CLNERTokenClassificationPipeline, "pt": (AutoModelForTokenClassification,), "type": "text"}
 }

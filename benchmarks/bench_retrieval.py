@@ -25,8 +25,10 @@ import datasets  # noqa: E402
 import torch  # noqa: E402
 
 from clner.data import io as data_io  # noqa: E402
-from clner.retrieval import backends  # noqa: E402
-from clner.retrieval import bertscore  # noqa: E402
+from clner.retrieval import (
+    backends,  # noqa: E402
+    bertscore,  # noqa: E402
+)
 from clner.retrieval.retriever import ContextRetriever, RetrievalConfig, retrieve_contexts, self_retrieval_recall  # noqa: E402
 
 WNUT = Path(os.environ.get("CLNER_WNUT17_DIR", REPO.parent / "shared" / "data" / "wnut17"))
@@ -40,8 +42,13 @@ def sentences_and_snippets():
         return [r["tokens"] for r in data_io.read_conll(WNUT / "train.conll")], rows, "WNUT-17 train"
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(5000)]
-    rows = [{"tokens": rng.sample(vocab, rng.randint(5, 30)),
-             "context": [" ".join(rng.sample(vocab, 40)) for _ in range(10)]} for _ in range(N_SENTENCES)]
+    rows = [
+        {
+            "tokens": rng.sample(vocab, rng.randint(5, 30)),
+            "context": [" ".join(rng.sample(vocab, 40)) for _ in range(10)],
+        }
+        for _ in range(N_SENTENCES)
+    ]
     return [r["tokens"] for r in rows], rows, "synthetic"
 
 
@@ -72,8 +79,9 @@ def bench_rerank(rows, n_sentences, model, layer):
     scorer.embed(["warm up the encoder"])
     config = RetrievalConfig(model=str(model), layer=layer, min_interval=0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        retriever = ContextRetriever(lambda q, k: answers.get(q, []), config, cache_path=Path(tmp) / "c.sqlite",
-                                        scorer=scorer)
+        retriever = ContextRetriever(
+            lambda q, k: answers.get(q, []), config, cache_path=Path(tmp) / "c.sqlite", scorer=scorer
+        )
         queries = list(answers)
         n_snippets = sum(len(backends.dedup_snippets(map(backends.clean_text, answers[q]))) for q in queries)
         t0 = time.perf_counter()
@@ -120,8 +128,10 @@ def main():
     print(f"BM25                : {qps:10.0f} queries/s    ({nq} queries, corpus of {pool} snippets, k=10)")
     if (WNUT / "dev.context.txt").exists():
         recall = self_retrieval_recall(data_io.read_clner(WNUT / "dev.context.txt"), k=10)
-        print(f"WNUT-17 dev recall@10: {recall['recall']:9.3f}              ({recall['queries']} sentences, "
-              f"pool of {recall['corpus_size']} released snippets, {recall['queries_per_s']:.0f} queries/s)")
+        print(
+            f"WNUT-17 dev recall@10: {recall['recall']:9.3f}              ({recall['queries']} sentences, "
+            f"pool of {recall['corpus_size']} released snippets, {recall['queries_per_s']:.0f} queries/s)"
+        )
     else:
         print(f"WNUT-17 dev recall@10: skipped ({WNUT} not found)")
 

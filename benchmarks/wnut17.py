@@ -49,21 +49,36 @@ METHODS = {
     "cl-l2": ["--train_views", "both", "--cl_loss", "l2", "--metric_for_best_model", "f1"],
     "both-nocl": ["--train_views", "both", "--cl_loss", "none", "--metric_for_best_model", "f1"],
 }
-LABELS = {"sentence": "w/o context (sentence only)", "context": "w/ context (context only)", "cl-kl": "CL-KL",
-          "cl-l2": "CL-L2", "both-nocl": "both views, no CL"}
+LABELS = {
+    "sentence": "w/o context (sentence only)",
+    "context": "w/ context (context only)",
+    "cl-kl": "CL-KL",
+    "cl-l2": "CL-L2",
+    "both-nocl": "both views, no CL",
+}
 SELECTED_ON = {"sentence": "sentence_f1", "context": "context_f1", "cl-kl": "f1", "cl-l2": "f1", "both-nocl": "f1"}
 VIEWS = ("sentence", "context")
 RANDOM_CONTEXT_METHODS = ("context", "cl-kl")
 # the paper's Table 1, XLM-R large, WNUT-17 test F1 (w/o context view, w/ context view)
-PAPER = {"sentence": (57.86, None), "context": (None, 60.20), "cl-kl": (59.33, 60.45), "cl-l2": (None, None),
-         "both-nocl": (None, None)}
+PAPER = {
+    "sentence": (57.86, None),
+    "context": (None, 60.20),
+    "cl-kl": (59.33, 60.45),
+    "cl-l2": (None, None),
+    "both-nocl": (None, None),
+}
 # (name, method A, view of A, method B, view of B): the paired comparisons the study answers
 COMPARISONS = [
     ("CL-KL vs w/o context, sentence view", "cl-kl", "sentence", "sentence", "sentence"),
     ("CL-KL vs w/ context, context view", "cl-kl", "context", "context", "context"),
     ("w/ context vs w/o context, each in its own view", "context", "context", "sentence", "sentence"),
-    ("CL-KL, context view vs w/o context, sentence view (retrieval + CL vs no retrieval)", "cl-kl", "context",
-     "sentence", "sentence"),
+    (
+        "CL-KL, context view vs w/o context, sentence view (retrieval + CL vs no retrieval)",
+        "cl-kl",
+        "context",
+        "sentence",
+        "sentence",
+    ),
     ("CL-KL, context view vs its own sentence view", "cl-kl", "context", "cl-kl", "sentence"),
     ("CL-KL vs both views without CL, sentence view", "cl-kl", "sentence", "both-nocl", "sentence"),
     ("CL-KL vs both views without CL, context view", "cl-kl", "context", "both-nocl", "context"),
@@ -83,37 +98,57 @@ def parse_args(argv=None):
     p.add_argument("--output_dir", default=str(ROOT / "outputs" / "wnut17"))
     p.add_argument("--model_name_or_path", default=None, help="Encoder (default: the packaged all-MiniLM-L6-v2).")
     p.add_argument("--max_seq_length", type=int, default=256)
-    p.add_argument("--learning_rate", type=float, default=2e-4,
-                   help="Encoder learning rate (default: the best of the --sweep on dev, see docs/results.md).")
+    p.add_argument(
+        "--learning_rate",
+        type=float,
+        default=2e-4,
+        help="Encoder learning rate (default: the best of the --sweep on dev, see docs/results.md).",
+    )
     p.add_argument("--head_learning_rate", type=float, default=5e-3)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--eval_batch_size", type=int, default=32)
     p.add_argument("--warmup", type=float, default=0.1, help="Warm-up ratio (--warmup_steps as a float).")
     p.add_argument("--weight_decay", type=float, default=0.01)
     p.add_argument("--max_train_samples", type=int, default=0, help="First N training sentences (0 = all 3394).")
-    p.add_argument("--train_subset", choices=["all", "with_context"], default="all",
-                   help="Training sentences: all 3394 (31%% with a context), or the coverage-matched arm: the 1050 "
-                        "that have one (100%% coverage, as in the paper and as on dev, 98%%).")
-    p.add_argument("--results_dir", default=None,
-                   help="Also copy each finished run's bench_result.json here (a tracked folder: the JSON "
-                        "summaries are committed as runs finish, the models are not).")
-    p.add_argument("--replica_results_dir", default=None,
-                   help="Committed summaries of the same arm's runs made on another machine: each is shown beside "
-                        "this arm's run of the same method and seed (a replication; never pooled with the runs).")
+    p.add_argument(
+        "--train_subset",
+        choices=["all", "with_context"],
+        default="all",
+        help="Training sentences: all 3394 (31%% with a context), or the coverage-matched arm: the 1050 "
+        "that have one (100%% coverage, as in the paper and as on dev, 98%%).",
+    )
+    p.add_argument(
+        "--results_dir",
+        default=None,
+        help="Also copy each finished run's bench_result.json here (a tracked folder: the JSON "
+        "summaries are committed as runs finish, the models are not).",
+    )
+    p.add_argument(
+        "--replica_results_dir",
+        default=None,
+        help="Committed summaries of the same arm's runs made on another machine: each is shown beside "
+        "this arm's run of the same method and seed (a replication; never pooled with the runs).",
+    )
     p.add_argument("--test_file", default=None, help="An extra CLNER-format file every model is scored on.")
     p.add_argument("--parallel", type=int, default=2, help="Runs at a time.")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run.")
-    p.add_argument("--extra", default=None,
-                   help="Extra run_ner_cl.py arguments, one shell-quoted string (default: length-grouped batches, plus --use_cpu without a GPU; bf16 autocast only on a GPU with bf16 or a CPU with native bf16 (AVX512-BF16 / AMX), where bench_cpu_training.py measured it faster: emulated bf16 is ~30x slower).")
+    p.add_argument(
+        "--extra",
+        default=None,
+        help="Extra run_ner_cl.py arguments, one shell-quoted string (default: length-grouped batches, plus --use_cpu without a GPU; bf16 autocast only on a GPU with bf16 or a CPU with native bf16 (AVX512-BF16 / AMX), where bench_cpu_training.py measured it faster: emulated bf16 is ~30x slower).",
+    )
     p.add_argument("--sweep", action="store_true", help="Learning-rate sweep of the sentence baseline instead.")
     p.add_argument("--sweep_lrs", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4, 4e-4])
     p.add_argument("--sweep_head_lrs", nargs="+", type=float, default=[5e-3])
     p.add_argument("--bootstrap", type=int, default=2000, help="Bootstrap resamples of the dev sentences.")
     p.add_argument("--report_only", action="store_true", help="Only rebuild the summary, doc and plot.")
     p.add_argument("--results_md", default=str(ROOT / "docs" / "results.md"))
-    p.add_argument("--plot", default=None,
-                   help="default: docs/wnut17_f1.png (the 3-epoch full-data arm), docs/wnut17_coverage_<N>ep_f1.png "
-                        "(the coverage arm at N epochs), docs/wnut17_<N>ep_f1.png (the full-data arm at N epochs)")
+    p.add_argument(
+        "--plot",
+        default=None,
+        help="default: docs/wnut17_f1.png (the 3-epoch full-data arm), docs/wnut17_coverage_<N>ep_f1.png "
+        "(the coverage arm at N epochs), docs/wnut17_<N>ep_f1.png (the full-data arm at N epochs)",
+    )
     p.add_argument("--no_doc", action="store_true", help="Do not write --results_md / --plot.")
     args = p.parse_args(argv)
     if args.extra is None:
@@ -145,8 +180,11 @@ def arm_title(args) -> str:
     """The arm in words, for the plot's title."""
     if arm_key(args) is None:
         return ""
-    what = ("coverage-matched arm (the 1,050 training sentences with a context)" if args.train_subset == "with_context"
-            else "full-data arm")
+    what = (
+        "coverage-matched arm (the 1,050 training sentences with a context)"
+        if args.train_subset == "with_context"
+        else "full-data arm"
+    )
     return f"{what}, {args.epochs:g} epochs"
 
 
@@ -168,8 +206,11 @@ def default_extra() -> str:
         bf16 = torch.cuda.is_bf16_supported()
     else:
         bf16 = cpu_bf16_support().native
-    return ("--bf16 " if bf16 else "") + "--train_sampling_strategy group_by_length" + (
-        "" if torch.cuda.is_available() else " --use_cpu")
+    return (
+        ("--bf16 " if bf16 else "")
+        + "--train_sampling_strategy group_by_length"
+        + ("" if torch.cuda.is_available() else " --use_cpu")
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ runs
@@ -193,17 +234,49 @@ def train_file(args) -> Path:
 def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: float) -> list[str]:
     dev = str(Path(args.data_dir) / "dev.context.txt")
     cmd = [
-        "--train_file", str(train_file(args)), "--validation_file", dev,
-        "--test_file", dev,  # the best epoch's model predicts dev: per-sentence predictions for the bootstrap
-        "--output_dir", str(out), "--overwrite_output_dir", *METHODS[method],
-        "--max_seq_length", str(args.max_seq_length), "--num_train_epochs", f"{args.epochs:g}",
-        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", str(args.eval_batch_size),
-        "--learning_rate", f"{lr:g}", "--head_learning_rate", f"{head_lr:g}", "--warmup_steps", f"{args.warmup:g}",
-        "--weight_decay", f"{args.weight_decay:g}",
-        "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "1",
-        "--load_best_model_at_end", "--report_to", "none", "--logging_steps", "20",
-        "--do_train", "--do_predict", "--seed", str(seed),  # predicting dev scores the best model: no --do_eval
-        "--context_source", "WNUT-17 train: ciaochiaociao/CLNER re-retrieval; dev: CLNER paper release",
+        "--train_file",
+        str(train_file(args)),
+        "--validation_file",
+        dev,
+        "--test_file",
+        dev,  # the best epoch's model predicts dev: per-sentence predictions for the bootstrap
+        "--output_dir",
+        str(out),
+        "--overwrite_output_dir",
+        *METHODS[method],
+        "--max_seq_length",
+        str(args.max_seq_length),
+        "--num_train_epochs",
+        f"{args.epochs:g}",
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--per_device_eval_batch_size",
+        str(args.eval_batch_size),
+        "--learning_rate",
+        f"{lr:g}",
+        "--head_learning_rate",
+        f"{head_lr:g}",
+        "--warmup_steps",
+        f"{args.warmup:g}",
+        "--weight_decay",
+        f"{args.weight_decay:g}",
+        "--eval_strategy",
+        "epoch",
+        "--save_strategy",
+        "epoch",
+        "--save_total_limit",
+        "1",
+        "--load_best_model_at_end",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "20",
+        "--do_train",
+        "--do_predict",
+        "--seed",
+        str(seed),  # predicting dev scores the best model: no --do_eval
+        "--context_source",
+        "WNUT-17 train: ciaochiaociao/CLNER re-retrieval; dev: CLNER paper release",
     ]
     if args.model_name_or_path:
         cmd += ["--model_name_or_path", args.model_name_or_path]
@@ -213,12 +286,18 @@ def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: floa
 
 
 def run_cli(cli: list[str], log: Path, threads: int, append: bool = False) -> tuple[int, float]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
     start = time.time()
     with open(log, "a" if append else "w") as fh:
-        rc = subprocess.call([sys.executable, str(ROOT / "run_ner_cl.py"), *cli], cwd=ROOT, stdout=fh,
-                             stderr=subprocess.STDOUT, env=env)
+        rc = subprocess.call(
+            [sys.executable, str(ROOT / "run_ner_cl.py"), *cli], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env
+        )
     return rc, time.time() - start
 
 
@@ -226,19 +305,34 @@ def score_file(args, model_dir: Path, test_file: Path, out: Path) -> dict:
     """Both views' metrics and predictions of a trained model on a CLNER file (an evaluation-only run)."""
     if not (out / "predict_results.json").exists():
         out.mkdir(parents=True, exist_ok=True)
-        cli = ["--model_name_or_path", str(model_dir), "--test_file", str(test_file), "--do_predict",
-               "--output_dir", str(out), "--max_seq_length", str(args.max_seq_length),
-               "--per_device_eval_batch_size", str(args.eval_batch_size), "--report_to", "none"]
+        cli = [
+            "--model_name_or_path",
+            str(model_dir),
+            "--test_file",
+            str(test_file),
+            "--do_predict",
+            "--output_dir",
+            str(out),
+            "--max_seq_length",
+            str(args.max_seq_length),
+            "--per_device_eval_batch_size",
+            str(args.eval_batch_size),
+            "--report_to",
+            "none",
+        ]
         rc, wall = run_cli(cli, out / "run.log", args.threads)
         if rc != 0:
             raise RuntimeError(f"scoring {model_dir} on {test_file} failed (exit {rc}), see {out / 'run.log'}")
     metrics = json.loads((out / "predict_results.json").read_text())
-    return {k[len("predict_"):]: v for k, v in metrics.items() if k.startswith("predict_")}
+    return {k[len("predict_") :]: v for k, v in metrics.items() if k.startswith("predict_")}
 
 
 def curve_of(state: dict) -> list[dict]:
-    return [dict(epoch=e["epoch"], step=e["step"], **{k[5:]: v for k, v in e.items() if k.startswith("eval_")})
-            for e in state["log_history"] if "eval_sentence_f1" in e]
+    return [
+        dict(epoch=e["epoch"], step=e["step"], **{k[5:]: v for k, v in e.items() if k.startswith("eval_")})
+        for e in state["log_history"]
+        if "eval_sentence_f1" in e
+    ]
 
 
 def save_result(result: dict, out: Path, results_dir: str | None) -> None:
@@ -250,8 +344,9 @@ def save_result(result: dict, out: Path, results_dir: str | None) -> None:
         (Path(results_dir) / f"{out.name}.json").write_text(text)
 
 
-def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path, results_dir: str | None = None
-            ) -> dict | None:
+def run_one(
+    args, method: str, seed: int, lr: float, head_lr: float, out: Path, results_dir: str | None = None
+) -> dict | None:
     """One run (skipped when finished, resumed when stopped), its extra evaluations and its summary, saved in its
     folder and in `results_dir` (the tracked copy)."""
     done = out / "bench_result.json"
@@ -284,21 +379,34 @@ def run_one(args, method: str, seed: int, lr: float, head_lr: float, out: Path, 
         extra["test"] = score_file(args, out, Path(args.test_file), out / "test")
     for ckpt in out.glob("checkpoint-*"):
         shutil.rmtree(ckpt)  # optimizer states: the best model is in the run folder itself
-    result = dict(method=method, seed=seed, learning_rate=lr, head_learning_rate=head_lr, wall_s=wall,
-                  resumed=resumed,  # wall_s then counts only the attempt that finished
-                  hardware=hardware_info(),
-                  max_seq_length=args.max_seq_length, epochs=args.epochs, train_subset=args.train_subset,
-                  extra_eval_wall_s=round(time.time() - t0, 1),
-                  command="python run_ner_cl.py " + shlex.join(cli),
-                  best={k[8:]: v for k, v in best.items() if k.startswith("predict_")},
-                  best_epoch=state.get("best_global_step") and next(
-                      (e["epoch"] for e in curve if e["step"] == state["best_global_step"]), None),
-                  last=curve[-1] if curve else None, curve=curve, extra=extra,
-                  train=json.loads((out / "train_results.json").read_text()))
+    result = dict(
+        method=method,
+        seed=seed,
+        learning_rate=lr,
+        head_learning_rate=head_lr,
+        wall_s=wall,
+        resumed=resumed,  # wall_s then counts only the attempt that finished
+        hardware=hardware_info(),
+        max_seq_length=args.max_seq_length,
+        epochs=args.epochs,
+        train_subset=args.train_subset,
+        extra_eval_wall_s=round(time.time() - t0, 1),
+        command="python run_ner_cl.py " + shlex.join(cli),
+        best={k[8:]: v for k, v in best.items() if k.startswith("predict_")},
+        best_epoch=state.get("best_global_step")
+        and next((e["epoch"] for e in curve if e["step"] == state["best_global_step"]), None),
+        last=curve[-1] if curve else None,
+        curve=curve,
+        extra=extra,
+        train=json.loads((out / "train_results.json").read_text()),
+    )
     result.update(run_details(out, Path(args.data_dir) / "dev.context.txt") or {})
     save_result(result, out, results_dir)
-    print(f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
-          f"{100 * result['best']['sentence_f1']:.2f} context {100 * result['best']['context_f1']:.2f}", flush=True)
+    print(
+        f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
+        f"{100 * result['best']['sentence_f1']:.2f} context {100 * result['best']['context_f1']:.2f}",
+        flush=True,
+    )
     return result
 
 
@@ -391,8 +499,12 @@ def paired_bootstrap(counts_a, counts_b, resamples: int, seed: int = 0) -> dict:
 
     diff = 100 * (f1(counts_a) - f1(counts_b))
     full = lambda c: 200 * c[:, 0].sum() / max(c[:, 1].sum() + c[:, 2].sum(), 1)  # noqa: E731
-    return {"observed": full(counts_a) - full(counts_b), "low": float(np.percentile(diff, 2.5)),
-            "high": float(np.percentile(diff, 97.5)), "p_le_0": float((diff <= 0).mean())}
+    return {
+        "observed": full(counts_a) - full(counts_b),
+        "low": float(np.percentile(diff, 2.5)),
+        "high": float(np.percentile(diff, 97.5)),
+        "p_le_0": float((diff <= 0).mean()),
+    }
 
 
 def surface(words: list[str]) -> str:
@@ -409,18 +521,23 @@ def gold_in_context(dev_rows: list[dict]) -> list[bool]:
     for row in dev_rows:
         context = " " + surface(list(row.get("context") or [])) + " "
         entities = get_entities(list(row["tags"]))
-        flags.append(any(f" {surface(row['tokens'][a:b + 1])} " in context for _, a, b in entities))
+        flags.append(any(f" {surface(row['tokens'][a : b + 1])} " in context for _, a, b in entities))
     return flags
 
 
 def f1_of(counts) -> dict:
     tp, pred, gold = (float(x) for x in counts.sum(0)) if len(counts) else (0.0, 0.0, 0.0)
     p, r = (tp / pred if pred else 0.0), (tp / gold if gold else 0.0)
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "sentences": len(counts),
-            "gold": int(gold)}
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "sentences": len(counts),
+        "gold": int(gold),
+    }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dev_gold_in_context(dev_file: str) -> tuple[int, tuple[bool, ...]]:
     """The dev file's sentence count and `gold_in_context` flags, read once for every run of a report."""
     from clner.data.io import read_clner
@@ -452,16 +569,18 @@ def run_details(out: Path, dev_file: Path) -> dict | None:
     for view, path in paths.items():
         sentences = read_predictions(path)
         if len(sentences) != n_dev:  # e.g. --max_predict_samples in --extra: no per-sentence report
-            print(f"[warn] {path}: {len(sentences)} sentences, {dev_file} has {n_dev}: no breakdowns",
-                  flush=True)
+            print(f"[warn] {path}: {len(sentences)} sentences, {dev_file} has {n_dev}: no breakdowns", flush=True)
             return None
         counts = sentence_counts(path)
         details["per_sentence"][view] = counts.astype(int).tolist()
-        report = classification_report([g for g, _ in sentences], [p for _, p in sentences], output_dict=True,
-                                        zero_division=0)
-        details["per_type"][view] = {t: {"precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"],
-                                         "gold": int(v["support"])}
-                                     for t, v in report.items() if not t.endswith(" avg")}
+        report = classification_report(
+            [g for g, _ in sentences], [p for _, p in sentences], output_dict=True, zero_division=0
+        )
+        details["per_type"][view] = {
+            t: {"precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"], "gold": int(v["support"])}
+            for t, v in report.items()
+            if not t.endswith(" avg")
+        }
         details["gold_in_context"][view] = {"yes": f1_of(counts[flags]), "no": f1_of(counts[~flags])}
     return details
 
@@ -501,8 +620,11 @@ def summarise(args, runs: list[dict]) -> dict:
         mine = [r for r in runs if r["method"] == method]
         if not mine:
             continue
-        row = {"seeds": [r["seed"] for r in mine], "wall_s": [r["wall_s"] for r in mine],
-               "best_epoch": [r["best_epoch"] for r in mine]}
+        row = {
+            "seeds": [r["seed"] for r in mine],
+            "wall_s": [r["wall_s"] for r in mine],
+            "best_epoch": [r["best_epoch"] for r in mine],
+        }
         for view in VIEWS:
             for pick in ("best", "last"):
                 for metric in ("f1", "precision", "recall"):
@@ -510,8 +632,11 @@ def summarise(args, runs: list[dict]) -> dict:
                     m, s = mean_std(vals)
                     row[f"{pick}_{view}_{metric}"] = {"mean": m, "std": s, "values": vals}
             if method in RANDOM_CONTEXT_METHODS:
-                vals = [100 * r["extra"]["dev-random-context"][f"{view}_f1"] for r in mine
-                        if "dev-random-context" in r.get("extra", {})]
+                vals = [
+                    100 * r["extra"]["dev-random-context"][f"{view}_f1"]
+                    for r in mine
+                    if "dev-random-context" in r.get("extra", {})
+                ]
                 m, s = mean_std(vals)
                 row[f"random_{view}_f1"] = {"mean": m, "std": s, "values": vals}
             if args.test_file:
@@ -531,8 +656,15 @@ def summarise(args, runs: list[dict]) -> dict:
     for name, a, view_a, b, view_b in COMPARISONS:
         if a not in table or b not in table:
             continue
-        entry = {"name": name, "a": a, "view_a": view_a, "b": b, "view_b": view_b,
-                 "seeds": paired(a, view_a, b, view_b), "seeds_last": paired(a, view_a, b, view_b, "last")}
+        entry = {
+            "name": name,
+            "a": a,
+            "view_a": view_a,
+            "b": b,
+            "view_b": view_b,
+            "seeds": paired(a, view_a, b, view_b),
+            "seeds_last": paired(a, view_a, b, view_b, "last"),
+        }
         common = set(entry["seeds"]["seeds"])
         ca = pooled_counts(output_dir, runs, a, view_a, seeds=common)
         cb = pooled_counts(output_dir, runs, b, view_b, seeds=common)
@@ -546,18 +678,26 @@ def summarise(args, runs: list[dict]) -> dict:
         mine = [r for r in runs if r["method"] == method and "dev-random-context" in r.get("extra", {})]
         if not mine:
             continue
-        diffs = t_interval([100 * (r["best"]["context_f1"] - r["extra"]["dev-random-context"]["context_f1"])
-                            for r in mine])
-        entry = {"method": method, "real": table[method]["best_context_f1"], "random": table[method][
-            "random_context_f1"], "seeds": diffs}
+        diffs = t_interval(
+            [100 * (r["best"]["context_f1"] - r["extra"]["dev-random-context"]["context_f1"]) for r in mine]
+        )
+        entry = {
+            "method": method,
+            "real": table[method]["best_context_f1"],
+            "random": table[method]["random_context_f1"],
+            "seeds": diffs,
+        }
         ca = pooled_counts(output_dir, mine, method, "context")
         cb = pooled_counts(output_dir, mine, method, "context", "dev-random-context")
         if ca is not None and cb is not None and len(ca) == len(cb):
             entry["bootstrap"] = paired_bootstrap(ca, cb, args.bootstrap)
         ablation.append(entry)
     dev = next((output_dir / f"{r['method']}-seed{r['seed']}" / "predictions_context.txt" for r in runs), None)
-    n_dev = len(read_predictions(dev)) if dev is not None and dev.exists() else next(
-        (len(r["per_sentence"]["context"]) for r in runs if r.get("per_sentence")), None)
+    n_dev = (
+        len(read_predictions(dev))
+        if dev is not None and dev.exists()
+        else next((len(r["per_sentence"]["context"]) for r in runs if r.get("per_sentence")), None)
+    )
     return {"table": table, "comparisons": comparisons, "random_context": ablation, "dev_sentences": n_dev}
 
 
@@ -571,8 +711,9 @@ def side(interval: dict | None) -> int:
 def distinguishable(entry: dict) -> str:
     seeds, boot = side(entry["seeds"]), side(entry.get("bootstrap"))
     if seeds and boot:
-        return "**yes** (both intervals exclude 0)" if seeds == boot else \
-            "no (the intervals exclude 0 on opposite sides)"
+        return (
+            "**yes** (both intervals exclude 0)" if seeds == boot else "no (the intervals exclude 0 on opposite sides)"
+        )
     if seeds or boot:
         return "partly (" + ("seed" if seeds else "bootstrap") + " interval excludes 0)"
     return "no"
@@ -605,8 +746,13 @@ def plot(summary: dict, runs: list[dict], path: Path, arm: str = "") -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    colors = {"sentence": "tab:blue", "context": "tab:orange", "cl-kl": "tab:red", "cl-l2": "tab:green",
-              "both-nocl": "tab:purple"}
+    colors = {
+        "sentence": "tab:blue",
+        "context": "tab:orange",
+        "cl-kl": "tab:red",
+        "cl-l2": "tab:green",
+        "both-nocl": "tab:purple",
+    }
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.15]})
     for ax, view in zip(axes[:2], VIEWS):
         for method in METHODS:
@@ -619,8 +765,9 @@ def plot(summary: dict, runs: list[dict], path: Path, arm: str = "") -> None:
             mean = ys.mean(0)
             ax.plot(xs, mean, marker="o", color=colors[method], label=f"{LABELS[method]} (n={len(curves)})")
             ax.fill_between(xs, ys.min(0), ys.max(0), color=colors[method], alpha=0.15, linewidth=0)
-        ax.set_title(f"dev F1 per epoch, {view} view" + (" (sentence alone)" if view == "sentence" else
-                                                           " (sentence + context)"))
+        ax.set_title(
+            f"dev F1 per epoch, {view} view" + (" (sentence alone)" if view == "sentence" else " (sentence + context)")
+        )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("entity F1 (%): mean over seeds, band = min-max")
@@ -637,9 +784,16 @@ def plot(summary: dict, runs: list[dict], path: Path, arm: str = "") -> None:
             y = i + (j - 0.5) * 0.3
             ci = t_interval(vals)
             half = (ci["high"] - ci["mean"]) if not math.isnan(ci["high"]) else 0
-            ax.errorbar(ci["mean"], y, xerr=half, fmt="o" if view == "sentence" else "s", color=colors[method],
-                        mfc="white" if view == "sentence" else colors[method], capsize=3,
-                        label=f"{view} view" if i == 0 else None)
+            ax.errorbar(
+                ci["mean"],
+                y,
+                xerr=half,
+                fmt="o" if view == "sentence" else "s",
+                color=colors[method],
+                mfc="white" if view == "sentence" else colors[method],
+                capsize=3,
+                label=f"{view} view" if i == 0 else None,
+            )
             ax.scatter(vals, [y] * len(vals), s=9, color=colors[method], alpha=0.5, zorder=3)
     ax.set_yticks(range(len(methods)), [LABELS[m] for m in methods], fontsize=8)
     ax.invert_yaxis()
@@ -656,11 +810,21 @@ def plot(summary: dict, runs: list[dict], path: Path, arm: str = "") -> None:
 BEGIN, END = "<!-- BEGIN wnut17.py AUTO -->", "<!-- END wnut17.py AUTO -->"
 #: the paper's open claims (issue 20) and the comparisons that decide them
 CLAIMS = [
-    ("G1", "context alone beats the sentence alone (paper +2.34)", ["w/ context vs w/o context, each in its own view"]),
-    ("G2", "CL-KL improves the sentence view, where no search engine is reachable (paper +1.47)",
-     ["CL-KL vs w/o context, sentence view"]),
-    ("G4", "the CL term itself matters (CL-KL vs both views trained without it)",
-     ["CL-KL vs both views without CL, sentence view", "CL-KL vs both views without CL, context view"]),
+    (
+        "G1",
+        "context alone beats the sentence alone (paper +2.34)",
+        ["w/ context vs w/o context, each in its own view"],
+    ),
+    (
+        "G2",
+        "CL-KL improves the sentence view, where no search engine is reachable (paper +1.47)",
+        ["CL-KL vs w/o context, sentence view"],
+    ),
+    (
+        "G4",
+        "the CL term itself matters (CL-KL vs both views trained without it)",
+        ["CL-KL vs both views without CL, sentence view", "CL-KL vs both views without CL, context view"],
+    ),
 ]
 
 
@@ -681,13 +845,19 @@ def resolution(entry: dict) -> str:
     seeds, boot = side(s), side(entry.get("bootstrap"))
     if seeds and seeds == boot:
         return f"**resolved: {'a gain' if seeds > 0 else 'a loss'}** (both intervals exclude 0)"
-    if -1 <= s["low"] and s["high"] <= 1:
+    if s["low"] >= -1 and s["high"] <= 1:
         return "**resolved: no effect of the paper's size** (per-seed interval within ±1)"
     if entry.get("bootstrap") is None:
         return "not resolved (no bootstrap, and the per-seed interval is wider than ±1)"
-    reason = ("the intervals exclude 0 on opposite sides" if seeds and boot else
-              "only the per-seed interval excludes 0" if seeds else
-              "only the bootstrap interval excludes 0" if boot else "both intervals cover 0")
+    reason = (
+        "the intervals exclude 0 on opposite sides"
+        if seeds and boot
+        else "only the per-seed interval excludes 0"
+        if seeds
+        else "only the bootstrap interval excludes 0"
+        if boot
+        else "both intervals cover 0"
+    )
     return f"not resolved ({reason}; the per-seed interval is wider than ±1)"
 
 
@@ -705,23 +875,35 @@ def breakdown_lines(runs: list[dict]) -> list[str]:
     picked = [(m, r) for m, r in picked if r is not None]
     if not picked:
         return []
-    out = ["### Breakdowns (the best run of each method by its selection criterion)", "",
-           "Dev F1 (%) on the sentences whose context contains the surface string of one of their gold entities "
-           "(case-insensitive), against the others (which include the sentences without any entity; those add only "
-           "false positives).", "",
-           "| model (seed) | view | context holds a gold entity: F1 (sentences, gold entities) | does not: F1 "
-           "(sentences, gold entities) |", "| --- | --- | --- | --- |"]
+    out = [
+        "### Breakdowns (the best run of each method by its selection criterion)",
+        "",
+        "Dev F1 (%) on the sentences whose context contains the surface string of one of their gold entities "
+        "(case-insensitive), against the others (which include the sentences without any entity; those add only "
+        "false positives).",
+        "",
+        "| model (seed) | view | context holds a gold entity: F1 (sentences, gold entities) | does not: F1 "
+        "(sentences, gold entities) |",
+        "| --- | --- | --- | --- |",
+    ]
     for method, r in picked:
         for view in VIEWS:
             g = r["gold_in_context"][view]
-            out.append(f"| {LABELS[method]} ({r['seed']}) | {view} | {100 * g['yes']['f1']:.2f} "
-                       f"({g['yes']['sentences']}, {g['yes']['gold']}) | {100 * g['no']['f1']:.2f} "
-                       f"({g['no']['sentences']}, {g['no']['gold']}) |")
+            out.append(
+                f"| {LABELS[method]} ({r['seed']}) | {view} | {100 * g['yes']['f1']:.2f} "
+                f"({g['yes']['sentences']}, {g['yes']['gold']}) | {100 * g['no']['f1']:.2f} "
+                f"({g['no']['sentences']}, {g['no']['gold']}) |"
+            )
     types = sorted({t for _, r in picked for t in r["per_type"]["sentence"]})
-    out += ["", "Dev F1 (%) per entity type, sentence view / context view (gold entities in brackets).", "",
-            "| model (seed) | " + " | ".join(f"{t} ({picked[0][1]['per_type']['sentence'].get(t, {}).get('gold', 0)})"
-                                           for t in types) + " |",
-            "| --- | " + " | ".join("---" for _ in types) + " |"]
+    out += [
+        "",
+        "Dev F1 (%) per entity type, sentence view / context view (gold entities in brackets).",
+        "",
+        "| model (seed) | "
+        + " | ".join(f"{t} ({picked[0][1]['per_type']['sentence'].get(t, {}).get('gold', 0)})" for t in types)
+        + " |",
+        "| --- | " + " | ".join("---" for _ in types) + " |",
+    ]
     for method, r in picked:
         cells = [" / ".join(f"{100 * r['per_type'][v].get(t, {}).get('f1', 0):.1f}" for v in VIEWS) for t in types]
         out.append(f"| {LABELS[method]} ({r['seed']}) | " + " | ".join(cells) + " |")
@@ -730,10 +912,15 @@ def breakdown_lines(runs: list[dict]) -> list[str]:
 
 def claim_lines(summary: dict) -> list[str]:
     by_name = {c["name"]: c for c in summary["comparisons"]}
-    out = ["### The paper's open claims (issue 20)", "",
-           "Resolved when both intervals exclude 0, or when the per-seed interval lies within ±1 F1 of 0 (no effect "
-           "of the paper's size).", "", "| claim | comparison | per seed (n) | bootstrap | status |",
-           "| --- | --- | --- | --- | --- |"]
+    out = [
+        "### The paper's open claims (issue 20)",
+        "",
+        "Resolved when both intervals exclude 0, or when the per-seed interval lies within ±1 F1 of 0 (no effect "
+        "of the paper's size).",
+        "",
+        "| claim | comparison | per seed (n) | bootstrap | status |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for tag, claim, names in CLAIMS:
         for name in names:
             c = by_name.get(name)
@@ -741,8 +928,10 @@ def claim_lines(summary: dict) -> list[str]:
                 out.append(f"| {tag}: {claim} | {name} | — | — | not run |")
                 continue
             boot = fmt_bootstrap(c.get("bootstrap"))
-            out.append(f"| {tag}: {claim} | {name} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {boot} | "
-                       f"{resolution(c)} |")
+            out.append(
+                f"| {tag}: {claim} | {name} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {boot} | "
+                f"{resolution(c)} |"
+            )
     return out + [""]
 
 
@@ -750,8 +939,10 @@ def convergence_line(runs: list[dict]) -> str:
     """How many runs selected an epoch before the last (issue 20: "converged" means most runs do)."""
     known = [r for r in runs if r.get("curve") and r.get("best_epoch") is not None]
     last = [f"{r['method']} seed {r['seed']}" for r in known if r["best_epoch"] == r["curve"][-1]["epoch"]]
-    return (f"Convergence: {len(known) - len(last)} of {len(known)} runs selected an epoch before the last "
-            f"({', '.join(last) or 'none'} selected the last).")
+    return (
+        f"Convergence: {len(known) - len(last)} of {len(known)} runs selected an epoch before the last "
+        f"({', '.join(last) or 'none'} selected the last)."
+    )
 
 
 def relative(path: Path) -> Path:
@@ -774,21 +965,32 @@ def replica_lines(runs: list[dict], replicas: list[dict]) -> list[str]:
     if not pairs:
         return []
     cpu = lambda r: (run_cpu(r) or "not recorded").split(" (")[0]  # noqa: E731
-    out = ["### The same seeds on another machine (replication)", "",
-           f"This arm's runs ({cpu(pairs[0][0])}) against the committed runs of the same method and seed made on "
-           f"{cpu(pairs[0][1])}, with identical flags; selected-epoch dev F1 (%), this machine − the other.", "",
-           "| method | seed | selected epoch (this / other) | sentence view, this / other | context view, this / "
-           "other | difference, sentence / context |", "| --- | --- | --- | --- | --- | --- |"]
+    out = [
+        "### The same seeds on another machine (replication)",
+        "",
+        f"This arm's runs ({cpu(pairs[0][0])}) against the committed runs of the same method and seed made on "
+        f"{cpu(pairs[0][1])}, with identical flags; selected-epoch dev F1 (%), this machine − the other.",
+        "",
+        "| method | seed | selected epoch (this / other) | sentence view, this / other | context view, this / "
+        "other | difference, sentence / context |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     by_method: dict[str, list[tuple[float, float]]] = {}
     for a, b in sorted(pairs, key=lambda p: (list(METHODS).index(p[0]["method"]), p[0]["seed"])):
         f1 = {(w, v): 100 * r["best"][f"{v}_f1"] for w, r in (("a", a), ("b", b)) for v in VIEWS}
         diff = tuple(f1[("a", v)] - f1[("b", v)] for v in VIEWS)
         by_method.setdefault(a["method"], []).append(diff)
-        out.append(f"| {a['method']} | {a['seed']} | {a['best_epoch']:g} / {b['best_epoch']:g} | "
-                   f"{f1[('a', 'sentence')]:.2f} / {f1[('b', 'sentence')]:.2f} | {f1[('a', 'context')]:.2f} / "
-                   f"{f1[('b', 'context')]:.2f} | {diff[0]:+.2f} / {diff[1]:+.2f} |")
-    out += ["", "| method | seeds | mean difference, sentence view | mean difference, context view | mean absolute "
-            "difference (both views) |", "| --- | --- | --- | --- | --- |"]
+        out.append(
+            f"| {a['method']} | {a['seed']} | {a['best_epoch']:g} / {b['best_epoch']:g} | "
+            f"{f1[('a', 'sentence')]:.2f} / {f1[('b', 'sentence')]:.2f} | {f1[('a', 'context')]:.2f} / "
+            f"{f1[('b', 'context')]:.2f} | {diff[0]:+.2f} / {diff[1]:+.2f} |"
+        )
+    out += [
+        "",
+        "| method | seeds | mean difference, sentence view | mean difference, context view | mean absolute "
+        "difference (both views) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for method, diffs in by_method.items():
         cells = [fmt_interval(t_interval([d[i] for d in diffs])) for i in range(len(VIEWS))]
         absolute = statistics.fmean(abs(x) for d in diffs for x in d)
@@ -796,8 +998,9 @@ def replica_lines(runs: list[dict], replicas: list[dict]) -> list[str]:
     return out + [""]
 
 
-def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware: dict,
-             replicas: list[dict] | None = None) -> str:
+def markdown(
+    args, summary: dict, runs: list[dict], sweep: list[dict], hardware: dict, replicas: list[dict] | None = None
+) -> str:
     table = summary["table"]
     rel = relative(Path(args.output_dir))
     begin, end = markers(args)
@@ -808,108 +1011,186 @@ def markdown(args, summary: dict, runs: list[dict], sweep: list[dict], hardware:
         selection += " --seeds " + " ".join(map(str, args.seeds))
     if args.replica_results_dir:
         selection += f" --replica_results_dir {relative(Path(args.replica_results_dir))}"
-    out = [begin, "", f"_Generated by `python benchmarks/wnut17.py {arm_flags(args)} --output_dir {rel}{selection} "
-           f"--report_only` ({len(runs)} finished runs)._", ""]
+    out = [
+        begin,
+        "",
+        f"_Generated by `python benchmarks/wnut17.py {arm_flags(args)} --output_dir {rel}{selection} "
+        f"--report_only` ({len(runs)} finished runs)._",
+        "",
+    ]
     if args.train_subset != "all":
         out += claim_lines(summary) + [convergence_line(runs), ""]
-    for pick, title in (("best", "Dev F1 (%) at the selected epoch (the model each run ends with)"),
-                        ("last", "Dev F1 (%) after the last epoch")):
-        out += [f"### {title}", "", "| method | seeds | sentence view | context view | paper (XLM-R large, test) "
-                "w/o / w/ context |", "| --- | --- | --- | --- | --- |"]
+    for pick, title in (
+        ("best", "Dev F1 (%) at the selected epoch (the model each run ends with)"),
+        ("last", "Dev F1 (%) after the last epoch"),
+    ):
+        out += [
+            f"### {title}",
+            "",
+            "| method | seeds | sentence view | context view | paper (XLM-R large, test) w/o / w/ context |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for method, row in table.items():
             paper = " / ".join("—" if v is None else f"{v:.2f}" for v in PAPER[method])
-            out.append(f"| {LABELS[method]} | {', '.join(map(str, row['seeds']))} | {fmt(row[f'{pick}_sentence_f1'])} "
-                       f"| {fmt(row[f'{pick}_context_f1'])} | {paper} |")
+            out.append(
+                f"| {LABELS[method]} | {', '.join(map(str, row['seeds']))} | {fmt(row[f'{pick}_sentence_f1'])} "
+                f"| {fmt(row[f'{pick}_context_f1'])} | {paper} |"
+            )
         out.append("")
     epochs = sorted({e["epoch"] for r in runs for e in r["curve"]})
     if len(epochs) > 1:
-        out += ["### Dev F1 (%) per epoch, sentence view / context view (mean over seeds)", "",
-                "| method | " + " | ".join(f"epoch {e:g}" for e in epochs) + " |",
-                "| --- | " + " | ".join("---" for _ in epochs) + " |"]
+        out += [
+            "### Dev F1 (%) per epoch, sentence view / context view (mean over seeds)",
+            "",
+            "| method | " + " | ".join(f"epoch {e:g}" for e in epochs) + " |",
+            "| --- | " + " | ".join("---" for _ in epochs) + " |",
+        ]
         for method in table:
             cells = []
             for epoch in epochs:
                 at = [e for r in runs if r["method"] == method for e in r["curve"] if e["epoch"] == epoch]
-                cells.append(" / ".join(f"{100 * statistics.fmean(e[f'{v}_f1'] for e in at):.2f}" for v in VIEWS)
-                             if at else "—")
+                cells.append(
+                    " / ".join(f"{100 * statistics.fmean(e[f'{v}_f1'] for e in at):.2f}" for v in VIEWS) if at else "—"
+                )
             out.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
         out.append("")
-    out += ["Mean ± sample standard deviation over seeds. Selected epoch: the best dev epoch of the criterion in "
-            "the per-run table (the two-view mean F1 for two-view methods, the trained view's F1 for the "
-            "baselines).", "",
-            "### Paired differences (percentage points of dev F1, selected epoch)", "",
-            "Per seed: mean of the per-seed differences with its 95% t-interval. Bootstrap: the difference of F1 "
-            f"computed on the predictions pooled over seeds, with a 95% interval from {args.bootstrap} paired "
-            f"resamples of the {summary.get('dev_sentences', '?')} dev sentences. Last epoch: the per-seed interval for the models after the last "
-            "epoch. The per-seed interval covers the training randomness (the seed); the bootstrap holds the trained "
-            "models fixed and resamples only the dev sentences, so it is narrower and says only that these particular "
-            "models differ on such data. A difference counts as distinguishable from 0 when both intervals exclude "
-            "0.", "",
-            "| comparison | per seed (n) | per-seed values | bootstrap | last epoch, per seed | distinguishable "
-            "from 0 |", "| --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "Mean ± sample standard deviation over seeds. Selected epoch: the best dev epoch of the criterion in "
+        "the per-run table (the two-view mean F1 for two-view methods, the trained view's F1 for the "
+        "baselines).",
+        "",
+        "### Paired differences (percentage points of dev F1, selected epoch)",
+        "",
+        "Per seed: mean of the per-seed differences with its 95% t-interval. Bootstrap: the difference of F1 "
+        f"computed on the predictions pooled over seeds, with a 95% interval from {args.bootstrap} paired "
+        f"resamples of the {summary.get('dev_sentences', '?')} dev sentences. Last epoch: the per-seed interval for the models after the last "
+        "epoch. The per-seed interval covers the training randomness (the seed); the bootstrap holds the trained "
+        "models fixed and resamples only the dev sentences, so it is narrower and says only that these particular "
+        "models differ on such data. A difference counts as distinguishable from 0 when both intervals exclude "
+        "0.",
+        "",
+        "| comparison | per seed (n) | per-seed values | bootstrap | last epoch, per seed | distinguishable from 0 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for c in summary["comparisons"]:
         boot = fmt_bootstrap(c.get("bootstrap"))
         vals = ", ".join(f"{v:+.2f}" for v in c["seeds"]["values"])
-        out.append(f"| {c['name']} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {vals} | {boot} | "
-                   f"{fmt_interval(c['seeds_last'])} | {distinguishable(c)} |")
-    out += ["", "### Random contexts (the paper's Table 6 ablation)", "",
-            "The context view of the same models on dev with each context replaced by as many random snippets of "
-            "other dev sentences.", "",
-            "| model | context view, real contexts | context view, random contexts | real − random per seed "
-            "| bootstrap | distinguishable from 0 |", "| --- | --- | --- | --- | --- | --- |"]
+        out.append(
+            f"| {c['name']} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {vals} | {boot} | "
+            f"{fmt_interval(c['seeds_last'])} | {distinguishable(c)} |"
+        )
+    out += [
+        "",
+        "### Random contexts (the paper's Table 6 ablation)",
+        "",
+        "The context view of the same models on dev with each context replaced by as many random snippets of "
+        "other dev sentences.",
+        "",
+        "| model | context view, real contexts | context view, random contexts | real − random per seed "
+        "| bootstrap | distinguishable from 0 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for a in summary["random_context"]:
         boot = fmt_bootstrap(a.get("bootstrap"))
-        out.append(f"| {LABELS[a['method']]} | {fmt(a['real'])} | {fmt(a['random'])} | {fmt_interval(a['seeds'])} | "
-                   f"{boot} | {distinguishable(a)} |")
+        out.append(
+            f"| {LABELS[a['method']]} | {fmt(a['real'])} | {fmt(a['random'])} | {fmt_interval(a['seeds'])} | "
+            f"{boot} | {distinguishable(a)} |"
+        )
     if args.test_file:
-        out += ["", f"### Extra evaluation file `{args.test_file}`", "", "| method | sentence view | context view |",
-                "| --- | --- | --- |"]
+        out += [
+            "",
+            f"### Extra evaluation file `{args.test_file}`",
+            "",
+            "| method | sentence view | context view |",
+            "| --- | --- | --- |",
+        ]
         for method, row in table.items():
-            out.append(f"| {LABELS[method]} | {fmt(row.get('test_sentence_f1'))} | {fmt(row.get('test_context_f1'))} |")
+            out.append(
+                f"| {LABELS[method]} | {fmt(row.get('test_sentence_f1'))} | {fmt(row.get('test_context_f1'))} |"
+            )
     out += [""] + breakdown_lines(runs) + replica_lines(runs, replicas or [])
-    out += ["### Precision and recall (selected epoch)", "",
-            "| method | sentence P | sentence R | context P | context R |", "| --- | --- | --- | --- | --- |"]
+    out += [
+        "### Precision and recall (selected epoch)",
+        "",
+        "| method | sentence P | sentence R | context P | context R |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for method, row in table.items():
-        out.append(f"| {LABELS[method]} | {fmt(row['best_sentence_precision'])} | {fmt(row['best_sentence_recall'])} "
-                   f"| {fmt(row['best_context_precision'])} | {fmt(row['best_context_recall'])} |")
+        out.append(
+            f"| {LABELS[method]} | {fmt(row['best_sentence_precision'])} | {fmt(row['best_sentence_recall'])} "
+            f"| {fmt(row['best_context_precision'])} | {fmt(row['best_context_recall'])} |"
+        )
     recorded = sorted({run_cpu(r) for r in runs if run_cpu(r)})
     # runs made on different CPUs: each wall time says which (a letter), since the CPU sets it, not the method
     cpu_tag = {cpu: chr(ord("A") + i) for i, cpu in enumerate(recorded)} if len(recorded) > 1 else {}
-    out += ["", "### Per run", "",
-            "| method | seed | selected on | epoch | sentence F1 / P / R | context F1 / P / R | last epoch F1 "
-            f"sentence / context | random-context F1 | wall time{' (CPU)' if cpu_tag else ''} |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "",
+        "### Per run",
+        "",
+        "| method | seed | selected on | epoch | sentence F1 / P / R | context F1 / P / R | last epoch F1 "
+        f"sentence / context | random-context F1 | wall time{' (CPU)' if cpu_tag else ''} |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in runs:
-        cells = [" / ".join(f"{100 * r['best'][f'{v}_{m}']:.2f}" for m in ("f1", "precision", "recall")) for v in VIEWS]
+        cells = [
+            " / ".join(f"{100 * r['best'][f'{v}_{m}']:.2f}" for m in ("f1", "precision", "recall")) for v in VIEWS
+        ]
         last = " / ".join(f"{100 * r['last'][f'{v}_f1']:.2f}" for v in VIEWS) if r.get("last") else "—"
         rnd = r.get("extra", {}).get("dev-random-context")
         rnd = f"{100 * rnd['context_f1']:.2f}" if rnd else "—"
         cpu = f" ({cpu_tag.get(run_cpu(r), '?')})" if cpu_tag else ""
-        out.append(f"| {r['method']} | {r['seed']} | {SELECTED_ON[r['method']]} | {r['best_epoch']:g} | {cells[0]} "
-                   f"| {cells[1]} | {last} | {rnd} | "
-                   f"{r['wall_s'] / 60:.1f} min{cpu} |")
+        out.append(
+            f"| {r['method']} | {r['seed']} | {SELECTED_ON[r['method']]} | {r['best_epoch']:g} | {cells[0]} "
+            f"| {cells[1]} | {last} | {rnd} | "
+            f"{r['wall_s'] / 60:.1f} min{cpu} |"
+        )
     total = sum(r["wall_s"] + r.get("extra_eval_wall_s", 0) for r in runs)
     named = [f"{cpu_tag[c]}: {c}" if cpu_tag else c for c in recorded]
-    where = ("; ".join(named) + " (as each run recorded it)") if recorded else (
-        f"{hardware['cpu']}, {hardware['cpus']} cores (the machine that wrote this report; the runs did not record "
-        "theirs)")
-    out += ["", f"Total run time {total / 3600:.1f} h ({args.parallel} runs at a time, {args.threads} thread each). "
-            f"Hardware: {where}; Python {hardware['python']}, torch {hardware['torch']}, transformers "
-            f"{hardware['transformers']}.", ""]
+    where = (
+        ("; ".join(named) + " (as each run recorded it)")
+        if recorded
+        else (
+            f"{hardware['cpu']}, {hardware['cpus']} cores (the machine that wrote this report; the runs did not record "
+            "theirs)"
+        )
+    )
+    out += [
+        "",
+        f"Total run time {total / 3600:.1f} h ({args.parallel} runs at a time, {args.threads} thread each). "
+        f"Hardware: {where}; Python {hardware['python']}, torch {hardware['torch']}, transformers "
+        f"{hardware['transformers']}.",
+        "",
+    ]
     if sweep:
-        out += ["### Learning-rate sweep (sentence baseline, seed 1; selection on sentence-view dev F1)", "",
-                "| encoder lr | head lr | best epoch | sentence view F1 | context view F1 | wall time |",
-                "| --- | --- | --- | --- | --- | --- |"]
+        out += [
+            "### Learning-rate sweep (sentence baseline, seed 1; selection on sentence-view dev F1)",
+            "",
+            "| encoder lr | head lr | best epoch | sentence view F1 | context view F1 | wall time |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for r in sorted(sweep, key=lambda r: (r["learning_rate"], r["head_learning_rate"])):
-            out.append(f"| {r['learning_rate']:g} | {r['head_learning_rate']:g} | {r['best_epoch']:g} | "
-                       f"{100 * r['best']['sentence_f1']:.2f} | {100 * r['best']['context_f1']:.2f} | "
-                       f"{r['wall_s'] / 60:.1f} min |")
+            out.append(
+                f"| {r['learning_rate']:g} | {r['head_learning_rate']:g} | {r['best_epoch']:g} | "
+                f"{100 * r['best']['sentence_f1']:.2f} | {100 * r['best']['context_f1']:.2f} | "
+                f"{r['wall_s'] / 60:.1f} min |"
+            )
         out.append("")
     if runs:
-        out += ["### Exact per-run command (the first run; the others differ in the method flags, `--seed` and "
-                "`--output_dir`)", "", "```", runs[0]["command"], "```", ""]
-    missing = [f"{m} seed {s}" for s in args.seeds for m in args.methods
-               if not any(r["method"] == m and r["seed"] == s for r in runs)]
+        out += [
+            "### Exact per-run command (the first run; the others differ in the method flags, `--seed` and "
+            "`--output_dir`)",
+            "",
+            "```",
+            runs[0]["command"],
+            "```",
+            "",
+        ]
+    missing = [
+        f"{m} seed {s}"
+        for s in args.seeds
+        for m in args.methods
+        if not any(r["method"] == m and r["seed"] == s for r in runs)
+    ]
     if missing:
         out += [f"Not run: {', '.join(missing)}.", ""]
     out += [f"![dev F1 per epoch and final F1 per method]({Path(args.plot).name})", "", end]
@@ -937,9 +1218,15 @@ def hardware_info() -> dict:
     from clner.hardware import cpu_bf16_support
 
     support = cpu_bf16_support()
-    return {"cpu": support.description, "cpu_native_bf16": support.native, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "cuda": torch.version.cuda}
+    return {
+        "cpu": support.description,
+        "cpu_native_bf16": support.native,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+    }
 
 
 def run_settings(r: dict) -> dict:
@@ -951,20 +1238,26 @@ def run_settings(r: dict) -> dict:
         return words[words.index(name) + 1] if name in words[:-1] else None
 
     epochs, length, train = flag("--num_train_epochs"), flag("--max_seq_length"), flag("--train_file")
-    return {"train_subset": r.get("train_subset") or (None if train is None else
-                                                     "with_context" if "with_context" in train else "all"),
-            "epochs": r.get("epochs") if r.get("epochs") is not None else (None if epochs is None else float(epochs)),
-            "max_seq_length": r.get("max_seq_length") or (None if length is None else int(length))}
+    return {
+        "train_subset": r.get("train_subset")
+        or (None if train is None else "with_context" if "with_context" in train else "all"),
+        "epochs": r.get("epochs") if r.get("epochs") is not None else (None if epochs is None else float(epochs)),
+        "max_seq_length": r.get("max_seq_length") or (None if length is None else int(length)),
+    }
 
 
 def same_arm(r: dict, args) -> bool:
     settings = run_settings(r)
-    return (settings["train_subset"] == args.train_subset and settings["epochs"] == args.epochs
-            and settings["max_seq_length"] == args.max_seq_length)
+    return (
+        settings["train_subset"] == args.train_subset
+        and settings["epochs"] == args.epochs
+        and settings["max_seq_length"] == args.max_seq_length
+    )
 
 
-def load(output_dir: Path | None, prefix: str = "", results_dir: str | None = None, dev_file: Path | None = None,
-         args=None) -> list[dict]:
+def load(
+    output_dir: Path | None, prefix: str = "", results_dir: str | None = None, dev_file: Path | None = None, args=None
+) -> list[dict]:
     """The finished runs of `output_dir`, and (with `results_dir`) the committed summaries of runs whose folder is
     gone (another machine's); with `args`, only the runs of its arm, epochs and sequence budget (others are named
     and left out). A summary whose details are older than `DETAILS_VERSION` gets them from its run folder, when it
@@ -1001,12 +1294,18 @@ def main(argv=None):
     if not args.report_only:
         train_file(args)  # once, before the parallel runs read it
     if args.sweep and not args.report_only:
-        jobs = [("sentence", 1, lr, hl, sweep_dir / f"lr{lr:g}-head{hl:g}", sweep_results) for lr in args.sweep_lrs
-                for hl in args.sweep_head_lrs]
+        jobs = [
+            ("sentence", 1, lr, hl, sweep_dir / f"lr{lr:g}-head{hl:g}", sweep_results)
+            for lr in args.sweep_lrs
+            for hl in args.sweep_head_lrs
+        ]
     elif not args.report_only:
         random_context_file(args)
-        jobs = [(m, s, args.learning_rate, args.head_learning_rate, output_dir / f"{m}-seed{s}", args.results_dir)
-                for s in args.seeds for m in args.methods]  # seed-major: every method gets a seed before any gets two
+        jobs = [
+            (m, s, args.learning_rate, args.head_learning_rate, output_dir / f"{m}-seed{s}", args.results_dir)
+            for s in args.seeds
+            for m in args.methods
+        ]  # seed-major: every method gets a seed before any gets two
     else:
         jobs = []
     if jobs:
@@ -1014,18 +1313,31 @@ def main(argv=None):
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             list(pool.map(lambda job: run_one(args, *job), jobs))
         print(f"[study] {(time.time() - t0) / 60:.1f} min", flush=True)
+
     def selected(found: list[dict]) -> list[dict]:  # the report covers --seeds / --methods
         return [r for r in found if r["seed"] in args.seeds and r["method"] in args.methods]
 
-    runs = selected(load(output_dir, results_dir=args.results_dir, dev_file=Path(args.data_dir) / "dev.context.txt",
-                         args=args))
+    runs = selected(
+        load(output_dir, results_dir=args.results_dir, dev_file=Path(args.data_dir) / "dev.context.txt", args=args)
+    )
     sweep = load(sweep_dir, results_dir=sweep_results)
     replicas = selected(load(None, results_dir=args.replica_results_dir, args=args))
     hardware = hardware_info()
     summary = summarise(args, runs) if runs else {"table": {}, "comparisons": [], "random_context": []}
     settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "sweep")}
-    (output_dir / "summary.json").write_text(json.dumps({**summary, "runs": runs, "sweep": sweep, "replicas": replicas,
-                                                          "settings": settings, "hardware": hardware}, indent=2))
+    (output_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                **summary,
+                "runs": runs,
+                "sweep": sweep,
+                "replicas": replicas,
+                "settings": settings,
+                "hardware": hardware,
+            },
+            indent=2,
+        )
+    )
     for c in summary["comparisons"]:
         print(f"{c['name']}: {fmt_interval(c['seeds'])} per seed; {distinguishable(c)}")
     if not args.no_doc and (runs or sweep):

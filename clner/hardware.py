@@ -4,7 +4,7 @@ on bf16 where it is emulated (an AVX2-only CPU runs bf16 matmuls about 30x slowe
 from __future__ import annotations
 
 from typing import NamedTuple
-from typing import Optional
+
 import torch
 
 
@@ -16,11 +16,11 @@ class CPUPrecision(NamedTuple):
     description: str  # e.g. "AMD EPYC (torch CPU capability AVX2; no AVX512-BF16, no AMX)"
 
 
-
 def _cpu_info() -> tuple[str, set[str]]:
     """The CPU's model name and feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
-        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            text = f.read()
     except OSError:
         return "", set()
     name, flags = "", set()
@@ -32,7 +32,6 @@ def _cpu_info() -> tuple[str, set[str]]:
         elif key in ("flags", "features") and not flags:
             flags = set(value.split())
     return name, flags
-
 
 
 def cpu_bf16_support() -> CPUPrecision:
@@ -59,8 +58,7 @@ def cpu_bf16_support() -> CPUPrecision:
     return CPUPrecision(native, f"{name} ({'; '.join(parts)})")
 
 
-
-def bf16_cpu_warning(uses_cpu: bool, bf16: bool) -> Optional[str]:
+def bf16_cpu_warning(uses_cpu: bool, bf16: bool) -> str | None:
     """The warning for `--bf16` training on a CPU whose bf16 is emulated (None when there is nothing to say).
 
     The run keeps bf16, as asked: the flag is an explicit choice, and a silent switch would change the numerics a
@@ -70,6 +68,8 @@ def bf16_cpu_warning(uses_cpu: bool, bf16: bool) -> Optional[str]:
     support = cpu_bf16_support()
     if support.native:
         return None
-    return (f"--bf16 on a CPU without native bf16: {support.description}. bf16 matmuls are emulated here, about "
-            "30x slower than float32 (up to 200x at some shapes), so training will be far slower, not faster. The run "
-            "keeps bf16 as asked; drop --bf16 to train in float32.")
+    return (
+        f"--bf16 on a CPU without native bf16: {support.description}. bf16 matmuls are emulated here, about "
+        "30x slower than float32 (up to 200x at some shapes), so training will be far slower, not faster. The run "
+        "keeps bf16 as asked; drop --bf16 to train in float32."
+    )

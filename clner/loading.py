@@ -14,12 +14,13 @@ def read_clner_config(model: str, flag: str, **hub) -> dict:
     config, _ = PreTrainedConfig.get_config_dict(model, **hub)
     model_type = config.get("model_type")
     if model_type != "clner":
-        raise CLNERUsageError(f"{flag} {model} is not a CLNER model (config.json model_type {model_type!r}): give a "
-                              "model trained by clner-train (run_ner_cl.py), whose config.json has model_type "
-                              "'clner'; a plain encoder like this one is what training starts from "
-                              "(--model_name_or_path)")
+        raise CLNERUsageError(
+            f"{flag} {model} is not a CLNER model (config.json model_type {model_type!r}): give a "
+            "model trained by clner-train (run_ner_cl.py), whose config.json has model_type "
+            "'clner'; a plain encoder like this one is what training starts from "
+            "(--model_name_or_path)"
+        )
     return config
-
 
 
 def load_clner_tokenizer(model: str, config: dict, **hub):

@@ -5,7 +5,8 @@ A new CL loss is one function here with the signature of the others and one entr
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
@@ -27,7 +28,6 @@ def cl_kl_loss(crf, logits_ctx, logits_sent, word_mask, row_weight, temperature=
     kl = (teacher.exp() * (teacher - student)).sum(-1) * word_mask.to(teacher.dtype)  # (B, W)
     per_row = kl.sum(1) * (float(temperature) ** 2)
     return (per_row * row_weight).sum() / row_weight.new_tensor(len(row_weight)).clamp_min(1)
-
 
 
 def cl_l2_loss(hidden_ctx, hidden_sent, word_mask, row_weight, detach_context=True, reduction="mean"):
@@ -60,13 +60,20 @@ class CLLoss(NamedTuple):
 
 
 def _kl(crf, teacher: Any, student: Any, word_mask, row_weight, cl_args) -> torch.Tensor:
-    return cl_kl_loss(crf, teacher.logits, student.logits, word_mask, row_weight, cl_args.cl_temperature,
-                      cl_args.cl_detach_context)
+    return cl_kl_loss(
+        crf, teacher.logits, student.logits, word_mask, row_weight, cl_args.cl_temperature, cl_args.cl_detach_context
+    )
 
 
 def _l2(crf, teacher: Any, student: Any, word_mask, row_weight, cl_args) -> torch.Tensor:
-    return cl_l2_loss(teacher.word_hidden_states, student.word_hidden_states, word_mask, row_weight,
-                      cl_args.cl_detach_context, cl_args.cl_l2_reduction)
+    return cl_l2_loss(
+        teacher.word_hidden_states,
+        student.word_hidden_states,
+        word_mask,
+        row_weight,
+        cl_args.cl_detach_context,
+        cl_args.cl_l2_reduction,
+    )
 
 
 #: ``--cl_loss`` value -> loss. ``"none"`` (no L_CL) is not a loss and has no entry.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 import math
 import re
+from collections.abc import Mapping
+from typing import Any
 
 
 def seqeval_metrics(gold: list[list[str]], pred: list[list[str]], entity_level: bool = False) -> dict[str, float]:
@@ -15,20 +15,32 @@ def seqeval_metrics(gold: list[list[str]], pred: list[list[str]], entity_level: 
 
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
-    out = {"precision": float(micro["precision"]), "recall": float(micro["recall"]),
-           "f1": float(micro["f1-score"]), "accuracy": float(accuracy_score(gold, pred))}
+    out = {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "accuracy": float(accuracy_score(gold, pred)),
+    }
     if entity_level:
         for name, scores in report.items():
             if name.endswith(" avg"):
                 continue
-            out.update({f"{name}_precision": float(scores["precision"]), f"{name}_recall": float(scores["recall"]),
-                        f"{name}_f1": float(scores["f1-score"]), f"{name}_number": int(scores["support"])})
+            out.update(
+                {
+                    f"{name}_precision": float(scores["precision"]),
+                    f"{name}_recall": float(scores["recall"]),
+                    f"{name}_f1": float(scores["f1-score"]),
+                    f"{name}_number": int(scores["support"]),
+                }
+            )
     return out
 
 
-_METRIC_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<view>sentence|context)_(?:(?P<type>.+)_)?"
-                        r"(?P<metric>precision|recall|f1|number|accuracy)$", re.S)  # types are data: any char
-
+_METRIC_RE = re.compile(
+    r"^(?P<prefix>[a-z]+)_(?P<view>sentence|context)_(?:(?P<type>.+)_)?"
+    r"(?P<metric>precision|recall|f1|number|accuracy)$",
+    re.S,
+)  # types are data: any char
 
 
 # ------------------------------------------------------------------------------------------------------ metrics
@@ -53,7 +65,6 @@ def parse_view_metrics(metrics: Mapping[str, Any], prefix: str = "eval", *, keep
         else:
             view["types"].setdefault(m.group("type"), {})[m.group("metric")] = value
     return out
-
 
 
 def per_type_metric(key: str) -> bool:

@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
-
 
 ONNX_FILE = "model.onnx"
 CRF_FILE = "crf.json"
@@ -52,8 +51,9 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
 
         def forward(self, input_ids, attention_mask, word_index, token_type_ids=None):
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-            sequence = self.clner.encoder(input_ids, attention_mask=attention_mask, return_dict=True,
-                                          **extra).last_hidden_state
+            sequence = self.clner.encoder(
+                input_ids, attention_mask=attention_mask, return_dict=True, **extra
+            ).last_hidden_state
             return self.clner.classifier(self.clner.gather_words(sequence, word_index)[0])
 
     out = Path(output_dir)
@@ -61,8 +61,11 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
     was_training = model.training
     model.eval()
     # an example batch of two rows of different lengths, so that no size is taken for a constant
-    features = [f for words in (["Example", "words", "of", "a", "sentence"], ["Two", "rows"])
-                for f in encode_example(tokenizer, words, None, 32)]
+    features = [
+        f
+        for words in (["Example", "words", "of", "a", "sentence"], ["Two", "rows"])
+        for f in encode_example(tokenizer, words, None, 32)
+    ]
     batch = _pad(features, tokenizer.pad_token_id or 0)
     names = ["input_ids", "attention_mask", "word_index"] + (["token_type_ids"] if "token_type_ids" in batch else [])
     args = tuple(torch.tensor(batch[n]) for n in names)
@@ -72,14 +75,25 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
         # tracing notes about shape checks inside the encoder, which hold for every input encode_example builds
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*advanced indexing.*", category=UserWarning)
-        torch.onnx.export(Emissions(model), args, str(out / ONNX_FILE), input_names=names,
-                          output_names=["emissions"], dynamic_axes=axes, opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            Emissions(model),
+            args,
+            str(out / ONNX_FILE),
+            input_names=names,
+            output_names=["emissions"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
     model.train(was_training)
     crf = model.crf
-    scores = {name: getattr(crf, name).detach().float().cpu().tolist()
-              for name in ("start_transitions", "transitions", "end_transitions")}
-    allowed = {name: getattr(crf, name).cpu().tolist()
-               for name in ("allowed_start", "allowed_transitions", "allowed_end")}
+    scores = {
+        name: getattr(crf, name).detach().float().cpu().tolist()
+        for name in ("start_transitions", "transitions", "end_transitions")
+    }
+    allowed = {
+        name: getattr(crf, name).cpu().tolist() for name in ("allowed_start", "allowed_transitions", "allowed_end")
+    }
     crf_file = {"labels": model.config.labels, "use_constraints": bool(crf.use_constraints), **scores, **allowed}
     (out / CRF_FILE).write_text(json.dumps(crf_file), encoding="utf-8")
     model.config.save_pretrained(out)
@@ -89,8 +103,9 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
 
 # ------------------------------------------------------------------------------------------------- numpy CRF
 def _crf_scores(crf: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    start, trans, end = (np.asarray(crf[k], dtype=np.float64)
-                         for k in ("start_transitions", "transitions", "end_transitions"))
+    start, trans, end = (
+        np.asarray(crf[k], dtype=np.float64) for k in ("start_transitions", "transitions", "end_transitions")
+    )
     if crf.get("use_constraints", True):
         start = np.where(np.asarray(crf["allowed_start"], bool), start, -np.inf)
         trans = np.where(np.asarray(crf["allowed_transitions"], bool), trans, -np.inf)
@@ -98,8 +113,9 @@ def _crf_scores(crf: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return start, trans, end
 
 
-def viterbi_numpy(emissions: np.ndarray, length: int, start: np.ndarray, transitions: np.ndarray,
-                  end: np.ndarray) -> list[int]:
+def viterbi_numpy(
+    emissions: np.ndarray, length: int, start: np.ndarray, transitions: np.ndarray, end: np.ndarray
+) -> list[int]:
     """The best tag path of one sentence: emissions `(W, C)` (the first `length` rows are its words), start / end
     `(C,)` and transitions `(C, C)` scores (`-inf` where disallowed); as `LinearChainCRF.viterbi_decode`."""
     if length == 0:
@@ -127,8 +143,9 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
         return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
 
 
-def marginals_numpy(emissions: np.ndarray, length: int, start: np.ndarray, transitions: np.ndarray,
-                    end: np.ndarray) -> np.ndarray:
+def marginals_numpy(
+    emissions: np.ndarray, length: int, start: np.ndarray, transitions: np.ndarray, end: np.ndarray
+) -> np.ndarray:
     """p(y_t = c | x) of one sentence by forward-backward, `(length, C)`; as `LinearChainCRF.marginals`."""
     em = emissions[:length].astype(np.float64)
     if length == 0:
@@ -162,8 +179,7 @@ class ONNXCLNER:
         threads: intra-op threads of the session (default: ONNX Runtime's).
     """
 
-    def __init__(self, path: str | os.PathLike, providers: Optional[Sequence[str]] = None,
-                 threads: Optional[int] = None):
+    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None):
         from clner.loading import load_clner_tokenizer
 
         ort = require_onnx("onnxruntime")
@@ -171,8 +187,9 @@ class ONNXCLNER:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path / ONNX_FILE), sess_options=options,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
+        self.session = ort.InferenceSession(
+            str(path / ONNX_FILE), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+        )
         self.input_names = {i.name for i in self.session.get_inputs()}
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         # never AutoTokenizer.from_pretrained(path) alone: config.json's auto_map made it ask "Do you wish to run the
@@ -189,20 +206,32 @@ class ONNXCLNER:
         """Word-level emissions `(B, W, C)` of one padded view."""
         return self.session.run(["emissions"], {k: v for k, v in batch.items() if k in self.input_names})[0]
 
-    def predict(self, inputs: str | Sequence[str | Sequence[str]], contexts=None, batch_size: int = 16,
-                return_entities: Optional[bool] = None) -> list:
+    def predict(
+        self,
+        inputs: str | Sequence[str | Sequence[str]],
+        contexts=None,
+        batch_size: int = 16,
+        return_entities: bool | None = None,
+    ) -> list:
         """As `CLNERForTokenClassification.predict`: one text gives its entities; a list of sentences (texts or
         word lists) gives their tags, or their entities with `return_entities=True`."""
         from inference_clner import encode_example, predict_sentences
 
         return predict_sentences(
-            inputs, contexts,
-            encode=lambda words, context: encode_example(self.tokenizer, words, context, self.max_seq_length,
-                                                         self.window_stride, self.snippet_separator),
-            decode=self.decode, labels=self.labels, pad_id=self.tokenizer.pad_token_id or 0, batch_size=batch_size,
-            return_entities=return_entities, width=1)
+            inputs,
+            contexts,
+            encode=lambda words, context: encode_example(
+                self.tokenizer, words, context, self.max_seq_length, self.window_stride, self.snippet_separator
+            ),
+            decode=self.decode,
+            labels=self.labels,
+            pad_id=self.tokenizer.pad_token_id or 0,
+            batch_size=batch_size,
+            return_entities=return_entities,
+            width=1,
+        )
 
-    def decode(self, batch: dict, with_scores: bool = True) -> tuple[list[list[int]], Optional[list[list[float]]]]:
+    def decode(self, batch: dict, with_scores: bool = True) -> tuple[list[list[int]], list[list[float]] | None]:
         """An inference-core `Decoder`: a padded batch (`inference_clner.pad_view`) -> per row the numpy Viterbi
         path and, with `with_scores`, the CRF marginal of each of its tags."""
         arrays = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
@@ -232,6 +261,8 @@ def require_onnx(*modules: str):
         try:
             module = importlib.import_module(name)
         except ImportError as err:
-            raise CLNERUsageError(f"ONNX export and inference need the {name} package, which cannot be imported "
-                                  f"({err}): pip install \".[onnx]\" (onnx and onnxruntime)") from None
+            raise CLNERUsageError(
+                f"ONNX export and inference need the {name} package, which cannot be imported "
+                f'({err}): pip install ".[onnx]" (onnx and onnxruntime)'
+            ) from None
     return module

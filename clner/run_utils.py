@@ -4,17 +4,6 @@ checkpoints (finding, checking, resuming), the safe final save, SIGTERM, compact
 
 from __future__ import annotations
 
-from clner.arguments import DataTrainingArguments
-from clner.errors import CLNERUsageError
-from clner.metrics import parse_view_metrics
-from clner.metrics import per_type_metric
-from modeling_clner import REMOTE_CODE_FILES
-from pathlib import Path
-from transformers import TrainingArguments
-from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_callback import TrainerCallback
-from typing import Optional
 import contextlib
 import json
 import logging
@@ -23,6 +12,15 @@ import re
 import signal
 import sys
 import zipfile
+from pathlib import Path
+
+from transformers import TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+from clner.arguments import DataTrainingArguments
+from clner.errors import CLNERUsageError
+from clner.metrics import parse_view_metrics, per_type_metric
+from modeling_clner import REMOTE_CODE_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +31,7 @@ class StopOnSigterm(TrainerCallback):
     `--resume_from_checkpoint last` continues from it. Without this a SIGTERM ended the run with nothing saved."""
 
     def __init__(self):
-        self.received: Optional[int] = None
+        self.received: int | None = None
 
     @contextlib.contextmanager
     def installed(self):
@@ -64,11 +62,13 @@ class StopOnSigterm(TrainerCallback):
     def report(self, trainer) -> None:
         step = trainer.state.global_step
         folder = Path(trainer.args.output_dir) / f"checkpoint-{step}"
-        print(f"{os.path.basename(sys.argv[0])}: stopped by SIGTERM at step {step}: checkpoint saved in {folder}; "
-              f"continue with --resume_from_checkpoint last (the same flags otherwise). No final model, card or "
-              "predictions were written.", file=sys.stderr)
+        print(
+            f"{os.path.basename(sys.argv[0])}: stopped by SIGTERM at step {step}: checkpoint saved in {folder}; "
+            f"continue with --resume_from_checkpoint last (the same flags otherwise). No final model, card or "
+            "predictions were written.",
+            file=sys.stderr,
+        )
         sys.exit(128 + signal.SIGTERM)
-
 
 
 class _CompactLogs:
@@ -79,18 +79,15 @@ class _CompactLogs:
         return super().on_log(args, state, control, logs=logs, **kwargs)
 
 
-
 class CompactProgressCallback(_CompactLogs, ProgressCallback):
     pass
-
 
 
 class CompactPrinterCallback(_CompactLogs, PrinterCallback):
     pass
 
 
-
-def _safetensors_problem(path: Path) -> Optional[str]:
+def _safetensors_problem(path: Path) -> str | None:
     """Why a safetensors file cannot be loaded (None when it can): `safe_open` checks the header and that the data
     it describes is all in the file, which a save killed partway leaves short."""
     from safetensors import SafetensorError, safe_open
@@ -105,8 +102,7 @@ def _safetensors_problem(path: Path) -> Optional[str]:
     return None
 
 
-
-def checkpoint_problem(folder: Path) -> Optional[str]:
+def checkpoint_problem(folder: Path) -> str | None:
     """Why a Trainer checkpoint cannot be resumed from (None when it is complete). The Trainer writes
     trainer_state.json last, so a checkpoint killed while saving lacks it or holds a truncated file."""
     state = folder / "trainer_state.json"
@@ -129,18 +125,19 @@ def checkpoint_problem(folder: Path) -> Optional[str]:
     return None
 
 
-
 def checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]:
     """The Trainer's `checkpoint-<step>` folders of `output_dir`, by step (the newest last)."""
     pattern = re.compile(r"^checkpoint-(\d+)$")
     folder = Path(output_dir)
-    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else [])
-                   if p.is_dir() and (m := pattern.match(p.name)))
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if p.is_dir() and (m := pattern.match(p.name))
+    )
     return [p for _, p in found]
 
 
-
-def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
+def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
     """--resume_from_checkpoint: `last` (or true) is the newest complete checkpoint of output_dir; an incomplete newer
     one (killed while saving) is skipped with a warning. An explicit incomplete checkpoint is an error."""
     if value in (None, "", "False", "false"):
@@ -148,28 +145,31 @@ def resolve_checkpoint(value: Optional[str], output_dir: str) -> Optional[str]:
     if value not in ("last", "True", "true"):
         problem = checkpoint_problem(Path(value)) if Path(value).is_dir() else "not a directory"
         if problem:
-            raise CLNERUsageError(f"--resume_from_checkpoint {value}: cannot resume from it ({problem}); pass "
-                                  "--resume_from_checkpoint last for the newest complete checkpoint")
+            raise CLNERUsageError(
+                f"--resume_from_checkpoint {value}: cannot resume from it ({problem}); pass "
+                "--resume_from_checkpoint last for the newest complete checkpoint"
+            )
         return value
     skipped = []
     for path in reversed(checkpoint_folders(output_dir)):
         problem = checkpoint_problem(path)
         if problem is None:
             if skipped:
-                logger.warning(f"--resume_from_checkpoint last: skipping incomplete {', '.join(skipped)} (killed "
-                               f"while saving?); resuming from {path}, the newest complete checkpoint")
+                logger.warning(
+                    f"--resume_from_checkpoint last: skipping incomplete {', '.join(skipped)} (killed "
+                    f"while saving?); resuming from {path}, the newest complete checkpoint"
+                )
             return str(path)
         skipped.append(f"{path.name} ({problem})")
     if skipped:
-        raise CLNERUsageError(f"--resume_from_checkpoint last: no complete checkpoint in {output_dir}: "
-                              f"{'; '.join(skipped)}")
+        raise CLNERUsageError(
+            f"--resume_from_checkpoint last: no complete checkpoint in {output_dir}: {'; '.join(skipped)}"
+        )
     raise CLNERUsageError(f"--resume_from_checkpoint last: no checkpoint in {output_dir}")
-
 
 
 def _label_names(id2label: dict[int, str]) -> str:
     return "[" + ", ".join(id2label[i] for i in sorted(id2label)) + "]"
-
 
 
 def check_resume_labels(checkpoint: str, label_list: list[str], flag_value: str) -> None:
@@ -185,24 +185,31 @@ def check_resume_labels(checkpoint: str, label_list: list[str], flag_value: str)
     if saved == ours:
         return
     differ = next((i for i in sorted(set(saved) | set(ours)) if saved.get(i) != ours.get(i)), None)
-    where = (f"; id {differ} is {saved.get(differ, 'missing')!r} there and {ours.get(differ, 'missing')!r} here"
-             if differ is not None else "")
-    raise CLNERUsageError(f"--resume_from_checkpoint {flag_value}: {checkpoint} was trained for the labels "
-                          f"{_label_names(saved)} and this run's are {_label_names(ours)} (in id order{where}): "
-                          "resumed, its emission layer and CRF would score each tag as another. Resume with that "
-                          "run's training data (and --tag_names), or train afresh without --resume_from_checkpoint")
-
+    where = (
+        f"; id {differ} is {saved.get(differ, 'missing')!r} there and {ours.get(differ, 'missing')!r} here"
+        if differ is not None
+        else ""
+    )
+    raise CLNERUsageError(
+        f"--resume_from_checkpoint {flag_value}: {checkpoint} was trained for the labels "
+        f"{_label_names(saved)} and this run's are {_label_names(ours)} (in id order{where}): "
+        "resumed, its emission layer and CRF would score each tag as another. Resume with that "
+        "run's training data (and --tag_names), or train afresh without --resume_from_checkpoint"
+    )
 
 
 LOCK_FILE = ".clner-run.lock"
 
 
-
 #: what a model folder holds: another model's files in a training run's --output_dir (a stale shard index, say)
 #: would be mixed with the new model's, and uploaded with it
-MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-               "pytorch_model.bin.index.json")
-
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 @contextlib.contextmanager
@@ -226,9 +233,11 @@ def output_dir_lock(training_args: TrainingArguments):
             except (OSError, ValueError):
                 pid = 0
             if pid and _process_alive(pid):
-                raise CLNERUsageError(f"--output_dir {out} is being written by another run (process {pid}, "
-                                      f"{lock}): two runs in one folder would overwrite each other's model and "
-                                      "checkpoints; give another --output_dir, or wait for that run") from None
+                raise CLNERUsageError(
+                    f"--output_dir {out} is being written by another run (process {pid}, "
+                    f"{lock}): two runs in one folder would overwrite each other's model and "
+                    "checkpoints; give another --output_dir, or wait for that run"
+                ) from None
             logger.warning(f"taking over {lock}: its process {pid or '?'} is gone (a run that was killed)")
             lock.unlink(missing_ok=True)
     else:  # pragma: no cover - the lock reappeared between the two tries
@@ -241,7 +250,6 @@ def output_dir_lock(training_args: TrainingArguments):
         lock.unlink(missing_ok=True)
 
 
-
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -250,7 +258,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
 
 
 def save_model_safely(trainer) -> None:
@@ -269,19 +276,23 @@ def save_model_safely(trainer) -> None:
             os.replace(item, out / item.name)
     except Exception as exc:  # noqa: BLE001 - turned into one message that says what is left
         checkpoints = [p for p in checkpoint_folders(out) if checkpoint_problem(p) is None]
-        kept = (f"the newest complete checkpoint, {checkpoints[-1]}, is kept: continue with "
-                "--resume_from_checkpoint last" if checkpoints else
-                "no checkpoint was saved (--save_strategy steps or epoch keeps one)")
-        raise CLNERUsageError(f"could not write the trained model to {out} ({type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())}); nothing of it replaced earlier files, {kept}. Free "
-                              "space or give another --output_dir") from None
+        kept = (
+            f"the newest complete checkpoint, {checkpoints[-1]}, is kept: continue with --resume_from_checkpoint last"
+            if checkpoints
+            else "no checkpoint was saved (--save_strategy steps or epoch keeps one)"
+        )
+        raise CLNERUsageError(
+            f"could not write the trained model to {out} ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}); nothing of it replaced earlier files, {kept}. Free "
+            "space or give another --output_dir"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-
-def check_output_dir(data_args: DataTrainingArguments, training_args: TrainingArguments, model_path: str,
-                     checkpoint: Optional[str]) -> None:
+def check_output_dir(
+    data_args: DataTrainingArguments, training_args: TrainingArguments, model_path: str, checkpoint: str | None
+) -> None:
     """A training run's --output_dir may already hold a model only when the run continues it: it resumes a
     checkpoint there, or it trains the model in that folder in place. Another model's files are refused unless
     --overwrite_output_dir, which removes them first (so that no stale weight shard or index survives)."""
@@ -291,31 +302,30 @@ def check_output_dir(data_args: DataTrainingArguments, training_args: TrainingAr
     if Path(model_path).is_dir() and os.path.samefile(model_path, out):
         return
     found = [name for name in MODEL_FILES if (out / name).exists()] + sorted(
-        p.name for p in out.glob("model-*-of-*.safetensors"))
+        p.name for p in out.glob("model-*-of-*.safetensors")
+    )
     if not found:
         return
     if not data_args.overwrite_output_dir:
-        raise CLNERUsageError(f"--output_dir {out} already holds a model ({', '.join(found)}): a new one would be "
-                              "mixed with its files. Pass --overwrite_output_dir to replace it (its model files are "
-                              "removed first), --resume_from_checkpoint last to continue its run, or another "
-                              "--output_dir")
+        raise CLNERUsageError(
+            f"--output_dir {out} already holds a model ({', '.join(found)}): a new one would be "
+            "mixed with its files. Pass --overwrite_output_dir to replace it (its model files are "
+            "removed first), --resume_from_checkpoint last to continue its run, or another "
+            "--output_dir"
+        )
     for name in found + [p.name for p in out.glob("pytorch_model-*-of-*.bin")]:
         logger.warning(f"--overwrite_output_dir: removing {out / name} of the earlier model")
         (out / name).unlink(missing_ok=True)
-
 
 
 #: keys whose string value is always a credential; besides them, any key naming a token, password, secret or API key
 _CREDENTIAL_KEYS = {"token", "hub_token", "use_auth_token"}
 
 
-
 _HF_TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
 
-
 REDACTED = "<redacted>"
-
 
 
 def redact_credentials(obj):
@@ -328,9 +338,15 @@ def redact_credentials(obj):
         out = {}
         for key, value in obj.items():
             name = str(key).lower()
-            secret = isinstance(value, str) and bool(value) and (
-                name in _CREDENTIAL_KEYS or any(w in name for w in ("password", "secret", "api_key", "apikey"))
-                or ("token" in name and value.startswith("hf_")))
+            secret = (
+                isinstance(value, str)
+                and bool(value)
+                and (
+                    name in _CREDENTIAL_KEYS
+                    or any(w in name for w in ("password", "secret", "api_key", "apikey"))
+                    or ("token" in name and value.startswith("hf_"))
+                )
+            )
             out[key] = REDACTED if secret else redact_credentials(value)
         return out
     if isinstance(obj, (list, tuple)):
@@ -338,18 +354,39 @@ def redact_credentials(obj):
     return _HF_TOKEN_RE.sub(REDACTED, obj) if isinstance(obj, str) and _HF_TOKEN_RE.search(obj) else obj
 
 
-
 # ---------------------------------------------------------------------------------------------------- the summary
 _FILE_GROUPS = (
-    ("model", ("model.safetensors", "model.safetensors.index.json", "config.json", *REMOTE_CODE_FILES,
-               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-               "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")),
+    (
+        "model",
+        (
+            "model.safetensors",
+            "model.safetensors.index.json",
+            "config.json",
+            *REMOTE_CODE_FILES,
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "vocab.txt",
+            "vocab.json",
+            "merges.txt",
+            "sentencepiece.bpe.model",
+            "spiece.model",
+        ),
+    ),
     ("model card", ("README.md", "training_curves.png")),
     ("predictions", ("predictions.txt", "predictions_sentence.txt", "predictions_context.txt")),
-    ("results", ("all_results.json", "train_results.json", "eval_results.json", "predict_results.json",
-                 "trainer_state.json", "run_config.json")),
+    (
+        "results",
+        (
+            "all_results.json",
+            "train_results.json",
+            "eval_results.json",
+            "predict_results.json",
+            "trainer_state.json",
+            "run_config.json",
+        ),
+    ),
 )
-
 
 
 def _split_source(data_args: DataTrainingArguments, split: str) -> str:
@@ -359,23 +396,35 @@ def _split_source(data_args: DataTrainingArguments, split: str) -> str:
     return f"{data_args.dataset_name}[{split}]" if data_args.dataset_name else split
 
 
-
-def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: TrainingArguments, raw,
-                started: float, prediction_view: Optional[str] = None, per_type: bool = False,
-                model_path: Optional[str] = None) -> str:
+def run_summary(
+    metrics: dict,
+    data_args: DataTrainingArguments,
+    training_args: TrainingArguments,
+    raw,
+    started: float,
+    prediction_view: str | None = None,
+    per_type: bool = False,
+    model_path: str | None = None,
+) -> str:
     """What ends a run: the per-type F1 table (once, with --return_entity_level_metrics), then the summary block:
     both views' F1 on each evaluated split (named), the output folder and the files this run wrote into it."""
     rule = "=" * 100
-    splits = [(name, prefix, split) for name, prefix, split in (("dev", "eval", "validation"),
-                                                               ("test", "predict", "test"))
-              if any(k.startswith(f"{prefix}_sentence_") for k in metrics)]
+    splits = [
+        (name, prefix, split)
+        for name, prefix, split in (("dev", "eval", "validation"), ("test", "predict", "test"))
+        if any(k.startswith(f"{prefix}_sentence_") for k in metrics)
+    ]
     parsed = {name: parse_view_metrics(metrics, prefix) for name, prefix, _ in splits}
     lines = []
     types = sorted({t for views in parsed.values() for view in views.values() for t in view["types"]})
     if per_type and types:
-        lines += ["", "per entity type, F1 (%) [gold entities]:",
-                  f"{'type':<19} " + " ".join(f"{f'{name} {v}':>15}" for name, _, _ in splits
-                                             for v in ("sentence", "context")) + "   support"]
+        lines += [
+            "",
+            "per entity type, F1 (%) [gold entities]:",
+            f"{'type':<19} "
+            + " ".join(f"{f'{name} {v}':>15}" for name, _, _ in splits for v in ("sentence", "context"))
+            + "   support",
+        ]
         for t in types:
             cells, support = [], []
             for name, _, _ in splits:
@@ -394,14 +443,17 @@ def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: 
             mean = metrics.get(f"{prefix}_f1")
             cells = [f"{100 * x:>13.2f}" if x is not None else f"{'-':>13}" for x in f1]
             size = f", {len(raw[split])} sentences" if raw is not None and split in raw else ""
-            lines.append(f"{name:<19} {cells[0]} {cells[1]} {100 * mean if mean is not None else float('nan'):>7.2f}"
-                         f"   {_split_source(data_args, split)}{size}")
+            lines.append(
+                f"{name:<19} {cells[0]} {cells[1]} {100 * mean if mean is not None else float('nan'):>7.2f}"
+                f"   {_split_source(data_args, split)}{size}"
+            )
     else:
         lines.append("no evaluation (add --do_eval with --validation_file, or --do_predict with --test_file)")
     out = Path(training_args.output_dir).absolute()
     lines.append(f"output folder: {out}")
-    written = {p.name for p in out.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1} if out.is_dir() \
-        else set()
+    written = (
+        {p.name for p in out.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1} if out.is_dir() else set()
+    )
     for group, names in _FILE_GROUPS:
         files = [n for n in names if n in written]
         if group == "predictions" and prediction_view and "predictions.txt" in files:
@@ -413,11 +465,16 @@ def run_summary(metrics: dict, data_args: DataTrainingArguments, training_args: 
     checkpoints = [p for p in checkpoint_folders(out) if p.stat().st_mtime >= started - 1]
     if checkpoints:  # the Trainer's, by --save_strategy (each a full copy of the model and the optimizer state)
         size = sum(f.stat().st_size for c in checkpoints for f in c.rglob("*") if f.is_file()) / 2**20
-        lines.append(f"  {'checkpoints:':<13}{', '.join(c.name for c in checkpoints)} ({size:,.0f} MiB; "
-                     "--save_strategy no keeps none)")
-    if "README.md" in written and not (getattr(data_args, "dataset_name", None) or getattr(
-            data_args, "dataset_card_name", None)):
-        lines.append("  the card has no model-index (the Hub shows no results): name the data with "
-                     "--dataset_card_name (e.g. 'WNUT-17') or train from a Hub --dataset_name")
+        lines.append(
+            f"  {'checkpoints:':<13}{', '.join(c.name for c in checkpoints)} ({size:,.0f} MiB; "
+            "--save_strategy no keeps none)"
+        )
+    if "README.md" in written and not (
+        getattr(data_args, "dataset_name", None) or getattr(data_args, "dataset_card_name", None)
+    ):
+        lines.append(
+            "  the card has no model-index (the Hub shows no results): name the data with "
+            "--dataset_card_name (e.g. 'WNUT-17') or train from a Hub --dataset_name"
+        )
     lines.append(rule)
     return "\n".join(lines)

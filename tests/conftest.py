@@ -121,12 +121,16 @@ def tiny_clner(labels=LABELS, *, seed: int = 0, dropout=None, decisive: bool = F
     from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
     torch.manual_seed(seed)
-    encoder = tiny_bert_config() if dropout is None else tiny_bert_config(hidden_dropout_prob=dropout,
-                                                                           attention_probs_dropout_prob=dropout)
+    encoder = (
+        tiny_bert_config()
+        if dropout is None
+        else tiny_bert_config(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    )
     if dropout is not None:
         config.setdefault("classifier_dropout", dropout)
-    model = CLNERForTokenClassification(CLNERConfig(encoder=encoder.to_dict(), id2label=dict(enumerate(labels)),
-                                                    **config))
+    model = CLNERForTokenClassification(
+        CLNERConfig(encoder=encoder.to_dict(), id2label=dict(enumerate(labels)), **config)
+    )
     if decisive:
         model.eval()
         with torch.no_grad():
@@ -138,9 +142,18 @@ def training_args(tmp_path, **kw):
     """`TrainingArguments` of the in-process training tests: CPU, no saving, no reporting, a log every step."""
     from transformers import TrainingArguments
 
-    base = dict(output_dir=str(tmp_path / "out"), report_to="none", save_strategy="no", use_cpu=True,
-                per_device_train_batch_size=8, per_device_eval_batch_size=16, learning_rate=1e-3,
-                logging_steps=1, seed=3, disable_tqdm=True)
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        learning_rate=1e-3,
+        logging_steps=1,
+        seed=3,
+        disable_tqdm=True,
+    )
     base.update(kw)
     return TrainingArguments(**base)
 

@@ -11,16 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
-from clner.commands import retrieve as retrieve_cmd
+from clner.cli import dataclass_parser
 from clner.commands import demo as demo_cmd
 from clner.commands import predict as predict_cmd
-from clner.retrieval import backends
-from clner.retrieval import bertscore
-from clner.retrieval.retriever import DEFAULT_CACHE_PATH, RetrievalConfig
+from clner.commands import retrieve as retrieve_cmd
 from clner.errors import CLNERUsageError
-from clner.cli import dataclass_parser
+from clner.retrieval import backends, bertscore
+from clner.retrieval.retriever import DEFAULT_CACHE_PATH, RetrievalConfig
+from conftest import REPO_ROOT
 
 PREDICT = ["--model", "m", "--input", "i.txt"]
 RETRIEVE = ["in.conll", "out.jsonl", "--backend", "bm25"]
@@ -35,11 +34,17 @@ PREDICT_FLAGS = {
     "output_format": (["--output_format", "--output-format"], "conll", "conll"),
     "encoding": (["--encoding"], "latin-1", "latin-1"),
     "batch_size": (["--batch_size", "--batch-size"], "3", 3),
-    "context_field": (["--context_field", "--context-field", "--context_column_name", "--context-column-name"],
-                      "ctx", "ctx"),
+    "context_field": (
+        ["--context_field", "--context-field", "--context_column_name", "--context-column-name"],
+        "ctx",
+        "ctx",
+    ),
     "text_field": (["--text_field", "--text-field"], "sentence", "sentence"),
-    "tokens_field": (["--tokens_field", "--tokens-field", "--token_column_name", "--token-column-name"], "words",
-                     "words"),
+    "tokens_field": (
+        ["--tokens_field", "--tokens-field", "--token_column_name", "--token-column-name"],
+        "words",
+        "words",
+    ),
     "max_seq_length": (["--max_seq_length", "--max-seq-length"], "64", 64),
     "word_splitter": (["--word_splitter", "--word-splitter"], "whitespace", "whitespace"),
     "save_contexts": (["--save_contexts", "--save-contexts"], "c.jsonl", "c.jsonl"),
@@ -94,8 +99,10 @@ RETRIEVE_FLAGS = {
     "num_proc": (["--num_proc", "--num-proc"], "2", 2),
     "batch_size": (["--batch_size", "--batch-size"], "4", 4),
 }
-COMMANDS = {"clner-predict": (predict_cmd, PREDICT, PREDICT_FLAGS),
-            "clner-retrieve": (retrieve_cmd, RETRIEVE, RETRIEVE_FLAGS)}
+COMMANDS = {
+    "clner-predict": (predict_cmd, PREDICT, PREDICT_FLAGS),
+    "clner-retrieve": (retrieve_cmd, RETRIEVE, RETRIEVE_FLAGS),
+}
 
 
 def given(spelling, value):
@@ -127,9 +134,11 @@ def test_retrieve_takes_input_and_output_anywhere_and_switches_a_value():
     switch given alone; a switch takes HfArgumentParser's optional true/false value, as in clner-train."""
     first = retrieve_cmd.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--idf"])
     assert (first.input, first.output, first.idf) == ("in.conll", "out.jsonl", True)
-    for argv in (["--idf", "in.conll", "out.jsonl", "--backend", "bm25"],
-                 ["--backend", "bm25", "in.conll", "--idf", "out.jsonl"],
-                 ["--backend", "bm25", "--idf=true", "in.conll", "out.jsonl"]):
+    for argv in (
+        ["--idf", "in.conll", "out.jsonl", "--backend", "bm25"],
+        ["--backend", "bm25", "in.conll", "--idf", "out.jsonl"],
+        ["--backend", "bm25", "--idf=true", "in.conll", "out.jsonl"],
+    ):
         assert retrieve_cmd.parse_args(argv) == first, argv
     assert not retrieve_cmd.parse_args(RETRIEVE + ["--idf", "false"]).idf
     assert not retrieve_cmd.parse_args(["--no_rerank", "no", *RETRIEVE]).no_rerank
@@ -140,19 +149,35 @@ def test_defaults_are_retrieval_configs_and_the_backends():
     args = retrieve_cmd.parse_args(RETRIEVE)
     assert retrieve_cmd.retrieval_config(args) == RetrievalConfig()
     config = {f.name: f.default for f in dataclasses.fields(RetrievalConfig)}
-    for setting in ("num_results", "max_query_words", "near_duplicate", "self_threshold", "idf", "top_k", "budget",
-                    "budget_unit", "min_interval", "max_retries", "backoff", "search_timeout"):
+    for setting in (
+        "num_results",
+        "max_query_words",
+        "near_duplicate",
+        "self_threshold",
+        "idf",
+        "top_k",
+        "budget",
+        "budget_unit",
+        "min_interval",
+        "max_retries",
+        "backoff",
+        "search_timeout",
+    ):
         assert getattr(args, setting) == config[setting], setting
-    assert (args.rerank_model, args.no_rerank, args.no_drop_self) == (config["model"], not config["rerank"],
-                                                                     not config["drop_self"])
+    assert (args.rerank_model, args.no_rerank, args.no_drop_self) == (
+        config["model"],
+        not config["rerank"],
+        not config["drop_self"],
+    )
     assert args.rerank_layer is None and bertscore.default_layer(args.rerank_model) == config["layer"]
     assert args.retrieval_cache == str(DEFAULT_CACHE_PATH)
 
     def parameter(backend, name):
         return inspect.signature(backend).parameters[name].default
 
-    assert (args.engine, args.region, args.timeout) == tuple(parameter(backends.DuckDuckGoBackend, k)
-                                                             for k in ("engine", "region", "timeout"))
+    assert (args.engine, args.region, args.timeout) == tuple(
+        parameter(backends.DuckDuckGoBackend, k) for k in ("engine", "region", "timeout")
+    )
     assert args.seed == parameter(backends.RandomBackend, "seed")
     assert args.doc_column == parameter(backends.DocumentBackend.from_dataset, "doc_column")
     # clner-predict --retrieve: the same re-ranking and cache settings, with the same defaults
@@ -173,19 +198,34 @@ def error_line(run, argv, capsys):
     return line
 
 
-@pytest.mark.parametrize("command,argv,message", [
-    ("clner-predict", PREDICT + ["--batch_size", "x"], "argument --batch_size/--batch-size: invalid int value: 'x'"),
-    ("clner-predict", PREDICT + ["--retriever", "google"], "argument --backend/--retriever: invalid choice: 'google'"),
-    ("clner-predict", ["--input", "i.txt"], "the following arguments are required: --model"),
-    ("clner-predict", PREDICT + ["--chunk-size", "0"], "--chunk_size 0: must be 1 or more"),
-    ("clner-predict", PREDICT + ["--retrieve=maybe"], "argument --retrieve: Truthy value expected: got maybe"),
-    ("clner-predict", PREDICT + ["--retrieve", "maybe"], "unrecognized arguments: maybe"),
-    ("clner-predict", PREDICT + ["--top_k", "3"], "unrecognized arguments: --top_k 3"),
-    ("clner-retrieve", RETRIEVE + ["--top_k", "x"], "argument --top_k/--top-k: invalid int value: 'x'"),
-    ("clner-retrieve", ["in.conll", "out.jsonl", "--backend", "google"], "argument --backend: invalid choice"),
-    ("clner-retrieve", ["in.conll", "--backend", "bm25"], "the following arguments are required: OUTPUT"),
-    ("clner-retrieve", RETRIEVE + ["--layer", "four"], "argument --rerank_layer/--rerank-layer/--layer: invalid int"),
-])
+@pytest.mark.parametrize(
+    "command,argv,message",
+    [
+        (
+            "clner-predict",
+            PREDICT + ["--batch_size", "x"],
+            "argument --batch_size/--batch-size: invalid int value: 'x'",
+        ),
+        (
+            "clner-predict",
+            PREDICT + ["--retriever", "google"],
+            "argument --backend/--retriever: invalid choice: 'google'",
+        ),
+        ("clner-predict", ["--input", "i.txt"], "the following arguments are required: --model"),
+        ("clner-predict", PREDICT + ["--chunk-size", "0"], "--chunk_size 0: must be 1 or more"),
+        ("clner-predict", PREDICT + ["--retrieve=maybe"], "argument --retrieve: Truthy value expected: got maybe"),
+        ("clner-predict", PREDICT + ["--retrieve", "maybe"], "unrecognized arguments: maybe"),
+        ("clner-predict", PREDICT + ["--top_k", "3"], "unrecognized arguments: --top_k 3"),
+        ("clner-retrieve", RETRIEVE + ["--top_k", "x"], "argument --top_k/--top-k: invalid int value: 'x'"),
+        ("clner-retrieve", ["in.conll", "out.jsonl", "--backend", "google"], "argument --backend: invalid choice"),
+        ("clner-retrieve", ["in.conll", "--backend", "bm25"], "the following arguments are required: OUTPUT"),
+        (
+            "clner-retrieve",
+            RETRIEVE + ["--layer", "four"],
+            "argument --rerank_layer/--rerank-layer/--layer: invalid int",
+        ),
+    ],
+)
 def test_a_bad_value_exits_2_with_one_line_naming_the_flag(command, argv, message, capsys):
     module = COMMANDS[command][0]
     line = error_line(module.cli, argv, capsys)
@@ -205,9 +245,11 @@ def test_user_errors_found_after_parsing_leave_the_same_way(tmp_path, capsys):
     with pytest.raises(CLNERUsageError, match=r"^--num_results must be >= 1, got 0$"):
         retrieve_cmd.retrieval_config(retrieve_cmd.parse_args(RETRIEVE + ["--num-results", "0"]))
     assert error_line(demo_cmd.cli, ["org/x", "--retriever", "bm25"], capsys) == (
-        "clner-demo: error: --retriever bm25 needs --corpus (the file to search)")
+        "clner-demo: error: --retriever bm25 needs --corpus (the file to search)"
+    )
     assert error_line(demo_cmd.cli, ["org/x", "--retrieval_timeout", "0"], capsys) == (
-        "clner-demo: error: --retrieval_timeout 0.0: must be a positive number of seconds")
+        "clner-demo: error: --retrieval_timeout 0.0: must be a positive number of seconds"
+    )
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -221,7 +263,9 @@ def test_help_lists_every_spelling_and_states_each_default_once(command, capsys)
         for spelling in spellings:
             assert re.search(rf"{re.escape(spelling)}\b", text), spelling
     options = re.split(r"\n  (?=-)", text)
-    assert [o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.IGNORECASE)) > 1] == []
+    assert [
+        o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.IGNORECASE)) > 1
+    ] == []
     if command == "clner-retrieve":
         assert "INPUT" in text and "OUTPUT" in text and "(default: 10)" in text
 
@@ -231,12 +275,20 @@ def test_commands_raise_no_system_exit_and_no_function_is_over_100_lines():
     the command modules' functions stay under 100 lines (clner-predict's main was 114)."""
     for name in ("clner/commands/predict.py", "clner/commands/retrieve.py", "clner/commands/demo.py"):
         tree = ast.parse((REPO_ROOT / name).read_text(encoding="utf-8"))
-        raised = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Raise)
-                  and isinstance(node.exc, ast.Call) and getattr(node.exc.func, "id", None) == "SystemExit"]
+        raised = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Raise)
+            and isinstance(node.exc, ast.Call)
+            and getattr(node.exc.func, "id", None) == "SystemExit"
+        ]
         assert raised == [], (name, raised)
         if name != "clner/commands/demo.py":
-            long = [(f.name, f.end_lineno - f.lineno + 1) for f in ast.walk(tree)
-                    if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > 100]
+            long = [
+                (f.name, f.end_lineno - f.lineno + 1)
+                for f in ast.walk(tree)
+                if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > 100
+            ]
             assert long == [], (name, long)
 
 

@@ -97,7 +97,7 @@ def test_against_brute_force(scheme, labels, seed):
         # NLL of a valid path (the best one) and of a random one when it is allowed
         gold = torch.full((1, 5), 0, dtype=torch.long)
         gold[0, :n] = torch.tensor(ref_path)
-        nll = crf.nll(emissions[b: b + 1], gold, mask[b: b + 1])
+        nll = crf.nll(emissions[b : b + 1], gold, mask[b : b + 1])
         assert nll.item() == pytest.approx(ref_z - scores[ref_path], abs=1e-9)
 
 
@@ -184,8 +184,9 @@ def test_gradients():
     assert torch.autograd.gradcheck(lambda e: crf.marginals(e, mask, temperature=0.3), (emissions,))
 
     # the closed-form backward of log Z against autograd through the plain recursion, parameters included
-    params = tuple(p.detach().clone().requires_grad_(True) for p in
-                   (crf.start_transitions, crf.transitions, crf.end_transitions))
+    params = tuple(
+        p.detach().clone().requires_grad_(True) for p in (crf.start_transitions, crf.transitions, crf.end_transitions)
+    )
     allowed = (crf.allowed_start, crf.allowed_transitions, crf.allowed_end)
     weights = torch.randn(4, dtype=torch.float64)
 

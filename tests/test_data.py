@@ -13,9 +13,9 @@ import torch
 
 from clner.data import io as data_io
 from clner.data import schemes
+from clner.data.io import load_ner_dataset, read_clner, read_conll, read_json, write_clner, write_conll
 from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_list, preprocess_dataset
 from clner.errors import CLNERFormatError
-from clner.data.io import load_ner_dataset, read_clner, read_conll, read_json, write_clner, write_conll
 from inference_clner import stitch_windows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
@@ -227,8 +227,10 @@ def test_read_clner_errors_name_file_and_line(tmp_path, text, line, fragment):
 
 def test_read_clner_skips_empty_context_tokens_and_warns_once(tmp_path):
     # released CLNER files hold context lines whose token is empty: " B-X" (and whitespace-only tokens)
-    text = ("Kaleo\tB-person\nsings\tO\n<EOS> B-X\nKaleo B-X\n B-X\nis B-X\n\u00a0 B-X\n<EOS> B-X\n B-X\nsinger B-X\n\n"
-            "next\tO\n<EOS> B-X\n B-X\n\nlast\tO\n")
+    text = (
+        "Kaleo\tB-person\nsings\tO\n<EOS> B-X\nKaleo B-X\n B-X\nis B-X\n\u00a0 B-X\n<EOS> B-X\n B-X\nsinger B-X\n\n"
+        "next\tO\n<EOS> B-X\n B-X\n\nlast\tO\n"
+    )
     path = _write(tmp_path, "released.txt", text)
     with pytest.warns(UserWarning, match=r"skipped 4 empty context token\(s\).*lines 5, 7, 9, 14") as record:
         rows = read_clner(path)
@@ -412,8 +414,14 @@ def test_cr_only_and_crlf_line_endings_read_like_lf(tmp_path, name, newline):
 
 @pytest.mark.parametrize(
     "name, text",
-    [("empty.conll", ""), ("blank.conll", "\n  \n\t\n"), ("blank.txt", "\r\n\r\n"), ("empty.json", "[]"),
-     ("empty.jsonl", "\n\n"), ("docstart.conll", "-DOCSTART- -X- O O\n\n")],
+    [
+        ("empty.conll", ""),
+        ("blank.conll", "\n  \n\t\n"),
+        ("blank.txt", "\r\n\r\n"),
+        ("empty.json", "[]"),
+        ("empty.jsonl", "\n\n"),
+        ("docstart.conll", "-DOCSTART- -X- O O\n\n"),
+    ],
 )
 def test_a_file_without_sentences_is_an_error_naming_it(tmp_path, name, text):
     path = _write(tmp_path, name, text)
@@ -428,7 +436,10 @@ def test_first_line_without_a_tag_is_reported_at_line_1(tmp_path):
         load_ner_dataset({"train": str(path)})
     # a file where no line has a tag is still read as unlabeled
     assert load_ner_dataset({"test": str(_write(tmp_path, "raw.conll", "EU\nrejects\n"))})["test"].column_names == [
-        "id", "tokens", "context"]
+        "id",
+        "tokens",
+        "context",
+    ]
 
 
 def test_tab_separated_context_line_is_named_as_such(tmp_path):
@@ -451,17 +462,37 @@ def test_integer_tags_error_names_the_cli_flag(tmp_path):
 
 SCHEME_ERRORS = [
     # scheme, text, line of the bad tag, fragments of the message
-    ("BIO", "EU\tB-ORG\nsays\tO\n\nPeter\tO\nBlackburn\tI-PER\n", 5,
-     ["sentence 2 (line 4), word 2 'Blackburn': 'I-PER' follows 'O'", "--tag_scheme IOB1", "--crf_constraints false"]),
+    (
+        "BIO",
+        "EU\tB-ORG\nsays\tO\n\nPeter\tO\nBlackburn\tI-PER\n",
+        5,
+        [
+            "sentence 2 (line 4), word 2 'Blackburn': 'I-PER' follows 'O'",
+            "--tag_scheme IOB1",
+            "--crf_constraints false",
+        ],
+    ),
     ("BIO", "Peter\tI-PER\nsays\tO\n", 1, ["'I-PER' starts the sentence", "--tag_scheme IOB1"]),
     ("BIO", "Peter\tB-PER\nParis\tI-LOC\n", 2, ["'I-LOC' follows 'B-PER'"]),
-    ("BIO", "Peter\tPER\nsays\tO\n\nParis\tLOC\n", 1, ["tag 'PER' has no B-/I- prefix", "--tag_scheme IO",
-                                                        "(1 more such tag(s) in this data)"]),
+    (
+        "BIO",
+        "Peter\tPER\nsays\tO\n\nParis\tLOC\n",
+        1,
+        ["tag 'PER' has no B-/I- prefix", "--tag_scheme IO", "(1 more such tag(s) in this data)"],
+    ),
     ("BIO", "Peter\tS-PER\n", 1, ["BIOES tag", "--tag_scheme BIOES"]),
-    ("BIOES", "Peter\tB-PER\nsays\tO\n\nPeter\tS-PER\n", 1, ["entity 'B-PER' is not closed before 'O'",
-                                                                "E-PER", "S-PER"]),
-    ("BIOES", "Peter\tB-PER\nBlackburn\tI-PER\n", 2, ["not closed at the end of the sentence",
-                                                       "no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"]),
+    (
+        "BIOES",
+        "Peter\tB-PER\nsays\tO\n\nPeter\tS-PER\n",
+        1,
+        ["entity 'B-PER' is not closed before 'O'", "E-PER", "S-PER"],
+    ),
+    (
+        "BIOES",
+        "Peter\tB-PER\nBlackburn\tI-PER\n",
+        2,
+        ["not closed at the end of the sentence", "no E-/S- tags at all: it looks like BIO (--tag_scheme BIO)"],
+    ),
     ("BIOES", "says\tO\nBlackburn\tE-PER\n", 2, ["'E-PER' follows 'O'"]),
     ("IOB1", "Peter\tB-PER\nsays\tO\n", 1, ["'B-PER' starts the sentence", "the file is BIO: pass --tag_scheme BIO"]),
     ("IO", "Peter\tB-PER\n", 1, ["has a B- prefix", "--tag_scheme BIO"]),
@@ -501,8 +532,10 @@ def test_tag_order_is_not_checked_without_crf_constraints(tmp_path):
     assert load_ner_dataset({"v": str(path)}, tag_scheme=None)["v"]["tags"] == [["O", "I-PER"]]
 
 
-IOB1_TEXT = ("EU\tI-ORG\nrejects\tO\nGerman\tI-MISC\ncall\tO\n\n"
-             "Peter\tI-PER\nBlackburn\tI-PER\nJohn\tB-PER\nSmith\tI-PER\nand\tO\nAcme\tI-ORG\n\n")
+IOB1_TEXT = (
+    "EU\tI-ORG\nrejects\tO\nGerman\tI-MISC\ncall\tO\n\n"
+    "Peter\tI-PER\nBlackburn\tI-PER\nJohn\tB-PER\nSmith\tI-PER\nand\tO\nAcme\tI-ORG\n\n"
+)
 
 
 def test_iob1_and_io_files_are_converted_to_bio_and_back(tmp_path):
@@ -522,12 +555,17 @@ def test_iob1_and_io_files_are_converted_to_bio_and_back(tmp_path):
 
 
 def test_hub_splits_are_checked_and_converted(tmp_path):
-    features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
-                                  "ner_tags": datasets.List(datasets.ClassLabel(names=["O", "B-person", "I-person"]))})
+    features = datasets.Features(
+        {
+            "tokens": datasets.List(datasets.Value("string")),
+            "ner_tags": datasets.List(datasets.ClassLabel(names=["O", "B-person", "I-person"])),
+        }
+    )
     repo = tmp_path / "repo" / "data"
     repo.mkdir(parents=True)
-    ds = datasets.Dataset.from_dict({"tokens": [["hi"], ["Mira", "Solenne"]], "ner_tags": [[0], [2, 2]]},
-                                    features=features)
+    ds = datasets.Dataset.from_dict(
+        {"tokens": [["hi"], ["Mira", "Solenne"]], "ner_tags": [[0], [2, 2]]}, features=features
+    )
     ds.to_parquet(str(repo / "validation-00000-of-00001.parquet"))
     kwargs = dict(dataset_name=str(tmp_path / "repo"), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(CLNERFormatError, match=r"split 'validation': sentence 2, word 1 'Mira': 'I-person' starts"):
@@ -605,8 +643,13 @@ def test_a_tag_id_outside_the_classes_is_an_error_not_the_last_class(tmp_path, m
     names = ["O", "B-person", "I-person"]
     ds = datasets.Dataset.from_dict(
         {"tokens": [["hi"], ["Mira", "Solenne", "waves"]], "tags": [[0], [1, 2, -1]]},
-        features=datasets.Features({"tokens": datasets.List(datasets.Value("string")),
-                                    "tags": datasets.List(datasets.ClassLabel(names=names))}))
+        features=datasets.Features(
+            {
+                "tokens": datasets.List(datasets.Value("string")),
+                "tags": datasets.List(datasets.ClassLabel(names=names)),
+            }
+        ),
+    )
     message = r"row 1, word 2: tag id -1 is not one of the 3 classes .*missing label"
     with pytest.raises(ValueError, match="test split, " + message):
         check_labels(ds, {n: i for i, n in enumerate(names)}, "test")
@@ -664,8 +707,9 @@ def test_preprocess_dataset_labels_and_columns(minilm_tokenizer, sample_dd, labe
         assert feature["ctx_input_ids"] == expected["ctx_input_ids"]
         assert feature["has_context"] == bool(row["context"])
         # the sub-tokens a training step runs for the row: the context pass only when there is a context
-        assert feature["length"] == len(expected["input_ids"]) + (len(expected["ctx_input_ids"]) if row["context"]
-                                                                   else 0)
+        assert feature["length"] == len(expected["input_ids"]) + (
+            len(expected["ctx_input_ids"]) if row["context"] else 0
+        )
     # unlabeled: no labels column
     unlabeled = preprocess_dataset(ds.remove_columns("tags"), minilm_tokenizer, max_seq_length=64)
     assert "labels" not in unlabeled.column_names and unlabeled.num_rows == 12
@@ -855,8 +899,8 @@ def test_quickstart_sample_is_reproducible_and_well_formed(tmp_path, sample_dd, 
 
 
 def test_check_model_path_refuses_missing_local_folders_only(tmp_path):
-    from clner.errors import CLNERUsageError
     from clner.cli import check_model_path
+    from clner.errors import CLNERUsageError
 
     for hub_id in ("bert-base-cased", "org/clner-wnut17"):
         check_model_path(hub_id, "--model")  # Hub ids are the Hub's to resolve
@@ -866,14 +910,21 @@ def test_check_model_path_refuses_missing_local_folders_only(tmp_path):
             check_model_path(missing, "--model")
 
 
-@pytest.mark.parametrize("name,text,fragment", [
-    ("tab.jsonl", '{"tokens": ["Jo\\thn", "x"], "tags": ["B-PER", "O"]}\n', "token 'Jo\\thn': a token must be"),
-    ("nl.jsonl", '{"tokens": ["Jo\\nhn", "x"], "tags": ["B-PER", "O"]}\n', "token 'Jo\\nhn'"),
-    ("null.jsonl", '{"tokens": ["John", null], "tags": ["B-PER", "O"]}\n', "must be a list of strings"),
-    ("space.jsonl", '{"tokens": ["John", "x"], "tags": ["B-P ER", "O"]}\n', "tag 'B-P ER': a tag holds no whitespace"),
-    ("pad.jsonl", '{"tokens": ["John", "x"], "tags": ["B-PER ", "O"]}\n', "tag 'B-PER '"),
-    ("space.conll", "John\tB-P ER\nx\tO\n", "space.conll:1: sentence 1, word 1: tag 'B-P ER'"),
-])
+@pytest.mark.parametrize(
+    "name,text,fragment",
+    [
+        ("tab.jsonl", '{"tokens": ["Jo\\thn", "x"], "tags": ["B-PER", "O"]}\n', "token 'Jo\\thn': a token must be"),
+        ("nl.jsonl", '{"tokens": ["Jo\\nhn", "x"], "tags": ["B-PER", "O"]}\n', "token 'Jo\\nhn'"),
+        ("null.jsonl", '{"tokens": ["John", null], "tags": ["B-PER", "O"]}\n', "must be a list of strings"),
+        (
+            "space.jsonl",
+            '{"tokens": ["John", "x"], "tags": ["B-P ER", "O"]}\n',
+            "tag 'B-P ER': a tag holds no whitespace",
+        ),
+        ("pad.jsonl", '{"tokens": ["John", "x"], "tags": ["B-PER ", "O"]}\n', "tag 'B-PER '"),
+        ("space.conll", "John\tB-P ER\nx\tO\n", "space.conll:1: sentence 1, word 1: tag 'B-P ER'"),
+    ],
+)
 def test_tokens_and_tags_that_would_not_round_trip_are_refused_at_load(tmp_path, name, text, fragment):
     """Regression (issue 18 items 10, 11, 16): a token with a tab or newline corrupted the prediction files, a JSON
     null became the word "None", a tag with a space split predictions.txt's fields and `'B-PER '` became a type of
@@ -912,10 +963,12 @@ def test_bilou_is_a_scheme_of_its_own(tmp_path):
     with pytest.raises(CLNERFormatError, match=r"'E-LOC' is a BIOES tag, not BILOU"):
         load_ner_dataset({"train": str(path)}, tag_scheme="BILOU")
     path.write_text("New\tB-LOC\nYork\tI-LOC\n", encoding="utf-8")
-    with pytest.raises(CLNERFormatError, match=r"not closed at the end of the sentence: under --tag_scheme BILOU an "
-                                               r"entity ends with L-LOC \(a one-word entity is U-LOC\)"):
+    with pytest.raises(
+        CLNERFormatError,
+        match=r"not closed at the end of the sentence: under --tag_scheme BILOU an "
+        r"entity ends with L-LOC \(a one-word entity is U-LOC\)",
+    ):
         load_ner_dataset({"train": str(path)}, tag_scheme="BILOU")
-
 
 
 def test_feature_cache_follows_the_encoding_code(tmp_path, monkeypatch, minilm_tokenizer):
@@ -925,8 +978,11 @@ def test_feature_cache_follows_the_encoding_code(tmp_path, monkeypatch, minilm_t
 
     from clner.data import preprocess
 
-    rows = {"tokens": [["Paris", "is", "nice"], ["Bieber", "sings"]], "tags": [["B-loc", "O", "O"], ["B-per", "O"]],
-            "context": [["Paris is the capital of France"], []]}
+    rows = {
+        "tokens": [["Paris", "is", "nice"], ["Bieber", "sings"]],
+        "tags": [["B-loc", "O", "O"], ["B-per", "O"]],
+        "context": [["Paris is the capital of France"], []],
+    }
     datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "rows"))
     ds = datasets.load_from_disk(str(tmp_path / "rows"))
     label2id = {"O": 0, "B-loc": 1, "B-per": 2}

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import REPO_ROOT, tiny_bert_config
 
 pytest.importorskip("gradio")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from clner.errors import CLNERUsageError  # noqa: E402
 from clner.commands.demo import DemoTagger, build_app, highlighted, main  # noqa: E402
+from clner.errors import CLNERUsageError  # noqa: E402
 from modeling_clner import CLNERConfig, CLNERForTokenClassification  # noqa: E402
 from pipeline_clner import clner_pipeline  # noqa: E402
 

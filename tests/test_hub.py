@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import BLOCK_PROJECT, LABELS, REPO_ROOT, SENTENCES, isolated_env, tiny_bert_config, tiny_clner
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import AutoModel, AutoModelForTokenClassification
@@ -23,15 +22,28 @@ from transformers import AutoModel, AutoModelForTokenClassification
 import modeling_clner
 from clner.hub.model_card import REVISION_PLACEHOLDER, build_model_card
 from clner.hub.upload import check_hub_folder, hub_files, push_to_hub, save_for_hub
+from conftest import BLOCK_PROJECT, LABELS, REPO_ROOT, SENTENCES, isolated_env, tiny_bert_config, tiny_clner
 from modeling_clner import CLNERForTokenClassification
 from pipeline_clner import TASK, clner_pipeline
 
 TEXTS = ["John Smith lives in New York, doesn't he?", "Paris is nice", ""]
 CONTEXTS = [["John Smith is a singer ."], None, "nothing"]
-METRICS = {"eval_sentence_precision": 0.5, "eval_sentence_recall": 0.4, "eval_sentence_f1": 0.444,
-           "eval_context_precision": 0.6, "eval_context_recall": 0.5, "eval_context_f1": 0.545}
-EXPECTED_FILES = {"README.md", "config.json", "model.safetensors", *modeling_clner.REMOTE_CODE_FILES,
-                  "tokenizer_config.json", "tokenizer.json"}
+METRICS = {
+    "eval_sentence_precision": 0.5,
+    "eval_sentence_recall": 0.4,
+    "eval_sentence_f1": 0.444,
+    "eval_context_precision": 0.6,
+    "eval_context_recall": 0.5,
+    "eval_context_f1": 0.545,
+}
+EXPECTED_FILES = {
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    *modeling_clner.REMOTE_CODE_FILES,
+    "tokenizer_config.json",
+    "tokenizer.json",
+}
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
 
 
@@ -49,8 +61,14 @@ def published(tmp_path_factory, minilm_tokenizer):
     folder = tmp_path_factory.mktemp("hub") / "clner-wnut17"
     folder.mkdir()
     torch.save(model.state_dict(), folder / "pytorch_model.bin")  # stale pickle weights of an earlier save
-    card = build_model_card(model.config, METRICS, base_model="sentence-transformers/all-MiniLM-L6-v2",
-                            dataset_name="WNUT-17", dataset_id="wnut_17", repo_id="org/clner-wnut17")
+    card = build_model_card(
+        model.config,
+        METRICS,
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        dataset_name="WNUT-17",
+        dataset_id="wnut_17",
+        repo_id="org/clner-wnut17",
+    )
     assert save_for_hub(model, minilm_tokenizer, folder, card) == folder
     return folder, model
 
@@ -61,12 +79,18 @@ def test_save_for_hub_writes_the_complete_folder(published):
     assert files == EXPECTED_FILES  # the stale pytorch_model.bin is gone; nothing pickled
     assert set(hub_files(folder)) == EXPECTED_FILES == set(check_hub_folder(folder))
     config = json.loads((folder / "config.json").read_text())
-    assert config["auto_map"] == {"AutoConfig": "modeling_clner.CLNERConfig",
-                                  "AutoModel": "modeling_clner.CLNERForTokenClassification",
-                                  "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification"}
-    assert config["custom_pipelines"] == {"token-classification": {  # one task: pipeline(model=repo) needs it
-        "impl": "pipeline_clner.CLNERTokenClassificationPipeline", "pt": ["AutoModelForTokenClassification"],
-        "type": "text"}}
+    assert config["auto_map"] == {
+        "AutoConfig": "modeling_clner.CLNERConfig",
+        "AutoModel": "modeling_clner.CLNERForTokenClassification",
+        "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification",
+    }
+    assert config["custom_pipelines"] == {
+        "token-classification": {  # one task: pipeline(model=repo) needs it
+            "impl": "pipeline_clner.CLNERTokenClassificationPipeline",
+            "pt": ["AutoModelForTokenClassification"],
+            "type": "text",
+        }
+    }
     for name in modeling_clner.REMOTE_CODE_FILES:
         assert (folder / name).read_bytes() == (REPO_ROOT / name).read_bytes()
     assert (folder / "model.safetensors").read_bytes()[:8] != b"PK\x03\x04"  # not a torch zip pickle
@@ -100,8 +124,10 @@ def test_a_base_models_auto_map_and_code_are_never_carried_over(tmp_path, minilm
     with caplog.at_level("WARNING"):
         save_for_hub(model, tokenizer, out)
     config = json.loads((out / "config.json").read_text())
-    assert set(config["auto_map"].values()) <= {"modeling_clner.CLNERConfig",
-                                                "modeling_clner.CLNERForTokenClassification"}
+    assert set(config["auto_map"].values()) <= {
+        "modeling_clner.CLNERConfig",
+        "modeling_clner.CLNERForTokenClassification",
+    }
     assert "auto_map" not in config["encoder"] and list(config["custom_pipelines"]) == ["token-classification"]
     assert "auto_map" not in json.loads((out / "tokenizer_config.json").read_text())
     assert "tokenizer auto_map" in caplog.text
@@ -152,11 +178,16 @@ def test_check_hub_folder_names_what_is_missing(published, tmp_path):
     with pytest.raises(ValueError, match=r"missing pipeline_clner\.py.*missing model\.safetensors.*custom_pipelines"):
         check_hub_folder(broken)
     # a second task would make a task-less pipeline(model=repo) call refuse the model
-    config["custom_pipelines"] = {"token-classification": dict(impl="pipeline_clner.CLNERTokenClassificationPipeline"),
-                                  "ner": dict(impl="pipeline_clner.CLNERTokenClassificationPipeline")}
+    config["custom_pipelines"] = {
+        "token-classification": dict(impl="pipeline_clner.CLNERTokenClassificationPipeline"),
+        "ner": dict(impl="pipeline_clner.CLNERTokenClassificationPipeline"),
+    }
     (broken / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"custom_pipelines lists \['ner', 'token-classification'\]; only "
-                                         r"'token-classification' may be listed"):
+    with pytest.raises(
+        ValueError,
+        match=r"custom_pipelines lists \['ner', 'token-classification'\]; only "
+        r"'token-classification' may be listed",
+    ):
         check_hub_folder(broken)
 
 
@@ -169,32 +200,89 @@ class FakeHub:
         hub = self
 
         def create_repo(api, repo_id, *, token=None, private=None, exist_ok=False, repo_type=None, **kwargs):
-            hub.calls.append(("create_repo", repo_id, dict(token=token, private=private, exist_ok=exist_ok,
-                                                           repo_type=repo_type)))
+            hub.calls.append(
+                ("create_repo", repo_id, dict(token=token, private=private, exist_ok=exist_ok, repo_type=repo_type))
+            )
             return SimpleNamespace(repo_id=repo_id)
 
         def create_branch(api, repo_id, *, branch, token=None, exist_ok=False, repo_type=None, **kwargs):
             hub.calls.append(("create_branch", repo_id, dict(branch=branch, token=token, exist_ok=exist_ok)))
 
-        def upload_folder(api, *, repo_id, folder_path, commit_message=None, token=None, repo_type=None,
-                          revision=None, create_pr=None, allow_patterns=None, ignore_patterns=None, **kwargs):
+        def upload_folder(
+            api,
+            *,
+            repo_id,
+            folder_path,
+            commit_message=None,
+            token=None,
+            repo_type=None,
+            revision=None,
+            create_pr=None,
+            allow_patterns=None,
+            ignore_patterns=None,
+            **kwargs,
+        ):
             root = Path(folder_path)
             every = sorted(p.relative_to(root).as_posix() for p in root.glob("**/*") if p.is_file())
-            sent = list(filter_repo_objects(every, allow_patterns=allow_patterns,
-                                            ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS))
-            hub.calls.append(("upload_folder", repo_id, dict(
-                files={f: (root / f).read_bytes() for f in sent}, commit_message=commit_message, token=token,
-                repo_type=repo_type, revision=revision, create_pr=create_pr)))
-            return SimpleNamespace(oid="0123456789abcdef" * 2 + "01234567", commit_url="https://hub/commit",
-                                   pr_revision="refs/pr/3" if create_pr else None)
+            sent = list(
+                filter_repo_objects(
+                    every,
+                    allow_patterns=allow_patterns,
+                    ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS,
+                )
+            )
+            hub.calls.append(
+                (
+                    "upload_folder",
+                    repo_id,
+                    dict(
+                        files={f: (root / f).read_bytes() for f in sent},
+                        commit_message=commit_message,
+                        token=token,
+                        repo_type=repo_type,
+                        revision=revision,
+                        create_pr=create_pr,
+                    ),
+                )
+            )
+            return SimpleNamespace(
+                oid="0123456789abcdef" * 2 + "01234567",
+                commit_url="https://hub/commit",
+                pr_revision="refs/pr/3" if create_pr else None,
+            )
 
-        def upload_file(api, *, path_or_fileobj, path_in_repo, repo_id, token=None, repo_type=None, revision=None,
-                        commit_message=None, **kwargs):
-            hub.calls.append(("upload_file", repo_id, dict(path=path_in_repo, content=path_or_fileobj, token=token,
-                                                           revision=revision, commit_message=commit_message)))
+        def upload_file(
+            api,
+            *,
+            path_or_fileobj,
+            path_in_repo,
+            repo_id,
+            token=None,
+            repo_type=None,
+            revision=None,
+            commit_message=None,
+            **kwargs,
+        ):
+            hub.calls.append(
+                (
+                    "upload_file",
+                    repo_id,
+                    dict(
+                        path=path_in_repo,
+                        content=path_or_fileobj,
+                        token=token,
+                        revision=revision,
+                        commit_message=commit_message,
+                    ),
+                )
+            )
 
-        for name, fn in (("create_repo", create_repo), ("create_branch", create_branch),
-                         ("upload_folder", upload_folder), ("upload_file", upload_file)):
+        for name, fn in (
+            ("create_repo", create_repo),
+            ("create_branch", create_branch),
+            ("upload_folder", upload_folder),
+            ("upload_file", upload_file),
+        ):
             monkeypatch.setattr(HfApi, name, fn)
 
     def names(self):
@@ -221,8 +309,9 @@ def test_push_to_hub_uploads_exactly_the_folder(published, tmp_path, monkeypatch
     readme_before = (folder / "README.md").read_bytes()
 
     hub = FakeHub(monkeypatch)
-    info = push_to_hub(folder, "org/clner-wnut17", revision="v1.0", private=True, token=TOKEN,
-                       commit_message="CLNER WNUT-17")
+    info = push_to_hub(
+        folder, "org/clner-wnut17", revision="v1.0", private=True, token=TOKEN, commit_message="CLNER WNUT-17"
+    )
     assert hub.names() == ["create_repo", "create_branch", "upload_folder", "upload_file"]
     assert hub.calls[0][1:] == ("org/clner-wnut17", dict(token=TOKEN, private=True, exist_ok=True, repo_type="model"))
     assert hub.calls[1][1:] == ("org/clner-wnut17", dict(branch="v1.0", token=TOKEN, exist_ok=True))
@@ -230,8 +319,13 @@ def test_push_to_hub_uploads_exactly_the_folder(published, tmp_path, monkeypatch
     assert set(upload["files"]) == expected
     assert upload["files"]["README.md"] == readme_before
     assert upload["files"]["model.safetensors"] == (published[0] / "model.safetensors").read_bytes()
-    assert (upload["revision"], upload["token"], upload["commit_message"], upload["create_pr"], upload["repo_type"]) \
-        == ("v1.0", TOKEN, "CLNER WNUT-17", False, "model")
+    assert (
+        upload["revision"],
+        upload["token"],
+        upload["commit_message"],
+        upload["create_pr"],
+        upload["repo_type"],
+    ) == ("v1.0", TOKEN, "CLNER WNUT-17", False, "model")
     # the card's usage example is pinned to the uploaded commit, on the same branch
     pin = hub.calls[3][2]
     assert pin["path"] == "README.md" and pin["revision"] == "v1.0" and pin["token"] == TOKEN
@@ -281,8 +375,10 @@ def test_local_auto_classes_read_only_safetensors(published, tmp_path, minilm_to
         for (name, p), (_, q) in zip(model.state_dict().items(), again.state_dict().items()):
             assert torch.equal(p, q), name
     pipe = clner_pipeline(str(folder))  # local code, folder path
-    assert pipe(TEXTS, return_details=True)[0]["tags"] == clner_pipeline(model, minilm_tokenizer)(
-        TEXTS, return_details=True)[0]["tags"]
+    assert (
+        pipe(TEXTS, return_details=True)[0]["tags"]
+        == clner_pipeline(model, minilm_tokenizer)(TEXTS, return_details=True)[0]["tags"]
+    )
     # only the pickle: refused, not unpickled
     (folder / "model.safetensors").unlink()
     with pytest.raises(OSError):
@@ -366,18 +462,28 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
     env = isolated_env(tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "custom code?" not in proc.stdout  # nothing prompted: every remote-code load was explicitly trusted
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(m.startswith("transformers_modules.") and m.endswith(".modeling_clner") for m in out["model_modules"])
     assert set(out["pipeline_classes"]) == {"ner", "token-classification", TASK, "no task"}
-    assert all(p.startswith("transformers_modules.") and p.endswith(".pipeline_clner.CLNERTokenClassificationPipeline")
-               for p in out["pipeline_classes"].values())
+    assert all(
+        p.startswith("transformers_modules.") and p.endswith(".pipeline_clner.CLNERTokenClassificationPipeline")
+        for p in out["pipeline_classes"].values()
+    )
     assert out["predict"] == [expected_predict, expected_predict]
     assert [(e["entity_group"], e["start"], e["end"]) for e in out["predict_text"]] == [
-        (e["entity_group"], e["start"], e["end"]) for e in expected_text]
+        (e["entity_group"], e["start"], e["end"]) for e in expected_text
+    ]
     assert out["checksum"] == pytest.approx(checksum, rel=1e-12)
 
     def key(entities):
@@ -388,7 +494,8 @@ def test_remote_code_model_and_pipeline_in_isolated_process(published, tmp_path,
         for got, want in zip(got_pipe, expected_pipe):
             assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-5)
     assert [(r["tags"], r["context_used"], key(r["entities"])) for r in out["pipe_ctx"]] == [
-        (r["tags"], r["context_used"], key(r["entities"])) for r in expected_ctx]
+        (r["tags"], r["context_used"], key(r["entities"])) for r in expected_ctx
+    ]
     assert out["retrieved"] is True
     assert list(out["resaved"]) == ["token-classification"]
     assert out["plain"] == "TokenClassificationPipeline"
@@ -405,18 +512,49 @@ def test_run_ner_cl_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_pat
     hub = FakeHub(monkeypatch)
     sample = REPO_ROOT / "examples" / "data"
     out = tmp_path / "clner-test"
-    run_ner_cl.main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(sample / "train.txt"),
-                     "--validation_file", str(sample / "dev.txt"), "--do_train", "--do_eval",
-                     "--max_train_samples", "16", "--max_eval_samples", "8", "--num_train_epochs", "1",
-                     "--max_seq_length", "64", "--output_dir", str(out), "--report_to", "none",
-                     "--save_strategy", "no", "--push_to_hub", "--hub_model_id", "org/clner-test",
-                     "--hub_revision", "v1", "--hub_private_repo", "true", "--hub_token", TOKEN, "--token", TOKEN])
+    run_ner_cl.main(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(sample / "train.txt"),
+            "--validation_file",
+            str(sample / "dev.txt"),
+            "--do_train",
+            "--do_eval",
+            "--max_train_samples",
+            "16",
+            "--max_eval_samples",
+            "8",
+            "--num_train_epochs",
+            "1",
+            "--max_seq_length",
+            "64",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--push_to_hub",
+            "--hub_model_id",
+            "org/clner-test",
+            "--hub_revision",
+            "v1",
+            "--hub_private_repo",
+            "true",
+            "--hub_token",
+            TOKEN,
+            "--token",
+            TOKEN,
+        ]
+    )
     uploads = [c for c in hub.calls if c[0] == "upload_folder"]
     assert len(uploads) == 1 and uploads[0][1] == "org/clner-test"
     recorded = (out / "run_config.json").read_text()  # the run's arguments, next to the model: no credential
     assert TOKEN not in recorded and json.loads(recorded)["model"]["token"] == "<redacted>"
     sent = uploads[0][2]
-    assert EXPECTED_FILES <= set(sent["files"]) and sent["revision"] == "v1" and sent["token"] == TOKEN
+    assert set(sent["files"]) >= EXPECTED_FILES and sent["revision"] == "v1" and sent["token"] == TOKEN
     assert not any(f.endswith((".bin", ".pt", ".pkl")) or f.startswith("checkpoint-") for f in sent["files"])
     assert not any(TOKEN.encode() in content for content in sent["files"].values())
     create = [c for c in hub.calls if c[0] == "create_repo"]
@@ -432,19 +570,34 @@ def test_run_ner_cl_push_to_hub_offline_fails_before_training(tiny_encoder_dir, 
     """With the Hub unreachable, `--push_to_hub` stops in seconds, before loading data or training, with one
     paragraph (no traceback) that says nothing was trained and how to upload later; a bad id stops the same way."""
     out = tmp_path / "never-trained"
-    argv = [sys.executable, str(REPO_ROOT / "run_ner_cl.py"), "--model_name_or_path", str(tiny_encoder_dir),
-            "--train_file", str(REPO_ROOT / "examples" / "data" / "train.txt"), "--do_train", "--output_dir", str(out),
-            "--report_to", "none", "--push_to_hub"]
+    argv = [
+        sys.executable,
+        str(REPO_ROOT / "run_ner_cl.py"),
+        "--model_name_or_path",
+        str(tiny_encoder_dir),
+        "--train_file",
+        str(REPO_ROOT / "examples" / "data" / "train.txt"),
+        "--do_train",
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        "--push_to_hub",
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run(argv + ["--hub_model_id", "org/clner-x"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        argv + ["--hub_model_id", "org/clner-x"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "Encoding train" not in proc.stderr + proc.stdout
     (message,) = [line for line in proc.stderr.splitlines() if line.startswith("run_ner_cl.py: error:")]
-    assert re.fullmatch(r"run_ner_cl\.py: error: --push_to_hub: cannot create or reach the model repository "
-                        r"'org/clner-x' on the Hugging Face Hub \(\w+.*\)\. Nothing was trained\. Log in .*"
-                        r"\(HF_HUB_OFFLINE is set\).*upload the output folder later with `clner-push OUTPUT_DIR "
-                        r"org/clner-x`", message)
+    assert re.fullmatch(
+        r"run_ner_cl\.py: error: --push_to_hub: cannot create or reach the model repository "
+        r"'org/clner-x' on the Hugging Face Hub \(\w+.*\)\. Nothing was trained\. Log in .*"
+        r"\(HF_HUB_OFFLINE is set\).*upload the output folder later with `clner-push OUTPUT_DIR "
+        r"org/clner-x`",
+        message,
+    )
     assert not out.exists() or not any(out.iterdir())
     # a bad id stops the same way (in this process: the subprocess above already showed the exit path)
     import run_ner_cl
@@ -470,10 +623,34 @@ def test_run_ner_cl_failed_upload_names_the_folder_and_the_command(tiny_encoder_
     sample = REPO_ROOT / "examples" / "data"
     out = tmp_path / "clner-test"
     with pytest.raises(SystemExit) as exit_info:
-        run_ner_cl.main(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(sample / "train.txt"),
-                         "--do_train", "--max_train_samples", "8", "--max_steps", "1", "--max_seq_length", "64",
-                         "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no", "--push_to_hub",
-                         "--hub_model_id", "org/clner-test", "--hub_revision", "v1", "--hub_private_repo", "true"])
+        run_ner_cl.main(
+            [
+                "--model_name_or_path",
+                str(tiny_encoder_dir),
+                "--train_file",
+                str(sample / "train.txt"),
+                "--do_train",
+                "--max_train_samples",
+                "8",
+                "--max_steps",
+                "1",
+                "--max_seq_length",
+                "64",
+                "--output_dir",
+                str(out),
+                "--report_to",
+                "none",
+                "--save_strategy",
+                "no",
+                "--push_to_hub",
+                "--hub_model_id",
+                "org/clner-test",
+                "--hub_revision",
+                "v1",
+                "--hub_private_repo",
+                "true",
+            ]
+        )
     assert exit_info.value.code == 1
     assert hub.names() == ["create_repo", "create_repo", "create_branch"]  # before training, then to upload
     captured = capsys.readouterr()
@@ -481,7 +658,8 @@ def test_run_ner_cl_failed_upload_names_the_folder_and_the_command(tiny_encoder_
     assert captured.err.strip().splitlines()[-1].split(": ", 1)[1] == (
         "the upload to 'org/clner-test' failed (ConnectionError: Network is unreachable). The model "
         f"folder {out} is complete (weights, card, remote code, tokenizer); upload it with `clner-push {out} "
-        "org/clner-test --revision v1 --private`")
+        "org/clner-test --revision v1 --private`"
+    )
     assert set(check_hub_folder(out)) >= EXPECTED_FILES
 
 
@@ -507,7 +685,8 @@ def test_clner_push_command(published, tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip() == (
         f"clner-push: the upload of {folder} to 'org/clner-wnut17' failed (ConnectionError: Network is unreachable). "
-        "Log in (`hf auth login`) or pass --token, check the network, and run this command again")
+        "Log in (`hf auth login`) or pass --token, check the network, and run this command again"
+    )
     (folder / "model.safetensors").unlink()
     with pytest.raises(SystemExit) as exit_info:
         clner_push([str(folder), "org/clner-wnut17"])
@@ -531,8 +710,11 @@ def test_push_to_hub_never_uploads_symbolic_links(published, tmp_path, monkeypat
     (folder / "notes.md").symlink_to(secret)
     (folder / "extra").symlink_to(elsewhere, target_is_directory=True)
     hub = FakeHub(monkeypatch)
-    with pytest.raises(ValueError, match=rf"refusing symbolic links.*: extra -> {re.escape(str(elsewhere))}, "
-                                         rf"notes\.md -> {re.escape(str(secret))} \(replace each by a copy"):
+    with pytest.raises(
+        ValueError,
+        match=rf"refusing symbolic links.*: extra -> {re.escape(str(elsewhere))}, "
+        rf"notes\.md -> {re.escape(str(secret))} \(replace each by a copy",
+    ):
         push_to_hub(folder, "org/clner-wnut17")
     assert hub.calls == []
     with pytest.raises(SystemExit) as exit_info:
@@ -577,7 +759,8 @@ def test_push_to_hub_never_uploads_symbolic_links(published, tmp_path, monkeypat
         monkeypatch.setattr(HfApi, "_validate_yaml", lambda api, *args, **kwargs: None)
         (folder / "notes.md").symlink_to(secret)
         additions = HfApi()._prepare_upload_folder_additions(
-            folder, "", allow_patterns=seen["allow_patterns"], ignore_patterns=seen["ignore_patterns"])
+            folder, "", allow_patterns=seen["allow_patterns"], ignore_patterns=seen["ignore_patterns"]
+        )
         assert {op.path_in_repo for op in additions} == EXPECTED_FILES
         unguarded = HfApi()._prepare_upload_folder_additions(folder, "", ignore_patterns=seen["ignore_patterns"])
         assert "notes.md" in {op.path_in_repo for op in unguarded}  # why links are refused: the library follows them
@@ -590,14 +773,14 @@ def test_run_config_never_holds_a_credential():
 
     from transformers import TrainingArguments
 
-    from clner import arguments
-    from clner import run_utils
     import run_ner_cl
+    from clner import arguments, run_utils
     from clner.arguments import CLArguments
 
     model_args = arguments.ModelArguments(model_name_or_path="bert-base-cased", token=TOKEN)
-    data_args = arguments.DataTrainingArguments(train_file="train.txt", token_column_name="words",
-                                                 context_source=f"https://user:{TOKEN}@example.org/contexts")
+    data_args = arguments.DataTrainingArguments(
+        train_file="train.txt", token_column_name="words", context_source=f"https://user:{TOKEN}@example.org/contexts"
+    )
     content = run_ner_cl.run_config(model_args, data_args, CLArguments(cl_loss="kl"))
     assert TOKEN not in json.dumps(content)
     assert content["model"]["token"] == "<redacted>" and content["model"]["model_name_or_path"] == "bert-base-cased"
@@ -606,11 +789,22 @@ def test_run_config_never_holds_a_credential():
     assert content["cl"] == dataclasses.asdict(CLArguments(cl_loss="kl"))
     assert json.loads(json.dumps(content)) == content
     # a dict built like the real one, with the Trainer's own arguments nested in it and other kinds of credential
-    training = dataclasses.asdict(TrainingArguments(output_dir="out", hub_token=TOKEN, hub_always_push=True,
-                                                    report_to="none"))
-    raw = {"model": dataclasses.asdict(model_args), "training": training,
-           "extra": {"use_auth_token": TOKEN, "hub_token_id": TOKEN, "token": True, "retriever": [{"api_key": "k1"}],
-                     "db_password": "pw", "max_tokens": 5, "token_file": "/home/me/.cache/huggingface/token"}}
+    training = dataclasses.asdict(
+        TrainingArguments(output_dir="out", hub_token=TOKEN, hub_always_push=True, report_to="none")
+    )
+    raw = {
+        "model": dataclasses.asdict(model_args),
+        "training": training,
+        "extra": {
+            "use_auth_token": TOKEN,
+            "hub_token_id": TOKEN,
+            "token": True,
+            "retriever": [{"api_key": "k1"}],
+            "db_password": "pw",
+            "max_tokens": 5,
+            "token_file": "/home/me/.cache/huggingface/token",
+        },
+    }
     redacted = run_utils.redact_credentials(raw)
     assert TOKEN not in repr(redacted) and "'k1'" not in repr(redacted) and "'pw'" not in repr(redacted)
     assert redacted["training"]["hub_token"] == redacted["extra"]["use_auth_token"] == "<redacted>"
@@ -618,5 +812,6 @@ def test_run_config_never_holds_a_credential():
     assert redacted["training"]["hub_always_push"] is True and redacted["extra"]["token"] is True
     assert redacted["extra"]["max_tokens"] == 5 and redacted["extra"]["token_file"].endswith("huggingface/token")
     assert {k: v for k, v in redacted["training"].items() if k != "hub_token"} == {
-        k: v for k, v in training.items() if k != "hub_token"}
+        k: v for k, v in training.items() if k != "hub_token"
+    }
     assert raw["training"]["hub_token"] == TOKEN  # the run's own arguments are left alone

@@ -4,7 +4,18 @@ import random
 
 import pytest
 
-from inference_clner import decode_windows, encode_example, entities_from_tags, group_entities, pad_view, parse_tag, split_words, stitch_windows, tokens_from_tags, words_and_offsets
+from inference_clner import (
+    decode_windows,
+    encode_example,
+    entities_from_tags,
+    group_entities,
+    pad_view,
+    parse_tag,
+    split_words,
+    stitch_windows,
+    tokens_from_tags,
+    words_and_offsets,
+)
 
 
 def test_parse_tag_reads_every_prefix_once():
@@ -22,21 +33,29 @@ def test_words_and_offsets_point_into_the_text():
 
 
 def test_pad_view_pads_right_or_left_to_a_multiple():
-    feats = [{"input_ids": [1, 5, 6, 2], "word_index": [1, 2]},
-             {"input_ids": [1, 7, 2], "word_index": [1], "attention_mask": [1, 1, 1]}]
+    feats = [
+        {"input_ids": [1, 5, 6, 2], "word_index": [1, 2]},
+        {"input_ids": [1, 7, 2], "word_index": [1], "attention_mask": [1, 1, 1]},
+    ]
     with pytest.raises(ValueError, match="'attention_mask' missing from some features"):
         pad_view(feats, pad_id=0)
     del feats[1]["attention_mask"]
     right = pad_view(feats, pad_id=0, multiple_of=3)
-    assert right == {"input_ids": [[1, 5, 6, 2, 0, 0], [1, 7, 2, 0, 0, 0]],
-                     "attention_mask": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]],
-                     "word_index": [[1, 2], [1, -1]]}
+    assert right == {
+        "input_ids": [[1, 5, 6, 2, 0, 0], [1, 7, 2, 0, 0, 0]],
+        "attention_mask": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]],
+        "word_index": [[1, 2], [1, -1]],
+    }
     left = pad_view(feats, pad_id=9, left=True, width=3)
     assert left["input_ids"] == [[1, 5, 6, 2], [9, 1, 7, 2]]
     # word positions follow the shifted tokens; the word columns are at least `width`
     assert left["word_index"] == [[1, 2, -1], [2, -1, -1]]
-    assert all(left["input_ids"][r][p] == feats[r]["input_ids"][q]
-               for r in range(2) for p, q in zip(left["word_index"][r], feats[r]["word_index"]) if p >= 0)
+    assert all(
+        left["input_ids"][r][p] == feats[r]["input_ids"][q]
+        for r in range(2)
+        for p, q in zip(left["word_index"][r], feats[r]["word_index"])
+        if p >= 0
+    )
     ctx = pad_view([{"ctx_input_ids": [1, 2], "ctx_word_index": [0], "ctx_token_type_ids": [0, 1]}], "ctx_")
     assert ctx == {"input_ids": [[1, 2]], "attention_mask": [[1, 1]], "token_type_ids": [[0, 1]], "word_index": [[0]]}
 
@@ -69,8 +88,7 @@ def test_decode_windows_stitches_long_sentences_like_brute_force(minilm_tokenize
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         decode_windows(features, decode, [len(s) for s in sentences], batch_size=0)
     with pytest.raises(ValueError, match="not covered by any window"):
-        stitch_windows([{"example_id": 0, "word_start": 0, "own_start": 0, "own_end": 2, "predictions": [1, 2]}],
-                       [3])
+        stitch_windows([{"example_id": 0, "word_start": 0, "own_start": 0, "own_end": 2, "predictions": [1, 2]}], [3])
 
 
 def test_entities_and_tokens_from_tags():
@@ -79,16 +97,40 @@ def test_entities_and_tokens_from_tags():
     scores = [0.9, 0.7, 1.0, 0.5, 0.3]
     entities = entities_from_tags(tags, scores, text, offsets, context_used=True)
     assert entities == [
-        {"entity_group": "person", "score": pytest.approx(0.8), "word": "Justin Bieber", "start": 0, "end": 13,
-         "word_span": [0, 2], "context_used": True},
-        {"entity_group": "location", "score": pytest.approx(0.4), "word": "New York", "start": 21, "end": 29,
-         "word_span": [3, 5], "context_used": True}]
+        {
+            "entity_group": "person",
+            "score": pytest.approx(0.8),
+            "word": "Justin Bieber",
+            "start": 0,
+            "end": 13,
+            "word_span": [0, 2],
+            "context_used": True,
+        },
+        {
+            "entity_group": "location",
+            "score": pytest.approx(0.4),
+            "word": "New York",
+            "start": 21,
+            "end": 29,
+            "word_span": [3, 5],
+            "context_used": True,
+        },
+    ]
     assert [e["entity_group"] for e in entities_from_tags(tags, scores, text, offsets, ignore=["person"])] == [
-        "location"]
+        "location"
+    ]
     assert [(t["entity"], t["index"], t["word"]) for t in tokens_from_tags(tags, scores, text, offsets)] == [
-        ("B-person", 0, "Justin"), ("I-person", 1, "Bieber"), ("B-location", 3, "New"), ("I-location", 4, "York")]
-    assert group_entities(["I-x", "I-x", "B-x", "S-y", "E-y", "O"]) == [("x", 0, 2), ("x", 2, 3), ("y", 3, 4),
-                                                                       ("y", 4, 5)]
+        ("B-person", 0, "Justin"),
+        ("I-person", 1, "Bieber"),
+        ("B-location", 3, "New"),
+        ("I-location", 4, "York"),
+    ]
+    assert group_entities(["I-x", "I-x", "B-x", "S-y", "E-y", "O"]) == [
+        ("x", 0, 2),
+        ("x", 2, 3),
+        ("y", 3, 4),
+        ("y", 4, 5),
+    ]
 
 
 def test_windows_of_labelled_long_sentences_never_open_inside_an_entity(minilm_tokenizer, tmp_path):
@@ -98,13 +140,13 @@ def test_windows_of_labelled_long_sentences_never_open_inside_an_entity(minilm_t
     such rows with a finite loss, both views."""
     import datasets
     import torch
-    from conftest import REPO_ROOT, tiny_bert_config
     from transformers import TrainingArguments
 
-    from clner.data.preprocess import CLNERDataCollator, get_label_list, preprocess_dataset
-    from clner.data.io import load_ner_dataset
-    from modeling_clner import CLNERConfig, CLNERForTokenClassification
     from clner.arguments import CLArguments
+    from clner.data.io import load_ner_dataset
+    from clner.data.preprocess import CLNERDataCollator, get_label_list, preprocess_dataset
+    from conftest import REPO_ROOT, tiny_bert_config
+    from modeling_clner import CLNERConfig, CLNERForTokenClassification
     from trainer_clner import CLNERTrainer
 
     raw = load_ner_dataset({"dev": str(REPO_ROOT / "examples" / "data" / "dev.txt")})["dev"]
@@ -112,10 +154,22 @@ def test_windows_of_labelled_long_sentences_never_open_inside_an_entity(minilm_t
     rows = []
     for start in range(0, 40, 5):  # 5 sentences joined into one row, as in the report
         part = raw.select(range(start, start + 5))
-        rows.append({"id": f"joined-{start}", "tokens": sum(part["tokens"], []), "tags": sum(part["tags"], []),
-                     "context": ["a snippet about it"]})
-    rows.append({"id": "entity-at-12", "tokens": [f"w{i}" for i in range(11)] + ["Justin", "Bieber", "Smith"] + ["x"] * 9,
-                 "tags": ["O"] * 11 + ["B-person", "I-person", "I-person"] + ["O"] * 9, "context": []})
+        rows.append(
+            {
+                "id": f"joined-{start}",
+                "tokens": sum(part["tokens"], []),
+                "tags": sum(part["tags"], []),
+                "context": ["a snippet about it"],
+            }
+        )
+    rows.append(
+        {
+            "id": "entity-at-12",
+            "tokens": [f"w{i}" for i in range(11)] + ["Justin", "Bieber", "Smith"] + ["x"] * 9,
+            "tags": ["O"] * 11 + ["B-person", "I-person", "I-person"] + ["O"] * 9,
+            "context": [],
+        }
+    )
     ds = datasets.Dataset.from_list(rows, features=raw.features)
     label2id = {label: i for i, label in enumerate(labels)}
     # without the fix, max_seq_length 12 and stride 1 open a window on 'Smith' (I-person) of the last row
@@ -136,30 +190,71 @@ def test_windows_of_labelled_long_sentences_never_open_inside_an_entity(minilm_t
             assert owned[0][0] == 0 and owned[-1][1] == len(rows[idx]["tokens"])
             assert all(a[1] == b[0] for a, b in zip(owned, owned[1:]))
     torch.manual_seed(0)
-    model = CLNERForTokenClassification(CLNERConfig(encoder=tiny_bert_config().to_dict(),
-                                                    id2label=dict(enumerate(labels))))
-    args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", save_strategy="no", use_cpu=True,
-                             per_device_train_batch_size=4, per_device_eval_batch_size=4, max_steps=2,
-                             disable_tqdm=True)
-    trainer = CLNERTrainer(model=model, args=args, train_dataset=feats, eval_dataset=feats, cl_args=CLArguments(),
-                           data_collator=CLNERDataCollator(minilm_tokenizer))
+    model = CLNERForTokenClassification(
+        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(labels)))
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "o"),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        max_steps=2,
+        disable_tqdm=True,
+    )
+    trainer = CLNERTrainer(
+        model=model,
+        args=args,
+        train_dataset=feats,
+        eval_dataset=feats,
+        cl_args=CLArguments(),
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+    )
     trainer.train()
     metrics = trainer.evaluate()
     assert torch.isfinite(torch.tensor(metrics["eval_loss"])) and "eval_context_f1" in metrics
 
 
-@pytest.mark.parametrize("text,words", [
-    ("Jose\u0301 Garcia", ["Jose\u0301", "Garcia"]),  # NFD: the accent stays on its letter
-    ("नरेंद्र मोदी दिल्ली में हैं", ["नरेंद्र", "मोदी", "दिल्ली", "में", "हैं"]),  # Indic vowel signs and viramas
-    ("the \U0001F468\u200d\U0001F469\u200d\U0001F467 family \U0001F44D\U0001F3FD!",
-     ["the", "\U0001F468\u200d\U0001F469\u200d\U0001F467", "family", "\U0001F44D\U0001F3FD", "!"]),  # ZWJ, skin tone
-    ("Paris\u200bFrance", ["Paris", "France"]),  # a zero-width space separates, and is no word
-    ("U.S. &amp; co , he 's here ... !! :) 30,000 at 7:30 w/ p.m. 100% -_- :D",
-     ["U.S.", "&amp;", "co", ",", "he", "'s", "here", "...", "!!", ":)", "30,000", "at", "7:30", "w/", "p.m.",
-      "100%", "-_-", ":D"]),  # WNUT-17's conventions
-    ("Justin Bieber's show, http://t.co/x #fun @you", ["Justin", "Bieber's", "show", ",", "http://t.co/x", "#fun",
-                                                      "@you"]),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("Jose\u0301 Garcia", ["Jose\u0301", "Garcia"]),  # NFD: the accent stays on its letter
+        ("नरेंद्र मोदी दिल्ली में हैं", ["नरेंद्र", "मोदी", "दिल्ली", "में", "हैं"]),  # Indic vowel signs and viramas
+        (
+            "the \U0001f468\u200d\U0001f469\u200d\U0001f467 family \U0001f44d\U0001f3fd!",
+            ["the", "\U0001f468\u200d\U0001f469\u200d\U0001f467", "family", "\U0001f44d\U0001f3fd", "!"],
+        ),  # ZWJ, skin tone
+        ("Paris\u200bFrance", ["Paris", "France"]),  # a zero-width space separates, and is no word
+        (
+            "U.S. &amp; co , he 's here ... !! :) 30,000 at 7:30 w/ p.m. 100% -_- :D",
+            [
+                "U.S.",
+                "&amp;",
+                "co",
+                ",",
+                "he",
+                "'s",
+                "here",
+                "...",
+                "!!",
+                ":)",
+                "30,000",
+                "at",
+                "7:30",
+                "w/",
+                "p.m.",
+                "100%",
+                "-_-",
+                ":D",
+            ],
+        ),  # WNUT-17's conventions
+        (
+            "Justin Bieber's show, http://t.co/x #fun @you",
+            ["Justin", "Bieber's", "show", ",", "http://t.co/x", "#fun", "@you"],
+        ),
+    ],
+)
 def test_split_words_keeps_grapheme_clusters_and_wnut_conventions(text, words):
     spans = split_words(text)
     assert [w for w, _, _ in spans] == words

@@ -11,24 +11,48 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from conftest import tiny_bert_config
 from huggingface_hub import ModelCard
 
-from clner.hub.model_card import CARD_TAGS, CITATION, MODEL_CARD_TEMPLATE_PATH, REVISION_PLACEHOLDER, WIDGET_DIFFERS, CLNERModelCard, CLNERModelCardData, build_model_card, choose_widget_examples, epoch_results, training_set_statistics
-from clner.metrics import parse_view_metrics
+from clner.hub.model_card import (
+    CARD_TAGS,
+    CITATION,
+    MODEL_CARD_TEMPLATE_PATH,
+    REVISION_PLACEHOLDER,
+    WIDGET_DIFFERS,
+    CLNERModelCard,
+    CLNERModelCardData,
+    build_model_card,
+    choose_widget_examples,
+    epoch_results,
+    training_set_statistics,
+)
+from clner.hub.plots import CURVES_FILE, plot_training_curves, training_curves
 from clner.hub.publish import publish_from_run
+from clner.metrics import parse_view_metrics
+from conftest import tiny_bert_config
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
 from pipeline_clner import clner_pipeline
-from clner.hub.plots import CURVES_FILE, plot_training_curves, training_curves
 
-LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
-                  for p in ("B", "I")]
+LABELS = ["O"] + [
+    f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product") for p in ("B", "I")
+]
 METRICS = {
-    "eval_loss": 1.23, "eval_sentence_precision": 0.5512, "eval_sentence_recall": 0.4123, "eval_sentence_f1": 0.4718,
-    "eval_sentence_accuracy": 0.95, "eval_context_precision": 0.6034, "eval_context_recall": 0.4511,
-    "eval_context_f1": 0.5162, "eval_context_person_f1": 0.71, "eval_context_person_precision": 0.8,
-    "eval_context_person_recall": 0.64, "eval_context_person_number": 470, "eval_sentence_person_f1": 0.66,
-    "eval_sentence_creative-work_f1": 0.2, "eval_context_creative-work_f1": 0.25, "eval_runtime": 3.2,
+    "eval_loss": 1.23,
+    "eval_sentence_precision": 0.5512,
+    "eval_sentence_recall": 0.4123,
+    "eval_sentence_f1": 0.4718,
+    "eval_sentence_accuracy": 0.95,
+    "eval_context_precision": 0.6034,
+    "eval_context_recall": 0.4511,
+    "eval_context_f1": 0.5162,
+    "eval_context_person_f1": 0.71,
+    "eval_context_person_precision": 0.8,
+    "eval_context_person_recall": 0.64,
+    "eval_context_person_number": 470,
+    "eval_sentence_person_f1": 0.66,
+    "eval_sentence_creative-work_f1": 0.2,
+    "eval_context_creative-work_f1": 0.25,
+    "eval_runtime": 3.2,
     "predict_context_f1": 0.1,
 }
 
@@ -51,7 +75,8 @@ def tiny_model(**kwargs):
 
 
 LOG_HISTORY = [
-    {"loss": 20.5, "epoch": 0.5, "step": 5}, {"loss": 9.25, "epoch": 1.0, "step": 10},
+    {"loss": 20.5, "epoch": 0.5, "step": 5},
+    {"loss": 9.25, "epoch": 1.0, "step": 10},
     {"eval_loss": 8.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45, "eval_f1": 0.43, "epoch": 1.0, "step": 10},
     {"loss": 4.125, "epoch": 1.5, "step": 15},
     {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
@@ -59,20 +84,51 @@ LOG_HISTORY = [
     {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
 ]
 TRAIN_ROWS = [
-    {"tokens": "John Smith lives in New York".split(),
-     "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"], "context": ["John Smith is a singer"]},
-    {"tokens": "Mary met John".split(), "tags": ["B-person", "O", "B-person"], "context": []},
-    {"tokens": "ok".split(), "tags": ["O"], "context": [" "]},
+    {
+        "tokens": ["John", "Smith", "lives", "in", "New", "York"],
+        "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"],
+        "context": ["John Smith is a singer"],
+    },
+    {"tokens": ["Mary", "met", "John"], "tags": ["B-person", "O", "B-person"], "context": []},
+    {"tokens": ["ok"], "tags": ["O"], "context": [" "]},
 ]
 RECIPES = {  # what CLArguments.recipe() records for each kind of run
-    "CL-KL": dict(train_views="both", cl_loss="kl", cl_weight=0.5, nll_weight=1.0, nll_ext_weight=0.5,
-                  cl_temperature=1.0, trained_with_context=True),
-    "no CL": dict(train_views="both", cl_loss="none", cl_weight=0.0, nll_weight=1.0, nll_ext_weight=0.5,
-                  cl_temperature=None, trained_with_context=True),
-    "sentence": dict(train_views="sentence", cl_loss="none", cl_weight=0.0, nll_weight=1.0, nll_ext_weight=0.0,
-                     cl_temperature=None, trained_with_context=False),
-    "context": dict(train_views="context", cl_loss="none", cl_weight=0.0, nll_weight=0.0, nll_ext_weight=1.0,
-                    cl_temperature=None, trained_with_context=True),
+    "CL-KL": dict(
+        train_views="both",
+        cl_loss="kl",
+        cl_weight=0.5,
+        nll_weight=1.0,
+        nll_ext_weight=0.5,
+        cl_temperature=1.0,
+        trained_with_context=True,
+    ),
+    "no CL": dict(
+        train_views="both",
+        cl_loss="none",
+        cl_weight=0.0,
+        nll_weight=1.0,
+        nll_ext_weight=0.5,
+        cl_temperature=None,
+        trained_with_context=True,
+    ),
+    "sentence": dict(
+        train_views="sentence",
+        cl_loss="none",
+        cl_weight=0.0,
+        nll_weight=1.0,
+        nll_ext_weight=0.0,
+        cl_temperature=None,
+        trained_with_context=False,
+    ),
+    "context": dict(
+        train_views="context",
+        cl_loss="none",
+        cl_weight=0.0,
+        nll_weight=0.0,
+        nll_ext_weight=1.0,
+        cl_temperature=None,
+        trained_with_context=True,
+    ),
 }
 
 
@@ -80,11 +136,20 @@ def full_card(widget=None, recipe="CL-KL", **kwargs):
     config = tiny_model(**RECIPES[recipe]).config
     kwargs = {"language": "en", "license": "apache-2.0", **kwargs}
     return build_model_card(
-        config, METRICS, base_model="xlm-roberta-large", dataset_name="WNUT-17", dataset_id="wnut_17",
+        config,
+        METRICS,
+        base_model="xlm-roberta-large",
+        dataset_name="WNUT-17",
+        dataset_id="wnut_17",
         hyperparameters={"learning_rate": 5e-6, "num_train_epochs": 10, "seed": 42},
         context_source="Google search results re-ranked with BERTScore (the contexts released with the paper).",
-        widget_examples=widget, repo_id="org/clner-wnut17", training_stats=training_set_statistics(TRAIN_ROWS),
-        epochs=epoch_results(LOG_HISTORY), versions={"Python": "3.11.7", "Transformers": "5.23.0"}, **kwargs)
+        widget_examples=widget,
+        repo_id="org/clner-wnut17",
+        training_stats=training_set_statistics(TRAIN_ROWS),
+        epochs=epoch_results(LOG_HISTORY),
+        versions={"Python": "3.11.7", "Transformers": "5.23.0"},
+        **kwargs,
+    )
 
 
 def test_parse_view_metrics():
@@ -97,8 +162,13 @@ def test_parse_view_metrics():
 
 
 def test_card_yaml_round_trip(tmp_path):
-    widget = [{"text": "Justin Bieber lands in Paris", "example_title": "location, person",
-               "output": [{"entity_group": "person", "word": "Justin Bieber", "start": 0, "end": 13, "score": 0.98}]}]
+    widget = [
+        {
+            "text": "Justin Bieber lands in Paris",
+            "example_title": "location, person",
+            "output": [{"entity_group": "person", "word": "Justin Bieber", "start": 0, "end": 13, "score": 0.98}],
+        }
+    ]
     full_card(widget).save(tmp_path / "README.md")
     card = ModelCard.load(tmp_path / "README.md")
     data = card.data
@@ -110,11 +180,21 @@ def test_card_yaml_round_trip(tmp_path):
     # model-index: P/R/F1 of both views, read back as EvalResults
     assert data.model_name == "clner-wnut17"
     got = {(r.metric_config, r.metric_type): r.metric_value for r in data.eval_results}
-    assert got == {("sentence", "precision"): 0.5512, ("sentence", "recall"): 0.4123, ("sentence", "f1"): 0.4718,
-                   ("context", "precision"): 0.6034, ("context", "recall"): 0.4511, ("context", "f1"): 0.5162}
+    assert got == {
+        ("sentence", "precision"): 0.5512,
+        ("sentence", "recall"): 0.4123,
+        ("sentence", "f1"): 0.4718,
+        ("context", "precision"): 0.6034,
+        ("context", "recall"): 0.4511,
+        ("context", "f1"): 0.5162,
+    }
     for r in data.eval_results:
         assert (r.task_type, r.dataset_type, r.dataset_name, r.dataset_split) == (
-            "token-classification", "wnut_17", "WNUT-17", "validation")
+            "token-classification",
+            "wnut_17",
+            "WNUT-17",
+            "validation",
+        )
         assert r.metric_name.endswith("(with context)" if r.metric_config == "context" else "(sentence only)")
     raw = yaml.safe_load((tmp_path / "README.md").read_text(encoding="utf-8").split("---")[1])
     (entry,) = raw["model-index"]
@@ -135,11 +215,15 @@ def test_card_body_patterns():
     assert re.search(r"^\| person \| 80\.00 \| 64\.00 \| 71\.00 \| – \| – \| 66\.00 \|$", text, re.M)
     assert re.search(r"^\| creative-work \| – \| – \| 25\.00 \| – \| – \| 20\.00 \|$", text, re.M)
     # usage: remote code with a pinned revision, the pipeline and the model
-    assert re.search(r'pipeline\("ner", model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True\)',
-                     text)
+    assert re.search(
+        r'pipeline\("ner", model="org/clner-wnut17", revision="<commit-sha>", trust_remote_code=True\)', text
+    )
     assert re.search(r'model\.predict\("Justin Bieber lands in Paris", tokenizer\)', text)
-    assert re.search(r'AutoModelForTokenClassification\.from_pretrained\("org/clner-wnut17", revision="<commit-sha>",'
-                     r'\s+trust_remote_code=True, use_safetensors=True\)', text)
+    assert re.search(
+        r'AutoModelForTokenClassification\.from_pretrained\("org/clner-wnut17", revision="<commit-sha>",'
+        r"\s+trust_remote_code=True, use_safetensors=True\)",
+        text,
+    )
     assert re.search(r"context=\[", text) and re.search(r"retrieve=True", text)
     # training hyper-parameters and CL settings
     assert re.search(r"^\| learning_rate \| 5e-06 \|$", text, re.M) and re.search(r"^\| seed \| 42 \|$", text, re.M)
@@ -155,13 +239,18 @@ def test_card_body_patterns():
     assert "| entity type | entities |\n| --- | --- |\n| location | 1 |\n| person | 3 |\n" in text
     row = r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$"
     assert re.findall(row, text, re.M) == [
-        ("1", "10", "9.25", "8", "41.00", "45.00", "43.00"), ("2", "20", "4.125", "6.5", "50.00", "55.00", "52.50")]
+        ("1", "10", "9.25", "8", "41.00", "45.00", "43.00"),
+        ("2", "20", "4.125", "6.5", "50.00", "55.00", "52.50"),
+    ]
     assert re.search(r"^\| Transformers \| 5\.23\.0 \|$", text, re.M)
     # contexts and citation
     assert re.search(r"## Contexts\s+Google search results re-ranked with BERTScore", text)
-    assert re.search(r"Xinyu Wang, Yong Jiang, Nguyen Bach, Tao Wang, Zhongqiang Huang, Fei Huang, Kewei Tu\. "
-                     r"\*Improving Named Entity Recognition by External Context Retrieving and Cooperative "
-                     r"Learning\*\. ACL-IJCNLP 2021", text)
+    assert re.search(
+        r"Xinyu Wang, Yong Jiang, Nguyen Bach, Tao Wang, Zhongqiang Huang, Fei Huang, Kewei Tu\. "
+        r"\*Improving Named Entity Recognition by External Context Retrieving and Cooperative "
+        r"Learning\*\. ACL-IJCNLP 2021",
+        text,
+    )
     assert re.search(r"@inproceedings\{wang-etal-2021-improving,.*2021\.acl-long\.142", text, re.S)
     assert REVISION_PLACEHOLDER in text
     assert 'revision="abc123"' in full_card(revision="abc123").text
@@ -206,41 +295,76 @@ def test_choose_widget_examples_prefers_rows_the_model_gets_right(minilm_tokeniz
 
     model = oracle_model(minilm_tokenizer)
     rows = [
-        {"tokens": "I love it so much today".split(), "tags": ["O"] * 6, "context": []},
-        {"tokens": "Mary met John in the park".split(), "tags": ["B-person", "O", "B-person", "O", "O", "O"],
-         "context": []},
-        {"tokens": "John Smith flew to Paris today".split(),
-         "tags": ["B-person", "I-person", "O", "O", "B-location", "O"], "context": ["ctx"]},
-        {"tokens": "Apple sold the new phone in Paris".split(),
-         "tags": ["B-corporation", "O", "O", "O", "O", "O", "B-location"], "context": []},
-        {"tokens": "Too short".split(), "tags": ["B-group", "O"], "context": []},
-        {"tokens": "we all went to Paris again".split(), "tags": ["O", "O", "O", "O", "B-location", "O"],
-         "context": []},
+        {"tokens": ["I", "love", "it", "so", "much", "today"], "tags": ["O"] * 6, "context": []},
+        {
+            "tokens": ["Mary", "met", "John", "in", "the", "park"],
+            "tags": ["B-person", "O", "B-person", "O", "O", "O"],
+            "context": [],
+        },
+        {
+            "tokens": ["John", "Smith", "flew", "to", "Paris", "today"],
+            "tags": ["B-person", "I-person", "O", "O", "B-location", "O"],
+            "context": ["ctx"],
+        },
+        {
+            "tokens": ["Apple", "sold", "the", "new", "phone", "in", "Paris"],
+            "tags": ["B-corporation", "O", "O", "O", "O", "O", "B-location"],
+            "context": [],
+        },
+        {"tokens": ["Too", "short"], "tags": ["B-group", "O"], "context": []},
+        {
+            "tokens": ["we", "all", "went", "to", "Paris", "again"],
+            "tags": ["O", "O", "O", "O", "B-location", "O"],
+            "context": [],
+        },
     ]
     examples = choose_widget_examples(model, minilm_tokenizer, rows, k=3)
     assert [e["example_title"] for e in examples] == [
-        "location, person", "location", f"corporation, location {WIDGET_DIFFERS}"]
+        "location, person",
+        "location",
+        f"corporation, location {WIDGET_DIFFERS}",
+    ]
     pipe = clner_pipeline(model, minilm_tokenizer)
     for example in examples:
         expected = pipe(example["text"])
-        assert example["output"] == [{"entity_group": e["entity_group"], "word": e["word"], "start": e["start"],
-                                      "end": e["end"], "score": round(e["score"], 4)} for e in expected]
+        assert example["output"] == [
+            {
+                "entity_group": e["entity_group"],
+                "word": e["word"],
+                "start": e["start"],
+                "end": e["end"],
+                "score": round(e["score"], 4),
+            }
+            for e in expected
+        ]
         for entity in example["output"]:
-            assert example["text"][entity["start"]:entity["end"]] == entity["word"]
+            assert example["text"][entity["start"] : entity["end"]] == entity["word"]
     # more examples asked than rows with entities that fit: the wrong ones, the short one, then entity-less rows
     titles = [e["example_title"] for e in choose_widget_examples(model, minilm_tokenizer, rows, k=6)]
-    assert titles == ["location, person", "location", f"corporation, location {WIDGET_DIFFERS}",
-                      f"person {WIDGET_DIFFERS}", f"group {WIDGET_DIFFERS}", "no entities"]
+    assert titles == [
+        "location, person",
+        "location",
+        f"corporation, location {WIDGET_DIFFERS}",
+        f"person {WIDGET_DIFFERS}",
+        f"group {WIDGET_DIFFERS}",
+        "no entities",
+    ]
     card = full_card(examples).text
     assert f'2 of 3 match the gold entities; a title ending in "{WIDGET_DIFFERS}" marks one that does not' in card
 
 
 def test_training_set_statistics_and_epoch_results():
     assert training_set_statistics(TRAIN_ROWS, unlabeled=4) == {
-        "sentences": 3, "with_context": 1, "unlabeled": 4, "words": (1, 3, 6),
-        "entities": {"location": 1, "person": 3}}
+        "sentences": 3,
+        "with_context": 1,
+        "unlabeled": 4,
+        "words": (1, 3, 6),
+        "entities": {"location": 1, "person": 3},
+    }
     assert [(r["epoch"], r["step"], r["training_loss"], r["f1"]) for r in epoch_results(LOG_HISTORY)] == [
-        (1.0, 10, 9.25, 0.43), (2.0, 20, 4.125, 0.525)]
+        (1.0, 10, 9.25, 0.43),
+        (2.0, 20, 4.125, 0.525),
+    ]
 
 
 def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
@@ -251,15 +375,34 @@ def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
 
     cl_args = CLArguments(train_views="sentence")
     model = tiny_model(**cl_args.recipe())
-    validation = datasets.Dataset.from_list([
-        {"tokens": "John Smith lives in New York".split(),
-         "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"], "context": []}])
+    validation = datasets.Dataset.from_list(
+        [
+            {
+                "tokens": ["John", "Smith", "lives", "in", "New", "York"],
+                "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"],
+                "context": [],
+            }
+        ]
+    )
     raw = {"train": datasets.Dataset.from_list(TRAIN_ROWS), "validation": validation}
-    args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
-                           num_train_epochs=3.0, seed=42, per_device_train_batch_size=8)
-    data_args = SimpleNamespace(dataset_name=None, train_file=str(tmp_path / "wnut17" / "train.conll"),
-                                validation_file=None, test_file=None, context_source="web search",
-                                dataset_config_name=None, dataset_card_name=None)
+    args = SimpleNamespace(
+        output_dir=str(tmp_path / "out"),
+        push_to_hub=False,
+        hub_model_id=None,
+        learning_rate=5e-5,
+        num_train_epochs=3.0,
+        seed=42,
+        per_device_train_batch_size=8,
+    )
+    data_args = SimpleNamespace(
+        dataset_name=None,
+        train_file=str(tmp_path / "wnut17" / "train.conll"),
+        validation_file=None,
+        test_file=None,
+        context_source="web search",
+        dataset_config_name=None,
+        dataset_card_name=None,
+    )
     model_args = SimpleNamespace(model_name_or_path=None, language="en, de", license="cc-by-4.0")
     trainer = SimpleNamespace(state=SimpleNamespace(log_history=LOG_HISTORY))
     result = publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
@@ -271,8 +414,9 @@ def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
     assert card.data.datasets is None and "wnut17" not in card.text  # a folder's name is no dataset name
     assert "the paper's *w/o context* baseline" in card.text and "web search" not in card.text
     assert "L_CL" not in card.text.split("Objective")[0].split("## Training")[1]  # no CL option of a run without CL
-    assert re.search(r"^\| sentences \| 3 \|$", card.text, re.M) and re.search(r"^\| 2 \| 20 \| 4\.125 ", card.text,
-                                                                              re.M)
+    assert re.search(r"^\| sentences \| 3 \|$", card.text, re.M) and re.search(
+        r"^\| 2 \| 20 \| 4\.125 ", card.text, re.M
+    )
     # a named dataset fills `datasets:`; the card of the first run is replaced, and the log says so
     data_args.dataset_card_name = "leondz/wnut_17"
     with caplog.at_level("WARNING", logger="clner.hub.model_card"):
@@ -292,11 +436,25 @@ def test_publish_from_run_display_name_and_max_steps(tmp_path, minilm_tokenizer,
     cl_args = CLArguments(train_views="sentence")
     model = tiny_model(**cl_args.recipe())
     raw = {"train": datasets.Dataset.from_list(TRAIN_ROWS)}
-    args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
-                           num_train_epochs=3.0, max_steps=2, seed=42, per_device_train_batch_size=8)
-    data_args = SimpleNamespace(dataset_name=None, train_file=None, validation_file=None, test_file=None,
-                                context_source=None, dataset_config_name=None,
-                                dataset_card_name="WNUT-17 tweets (2017)")
+    args = SimpleNamespace(
+        output_dir=str(tmp_path / "out"),
+        push_to_hub=False,
+        hub_model_id=None,
+        learning_rate=5e-5,
+        num_train_epochs=3.0,
+        max_steps=2,
+        seed=42,
+        per_device_train_batch_size=8,
+    )
+    data_args = SimpleNamespace(
+        dataset_name=None,
+        train_file=None,
+        validation_file=None,
+        test_file=None,
+        context_source=None,
+        dataset_config_name=None,
+        dataset_card_name="WNUT-17 tweets (2017)",
+    )
     model_args = SimpleNamespace(model_name_or_path=None, language=None, license=None)
     trainer = SimpleNamespace(state=SimpleNamespace(log_history=LOG_HISTORY))
     publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
@@ -353,22 +511,40 @@ def test_card_escapes_data_derived_text(tmp_path):
     labels = ["O"] + [f"{p}-{t}" for t in HOSTILE_TYPES for p in ("B", "I")]
     with pytest.raises(ValueError, match="holds whitespace"):  # such labels are refused when a config loads ...
         CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(labels)))
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label={0: "O"},
-                         **dict(RECIPES["CL-KL"], cl_loss=HOSTILE, tag_scheme="BIO"))
+    config = CLNERConfig(
+        encoder=tiny_bert_config().to_dict(),
+        id2label={0: "O"},
+        **dict(RECIPES["CL-KL"], cl_loss=HOSTILE, tag_scheme="BIO"),
+    )
     # ... and escaped all the same where a card is built from them (defence in depth: a hand-made config)
     config.id2label, config.label2id = dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
     metrics = dict(METRICS)
     for t in HOSTILE_TYPES:
         metrics.update({f"eval_context_{t}_f1": 0.5, f"eval_sentence_{t}_precision": 0.25})
-    rows = [{"tokens": ["a", "b", "c"], "tags": [f"B-{HOSTILE_TYPES[0]}", "O", f"B-{HOSTILE_TYPES[1]}"],
-             "context": [HOSTILE]}]
+    rows = [
+        {
+            "tokens": ["a", "b", "c"],
+            "tags": [f"B-{HOSTILE_TYPES[0]}", "O", f"B-{HOSTILE_TYPES[1]}"],
+            "context": [HOSTILE],
+        }
+    ]
     widget = [{"text": HOSTILE, "example_title": HOSTILE, "output": []}]
     card = build_model_card(
-        config, metrics, base_model=str(tmp_path / "enc`<img src=x>"), dataset_name=HOSTILE, dataset_id="wnut_17",
-        language="en", license="apache-2.0", hyperparameters={"learning_rate": 5e-6, HOSTILE: HOSTILE},
-        context_source="\n## Injected\n[link](http://x)", widget_examples=widget, model_name=HOSTILE,
+        config,
+        metrics,
+        base_model=str(tmp_path / "enc`<img src=x>"),
+        dataset_name=HOSTILE,
+        dataset_id="wnut_17",
+        language="en",
+        license="apache-2.0",
+        hyperparameters={"learning_rate": 5e-6, HOSTILE: HOSTILE},
+        context_source="\n## Injected\n[link](http://x)",
+        widget_examples=widget,
+        model_name=HOSTILE,
         training_stats=training_set_statistics(rows),
-        epochs=epoch_results(LOG_HISTORY), versions={"Python": "3.11.7", HOSTILE: HOSTILE})
+        epochs=epoch_results(LOG_HISTORY),
+        versions={"Python": "3.11.7", HOSTILE: HOSTILE},
+    )
     body = card.text
     assert "<script" not in body.lower() and "<img" not in body.lower() and "</script" not in body.lower()
     for line in body.splitlines():  # no heading or link of its own
@@ -411,8 +587,15 @@ def _spy_from_template(monkeypatch) -> list[dict]:
     calls, original = [], ModelCard.from_template.__func__
 
     def spy(cls, card_data, template_path=None, template_str=None, **template_kwargs):
-        calls.append({"cls": cls, "card_data": card_data, "template_path": template_path,
-                      "template_str": template_str, "kwargs": template_kwargs})
+        calls.append(
+            {
+                "cls": cls,
+                "card_data": card_data,
+                "template_path": template_path,
+                "template_str": template_str,
+                "kwargs": template_kwargs,
+            }
+        )
         return original(cls, card_data, template_path, template_str, **template_kwargs)
 
     monkeypatch.setattr(ModelCard, "from_template", classmethod(spy))
@@ -437,7 +620,9 @@ def test_card_renders_through_model_card_from_template(monkeypatch):
     calls = _spy_from_template(monkeypatch)
     card = full_card(curves=CURVES_FILE, space_id="org/clner-demo")
     (call,) = calls
-    assert call["cls"] is CLNERModelCard and call["template_str"] == MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert call["cls"] is CLNERModelCard and call["template_str"] == MODEL_CARD_TEMPLATE_PATH.read_text(
+        encoding="utf-8"
+    )
     assert call["template_path"] is None
     data = call["card_data"]
     assert isinstance(data, CLNERModelCardData) and set(call["kwargs"]) == set(data.template_kwargs())
@@ -449,22 +634,39 @@ def test_card_renders_through_model_card_from_template(monkeypatch):
     assert data.results and data.training_stats["sentences"] == 3 and data.dataset_label == "WNUT-17"
     # the layout: the sections in order, blocks one blank line apart, one line break at the end
     headings = [line for line in _outside_code(card.text) if line.startswith("#")]
-    assert headings == ["# clner-wnut17", "## Results", "### Validation set", "### Test set", "## Demo", "## Usage",
-                        "## Training", "## Contexts", "## Limitations", "## Citation"]
+    assert headings == [
+        "# clner-wnut17",
+        "## Results",
+        "### Validation set",
+        "### Test set",
+        "## Demo",
+        "## Usage",
+        "## Training",
+        "## Contexts",
+        "## Limitations",
+        "## Citation",
+    ]
     assert "\n\n\n" not in card.text and card.text.startswith("\n# clner-wnut17\n\nA named-entity")
     assert card.text.endswith("\n```bibtex\n" + CITATION + "\n```\n")
     assert re.search(r"\n\n## Training\n\nTraining set \(WNUT-17\):\n\n\| \| value \|\n", card.text)
     assert re.search(r"\n\| person \| 3 \|\n\n\| hyper-parameter \| value \|\n", card.text)
-    assert re.search(r"\n\n## Results\n\n### Validation set\n\nWNUT-17 validation set, entity-level \(seqeval\) "
-                     r"\(%\):\n\n\| view \| precision \| recall \| F1 \|\n\| --- \| --- \| --- \| --- \|\n"
-                     r"\| with context \|[^\n]*\|\n\| sentence only \|[^\n]*\|\n\nPer entity type", card.text)
+    assert re.search(
+        r"\n\n## Results\n\n### Validation set\n\nWNUT-17 validation set, entity-level \(seqeval\) "
+        r"\(%\):\n\n\| view \| precision \| recall \| F1 \|\n\| --- \| --- \| --- \| --- \|\n"
+        r"\| with context \|[^\n]*\|\n\| sentence only \|[^\n]*\|\n\nPer entity type",
+        card.text,
+    )
     assert re.search(r"\n\| Transformers \| 5\.23\.0 \|\n\n## Contexts\n\nGoogle search", card.text)
     # without results, recipe, statistics, widget or versions: each optional block goes with its blank line
     text = build_model_card(tiny_model().config, {}, base_model=None, versions={}).text
     assert "\n\n\n" not in text and re.search(
-        r"\n## Results\n\nNo evaluation results were recorded for this model\.\n\n## Usage\n", text)
-    assert re.search(r"\n## Training\n\nModel settings:\n\n\| setting \| value \|\n\| --- \| --- \|\n(\|[^\n]*\|\n)+"
-                     r"\n## Contexts\n", text)
+        r"\n## Results\n\nNo evaluation results were recorded for this model\.\n\n## Usage\n", text
+    )
+    assert re.search(
+        r"\n## Training\n\nModel settings:\n\n\| setting \| value \|\n\| --- \| --- \|\n(\|[^\n]*\|\n)+"
+        r"\n## Contexts\n",
+        text,
+    )
 
 
 def test_card_template_reads_only_escaped_values(monkeypatch):
@@ -478,15 +680,37 @@ def test_card_template_reads_only_escaped_values(monkeypatch):
     calls = _spy_from_template(monkeypatch)
     config = tiny_model(**dict(RECIPES["CL-KL"])).config
     config.cl_loss = HOSTILE  # a hand-made config: an unknown CL loss named by the data
-    build_model_card(config, {**METRICS, f"eval_context_{HOSTILE}_f1": 0.5}, base_model="/x/enc`<img src=x>",
-                     dataset_name=HOSTILE, language=[HOSTILE], hyperparameters={HOSTILE: HOSTILE},
-                     context_source=HOSTILE, widget_examples=[{"text": HOSTILE, "example_title": HOSTILE}],
-                     model_name=HOSTILE, training_stats={"sentences": 1, "entities": {HOSTILE: 1}},
-                     epochs=[{"epoch": HOSTILE}], versions={HOSTILE: HOSTILE}, space_id="org/demo")
+    build_model_card(
+        config,
+        {**METRICS, f"eval_context_{HOSTILE}_f1": 0.5},
+        base_model="/x/enc`<img src=x>",
+        dataset_name=HOSTILE,
+        language=[HOSTILE],
+        hyperparameters={HOSTILE: HOSTILE},
+        context_source=HOSTILE,
+        widget_examples=[{"text": HOSTILE, "example_title": HOSTILE}],
+        model_name=HOSTILE,
+        training_stats={"sentences": 1, "entities": {HOSTILE: 1}},
+        epochs=[{"epoch": HOSTILE}],
+        versions={HOSTILE: HOSTILE},
+        space_id="org/demo",
+    )
     kwargs = calls[0]["kwargs"]
     assert read == set(kwargs) | {"card_data"}  # all provided, all used
-    front_matter = {"base_model", "datasets", "eval_results", "language", "library_name", "license", "metrics",
-                    "model_name", "model-index", "pipeline_tag", "tags", "widget"}
+    front_matter = {
+        "base_model",
+        "datasets",
+        "eval_results",
+        "language",
+        "library_name",
+        "license",
+        "metrics",
+        "model_name",
+        "model-index",
+        "pipeline_tag",
+        "tags",
+        "widget",
+    }
     assert not read & (front_matter | set(calls[0]["card_data"].to_dict()))  # what from_template passes raw
 
     def strings(value):
@@ -505,8 +729,13 @@ def test_card_template_reads_only_escaped_values(monkeypatch):
     for s in values:
         assert "\n" not in s and "<" not in s and not re.search(r"(?<!\\)\[(?!sentence ; SEP)", s), s
         assert not re.search(r"(?<![\\ ])\|(?! )", s), s  # a pipe is escaped, or a cell separator of `_row`
-    assert kwargs["repo_code"] == '"<org>/' + json.dumps(HOSTILE)[1:-1].replace("<", "\\u003c").replace(
-        ">", "\\u003e").replace("&", "\\u0026") + '"' and kwargs["revision_code"] == f'"{REVISION_PLACEHOLDER}"'
+    assert (
+        kwargs["repo_code"]
+        == '"<org>/'
+        + json.dumps(HOSTILE)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        + '"'
+        and kwargs["revision_code"] == f'"{REVISION_PLACEHOLDER}"'
+    )
 
 
 def test_card_data_front_matter_is_safe_yaml():
@@ -528,18 +757,30 @@ def test_card_data_front_matter_is_safe_yaml():
         CLNERModelCardData(space_id="x) [a](http://y")
 
 
-
 # ------------------------------------------------------------------------------------------ splits, n/a, limitations
 #: a run that evaluated (eval_, the validation set) and predicted (predict_, the test set)
 TWO_SPLITS = {
-    "eval_sentence_precision": 0.5512, "eval_sentence_recall": 0.4123, "eval_sentence_f1": 0.4718,
-    "eval_context_precision": 0.6034, "eval_context_recall": 0.4511, "eval_context_f1": 0.5162,
-    "eval_context_person_precision": 0.8, "eval_context_person_recall": 0.64, "eval_context_person_f1": 0.71,
+    "eval_sentence_precision": 0.5512,
+    "eval_sentence_recall": 0.4123,
+    "eval_sentence_f1": 0.4718,
+    "eval_context_precision": 0.6034,
+    "eval_context_recall": 0.4511,
+    "eval_context_f1": 0.5162,
+    "eval_context_person_precision": 0.8,
+    "eval_context_person_recall": 0.64,
+    "eval_context_person_f1": 0.71,
     "eval_context_person_number": 470,
-    "predict_sentence_precision": 0.42, "predict_sentence_recall": 0.38, "predict_sentence_f1": 0.399,
-    "predict_context_precision": 0.5, "predict_context_recall": 0.4, "predict_context_f1": 0.4444,
-    "predict_context_person_precision": 0.7, "predict_context_person_recall": 0.5, "predict_context_person_f1": 0.5833,
-    "predict_context_person_number": 429, "predict_runtime": 2.0,
+    "predict_sentence_precision": 0.42,
+    "predict_sentence_recall": 0.38,
+    "predict_sentence_f1": 0.399,
+    "predict_context_precision": 0.5,
+    "predict_context_recall": 0.4,
+    "predict_context_f1": 0.4444,
+    "predict_context_person_precision": 0.7,
+    "predict_context_person_recall": 0.5,
+    "predict_context_person_f1": 0.5833,
+    "predict_context_person_number": 429,
+    "predict_runtime": 2.0,
 }
 
 
@@ -553,8 +794,14 @@ def _section(text: str, heading: str) -> str:
 def test_card_reports_validation_and_test_splits():
     """A run with validation (eval_) and test (predict_) metrics reports both in the card's body, each table labelled
     with its split; the model-index keeps the validation split."""
-    card = build_model_card(tiny_model(**RECIPES["CL-KL"]).config, TWO_SPLITS, base_model="xlm-roberta-large",
-                            dataset_name="WNUT-17", dataset_id="wnut_17", versions={})
+    card = build_model_card(
+        tiny_model(**RECIPES["CL-KL"]).config,
+        TWO_SPLITS,
+        base_model="xlm-roberta-large",
+        dataset_name="WNUT-17",
+        dataset_id="wnut_17",
+        versions={},
+    )
     text = card.text
     results = text.split("## Results\n")[1].split("## Usage")[0]
     assert results.index("### Validation set") < results.index("### Test set")
@@ -571,12 +818,21 @@ def test_card_reports_validation_and_test_splits():
     assert re.search(r"^\| person \| 70\.00 \| 50\.00 \| 58\.33 \| – \| – \| – \|$", test, re.M)
     assert "60.34" not in test and "50.00 | 40.00" not in validation
     assert {(r.dataset_split, r.metric_config, r.metric_type): r.metric_value for r in card.data.eval_results} == {
-        ("validation", v, m): TWO_SPLITS[f"eval_{v}_{m}"] for v in ("sentence", "context")
-        for m in ("precision", "recall", "f1")}
+        ("validation", v, m): TWO_SPLITS[f"eval_{v}_{m}"]
+        for v in ("sentence", "context")
+        for m in ("precision", "recall", "f1")
+    }
     # a run that only predicted: its test set, in the body and in the model-index
     only_test = {k: v for k, v in TWO_SPLITS.items() if k.startswith("predict_")}
-    card = build_model_card(tiny_model().config, only_test, base_model=None, dataset_name="WNUT-17",
-                            metric_prefix="predict", dataset_split="test", versions={})
+    card = build_model_card(
+        tiny_model().config,
+        only_test,
+        base_model=None,
+        dataset_name="WNUT-17",
+        metric_prefix="predict",
+        dataset_split="test",
+        versions={},
+    )
     assert "### Test set" in card.text and "### Validation set" not in card.text
     assert {r.dataset_split for r in card.data.eval_results} == {"test"}
 
@@ -586,15 +842,23 @@ def test_card_type_without_gold_entities_is_not_applicable():
     zero_division); the card shows n/a there, not 0.00, and says what n/a means. A type that was missed (gold
     entities, no correct prediction) keeps its real 0.00."""
     metrics = {
-        "eval_context_f1": 0.5, "eval_sentence_f1": 0.4,
-        "eval_context_group_precision": 0.0, "eval_context_group_recall": 0.0, "eval_context_group_f1": 0.0,
+        "eval_context_f1": 0.5,
+        "eval_sentence_f1": 0.4,
+        "eval_context_group_precision": 0.0,
+        "eval_context_group_recall": 0.0,
+        "eval_context_group_f1": 0.0,
         "eval_context_group_number": 0,
-        "eval_sentence_group_precision": 0.0, "eval_sentence_group_recall": float("nan"),
+        "eval_sentence_group_precision": 0.0,
+        "eval_sentence_group_recall": float("nan"),
         "eval_sentence_group_f1": 0.0,  # no number recorded, recall undefined: no gold entities either
-        "eval_context_product_precision": 0.0, "eval_context_product_recall": 0.0, "eval_context_product_f1": 0.0,
+        "eval_context_product_precision": 0.0,
+        "eval_context_product_recall": 0.0,
+        "eval_context_product_f1": 0.0,
         "eval_context_product_number": 12,
-        "eval_sentence_product_precision": float("nan"), "eval_sentence_product_recall": 0.0,
-        "eval_sentence_product_f1": 0.0, "eval_sentence_product_number": 12,
+        "eval_sentence_product_precision": float("nan"),
+        "eval_sentence_product_recall": 0.0,
+        "eval_sentence_product_f1": 0.0,
+        "eval_sentence_product_number": 12,
     }
     text = build_model_card(tiny_model().config, metrics, base_model=None, dataset_name="WNUT-17", versions={}).text
     assert re.search(r"^\| group \| 0\.00 \| n/a \| n/a \| 0\.00 \| n/a \| n/a \|$", text, re.M)
@@ -613,20 +877,29 @@ def test_card_limitations(recipe):
     assert "short, context-poor text such as tweets" in section and "external context" in section
     if recipe == "CL-KL":
         assert "The context view needs a context source at inference: retrieval" in section
-        assert "`context=[...]`" in section and "use the sentence view (text only), which the model also learned" \
-            in section
+        assert (
+            "`context=[...]`" in section
+            and "use the sentence view (text only), which the model also learned" in section
+        )
     elif recipe == "sentence":
         assert "trained on sentences alone" in section and "needs no context source" in section
     else:
         assert "trained on the context view only" in section and "a view it was not trained on" in section
-    assert ("It was evaluated on the validation and test sets of WNUT-17 only; not on other domains or languages "
-            "than its training data (language: en)") in section
+    assert (
+        "It was evaluated on the validation and test sets of WNUT-17 only; not on other domains or languages "
+        "than its training data (language: en)"
+    ) in section
     # no results: it says so; a dataset name from the data is escaped
     text = build_model_card(tiny_model().config, {}, base_model=None, dataset_name="<b>x</b>|y", versions={}).text
     section = text.split("## Limitations\n")[1].split("## Citation")[0]
     assert "It has no evaluation data" in section and "not on other domains or languages" in section
-    text = build_model_card(tiny_model().config, {"eval_context_f1": 0.5}, base_model=None,
-                            dataset_name="<b>x</b> [l](http://x)", versions={}).text
+    text = build_model_card(
+        tiny_model().config,
+        {"eval_context_f1": 0.5},
+        base_model=None,
+        dataset_name="<b>x</b> [l](http://x)",
+        versions={},
+    ).text
     assert "evaluated on the validation set of &lt;b&gt;x&lt;/b&gt; \\[l\\](http://x) only" in text
 
 
@@ -654,8 +927,10 @@ def test_plot_training_curves(tmp_path, monkeypatch):
     training, or without matplotlib."""
     pytest.importorskip("matplotlib")
     evaluations, logs = training_curves(CURVES_HISTORY)
-    assert evaluations == [{"epoch": 1.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45},
-                           {"epoch": 2.0, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55}]  # not the one after
+    assert evaluations == [
+        {"epoch": 1.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45},
+        {"epoch": 2.0, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55},
+    ]  # not the one after
     assert [(entry["epoch"], entry["loss_cl"]) for entry in logs] == [(0.5, 0.5), (1.0, 0.25), (1.5, 0.125)]
     path = plot_training_curves(CURVES_HISTORY, tmp_path / "out" / CURVES_FILE)
     assert path == tmp_path / "out" / "training_curves.png" and _png_size(path) == (1100, 400)  # F1 and loss panels
@@ -691,10 +966,18 @@ def test_publish_from_run_plots_curves_and_reports_both_splits(tmp_path, minilm_
     from clner.hub.upload import hub_files
 
     model = tiny_model(**RECIPES["CL-KL"])
-    args = SimpleNamespace(output_dir=str(tmp_path / "out"), push_to_hub=False, hub_model_id=None, learning_rate=5e-5,
-                           num_train_epochs=2.0, seed=42, per_device_train_batch_size=8)
-    data_args = SimpleNamespace(dataset_name=None, dataset_card_name="WNUT-17", context_source=None,
-                                dataset_config_name=None)
+    args = SimpleNamespace(
+        output_dir=str(tmp_path / "out"),
+        push_to_hub=False,
+        hub_model_id=None,
+        learning_rate=5e-5,
+        num_train_epochs=2.0,
+        seed=42,
+        per_device_train_batch_size=8,
+    )
+    data_args = SimpleNamespace(
+        dataset_name=None, dataset_card_name="WNUT-17", context_source=None, dataset_config_name=None
+    )
     model_args = SimpleNamespace(model_name_or_path=None, language=None, license=None)
     trainer = SimpleNamespace(state=SimpleNamespace(log_history=CURVES_HISTORY))
     publish_from_run(trainer, model, minilm_tokenizer, TWO_SPLITS, model_args, data_args, None, args, None)

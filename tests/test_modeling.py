@@ -6,13 +6,12 @@ import re
 
 import pytest
 import torch
-from conftest import LABELS, SENTENCES, tiny_bert_config, tiny_clner
 from transformers import AutoModel, AutoModelForTokenClassification
 
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, tags_to_ids
+from conftest import LABELS, SENTENCES, tiny_bert_config, tiny_clner
 from crf_clner import LinearChainCRF, scheme_constraints
 from inference_clner import encode_example
-
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, tags_to_ids
 
 
 def tiny_model(**kwargs):
@@ -26,8 +25,13 @@ def batch_of(features, prefix=""):
 
 
 def test_config_roundtrip(tmp_path):
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), tag_scheme="bio",
-                         cl_loss="l2", trained_with_context=False)
+    config = CLNERConfig(
+        encoder=tiny_bert_config().to_dict(),
+        id2label=dict(enumerate(LABELS)),
+        tag_scheme="bio",
+        cl_loss="l2",
+        trained_with_context=False,
+    )
     config.save_pretrained(tmp_path)
     again = CLNERConfig.from_pretrained(tmp_path)
     assert again.model_type == "clner" and again.encoder.model_type == "bert"
@@ -47,8 +51,9 @@ def test_a_config_whose_scheme_contradicts_its_labels_is_refused_at_load(tmp_pat
     with pytest.raises(ValueError, match=r"type\(s\) \['location', 'person'\] have no E- tag.*set tag_scheme 'BIO'"):
         CLNERForTokenClassification.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"labels \['PER', 'LOC'\] have no B-/I- prefix.*--tag_scheme IO"):
-        CLNERForTokenClassification(CLNERConfig(encoder=tiny_bert_config().to_dict(),
-                                                id2label={0: "O", 1: "PER", 2: "LOC"}))
+        CLNERForTokenClassification(
+            CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label={0: "O", 1: "PER", 2: "LOC"})
+        )
     check_label_scheme(["O", "B-x", "I-x", "E-x", "S-x", "S-y"], "BIOES")  # a type with only S- tags is fine
 
 
@@ -83,8 +88,9 @@ def test_forward_shapes_loss_and_word_alignment(minilm_tokenizer):
     # each word's representation is its first sub-token's
     model.eval()
     out = model(**batch)
-    hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           token_type_ids=batch["token_type_ids"]).last_hidden_state
+    hidden = model.encoder(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"]
+    ).last_hidden_state
     torch.testing.assert_close(out.word_hidden_states[0, 4], hidden[0, batch["word_index"][0, 4]])
     assert out.word_hidden_states[2, 1:].abs().sum() == 0
 
@@ -101,8 +107,9 @@ def test_bad_inputs_are_clear_errors(minilm_tokenizer):
     with pytest.raises(ValueError, match="B-org"):
         tags_to_ids(["O", "B-org"], model.config.label2id, "dev.txt line 4")
     with pytest.raises(ValueError, match="past the input length"):
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-              word_index=torch.tensor([[1, 2, 40]]))
+        model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], word_index=torch.tensor([[1, 2, 40]])
+        )
 
 
 def test_loss_never_nan_with_extreme_inputs(minilm_tokenizer):
@@ -155,7 +162,7 @@ def test_long_sentence_windows_cover_every_word_once(minilm_tokenizer):
         # the window's words are the sentence's words, each at its first sub-token
         ids = f["input_ids"]
         first = [minilm_tokenizer.convert_ids_to_tokens(ids[p]) for p in f["word_index"]]
-        expected = [minilm_tokenizer.tokenize(w)[0] for w in words[f["word_start"]: f["word_start"] + n]]
+        expected = [minilm_tokenizer.tokenize(w)[0] for w in words[f["word_start"] : f["word_start"] + n]]
         assert first == expected
     assert covered == list(range(600))
     # consecutive windows overlap
@@ -190,9 +197,11 @@ def test_save_reload_auto_classes(tmp_path, minilm_tokenizer):
     assert list(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == ["token-classification"]
     assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert auto_map == {"AutoConfig": "modeling_clner.CLNERConfig",
-                        "AutoModel": "modeling_clner.CLNERForTokenClassification",
-                        "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification"}
+    assert auto_map == {
+        "AutoConfig": "modeling_clner.CLNERConfig",
+        "AutoModel": "modeling_clner.CLNERForTokenClassification",
+        "AutoModelForTokenClassification": "modeling_clner.CLNERForTokenClassification",
+    }
     for auto in (AutoModel, AutoModelForTokenClassification):
         again = auto.from_pretrained(tmp_path).eval()
         assert isinstance(again, CLNERForTokenClassification)
@@ -208,11 +217,14 @@ def test_crf_module_reset_matches_pytorch_crf_init():
         assert p.min() >= -0.1 and p.max() <= 0.1
 
 
-@pytest.mark.parametrize("id2label,fragment", [
-    ({0: "O", 1: "B-x", 2: "B-x"}, "ids 1 and 2 are both named 'B-x'"),
-    ({0: "O", 2: "B-x"}, "ids [1] are missing"),
-    ({0: "O", 1: "B-x "}, "label 1 'B-x ' is empty or holds whitespace"),
-])
+@pytest.mark.parametrize(
+    "id2label,fragment",
+    [
+        ({0: "O", 1: "B-x", 2: "B-x"}, "ids 1 and 2 are both named 'B-x'"),
+        ({0: "O", 2: "B-x"}, "ids [1] are missing"),
+        ({0: "O", 1: "B-x "}, "label 1 'B-x ' is empty or holds whitespace"),
+    ],
+)
 def test_a_config_whose_labels_collapse_is_refused(id2label, fragment):
     """Regression (issue 18 item 16 and the load-time KeyError): a config.json whose id2label has a gap, two ids of
     one name or a padded name is refused with the ids named, not loaded with a silently smaller label set."""
@@ -236,20 +248,31 @@ def test_a_broken_model_folder_is_named_at_load(tmp_path):
     with open(weights, "r+b") as f:
         f.truncate(weights.stat().st_size // 2)
     (cases["empty"] / "model.safetensors").write_bytes(b"")
-    for name, edit in (("labels", lambda c: c.update(id2label={str(i): lab for i, lab in enumerate(LABELS + [
-            "B-extra", "I-extra"])}, label2id=None)),
-                       ("hidden", lambda c: c["encoder"].update(hidden_size=64)),
-                       ("stride", lambda c: c.update(window_stride=-2))):
+    for name, edit in (
+        (
+            "labels",
+            lambda c: c.update(
+                id2label={str(i): lab for i, lab in enumerate(LABELS + ["B-extra", "I-extra"])}, label2id=None
+            ),
+        ),
+        ("hidden", lambda c: c["encoder"].update(hidden_size=64)),
+        ("stride", lambda c: c.update(window_stride=-2)),
+    ):
         config = json.loads((cases[name] / "config.json").read_text())
         edit(config)
         config = {k: v for k, v in config.items() if v is not None}
         (cases[name] / "config.json").write_text(json.dumps(config))
-    for name, pattern in (("truncated", r"truncated/model\.safetensors is truncated or not a safetensors file"),
-                          ("empty", r"empty/model\.safetensors is truncated or not a safetensors file"),
-                          ("labels", rf"labels: the weights do not match config\.json \({len(LABELS) + 2} labels, "
-                                     r"hidden size 32\): classifier\.weight is \[\d+, 32\] in model\.safetensors"),
-                          ("hidden", r"hidden: the weights do not match config\.json .*hidden size 64"),
-                          ("stride", r"config\.json window_stride must be a whole number >= 0, got -2")):
+    for name, pattern in (
+        ("truncated", r"truncated/model\.safetensors is truncated or not a safetensors file"),
+        ("empty", r"empty/model\.safetensors is truncated or not a safetensors file"),
+        (
+            "labels",
+            rf"labels: the weights do not match config\.json \({len(LABELS) + 2} labels, "
+            r"hidden size 32\): classifier\.weight is \[\d+, 32\] in model\.safetensors",
+        ),
+        ("hidden", r"hidden: the weights do not match config\.json .*hidden size 64"),
+        ("stride", r"config\.json window_stride must be a whole number >= 0, got -2"),
+    ):
         with pytest.raises(ValueError, match=pattern):
             CLNERForTokenClassification.from_pretrained(cases[name])
 

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from test_trainer import args_for, make_batch, tiny_model
 
-from clner.data.preprocess import CLNERDataCollator
-from crf_clner import LinearChainCRF, scheme_constraints
 from clner.arguments import CLArguments
-from trainer_clner import CLNERTrainer, split_views
+from clner.data.preprocess import CLNERDataCollator
 from clner.losses import cl_kl_loss, cl_l2_loss
+from crf_clner import LinearChainCRF, scheme_constraints
+from trainer_clner import CLNERTrainer, split_views
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -45,8 +45,15 @@ def official_cl_kl(student, teacher, lengths, has_context, temperature, start, t
             continue
         fb_student = official_forward_backward(student[i, :n], start, trans, end)
         fb_teacher = official_forward_backward(teacher[i, :n], start, trans, end).detach()
-        kd = F.kl_div(F.log_softmax(fb_student / temperature, dim=-1), F.softmax(fb_teacher / temperature, dim=-1),
-                      reduction="none") * temperature * temperature
+        kd = (
+            F.kl_div(
+                F.log_softmax(fb_student / temperature, dim=-1),
+                F.softmax(fb_teacher / temperature, dim=-1),
+                reduction="none",
+            )
+            * temperature
+            * temperature
+        )
         total = total + kd.sum()
     return total / len(lengths)
 
@@ -99,8 +106,9 @@ def test_cl_kl_at_temperature_is_t_squared_times_the_unscaled_kl():
     unscaled = ((p.exp() * (p - q)).sum(-1) * mask).sum() / len(lengths)
     assert cl_kl_loss(crf, teacher, student, mask, weight, 0.3).item() != pytest.approx(unscaled.item())
     weighted = ((p.exp() * (p - q)).sum(-1) * mask).sum(1) @ weight / len(lengths)
-    assert cl_kl_loss(crf, teacher, student, mask, weight, 0.3).item() == pytest.approx(0.09 * weighted.item(),
-                                                                                      rel=1e-9)
+    assert cl_kl_loss(crf, teacher, student, mask, weight, 0.3).item() == pytest.approx(
+        0.09 * weighted.item(), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("hidden", [384, 1024])
@@ -136,18 +144,27 @@ def test_defaults_are_the_official_ones():
     paper = CLArguments(nll_weight=1, nll_ext_weight=1, cl_weight=1, cl_temperature=1, cl_l2_reduction="sum")
     assert paper.recipe()["cl_temperature"] == 1 and paper.recipe()["nll_ext_weight"] == 1
     assert CLArguments(train_views="sentence").recipe() == dict(
-        train_views="sentence", cl_loss="none", cl_weight=0.0, nll_weight=1.0, nll_ext_weight=0.0,
-        cl_temperature=None, trained_with_context=False)
+        train_views="sentence",
+        cl_loss="none",
+        cl_weight=0.0,
+        nll_weight=1.0,
+        nll_ext_weight=0.0,
+        cl_temperature=None,
+        trained_with_context=False,
+    )
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(train_views="sentence", cl_loss="kl"), "--cl_loss kl needs --train_views both"),
-    (dict(train_views="context", cl_loss="l2"), "--cl_loss l2 needs --train_views both"),
-    (dict(cl_weight=-1.0), "--cl_weight must be a finite number >= 0"),
-    (dict(nll_ext_weight=math.nan), "--nll_ext_weight must be a finite number >= 0"),
-    (dict(cl_temperature=0.0), "--cl_temperature must be positive"),
-    (dict(cl_l2_reduction="max"), "--cl_l2_reduction"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(train_views="sentence", cl_loss="kl"), "--cl_loss kl needs --train_views both"),
+        (dict(train_views="context", cl_loss="l2"), "--cl_loss l2 needs --train_views both"),
+        (dict(cl_weight=-1.0), "--cl_weight must be a finite number >= 0"),
+        (dict(nll_ext_weight=math.nan), "--nll_ext_weight must be a finite number >= 0"),
+        (dict(cl_temperature=0.0), "--cl_temperature must be positive"),
+        (dict(cl_l2_reduction="max"), "--cl_l2_reduction"),
+    ],
+)
 def test_contradictory_or_invalid_cl_arguments_are_errors(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         CLArguments(**kwargs)
@@ -157,15 +174,17 @@ def test_contradictory_or_invalid_cl_arguments_are_errors(kwargs, fragment):
 # Rows without a context: no context pass, same objective
 # ------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("views,cl", [("both", "kl"), ("both", "l2"), ("context", "none")])
-def test_skipping_the_context_pass_of_rows_without_context_changes_nothing(features, labels, minilm_tokenizer,
-                                                                          tmp_path, views, cl):
+def test_skipping_the_context_pass_of_rows_without_context_changes_nothing(
+    features, labels, minilm_tokenizer, tmp_path, views, cl
+):
     batch = make_batch(features, minilm_tokenizer)
     has_ctx = batch["has_context"]
     results = []
     for skip in (True, False):
         model = tiny_model(labels, dropout=0.0)
-        trainer = CLNERTrainer(model=model, args=args_for(tmp_path), cl_args=CLArguments(train_views=views,
-                                                                                          cl_loss=cl))
+        trainer = CLNERTrainer(
+            model=model, args=args_for(tmp_path), cl_args=CLArguments(train_views=views, cl_loss=cl)
+        )
         trainer.skip_context_pass_without_context = skip
         seen = []  # (rows, sub-tokens) of every encoder pass
         handle = model.encoder.embeddings.register_forward_hook(lambda m, a, out: seen.append(tuple(out.shape[:2])))
@@ -209,12 +228,26 @@ def test_batch_without_any_context_runs_one_pass(features, labels, minilm_tokeni
 # ------------------------------------------------------------------------------------------------------------
 def test_eval_f1_is_the_two_view_mean_and_selects_the_best_model(features, labels, minilm_tokenizer, tmp_path):
     model = tiny_model(labels)
-    args = args_for(tmp_path, num_train_epochs=3, learning_rate=5e-3, eval_strategy="epoch", save_strategy="epoch",
-                    metric_for_best_model="f1", load_best_model_at_end=True, save_total_limit=1,
-                    per_device_train_batch_size=16, logging_steps=50)
-    trainer = CLNERTrainer(model=model, args=args, train_dataset=features["train"].select(range(48)),
-                           eval_dataset=features["validation"], data_collator=CLNERDataCollator(minilm_tokenizer),
-                           cl_args=CLArguments(head_learning_rate=5e-2))
+    args = args_for(
+        tmp_path,
+        num_train_epochs=3,
+        learning_rate=5e-3,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        metric_for_best_model="f1",
+        load_best_model_at_end=True,
+        save_total_limit=1,
+        per_device_train_batch_size=16,
+        logging_steps=50,
+    )
+    trainer = CLNERTrainer(
+        model=model,
+        args=args,
+        train_dataset=features["train"].select(range(48)),
+        eval_dataset=features["validation"],
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+        cl_args=CLArguments(head_learning_rate=5e-2),
+    )
     trainer.train()
     evals = [h for h in trainer.state.log_history if "eval_f1" in h]
     assert len(evals) == 3

@@ -9,20 +9,22 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_bert_config
 
-from clner import onnx as clner_onnx
 from clner.commands import export_onnx as export_onnx_cmd
-from modeling_clner import CLNERConfig, CLNERForTokenClassification
-from crf_clner import LinearChainCRF, scheme_constraints
 from clner.onnx import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
+from conftest import tiny_bert_config
+from crf_clner import LinearChainCRF, scheme_constraints
+from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
-WNUT_LABELS = ["O"] + [f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product")
-                       for p in ("B", "I")]
+WNUT_LABELS = ["O"] + [
+    f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product") for p in ("B", "I")
+]
 
 #: export and ONNX Runtime inference need the [onnx] extra; the command's checks are tested without it too
-needs_onnx = pytest.mark.skipif(not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime")),
-                                reason='the [onnx] extra (pip install ".[onnx]") is not installed')
+needs_onnx = pytest.mark.skipif(
+    not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime")),
+    reason='the [onnx] extra (pip install ".[onnx]") is not installed',
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,16 +44,18 @@ def test_numpy_crf_matches_torch_crf():
     start, trans, end = (t.detach().numpy() for t in (start, trans, end))
     for b, n in enumerate(lengths.tolist()):
         assert viterbi_numpy(emissions[b].numpy(), n, start, trans, end) == paths[b, :n].tolist()
-        np.testing.assert_allclose(marginals_numpy(emissions[b].numpy(), n, start, trans, end),
-                                   marginals[b, :n].double().numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            marginals_numpy(emissions[b].numpy(), n, start, trans, end), marginals[b, :n].double().numpy(), atol=1e-5
+        )
     assert viterbi_numpy(emissions[0].numpy(), 0, start, trans, end) == []
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, minilm_tokenizer):
     torch.manual_seed(0)
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(WNUT_LABELS)),
-                         max_seq_length=64)
+    config = CLNERConfig(
+        encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(WNUT_LABELS)), max_seq_length=64
+    )
     model = CLNERForTokenClassification(config).eval()
     with torch.no_grad():  # decisive random emissions and transitions: many entities, constraints that matter
         model.classifier.weight.normal_(0, 1.0)
@@ -75,12 +79,14 @@ def test_onnx_predictions_equal_torch_on_wnut17_dev(exported, minilm_tokenizer, 
     assert sum(t != "O" for tags in torch_tags for t in tags) > 10  # the comparison covers entities
     # the context view, cut to the 64 sub-tokens of a view
     assert onnx_model.predict(sentences, contexts=contexts, batch_size=8) == model.predict(
-        sentences, minilm_tokenizer, contexts=contexts, batch_size=8)
+        sentences, minilm_tokenizer, contexts=contexts, batch_size=8
+    )
     # entities with offsets and scores, as torch's predict gives them
     text = " ".join(sentences[0])
     got, want = onnx_model.predict(text), model.predict(text, minilm_tokenizer)
     assert [(e["entity_group"], e["start"], e["end"]) for e in got] == [
-        (e["entity_group"], e["start"], e["end"]) for e in want]
+        (e["entity_group"], e["start"], e["end"]) for e in want
+    ]
     assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-4)
 
 
@@ -110,8 +116,9 @@ def test_onnx_predict_checks_contexts_as_torch_predict_does(exported, minilm_tok
 def saved_clner_folder(path, tokenizer):
     """A CLNER model saved as training saves it: config.json with CLNER's `auto_map` (remote code for the Hub)."""
     torch.manual_seed(0)
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(WNUT_LABELS)),
-                         max_seq_length=64)
+    config = CLNERConfig(
+        encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(WNUT_LABELS)), max_seq_length=64
+    )
     model = CLNERForTokenClassification(config).eval()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -165,8 +172,11 @@ def test_export_without_the_onnx_extra_is_one_line_before_any_folder_is_made(tmp
     """Regression: without onnx / onnxruntime the export ended in a 20-line traceback from torch.onnx and left an
     empty OUTPUT folder. Now one line names `pip install ".[onnx]"`, before the model loads or OUTPUT is made."""
     (tmp_path / "model").mkdir()
-    monkeypatch.setattr(CLNERForTokenClassification, "from_pretrained",
-                        classmethod(lambda cls, *a, **k: pytest.fail("the model was loaded")))
+    monkeypatch.setattr(
+        CLNERForTokenClassification,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: pytest.fail("the model was loaded")),
+    )
     for missing, flags in (("onnx", []), ("onnxruntime", ["--check"])):
         monkeypatch.setitem(sys.modules, missing, None)  # `import onnx` raises ImportError
         code, err = run_export([tmp_path / "model", tmp_path / "out", *flags], capsys)
@@ -185,10 +195,13 @@ def test_export_names_a_missing_folder_and_a_model_that_is_not_clner(tmp_path, t
     folder was read as a CLNER model. Each is one line now, before OUTPUT is made."""
     monkeypatch.setattr(export_onnx_cmd, "require_onnx", lambda *modules: None)  # these checks hold without the extra
     code, err = run_export([tmp_path / "no-such-model", tmp_path / "out"], capsys)
-    assert code == 2 and err == [f"clner-export-onnx: error: MODEL {tmp_path / 'no-such-model'}: no such folder (a "
-                                 "local path; a Hub model id is 'name' or 'organisation/name')"]
+    assert code == 2 and err == [
+        f"clner-export-onnx: error: MODEL {tmp_path / 'no-such-model'}: no such folder (a "
+        "local path; a Hub model id is 'name' or 'organisation/name')"
+    ]
     code, err = run_export([tiny_encoder_dir, tmp_path / "out"], capsys)
     assert code == 2 and len(err) == 1
-    assert err[0].startswith(f"clner-export-onnx: error: MODEL {tiny_encoder_dir} is not a CLNER model (config.json "
-                             "model_type 'bert')")
+    assert err[0].startswith(
+        f"clner-export-onnx: error: MODEL {tiny_encoder_dir} is not a CLNER model (config.json model_type 'bert')"
+    )
     assert not (tmp_path / "out").exists()

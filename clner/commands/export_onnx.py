@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from clner.onnx import CRF_FILE
-from clner.onnx import ONNXCLNER
-from clner.onnx import ONNX_FILE
-from clner.onnx import export_onnx
-from clner.onnx import require_onnx
 import argparse
 import sys
+
+from clner.onnx import CRF_FILE, ONNX_FILE, ONNXCLNER, export_onnx, require_onnx
 
 
 def main(argv=None) -> int:
@@ -19,7 +16,6 @@ def main(argv=None) -> int:
     return run_cli(export_main, argv, prog="clner-export-onnx")
 
 
-
 def export_main(argv=None) -> int:
     """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX."""
     parser = argparse.ArgumentParser(prog="clner-export-onnx", description=export_main.__doc__.split(": ", 1)[1])
@@ -27,18 +23,21 @@ def export_main(argv=None) -> int:
     parser.add_argument("output", help="folder to write model.onnx, crf.json, config.json and the tokenizer to")
     parser.add_argument("--revision", help="Hub revision of MODEL")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
-    parser.add_argument("--check", action="store_true",
-                        help="afterwards, compare ONNX and torch tags on a few sentences (needs onnxruntime)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="afterwards, compare ONNX and torch tags on a few sentences (needs onnxruntime)",
+    )
     args = parser.parse_args(argv)
-    from clner.errors import CLNERUsageError
     from clner.cli import check_model_path, check_output_path
+    from clner.errors import CLNERUsageError
 
     # every check before the model loads and before OUTPUT is created: a failed run leaves no empty folder
     check_model_path(args.model, "MODEL")
     require_onnx(*(["onnx", "onnxruntime"] if args.check else ["onnx"]))  # torch.onnx.export needs onnx
     check_output_path(args.output, "OUTPUT", directory=True)
+    from clner.loading import load_clner_tokenizer, read_clner_config
     from modeling_clner import CLNERForTokenClassification
-    from clner.loading import read_clner_config, load_clner_tokenizer
 
     hub = {"revision": args.revision} if args.revision else {}
     try:

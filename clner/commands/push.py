@@ -12,8 +12,9 @@ from clner.hub.upload import push_to_hub
 
 def push_parser() -> argparse.ArgumentParser:
     """The arguments of `clner-push FOLDER REPO_ID`."""
-    parser = argparse.ArgumentParser(prog="clner-push", description="upload a folder written by `save_for_hub` / "
-                                                                    "`run_ner_cl.py`.")
+    parser = argparse.ArgumentParser(
+        prog="clner-push", description="upload a folder written by `save_for_hub` / `run_ner_cl.py`."
+    )
     parser.add_argument("folder", help="the model folder (the output_dir of run_ner_cl.py)")
     parser.add_argument("repo_id", help="the model repository, e.g. org/clner-wnut17 (created when needed)")
     parser.add_argument("--revision", help="branch to upload to (created when needed; default: main)")
@@ -30,15 +31,24 @@ def main(argv=None) -> int:
     if not Path(args.folder).is_dir():
         parser.error(f"no such folder: {args.folder}")
     try:
-        info = push_to_hub(args.folder, args.repo_id, revision=args.revision, private=args.private or None,
-                           token=args.token, create_pr=args.create_pr)
+        info = push_to_hub(
+            args.folder,
+            args.repo_id,
+            revision=args.revision,
+            private=args.private or None,
+            token=args.token,
+            create_pr=args.create_pr,
+        )
     except ValueError as exc:  # an incomplete folder, a leaked token, contradictory flags
         parser.exit(2, f"clner-push: error: {exc}\n")
     except Exception as exc:  # noqa: BLE001 - offline, no token, no rights, network
         reason = " ".join(str(exc).split())[:300]
-        parser.exit(1, f"clner-push: the upload of {args.folder} to {args.repo_id!r} failed ({type(exc).__name__}: "
-                       f"{reason}). Log in (`hf auth login`) or pass --token, check the network, and run this "
-                       "command again\n")
+        parser.exit(
+            1,
+            f"clner-push: the upload of {args.folder} to {args.repo_id!r} failed ({type(exc).__name__}: "
+            f"{reason}). Log in (`hf auth login`) or pass --token, check the network, and run this "
+            "command again\n",
+        )
     print(f"uploaded {args.folder} to {getattr(info, 'commit_url', None) or args.repo_id}")
     return 0
 

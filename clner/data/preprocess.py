@@ -5,14 +5,12 @@ core's `pad_view`.
 
 from __future__ import annotations
 
-from clner.data.io import classlabel_names
-from clner.data.io import tag_names
-
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clner.data.io import classlabel_names, tag_names
 from inference_clner import pad_view, parse_tag
 
 #: Per-window keys passed through the collator as long tensors.
@@ -140,11 +138,22 @@ def preprocess_dataset(
     import datasets
 
     if isinstance(dataset, datasets.DatasetDict):
-        settings = dict(label2id=label2id, max_seq_length=max_seq_length, stride=stride, with_labels=with_labels,
-                        num_proc=num_proc, snippet_separator=snippet_separator, tag_column=tag_column,
-                        load_from_cache_file=load_from_cache_file)
-        return datasets.DatasetDict({split: preprocess_dataset(ds, tokenizer, desc=f"{desc} ({split})", **settings)
-                                     for split, ds in dataset.items()})
+        settings = dict(
+            label2id=label2id,
+            max_seq_length=max_seq_length,
+            stride=stride,
+            with_labels=with_labels,
+            num_proc=num_proc,
+            snippet_separator=snippet_separator,
+            tag_column=tag_column,
+            load_from_cache_file=load_from_cache_file,
+        )
+        return datasets.DatasetDict(
+            {
+                split: preprocess_dataset(ds, tokenizer, desc=f"{desc} ({split})", **settings)
+                for split, ds in dataset.items()
+            }
+        )
     from inference_clner import encode_example
 
     labeled = with_labels and tag_column in dataset.column_names
@@ -163,9 +172,15 @@ def preprocess_dataset(
             can_start = None
             if row_tags is not None and len(row_tags) == len(words):  # no window opens inside a gold entity
                 can_start = [parse_tag(str(t))[0] not in ("I", "E") for t in row_tags]
-            features = encode_example(tokenizer, words, batch["context"][k] if has_context else None,
-                                      max_seq_length=max_seq_length, stride=stride,
-                                      snippet_separator=snippet_separator, can_start=can_start)
+            features = encode_example(
+                tokenizer,
+                words,
+                batch["context"][k] if has_context else None,
+                max_seq_length=max_seq_length,
+                stride=stride,
+                snippet_separator=snippet_separator,
+                can_start=can_start,
+            )
             if not features:
                 raise ValueError(f"row {idx}: encode_example returned no feature")
             for feature in features:
@@ -177,11 +192,13 @@ def preprocess_dataset(
                     raise ValueError(f"row {idx}: feature keys {sorted(feature)} differ from {sorted(keys)}")
                 for key in keys:
                     out[key].append(feature[key])
-                out["length"].append(len(feature["input_ids"]) + (len(feature["ctx_input_ids"])
-                                                                   if feature["has_context"] else 0))
+                out["length"].append(
+                    len(feature["input_ids"]) + (len(feature["ctx_input_ids"]) if feature["has_context"] else 0)
+                )
                 if labeled:
-                    out["labels"].append(_window_labels(row_tags, label2id, idx, int(feature["word_start"]),
-                                                        len(feature["word_index"])))
+                    out["labels"].append(
+                        _window_labels(row_tags, label2id, idx, int(feature["word_start"]), len(feature["word_index"]))
+                    )
                 out["example_id"].append(idx)
         return out
 
@@ -197,7 +214,7 @@ def preprocess_dataset(
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoding_code_key() -> str:
     """sha1 of the code that turns rows into features (this module and the inference core), read once a process:
     the code that runs is the code that was imported, even if the files are edited later."""
@@ -258,10 +275,15 @@ class CLNERDataCollator:
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             raise ValueError("the tokenizer has no pad token")
-        padded = pad_view(features, prefix, pad_id, getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
-                          multiple_of=self.pad_to_multiple_of,
-                          left=getattr(self.tokenizer, "padding_side", "right") == "left",
-                          word_pad_id=self.word_index_pad_id)
+        padded = pad_view(
+            features,
+            prefix,
+            pad_id,
+            getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
+            multiple_of=self.pad_to_multiple_of,
+            left=getattr(self.tokenizer, "padding_side", "right") == "left",
+            word_pad_id=self.word_index_pad_id,
+        )
         for key, rows in padded.items():
             batch[prefix + key] = torch.tensor(rows, dtype=torch.long).reshape(len(rows), len(rows[0]))
 

@@ -43,13 +43,17 @@ def _tag_form_error(tag: str, scheme: str) -> str | None:
     if scheme == "IO":
         if prefix is None:
             return None
-        return (f"tag {tag!r} has a {prefix}- prefix, but --tag_scheme IO tags each entity word with its bare type "
-                f"(e.g. {etype!r}); for B-/I- tags pass --tag_scheme BIO (or IOB1 if entities start with I-)")
+        return (
+            f"tag {tag!r} has a {prefix}- prefix, but --tag_scheme IO tags each entity word with its bare type "
+            f"(e.g. {etype!r}); for B-/I- tags pass --tag_scheme BIO (or IOB1 if entities start with I-)"
+        )
     if prefix is None:
-        return (f"tag {tag!r} has no B-/I- prefix: under --tag_scheme {scheme} every entity tag is B-<type> or "
-                f"I-<type>{' (or E-/S-)' if scheme == 'BIOES' else ''}. If the file tags each entity word with its "
-                f"bare type (IO tagging), pass --tag_scheme IO (converted to BIO for training); labels are never "
-                "remapped silently")
+        return (
+            f"tag {tag!r} has no B-/I- prefix: under --tag_scheme {scheme} every entity tag is B-<type> or "
+            f"I-<type>{' (or E-/S-)' if scheme == 'BIOES' else ''}. If the file tags each entity word with its "
+            f"bare type (IO tagging), pass --tag_scheme IO (converted to BIO for training); labels are never "
+            "remapped silently"
+        )
     if tag[0] not in _PREFIXES[scheme]:  # the raw prefix: parse_tag reads L-/U- as E-/S-
         if tag[0] in "LU":
             return f"tag {tag!r} is a BILOU tag (L- last, U- unit), not {scheme}: pass --tag_scheme BILOU"
@@ -67,26 +71,34 @@ def _transition_error(prev: str | None, tag: str | None, scheme: str) -> tuple[i
     after = f"follows {prev!r}" if prev is not None else "starts the sentence"
     if scheme == "BIO":
         if c_prefix == "I" and not (p_prefix in ("B", "I") and p_type == c_type):
-            return 0, (f"{tag!r} {after}: under --tag_scheme BIO an entity starts with B-{c_type}. If the file is "
-                       "IOB1 (entities start with I-; B- only splits two adjacent entities of one type), pass "
-                       "--tag_scheme IOB1 (converted to BIO for training and back on writing); to train on the tags "
-                       "as they are, pass --crf_constraints false")
+            return 0, (
+                f"{tag!r} {after}: under --tag_scheme BIO an entity starts with B-{c_type}. If the file is "
+                "IOB1 (entities start with I-; B- only splits two adjacent entities of one type), pass "
+                "--tag_scheme IOB1 (converted to BIO for training and back on writing); to train on the tags "
+                "as they are, pass --crf_constraints false"
+            )
     elif scheme == "IOB1":
         if c_prefix == "B" and not (p_prefix in ("B", "I") and p_type == c_type):
-            return 0, (f"{tag!r} {after}: under --tag_scheme IOB1, B- only splits two adjacent entities of one type "
-                       f"(an entity starts with I-{c_type}). If entities start with B-, the file is BIO: pass "
-                       "--tag_scheme BIO")
+            return 0, (
+                f"{tag!r} {after}: under --tag_scheme IOB1, B- only splits two adjacent entities of one type "
+                f"(an entity starts with I-{c_type}). If entities start with B-, the file is BIO: pass "
+                "--tag_scheme BIO"
+            )
     elif scheme in ("BIOES", "BILOU"):  # parse_tag reads L-/U- as E-/S-
         last, unit = ("L", "U") if scheme == "BILOU" else ("E", "S")
         open_entity = p_prefix in ("B", "I")
         if c_prefix in ("I", "E"):
             if not (open_entity and p_type == c_type):
-                return 0, (f"{tag!r} {after}: under --tag_scheme {scheme}, I-/{last}-{c_type} continue an entity "
-                           f"opened by B-{c_type}")
+                return 0, (
+                    f"{tag!r} {after}: under --tag_scheme {scheme}, I-/{last}-{c_type} continue an entity "
+                    f"opened by B-{c_type}"
+                )
         elif open_entity:  # reported at `prev`, the tag that should have closed it
             where = f"before {tag!r}" if tag is not None else "at the end of the sentence"
-            return -1, (f"entity {prev!r} is not closed {where}: under --tag_scheme {scheme} an entity ends with "
-                        f"{last}-{p_type} (a one-word entity is {unit}-{p_type})")
+            return -1, (
+                f"entity {prev!r} is not closed {where}: under --tag_scheme {scheme} an entity ends with "
+                f"{last}-{p_type} (a one-word entity is {unit}-{p_type})"
+            )
     return None
 
 

@@ -32,8 +32,6 @@ entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_con
 
 from __future__ import annotations
 
-from clner.metrics import parse_view_metrics
-
 import html
 import json
 import logging
@@ -41,15 +39,17 @@ import math
 import os
 import platform
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import inference_clner
 from clner.losses import CL_LOSSES
+from clner.metrics import parse_view_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ CITATION = """@inproceedings{wang-etal-2021-improving,
 _CURVES_RE = re.compile(r"[A-Za-z0-9_][\w.\-]*(/[\w.\-]+)*", re.ASCII)  # a relative path, whole
 
 
-def _pct(value: Optional[float], scale: float) -> str:
+def _pct(value: float | None, scale: float) -> str:
     """A score in the card: ``–`` when it was not recorded, ``n/a`` when it is undefined (NaN)."""
     if value is None:
         return "–"
@@ -101,8 +101,9 @@ def _type_cells(scores: Mapping[str, float], scale: float) -> list[str]:
 SPLIT_PREFIXES = {"eval": "validation", "predict": "test", "test": "test"}
 
 
-def result_splits(metrics: Mapping[str, Any], metric_prefix: str = "eval",
-                  dataset_split: Optional[str] = None) -> list[tuple[str, dict]]:
+def result_splits(
+    metrics: Mapping[str, Any], metric_prefix: str = "eval", dataset_split: str | None = None
+) -> list[tuple[str, dict]]:
     """Every evaluated split of `metrics` as `(split, parse_view_metrics(...))`, validation before test: a run that
     evaluated (``eval_``) and predicted (``predict_``) reports both. The split of `metric_prefix` is named
     `dataset_split` when given; a prefix outside `SPLIT_PREFIXES` names its own split. NaN scores are kept."""
@@ -117,13 +118,13 @@ def result_splits(metrics: Mapping[str, Any], metric_prefix: str = "eval",
     return list(out.items())
 
 
-def _weights(config) -> Optional[str]:
+def _weights(config) -> str | None:
     """The recorded loss weights as `1 / 0.5 / 0.5`, or None when the config predates them."""
     values = [getattr(config, k, None) for k in ("nll_weight", "nll_ext_weight", "cl_weight")]
     return None if any(v is None for v in values) else " / ".join(f"{v:g}" for v in values)
 
 
-def is_repo_id(name: Optional[str]) -> bool:
+def is_repo_id(name: str | None) -> bool:
     """A Hub repository id (`huggingface_hub`'s own rule), not a local path that exists or is absolute."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -168,7 +169,7 @@ def md_escape(text: Any, *, table: bool = False, code: bool = False) -> str:
     if not table:
         m = _ORDERED_ITEM_RE.match(s)
         if m:
-            s = f"{m.group(1)}\\{m.group(2)}{s[m.end():]}"
+            s = f"{m.group(1)}\\{m.group(2)}{s[m.end() :]}"
         elif s.startswith(_BLOCK_MARKERS):
             s = "\\" + s
     return s
@@ -187,7 +188,7 @@ def _py_str(text: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------- card
-def recipe_summary(config) -> Optional[str]:
+def recipe_summary(config) -> str | None:
     """How the model was trained, in words, from the recipe its config records (`train_views`, `cl_loss`,
     `cl_weight`, written by `run_ner_cl.py` from `CLArguments.recipe()`); None when the config records none."""
     if getattr(config, "nll_weight", None) is None:
@@ -195,24 +196,32 @@ def recipe_summary(config) -> Optional[str]:
     views = getattr(config, "train_views", "both")
     cl = getattr(config, "cl_loss", None) or "none"
     if views == "sentence":
-        return ("trained on the sentences alone, without external contexts (the paper's *w/o context* baseline): no "
-                "context view and no cooperative-learning loss")
+        return (
+            "trained on the sentences alone, without external contexts (the paper's *w/o context* baseline): no "
+            "context view and no cooperative-learning loss"
+        )
     if views == "context":
-        return ("trained on each sentence with its retrieved context, `[sentence ; SEP ; context]` (the paper's "
-                "*w/ context* baseline): no sentence-only view and no cooperative-learning loss")
+        return (
+            "trained on each sentence with its retrieved context, `[sentence ; SEP ; context]` (the paper's "
+            "*w/ context* baseline): no sentence-only view and no cooperative-learning loss"
+        )
     two_views = "trained on two views of each sentence, the sentence alone and `[sentence ; SEP ; retrieved context]`"
     if cl == "none" or not getattr(config, "cl_weight", None):
         return f"{two_views}, each with its CRF loss and no cooperative-learning loss (the ablation of CLNER)"
     loss = CL_LOSSES[cl].description if cl in CL_LOSSES else md_escape(cl)
-    return (f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the "
-            "context view")
+    return (
+        f"{two_views}, plus the cooperative-learning loss {loss}, which pulls the sentence view towards the "
+        "context view"
+    )
 
 
 def _objective_rows(config) -> list[tuple[str, Any]]:
     """The recorded recipe as `(setting, value)` rows; only the settings that applied to this training."""
     views = getattr(config, "train_views", "both")
-    rows: list[tuple[str, Any]] = [("views trained", views),
-                                   ("trained with contexts", getattr(config, "trained_with_context", True))]
+    rows: list[tuple[str, Any]] = [
+        ("views trained", views),
+        ("trained with contexts", getattr(config, "trained_with_context", True)),
+    ]
     if views == "both":
         cl = getattr(config, "cl_loss", None) or "none"
         rows.append(("cooperative-learning loss", cl))
@@ -234,9 +243,13 @@ def training_set_statistics(rows: Sequence[Mapping[str, Any]], unlabeled: int = 
         for etype, _, _ in inference_clner.group_entities(list(row.get("tags") or [])):
             entities[etype] = entities.get(etype, 0) + 1
     lengths.sort()
-    return {"sentences": len(lengths), "with_context": with_context, "unlabeled": unlabeled,
-            "words": (lengths[0], lengths[len(lengths) // 2], lengths[-1]) if lengths else None,
-            "entities": dict(sorted(entities.items()))}
+    return {
+        "sentences": len(lengths),
+        "with_context": with_context,
+        "unlabeled": unlabeled,
+        "words": (lengths[0], lengths[len(lengths) // 2], lengths[-1]) if lengths else None,
+        "entities": dict(sorted(entities.items())),
+    }
 
 
 def epoch_results(log_history: Sequence[Mapping[str, Any]]) -> list[dict]:
@@ -249,9 +262,17 @@ def epoch_results(log_history: Sequence[Mapping[str, Any]]) -> list[dict]:
         if "loss" in entry:
             train_loss = entry["loss"]
         if "eval_sentence_f1" in entry or "eval_context_f1" in entry:
-            rows.append({"epoch": entry.get("epoch"), "step": entry.get("step"), "training_loss": train_loss,
-                         "validation_loss": entry.get("eval_loss"), "sentence_f1": entry.get("eval_sentence_f1"),
-                         "context_f1": entry.get("eval_context_f1"), "f1": entry.get("eval_f1")})
+            rows.append(
+                {
+                    "epoch": entry.get("epoch"),
+                    "step": entry.get("step"),
+                    "training_loss": train_loss,
+                    "validation_loss": entry.get("eval_loss"),
+                    "sentence_f1": entry.get("eval_sentence_f1"),
+                    "context_f1": entry.get("eval_context_f1"),
+                    "f1": entry.get("eval_f1"),
+                }
+            )
     return rows
 
 
@@ -260,8 +281,14 @@ def framework_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"Python": platform.python_version()}
-    for name, dist in (("clner", "clner"), ("Transformers", "transformers"), ("PyTorch", "torch"),
-                       ("Datasets", "datasets"), ("Tokenizers", "tokenizers"), ("huggingface_hub", "huggingface-hub")):
+    for name, dist in (
+        ("clner", "clner"),
+        ("Transformers", "transformers"),
+        ("PyTorch", "torch"),
+        ("Datasets", "datasets"),
+        ("Tokenizers", "tokenizers"),
+        ("huggingface_hub", "huggingface-hub"),
+    ):
         try:
             out[name] = version(dist)
         except PackageNotFoundError:
@@ -279,12 +306,22 @@ def _num(value: Any, digits: int = 4) -> str:
 
 # ---------------------------------------------------------------------------------------------------- card data
 #: what a config records of its training recipe (`run_ner_cl.py`, from `CLArguments.recipe()`)
-_RECIPE_KEYS = ("train_views", "trained_with_context", "cl_loss", "cl_temperature", "cl_weight", "nll_weight",
-                "nll_ext_weight")
+_RECIPE_KEYS = (
+    "train_views",
+    "trained_with_context",
+    "cl_loss",
+    "cl_temperature",
+    "cl_weight",
+    "nll_weight",
+    "nll_ext_weight",
+)
 #: the model settings the card lists: config key -> (row name, value when the config has none)
-_MODEL_SETTINGS = {"tag_scheme": ("tag scheme", "BIO"), "crf_constraints": ("CRF scheme constraints", True),
-                   "max_seq_length": ("max sub-tokens per view", None),
-                   "window_stride": ("window stride (long sentences)", None)}
+_MODEL_SETTINGS = {
+    "tag_scheme": ("tag scheme", "BIO"),
+    "crf_constraints": ("CRF scheme constraints", True),
+    "max_seq_length": ("max sub-tokens per view", None),
+    "window_stride": ("window stride (long sentences)", None),
+}
 
 
 class CLNERModelCardData(ModelCardData):
@@ -307,19 +344,46 @@ class CLNERModelCardData(ModelCardData):
     (`epoch_results`), `curves` (the training-curves image), `versions` (`framework_versions`), `context_source`.
     """
 
-    BODY_FIELDS = ("dataset_label", "encoder_name", "encoder_type", "entity_types", "training_recipe",
-                   "model_settings", "results", "repo_id", "revision", "space_id", "training_stats", "hyperparameters",
-                   "epochs", "curves", "versions", "context_source")
+    BODY_FIELDS = (
+        "dataset_label",
+        "encoder_name",
+        "encoder_type",
+        "entity_types",
+        "training_recipe",
+        "model_settings",
+        "results",
+        "repo_id",
+        "revision",
+        "space_id",
+        "training_stats",
+        "hyperparameters",
+        "epochs",
+        "curves",
+        "versions",
+        "context_source",
+    )
 
-    def __init__(self, *, dataset_label: Optional[str] = None, encoder_name: Optional[str] = None,
-                 encoder_type: str = "transformer", entity_types: Sequence[str] = (),
-                 training_recipe: Optional[Mapping[str, Any]] = None,
-                 model_settings: Optional[Mapping[str, Any]] = None, results: Sequence[tuple[str, dict]] = (),
-                 repo_id: Optional[str] = None, revision: Optional[str] = None, space_id: Optional[str] = None,
-                 training_stats: Optional[Mapping[str, Any]] = None,
-                 hyperparameters: Optional[Mapping[str, Any]] = None, epochs: Sequence[Mapping[str, Any]] = (),
-                 curves: Optional[str] = None, versions: Optional[Mapping[str, str]] = None,
-                 context_source: Optional[str] = None, **front_matter):
+    def __init__(
+        self,
+        *,
+        dataset_label: str | None = None,
+        encoder_name: str | None = None,
+        encoder_type: str = "transformer",
+        entity_types: Sequence[str] = (),
+        training_recipe: Mapping[str, Any] | None = None,
+        model_settings: Mapping[str, Any] | None = None,
+        results: Sequence[tuple[str, dict]] = (),
+        repo_id: str | None = None,
+        revision: str | None = None,
+        space_id: str | None = None,
+        training_stats: Mapping[str, Any] | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        epochs: Sequence[Mapping[str, Any]] = (),
+        curves: str | None = None,
+        versions: Mapping[str, str] | None = None,
+        context_source: str | None = None,
+        **front_matter,
+    ):
         """Raises ValueError when `curves` is not a relative image path in the model folder (letters, digits,
         ``_ . - /``, no ``..``) or `space_id` is not a Hub id: both reach the body unescaped, in a link."""
         if curves is not None and (not _CURVES_RE.fullmatch(str(curves)) or ".." in str(curves).split("/")):
@@ -341,7 +405,7 @@ class CLNERModelCardData(ModelCardData):
         for key in self.BODY_FIELDS:
             data_dict.pop(key, None)
 
-    def to_yaml(self, line_break: Optional[str] = None, original_order: Optional[list[str]] = None) -> str:
+    def to_yaml(self, line_break: str | None = None, original_order: list[str] | None = None) -> str:
         """The front matter (`to_dict()`) by ``yaml.safe_dump``: plain data only, quoted where YAML needs it; the keys
         of `original_order` first (a card parsed from a README keeps its order)."""
         data = self.to_dict()
@@ -370,9 +434,11 @@ class CLNERModelCardData(ModelCardData):
             "recipe": recipe_summary(recipe),  # prose; its only name from the config (an unknown loss) is escaped
             **self._results_kwargs(),
             "demo": {"name": md_escape(self.space_id), "url": f"https://huggingface.co/spaces/{self.space_id}"}
-            if self.space_id else None,  # a Hub id (checked when set): only letters, digits, `-_./`
+            if self.space_id
+            else None,  # a Hub id (checked when set): only letters, digits, `-_./`
             # Python literals for the usage code; the placeholders stay as they are (push_to_hub replaces the revision)
-            "repo_code": _py_str(self.repo_id) if self.repo_id and self.repo_id != placeholder
+            "repo_code": _py_str(self.repo_id)
+            if self.repo_id and self.repo_id != placeholder
             else f'"<org>/{_py_str(model_name)[1:-1]}"',
             "revision_code": f'"{revision}"' if revision == REVISION_PLACEHOLDER else _py_str(revision),
             **self._training_kwargs(recipe),
@@ -381,38 +447,52 @@ class CLNERModelCardData(ModelCardData):
             "widget_total": len(widget),
             "widget_right": sum(1 for w in widget if WIDGET_DIFFERS not in str(w.get("example_title", ""))),
             "widget_differs": md_escape(WIDGET_DIFFERS),
-            "sentence_only": views == "sentence", "context_only": views == "context",
+            "sentence_only": views == "sentence",
+            "context_only": views == "context",
             "cooperative": (getattr(recipe, "cl_loss", None) or "none") != "none"
             and bool(getattr(recipe, "cl_weight", None)),
-            "evaluated_splits": " and ".join(md_escape(s) for s in splits), "plural": "s" if len(splits) > 1 else "",
-            "languages": [md_escape(lang) for lang in
-                          ([self.language] if isinstance(self.language, str) else list(self.language or []))],
+            "evaluated_splits": " and ".join(md_escape(s) for s in splits),
+            "plural": "s" if len(splits) > 1 else "",
+            "languages": [
+                md_escape(lang)
+                for lang in ([self.language] if isinstance(self.language, str) else list(self.language or []))
+            ],
             "citation": CITATION,
         }
 
     def _results_kwargs(self) -> dict[str, Any]:
         """The "Results" section: one entry per evaluated split (validation, then test), its overall rows per view
         and its per-type rows; scores in % when they are fractions. A type without gold entities is ``n/a``."""
-        values = [v for _, by_view in self.results for view in by_view.values()
-                  for group in [view["overall"], *view["types"].values()]
-                  for k, v in group.items() if k in METRICS and not math.isnan(v)]
+        values = [
+            v
+            for _, by_view in self.results
+            for view in by_view.values()
+            for group in [view["overall"], *view["types"].values()]
+            for k, v in group.items()
+            if k in METRICS and not math.isnan(v)
+        ]
         scale = 100.0 if values and max(values) <= 1.0 else 1.0
         splits = []
         for split_name, by_view in self.results:
             views = [v for v in VIEWS if v in by_view]
             types = sorted({t for view in by_view.values() for t in view["types"]})
             cells = [[c for v in views for c in _type_cells(by_view[v]["types"].get(t, {}), scale)] for t in types]
-            splits.append({
-                "title": md_escape(split_name[:1].upper() + split_name[1:]),
-                "name": md_escape(split_name),
-                "rows": [_row(VIEW_TITLES[v], *(_pct(by_view[v]["overall"].get(m), scale) for m in METRICS))
-                         for v in views],
-                "type_head": " | ".join(f"{VIEW_TITLES[v]} {m if m != 'f1' else 'F1'}"
-                                        for v in views for m in METRICS),
-                "type_columns": len(views) * len(METRICS),
-                "type_rows": [_row(t, *row) for t, row in zip(types, cells)],
-                "na": any("n/a" in row for row in cells),
-            })
+            splits.append(
+                {
+                    "title": md_escape(split_name[:1].upper() + split_name[1:]),
+                    "name": md_escape(split_name),
+                    "rows": [
+                        _row(VIEW_TITLES[v], *(_pct(by_view[v]["overall"].get(m), scale) for m in METRICS))
+                        for v in views
+                    ],
+                    "type_head": " | ".join(
+                        f"{VIEW_TITLES[v]} {m if m != 'f1' else 'F1'}" for v in views for m in METRICS
+                    ),
+                    "type_columns": len(views) * len(METRICS),
+                    "type_rows": [_row(t, *row) for t, row in zip(types, cells)],
+                    "na": any("n/a" in row for row in cells),
+                }
+            )
         return {"splits": splits, "unit": " (%)" if scale == 100.0 else ""}
 
     def _training_kwargs(self, recipe) -> dict[str, Any]:
@@ -424,8 +504,9 @@ class CLNERModelCardData(ModelCardData):
             words, n_context = stats.get("words"), stats.get("with_context", 0)
             statistics = [_row("sentences", n), _row("with a context", f"{n_context} ({100.0 * n_context / n:.1f}%)")]
             if words:
-                statistics.append(_row("words per sentence (min / median / max)",
-                                       f"{words[0]} / {words[1]} / {words[2]}"))
+                statistics.append(
+                    _row("words per sentence (min / median / max)", f"{words[0]} / {words[1]} / {words[2]}")
+                )
             if stats.get("unlabeled"):
                 statistics.append(_row("unlabelled sentences (cooperative-learning loss only)", stats["unlabeled"]))
             entities = [_row(t, c) for t, c in (stats.get("entities") or {}).items()]
@@ -433,15 +514,24 @@ class CLNERModelCardData(ModelCardData):
         epochs = []
         for r in self.epochs:
             epoch = r.get("epoch")
-            epochs.append(_row(_num(round(epoch, 2) if isinstance(epoch, float) else epoch), _num(r.get("step")),
-                               _num(r.get("training_loss")), _num(r.get("validation_loss")),
-                               _pct(r.get("sentence_f1"), 100.0), _pct(r.get("context_f1"), 100.0),
-                               _pct(r.get("f1"), 100.0)))
+            epochs.append(
+                _row(
+                    _num(round(epoch, 2) if isinstance(epoch, float) else epoch),
+                    _num(r.get("step")),
+                    _num(r.get("training_loss")),
+                    _num(r.get("validation_loss")),
+                    _pct(r.get("sentence_f1"), 100.0),
+                    _pct(r.get("context_f1"), 100.0),
+                    _pct(r.get("f1"), 100.0),
+                )
+            )
         return {
-            "statistics_rows": statistics, "entity_rows": entities,
+            "statistics_rows": statistics,
+            "entity_rows": entities,
             "hyperparameter_rows": [_row(k, v) for k, v in (self.hyperparameters or {}).items()],
             "objective_rows": [_row(k, v) for k, v in _objective_rows(recipe) if v is not None]
-            if recipe_summary(recipe) else [],
+            if recipe_summary(recipe)
+            else [],
             "setting_rows": [_row(k, v) for k, v in settings if v is not None],
             "epoch_rows": epochs,
             "curves": self.curves,  # a relative path of letters, digits and `_.-/` (checked when set)
@@ -456,52 +546,70 @@ class CLNERModelCard(ModelCard):
     card_data_class = CLNERModelCardData
 
     @classmethod
-    def from_template(cls, card_data: CLNERModelCardData, template_path: Optional[str] = None,
-                      template_str: Optional[str] = None, **template_kwargs):
+    def from_template(
+        cls,
+        card_data: CLNERModelCardData,
+        template_path: str | None = None,
+        template_str: str | None = None,
+        **template_kwargs,
+    ):
         """`ModelCard.from_template` with `MODEL_CARD_TEMPLATE_PATH` unless a template is given, and the card data's
         escaped `template_kwargs()` (keyword arguments given here replace them)."""
         if template_path is None and template_str is None:
             template_str = MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")
-        return super().from_template(card_data, template_path, template_str,
-                                     **{**card_data.template_kwargs(), **template_kwargs})
+        return super().from_template(
+            card_data, template_path, template_str, **{**card_data.template_kwargs(), **template_kwargs}
+        )
 
 
-def _eval_results(parsed: dict, dataset_label: Optional[str], dataset_type: str, dataset_config: Optional[str],
-                  split: str) -> list[EvalResult]:
+def _eval_results(
+    parsed: dict, dataset_label: str | None, dataset_type: str, dataset_config: str | None, split: str
+) -> list[EvalResult]:
     """The ``model-index`` entries: precision / recall / F1 of both views on `split` (none without a dataset)."""
     if not dataset_label:
         return []
-    return [EvalResult(task_type="token-classification", task_name="Named Entity Recognition",
-                       dataset_type=dataset_type, dataset_name=dataset_label, dataset_config=dataset_config,
-                       dataset_split=split, metric_type=metric, metric_value=round(value, 4), metric_config=view,
-                       metric_name=f"{metric.capitalize() if metric != 'f1' else 'F1'} ({VIEW_TITLES[view]})")
-            for view in VIEWS for metric in METRICS
-            if (value := parsed.get(view, {}).get("overall", {}).get(metric)) is not None]
+    return [
+        EvalResult(
+            task_type="token-classification",
+            task_name="Named Entity Recognition",
+            dataset_type=dataset_type,
+            dataset_name=dataset_label,
+            dataset_config=dataset_config,
+            dataset_split=split,
+            metric_type=metric,
+            metric_value=round(value, 4),
+            metric_config=view,
+            metric_name=f"{metric.capitalize() if metric != 'f1' else 'F1'} ({VIEW_TITLES[view]})",
+        )
+        for view in VIEWS
+        for metric in METRICS
+        if (value := parsed.get(view, {}).get("overall", {}).get(metric)) is not None
+    ]
 
 
 def build_model_card(
     config,
     metrics: Mapping[str, Any],
     *,
-    base_model: Optional[str],
-    dataset_name: Optional[str] = None,
-    dataset_id: Optional[str] = None,
-    language: Optional[str | Sequence[str]] = None,
-    license: Optional[str] = None,
-    hyperparameters: Optional[Mapping[str, Any]] = None,
-    context_source: Optional[str] = None,
-    widget_examples: Optional[Sequence[Mapping[str, Any]]] = None,
-    model_name: Optional[str] = None,
-    repo_id: Optional[str] = None,
-    revision: Optional[str] = None,
-    dataset_config: Optional[str] = None,
-    dataset_split: Optional[str] = None,
+    base_model: str | None,
+    dataset_name: str | None = None,
+    dataset_id: str | None = None,
+    language: str | Sequence[str] | None = None,
+    license: str | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
+    context_source: str | None = None,
+    widget_examples: Sequence[Mapping[str, Any]] | None = None,
+    model_name: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    dataset_config: str | None = None,
+    dataset_split: str | None = None,
     metric_prefix: str = "eval",
-    training_stats: Optional[Mapping[str, Any]] = None,
-    epochs: Optional[Sequence[Mapping[str, Any]]] = None,
-    versions: Optional[Mapping[str, str]] = None,
-    space_id: Optional[str] = None,
-    curves: Optional[str] = None,
+    training_stats: Mapping[str, Any] | None = None,
+    epochs: Sequence[Mapping[str, Any]] | None = None,
+    versions: Mapping[str, str] | None = None,
+    space_id: str | None = None,
+    curves: str | None = None,
 ) -> ModelCard:
     """The Hub model card of a trained CLNER model: a `CLNERModelCard` (a `huggingface_hub.ModelCard`) rendered by
     ``ModelCard.from_template`` from the run's `CLNERModelCardData` and `MODEL_CARD_TEMPLATE_PATH`.
@@ -546,8 +654,14 @@ def build_model_card(
         base_model=base_model if is_repo_id(base_model) else None,
         pipeline_tag="token-classification",
         model_name=model_name,
-        eval_results=_eval_results(parse_view_metrics(metrics, metric_prefix), dataset_label,
-                                   dataset_id or _slug(dataset_label or ""), dataset_config, split) or None,
+        eval_results=_eval_results(
+            parse_view_metrics(metrics, metric_prefix),
+            dataset_label,
+            dataset_id or _slug(dataset_label or ""),
+            dataset_config,
+            split,
+        )
+        or None,
         widget=[dict(w) for w in widget_examples] if widget_examples else None,
         # the body: every split evaluated (validation and test), where the model-index has the one of metric_prefix
         dataset_label=dataset_label,
@@ -557,9 +671,15 @@ def build_model_card(
         training_recipe={key: getattr(config, key) for key in _RECIPE_KEYS if hasattr(config, key)},
         model_settings={key: getattr(config, key, default) for key, (_, default) in _MODEL_SETTINGS.items()},
         results=result_splits(metrics, metric_prefix, split),
-        repo_id=repo_id, revision=revision, space_id=space_id, training_stats=training_stats,
-        hyperparameters=hyperparameters, epochs=epochs or (), curves=curves,
-        versions=framework_versions() if versions is None else versions, context_source=context_source,
+        repo_id=repo_id,
+        revision=revision,
+        space_id=space_id,
+        training_stats=training_stats,
+        hyperparameters=hyperparameters,
+        epochs=epochs or (),
+        curves=curves,
+        versions=framework_versions() if versions is None else versions,
+        context_source=context_source,
     )
     return CLNERModelCard.from_template(data)
 
@@ -575,13 +695,23 @@ def _gold_char_spans(tokens: Sequence[str], tags: Sequence[str]) -> set[tuple[st
     for t in tokens:
         starts.append(pos)
         pos += len(t) + 1
-    return {(etype, starts[i], starts[j - 1] + len(tokens[j - 1]))
-            for etype, i, j in inference_clner.group_entities(list(tags))}
+    return {
+        (etype, starts[i], starts[j - 1] + len(tokens[j - 1]))
+        for etype, i, j in inference_clner.group_entities(list(tags))
+    }
 
 
-def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int = 4, *,
-                           min_words: int = 5, max_words: int = 40, pipe=None,
-                           max_candidates: int = 512) -> list[dict]:
+def choose_widget_examples(
+    model,
+    tokenizer,
+    rows: Sequence[Mapping[str, Any]],
+    k: int = 4,
+    *,
+    min_words: int = 5,
+    max_words: int = 40,
+    pipe=None,
+    max_candidates: int = 512,
+) -> list[dict]:
     """Pick `k` evaluation rows (dicts with `tokens`, `tags`, `context`) that together cover as many gold entity types
     as possible, preferring rows the model tags exactly right, with each one's widget `output` computed by the CLNER
     pipeline (sentence view, as the widget sends text only).
@@ -597,8 +727,9 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
     if pipe is None:
         import pipeline_clner
 
-        pipe = pipeline_clner.CLNERTokenClassificationPipeline(model=model, tokenizer=tokenizer,
-                                                              task=pipeline_clner.TASK, device=model.device)
+        pipe = pipeline_clner.CLNERTokenClassificationPipeline(
+            model=model, tokenizer=tokenizer, task=pipeline_clner.TASK, device=model.device
+        )
     candidates = []
     for i, row in enumerate(rows):
         tokens = [str(t) for t in row.get("tokens") or []]
@@ -607,8 +738,16 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
         tags = list(row.get("tags") or [])
         types = {t for t, _, _ in inference_clner.group_entities(tags)}
         fits = min_words <= len(tokens) <= max_words
-        candidates.append({"i": i, "tokens": tokens, "types": types, "fits": fits, "text": " ".join(tokens),
-                           "gold": _gold_char_spans(tokens, tags) if tags else set()})
+        candidates.append(
+            {
+                "i": i,
+                "tokens": tokens,
+                "types": types,
+                "fits": fits,
+                "text": " ".join(tokens),
+                "gold": _gold_char_spans(tokens, tags) if tags else set(),
+            }
+        )
     with_entities = [c for c in candidates if c["types"] and c["fits"]] or [c for c in candidates if c["types"]]
     with_entities = with_entities[:max_candidates]
     outputs = pipe([c["text"] for c in with_entities]) if with_entities else []
@@ -620,15 +759,17 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
     for pool in ([c for c in with_entities if c["right"]], [c for c in with_entities if not c["right"]]):
         covered = set().union(*(c["types"] for c in chosen)) if chosen else set()
         while pool and len(chosen) < k:
-            best = max(pool, key=lambda c: (len(c["types"] - covered), len(c["types"]), -abs(len(c["tokens"]) - 20),
-                                            -c["i"]))
+            best = max(
+                pool, key=lambda c: (len(c["types"] - covered), len(c["types"]), -abs(len(c["tokens"]) - 20), -c["i"])
+            )
             chosen.append(best)
             covered |= best["types"]
             pool = [c for c in pool if c["i"] != best["i"]]
     if len(chosen) < k:  # too few: rows with entities that do not fit, then rows without entities
         taken = {c["i"] for c in chosen}
-        rest = sorted((c for c in candidates if c["i"] not in taken),
-                      key=lambda c: (not c["types"], not c["fits"], c["i"]))[: k - len(chosen)]
+        rest = sorted(
+            (c for c in candidates if c["i"] not in taken), key=lambda c: (not c["types"], not c["fits"], c["i"])
+        )[: k - len(chosen)]
         for c, entities in zip(rest, pipe([c["text"] for c in rest]) if rest else []):
             c["output"] = entities
             c["right"] = {(e["entity_group"], e["start"], e["end"]) for e in entities} == c["gold"]
@@ -636,10 +777,20 @@ def choose_widget_examples(model, tokenizer, rows: Sequence[Mapping[str, Any]], 
     examples = []
     for c in chosen:
         title = ", ".join(sorted(c["types"])) if c["types"] else "no entities"
-        examples.append({
-            "text": c["text"],
-            "example_title": title if c["right"] else f"{title} {WIDGET_DIFFERS}",
-            "output": [{"entity_group": e["entity_group"], "word": e["word"], "start": e["start"], "end": e["end"],
-                        "score": round(float(e["score"]), 4)} for e in c["output"]],
-        })
+        examples.append(
+            {
+                "text": c["text"],
+                "example_title": title if c["right"] else f"{title} {WIDGET_DIFFERS}",
+                "output": [
+                    {
+                        "entity_group": e["entity_group"],
+                        "word": e["word"],
+                        "start": e["start"],
+                        "end": e["end"],
+                        "score": round(float(e["score"]), 4),
+                    }
+                    for e in c["output"]
+                ],
+            }
+        )
     return examples

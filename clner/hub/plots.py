@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,15 @@ CURVES_FILE = "training_curves.png"
 #: validation F1 of each view, as the CLNER trainer logs them at each evaluation
 F1_KEYS = (("eval_sentence_f1", "sentence only"), ("eval_context_f1", "with context"))
 #: the logged training loss (the weighted total) and its components
-LOSS_KEYS = (("loss", "loss (weighted total)"), ("loss_nll", "L_NLL (sentence view)"),
-             ("loss_nll_ext", "L_NLL-EXT (context view)"), ("loss_cl", "L_CL (cooperative learning)"))
+LOSS_KEYS = (
+    ("loss", "loss (weighted total)"),
+    ("loss_nll", "L_NLL (sentence view)"),
+    ("loss_nll_ext", "L_NLL-EXT (context view)"),
+    ("loss_cl", "L_CL (cooperative learning)"),
+)
 
 
-def _finite(value: Any) -> Optional[float]:
+def _finite(value: Any) -> float | None:
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -54,12 +59,17 @@ def training_curves(log_history: Sequence[Mapping[str, Any]]) -> tuple[list[dict
         elif "loss" in entry:
             losses = {k: _finite(entry.get(k)) for k, _ in LOSS_KEYS}
             if any(v is not None for v in losses.values()):
-                logs.append({"epoch": _finite(entry.get("epoch")), "step": entry.get("step"),
-                             **{k: v for k, v in losses.items() if v is not None}})
+                logs.append(
+                    {
+                        "epoch": _finite(entry.get("epoch")),
+                        "step": entry.get("step"),
+                        **{k: v for k, v in losses.items() if v is not None},
+                    }
+                )
     return evaluations, logs
 
 
-def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Optional[Path]:
+def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
     """Write a PNG of a training run's curves to `path` and return it: the validation F1 (%) of both views at each
     evaluation, against the epoch, and the training loss with its components (``loss``, ``loss_nll``,
     ``loss_nll_ext``, ``loss_cl``, those logged), against the epoch (or the step, when a log has no epoch), on a

