@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 try:  # loaded from the Hub as a dynamic module, next to inference_clner.py (the one reader of tag prefixes)
-    from .inference_clner import _split_label
+    from .inference_clner import split_label
 except ImportError:  # this project on the path
-    from inference_clner import _split_label
+    from inference_clner import split_label
 
 
 SCHEMES = ("BIO", "BIOES")
@@ -46,7 +46,7 @@ def scheme_constraints(labels: Sequence[str], scheme: str = "BIO") -> tuple[torc
     scheme = scheme.upper()
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown tagging scheme {scheme!r}; expected one of {SCHEMES}.")
-    parts = [_split_label(label) for label in labels]
+    parts = [split_label(label) for label in labels]
     n = len(parts)
     if scheme == "BIO":
         bad = [lab for lab, (p, _) in zip(labels, parts) if p in "ES"]
@@ -79,7 +79,7 @@ def check_label_scheme(labels: Sequence[str], scheme: str = "BIO") -> None:
     scheme = scheme.upper()
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown tagging scheme {scheme!r}; expected one of {SCHEMES}.")
-    bare = [label for label in labels if label != "O" and _split_label(label)[0] == "O"]
+    bare = [label for label in labels if label != "O" and split_label(label)[0] == "O"]
     if bare:
         raise ValueError(
             f"labels {bare[:5]} have no B-/I- prefix, so under tag_scheme {scheme!r} they would be read as O. Tags "
@@ -89,7 +89,7 @@ def check_label_scheme(labels: Sequence[str], scheme: str = "BIO") -> None:
     if scheme == "BIOES":
         kinds: dict[str, set] = {}
         for label in labels:
-            prefix, etype = _split_label(label)
+            prefix, etype = split_label(label)
             if prefix != "O":
                 kinds.setdefault(etype, set()).add(prefix)
         broken = sorted(t for t, p in kinds.items() if (p & {"B", "I"}) and "E" not in p)

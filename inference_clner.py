@@ -78,7 +78,7 @@ def parse_tag(tag: str) -> tuple[str | None, str]:
     return None, tag
 
 
-def _split_label(label: str) -> tuple[str, str]:
+def split_label(label: str) -> tuple[str, str]:
     """`parse_tag`, with a label without a prefix read as `('O', '')` (how the CRF and the entity grouping see it)."""
     prefix, etype = parse_tag(label)
     return ("O", "") if prefix is None else (prefix, etype)
@@ -600,7 +600,7 @@ def group_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     spans: list[tuple[str, int, int]] = []
     cur: list | None = None
     for i, tag in enumerate(tags):
-        prefix, etype = _split_label(tag)
+        prefix, etype = split_label(tag)
         if prefix == "O":
             if cur:
                 spans.append(tuple(cur))

@@ -37,6 +37,7 @@ from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_lis
 from clner.data.schemes import model_tag_scheme, tags_to_scheme
 from clner.errors import CLNERUsageError, HubError, TrainingDivergedError
 from clner.hardware import bf16_cpu_warning
+from clner.hub.publish import publish_from_run
 from clner.hub.upload import prepare_hub_repo
 from clner.metrics import per_type_metric
 from clner.run_utils import (
@@ -703,7 +704,6 @@ def publish(
     trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push, repo_id=None
 ) -> None:
     """Write the Hub folder into output_dir (model card, remote code, pipeline) and upload it with --push_to_hub."""
-    from clner.hub.publish import publish_from_run
 
     publish_from_run(
         trainer,

@@ -29,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clner.errors import CLNERUsageError
+from clner.loading import load_clner_tokenizer
+from inference_clner import encode_example, pad_view, predict_sentences
+
 ONNX_FILE = "model.onnx"
 CRF_FILE = "crf.json"
 
@@ -39,8 +43,6 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
     tokenizer into `output_dir`; returns the folder. `model` is a `CLNERForTokenClassification` (in eval mode for the
     export; dropout is off)."""
     import torch
-
-    from inference_clner import encode_example
 
     class Emissions(torch.nn.Module):
         """One view -> word-level emissions, as `CLNERForTokenClassification.forward` computes its logits."""
@@ -166,7 +168,6 @@ def marginals_numpy(
 def _pad(features: Sequence[dict], pad_id: int, prefix: str = "") -> dict[str, np.ndarray]:
     """One view of a batch of features as ONNX Runtime inputs (int64 arrays; at least one word column, so that no
     dimension is 0)."""
-    from inference_clner import pad_view
 
     return {k: np.asarray(v, dtype=np.int64) for k, v in pad_view(features, prefix, pad_id, width=1).items()}
 
@@ -180,7 +181,6 @@ class ONNXCLNER:
     """
 
     def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None):
-        from clner.loading import load_clner_tokenizer
 
         ort = require_onnx("onnxruntime")
         path = Path(path)
@@ -215,7 +215,6 @@ class ONNXCLNER:
     ) -> list:
         """As `CLNERForTokenClassification.predict`: one text gives its entities; a list of sentences (texts or
         word lists) gives their tags, or their entities with `return_entities=True`."""
-        from inference_clner import encode_example, predict_sentences
 
         return predict_sentences(
             inputs,
@@ -253,8 +252,6 @@ def require_onnx(*modules: str):
     `CLNERUsageError` naming it and the extra that installs it, not a traceback from deep inside torch.onnx (nor an
     empty OUTPUT folder left behind)."""
     import importlib
-
-    from clner.errors import CLNERUsageError
 
     module = None
     for name in modules:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from clner.cli import check_model_path, check_output_path, run_cli
+from clner.errors import CLNERUsageError
+from clner.loading import load_clner_tokenizer, read_clner_config
 from clner.onnx import CRF_FILE, ONNX_FILE, ONNXCLNER, export_onnx, require_onnx
+from modeling_clner import CLNERForTokenClassification
 
 
 def main(argv=None) -> int:
     """`clner-export-onnx MODEL OUTPUT`: export a trained CLNER model (folder or Hub id) to ONNX; a user mistake ends
     with one `error:` line and exit status 2."""
-    from clner.cli import run_cli
 
     return run_cli(export_main, argv, prog="clner-export-onnx")
 
@@ -29,15 +32,11 @@ def export_main(argv=None) -> int:
         help="afterwards, compare ONNX and torch tags on a few sentences (needs onnxruntime)",
     )
     args = parser.parse_args(argv)
-    from clner.cli import check_model_path, check_output_path
-    from clner.errors import CLNERUsageError
 
     # every check before the model loads and before OUTPUT is created: a failed run leaves no empty folder
     check_model_path(args.model, "MODEL")
     require_onnx(*(["onnx", "onnxruntime"] if args.check else ["onnx"]))  # torch.onnx.export needs onnx
     check_output_path(args.output, "OUTPUT", directory=True)
-    from clner.loading import load_clner_tokenizer, read_clner_config
-    from modeling_clner import CLNERForTokenClassification
 
     hub = {"revision": args.revision} if args.revision else {}
     try:

@@ -49,11 +49,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clner.cli import as_user_error, check_model_path, check_output_path, dataclass_parser, plural
-from clner.commands.retrieve import RerankArguments
-from clner.errors import CLNERUsageError
+from clner import errors
+from clner.cli import as_user_error, check_model_path, check_output_path, dataclass_parser, plural, run_cli
+from clner.commands.retrieve import RerankArguments, config_usage_error
+from clner.data import io as data_io
+from clner.data.io import has_context_lines, iter_json_lines, iter_lines, split_columns
+from clner.data.schemes import bilou_to_bioes, io_to_bio, tags_to_scheme
+from clner.errors import CLNERFormatError, CLNERUsageError, RetrievalError
 from clner.loading import load_clner_tokenizer, read_clner_config
+from clner.metrics import seqeval_metrics
+from clner.retrieval import backends, bertscore
+from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
 from inference_clner import context_snippets
+from modeling_clner import CLNERForTokenClassification, check_max_seq_length
+from pipeline_clner import clner_pipeline
 
 logger = logging.getLogger("predict")
 
@@ -181,20 +190,19 @@ def utf8_copy(path: str, encoding: str) -> str:
 def detect_input_format(path: str, name: str) -> str:
     """jsonl / conll / clner / text from the extension of `name`, else from the first lines of `path`: `<EOS> B-X`
     context lines make it CLNER; lines that all hold a tab, or all read `token TAG`, make it CoNLL."""
-    from clner.data.io import _has_context_lines, _iter_lines, _split_columns
 
     lower = name.lower()
     if lower.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
-    if _has_context_lines(path):
+    if has_context_lines(path):
         return "clner"
     lines = []
-    for lineno, line in _iter_lines(path):
+    for lineno, line in iter_lines(path):
         if line.strip():
             lines.append((lineno, line))
             if len(lines) == 500:
                 break
-    columns = [(lineno, _split_columns(line)[0]) for lineno, line in lines]
+    columns = [(lineno, split_columns(line)[0]) for lineno, line in lines]
     if lines and all(len(f) >= 2 and _TAG_RE.match(f[-1]) for _, f in columns):
         return "conll"  # token ... TAG on every line
     tabbed = lines and all("\t" in line for _, line in lines)
@@ -213,12 +221,11 @@ def detect_input_format(path: str, name: str) -> str:
 
 def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]]:
     """CoNLL / CLNER files: one pre-tokenized sentence each (a tag column becomes `gold_tags`)."""
-    from clner.data import io as data_io
 
     if fmt == "clner":
         rows = data_io.read_clner(path)
     else:
-        rows = data_io.read_conll(path, tag_column=None if data_io._conll_is_unlabeled(path) else -1)
+        rows = data_io.read_conll(path, tag_column=None if data_io.conll_is_unlabeled(path) else -1)
     if not rows:
         raise CLNERUsageError(f"{name}: no sentences (the file is empty or holds only blank lines)")
     for row in rows:
@@ -233,8 +240,6 @@ def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]
 
 def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
     """Yield `(pipeline input, fields to copy to the output)` per sentence."""
-    from clner.data.io import _iter_lines, iter_json_lines
-    from clner.errors import CLNERFormatError
 
     name = path
     path = utf8_copy(path, getattr(args, "encoding", "utf-8"))
@@ -246,7 +251,7 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
             yield from read_sentences(path, fmt, name)
             return
         if fmt == "text":
-            for _, line in _iter_lines(path):
+            for _, line in iter_lines(path):
                 yield {"text": line}, {"text": line}
             return
         for lineno, record in iter_json_lines(path):
@@ -343,8 +348,6 @@ def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
             device=args.device,
             **kwargs,
         )
-    from modeling_clner import CLNERForTokenClassification
-    from pipeline_clner import clner_pipeline
 
     tokenizer = load_clner_tokenizer(args.model, config, **hub)
     model = CLNERForTokenClassification.from_pretrained(args.model, use_safetensors=True, **hub)
@@ -354,10 +357,6 @@ def load_pipeline(args: argparse.Namespace, kwargs: dict[str, Any]):
 def build_retriever(args: argparse.Namespace):
     """The live retriever of `--retrieve`; its re-ranking encoder is loaded now, so that one that cannot be loaded
     (offline, misspelt) stops the run with a message instead of every sentence silently losing its context."""
-    from clner import errors
-    from clner.commands.retrieve import config_usage_error
-    from clner.retrieval import backends, bertscore
-    from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
 
     backend_kwargs = {"corpus": args.corpus} if args.backend in ("bm25", "random") else {}
     layer = args.rerank_layer if args.rerank_layer is not None else bertscore.default_layer(args.rerank_model)
@@ -419,7 +418,6 @@ def context_report(counts: dict, notes: dict) -> str:
 def scoring_tags(tags: list[str], scheme: str | None) -> list[str]:
     """Tags of the data's `scheme` as seqeval's default mode reads their entities: IO tags as BIO and BILOU tags as
     BIOES (it knows neither: bare types and L-/U- prefixes), other schemes as they are; the entities are the same."""
-    from clner.data.schemes import bilou_to_bioes, io_to_bio
 
     scheme = str(scheme).upper() if scheme else None
     if scheme == "IO":
@@ -435,7 +433,6 @@ def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int)
     `data_tag_scheme`, else `tag_scheme`; read by `scoring_tags`), with `trainer_clner.seqeval_metrics` (the training
     evaluation's numbers), and the view they come from: `with_context` of the sentences were tagged with a context,
     the others without."""
-    from clner.metrics import seqeval_metrics
 
     metrics = seqeval_metrics(gold, pred)
     n = len(gold)
@@ -521,7 +518,6 @@ def check_paths(args: argparse.Namespace) -> None:
 def check_view_length(pipe, args: argparse.Namespace) -> None:
     """Refuse, before any tagging, a view longer than the encoder's positions (it fails deep inside the encoder) or
     too short to hold a word: --max_seq_length, else the model's."""
-    from modeling_clner import check_max_seq_length
 
     default = int(getattr(pipe.model.config, "max_seq_length", 512) or 512)
     with as_user_error(ValueError):
@@ -600,7 +596,6 @@ def tag_records(args: argparse.Namespace, records: list, pipe, output_format: st
     """Tag `records` with `pipe`, --chunk_size inputs at a time, into --output (and --save_contexts), written
     through temporary files renamed at the end: a run stopped partway leaves any earlier output whole, and no
     partial file. Tags are written in the scheme the model was trained from (IOB1 / IO data: converted back)."""
-    from clner.data.schemes import tags_to_scheme
 
     tally = Tally(args, getattr(pipe.model.config, "data_tag_scheme", None))
     options: dict[str, Any] = {
@@ -680,8 +675,6 @@ def main(argv=None) -> int:
 
 def cli(argv=None) -> int:
     """The `clner-predict` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
-    from clner.cli import run_cli
-    from clner.errors import RetrievalError
 
     return run_cli(main, argv, user_errors=(RetrievalError,))
 

@@ -83,7 +83,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | None = None) -> Iterator[tuple[int, str]]:
+def iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | None = None) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` with universal newlines (``\\n``, ``\\r\\n`` and a lone ``\\r`` end a line;
     U+2028 & co. do not: tokens may hold them), a leading BOM dropped. Undecodable bytes raise
     :class:`CLNERFormatError` naming the line and column, and `fix` (default: re-save the file as UTF-8)."""
@@ -109,10 +109,10 @@ def _iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | Non
 
 
 def iter_json_lines(path: str | os.PathLike, fix: str | None = None) -> Iterator[tuple[int, Any]]:
-    """``(line_number, value)`` of each non-blank line of a JSON-lines file, read as :func:`_iter_lines` reads
+    """``(line_number, value)`` of each non-blank line of a JSON-lines file, read as :func:`iter_lines` reads
     (so a byte that is not UTF-8 is an error naming the line, with `fix`); a line that is not JSON is a
     :class:`CLNERFormatError` naming the file and line. What a record must hold is the caller's policy."""
-    for lineno, line in _iter_lines(path, fix=fix):
+    for lineno, line in iter_lines(path, fix=fix):
         if not line.strip():
             continue
         try:
@@ -122,7 +122,7 @@ def iter_json_lines(path: str | os.PathLike, fix: str | None = None) -> Iterator
         yield lineno, value
 
 
-def _split_columns(line: str) -> tuple[list[str], bool]:
+def split_columns(line: str) -> tuple[list[str], bool]:
     """Split on tabs when the line has one, else on whitespace; returns (fields, tab_separated)."""
     if "\t" in line:
         return [field.strip() for field in line.split("\t")], True
@@ -169,13 +169,13 @@ def _read_conll(
             tokens.clear()
             tags.clear()
 
-    for lineno, line in _iter_lines(path):
+    for lineno, line in iter_lines(path):
         if not line.strip():
             flush()
             continue
         if not tokens:
             start = lineno
-        fields, _ = _split_columns(line)
+        fields, _ = split_columns(line)
         if fields[0] == DOCSTART:
             flush()
             continue
@@ -246,11 +246,11 @@ def _read_clner(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[int
         snippets.clear()
         in_context = False
 
-    for lineno, line in _iter_lines(path):
+    for lineno, line in iter_lines(path):
         if not line.strip():
             flush()
             continue
-        fields, tab_separated = _split_columns(line)
+        fields, tab_separated = split_columns(line)
         if _is_eos_line(fields):
             if not tokens:
                 raise CLNERFormatError(path, lineno, f"context line before any sentence token: {_show(line)}")
@@ -356,7 +356,7 @@ def _pick_column(
     return None
 
 
-def _normalise_context(value: Any) -> list[str]:
+def normalise_context(value: Any) -> list[str]:
     """A row's context as a list of snippet strings (`inference_clner.context_snippets`: the one check of
     contexts); none, or a blank string, is no snippet."""
     if isinstance(value, str) and not value.strip():
@@ -417,7 +417,7 @@ def _record_to_row(
             raise TypeError(f"missing tag column {tag_column!r}")
         row["tags"] = _tags_to_names(record[tag_column], label_names, len(tokens))
     try:
-        row["context"] = _normalise_context(record.get(context_column) if context_column else None)
+        row["context"] = normalise_context(record.get(context_column) if context_column else None)
     except TypeError as err:
         raise TypeError(f"{context_column!r}: {err}") from None
     if record.get("id") is not None:
@@ -582,7 +582,7 @@ def _check_writable_token(token: Any, i: int, j: int, what: str = "token") -> No
         )
 
 
-def _sentence_lines(row: Mapping[str, Any], i: int, *, require_tags: bool) -> list[str]:
+def sentence_lines(row: Mapping[str, Any], i: int, *, require_tags: bool) -> list[str]:
     tokens = row.get("tokens")
     if not tokens:
         raise ValueError(f"row {i}: no tokens (an empty sentence cannot be written)")
@@ -616,7 +616,7 @@ def write_conll(rows_or_dataset: Any, path: str | os.PathLike) -> None:
     """
     out = []
     for i, row in enumerate(iter_named_rows(rows_or_dataset)):
-        out.extend(_sentence_lines(row, i, require_tags=False))
+        out.extend(sentence_lines(row, i, require_tags=False))
         out.append("")
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write("\n".join(out) + ("\n" if out else ""))
@@ -627,8 +627,8 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
     and its whitespace-split tokens as ``token B-X`` lines; a blank line after each sentence."""
     out = []
     for i, row in enumerate(iter_named_rows(rows_or_dataset)):
-        out.extend(_sentence_lines(row, i, require_tags=True))
-        for k, snippet in enumerate(_normalise_context(row.get("context"))):
+        out.extend(sentence_lines(row, i, require_tags=True))
+        for k, snippet in enumerate(normalise_context(row.get("context"))):
             out.append(f"{EOS_TOKEN} B-X")
             for token in snippet.split():
                 if token == EOS_TOKEN:
@@ -646,15 +646,15 @@ def write_clner(rows_or_dataset: Any, path: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _has_context_lines(path: str | os.PathLike) -> bool:
-    return any(line.startswith(EOS_TOKEN) and _is_eos_line(_split_columns(line)[0]) for _, line in _iter_lines(path))
+def has_context_lines(path: str | os.PathLike) -> bool:
+    return any(line.startswith(EOS_TOKEN) and _is_eos_line(split_columns(line)[0]) for _, line in iter_lines(path))
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """``clner`` / ``conll`` / ``json`` / ``jsonl`` / ``parquet`` from the extension (and ``<EOS>`` lines)."""
     name = str(path).lower()
     if name.endswith(CONLL_EXTENSIONS):
-        return "clner" if _has_context_lines(path) else "conll"
+        return "clner" if has_context_lines(path) else "conll"
     if name.endswith(".jsonl"):
         return "jsonl"
     if name.endswith(".json"):
@@ -667,13 +667,13 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def _conll_is_unlabeled(path: str | os.PathLike) -> bool:
+def conll_is_unlabeled(path: str | os.PathLike) -> bool:
     """A single-column file (every token line one column) is unlabeled; one token line with a tag makes it labeled,
     so that a line missing its tag is reported at that line, even the first."""
     single = False
-    for _, line in _iter_lines(path):
+    for _, line in iter_lines(path):
         if line.strip():
-            fields, _ = _split_columns(line)
+            fields, _ = split_columns(line)
             if fields[0] == DOCSTART:
                 continue
             if len(fields) > 1:
@@ -702,7 +702,7 @@ def _read_file(
         if isinstance(tag_column, int):
             tag: int | None = tag_column
         else:
-            tag = None if _conll_is_unlabeled(path) else -1
+            tag = None if conll_is_unlabeled(path) else -1
         return (*_read_conll(path, token_column=tok, tag_column=tag), True)
     names = {
         "token_column": token_column if isinstance(token_column, str) else None,

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import inference_clner
 from clner.data.io import classlabel_names, tag_names
-from inference_clner import pad_view, parse_tag
+from inference_clner import encode_example, pad_view, parse_tag
 
 #: Per-window keys passed through the collator as long tensors.
 SCALAR_FEATURE_KEYS = ("example_id", "word_start", "own_start", "own_end")
@@ -154,7 +155,6 @@ def preprocess_dataset(
                 for split, ds in dataset.items()
             }
         )
-    from inference_clner import encode_example
 
     labeled = with_labels and tag_column in dataset.column_names
     if labeled and label2id is None:
@@ -220,8 +220,6 @@ def encoding_code_key() -> str:
     the code that runs is the code that was imported, even if the files are edited later."""
     import hashlib
     from pathlib import Path
-
-    import inference_clner
 
     digest = hashlib.sha1()
     for path in (__file__, inference_clner.__file__):

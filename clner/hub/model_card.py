@@ -48,6 +48,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import inference_clner
+import pipeline_clner
 from clner.losses import CL_LOSSES
 from clner.metrics import parse_view_metrics
 
@@ -725,8 +726,6 @@ def choose_widget_examples(
     """
     rows = list(rows)
     if pipe is None:
-        import pipeline_clner
-
         pipe = pipeline_clner.CLNERTokenClassificationPipeline(
             model=model, tokenizer=tokenizer, task=pipeline_clner.TASK, device=model.device
         )

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from clner.data.io import iter_named_rows
 from clner.errors import HubError
+from clner.hub import plots
 from clner.hub.model_card import (
     build_model_card,
     choose_widget_examples,
@@ -41,7 +43,6 @@ _HYPERPARAMETERS = (
 
 def _rows_with_tag_names(dataset) -> list[dict]:
     """Rows of a `datasets.Dataset` (or a list of dicts) with `tags` as label names."""
-    from clner.data.io import iter_named_rows
 
     return list(iter_named_rows(dataset))
 
@@ -129,8 +130,6 @@ def publish_from_run(
     prefix = "eval" if any(k.startswith("eval_") for k in metrics) else "predict"
     curves = None
     if plot_curves:
-        from clner.hub import plots
-
         stale = out / plots.CURVES_FILE
         if plots.plot_training_curves(log_history, stale) is not None:
             curves = plots.CURVES_FILE

@@ -20,6 +20,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 import modeling_clner
 from clner.errors import HubError
+from clner.hub.model_card import REVISION_PLACEHOLDER, build_model_card, is_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,6 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: ModelCar
     else:
         if card is None:
             name = getattr(model.config, "_name_or_path", None) or getattr(model.config, "name_or_path", None)
-            from clner.hub.model_card import build_model_card, is_repo_id
 
             card = build_model_card(model.config, {}, base_model=name if is_repo_id(name) else None)
         if readme.exists() and readme.read_text(encoding="utf-8") != str(card):
@@ -266,7 +266,6 @@ def push_to_hub(
             raise ValueError(f"refusing to upload: the Hub token appears in {leaks}")
     if create_pr and revision not in (None, "main"):
         raise ValueError("create_pr=True opens a pull request against the default branch; do not set revision too")
-    from clner.hub.model_card import REVISION_PLACEHOLDER
 
     api = api or HfApi(token=token)
     url = api.create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")

@@ -98,7 +98,7 @@ def build_query(tokens_or_text: Sequence[str] | str, max_words: int | None = 32)
     return clean_text(detokenize(tokens))
 
 
-def _norm(text: str) -> str:
+def dedup_key(text: str) -> str:
     """Comparison key: lower-cased word characters only."""
     return " ".join(_WORD_RE.findall(text.lower()))
 
@@ -110,7 +110,7 @@ def dedup_snippets(snippets: Iterable[str], near_threshold: float | None = 0.8) 
     seen: set[str] = set()
     sets: list[set[str]] = []
     for snippet in snippets:
-        key = _norm(snippet)
+        key = dedup_key(snippet)
         if not key or key in seen:
             continue
         words = set(key.split())
@@ -122,11 +122,11 @@ def dedup_snippets(snippets: Iterable[str], near_threshold: float | None = 0.8) 
     return kept
 
 
-def _fingerprint(obj: Any) -> str:
+def fingerprint(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
-def _package_version(name: str) -> str | None:
+def package_version(name: str) -> str | None:
     try:
         from importlib.metadata import version
 
@@ -218,7 +218,7 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
         return "<recursive>"
     seen.add(id(fn))
     if isinstance(fn, functools.partial):
-        return _fingerprint(
+        return fingerprint(
             [
                 "partial",
                 _callable_identity(fn.func, seen),
@@ -227,11 +227,11 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
             ]
         )
     if isinstance(fn, types.MethodType):
-        return _fingerprint(
+        return fingerprint(
             ["method", _callable_identity(fn.__func__, seen), _stable(fn.__self__, seen, "the object it is bound to")]
         )
     if isinstance(fn, types.BuiltinFunctionType):
-        return _fingerprint(["builtin", getattr(fn, "__module__", None), fn.__qualname__])
+        return fingerprint(["builtin", getattr(fn, "__module__", None), fn.__qualname__])
     if not isinstance(fn, types.FunctionType):
         raise TypeError(f"a {type(fn).__name__} object, not a plain function")
     cells = fn.__code__.co_freevars
@@ -250,7 +250,7 @@ def _callable_identity(fn: Any, seen: set | None = None) -> str:
         # a client object is refused, not named by type: two clients of one class (other engines, keys, regions)
         # must not share cache entries
         referenced.append([name, _stable(value, seen, f"global {name!r}")])
-    return _fingerprint(
+    return fingerprint(
         [
             "function",
             fn.__module__,
@@ -359,7 +359,7 @@ class DuckDuckGoBackend(Backend):
         except Exception as exc:  # noqa: BLE001 - classify the package's exceptions without importing them
             if "no results found" in str(exc).lower():
                 return []
-            if _is_retryable(exc):
+            if is_retryable(exc):
                 raise
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
         return [_result_text(r) for r in results or []][:k]
@@ -415,7 +415,7 @@ def load_corpus(path: str | os.PathLike, text_field: str | None = None) -> list[
 
 
 def _corpus_lines(path: Path, json_lines: bool = False) -> Iterable[tuple[int, Any]]:
-    """`(line number, line)` of a UTF-8 text corpus (`data_io._iter_lines`: universal newlines, no BOM), or with
+    """`(line number, line)` of a UTF-8 text corpus (`data_io.iter_lines`: universal newlines, no BOM), or with
     `json_lines` `(line number, decoded value)` of its non-blank lines (`data_io.iter_json_lines`). A byte that
     is not UTF-8 (a Latin-1 or cp1252 export) is a `RetrievalError` naming the file, line and column and saying how
     to re-encode it, not a bare UnicodeDecodeError naming nothing; so is a line that is not JSON."""
@@ -424,7 +424,7 @@ def _corpus_lines(path: Path, json_lines: bool = False) -> Iterable[tuple[int, A
         "and pass the new file (--corpus)"
     )
     try:
-        yield from (data_io.iter_json_lines if json_lines else data_io._iter_lines)(path, fix=fix)
+        yield from (data_io.iter_json_lines if json_lines else data_io.iter_lines)(path, fix=fix)
     except errors.CLNERFormatError as err:
         raise RetrievalError(str(err)) from None
 
@@ -479,7 +479,7 @@ class BM25Backend(Backend):
         if not self.texts:
             raise RetrievalError(f"BM25 corpus {source or '(list)'} is empty")
         self.k1, self.b, self.stopwords = k1, b, stopwords
-        self.corpus_fingerprint = _fingerprint([self.texts, k1, b, stopwords, _package_version("bm25s")])
+        self.corpus_fingerprint = fingerprint([self.texts, k1, b, stopwords, package_version("bm25s")])
         if index_dir is None and source is not None:
             index_dir = source.with_name(source.name + ".bm25s")
         self.index_dir = Path(index_dir) if index_dir is not None else None
@@ -559,7 +559,7 @@ class RandomBackend(Backend):
         self.texts, source = _corpus_texts(corpus, text_field)
         if not self.texts:
             raise RetrievalError(f"random-context corpus {source or '(list)'} is empty")
-        self.seed, self.corpus_fingerprint = seed, _fingerprint(self.texts)
+        self.seed, self.corpus_fingerprint = seed, fingerprint(self.texts)
 
     def search(self, query, k, index=None):
         rng = random.Random(int(hashlib.sha1(f"{self.seed}\0{query}".encode()).hexdigest()[:16], 16))
@@ -630,7 +630,7 @@ def make_backend(backend: str | Backend | Callable, dataset=None, **kwargs) -> B
     return names[backend](**kwargs)
 
 
-def _is_retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException) -> bool:
     """Rate limits, timeouts and dropped connections are worth retrying; anything else is not."""
     if isinstance(exc, (RetryableError, TimeoutError, ConnectionError)):
         return True

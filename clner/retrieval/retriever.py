@@ -48,17 +48,18 @@ from clner.errors import RetrievalConfigError, RetrievalError, SearchTimeoutErro
 from clner.retrieval.backends import (
     Backend,
     BM25Backend,
-    _fingerprint,
-    _is_retryable,
-    _norm,
-    _package_version,
     build_query,
     clean_snippet,
     clean_text,
+    dedup_key,
     dedup_snippets,
+    fingerprint,
+    is_retryable,
     make_backend,
+    package_version,
 )
 from clner.retrieval.bertscore import DEFAULT_LAYER, DEFAULT_MODEL, MINILM, MINILM_LAYER, BERTScorer
+from inference_clner import call_with_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,6 @@ def _now() -> float:
 def _search_with_timeout(fn: Callable, timeout: float | None, *args):
     """`fn(*args)` under `search_timeout` (`inference_clner.call_with_timeout`), a `SearchTimeoutError` when
     given up on."""
-    from inference_clner import call_with_timeout
 
     return call_with_timeout(
         fn,
@@ -388,12 +388,12 @@ class ContextRetriever:
         self.last_failures: dict[str, BaseException] = {}  # query -> why it failed, in the last `retrieve_batch`
         params = self.config.key_params()
         search_params = {"num_results": params["num_results"]}
-        self._search_prefix = _fingerprint([CACHE_FORMAT, self.backend.name, self.backend.params(), search_params])
+        self._search_prefix = fingerprint([CACHE_FORMAT, self.backend.name, self.backend.params(), search_params])
         rerank_params = {k: v for k, v in params.items() if k not in ("num_results", "max_query_words")}
         rerank_params["context_format"] = CONTEXT_FORMAT
         if self.idf_corpus is not None and self.config.idf:
-            rerank_params["idf_corpus"] = _fingerprint(self.idf_corpus)
-        self._context_prefix = _fingerprint(rerank_params)
+            rerank_params["idf_corpus"] = fingerprint(self.idf_corpus)
+        self._context_prefix = fingerprint(rerank_params)
 
     def __getstate__(self):
         return {**self.__dict__, "_idf": None, "last_failures": {}}
@@ -473,7 +473,7 @@ class ContextRetriever:
                 snippets = _search_with_timeout(backend.search, cfg.search_timeout, query, cfg.num_results, index)
             except Exception as exc:  # noqa: BLE001 - a failing query must not stop the run
                 error = f"{type(exc).__name__}: {exc}"
-                if _is_retryable(exc) and not isinstance(exc, SearchTimeoutError) and attempt < cfg.max_retries:
+                if is_retryable(exc) and not isinstance(exc, SearchTimeoutError) and attempt < cfg.max_retries:
                     delay = min(cfg.max_backoff, cfg.backoff * 2**attempt) * (1 + cfg.jitter * random.random())
                     logger.info("%s: %s; retry %d in %.1fs", backend.name, error, attempt + 1, delay)
                     _sleep(delay)
@@ -505,7 +505,7 @@ class ContextRetriever:
             # a context holds at most `budget` words (a word is at least one token): longer snippets are cut here
             snippets = dedup_snippets((clean_snippet(s, cfg.budget) for s in snippets), cfg.near_duplicate)
             if cfg.drop_self:
-                snippets = [s for s in snippets if _norm(s) != _norm(query)]
+                snippets = [s for s in snippets if dedup_key(s) != dedup_key(query)]
             prepared[key] = (query, snippets)
         need = {s for q, snips in prepared.values() if snips for s in [q, *snips]}
         embedded = dict(zip(need, self.scorer.embed(list(need)))) if cfg.rerank and need else {}
@@ -556,7 +556,7 @@ class RetrievalResult:
 def _existing_context(value: Any) -> list[str]:
     """The snippets of an input row's `context` (a list of strings, one string, or None)."""
     try:
-        return data_io._normalise_context(value)
+        return data_io.normalise_context(value)
     except TypeError:
         return []
 
@@ -680,7 +680,7 @@ def retrieve_contexts(
     features = dataset.features.copy()
     features["context"] = datasets.List(datasets.Value("string"))
     features["context_scores"] = datasets.List(datasets.Value("float64"))
-    fingerprint = _fingerprint(
+    map_fingerprint = fingerprint(
         [dataset._fingerprint, retriever._search_prefix, retriever._context_prefix, column, keep]
     )
     started = time.time()
@@ -693,7 +693,7 @@ def retrieve_contexts(
         num_proc=num_proc,
         features=features,
         load_from_cache_file=False,
-        new_fingerprint=fingerprint,
+        new_fingerprint=map_fingerprint,
         desc=desc,
     )
     failures = retriever.cache.failures(retriever.run_id)
@@ -703,9 +703,9 @@ def retrieve_contexts(
         "backend": backend.name,
         "backend_params": backend.params(),
         "packages": {
-            p: _package_version(p)
+            p: package_version(p)
             for p in (getattr(backend, "package", None), "datasets", "transformers", "torch")
-            if p and _package_version(p)
+            if p and package_version(p)
         },
         "config": config.provenance(),
         "query_column": column,
@@ -849,7 +849,7 @@ def check_output(
     for i, row in enumerate(data_io.iter_named_rows(dataset)):
         try:
             try:
-                data_io._sentence_lines(row, i, require_tags=True)
+                data_io.sentence_lines(row, i, require_tags=True)
             except ValueError as err:
                 raise ValueError(_count_from_one(str(err), i)) from None
             for k, snippet in enumerate(_existing_context(row.get("context")) if keep_context else []):
