@@ -29,6 +29,15 @@ from typing import Any
 #: A decoder: one padded view (`pad_view`'s dict) -> `(paths, scores)`, per row its words' tag ids and (or None)
 #: the CRF marginal of each tag, both at least as long as the row's word count. `predict_sentences` passes a
 #: second argument, `with_scores`: False when only tags are asked for, so that the marginals can be skipped.
+#: The feature keys: a view's model inputs, the context view's prefix on the same keys, and the per-window scalars
+#: that stitch windows back into sentences (see docs/architecture.md, "Features").
+VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
+CONTEXT_PREFIX = "ctx_"
+META_KEYS = ("example_id", "word_start", "own_start", "own_end")
+
+#: The sub-token budget of a view when neither the run nor the model names one (BERT-style encoders' positions).
+DEFAULT_MAX_SEQ_LENGTH = 512
+
 Decoder = Callable[..., tuple[Sequence[Sequence[int]], Sequence[Sequence[float]] | None]]
 
 
@@ -355,7 +364,7 @@ def encode_example(
     tokenizer,
     words: Sequence[str],
     context: Sequence[str] | str | None = None,
-    max_seq_length: int = 512,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
     stride: int = 16,
     snippet_separator: str | None = None,
     can_start: Sequence[bool] | None = None,
@@ -417,7 +426,7 @@ def encode_example(
             if ctx_words and pair_budget > sum(counts[start:end])
             else dict(feat)
         )
-        feat.update({"ctx_" + key: value for key, value in ctx.items()})
+        feat.update({CONTEXT_PREFIX + key: value for key, value in ctx.items()})
         feat["has_context"] = ctx["input_ids"] != feat["input_ids"]
         own_start = 0 if k == 0 else (start + spans[k - 1][1]) // 2 - start
         own_end = end - start if k == len(spans) - 1 else (spans[k + 1][0] + end) // 2 - start
@@ -717,7 +726,7 @@ def predict_sentences(
         lambda batch: decode(batch, entities),
         [len(parsed[i][0]) for i in todo],
         batch_size,
-        "ctx_" if with_context else "",
+        CONTEXT_PREFIX if with_context else "",
         pad_id,
         width=width,
     )

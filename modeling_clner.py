@@ -50,10 +50,10 @@ PIPELINE_TASK_ALIASES = ("ner", "clner-token-classification")
 # from a checkout or an installed copy.
 try:
     from .crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints
-    from .inference_clner import encode_example, predict_sentences
+    from .inference_clner import DEFAULT_MAX_SEQ_LENGTH, encode_example, predict_sentences
 except ImportError:  # this project on the path
     from crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints
-    from inference_clner import encode_example, predict_sentences
+    from inference_clner import DEFAULT_MAX_SEQ_LENGTH, encode_example, predict_sentences
 
 #: every remote-code file of a CLNER model: saved, uploaded and loaded together (each imports only torch,
 #: transformers, numpy and these files)
@@ -103,21 +103,32 @@ def encoder_position_limit(config) -> int | None:
     return n
 
 
-def check_max_seq_length(config, max_seq_length: int, what: str = "max_seq_length") -> int:
-    """`max_seq_length` for inference with a model of `config`: a whole number of sub-tokens that the encoder's
-    position embeddings can take (a longer view is a tensor-size error deep in the encoder), with room for a word.
-    Raises ValueError naming `what` (the argument, or config.json's field)."""
+def default_max_seq_length(config) -> int:
+    """The sub-token budget of a view when none is given: `DEFAULT_MAX_SEQ_LENGTH`, or the encoder's positions when
+    they are fewer."""
+    limit = encoder_position_limit(config)
+    return min(DEFAULT_MAX_SEQ_LENGTH, limit) if limit else DEFAULT_MAX_SEQ_LENGTH
+
+
+def check_max_seq_length(
+    config, max_seq_length: int, what: str = "max_seq_length", tokenizer=None, encoder: str = "the model's encoder"
+) -> int:
+    """The one check of a view's sub-token budget, for training and inference alike: a whole number that the
+    encoder's position embeddings can take (a longer view is a tensor-size error deep in the encoder) and that
+    leaves room for a word after the special tokens (`tokenizer`'s, else at least 2). Raises ValueError naming
+    `what` (the flag, the argument, or config.json's field) and `encoder`."""
     if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int):
         raise ValueError(f"{what} must be a whole number of sub-tokens, got {max_seq_length!r}")
     limit = encoder_position_limit(config)
     if limit and max_seq_length > limit:
         raise ValueError(
-            f"{what} {max_seq_length} exceeds the {limit} positions of the model's encoder "
-            f"(max_position_embeddings); use {limit} or less (longer sentences are split into windows)"
+            f"{what} {max_seq_length} exceeds the {limit} positions of {encoder} (max_position_embeddings); use "
+            f"{limit} or less (longer sentences are split into windows)"
         )
-    if max_seq_length < 4:
+    specials = tokenizer.num_special_tokens_to_add(pair=False) if tokenizer is not None else 2
+    if max_seq_length <= specials:
         raise ValueError(
-            f"{what} {max_seq_length} leaves no room for words: a view holds the special tokens and at "
+            f"{what} {max_seq_length} leaves no room for words: a view holds {specials} special tokens and at "
             "least one word's sub-tokens (use 16 or more)"
         )
     return max_seq_length
@@ -167,7 +178,7 @@ def save_remote_code(directory: str | os.PathLike, source: str | os.PathLike | N
     """Copy every remote-code file (`REMOTE_CODE_FILES`) from `source` (default: this file's folder) into
     `directory` where it is missing or differs, replacing a link by a real file; returns the names now there. The
     one place that writes a model's code: `save_pretrained`, and through it Trainer checkpoints and
-    `clner.hub.model_card.save_for_hub`."""
+    `clner.hub.upload.save_for_hub`."""
     source = Path(source) if source is not None else Path(__file__).parent
     written = []
     for name in REMOTE_CODE_FILES:
@@ -271,7 +282,7 @@ class CLNERConfig(PreTrainedConfig):
     classifier_dropout: float | None = None
     context_separator: str = "pair"
     snippet_separator: str | None = None
-    max_seq_length: int = 512
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
     window_stride: int = 16
     trained_with_context: bool = True
     train_views: str = "both"
@@ -590,7 +601,6 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
         return features
 
     @torch.no_grad()
-    @torch.no_grad()
     def predict(
         self,
         inputs: str | Sequence[str | Sequence[str]],
@@ -620,6 +630,7 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             self.config,
             max_seq_length if max_seq_length is not None else self.config.max_seq_length,
             "max_seq_length=" if max_seq_length is not None else "config.json max_seq_length",
+            tokenizer,
         )
         return predict_sentences(
             inputs,

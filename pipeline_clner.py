@@ -1,6 +1,6 @@
 """`CLNERTokenClassificationPipeline`: named entities from a CLNER model, decoded by Viterbi, scored by CRF marginals.
 
-A saved model's ``config.custom_pipelines`` (written by `clner.hub.model_card.save_for_hub`) publishes it under the
+A saved model's ``config.custom_pipelines`` (written by `modeling_clner.save_remote_code` with every save) publishes it under the
 standard task ``"token-classification"``, so a published model works as any Hub NER model does::
 
     from transformers import pipeline
@@ -46,6 +46,8 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 
 try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and the inference core
     from .inference_clner import (
+        CONTEXT_PREFIX,
+        DEFAULT_MAX_SEQ_LENGTH,
         call_with_timeout,
         context_snippets,
         encode_example,
@@ -61,6 +63,8 @@ try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and t
     from .modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length, viterbi_with_scores
 except ImportError:  # this project on the path
     from inference_clner import (
+        CONTEXT_PREFIX,
+        DEFAULT_MAX_SEQ_LENGTH,
         call_with_timeout,
         context_snippets,
         encode_example,
@@ -235,7 +239,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
             raise TypeError(f"unexpected argument(s) for the CLNER pipeline: {sorted(unknown)}")
         preprocess, postprocess = {}, {}
         if max_seq_length is not None:
-            preprocess["max_seq_length"] = check_max_seq_length(self.model.config, max_seq_length, "max_seq_length=")
+            preprocess["max_seq_length"] = check_max_seq_length(
+                self.model.config, max_seq_length, "max_seq_length=", self.tokenizer
+            )
         if word_splitter is not None:
             if not (callable(word_splitter) or word_splitter in ("regex", "whitespace")):
                 raise ValueError(
@@ -550,11 +556,11 @@ class CLNERTokenClassificationPipeline(Pipeline):
 
     # -- the three steps ------------------------------------------------------------------------------------------
     def _max_seq_length(self) -> int:
-        length = int(getattr(self.model.config, "max_seq_length", 512) or 512)
+        length = int(getattr(self.model.config, "max_seq_length", None) or DEFAULT_MAX_SEQ_LENGTH)
         tok_max = getattr(self.tokenizer, "model_max_length", None)
         if tok_max and tok_max < 100_000:
             length = min(length, int(tok_max))
-        return check_max_seq_length(self.model.config, length, "config.json max_seq_length")
+        return check_max_seq_length(self.model.config, length, "config.json max_seq_length", self.tokenizer)
 
     def _warn_view(self, with_context: bool) -> None:
         if with_context in self._views_seen:
@@ -617,7 +623,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             self._fallbacks.append(note)
             if self._streaming:
                 self._warn_fallbacks(stacklevel=2)
-        prefix = "ctx_" if used else ""
+        prefix = CONTEXT_PREFIX if used else ""
         sentence = {
             "text": text,
             "words": words,

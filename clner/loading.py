@@ -7,8 +7,8 @@ from clner.errors import CLNERUsageError
 
 def read_clner_config(model: str, flag: str, **hub) -> dict:
     """`config.json` of `model` (a folder or Hub id) as a dict, read without running any code; a model that is not
-    CLNER's (a plain encoder, another task's model) is a `CLNERUsageError` naming `flag` and the model type, where
-    loading it as CLNER used to fail on its labels with a tag-scheme message that pointed at the data."""
+    CLNER's (a plain encoder, another task's model) is a `CLNERUsageError` naming `flag` and the model type, rather
+    than a tag-scheme error about its labels that would point at the data."""
     from transformers import PreTrainedConfig
 
     config, _ = PreTrainedConfig.get_config_dict(model, **hub)
@@ -26,7 +26,7 @@ def read_clner_config(model: str, flag: str, **hub) -> dict:
 def load_clner_tokenizer(model: str, config: dict, **hub):
     """The tokenizer of a CLNER model (`config`: its `config.json`, from `read_clner_config`), loaded without asking
     whether to run remote code. `AutoTokenizer` alone reads the model's config, whose `auto_map` (CLNER's remote
-    code, for the Hub) made it prompt "Do you wish to run the custom code? [y/N]" and wait 15 s; given the encoder's
+    code, for the Hub) makes it prompt "Do you wish to run the custom code? [y/N]" and wait 15 s; given the encoder's
     own config it picks the tokenizer class from that and from `tokenizer_config.json`, and `trust_remote_code=False`
     refuses any tokenizer code of the folder's instead of asking."""
     from transformers import AutoConfig, AutoTokenizer

@@ -31,7 +31,7 @@ import numpy as np
 
 from clner.errors import CLNERUsageError
 from clner.loading import load_clner_tokenizer
-from inference_clner import encode_example, pad_view, predict_sentences
+from inference_clner import DEFAULT_MAX_SEQ_LENGTH, encode_example, pad_view, predict_sentences
 
 ONNX_FILE = "model.onnx"
 CRF_FILE = "crf.json"
@@ -192,13 +192,13 @@ class ONNXCLNER:
         )
         self.input_names = {i.name for i in self.session.get_inputs()}
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        # never AutoTokenizer.from_pretrained(path) alone: config.json's auto_map made it ask "Do you wish to run the
+        # never AutoTokenizer.from_pretrained(path) alone: config.json's auto_map makes it ask "Do you wish to run the
         # custom code? [y/N]" and wait 15 s for an answer
         self.tokenizer = load_clner_tokenizer(path, config)
         crf = json.loads((path / CRF_FILE).read_text(encoding="utf-8"))
         self.labels = list(crf["labels"])
         self.start, self.transitions, self.end = _crf_scores(crf)
-        self.max_seq_length = int(config.get("max_seq_length") or 512)
+        self.max_seq_length = int(config.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
         self.window_stride = int(config.get("window_stride") or 16)
         self.snippet_separator = config.get("snippet_separator")
 

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 class StopOnSigterm(TrainerCallback):
     """SIGTERM (which schedulers send before a kill) during training: the current step finishes, a checkpoint is
     saved (whatever --save_strategy), training stops and the run exits 143 naming the checkpoint, so that
-    `--resume_from_checkpoint last` continues from it. Without this a SIGTERM ended the run with nothing saved."""
+    `--resume_from_checkpoint last` continues from it."""
 
     def __init__(self):
         self.received: int | None = None

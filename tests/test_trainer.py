@@ -614,11 +614,11 @@ USER_ERRORS = {
     "max_seq_length": (
         ["train", "--max_seq_length", "1024"],
         "--max_seq_length 1024 exceeds the 512 positions of the encoder of {encoder} "
-        "(max_position_embeddings); pass --max_seq_length 512 or less",
+        "(max_position_embeddings); use 512 or less",
     ),
     "max_seq_length_too_small": (
         ["train", "--max_seq_length", "2"],
-        "--max_seq_length 2 leaves no room for words: the tokenizer adds 2 special tokens",
+        "--max_seq_length 2 leaves no room for words: a view holds 2 special tokens",
     ),
     "negative_window_stride": (["train", "--window_stride", "-3"], "--window_stride -3 is negative"),
     "cl_args": (["train", "--cl_temperature", "-1"], "--cl_temperature must be positive"),

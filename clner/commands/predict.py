@@ -60,7 +60,7 @@ from clner.loading import load_clner_tokenizer, read_clner_config
 from clner.metrics import seqeval_metrics
 from clner.retrieval import backends, bertscore
 from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
-from inference_clner import context_snippets
+from inference_clner import DEFAULT_MAX_SEQ_LENGTH, context_snippets
 from modeling_clner import CLNERForTokenClassification, check_max_seq_length
 from pipeline_clner import clner_pipeline
 
@@ -430,7 +430,7 @@ def scoring_tags(tags: list[str], scheme: str | None) -> list[str]:
 def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int) -> str:
     """Entity-level precision / recall / F1 of the tags written (`pred`) against the file's gold tags, both in the
     file's scheme (taken to be the scheme of the model's training data, as the tags written are: config.json
-    `data_tag_scheme`, else `tag_scheme`; read by `scoring_tags`), with `trainer_clner.seqeval_metrics` (the training
+    `data_tag_scheme`, else `tag_scheme`; read by `scoring_tags`), with `clner.metrics.seqeval_metrics` (the training
     evaluation's numbers), and the view they come from: `with_context` of the sentences were tagged with a context,
     the others without."""
 
@@ -519,12 +519,13 @@ def check_view_length(pipe, args: argparse.Namespace) -> None:
     """Refuse, before any tagging, a view longer than the encoder's positions (it fails deep inside the encoder) or
     too short to hold a word: --max_seq_length, else the model's."""
 
-    default = int(getattr(pipe.model.config, "max_seq_length", 512) or 512)
+    default = int(getattr(pipe.model.config, "max_seq_length", None) or DEFAULT_MAX_SEQ_LENGTH)
     with as_user_error(ValueError):
         check_max_seq_length(
             pipe.model.config,
             args.max_seq_length or default,
             "--max_seq_length" if args.max_seq_length else f"the model's max_seq_length ({args.model}/config.json)",
+            getattr(pipe, "tokenizer", None),
         )
 
 

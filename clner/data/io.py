@@ -1,4 +1,4 @@
-"""Data for CLNER: readers/writers, labels, `datasets.map` preprocessing and the two-view collator.
+"""Reading and writing NER data: the file formats, the checks of words and tags at load, and `load_ner_dataset`.
 
 Every data source becomes rows with the columns
 

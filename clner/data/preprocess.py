@@ -12,10 +12,9 @@ from typing import Any
 
 import inference_clner
 from clner.data.io import classlabel_names, tag_names
-from inference_clner import encode_example, pad_view, parse_tag
+from inference_clner import CONTEXT_PREFIX, DEFAULT_MAX_SEQ_LENGTH, META_KEYS, encode_example, pad_view, parse_tag
 
 #: Per-window keys passed through the collator as long tensors.
-SCALAR_FEATURE_KEYS = ("example_id", "word_start", "own_start", "own_end")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -118,7 +117,7 @@ def preprocess_dataset(
     dataset: Any,
     tokenizer: Any,
     label2id: Mapping[str, int] | None = None,
-    max_seq_length: int = 512,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
     stride: int = 16,
     with_labels: bool = True,
     num_proc: int | None = None,
@@ -193,7 +192,8 @@ def preprocess_dataset(
                 for key in keys:
                     out[key].append(feature[key])
                 out["length"].append(
-                    len(feature["input_ids"]) + (len(feature["ctx_input_ids"]) if feature["has_context"] else 0)
+                    len(feature["input_ids"])
+                    + (len(feature[CONTEXT_PREFIX + "input_ids"]) if feature["has_context"] else 0)
                 )
                 if labeled:
                     out["labels"].append(
@@ -291,12 +291,12 @@ class CLNERDataCollator:
         if not features:
             raise ValueError("empty batch")
         batch: dict[str, Any] = {}
-        for prefix in ("", "ctx_"):
+        for prefix in ("", CONTEXT_PREFIX):
             if f"{prefix}input_ids" in features[0]:
                 self._pad_view(features, prefix, batch)
-        if "word_index" in batch and "ctx_word_index" in batch:
-            width = max(batch["word_index"].shape[1], batch["ctx_word_index"].shape[1])
-            for key in ("word_index", "ctx_word_index"):
+        if "word_index" in batch and CONTEXT_PREFIX + "word_index" in batch:
+            width = max(batch["word_index"].shape[1], batch[CONTEXT_PREFIX + "word_index"].shape[1])
+            for key in ("word_index", CONTEXT_PREFIX + "word_index"):
                 t = batch[key]
                 if t.shape[1] < width:
                     batch[key] = torch.nn.functional.pad(t, (0, width - t.shape[1]), value=self.word_index_pad_id)
@@ -314,7 +314,7 @@ class CLNERDataCollator:
             batch["has_context"] = torch.tensor(
                 [bool(_to_python(f["has_context"])) for f in features], dtype=torch.bool
             )
-        for key in SCALAR_FEATURE_KEYS:
+        for key in META_KEYS:
             if key in features[0]:
                 batch[key] = torch.tensor([int(_to_python(f[key])) for f in features], dtype=torch.long)
         return batch

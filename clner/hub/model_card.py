@@ -1,4 +1,4 @@
-"""Publishing a CLNER model on the Hugging Face Hub: the model card, the upload folder and the upload.
+"""The Hub model card of a CLNER model (the upload folder and the upload are `clner.hub.upload`'s).
 
 * `build_model_card(config, metrics, base_model=...)`: a `huggingface_hub.ModelCard` whose YAML carries the tags,
   datasets, metrics, base model, language and license (when given), ``pipeline_tag: token-classification``, a
@@ -18,13 +18,6 @@
   is a `CLNERModelCard`.
 * `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
   the model gets right, with the model's output for each (titles say when it differs from the gold entities).
-* `save_for_hub(model, tokenizer, output_dir, card)`: the complete folder that is uploaded: ``model.safetensors`` (no
-  pickle), ``config.json`` with ``auto_map`` and ``custom_pipelines``, the remote code (``modeling_clner.py``,
-  ``pipeline_clner.py``), the tokenizer and ``README.md``.
-* `prepare_hub_repo(repo_id)`: creates the repository before training, so that Hub problems fail early.
-* `push_to_hub(folder, repo_id, ...)`: ``HfApi.create_repo`` + ``upload_folder`` (never a pickle, checkpoint or log
-  file; a folder with a symbolic link that would be uploaded is refused, see `hub_links`), then pins the card's
-  usage example to the uploaded commit. The ``clner-push FOLDER REPO_ID`` command (`main`) runs it.
 
 Metric keys are the trainer's: ``eval_sentence_precision`` / ``_recall`` / ``_f1``, ``eval_context_...``, and per
 entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_context_person_f1``).

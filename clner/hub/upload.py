@@ -7,7 +7,6 @@ the card's usage example to the uploaded commit), the early repository check of 
 from __future__ import annotations
 
 import glob
-import inspect
 import json
 import logging
 import os
@@ -190,10 +189,6 @@ def check_hub_folder(folder: str | os.PathLike) -> list[str]:
     if problems:
         raise ValueError(f"{folder} is not ready for the Hub: " + "; ".join(problems))
     return files
-
-
-def _source_file(module) -> Path:
-    return Path(inspect.getsourcefile(module) or module.__file__)
 
 
 def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: ModelCard | None = None) -> Path:

@@ -343,7 +343,7 @@ class RetrievalConfig:
 
     def provenance(self) -> dict:
         """The settings as the provenance records them: without re-ranking, `model` and `layer` are None (no encoder
-        was used; the defaults, roberta-large layer 17, used to be recorded as if it had been)."""
+        is used, so none is recorded)."""
         out = dataclasses.asdict(self)
         if not self.rerank:
             out["model"] = out["layer"] = None
