@@ -385,7 +385,9 @@ def encode_example(
 
     Returns:
         list of dicts with `input_ids`, `attention_mask`, [`token_type_ids`], `word_index`, the same keys prefixed
-        `ctx_`, `has_context`, `word_start`, `own_start`, `own_end`.
+        `ctx_`, `has_context`, `context_snippets` (how many of the snippets, in rank order, reached the window's
+        context view: the last of them may be cut; 0 without a context view), `word_start`, `own_start`,
+        `own_end`.
     """
     if not words:
         raise ValueError("cannot encode an empty sentence")
@@ -416,11 +418,13 @@ def encode_example(
         feat = _view(tokenizer, win, None, max_seq_length)
         room = pair_budget - sum(counts[start:end])
         ctx_words: list[str] = []
+        packed = 0
         for snippet, n in zip(snippets, snippet_counts):
             if room <= 0:
                 break
             ctx_words.extend(([sep] if ctx_words else []) + snippet)
-            room -= n + (1 if len(ctx_words) > len(snippet) else 0)
+            room -= n + (1 if packed else 0)
+            packed += 1
         ctx = (
             _view(tokenizer, win, ctx_words, max_seq_length)
             if ctx_words and pair_budget > sum(counts[start:end])
@@ -428,6 +432,7 @@ def encode_example(
         )
         feat.update({CONTEXT_PREFIX + key: value for key, value in ctx.items()})
         feat["has_context"] = ctx["input_ids"] != feat["input_ids"]
+        feat["context_snippets"] = packed if feat["has_context"] else 0
         own_start = 0 if k == 0 else (start + spans[k - 1][1]) // 2 - start
         own_end = end - start if k == len(spans) - 1 else (spans[k + 1][0] + end) // 2 - start
         feat.update(word_start=start, own_start=own_start, own_end=own_end)

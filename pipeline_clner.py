@@ -182,7 +182,9 @@ class CLNERTokenClassificationPipeline(Pipeline):
             act as ``"simple"``, with a warning.
         ignore_labels: labels left out of the output (default ``["O"]``).
         return_details: per input a dict ``{"entities", "words", "tags", "word_scores", "context_used", "context",
-            "context_source", "note"}`` instead of the entity list.
+            "context_left_out", "context_source", "note"}`` instead of the entity list: ``context`` holds the
+            snippets that reached the context view (the last may be cut to fit ``max_seq_length``), and
+            ``context_left_out`` counts the given or retrieved snippets that did not.
         max_seq_length: sub-token budget of a view (default: the model's, capped by the tokenizer's maximum).
         batch_size: windows per forward pass.
     """
@@ -611,6 +613,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
                 }
             ]
         used = context is not None and any(f["has_context"] for f in features)
+        in_view = max((f.get("context_snippets", 0) for f in features), default=0) if used else 0
         if not words:
             note, asked = "empty input", False
         elif context is not None and not used:
@@ -629,7 +632,8 @@ class CLNERTokenClassificationPipeline(Pipeline):
             "words": words,
             "offsets": offsets,
             "context_used": used,
-            "context": list(context) if used else [],
+            "context": list(context)[:in_view] if used else [],
+            "context_left_out": len(context) - in_view if context is not None else 0,
             "context_source": item["context_source"] if used else None,
             "note": None if used else note,
         }
@@ -690,6 +694,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             "word_scores": scores,
             "context_used": sentence["context_used"],
             "context": sentence["context"],
+            "context_left_out": sentence["context_left_out"],
             "context_source": sentence["context_source"],
             "note": sentence["note"],
         }

@@ -469,6 +469,8 @@ def context_record(index: int, item: dict, result: dict, retrieved: dict, query_
         "context_source": source,
         "context_used": bool(result["context_used"]),
     }
+    if result["context_used"] and result.get("context_left_out"):  # snippets that did not fit the view
+        record["context_left_out"] = int(result["context_left_out"])
     if source == "retrieved" and found and len(found) > 1 and len(found[1]) == len(context):
         record["context_scores"] = [None if score is None or math.isnan(score) else float(score) for score in found[1]]
     return record

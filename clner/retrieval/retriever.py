@@ -36,6 +36,7 @@ import os
 import random
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -96,7 +97,8 @@ def _search_with_timeout(fn: Callable, timeout: float | None, *args):
 
 # ------------------------------------------------------------------------------------------------- cache
 class RetrievalCache:
-    """sqlite store shared by all worker processes (one connection per process, WAL journal, every write
+    """sqlite store shared by all worker processes and threads (one connection per process and thread: sqlite
+    connections cannot cross threads, and a web server calls from its worker threads; WAL journal, every write
     committed at once so SIGKILL loses at most the query in flight). Tables: `search` (raw snippets per
     backend + query + parameters), `context` (the ranked context for those plus the re-ranking parameters),
     `failures` (queries that failed for good, per run) and `ratelimit` (the next free slot per backend,
@@ -119,7 +121,7 @@ class RetrievalCache:
                 f"retrieval cache {self.path}: cannot create its folder {self.path.parent} "
                 f"({err.strerror or err}); pass --cache with a writable path"
             ) from err
-        self._conn, self._pid = None, None
+        self._local = threading.local()
         with self._errors():  # create the schema and read it now, so a bad file fails here
             self.conn.execute("SELECT key FROM search LIMIT 1").fetchall()
 
@@ -127,12 +129,14 @@ class RetrievalCache:
     def _errors(self):
         try:
             yield
+        except sqlite3.ProgrammingError:  # a misuse of the connection (a bug here), never a corrupt file
+            raise
         except sqlite3.DatabaseError as err:
             if "locked" in str(err) or "busy" in str(err):
                 raise RetrievalError(
                     f"retrieval cache {self.path}: {err} (another process holds it too long)"
                 ) from err
-            self._conn = None
+            self._local.conn = None
             if "unable to open" in str(err) or "readonly" in str(err):  # not corrupt: a folder or file not writable
                 raise RetrievalError(
                     f"retrieval cache {self.path} cannot be opened for writing ({err}): the file or its folder "
@@ -145,11 +149,17 @@ class RetrievalCache:
             ) from err
 
     def __getstate__(self):
-        return {**self.__dict__, "_conn": None, "_pid": None}
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
+        """This thread's connection (opened on first use in each thread and process)."""
+        local = self._local
+        if getattr(local, "conn", None) is None or local.pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -163,8 +173,8 @@ class RetrievalCache:
                 " query TEXT, error TEXT, attempts INTEGER, created REAL)"
             )
             conn.execute("CREATE TABLE IF NOT EXISTS ratelimit (backend TEXT PRIMARY KEY, next REAL)")
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            local.conn, local.pid = conn, os.getpid()
+        return local.conn
 
     def get_many(self, table: str, keys: Sequence[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
