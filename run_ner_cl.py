@@ -32,10 +32,11 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from clner.arguments import CLArguments, DataTrainingArguments, ModelArguments, packaged_minilm, parse_args
 from clner.cli import as_user_error, check_model_path, run_cli
-from clner.data.io import atomic_open, load_ner_dataset
+from clner.data.io import load_ner_dataset
 from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_list, preprocess_dataset
 from clner.data.schemes import model_tag_scheme, tags_to_scheme
 from clner.errors import CLNERUsageError, HubError, TrainingDivergedError
+from clner.files import atomic_open
 from clner.hardware import bf16_cpu_warning
 from clner.hub.publish import publish_from_run
 from clner.hub.upload import prepare_hub_repo
@@ -43,12 +44,15 @@ from clner.metrics import per_type_metric
 from clner.run_utils import (
     CompactPrinterCallback,
     CompactProgressCallback,
+    SaveRunSettings,
     StopOnSigterm,
     check_output_dir,
     check_resume_labels,
+    check_resume_settings,
     output_dir_lock,
     redact_credentials,
     resolve_checkpoint,
+    run_settings,
     run_summary,
     save_model_safely,
 )
@@ -346,6 +350,7 @@ class PreparedData:
     raw: Any  #: the raw splits (a `datasets.DatasetDict`), checked, then cut to --max_*_samples
     label_list: list[str]  #: the model's labels, in id order
     relabel: bool  #: a trained CLNER model gets the training data's labels (--ignore_mismatched_sizes)
+    settings: dict  #: the run's settings (`run_settings`), written into each checkpoint and checked on resume
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -374,6 +379,9 @@ def prepare_data(
             if training_args.do_train
             else None
         )
+        settings = run_settings(model_args, data_args, cl_args, training_args)
+        if checkpoint:
+            check_resume_settings(checkpoint, settings, training_args.resume_from_checkpoint)
         check_output_dir(data_args, training_args, model_path, checkpoint)
         with training_args.main_process_first(desc="loading datasets"):
             raw = load_raw(data_args, training_args, tag_scheme, constraints)
@@ -384,7 +392,14 @@ def prepare_data(
     truncate(raw, data_args)
     if training_args.do_train:
         check_training_contexts(raw, data_args, cl_args)
-    return PreparedData(tag_scheme=tag_scheme, checkpoint=checkpoint, raw=raw, label_list=label_list, relabel=relabel)
+    return PreparedData(
+        tag_scheme=tag_scheme,
+        checkpoint=checkpoint,
+        raw=raw,
+        label_list=label_list,
+        relabel=relabel,
+        settings=settings,
+    )
 
 
 #: encoders whose byte-level BPE needs `add_prefix_space` for pre-split words
@@ -599,6 +614,7 @@ def run(
     features = encode_splits(raw, tokenizer, data.label2id, data_args, training_args)
     push = training_args.push_to_hub
     trainer = build_trainer(model, tokenizer, features, cl_args, data_args, training_args)
+    trainer.add_callback(SaveRunSettings(data.settings))
 
     all_metrics, prediction_view = {}, None
     if training_args.do_train:

@@ -23,8 +23,10 @@ two-view means (`f1`, `precision`, `recall`: the official model-selection criter
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +35,7 @@ from transformers import Trainer
 
 from clner.arguments import CLArguments
 from clner.errors import CLNERUsageError, TrainingDivergedError
+from clner.files import atomic_path, write_text
 from clner.losses import CL_LOSSES
 from clner.metrics import seqeval_metrics
 from inference_clner import CONTEXT_PREFIX, META_KEYS, VIEW_KEYS, stitch_windows
@@ -348,6 +351,25 @@ class CLNERTrainer(Trainer):
         student = WordOutputs(pick(sent.out.logits), None if hidden is None else pick(hidden))
         cl = CL_LOSSES[args.cl_loss].compute(unwrapped.crf, ctx.out, student, mask, weight, args)
         return cl * (mask.shape[0] / len(has_ctx))
+
+    # -- outputs: every file written whole, by a rename (`clner.files`) --------------------------------------------
+    def save_metrics(self, split: str, metrics: dict, combined: bool = True) -> None:
+        """`Trainer.save_metrics` (``{split}_results.json`` and ``all_results.json``), each file written atomically."""
+        if not self.is_world_process_zero():
+            return
+        out = Path(self.args.output_dir)
+        write_text(out / f"{split}_results.json", json.dumps(metrics, indent=4, sort_keys=True) + "\n")
+        if combined:
+            path = out / "all_results.json"
+            combined_metrics = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            combined_metrics.update(metrics)
+            write_text(path, json.dumps(combined_metrics, indent=4, sort_keys=True) + "\n")
+
+    def save_state(self) -> None:
+        """`Trainer.save_state` (``trainer_state.json``), written atomically."""
+        if self.is_world_process_zero():
+            with atomic_path(Path(self.args.output_dir) / "trainer_state.json") as tmp:
+                self.state.save_to_json(str(tmp))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean of each loss component since the last training log (`loss_nll`, `loss_nll_ext`,

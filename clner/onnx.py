@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from clner.errors import CLNERUsageError
+from clner.files import staged_files
 from clner.loading import load_clner_tokenizer
 from inference_clner import DEFAULT_MAX_SEQ_LENGTH, encode_example, pad_view, predict_sentences
 
@@ -73,33 +74,33 @@ def export_onnx(model, tokenizer, output_dir: str | os.PathLike, opset: int = 17
     args = tuple(torch.tensor(batch[n]) for n in names)
     axes = {n: {0: "batch", 1: "words" if n == "word_index" else "sub_tokens"} for n in names}
     axes["emissions"] = {0: "batch", 1: "words"}
-    with torch.no_grad(), warnings.catch_warnings():
+    with staged_files(out) as staging, torch.no_grad(), warnings.catch_warnings():  # files replaced whole, by renames
         # tracing notes about shape checks inside the encoder, which hold for every input encode_example builds
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*advanced indexing.*", category=UserWarning)
         torch.onnx.export(
             Emissions(model),
             args,
-            str(out / ONNX_FILE),
+            str(staging / ONNX_FILE),
             input_names=names,
             output_names=["emissions"],
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
         )
-    model.train(was_training)
-    crf = model.crf
-    scores = {
-        name: getattr(crf, name).detach().float().cpu().tolist()
-        for name in ("start_transitions", "transitions", "end_transitions")
-    }
-    allowed = {
-        name: getattr(crf, name).cpu().tolist() for name in ("allowed_start", "allowed_transitions", "allowed_end")
-    }
-    crf_file = {"labels": model.config.labels, "use_constraints": bool(crf.use_constraints), **scores, **allowed}
-    (out / CRF_FILE).write_text(json.dumps(crf_file), encoding="utf-8")
-    model.config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+        model.train(was_training)
+        crf = model.crf
+        scores = {
+            name: getattr(crf, name).detach().float().cpu().tolist()
+            for name in ("start_transitions", "transitions", "end_transitions")
+        }
+        allowed = {
+            name: getattr(crf, name).cpu().tolist() for name in ("allowed_start", "allowed_transitions", "allowed_end")
+        }
+        crf_file = {"labels": model.config.labels, "use_constraints": bool(crf.use_constraints), **scores, **allowed}
+        (staging / CRF_FILE).write_text(json.dumps(crf_file), encoding="utf-8")
+        model.config.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     return out
 
 

@@ -9,9 +9,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 from transformers import TrainingArguments
@@ -19,6 +21,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback, Tra
 
 from clner.arguments import DataTrainingArguments
 from clner.errors import CLNERUsageError
+from clner.files import apply_umask, remove_litter, staged_files, write_text
 from clner.metrics import parse_view_metrics, per_type_metric
 from modeling_clner import REMOTE_CODE_FILES
 
@@ -168,6 +171,90 @@ def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
     raise CLNERUsageError(f"--resume_from_checkpoint last: no checkpoint in {output_dir}")
 
 
+#: the run's settings, written into each checkpoint: a resume checks that the checkpoint belongs to this run
+RUN_SETTINGS_FILE = "clner_run_settings.json"
+#: the settings a checkpoint must share with the run that resumes it (others, such as the number of epochs or the
+#: evaluation data, may change on resume); every CL option counts
+RESUME_SETTINGS = {
+    "model": ("model_name_or_path", "config_name"),
+    "data": (
+        "dataset_name",
+        "dataset_config_name",
+        "train_file",
+        "unlabeled_file",
+        "max_train_samples",
+        "max_seq_length",
+        "window_stride",
+        "tag_scheme",
+    ),
+    "training": (
+        "learning_rate",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "weight_decay",
+        "seed",
+    ),
+}
+
+
+def run_settings(model_args, data_args, cl_args, training_args) -> dict:
+    """What makes a training run the run it is (`RESUME_SETTINGS` and every CL option), local paths absolute."""
+
+    def value(args, name):
+        v = getattr(args, name, None)
+        return (
+            os.path.abspath(v) if isinstance(v, str) and name.endswith(("_file", "_path")) and os.path.exists(v) else v
+        )
+
+    settings = {
+        group: {name: value(args, name) for name in RESUME_SETTINGS[group]}
+        for group, args in (("model", model_args), ("data", data_args), ("training", training_args))
+    }
+    settings["cl"] = dict(sorted(asdict(cl_args).items()))
+    return redact_credentials(settings)
+
+
+class SaveRunSettings(TrainerCallback):
+    """Writes the run's settings (`run_settings`) into every checkpoint the Trainer saves."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            apply_umask(folder)
+            write_text(folder / RUN_SETTINGS_FILE, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
+        return control
+
+
+def check_resume_settings(checkpoint: str, settings: dict, flag_value: str) -> None:
+    """Refuse to resume a checkpoint that another run wrote (other data, encoder, sequence budget, CL options,
+    learning rate, batch size or seed), naming what differs: continuing it would return that run's model as this
+    one's. A checkpoint without recorded settings is resumed with a warning."""
+    path = Path(checkpoint) / RUN_SETTINGS_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning(
+            f"{checkpoint} records no run settings ({RUN_SETTINGS_FILE}): cannot check that it belongs to this run"
+        )
+        return
+    differ = [
+        f"--{name} {saved.get(group, {}).get(name)!r} there, {value!r} now"
+        for group, values in settings.items()
+        for name, value in values.items()
+        if saved.get(group, {}).get(name) != value
+    ]
+    if differ:
+        raise CLNERUsageError(
+            f"--resume_from_checkpoint {flag_value}: {checkpoint} belongs to a run with other settings "
+            f"({'; '.join(differ)}): resuming it would continue that run, not this one. Resume with that run's "
+            "settings, or start afresh with --overwrite_output_dir (it removes the old checkpoints) or another "
+            "--output_dir"
+        )
+
+
 def _label_names(id2label: dict[int, str]) -> str:
     return "[" + ", ".join(id2label[i] for i in sorted(id2label)) + "]"
 
@@ -214,9 +301,12 @@ MODEL_FILES = (
 
 @contextlib.contextmanager
 def output_dir_lock(training_args: TrainingArguments):
-    """While a training run writes its --output_dir, `.clner-run.lock` there holds its process id: a second run
-    on the same folder is refused naming it (a lock whose process is gone is taken over, with a warning). Only the
-    main process of a distributed run takes it."""
+    """While a training run writes its --output_dir, `.clner-run.lock` there names its process (`process_identity`:
+    the process id with its start time and the machine's boot id, so that a reused id, as after a container restart
+    where the trainer is process 1, is not mistaken for the run): a second run on the same folder is refused naming
+    it; a lock whose process is gone is taken over, with a warning. The run that holds the lock removes the temporary
+    files a killed run left there (`clner.files.remove_litter`), saying so. Only the main process of a distributed
+    run takes it."""
     if not training_args.do_train or not training_args.should_save:
         yield
         return
@@ -228,11 +318,8 @@ def output_dir_lock(training_args: TrainingArguments):
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _process_alive(pid):
+            pid, identity = _read_lock(lock)
+            if pid and _lock_holder_alive(pid, identity):
                 raise CLNERUsageError(
                     f"--output_dir {out} is being written by another run (process {pid}, "
                     f"{lock}): two runs in one folder would overwrite each other's model and "
@@ -243,11 +330,51 @@ def output_dir_lock(training_args: TrainingArguments):
     else:  # pragma: no cover - the lock reappeared between the two tries
         raise CLNERUsageError(f"--output_dir {out} is being written by another run ({lock})")
     with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+        json.dump({"pid": os.getpid(), "identity": process_identity(os.getpid())}, f)
+    for item in remove_litter(out):
+        logger.warning(f"removed {item}, left by a run that was killed while writing")
     try:
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+def process_identity(pid: int) -> str | None:
+    """`<boot id>:<pid>:<start time>` of a running process (Linux's /proc), which no later process shares even when
+    it gets the same id; None where /proc does not tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after the command name: state is field 3, starttime field 22
+    return f"{boot}:{pid}:{fields[19]}" if len(fields) > 19 else None
+
+
+def _read_lock(lock: Path) -> tuple[int, str | None]:
+    """The process id and identity a lock file records (a bare process id is read too)."""
+    try:
+        text = lock.read_text().strip()
+    except OSError:
+        return 0, None
+    try:
+        data = json.loads(text or "0")
+    except ValueError:
+        return 0, None
+    if isinstance(data, dict):
+        pid = data.get("pid")
+        return (pid if isinstance(pid, int) else 0), data.get("identity")
+    return (data if isinstance(data, int) else 0), None
+
+
+def _lock_holder_alive(pid: int, identity: str | None) -> bool:
+    """Whether the process a lock names still runs: the same identity where one was recorded and /proc tells."""
+    now = process_identity(pid)
+    if identity is not None and now is not None:
+        return now == identity
+    if identity is not None and Path("/proc").is_dir() and now is None:
+        return False
+    return _process_alive(pid)
 
 
 def _process_alive(pid: int) -> bool:
@@ -264,16 +391,10 @@ def save_model_safely(trainer) -> None:
     """`trainer.save_model()` into a temporary folder inside --output_dir, whose files then replace the folder's:
     a save that fails (a full disk) leaves no half-written weights in place of a good model, and the error names
     the checkpoint that was kept, to resume from."""
-    import shutil
-    import tempfile
-
     out = Path(trainer.args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out))
     try:
-        trainer.save_model(str(staging))
-        for item in sorted(staging.iterdir()):
-            os.replace(item, out / item.name)
+        with staged_files(out) as staging:
+            trainer.save_model(str(staging))
     except Exception as exc:  # noqa: BLE001 - turned into one message that says what is left
         checkpoints = [p for p in checkpoint_folders(out) if checkpoint_problem(p) is None]
         kept = (
@@ -286,8 +407,6 @@ def save_model_safely(trainer) -> None:
             f"{' '.join(str(exc).split())}); nothing of it replaced earlier files, {kept}. Free "
             "space or give another --output_dir"
         ) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_output_dir(
@@ -304,18 +423,23 @@ def check_output_dir(
     found = [name for name in MODEL_FILES if (out / name).exists()] + sorted(
         p.name for p in out.glob("model-*-of-*.safetensors")
     )
-    if not found:
+    checkpoints = checkpoint_folders(out)
+    if not found and not checkpoints:
         return
     if not data_args.overwrite_output_dir:
+        held = ", ".join(found + [p.name for p in checkpoints][-3:])
         raise CLNERUsageError(
-            f"--output_dir {out} already holds a model ({', '.join(found)}): a new one would be "
-            "mixed with its files. Pass --overwrite_output_dir to replace it (its model files are "
-            "removed first), --resume_from_checkpoint last to continue its run, or another "
-            "--output_dir"
+            f"--output_dir {out} already holds {'a model' if found else 'checkpoints of another run'} ({held}): "
+            "this run's files would be mixed with them, and --resume_from_checkpoint last would later pick theirs. "
+            "Pass --overwrite_output_dir to replace them (they are removed first), --resume_from_checkpoint last "
+            "to continue that run, or another --output_dir"
         )
     for name in found + [p.name for p in out.glob("pytorch_model-*-of-*.bin")]:
         logger.warning(f"--overwrite_output_dir: removing {out / name} of the earlier model")
         (out / name).unlink(missing_ok=True)
+    for folder in checkpoints:
+        logger.warning(f"--overwrite_output_dir: removing {folder} of the earlier run")
+        shutil.rmtree(folder)
 
 
 #: keys whose string value is always a credential; besides them, any key naming a token, password, secret or API key

@@ -32,9 +32,13 @@ from typing import Any
 try:  # the clner package: its errors, CLI conventions and retriever (a Space runs this file without it)
     from clner.cli import check_model_path, kebab_aliases, run_cli
     from clner.errors import CLNERUsageError
+    from clner.files import write_text
 except ImportError:  # a Space: a user mistake stops the app with its message, as SystemExit does
     CLNERUsageError = SystemExit
     check_model_path = run_cli = None
+
+    def write_text(path: str | os.PathLike, text: str) -> None:
+        Path(path).write_text(text, encoding="utf-8")
 
     def kebab_aliases(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         return parser
@@ -315,21 +319,21 @@ def export_space(
     check_space_model(model_id)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(__file__), out / SPACE_MODULE)
+    write_text(out / SPACE_MODULE, Path(__file__).read_text(encoding="utf-8"))
     args = ["--trust_remote_code", "--backend", backend, "--host", "0.0.0.0"]
     if backend == "bm25":
         shutil.copyfile(corpus, out / f"{SPACE_CORPUS}.txt")
         args += ["--corpus", f"{SPACE_CORPUS}.txt"]
     if title:
         args += ["--title", title]
-    (out / "app.py").write_text(
+    write_text(
+        out / "app.py",
         f'"""A Hugging Face Space: the CLNER demo of {model_id} (written by clner-demo --export_space)."""\n\n'
         "import os\nimport sys\n\nfrom demo_clner import main\n\n"
         f"MODEL = {model_id!r}\nARGS = {args!r}\n\n"
         'if __name__ == "__main__":\n'
         "    os.chdir(os.path.dirname(os.path.abspath(__file__)))  # the corpus and demo_clner.py lie here\n"
         '    sys.exit(main([os.environ.get("CLNER_DEMO_MODEL", MODEL), *ARGS]))\n',
-        encoding="utf-8",
     )
     import importlib.metadata as md
 
@@ -341,7 +345,7 @@ def export_space(
     requirements += {"duckduckgo": [f"ddgs=={md.version('ddgs')}"], "bm25": [f"bm25s=={md.version('bm25s')}"]}.get(
         backend, []
     )
-    (out / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    write_text(out / "requirements.txt", "\n".join(requirements) + "\n")
     front = {
         "title": (title or f"CLNER {model_id.split('/')[-1]}")[:60],
         "emoji": "🔎",
@@ -366,7 +370,7 @@ def export_space(
         f"contexts {retrieval}; when retrieval fails, the context view falls back to the sentence view and says so.",
         "",
     ]
-    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    write_text(out / "README.md", "\n".join(lines))
     return out
 
 

@@ -37,6 +37,7 @@ setting has one name and one default in both commands.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -56,6 +57,7 @@ from clner.data import io as data_io
 from clner.data.io import has_context_lines, iter_json_lines, iter_lines, split_columns
 from clner.data.schemes import bilou_to_bioes, io_to_bio, tags_to_scheme
 from clner.errors import CLNERFormatError, CLNERUsageError, RetrievalError
+from clner.files import atomic_open
 from clner.loading import load_clner_tokenizer, read_clner_config
 from clner.metrics import seqeval_metrics
 from clner.retrieval import backends, bertscore
@@ -476,16 +478,6 @@ def context_record(index: int, item: dict, result: dict, retrieved: dict, query_
     return record
 
 
-def partial_file(path: str):
-    """A temporary file beside `path` (renamed over it when the run ends; removed when it fails), so that a run
-    stopped partway leaves any earlier file whole."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    return tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial", delete=False
-    )
-
-
 def check_distinct(path: str, flag: str, others: dict[str, str]) -> None:
     """Refuse `flag path` naming the same file as another flag's (`others`: flag -> path; '-' for stdin/stdout)."""
     for other_flag, other in others.items():
@@ -620,11 +612,18 @@ def tag_records(args: argparse.Namespace, records: list, pipe, output_format: st
         if tqdm
         else None
     )
-    tmp = None if args.output == "-" else partial_file(args.output)
-    out, saved = sys.stdout if tmp is None else tmp, None
-    try:
-        if args.save_contexts:
-            saved = partial_file(args.save_contexts)
+    # the outputs are written under temporary names and renamed when the run ends: a run stopped partway leaves any
+    # earlier file whole
+    with contextlib.ExitStack() as outputs:
+        if args.output == "-":
+            out = sys.stdout
+        else:
+            out = outputs.enter_context(atomic_open(args.output, "w", encoding="utf-8"))
+        saved = (
+            outputs.enter_context(atomic_open(args.save_contexts, "w", encoding="utf-8"))
+            if args.save_contexts
+            else None
+        )
         for start in range(0, len(records), args.chunk_size):
             chunk = records[start : start + args.chunk_size]
             results = pipe([item for item, _ in chunk], **options)
@@ -638,19 +637,8 @@ def tag_records(args: argparse.Namespace, records: list, pipe, output_format: st
                 out.write(output_text(output_format, item, passthrough, result, tags))
             if bar is not None:
                 bar.update(len(chunk))
-    except BaseException:
-        for partial in (tmp, saved):
-            if partial is not None:
-                partial.close()
-                os.unlink(partial.name)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    for partial, path in ((tmp, args.output), (saved, args.save_contexts)):
-        if partial is not None:
-            partial.close()
-            os.replace(partial.name, path)
+    if bar is not None:
+        bar.close()
     return tally
 
 

@@ -30,7 +30,6 @@ Sentence lines are ``token<TAB>tag`` (a single space is tolerated). The context 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -41,6 +40,7 @@ from typing import Any
 
 from clner.data.schemes import apply_tag_scheme
 from clner.errors import CLNERFormatError
+from clner.files import atomic_open
 from inference_clner import context_snippets
 
 EOS_TOKEN = "<EOS>"
@@ -56,26 +56,6 @@ FORMATS = ("conll", "clner", "json", "jsonl", "parquet")
 
 TOKEN_COLUMN_CANDIDATES = ("tokens", "words")
 TAG_COLUMN_CANDIDATES = ("tags", "ner_tags")
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[Any]:
-    """`open(path, mode)` for writing, through a temporary file in the same folder renamed over `path` when the
-    block ends: a run that fails partway (a full disk, a kill) leaves the earlier file whole, never a truncated or
-    empty one, and the temporary file is removed."""
-    import tempfile
-
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------------------------

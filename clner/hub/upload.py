@@ -19,6 +19,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 import modeling_clner
 from clner.errors import HubError
+from clner.files import atomic_path, staged_files, write_text
 from clner.hub.model_card import REVISION_PLACEHOLDER, build_model_card, is_repo_id
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def strip_tokenizer_auto_map(folder: str | os.PathLike) -> None:
             cfg.pop("auto_map"),
             path,
         )
-        path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
 
 
 def hub_links(folder: str | os.PathLike, ignore_patterns: Sequence[str] | None = None) -> list[str]:
@@ -203,10 +204,11 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: ModelCar
         for stale in out.glob(pattern):
             logger.warning("save_for_hub: removing stale weights %s (only safetensors are published)", stale)
             stale.unlink()
-    model.save_pretrained(out)  # weights, config, and every remote-code file next to the model's own module
-    modeling_clner.save_remote_code(out)  # any that module lacked (a Hub copy loaded without its pipeline)
-    tokenizer.save_pretrained(out)
-    strip_tokenizer_auto_map(out)
+    with staged_files(out) as staging:  # each file replaces its namesake whole, by a rename
+        model.save_pretrained(staging)  # weights, config, and every remote-code file next to the model's own module
+        modeling_clner.save_remote_code(staging)  # any that module lacked (a Hub copy loaded without its pipeline)
+        tokenizer.save_pretrained(staging)
+        strip_tokenizer_auto_map(staging)
     readme = out / "README.md"
     if card is None and readme.exists():
         logger.info("save_for_hub: keeping the existing model card %s", readme)
@@ -221,7 +223,8 @@ def save_for_hub(model, tokenizer, output_dir: str | os.PathLike, card: ModelCar
                 "card= to keep an existing card)",
                 readme,
             )
-        card.save(readme)
+        with atomic_path(readme) as tmp:
+            card.save(tmp)
     check_hub_folder(out)
     return out
 
@@ -283,7 +286,7 @@ def push_to_hub(
     oid = getattr(info, "oid", None)
     if pin_revision and oid and REVISION_PLACEHOLDER in text:
         text = text.replace(REVISION_PLACEHOLDER, oid)
-        readme.write_text(text, encoding="utf-8")
+        write_text(readme, text)
         api.upload_file(
             path_or_fileobj=text.encode("utf-8"),
             path_in_repo="README.md",

@@ -46,6 +46,7 @@ from typing import Any
 
 from clner.data import io as data_io
 from clner.errors import RetrievalConfigError, RetrievalError, SearchTimeoutError
+from clner.files import atomic_path, write_text
 from clner.retrieval.backends import (
     Backend,
     BM25Backend,
@@ -787,30 +788,34 @@ def save_output(
     otherwise), and so does the failures report (`retrieval_failures.jsonl` / `<file>.failures.jsonl`)."""
     path = Path(path)
     format = format or output_format(path)
+    if format not in ("disk", "parquet", "jsonl", "clner"):
+        raise ValueError(f"unknown output format {format!r}: disk, parquet, jsonl or clner")
+    if format != "disk" and hasattr(dataset, "keys"):  # a DatasetDict: a file holds one split
+        if len(dataset) != 1:
+            raise RetrievalError(
+                f"{format} output holds one split, got {list(dataset)}: pick a split or save a directory"
+            )
+        dataset = next(iter(dataset.values()))
+    # every file is written under a temporary name and renamed: a killed run leaves the earlier output whole
+    with atomic_path(path, directory=format == "disk") as tmp:
+        if format == "disk":
+            dataset.save_to_disk(str(tmp))
+        elif format == "parquet":
+            dataset.to_parquet(str(tmp))
+        elif format == "jsonl":
+            dataset.to_json(str(tmp), lines=True, force_ascii=False)
+        else:
+            data_io.write_clner(dataset, str(tmp))
     if format == "disk":
-        dataset.save_to_disk(str(path))
         side = lambda name: path / f"retrieval_{name}"  # noqa: E731
     else:
-        if hasattr(dataset, "keys"):  # a DatasetDict: a file holds one split
-            if len(dataset) != 1:
-                raise RetrievalError(
-                    f"{format} output holds one split, got {list(dataset)}: pick a split or save a directory"
-                )
-            dataset = next(iter(dataset.values()))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if format == "parquet":
-            dataset.to_parquet(str(path))
-        elif format == "jsonl":
-            dataset.to_json(str(path), lines=True, force_ascii=False)
-        elif format == "clner":
-            data_io.write_clner(dataset, str(path))
-        else:
-            raise ValueError(f"unknown output format {format!r}: disk, parquet, jsonl or clner")
         side = lambda name: path.with_name(f"{path.name}.{name}")  # noqa: E731
     if provenance is not None:
-        side("provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n")
+        write_text(side("provenance.json"), json.dumps(provenance, indent=2, ensure_ascii=False) + "\n")
     if failures:
-        side("failures.jsonl").write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
+        write_text(side("failures.jsonl"), "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
+    else:  # a report of an earlier run would list rows that now have contexts
+        side("failures.jsonl").unlink(missing_ok=True)
     return path
 
 
