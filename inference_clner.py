@@ -79,12 +79,17 @@ def call_with_timeout(
 # --------------------------------------------------------------------------------------------------------------
 def parse_tag(tag: str) -> tuple[str | None, str]:
     """`'B-PER'` -> `('B', 'PER')` (BILOU prefixes read as BIOES: L = E, U = S), `'O'` -> `('O', '')`, a tag
-    without a prefix (an IO-tagged bare type) -> `(None, tag)`."""
+    without a prefix (an IO-tagged bare type) -> `(None, tag)`. The prefix ends at `-`, as seqeval and conlleval
+    read it (`'B_PER'` has none: the data checks refuse such tags, `PREFIX_UNDERSCORE`)."""
     if tag == "O":
         return "O", ""
-    if len(tag) > 2 and tag[1] in "-_" and tag[0] in "BIESLU":
+    if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIESLU":
         return {"L": "E", "U": "S"}.get(tag[0], tag[0]), tag[2:]
     return None, tag
+
+
+#: a tag whose prefix is joined by `_` (`B_PER`), which the scorers read as one type: refused where tags are read
+PREFIX_UNDERSCORE = re.compile(r"^[BIESLU]_.")
 
 
 def split_label(label: str) -> tuple[str, str]:
@@ -313,7 +318,8 @@ def _windows(
     counts: Sequence[int], budget: int, stride: int, can_start: Sequence[bool] | None = None
 ) -> list[tuple[int, int]]:
     """Split words into `[start, end)` windows whose sub-tokens fit `budget`, consecutive windows sharing up to
-    `stride` words. With `can_start` (labelled data: False on a word inside a gold entity), a window starts only
+    `stride` words, and at most half of a window's words: each window moves on by at least half the previous
+    one, so the windows of a sentence grow linearly with its length, whatever `stride`. With `can_start` (labelled data: False on a word inside a gold entity), a window starts only
     where a sentence could: moved back to the entity's first word when that keeps the windows moving forward, else
     forward to the first word after the entity within the previous window (an entity longer than a window is the
     one case left), so that the CRF never sees a window open with `I-` under the scheme's start constraint."""
@@ -329,7 +335,7 @@ def _windows(
         spans.append((start, end))
         if end >= n:
             return spans
-        prev, start = start, max(end - stride, start + 1)
+        prev, start = start, max(end - min(stride, (end - start) // 2), start + 1)
         if can_start is not None and not can_start[start]:
             back = next((j for j in range(start - 1, prev, -1) if can_start[j]), None)
             ahead = next((j for j in range(start + 1, end + 1) if j < n and can_start[j]), None)

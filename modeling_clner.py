@@ -50,10 +50,10 @@ PIPELINE_TASK_ALIASES = ("ner", "clner-token-classification")
 # from a checkout or an installed copy.
 try:
     from .crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints
-    from .inference_clner import DEFAULT_MAX_SEQ_LENGTH, encode_example, predict_sentences
+    from .inference_clner import DEFAULT_MAX_SEQ_LENGTH, PREFIX_UNDERSCORE, encode_example, predict_sentences
 except ImportError:  # this project on the path
     from crf_clner import SCHEMES, LinearChainCRF, check_label_scheme, scheme_constraints
-    from inference_clner import DEFAULT_MAX_SEQ_LENGTH, encode_example, predict_sentences
+    from inference_clner import DEFAULT_MAX_SEQ_LENGTH, PREFIX_UNDERSCORE, encode_example, predict_sentences
 
 #: every remote-code file of a CLNER model: saved, uploaded and loaded together (each imports only torch,
 #: transformers, numpy and these files)
@@ -101,6 +101,19 @@ def encoder_position_limit(config) -> int | None:
     if getattr(encoder, "model_type", None) in ROBERTA_LIKE and getattr(encoder, "pad_token_id", None) is not None:
         n -= encoder.pad_token_id + 1  # positions start after the padding index
     return n
+
+
+def check_window_stride(stride: int, max_seq_length: int, what: str = "window_stride") -> int:
+    """`stride` (the words consecutive windows of a long sentence share) must be smaller than the words a window
+    can hold (`max_seq_length` - 2, one sub-token each, after [CLS] and [SEP]): more would start every window one
+    word after the last. Raises ValueError naming `what`."""
+    if stride >= max_seq_length - 2:
+        raise ValueError(
+            f"{what} {stride} is not smaller than the {max(max_seq_length - 2, 0)} words a window of "
+            f"max_seq_length {max_seq_length} can hold: windows would start one word apart. Use a stride below half "
+            "a window (the default is 16)"
+        )
+    return stride
 
 
 def default_max_seq_length(config) -> int:
@@ -235,7 +248,13 @@ class PublishedPipelines(dict):
 
 def _check_id2label(id2label: dict) -> None:
     """`id2label` must name ids 0..C-1, each once and without whitespace: a gap, a duplicate name or `'B-PER '`
-    would silently collapse or shift the label set. Raises ValueError naming the ids (config.json's id2label)."""
+    would silently collapse or shift the label set, and a `B_PER` prefix is read otherwise by the scorers. Raises
+    ValueError naming the ids (config.json's id2label)."""
+    if not isinstance(id2label, dict):
+        raise ValueError(f"config.json id2label must map label ids to names, got a {type(id2label).__name__}")
+    bad = [k for k in id2label if isinstance(k, bool) or not str(k).lstrip("-").isdigit()]
+    if bad:
+        raise ValueError(f"config.json id2label keys must be label ids 0..{len(id2label) - 1}, got {bad[0]!r}")
     ids = sorted(int(i) for i in id2label)
     if ids != list(range(len(ids))):
         missing = sorted(set(range(max(ids, default=-1) + 1)) - set(ids))
@@ -250,6 +269,10 @@ def _check_id2label(id2label: dict) -> None:
             raise ValueError(f"config.json id2label: label {i} {name!r} is empty or holds whitespace")
         if name in seen:
             raise ValueError(f"config.json id2label: ids {seen[name]} and {i} are both named {name!r}")
+        if PREFIX_UNDERSCORE.match(name):
+            raise ValueError(
+                f"config.json id2label: label {i} {name!r} joins its prefix with '_'; CLNER reads {name[0]}-{name[2:]}"
+            )
         seen[name] = i
 
 
@@ -293,6 +316,8 @@ class CLNERConfig(PreTrainedConfig):
     nll_ext_weight: float | None = None
 
     def __post_init__(self, **kwargs):
+        if self.id2label is not None:  # before transformers reads it (a list or a key "a" fails there, cryptically)
+            _check_id2label(self.id2label)
         super().__post_init__(**kwargs)
         self.tag_scheme = self.tag_scheme.upper()
         if self.tag_scheme not in SCHEMES:
@@ -303,6 +328,7 @@ class CLNERConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"config.json {name} must be a whole number >= {low}, got {value!r}")
+        check_window_stride(self.window_stride, self.max_seq_length, "config.json window_stride")
         if self.label2id is None and self.id2label is not None:
             self.label2id = {label: i for i, label in self.id2label.items()}
         if hasattr(self.encoder, "auto_map"):  # a base model's remote code is never carried into CLNER's

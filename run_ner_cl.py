@@ -57,7 +57,13 @@ from clner.run_utils import (
     save_model_safely,
 )
 from crf_clner import check_label_scheme
-from modeling_clner import CLNERConfig, CLNERForTokenClassification, check_max_seq_length, default_max_seq_length
+from modeling_clner import (
+    CLNERConfig,
+    CLNERForTokenClassification,
+    check_max_seq_length,
+    check_window_stride,
+    default_max_seq_length,
+)
 from trainer_clner import CLNERTrainer, check_training_arguments
 
 logger = logging.getLogger(__name__)
@@ -300,6 +306,8 @@ def resolve_sequence_arguments(data_args: DataTrainingArguments, found, model_pa
             "consecutive windows of a long sentence share (0 or more; the words between windows "
             "would otherwise be skipped)"
         )
+    with as_user_error(ValueError):
+        check_window_stride(data_args.window_stride, data_args.max_seq_length, "--window_stride")
 
 
 def resolve_labels(

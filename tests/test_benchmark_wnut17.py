@@ -255,16 +255,17 @@ def test_run_details_split_by_gold_in_context_and_type_against_seqeval(tmp_path)
         ([2.0], (1.0, 3.0), "not resolved (n = 1 seed"),
     ],
 )
-def test_claim_resolution_follows_the_issue_rule(seeds, bootstrap, expected):
+def test_claim_resolution_needs_the_seed_and_bootstrap_intervals_to_agree(seeds, bootstrap, expected):
     entry = {"seeds": study.t_interval(seeds)}
     if bootstrap is not None:
         entry["bootstrap"] = {"observed": 0, "low": bootstrap[0], "high": bootstrap[1]}
     assert expected in study.resolution(entry)
 
 
-def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
-    """A run whose folder is gone (another machine's) still counts: its committed JSON, with the per-sentence
-    counts, gives the table and the paired bootstrap; each arm writes its own block of the results page."""
+def committed_arm(tmp_path):
+    """A sentence-only and a CL-KL run of one arm (`--train_subset with_context --epochs 10`, seed 1), committed as
+    JSON summaries with their per-sentence counts and each run's CPU; the sentence run's folder is gone (another
+    machine's). The arm's arguments, its runs as loaded, their summary and the arm's block of the results page."""
     rng = random.Random(9)
     gold = [random_tags(rng, 5) for _ in range(25)]
     results = tmp_path / "results"
@@ -316,15 +317,28 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
         ]
     )
     runs = study.load(tmp_path / "out", results_dir=args.results_dir)
-    assert sorted(r["method"] for r in runs) == ["cl-kl", "sentence"]
     summary = study.summarise(args, runs)
-    (entry,) = [c for c in summary["comparisons"] if c["name"] == "CL-KL vs w/o context, sentence view"]
-    assert "bootstrap" in entry and entry["seeds"]["n"] == 1
-    doc = tmp_path / "results.md"
-    doc.write_text("# page\n\n<!-- BEGIN wnut17.py AUTO -->\nfull arm\n<!-- END wnut17.py AUTO -->\n\n## tail\n")
     text = study.markdown(
         args, summary, runs, [], {"cpu": "x", "cpus": 2, "python": "3", "torch": "t", "transformers": "t"}
     )
+    return args, runs, summary, text
+
+
+def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
+    """A run whose folder is gone still counts: its committed JSON, with the per-sentence counts, gives the table
+    and the paired bootstrap."""
+    args, runs, summary, _ = committed_arm(tmp_path)
+    assert sorted(r["method"] for r in runs) == ["cl-kl", "sentence"]
+    (entry,) = [c for c in summary["comparisons"] if c["name"] == "CL-KL vs w/o context, sentence view"]
+    assert "bootstrap" in entry and entry["seeds"]["n"] == 1
+
+
+def test_each_arm_writes_its_own_block_of_the_results_page(tmp_path):
+    """An arm's block is replaced when written again, never appended twice; another schedule is another arm, with
+    its own block and plot; the full study keeps the page's own markers."""
+    args, _, _, text = committed_arm(tmp_path)
+    doc = tmp_path / "results.md"
+    doc.write_text("# page\n\n<!-- BEGIN wnut17.py AUTO -->\nfull arm\n<!-- END wnut17.py AUTO -->\n\n## tail\n")
     study.write_doc(doc, text, *study.markers(args))
     study.write_doc(
         doc, text.replace("finished runs", "finished runs, again"), *study.markers(args)
@@ -333,10 +347,6 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     assert "full arm" in page and page.count("<!-- BEGIN wnut17.py AUTO with_context, 10 epochs -->") == 1
     assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
     assert "finished runs, again" in page and "wnut17_coverage_10ep_f1.png" in page
-    # runs from two CPUs: each wall time names its CPU by a letter that the hardware line resolves
-    assert re.search(r"\| sentence \| 1 \| .* \| 0\.0 min \(B\) \|\n\| cl-kl \| 1 \| .* \| 0\.0 min \(A\) \|", page)
-    assert "Hardware: A: CPU of cl-kl; B: CPU of sentence (as each run recorded it)" in page
-    assert "--train_subset with_context --epochs 10 --max_seq_length 256" in page  # the command that rebuilds it
     shorter = study.parse_args(
         ["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context", "--epochs", "6"]
     )  # another schedule is another arm: its own block and plot
@@ -349,6 +359,18 @@ def test_report_is_rebuilt_from_the_committed_summaries_alone(tmp_path):
     )
     full = study.parse_args(["--extra", ""])
     assert study.markers(full) == (study.BEGIN, study.END) and Path(full.plot).name == "wnut17_f1.png"
+
+
+def test_the_results_page_names_each_runs_cpu_and_the_command_that_rebuilds_it(tmp_path):
+    args, _, _, text = committed_arm(tmp_path)
+    doc = tmp_path / "results.md"
+    doc.write_text("# page\n\n<!-- BEGIN wnut17.py AUTO -->\nfull arm\n<!-- END wnut17.py AUTO -->\n\n## tail\n")
+    study.write_doc(doc, text, *study.markers(args))
+    page = doc.read_text()
+    # runs from two CPUs: each wall time names its CPU by a letter that the hardware line resolves
+    assert re.search(r"\| sentence \| 1 \| .* \| 0\.0 min \(B\) \|\n\| cl-kl \| 1 \| .* \| 0\.0 min \(A\) \|", page)
+    assert "Hardware: A: CPU of cl-kl; B: CPU of sentence (as each run recorded it)" in page
+    assert "--train_subset with_context --epochs 10 --max_seq_length 256" in page  # the command that rebuilds it
 
 
 def test_pooled_counts_need_every_seed_and_the_arm_is_read_from_the_command(tmp_path):

@@ -233,3 +233,9 @@ def test_bad_input_errors():
         crf.log_partition(e, torch.tensor([[1, 0, 1, 0], [1, 1, 1, 1]], dtype=torch.bool))
     with pytest.raises(ValueError, match=r"tags must be in \[0, 5\)"):
         crf.nll(e, torch.full((2, 4), 7), torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_crf_module_reset_matches_pytorch_crf_init():
+    crf = LinearChainCRF(7)
+    for p in crf.parameters():
+        assert p.min() >= -0.1 and p.max() <= 0.1

@@ -1,15 +1,11 @@
-"""The Hub model card: YAML parsed back with huggingface_hub, body checked against patterns, widget examples; the
-training-curves plot (clner.hub.plots)."""
+"""The Hub model card (`clner.hub.model_card`): YAML parsed back with huggingface_hub, body checked against patterns,
+the recipe and splits it describes, widget examples, escaping of every data-derived text, and the template."""
 
 import ast
 import json
 import re
-import struct
-import sys
-from types import SimpleNamespace
 
 import pytest
-import torch
 import yaml
 from huggingface_hub import ModelCard
 
@@ -26,110 +22,27 @@ from clner.hub.model_card import (
     epoch_results,
     training_set_statistics,
 )
-from clner.hub.plots import CURVES_FILE, plot_training_curves, training_curves
-from clner.hub.publish import publish_from_run
-from clner.metrics import parse_view_metrics
-from conftest import tiny_bert_config
-from modeling_clner import CLNERConfig, CLNERForTokenClassification
+from clner.hub.plots import CURVES_FILE
+from conftest import (
+    CARD_METRICS,
+    LOG_HISTORY,
+    RECIPES,
+    TRAIN_ROWS,
+    TWO_SPLITS,
+    WNUT_LABELS,
+    oracle_model,
+    tiny_bert_config,
+    tiny_clner,
+)
+from modeling_clner import CLNERConfig
 from pipeline_clner import clner_pipeline
 
-LABELS = ["O"] + [
-    f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product") for p in ("B", "I")
-]
-METRICS = {
-    "eval_loss": 1.23,
-    "eval_sentence_precision": 0.5512,
-    "eval_sentence_recall": 0.4123,
-    "eval_sentence_f1": 0.4718,
-    "eval_sentence_accuracy": 0.95,
-    "eval_context_precision": 0.6034,
-    "eval_context_recall": 0.4511,
-    "eval_context_f1": 0.5162,
-    "eval_context_person_f1": 0.71,
-    "eval_context_person_precision": 0.8,
-    "eval_context_person_recall": 0.64,
-    "eval_context_person_number": 470,
-    "eval_sentence_person_f1": 0.66,
-    "eval_sentence_creative-work_f1": 0.2,
-    "eval_context_creative-work_f1": 0.25,
-    "eval_runtime": 3.2,
-    "predict_context_f1": 0.1,
-}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(**kwargs):
-    torch.manual_seed(0)
-    config = CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(LABELS)), **kwargs)
-    model = CLNERForTokenClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.normal_(0, 1.0)
-    return model
-
-
-LOG_HISTORY = [
-    {"loss": 20.5, "epoch": 0.5, "step": 5},
-    {"loss": 9.25, "epoch": 1.0, "step": 10},
-    {"eval_loss": 8.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45, "eval_f1": 0.43, "epoch": 1.0, "step": 10},
-    {"loss": 4.125, "epoch": 1.5, "step": 15},
-    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
-    {"train_runtime": 12.0, "train_loss": 9.0, "epoch": 2.0, "step": 20},
-    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
-]
-TRAIN_ROWS = [
-    {
-        "tokens": ["John", "Smith", "lives", "in", "New", "York"],
-        "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"],
-        "context": ["John Smith is a singer"],
-    },
-    {"tokens": ["Mary", "met", "John"], "tags": ["B-person", "O", "B-person"], "context": []},
-    {"tokens": ["ok"], "tags": ["O"], "context": [" "]},
-]
-RECIPES = {  # what CLArguments.recipe() records for each kind of run
-    "CL-KL": dict(
-        train_views="both",
-        cl_loss="kl",
-        cl_weight=0.5,
-        nll_weight=1.0,
-        nll_ext_weight=0.5,
-        cl_temperature=1.0,
-        trained_with_context=True,
-    ),
-    "no CL": dict(
-        train_views="both",
-        cl_loss="none",
-        cl_weight=0.0,
-        nll_weight=1.0,
-        nll_ext_weight=0.5,
-        cl_temperature=None,
-        trained_with_context=True,
-    ),
-    "sentence": dict(
-        train_views="sentence",
-        cl_loss="none",
-        cl_weight=0.0,
-        nll_weight=1.0,
-        nll_ext_weight=0.0,
-        cl_temperature=None,
-        trained_with_context=False,
-    ),
-    "context": dict(
-        train_views="context",
-        cl_loss="none",
-        cl_weight=0.0,
-        nll_weight=0.0,
-        nll_ext_weight=1.0,
-        cl_temperature=None,
-        trained_with_context=True,
-    ),
-}
+    """A decisive tiny model with WNUT-17's labels; `kwargs` are `CLNERConfig` fields."""
+    return tiny_clner(WNUT_LABELS, decisive=True, **kwargs)
 
 
 def full_card(widget=None, recipe="CL-KL", **kwargs):
@@ -137,7 +50,7 @@ def full_card(widget=None, recipe="CL-KL", **kwargs):
     kwargs = {"language": "en", "license": "apache-2.0", **kwargs}
     return build_model_card(
         config,
-        METRICS,
+        CARD_METRICS,
         base_model="xlm-roberta-large",
         dataset_name="WNUT-17",
         dataset_id="wnut_17",
@@ -150,15 +63,6 @@ def full_card(widget=None, recipe="CL-KL", **kwargs):
         versions={"Python": "3.11.7", "Transformers": "5.23.0"},
         **kwargs,
     )
-
-
-def test_parse_view_metrics():
-    parsed = parse_view_metrics(METRICS)
-    assert parsed["sentence"]["overall"] == {"precision": 0.5512, "recall": 0.4123, "f1": 0.4718, "accuracy": 0.95}
-    assert parsed["context"]["types"]["person"] == {"f1": 0.71, "precision": 0.8, "recall": 0.64, "number": 470}
-    assert parsed["context"]["types"]["creative-work"] == {"f1": 0.25}
-    assert parse_view_metrics(METRICS, prefix="predict") == {"context": {"overall": {"f1": 0.1}, "types": {}}}
-    assert parse_view_metrics({"eval_sentence_f1": float("nan"), "eval_loss": 1.0}) == {}
 
 
 def test_card_yaml_round_trip(tmp_path):
@@ -288,36 +192,38 @@ def test_card_without_results_or_hub_base_model(tmp_path):
     assert ModelCard.load(tmp_path / "README.md").data.pipeline_tag == "token-classification"
 
 
+#: rows to pick widget examples from: ones the oracle model tags right or wrong, a short one, entity-less ones
+WIDGET_ROWS = [
+    {"tokens": ["I", "love", "it", "so", "much", "today"], "tags": ["O"] * 6, "context": []},
+    {
+        "tokens": ["Mary", "met", "John", "in", "the", "park"],
+        "tags": ["B-person", "O", "B-person", "O", "O", "O"],
+        "context": [],
+    },
+    {
+        "tokens": ["John", "Smith", "flew", "to", "Paris", "today"],
+        "tags": ["B-person", "I-person", "O", "O", "B-location", "O"],
+        "context": ["ctx"],
+    },
+    {
+        "tokens": ["Apple", "sold", "the", "new", "phone", "in", "Paris"],
+        "tags": ["B-corporation", "O", "O", "O", "O", "O", "B-location"],
+        "context": [],
+    },
+    {"tokens": ["Too", "short"], "tags": ["B-group", "O"], "context": []},
+    {
+        "tokens": ["we", "all", "went", "to", "Paris", "again"],
+        "tags": ["O", "O", "O", "O", "B-location", "O"],
+        "context": [],
+    },
+]
+
+
 def test_choose_widget_examples_prefers_rows_the_model_gets_right(minilm_tokenizer):
     """Rows the model tags exactly right come first (covering types greedily); a wrong one is used only when too few
     are right, and its title says that the output is the model's, not the gold answer."""
-    from test_pipeline import oracle_model  # john: B-person, smith: I-person, paris: B-location, else O
-
-    model = oracle_model(minilm_tokenizer)
-    rows = [
-        {"tokens": ["I", "love", "it", "so", "much", "today"], "tags": ["O"] * 6, "context": []},
-        {
-            "tokens": ["Mary", "met", "John", "in", "the", "park"],
-            "tags": ["B-person", "O", "B-person", "O", "O", "O"],
-            "context": [],
-        },
-        {
-            "tokens": ["John", "Smith", "flew", "to", "Paris", "today"],
-            "tags": ["B-person", "I-person", "O", "O", "B-location", "O"],
-            "context": ["ctx"],
-        },
-        {
-            "tokens": ["Apple", "sold", "the", "new", "phone", "in", "Paris"],
-            "tags": ["B-corporation", "O", "O", "O", "O", "O", "B-location"],
-            "context": [],
-        },
-        {"tokens": ["Too", "short"], "tags": ["B-group", "O"], "context": []},
-        {
-            "tokens": ["we", "all", "went", "to", "Paris", "again"],
-            "tags": ["O", "O", "O", "O", "B-location", "O"],
-            "context": [],
-        },
-    ]
+    model = oracle_model(minilm_tokenizer)  # john: B-person, smith: I-person, paris: B-location, else O
+    rows = WIDGET_ROWS
     examples = choose_widget_examples(model, minilm_tokenizer, rows, k=3)
     assert [e["example_title"] for e in examples] == [
         "location, person",
@@ -339,7 +245,14 @@ def test_choose_widget_examples_prefers_rows_the_model_gets_right(minilm_tokeniz
         ]
         for entity in example["output"]:
             assert example["text"][entity["start"] : entity["end"]] == entity["word"]
-    # more examples asked than rows with entities that fit: the wrong ones, the short one, then entity-less rows
+
+
+def test_choose_widget_examples_fills_up_with_wrong_short_then_entity_less_rows(minilm_tokenizer):
+    """More examples asked than rows with entities that fit: the wrong ones, the short one, then entity-less rows;
+    the card says how many match the gold entities."""
+    model = oracle_model(minilm_tokenizer)
+    rows = WIDGET_ROWS
+    examples = choose_widget_examples(model, minilm_tokenizer, rows, k=3)
     titles = [e["example_title"] for e in choose_widget_examples(model, minilm_tokenizer, rows, k=6)]
     assert titles == [
         "location, person",
@@ -367,106 +280,7 @@ def test_training_set_statistics_and_epoch_results():
     ]
 
 
-def test_publish_from_run_writes_the_card(tmp_path, minilm_tokenizer, caplog):
-    """The card of a run: the dataset from --dataset_card_name / --dataset_name (never the data file's folder),
-    --language / --license, the training set, the run's per-epoch results, and only the CL options that applied."""
-    datasets = pytest.importorskip("datasets")
-    from clner.arguments import CLArguments
-
-    cl_args = CLArguments(train_views="sentence")
-    model = tiny_model(**cl_args.recipe())
-    validation = datasets.Dataset.from_list(
-        [
-            {
-                "tokens": ["John", "Smith", "lives", "in", "New", "York"],
-                "tags": ["B-person", "I-person", "O", "O", "B-location", "I-location"],
-                "context": [],
-            }
-        ]
-    )
-    raw = {"train": datasets.Dataset.from_list(TRAIN_ROWS), "validation": validation}
-    args = SimpleNamespace(
-        output_dir=str(tmp_path / "out"),
-        push_to_hub=False,
-        hub_model_id=None,
-        learning_rate=5e-5,
-        num_train_epochs=3.0,
-        seed=42,
-        per_device_train_batch_size=8,
-    )
-    data_args = SimpleNamespace(
-        dataset_name=None,
-        train_file=str(tmp_path / "wnut17" / "train.conll"),
-        validation_file=None,
-        test_file=None,
-        context_source="web search",
-        dataset_config_name=None,
-        dataset_card_name=None,
-    )
-    model_args = SimpleNamespace(model_name_or_path=None, language="en, de", license="cc-by-4.0")
-    trainer = SimpleNamespace(state=SimpleNamespace(log_history=LOG_HISTORY))
-    result = publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
-    assert result is None
-    card = ModelCard.load(tmp_path / "out" / "README.md")
-    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert card.data.widget[0]["text"] == "John Smith lives in New York"
-    assert card.data.language == ["en", "de"] and card.data.license == "cc-by-4.0"
-    assert card.data.datasets is None and "wnut17" not in card.text  # a folder's name is no dataset name
-    assert "the paper's *w/o context* baseline" in card.text and "web search" not in card.text
-    assert "L_CL" not in card.text.split("Objective")[0].split("## Training")[1]  # no CL option of a run without CL
-    assert re.search(r"^\| sentences \| 3 \|$", card.text, re.M) and re.search(
-        r"^\| 2 \| 20 \| 4\.125 ", card.text, re.M
-    )
-    # a named dataset fills `datasets:`; the card of the first run is replaced, and the log says so
-    data_args.dataset_card_name = "leondz/wnut_17"
-    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
-        publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
-    card = ModelCard.load(tmp_path / "out" / "README.md")
-    assert card.data.datasets == ["leondz/wnut_17"] and "on leondz/wnut_17" in card.text
-    assert re.search(r"replacing the model card .*README\.md", caplog.text)
-
-
-def test_publish_from_run_display_name_and_max_steps(tmp_path, minilm_tokenizer, monkeypatch):
-    """--dataset_card_name that is a display name, not a Hub id, names the data in the card but stays out of
-    `datasets:`; a run ended by --max_steps lists max_steps, never the num_train_epochs that did not apply."""
-    datasets = pytest.importorskip("datasets")
-    from clner.arguments import CLArguments
-
-    monkeypatch.chdir(tmp_path)
-    cl_args = CLArguments(train_views="sentence")
-    model = tiny_model(**cl_args.recipe())
-    raw = {"train": datasets.Dataset.from_list(TRAIN_ROWS)}
-    args = SimpleNamespace(
-        output_dir=str(tmp_path / "out"),
-        push_to_hub=False,
-        hub_model_id=None,
-        learning_rate=5e-5,
-        num_train_epochs=3.0,
-        max_steps=2,
-        seed=42,
-        per_device_train_batch_size=8,
-    )
-    data_args = SimpleNamespace(
-        dataset_name=None,
-        train_file=None,
-        validation_file=None,
-        test_file=None,
-        context_source=None,
-        dataset_config_name=None,
-        dataset_card_name="WNUT-17 tweets (2017)",
-    )
-    model_args = SimpleNamespace(model_name_or_path=None, language=None, license=None)
-    trainer = SimpleNamespace(state=SimpleNamespace(log_history=LOG_HISTORY))
-    publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
-    card = ModelCard.load(tmp_path / "out" / "README.md")
-    assert card.data.datasets is None and "on WNUT-17 tweets (2017)" in card.text
-    assert re.search(r"^\| max_steps \| 2 \|$", card.text, re.M) and "num_train_epochs" not in card.text
-    args.max_steps = -1  # trained by epochs: they are listed
-    publish_from_run(trainer, model, minilm_tokenizer, METRICS, model_args, data_args, cl_args, args, raw)
-    card = ModelCard.load(tmp_path / "out" / "README.md")
-    assert re.search(r"^\| num_train_epochs \| 3\.0 \|$", card.text, re.M) and "max_steps" not in card.text
-
-
+# ------------------------------------------------------------------------------------------------- escaping
 #: entity-type names that try to inject HTML, split a table cell, and add a heading and a link of their own
 HOSTILE_TYPES = ["per</script><img src=x onerror=alert(1)>|x", "p\n## Injected\n[link](http://x)"]
 HOSTILE = "x</script><img src=x onerror=alert(1)>|y\r\n## Injected\u2028[link](http://x)"
@@ -503,22 +317,25 @@ def test_md_escape():
     assert md_escape("a`b<c>", code=True) == "`a'b&lt;c&gt;`"
 
 
-def test_card_escapes_data_derived_text(tmp_path):
-    """Text that comes from the data, the config or the user's flags (entity types, the dataset's name, the contexts'
-    source, hyper-parameters, the model's name, a local base model path, an unknown CL loss) is plain text in the
-    card: no raw HTML, no extra table cells, no heading or link of its own; the YAML front matter still parses and
-    keeps the exact values (widget texts and titles, dataset and model names)."""
-    labels = ["O"] + [f"{p}-{t}" for t in HOSTILE_TYPES for p in ("B", "I")]
-    with pytest.raises(ValueError, match="holds whitespace"):  # such labels are refused when a config loads ...
-        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(labels)))
+#: labels whose types are `HOSTILE_TYPES`
+HOSTILE_LABELS = ["O"] + [f"{p}-{t}" for t in HOSTILE_TYPES for p in ("B", "I")]
+
+
+def hostile_card(tmp_path):
+    """A card built from hostile text wherever the data, the config or the user's flags reach it (entity types, the
+    dataset's name, the contexts' source, hyper-parameters, the model's name, a local base model path, an unknown CL
+    loss), from a hand-made config: the card, and its widget examples."""
     config = CLNERConfig(
         encoder=tiny_bert_config().to_dict(),
         id2label={0: "O"},
         **dict(RECIPES["CL-KL"], cl_loss=HOSTILE, tag_scheme="BIO"),
     )
-    # ... and escaped all the same where a card is built from them (defence in depth: a hand-made config)
-    config.id2label, config.label2id = dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
-    metrics = dict(METRICS)
+    # labels a config refuses, set by hand: the card escapes them all the same
+    config.id2label, config.label2id = (
+        dict(enumerate(HOSTILE_LABELS)),
+        {label: i for i, label in enumerate(HOSTILE_LABELS)},
+    )
+    metrics = dict(CARD_METRICS)
     for t in HOSTILE_TYPES:
         metrics.update({f"eval_context_{t}_f1": 0.5, f"eval_sentence_{t}_precision": 0.25})
     rows = [
@@ -545,6 +362,20 @@ def test_card_escapes_data_derived_text(tmp_path):
         epochs=epoch_results(LOG_HISTORY),
         versions={"Python": "3.11.7", HOSTILE: HOSTILE},
     )
+    return card, widget
+
+
+def test_labels_with_whitespace_are_refused_when_a_config_is_made():
+    """Hostile entity types are refused when a config loads; a card escapes them all the same (defence in depth:
+    `hostile_card` builds one from a hand-made config)."""
+    with pytest.raises(ValueError, match="holds whitespace"):
+        CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=dict(enumerate(HOSTILE_LABELS)))
+
+
+def test_card_escapes_data_derived_text(tmp_path):
+    """Text that comes from the data, the config or the user's flags is plain text in the card: no raw HTML, no
+    heading or link of its own."""
+    card, _ = hostile_card(tmp_path)
     body = card.text
     assert "<script" not in body.lower() and "<img" not in body.lower() and "</script" not in body.lower()
     for line in body.splitlines():  # no heading or link of its own
@@ -553,7 +384,12 @@ def test_card_escapes_data_derived_text(tmp_path):
     prose = re.sub(r"`[^`\n]*`", "`code`", body.split("## Usage")[0] + body.split("## Training")[1])
     assert "[link](http://x)" not in prose and r"\[link\](http://x)" in prose  # (inert in a code span)
     assert "`p ## Injected [link](http://x)`, `per&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;|x` (BIO)" in body
-    # every table keeps its header's cell count, row after row
+
+
+def test_card_tables_keep_their_cell_count_with_hostile_names(tmp_path):
+    """Every table keeps its header's cell count, row after row; the per-type table names the types escaped."""
+    card, _ = hostile_card(tmp_path)
+    body = card.text
     tables, current = [], []
     for line in body.splitlines() + [""]:
         if line.startswith("|"):
@@ -567,11 +403,21 @@ def test_card_escapes_data_derived_text(tmp_path):
     per_type = next(t for t in tables if t[0].startswith("| type |"))
     assert any(row.startswith(r"| per&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;\|x | ") for row in per_type)
     assert any(row.startswith(r"| p ## Injected \[link\](http://x) | ") for row in per_type)
-    # the usage example is still valid Python naming the model, whatever its name
+
+
+def test_card_usage_example_is_valid_python_whatever_the_model_name(tmp_path):
+    card, _ = hostile_card(tmp_path)
+    body = card.text
     code = body.split("```python\n", 1)[1].split("```", 1)[0]
     call = next(line for line in code.splitlines() if line.startswith("ner = pipeline("))
     assert ast.literal_eval(call.split("model=", 1)[1].split(", revision=")[0]) == "<org>/" + HOSTILE
-    # the front matter parses, and keeps the exact values (they are data, not Markdown)
+
+
+def test_card_front_matter_keeps_hostile_values_exactly(tmp_path):
+    """The YAML front matter still parses, and keeps the exact values (widget texts and titles, dataset and model
+    names: they are data, not Markdown); the card reads back as written."""
+    card, widget = hostile_card(tmp_path)
+    body = card.text
     data = _front_matter(str(card))
     assert data["widget"] == widget and data["model-index"][0]["name"] == HOSTILE
     assert data["model-index"][0]["results"][0]["dataset"]["name"] == HOSTILE
@@ -669,20 +515,15 @@ def test_card_renders_through_model_card_from_template(monkeypatch):
     )
 
 
-def test_card_template_reads_only_escaped_values(monkeypatch):
-    """Security: every variable MODEL_CARD_TEMPLATE reads is one of the card data's `template_kwargs()` (made inert
-    for Markdown there), never a raw front-matter field that `from_template` also passes; with hostile names, no
-    value the template reads holds a line break, raw ``<`` or an unescaped ``[``/``|``, save the fixed placeholders
-    and the citation."""
-    from jinja2 import Environment, meta
-
-    read = meta.find_undeclared_variables(Environment().parse(MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")))
+def hostile_template_call(monkeypatch):
+    """The `from_template` call of a card built with hostile names everywhere (a hand-made config names an unknown
+    CL loss): its card data and keyword arguments."""
     calls = _spy_from_template(monkeypatch)
     config = tiny_model(**dict(RECIPES["CL-KL"])).config
     config.cl_loss = HOSTILE  # a hand-made config: an unknown CL loss named by the data
     build_model_card(
         config,
-        {**METRICS, f"eval_context_{HOSTILE}_f1": 0.5},
+        {**CARD_METRICS, f"eval_context_{HOSTILE}_f1": 0.5},
         base_model="/x/enc`<img src=x>",
         dataset_name=HOSTILE,
         language=[HOSTILE],
@@ -695,7 +536,17 @@ def test_card_template_reads_only_escaped_values(monkeypatch):
         versions={HOSTILE: HOSTILE},
         space_id="org/demo",
     )
-    kwargs = calls[0]["kwargs"]
+    return calls[0]
+
+
+def test_card_template_reads_only_the_card_datas_template_kwargs(monkeypatch):
+    """Security: every variable MODEL_CARD_TEMPLATE reads is one of the card data's `template_kwargs()` (made inert
+    for Markdown there), never a raw front-matter field that `from_template` also passes."""
+    from jinja2 import Environment, meta
+
+    read = meta.find_undeclared_variables(Environment().parse(MODEL_CARD_TEMPLATE_PATH.read_text(encoding="utf-8")))
+    call = hostile_template_call(monkeypatch)
+    kwargs = call["kwargs"]
     assert read == set(kwargs) | {"card_data"}  # all provided, all used
     front_matter = {
         "base_model",
@@ -711,7 +562,13 @@ def test_card_template_reads_only_escaped_values(monkeypatch):
         "tags",
         "widget",
     }
-    assert not read & (front_matter | set(calls[0]["card_data"].to_dict()))  # what from_template passes raw
+    assert not read & (front_matter | set(call["card_data"].to_dict()))  # what from_template passes raw
+
+
+def test_card_template_reads_only_escaped_values(monkeypatch):
+    """With hostile names, no value the template reads holds a line break, raw ``<`` or an unescaped ``[``/``|``,
+    save the fixed placeholders and the citation."""
+    kwargs = hostile_template_call(monkeypatch)["kwargs"]
 
     def strings(value):
         if isinstance(value, str):
@@ -758,32 +615,6 @@ def test_card_data_front_matter_is_safe_yaml():
 
 
 # ------------------------------------------------------------------------------------------ splits, n/a, limitations
-#: a run that evaluated (eval_, the validation set) and predicted (predict_, the test set)
-TWO_SPLITS = {
-    "eval_sentence_precision": 0.5512,
-    "eval_sentence_recall": 0.4123,
-    "eval_sentence_f1": 0.4718,
-    "eval_context_precision": 0.6034,
-    "eval_context_recall": 0.4511,
-    "eval_context_f1": 0.5162,
-    "eval_context_person_precision": 0.8,
-    "eval_context_person_recall": 0.64,
-    "eval_context_person_f1": 0.71,
-    "eval_context_person_number": 470,
-    "predict_sentence_precision": 0.42,
-    "predict_sentence_recall": 0.38,
-    "predict_sentence_f1": 0.399,
-    "predict_context_precision": 0.5,
-    "predict_context_recall": 0.4,
-    "predict_context_f1": 0.4444,
-    "predict_context_person_precision": 0.7,
-    "predict_context_person_recall": 0.5,
-    "predict_context_person_f1": 0.5833,
-    "predict_context_person_number": 429,
-    "predict_runtime": 2.0,
-}
-
-
 def _section(text: str, heading: str) -> str:
     """The body of a `### heading` section, up to the next heading."""
     match = re.search(rf"^### {re.escape(heading)}\n(.*?)(?=^##)", text, re.M | re.S)
@@ -904,50 +735,6 @@ def test_card_limitations(recipe):
 
 
 # ------------------------------------------------------------------------------------------------ training curves
-#: a CLNER run's log: training logs with the loss components, two evaluations, the end, an evaluation after it
-CURVES_HISTORY = [
-    {"loss": 20.5, "loss_nll": 12.0, "loss_nll_ext": 10.0, "loss_cl": 0.5, "epoch": 0.5, "step": 5},
-    {"loss": 9.25, "loss_nll": 6.0, "loss_nll_ext": 5.0, "loss_cl": 0.25, "epoch": 1.0, "step": 10},
-    {"eval_loss": 8.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45, "eval_f1": 0.43, "epoch": 1.0, "step": 10},
-    {"loss": 4.125, "loss_nll": 3.0, "loss_nll_ext": 2.0, "loss_cl": 0.125, "epoch": 1.5, "step": 15},
-    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
-    {"train_runtime": 12.0, "train_loss": 9.0, "epoch": 2.0, "step": 20},
-    {"eval_loss": 6.5, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55, "eval_f1": 0.525, "epoch": 2.0, "step": 20},
-]
-
-
-def _png_size(path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
-    return struct.unpack(">II", data[16:24])
-
-
-def test_plot_training_curves(tmp_path, monkeypatch):
-    """A PNG of both views' validation F1 per epoch and of the loss components; nothing without evaluations during
-    training, or without matplotlib."""
-    pytest.importorskip("matplotlib")
-    evaluations, logs = training_curves(CURVES_HISTORY)
-    assert evaluations == [
-        {"epoch": 1.0, "eval_sentence_f1": 0.41, "eval_context_f1": 0.45},
-        {"epoch": 2.0, "eval_sentence_f1": 0.5, "eval_context_f1": 0.55},
-    ]  # not the one after
-    assert [(entry["epoch"], entry["loss_cl"]) for entry in logs] == [(0.5, 0.5), (1.0, 0.25), (1.5, 0.125)]
-    path = plot_training_curves(CURVES_HISTORY, tmp_path / "out" / CURVES_FILE)
-    assert path == tmp_path / "out" / "training_curves.png" and _png_size(path) == (1100, 400)  # F1 and loss panels
-    assert _png_size(plot_training_curves(LOG_HISTORY, tmp_path / "b.png")) == (1100, 400)  # only `loss` logged
-    evals_only = [e for e in CURVES_HISTORY if "eval_loss" in e]
-    assert _png_size(plot_training_curves(evals_only, tmp_path / "c.png")) == (550, 400)  # F1 alone
-    # no evaluation during training (a run without eval_strategy; only the evaluation after it): nothing written
-    no_evals = [e for e in CURVES_HISTORY if "eval_loss" not in e] + [CURVES_HISTORY[-1]]
-    assert plot_training_curves(no_evals, tmp_path / "d.png") is None and not (tmp_path / "d.png").exists()
-    assert plot_training_curves([], tmp_path / "e.png") is None and not (tmp_path / "e.png").exists()
-    # without matplotlib: nothing, and no error
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert plot_training_curves(CURVES_HISTORY, tmp_path / "f.png") is None and not (tmp_path / "f.png").exists()
-
-
 def test_card_embeds_training_curves():
     text = full_card(curves=CURVES_FILE).text
     assert re.search(r"^!\[Training curves\]\(training_curves\.png\)$", text, re.M)
@@ -957,39 +744,3 @@ def test_card_embeds_training_curves():
     for bad in ("../x.png", "/tmp/x.png", "a b.png", "x.png)\n## Injected", "x.png\n", "[x](y).png"):
         with pytest.raises(ValueError, match="not a relative image path"):
             full_card(curves=bad)
-
-
-def test_publish_from_run_plots_curves_and_reports_both_splits(tmp_path, minilm_tokenizer, caplog):
-    """A run that evaluated during training gets training_curves.png in its folder (uploaded with it) and in its
-    card, whose results show the validation and the test set; a later run without evaluations removes the plot."""
-    pytest.importorskip("matplotlib")
-    from clner.hub.upload import hub_files
-
-    model = tiny_model(**RECIPES["CL-KL"])
-    args = SimpleNamespace(
-        output_dir=str(tmp_path / "out"),
-        push_to_hub=False,
-        hub_model_id=None,
-        learning_rate=5e-5,
-        num_train_epochs=2.0,
-        seed=42,
-        per_device_train_batch_size=8,
-    )
-    data_args = SimpleNamespace(
-        dataset_name=None, dataset_card_name="WNUT-17", context_source=None, dataset_config_name=None
-    )
-    model_args = SimpleNamespace(model_name_or_path=None, language=None, license=None)
-    trainer = SimpleNamespace(state=SimpleNamespace(log_history=CURVES_HISTORY))
-    publish_from_run(trainer, model, minilm_tokenizer, TWO_SPLITS, model_args, data_args, None, args, None)
-    out = tmp_path / "out"
-    assert _png_size(out / CURVES_FILE) == (1100, 400) and CURVES_FILE in hub_files(out)
-    card = ModelCard.load(out / "README.md")
-    assert "![Training curves](training_curves.png)" in card.text
-    assert "### Validation set" in card.text and "### Test set" in card.text
-    assert re.search(r"^\| with context \| 50\.00 \| 40\.00 \| 44\.44 \|$", card.text, re.M)
-    assert {r.dataset_split for r in card.data.eval_results} == {"validation"}
-    trainer.state.log_history = [e for e in CURVES_HISTORY if "eval_loss" not in e]
-    with caplog.at_level("WARNING", logger="clner.hub.model_card"):
-        publish_from_run(trainer, model, minilm_tokenizer, TWO_SPLITS, model_args, data_args, None, args, None)
-    assert not (out / CURVES_FILE).exists() and "training_curves.png of an earlier run" in caplog.text
-    assert "![Training curves]" not in ModelCard.load(out / "README.md").text

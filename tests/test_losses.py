@@ -1,23 +1,79 @@
-"""The training objective against the official CLNER code (Alibaba-NLP/CLNER, flair 0.4.3 fork).
+"""The cooperative-learning losses (`clner.losses`): CL-KL and CL-L2 on real views, their direction, temperature and
+detaching, and against the official CLNER code (Alibaba-NLP/CLNER, flair 0.4.3 fork).
 
 The `official_*` functions below are an independent port of the official formulas, written from their
 description: forward-backward by plain loops over each sentence, the KL through `torch.nn.functional.kl_div`
 on (alpha + beta) / T scaled by T^2, CL-L2 as `mse_loss(reduction='none')` masked, summed and divided by the
-number of rows and the hidden size. They share no code with `trainer_clner` or `LinearChainCRF`'s recursions.
+number of rows and the hidden size. They share no code with `clner.losses` or `LinearChainCRF`'s recursions.
 """
-
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_trainer import args_for, make_batch, tiny_model
 
-from clner.arguments import CLArguments
-from clner.data.preprocess import CLNERDataCollator
 from clner.losses import cl_kl_loss, cl_l2_loss
+from conftest import make_batch, tiny_clner
 from crf_clner import LinearChainCRF, scheme_constraints
-from trainer_clner import CLNERTrainer, split_views
+from trainer_clner import split_views
+
+
+def test_cl_losses_zero_for_identical_views_positive_otherwise(features, labels, minilm_tokenizer):
+    model = tiny_clner(labels, dropout=0.1).eval()
+    with torch.no_grad():  # a fresh head gives near-uniform posteriors; sharpen it so the views can disagree
+        model.classifier.weight.mul_(50)
+    batch = make_batch(features, minilm_tokenizer)
+    assert batch["has_context"].any() and not batch["has_context"].all()
+    sent, ctx = split_views(batch)
+    with torch.no_grad():
+        a, b, c = model(**sent), model(**sent), model(**ctx)
+    ones = torch.ones(8)
+    assert cl_kl_loss(model.crf, b.logits, a.logits, a.word_mask, ones).abs().item() < 1e-6
+    assert cl_l2_loss(b.word_hidden_states, a.word_hidden_states, a.word_mask, ones).item() == 0.0
+    assert cl_kl_loss(model.crf, c.logits, a.logits, a.word_mask, ones).item() > 1e-4
+    assert cl_l2_loss(c.word_hidden_states, a.word_hidden_states, a.word_mask, ones).item() > 1e-4
+    # rows without context contribute nothing, even when dropout makes the two passes differ
+    no_ctx = (~batch["has_context"]).float()
+    model.train()
+    d, e = model(**sent), model(**sent)
+    assert cl_kl_loss(model.crf, d.logits, e.logits, d.word_mask, 1 - no_ctx).item() > 0
+    assert cl_kl_loss(model.crf, d.logits, e.logits, d.word_mask, torch.zeros(8)).item() == 0.0
+
+
+def test_cl_kl_direction_temperature_and_detaching():
+    from crf_clner import LinearChainCRF
+
+    torch.manual_seed(0)
+    crf = LinearChainCRF(5)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    ctx = torch.randn(2, 4, 5, requires_grad=True)
+    sent = torch.randn(2, 4, 5, requires_grad=True)
+    weight = torch.ones(2)
+    for temp in (1.0, 0.3):
+        p, q = crf.marginals(ctx, mask, temp), crf.marginals(sent, mask, temp)
+        forward_kl = ((p * (p.log() - q.log())).nan_to_num().sum(-1) * mask).sum() / 2
+        reverse_kl = ((q * (q.log() - p.log())).nan_to_num().sum(-1) * mask).sum() / 2
+        got = cl_kl_loss(crf, ctx, sent, mask, weight, temp)
+        assert got.item() == pytest.approx(temp**2 * forward_kl.item(), rel=1e-4)  # T^2-scaled, as official
+        assert abs(got.item() - temp**2 * reverse_kl.item()) > 1e-3  # KL(context || sentence), not the reverse
+    cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=True).backward()
+    assert ctx.grad is None and sent.grad.abs().sum() > 0
+    # detached, the teacher is a constant distribution: the CRF's gradient comes from the student side only
+    grad_detached = crf.transitions.grad.clone()
+    crf.zero_grad()
+    p = crf.log_marginals(ctx, mask).detach()
+    q = crf.log_marginals(sent, mask)
+    ((p.exp() * (p - q)).sum(-1) * mask).sum().div(2).backward()
+    torch.testing.assert_close(grad_detached, crf.transitions.grad)
+    crf.zero_grad()
+    sent.grad = None
+    cl_kl_loss(crf, ctx, sent, mask, weight, detach_context=False).backward()
+    assert ctx.grad.abs().sum() > 0 and sent.grad.abs().sum() > 0
+    h_ctx, h_sent = torch.randn(2, 4, 3, requires_grad=True), torch.randn(2, 4, 3, requires_grad=True)
+    cl_l2_loss(h_ctx, h_sent, mask, weight, detach_context=True).backward()
+    assert h_ctx.grad is None and h_sent.grad.abs().sum() > 0
+    expected = (((h_sent - h_ctx) ** 2).sum(-1) * mask).sum() / 2
+    assert cl_l2_loss(h_ctx, h_sent, mask, weight, reduction="sum").item() == pytest.approx(expected.item(), rel=1e-6)
+    assert cl_l2_loss(h_ctx, h_sent, mask, weight).item() == pytest.approx(expected.item() / 3, rel=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -128,134 +184,3 @@ def test_cl_l2_matches_the_official_formula(hidden):
         # the paper's literal squared distance is H times larger
         summed = cl_l2_loss(teacher, student, mask, has_context.double(), reduction="sum")
         assert summed.item() == pytest.approx(hidden * expected.item(), rel=1e-6)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Defaults and flags
-# ------------------------------------------------------------------------------------------------------------
-def test_defaults_are_the_official_ones():
-    args = CLArguments()
-    assert (args.train_views, args.cl_loss) == ("both", "kl")
-    assert (args.nll_weight, args.nll_ext_weight, args.cl_weight) == (1.0, 0.5, 0.5)
-    assert args.nll_ext_weight_no_context == 1.0
-    assert args.cl_temperature == 0.3 and args.cl_l2_reduction == "mean" and args.cl_detach_context
-    assert CLArguments(train_views="sentence").cl_loss == "none"
-    assert CLArguments(train_views="context").cl_loss == "none"
-    paper = CLArguments(nll_weight=1, nll_ext_weight=1, cl_weight=1, cl_temperature=1, cl_l2_reduction="sum")
-    assert paper.recipe()["cl_temperature"] == 1 and paper.recipe()["nll_ext_weight"] == 1
-    assert CLArguments(train_views="sentence").recipe() == dict(
-        train_views="sentence",
-        cl_loss="none",
-        cl_weight=0.0,
-        nll_weight=1.0,
-        nll_ext_weight=0.0,
-        cl_temperature=None,
-        trained_with_context=False,
-    )
-
-
-@pytest.mark.parametrize(
-    "kwargs, fragment",
-    [
-        (dict(train_views="sentence", cl_loss="kl"), "--cl_loss kl needs --train_views both"),
-        (dict(train_views="context", cl_loss="l2"), "--cl_loss l2 needs --train_views both"),
-        (dict(cl_weight=-1.0), "--cl_weight must be a finite number >= 0"),
-        (dict(nll_ext_weight=math.nan), "--nll_ext_weight must be a finite number >= 0"),
-        (dict(cl_temperature=0.0), "--cl_temperature must be positive"),
-        (dict(cl_l2_reduction="max"), "--cl_l2_reduction"),
-    ],
-)
-def test_contradictory_or_invalid_cl_arguments_are_errors(kwargs, fragment):
-    with pytest.raises(ValueError, match=fragment):
-        CLArguments(**kwargs)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Rows without a context: no context pass, same objective
-# ------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("views,cl", [("both", "kl"), ("both", "l2"), ("context", "none")])
-def test_skipping_the_context_pass_of_rows_without_context_changes_nothing(
-    features, labels, minilm_tokenizer, tmp_path, views, cl
-):
-    batch = make_batch(features, minilm_tokenizer)
-    has_ctx = batch["has_context"]
-    results = []
-    for skip in (True, False):
-        model = tiny_model(labels, dropout=0.0)
-        trainer = CLNERTrainer(
-            model=model, args=args_for(tmp_path), cl_args=CLArguments(train_views=views, cl_loss=cl)
-        )
-        trainer.skip_context_pass_without_context = skip
-        seen = []  # (rows, sub-tokens) of every encoder pass
-        handle = model.encoder.embeddings.register_forward_hook(lambda m, a, out: seen.append(tuple(out.shape[:2])))
-        loss = trainer.compute_loss(model, batch)
-        loss.backward()
-        handle.remove()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        results.append((loss.detach(), grads, seen))
-    (loss_a, grads_a, seen_a), (loss_b, grads_b, seen_b) = results
-    torch.testing.assert_close(loss_a, loss_b, rtol=1e-5, atol=1e-6)
-    assert grads_a.keys() == grads_b.keys()
-    for name in grads_a:
-        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-4, atol=1e-6, msg=name)
-    ctx_len = int(batch["ctx_attention_mask"][has_ctx].sum(1).max())
-    n_ctx = int(has_ctx.sum())
-    if views == "both":  # sentence pass on every row, context pass on the rows with a context only, trimmed
-        assert seen_a == [tuple(batch["input_ids"].shape), (n_ctx, ctx_len)]
-    else:  # context-view training: the sentence pass runs only for the rows without a context
-        sent_len = int(batch["attention_mask"][~has_ctx].sum(1).max())
-        assert seen_a == [(len(has_ctx) - n_ctx, sent_len), (n_ctx, ctx_len)]
-    assert seen_b[-1] == tuple(batch["ctx_input_ids"].shape)  # the old path: every row at the longest context
-
-
-def test_batch_without_any_context_runs_one_pass(features, labels, minilm_tokenizer, tmp_path):
-    rows = [r for r in features["train"] if not r["has_context"]][:4]
-    batch = CLNERDataCollator(minilm_tokenizer)(rows)
-    model = tiny_model(labels, dropout=0.0)
-    trainer = CLNERTrainer(model=model, args=args_for(tmp_path), cl_args=CLArguments())
-    calls = []
-    handle = model.encoder.embeddings.register_forward_hook(lambda m, a, out: calls.append(out.shape[0]))
-    model.train()
-    loss = trainer.compute_loss(model, batch)
-    handle.remove()
-    assert calls == [4] and trainer._components["loss_cl"][-1] == 0.0
-    nll = model(**split_views(batch)[0], labels=batch["labels"]).loss
-    assert loss.item() == pytest.approx(2 * nll.item(), rel=1e-5)  # weight 1 + 1: once from each corpus
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Model selection on the two-view mean
-# ------------------------------------------------------------------------------------------------------------
-def test_eval_f1_is_the_two_view_mean_and_selects_the_best_model(features, labels, minilm_tokenizer, tmp_path):
-    model = tiny_model(labels)
-    args = args_for(
-        tmp_path,
-        num_train_epochs=3,
-        learning_rate=5e-3,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        metric_for_best_model="f1",
-        load_best_model_at_end=True,
-        save_total_limit=1,
-        per_device_train_batch_size=16,
-        logging_steps=50,
-    )
-    trainer = CLNERTrainer(
-        model=model,
-        args=args,
-        train_dataset=features["train"].select(range(48)),
-        eval_dataset=features["validation"],
-        data_collator=CLNERDataCollator(minilm_tokenizer),
-        cl_args=CLArguments(head_learning_rate=5e-2),
-    )
-    trainer.train()
-    evals = [h for h in trainer.state.log_history if "eval_f1" in h]
-    assert len(evals) == 3
-    for h in evals:
-        for k in ("f1", "precision", "recall"):
-            assert h[f"eval_{k}"] == pytest.approx((h[f"eval_sentence_{k}"] + h[f"eval_context_{k}"]) / 2)
-    best = max(evals, key=lambda h: h["eval_f1"])
-    assert trainer.state.best_metric == pytest.approx(best["eval_f1"])
-    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
-    final = trainer.evaluate()
-    assert final["eval_f1"] == pytest.approx(best["eval_f1"])  # the best model was loaded at the end

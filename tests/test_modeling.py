@@ -1,4 +1,5 @@
-"""CLNERConfig / CLNERForTokenClassification / encode_example."""
+"""CLNERConfig / CLNERForTokenClassification: config checks, loading, the forward pass and its loss, saving, and
+`predict` (texts or words, contexts, windows)."""
 
 import json
 import os
@@ -9,7 +10,7 @@ import torch
 from transformers import AutoModel, AutoModelForTokenClassification
 
 from conftest import LABELS, SENTENCES, tiny_bert_config, tiny_clner
-from crf_clner import LinearChainCRF, scheme_constraints
+from crf_clner import scheme_constraints
 from inference_clner import encode_example
 from modeling_clner import CLNERConfig, CLNERForTokenClassification, tags_to_ids
 
@@ -123,52 +124,6 @@ def test_loss_never_nan_with_extreme_inputs(minilm_tokenizer):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_encode_example_views_and_context_budget(minilm_tokenizer):
-    tok = minilm_tokenizer
-    words = ["John", "lives", "in", "Berlin"]
-    snippets = ["John Smith moved to Berlin in 2010 .", "Berlin is the capital of Germany .", "x " * 50]
-    (feat,) = encode_example(tok, words, snippets, max_seq_length=32)
-    assert feat["input_ids"] == tok(words, is_split_into_words=True)["input_ids"]
-    ctx_ids = feat["ctx_input_ids"]
-    assert len(ctx_ids) == 32 and feat["has_context"]
-    assert feat["word_index"] == feat["ctx_word_index"] == [1, 2, 3, 4]
-    text = tok.decode(ctx_ids)
-    # whole snippets in rank order, separated by [SEP], then the next one cut at the sub-token level
-    assert "john smith moved to berlin in 2010. [SEP] berlin is the capital of germany. [SEP] x x" in text
-    assert feat["ctx_token_type_ids"][:6] == [0] * 6 and feat["ctx_token_type_ids"][-1] == 1
-    (plain,) = encode_example(tok, words, None)
-    assert not plain["has_context"] and plain["ctx_input_ids"] == plain["input_ids"]
-    assert (plain["word_start"], plain["own_start"], plain["own_end"]) == (0, 0, 4)
-
-
-def test_encode_example_never_drops_words(minilm_tokenizer):
-    words = ["a", "\u200b", "b", "\u200b\u200b"]  # zero-width words tokenize to nothing
-    (feat,) = encode_example(minilm_tokenizer, words, ["ctx"])
-    assert len(feat["word_index"]) == 4 and len(feat["ctx_word_index"]) == 4
-    with pytest.raises(ValueError, match="empty sentence"):
-        encode_example(minilm_tokenizer, [])
-
-
-def test_long_sentence_windows_cover_every_word_once(minilm_tokenizer):
-    words = [f"w{i}" if i % 7 else "internationalization" for i in range(600)]
-    features = encode_example(minilm_tokenizer, words, ["some context"], max_seq_length=128, stride=16)
-    assert len(features) > 5
-    covered = []
-    for f in features:
-        assert len(f["input_ids"]) <= 128 and len(f["ctx_input_ids"]) <= 128
-        n = len(f["word_index"])
-        assert 0 <= f["own_start"] <= f["own_end"] <= n
-        covered.extend(range(f["word_start"] + f["own_start"], f["word_start"] + f["own_end"]))
-        # the window's words are the sentence's words, each at its first sub-token
-        ids = f["input_ids"]
-        first = [minilm_tokenizer.convert_ids_to_tokens(ids[p]) for p in f["word_index"]]
-        expected = [minilm_tokenizer.tokenize(w)[0] for w in words[f["word_start"] : f["word_start"] + n]]
-        assert first == expected
-    assert covered == list(range(600))
-    # consecutive windows overlap
-    assert features[1]["word_start"] < features[0]["word_start"] + len(features[0]["word_index"])
-
-
 def test_predict_stitches_windows_and_matches_decode(minilm_tokenizer):
     model = tiny_model(max_seq_length=64).eval()
     words = [f"tok{i}" for i in range(150)]
@@ -178,6 +133,82 @@ def test_predict_stitches_windows_and_matches_decode(minilm_tokenizer):
     batch = batch_of(encode_example(minilm_tokenizer, SENTENCES[1]))
     out = model(**batch)
     assert model.decode(out.logits, out.word_mask)[0] == preds[1]
+
+
+def test_model_predict_takes_text_and_gives_entities(oracle):
+    """`model.predict("text", tokenizer)` gives the pipeline's entities (offsets, marginal scores, context view)."""
+    model, tok = oracle.model, oracle.tokenizer
+    text = "John Smith met Smith in Paris, then Bieber."
+
+    def key(entities):
+        return [
+            (e["entity_group"], e["word"], e["start"], e["end"], e["word_span"], e["context_used"]) for e in entities
+        ]
+
+    got, want = model.predict(text, tok), oracle(text)
+    assert (
+        key(got)
+        == key(want)
+        == [
+            ("person", "John Smith", 0, 10, [0, 2], False),
+            ("person", "Smith", 15, 20, [3, 4], False),
+            ("location", "Paris", 24, 29, [5, 6], False),
+        ]
+    )
+    assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-6)
+    with_ctx = model.predict("Bieber lands", tok, contexts="Justin Bieber is a singer")
+    assert (
+        key(with_ctx)
+        == key(oracle("Bieber lands", context="Justin Bieber is a singer"))
+        == [("person", "Bieber", 0, 6, [0, 1], True)]
+    )
+    words = ["Paris", "is", "nice"]
+    batch = model.predict([text, words, ""], tok, return_entities=True)
+    assert [key(r) for r in batch] == [key(want), key(oracle(words, is_split_into_words=True)), []]
+    # a list of sentences gives tags by default (a text is split on whitespace)
+    assert model.predict(["John Smith met Paris", words], tok) == [
+        ["B-person", "I-person", "O", "B-location"],
+        ["B-location", "O", "O"],
+    ]
+    assert model.predict("", tok) == []
+
+
+def test_model_predict_contexts_must_be_strings_too(oracle):
+    """`model.predict(contexts=...)` checks contexts as the pipeline does: never the text "None", a dict's keys, or
+    one character of a string per sentence."""
+    model, tok = oracle.model, oracle.tokenizer
+    for contexts, fragment in (
+        ([[None]], "contexts[0] must be a string or a list of snippet strings; item 0 is NoneType None"),
+        ([{"singer": 1}], "contexts[0] must be a string or a list of snippet strings (or None), got dict"),
+        ({"a": "b"}, "for a list of sentences must be a list with one entry per sentence"),
+        ("ab", "for a list of sentences must be a list with one entry per sentence"),
+    ):
+        with pytest.raises(TypeError, match=re.escape(fragment)):
+            model.predict(
+                [["Bieber", "lands"], ["Paris"]][: len(contexts)]
+                if isinstance(contexts, list)
+                else [["Bieber", "lands"], ["Paris"]],
+                tok,
+                contexts=contexts,
+            )
+    with pytest.raises(
+        TypeError,
+        match=re.escape("contexts= (one text) must be a string or a list of snippet strings; item 0 is NoneType None"),
+    ):
+        model.predict("Bieber lands", tok, contexts=[None])
+    assert model.predict([["Bieber", "lands"], ["Paris"]], tok, contexts=[("Bieber the singer",), None]) == [
+        ["B-person", "O"],
+        ["B-location"],
+    ]
+
+
+def test_raw_tokenizer_output_says_to_use_predict_or_the_pipeline(oracle):
+    with pytest.raises(
+        ValueError,
+        match=r"labels words with a CRF, so it needs `word_index`.*"
+        r"model\.predict\(\"some text\", tokenizer\).*pipeline\(\"ner\"",
+    ):
+        oracle.model(**oracle.tokenizer("John Smith", return_tensors="pt"))
 
 
 def test_view_mismatch_warnings(minilm_tokenizer):
@@ -211,12 +242,6 @@ def test_save_reload_auto_classes(tmp_path, minilm_tokenizer):
     assert again.predict(SENTENCES, minilm_tokenizer) == model.predict(SENTENCES, minilm_tokenizer)
 
 
-def test_crf_module_reset_matches_pytorch_crf_init():
-    crf = LinearChainCRF(7)
-    for p in crf.parameters():
-        assert p.min() >= -0.1 and p.max() <= 0.1
-
-
 @pytest.mark.parametrize(
     "id2label,fragment",
     [
@@ -226,16 +251,15 @@ def test_crf_module_reset_matches_pytorch_crf_init():
     ],
 )
 def test_a_config_whose_labels_collapse_is_refused(id2label, fragment):
-    """Regression (issue 18 item 16 and the load-time KeyError): a config.json whose id2label has a gap, two ids of
-    one name or a padded name is refused with the ids named, not loaded with a silently smaller label set."""
+    """A config.json whose id2label has a gap, two ids of one name or a padded name is refused with the ids named,
+    not loaded with a silently smaller label set."""
     with pytest.raises(ValueError, match=re.escape(fragment)):
         CLNERConfig(encoder=tiny_bert_config().to_dict(), id2label=id2label)
 
 
 def test_a_broken_model_folder_is_named_at_load(tmp_path):
-    """Regression (issue 18): a truncated or empty model.safetensors gave a bare SafetensorError, and a label count
-    or hidden size that does not match the weights a RuntimeError pointing at a report; a negative window_stride
-    in config.json an IndexError at prediction time. Each is now a ValueError naming the file and what differs."""
+    """A truncated or empty model.safetensors, a label count or hidden size that does not match the weights, and a
+    negative window_stride in config.json are each a ValueError at load, naming the file and what differs."""
     import shutil
 
     good = tmp_path / "good"
@@ -278,8 +302,8 @@ def test_a_broken_model_folder_is_named_at_load(tmp_path):
 
 
 def test_max_seq_length_beyond_the_encoder_is_refused_before_the_encoder_fails(minilm_tokenizer):
-    """Regression (issue 18): `max_seq_length` 100000 on a 700-word sentence was a tensor-size RuntimeError deep in
-    the encoder (also from config.json); 2 left no room for words. Both are ValueErrors naming the argument."""
+    """`max_seq_length` beyond the encoder's positions (100000 on a 700-word sentence, given or from config.json)
+    and one that leaves no room for words (2) are ValueErrors naming the argument, before the encoder runs."""
     model = tiny_model().eval()
     words = [f"w{i}" for i in range(700)]
     with pytest.raises(ValueError, match=r"max_seq_length= 100000 exceeds the 512 positions"):

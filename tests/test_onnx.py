@@ -1,6 +1,6 @@
-"""ONNX export: ONNX Runtime emissions + numpy Viterbi give the torch model's tags on real WNUT-17 dev rows, in both
-views; the numpy CRF matches the torch CRF; the exported folder loads without a remote-code prompt; the command's
-user errors (no [onnx] extra, a missing or non-CLNER model folder) are one line each, before any folder is made."""
+"""ONNX export and inference (`clner.onnx`): ONNX Runtime emissions + numpy Viterbi give the torch model's tags on
+real WNUT-17 dev rows, in both views; the numpy CRF matches the torch CRF; the exported folder loads without a
+remote-code prompt; inference without the [onnx] extra names it."""
 
 import builtins
 import importlib.util
@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from clner.commands import export_onnx as export_onnx_cmd
 from clner.onnx import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
-from conftest import tiny_bert_config
+from conftest import WNUT_LABELS, tiny_bert_config
 from crf_clner import LinearChainCRF, scheme_constraints
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
-WNUT_LABELS = ["O"] + [
-    f"{p}-{t}" for t in ("corporation", "creative-work", "group", "location", "person", "product") for p in ("B", "I")
-]
-
-#: export and ONNX Runtime inference need the [onnx] extra; the command's checks are tested without it too
+#: export and ONNX Runtime inference need the [onnx] extra
 needs_onnx = pytest.mark.skipif(
     not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime")),
     reason='the [onnx] extra (pip install ".[onnx]") is not installed',
@@ -99,8 +94,8 @@ def test_long_sentence_windows(exported, minilm_tokenizer):
 
 @needs_onnx
 def test_onnx_predict_checks_contexts_as_torch_predict_does(exported, minilm_tokenizer):
-    """One inference core: ONNX predict refuses what torch predict refuses, with the same message (it used to give
-    a raw IndexError for fewer contexts than sentences)."""
+    """One inference core: ONNX predict refuses what torch predict refuses, with the same message (fewer contexts
+    than sentences too)."""
     model, folder = exported
     onnx_model = ONNXCLNER(folder)
     sentences = [["Bieber", "lands"], ["Paris"]]
@@ -142,16 +137,16 @@ def forget_clner_model_type(monkeypatch):
 
 @needs_onnx
 def test_an_exported_folder_loads_without_asking_to_run_remote_code(tmp_path, minilm_tokenizer, monkeypatch):
-    """Regression: `ONNXCLNER(folder)` asked "Do you wish to run the custom code? [y/N]" and waited 15 s, since
-    `AutoTokenizer.from_pretrained(folder)` read config.json's auto_map. Nothing may ask now (input() records it),
-    and the tokenizer is the encoder's own class, as training used it."""
+    """`AutoTokenizer.from_pretrained(folder)` reads config.json's auto_map and asks "Do you wish to run the custom
+    code? [y/N]" (waiting 15 s on a terminal); `ONNXCLNER(folder)` asks nothing (input() records any question), and
+    its tokenizer is the encoder's own class, as training used it."""
     from transformers import AutoTokenizer
 
     model = saved_clner_folder(tmp_path / "model", minilm_tokenizer)
     model = CLNERForTokenClassification.from_pretrained(tmp_path / "model")  # as the command loads it: auto_map kept
     folder = export_onnx(model, minilm_tokenizer, tmp_path / "onnx")
     asked = forget_clner_model_type(monkeypatch)
-    AutoTokenizer.from_pretrained(str(folder))  # the old way: asks (answered "n" here; a terminal waits 15 s)
+    AutoTokenizer.from_pretrained(str(folder))  # asks (answered "n" here; a terminal waits 15 s)
     assert len(asked) == 1 and "Do you wish to run the custom code?" in asked[0]
     asked.clear()
     onnx_model = ONNXCLNER(folder)
@@ -161,47 +156,8 @@ def test_an_exported_folder_loads_without_asking_to_run_remote_code(tmp_path, mi
     assert onnx_model.predict(words) == model.predict(words, minilm_tokenizer)
 
 
-def run_export(argv, capsys):
-    """`clner-export-onnx ARGV` in this process: its exit status and its stderr lines."""
-    with pytest.raises(SystemExit) as exit_info:
-        export_onnx_cmd.main([str(a) for a in argv])
-    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
-
-
-def test_export_without_the_onnx_extra_is_one_line_before_any_folder_is_made(tmp_path, monkeypatch, capsys):
-    """Regression: without onnx / onnxruntime the export ended in a 20-line traceback from torch.onnx and left an
-    empty OUTPUT folder. Now one line names `pip install ".[onnx]"`, before the model loads or OUTPUT is made."""
+def test_inference_without_the_onnx_extra_names_it(tmp_path, monkeypatch):
     (tmp_path / "model").mkdir()
-    monkeypatch.setattr(
-        CLNERForTokenClassification,
-        "from_pretrained",
-        classmethod(lambda cls, *a, **k: pytest.fail("the model was loaded")),
-    )
-    for missing, flags in (("onnx", []), ("onnxruntime", ["--check"])):
-        monkeypatch.setitem(sys.modules, missing, None)  # `import onnx` raises ImportError
-        code, err = run_export([tmp_path / "model", tmp_path / "out", *flags], capsys)
-        assert code == 2 and len(err) == 1, err
-        assert err[0].startswith(f"clner-export-onnx: error: ONNX export and inference need the {missing} package")
-        assert 'pip install ".[onnx]"' in err[0]
-        assert not (tmp_path / "out").exists()
-        monkeypatch.delitem(sys.modules, missing)
     with pytest.raises(ValueError, match=r'need the onnxruntime package.*pip install "\.\[onnx\]"'):
         monkeypatch.setitem(sys.modules, "onnxruntime", None)
-        ONNXCLNER(tmp_path / "model")  # inference names the extra too (CLNERUsageError is a ValueError)
-
-
-def test_export_names_a_missing_folder_and_a_model_that_is_not_clner(tmp_path, tiny_encoder_dir, monkeypatch, capsys):
-    """Regression: a missing MODEL folder got the Hub's "Repo id must be in the form ..." message; a plain encoder
-    folder was read as a CLNER model. Each is one line now, before OUTPUT is made."""
-    monkeypatch.setattr(export_onnx_cmd, "require_onnx", lambda *modules: None)  # these checks hold without the extra
-    code, err = run_export([tmp_path / "no-such-model", tmp_path / "out"], capsys)
-    assert code == 2 and err == [
-        f"clner-export-onnx: error: MODEL {tmp_path / 'no-such-model'}: no such folder (a "
-        "local path; a Hub model id is 'name' or 'organisation/name')"
-    ]
-    code, err = run_export([tiny_encoder_dir, tmp_path / "out"], capsys)
-    assert code == 2 and len(err) == 1
-    assert err[0].startswith(
-        f"clner-export-onnx: error: MODEL {tiny_encoder_dir} is not a CLNER model (config.json model_type 'bert')"
-    )
-    assert not (tmp_path / "out").exists()
+        ONNXCLNER(tmp_path / "model")  # CLNERUsageError is a ValueError

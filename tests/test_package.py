@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_bert_config
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -108,9 +108,13 @@ def test_wheel_holds_every_module_and_console_command(wheel):
     assert "Requires-Dist: torch==2.13.0" in metadata
 
 
-def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokenizer):
-    """`pip install` into a fresh folder: the commands run from elsewhere, the modules come from the install, and a
-    pipeline loaded as Hub remote code uses the installed `clner.retrieval.retriever` for live retrieval."""
+@pytest.fixture(scope="module")
+def installed_run(wheel, tmp_path_factory, minilm_tokenizer):
+    """`pip install` of the wheel into a fresh folder, and one process elsewhere that runs every installed console
+    script's --help (as the shell would: the script file itself, as __main__) and loads a published model as Hub
+    remote code next to the installed package (one import of transformers instead of six). The install folder and
+    what that process reported."""
+    tmp_path = tmp_path_factory.mktemp("installed")
     site = tmp_path / "site"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
@@ -129,7 +133,6 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
     import torch
 
     from clner.hub.upload import save_for_hub
-    from conftest import tiny_bert_config
     from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
     torch.manual_seed(0)
@@ -171,14 +174,27 @@ def test_installed_copy_runs_from_another_folder(wheel, tmp_path, minilm_tokeniz
         [sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return site, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_installed_commands_run_from_another_folder(installed_run):
+    _, out = installed_run
     assert sorted(out["helps"]) == sorted(COMMANDS)
     for command, (code, text) in out["helps"].items():
         assert code in (0, None) and "usage:" in text, (command, code, text[-2000:])
         # each option states its default once: argparse's "(default: ...)" only where the text has none
         options = re.split(r"\n  (?=-)", text)
         assert [o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.I)) > 1] == []
+
+
+def test_installed_commands_use_the_installed_modules(installed_run):
+    site, out = installed_run
     assert all(Path(f).is_relative_to(site) for f in out["modules"].values()), out["modules"]  # the installed copies
+
+
+def test_a_hub_loaded_pipeline_retrieves_with_the_installed_retrieval_code(installed_run):
+    """A pipeline loaded as Hub remote code uses the installed `clner.retrieval.retriever` for live retrieval."""
+    site, out = installed_run
     assert Path(out["module"]).is_relative_to(site) and out["pipeline"].startswith("transformers_modules.")
     assert out["context"][0] == "Paris is the capital of France ."
     # a backend name is built by the installed clner.retrieval.retriever (here it fails for want of a corpus, and says so)

@@ -196,3 +196,140 @@ def test_a_training_runs_files_follow_the_umask(tiny_encoder_dir, tmp_path):
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}
     assert modes["model.safetensors"] == modes["run_config.json"] == modes["config.json"] == 0o644, modes
     assert Path(out).is_dir() and not list(out.glob(".clner-tmp-*"))
+
+
+# ------------------------------------------------------------------------------------ clner-predict's input
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, minilm_tokenizer):
+    from conftest import tiny_clner
+
+    folder = tmp_path_factory.mktemp("predict-model") / "model"
+    tiny_clner(["O", "B-person", "I-person", "B-location", "I-location"]).save_pretrained(folder)
+    minilm_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["She made a U-turn", "She bought a new E-Class", "Call me at 555 O", "I-95 is long\nWe took the I-95 B-road"],
+)
+def test_text_whose_last_word_looks_like_a_tag_is_text(saved_model, tmp_path, text):
+    """A line (or lines of varying width) of text ending in a tag-like word is text: every word is tagged, none
+    taken as gold."""
+    from clner.commands.predict import main
+
+    src, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text(text + "\n", encoding="utf-8")
+    assert main(["--model", str(saved_model), "--input", str(src), "--output", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["text"] for line in lines] == text.splitlines() and all("gold_tags" not in line for line in lines)
+
+
+def test_a_conll_file_with_the_models_types_is_still_conll(saved_model, tmp_path):
+    from clner.commands.predict import detect_input_format
+
+    src = tmp_path / "in"
+    src.write_text("John B-person\nlives O\nin O\nParis B-location\n\nok O\n", encoding="utf-8")
+    assert detect_input_format(str(src), "in", {"person", "location"}) == "conll"
+    assert detect_input_format(str(src), "in", {"PER", "LOC"}) == "text"  # other types: no evidence of CoNLL
+
+
+@pytest.mark.parametrize(
+    "tags,message",
+    [
+        (["b-person", "O"], "tag 'b-person' has no B-/I- prefix"),
+        (["B_person", "O"], "tag 'B_person' joins its prefix with '_'"),
+        (["I-person", "O"], "I-person"),
+    ],
+)
+def test_gold_tags_are_checked_like_training_data(saved_model, tmp_path, capsys, tags, message):
+    from clner.cli import run_cli
+    from clner.commands.predict import main
+
+    src = tmp_path / "gold.conll"
+    src.write_text("".join(f"{w}\t{t}\n" for w, t in zip(["John", "smiles"], tags)), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ["--model", str(saved_model), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert exit_.value.code == 2 and len(err) == 1 and "gold.conll:1" in err[0] and message in err[0], err
+
+
+def test_gold_types_the_model_does_not_know_are_said(saved_model, tmp_path, caplog):
+    from clner.commands.predict import main
+
+    src = tmp_path / "gold.conll"
+    src.write_text("John\tB-PER\nsmiles\tO\n\nParis\tB-LOC\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert main(["--model", str(saved_model), "--input", str(src), "--output", str(tmp_path / "o.jsonl")]) == 0
+    assert "share none with the model's" in caplog.text and "LOC, PER" in caplog.text
+
+
+# ----------------------------------------------------------------------------------------- window stride
+def test_a_stride_past_the_window_is_refused_and_windows_grow_linearly(minilm_tokenizer):
+    from inference_clner import encode_example
+    from modeling_clner import CLNERConfig
+
+    words = [f"w{i}" for i in range(400)]
+    sane = encode_example(minilm_tokenizer, words, None, 64, stride=16)
+    greedy = encode_example(minilm_tokenizer, words, None, 64, stride=60)  # stride near the window: capped at half
+    assert len(greedy) <= 2 * len(sane) + 1, (len(greedy), len(sane))
+    starts = [f["word_start"] for f in greedy]
+    assert all(b - a >= 10 for a, b in zip(starts, starts[1:]))  # every window moves on by half a window or more
+    covered = sorted(f["word_start"] + i for f in greedy for i in range(f["own_start"], f["own_end"]))
+    assert covered == list(range(400))  # every word is owned by exactly one window
+    with pytest.raises(ValueError, match="window_stride 62 is not smaller than the 62 words"):
+        CLNERConfig(max_seq_length=64, window_stride=62)
+
+
+def test_training_refuses_a_stride_past_the_window(tiny_encoder_dir, tmp_path, capsys):
+    line = error_of(capsys, train, tiny_encoder_dir, tmp_path / "o", "--max_seq_length", "32", "--window_stride", "40")
+    assert "--window_stride 40 is not smaller than the 30 words a window of max_seq_length 32 can hold" in line
+
+
+# ---------------------------------------------------------------------------------------------- id2label
+@pytest.mark.parametrize(
+    "id2label,message",
+    [
+        (["O", "B-PER"], "must map label ids to names, got a list"),
+        ({"a": "O", "b": "B-PER"}, "keys must be label ids 0..1, got 'a'"),
+        ({0: "O", 1: "B_PER"}, "joins its prefix with '_'"),
+    ],
+)
+def test_a_bad_id2label_is_a_clear_error(id2label, message):
+    from modeling_clner import CLNERConfig
+
+    with pytest.raises(ValueError, match=message):
+        CLNERConfig(id2label=id2label)
+
+
+# ---------------------------------------------------------------------------------------------- documents
+def test_no_documented_usage_trusts_tokenizer_code():
+    """A tokenizer is loaded without `trust_remote_code=True` wherever the docs show one (README, the card)."""
+    import re
+
+    for path in (REPO_ROOT / "README.md", REPO_ROOT / "clner" / "hub" / "model_card_template.md"):
+        calls = re.findall(r"AutoTokenizer\.from_pretrained\([^)]*\)", path.read_text(encoding="utf-8"))
+        assert calls and not [c for c in calls if "trust_remote_code=True" in c], (path, calls)
+
+
+def test_predictions_are_never_uploaded(tmp_path):
+    from clner.hub.upload import HUB_IGNORE_PATTERNS, hub_files
+
+    for name in ("predictions.txt", "predictions_sentence.txt", "predictions_context.txt", "clner_run_settings.json"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "config.json").write_text("{}")
+    assert hub_files(tmp_path, HUB_IGNORE_PATTERNS) == ["config.json"]
+
+
+def test_jsonl_gold_tags_are_checked_like_training_data(saved_model, tmp_path, capsys):
+    from clner.cli import run_cli
+    from clner.commands.predict import main
+
+    src = tmp_path / "gold.jsonl"
+    src.write_text('{"tokens": ["John", "smiles"], "gold_tags": ["O", "O"]}\n'
+                   '{"tokens": ["John", "smiles"], "gold_tags": ["b-person", "O"]}\n', encoding="utf-8")  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ["--model", str(saved_model), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert exit_.value.code == 2 and len(err) == 1 and "gold.jsonl:2: 'gold_tags'" in err[0], err
+    assert "tag 'b-person' has no B-/I- prefix" in err[0]

@@ -1,19 +1,70 @@
-"""Runs that used to end as if all was well: a diverged training saved and published as fine, evaluation that
-skipped sentences under a training flag, a resume from a checkpoint labelled in another order, and trainer flags
-that break CLNER. Each must stop with a clear error, before anything broken is written."""
+"""run_ner_cl.py, the training command (clner-train), end to end: training in one and two processes, evaluation,
+prediction and the files of a run; user errors as one paragraph before any training; run_ner.py's flags; other tag
+schemes; resuming; a diverged run, a SIGTERM, a busy or foreign output folder and a failed final save; pushing to
+the Hub; and no credential in what a run records."""
 
 import json
-import math
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
-from test_trainer import SAMPLE, args_for, run_in_process, tiny_model
-from transformers import TrainerCallback
+from huggingface_hub import HfApi, ModelCard
 
-from clner.arguments import CLArguments
-from clner.data.preprocess import CLNERDataCollator
-from clner.errors import CLNERUsageError, TrainingDivergedError
-from trainer_clner import CLNERTrainer
+from clner.data.io import load_ner_dataset
+from clner.hub.upload import check_hub_folder
+from conftest import HUB_TOKEN, REPO_ROOT, SAMPLE, FakeHub, hub_folder_files
+from modeling_clner import CLNERForTokenClassification
+
+EXPECTED_FILES = hub_folder_files()
+
+
+def run_cli(args, nproc=1, timeout=300):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(REPO_ROOT / "run_ner_cl.py")] + args
+    if nproc > 1:
+        cmd = (
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "29533"]
+            + cmd[1:]
+            + ["--use_cpu", "--ddp_backend", "gloo"]
+        )
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    return proc
+
+
+def run_main(argv, capsys):
+    """run_ner_cl.py's entry point in this process, on one torch thread (as `run_cli`'s OMP_NUM_THREADS=1): its
+    stdout. Saves a subprocess launch (an import of transformers' Trainer, ~10 s on 2 cores) where the test is not
+    about the process itself."""
+    from clner.cli import run_cli as run_entry_point
+    from run_ner_cl import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    capsys.readouterr()
+    try:
+        assert run_entry_point(main, argv, prog="run_ner_cl.py") == 0
+    finally:
+        torch.set_num_threads(threads)
+    return capsys.readouterr().out
+
+
+def run_in_process(argv, capsys):
+    """run_ner_cl.py's entry point in this process: a user error exits with code 2 and one paragraph on stderr."""
+    from clner.cli import run_cli
+    from run_ner_cl import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, argv, prog="run_ner_cl.py")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("run_ner_cl.py: error: ")
+    return line[len("run_ner_cl.py: error: ") :]
 
 
 def run_failing(argv, capsys):
@@ -37,7 +88,664 @@ def run_failing(argv, capsys):
     return errors[0].split("run_ner_cl.py: error: ", 1)[1]
 
 
-# ------------------------------------------------------------------------------------------- a diverged run
+# ---------------------------------------------------------------------------------------- training, evaluation
+def test_cli_train_two_processes_and_eval_matches_one_process(tiny_encoder_dir, tmp_path, capsys):
+    """DDP training (two forward passes per step, CL-KL) whose end-of-run evaluation runs in the two processes:
+    40 rows in batches of 7 over 2 processes is uneven, yet no row is lost or doubled (the metrics equal an
+    evaluation of the saved model in one process). An evaluation-only run writes only results."""
+    common = [
+        "--validation_file",
+        str(SAMPLE / "dev.txt"),
+        "--max_seq_length",
+        "64",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--per_device_eval_batch_size",
+        "7",
+        "--seed",
+        "5",
+    ]
+    trained = tmp_path / "trained"
+    run_cli(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--do_train",
+            "--do_eval",
+            "--num_train_epochs",
+            "2",
+            "--learning_rate",
+            "5e-3",
+            "--per_device_train_batch_size",
+            "8",
+            "--output_dir",
+            str(trained),
+            "--logging_steps",
+            "1",
+        ]
+        + common,
+        nproc=2,
+    )
+    state = json.loads((trained / "trainer_state.json").read_text())
+    assert state["global_step"] == 16  # 120 rows / (2 processes x 8) per step x 2 epochs
+    assert all(k in state["log_history"][0] for k in ("loss_nll", "loss_nll_ext", "loss_cl"))
+    two = json.loads((trained / "eval_results.json").read_text())  # evaluated by the two processes
+    card = (trained / "README.md").read_text()
+    out = tmp_path / "eval1"
+    stdout = run_main(["--model_name_or_path", str(trained), "--do_eval", "--output_dir", str(out)] + common, capsys)
+    one = json.loads((out / "eval_results.json").read_text())
+    # evaluation only: results, no model copy, no card listing training settings that never ran
+    assert {f.name for f in out.iterdir()} == {"eval_results.json", "all_results.json"}
+    assert f"model:       none (no --do_train: the model {trained} was only evaluated)" in stdout
+    # evaluating in the model's own folder leaves its card and weights as they were
+    weights = (trained / "model.safetensors").read_bytes()
+    run_main(["--model_name_or_path", str(trained), "--do_eval", "--output_dir", str(trained)] + common, capsys)
+    assert (trained / "README.md").read_text() == card and (trained / "model.safetensors").read_bytes() == weights
+    assert one["eval_samples"] == two["eval_samples"] == 40
+    for k in ("eval_sentence_f1", "eval_context_f1", "eval_sentence_accuracy", "eval_context_accuracy"):
+        assert one[k] == pytest.approx(two[k], abs=1e-9), k
+    assert one["eval_sentence_accuracy"] > 0
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_encoder_dir, tmp_path_factory):
+    """A run of every stage in a process of its own: training (with unlabeled rows), evaluation each epoch,
+    prediction, per-type metrics and TensorBoard logging. Its output folder and the finished process."""
+    unlabeled = tmp_path_factory.mktemp("unlabeled") / "unlabeled.jsonl"
+    unlabeled.write_text(
+        "\n".join(
+            json.dumps(
+                {"tokens": ["Nokia", "phones", "rock"], "context": ["Nokia is a Finnish telecommunications company ."]}
+            )
+            for _ in range(6)
+        )
+        + "\n"
+    )
+    out = tmp_path_factory.mktemp("full_run") / "run"
+    proc = run_cli(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--unlabeled_file",
+            str(unlabeled),
+            "--validation_file",
+            str(SAMPLE / "dev.txt"),
+            "--test_file",
+            str(SAMPLE / "dev.txt"),
+            "--do_train",
+            "--do_eval",
+            "--do_predict",
+            "--max_train_samples",
+            "16",
+            "--num_train_epochs",
+            "2",
+            "--max_seq_length",
+            "64",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "tensorboard",
+            "--eval_strategy",
+            "epoch",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--return_entity_level_metrics",
+        ]
+    )
+    return out, proc
+
+
+def test_cli_run_ends_with_the_per_type_table_and_the_summary(full_run):
+    """The run ends with the per-type table (once), then the summary block: both views' F1 per named split, the
+    folder, the files."""
+    out, proc = full_run
+    table = proc.stdout[proc.stdout.rindex("per entity type, F1 (%)") :].splitlines()
+    assert re.fullmatch(r"type +dev sentence +dev context +test sentence +test context   support", table[1])
+    assert [line.split()[0] for line in table[2:8]] == [
+        "corporation",
+        "creative-work",
+        "group",
+        "location",
+        "person",
+        "product",
+    ]
+    summary = proc.stdout[proc.stdout.rindex("clner run summary") :].splitlines()
+    dev = str(SAMPLE / "dev.txt")
+    assert re.fullmatch(rf"dev +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[3])
+    assert re.fullmatch(rf"test +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d   {re.escape(dev)}, 40 sentences", summary[4])
+    assert summary[5] == f"output folder: {out}"
+    assert (
+        "  model:       model.safetensors, config.json, modeling_clner.py, crf_clner.py, inference_clner.py, "
+        "pipeline_clner.py, tokenizer.json, tokenizer_config.json" in summary
+    )  # every remote-code file
+    assert "  model card:  README.md, training_curves.png" in summary
+    assert (
+        "  predictions: predictions.txt (context view, run_ner.py format), predictions_sentence.txt, "
+        "predictions_context.txt" in summary
+    )
+    results = next(line for line in summary if line.startswith("  results:"))
+    assert results.startswith("  results:     all_results.json, train_results.json, eval_results.json, ")
+    assert (
+        "the card has no model-index (the Hub shows no results): name the data with --dataset_card_name" in proc.stdout
+    )  # no --dataset_card_name / --dataset_name: the summary says how to get results on the Hub
+    assert summary[-1] == "=" * 100 and proc.stdout.rstrip().endswith(summary[-1])
+
+
+def test_cli_per_type_metrics_are_printed_once_and_library_noise_stays_out(full_run):
+    _, proc = full_run
+    # per-type metrics: once, in the table; not in the per-epoch log lines nor the metric dumps
+    assert proc.stdout.count("person") == 1 and "eval_sentence_f1" in proc.stdout
+    assert "pin_memory" not in proc.stderr and "PAD/BOS/EOS" not in proc.stdout + proc.stderr
+
+
+def test_cli_run_writes_results_predictions_and_tensorboard_logs(full_run):
+    """Every results file, both views' predictions (token, gold, predicted) and run_ner.py's predictions.txt (a line
+    of the context view's tags per sentence); the unlabeled rows are counted apart."""
+    out, _ = full_run
+    assert list(out.rglob("events.out.tfevents.*"))  # the Trainer's TensorBoard logging
+    for name in (
+        "train_results.json",
+        "eval_results.json",
+        "predict_results.json",
+        "all_results.json",
+        "predictions_sentence.txt",
+        "predictions_context.txt",
+        "model.safetensors",
+        "modeling_clner.py",
+    ):
+        assert (out / name).exists(), name
+    train_results = json.loads((out / "train_results.json").read_text())
+    assert train_results["train_samples"] == 16 and train_results["train_unlabeled_samples"] == 6
+    lines = [line.split("\t") for line in (out / "predictions_context.txt").read_text().splitlines() if line]
+    raw = load_ner_dataset({"dev": str(SAMPLE / "dev.txt")})["dev"]
+    assert len(lines) == sum(len(t) for t in raw["tokens"]) and all(len(x) == 3 for x in lines)
+    assert [x[0] for x in lines[: len(raw[0]["tokens"])]] == raw[0]["tokens"]
+    # run_ner.py's predictions.txt: a line of tags per sentence, the context view's
+    by_sentence = (out / "predictions.txt").read_text().splitlines()
+    assert [len(line.split(" ")) for line in by_sentence] == [len(t) for t in raw["tokens"]]
+    context_tags = [x[2] for x in lines]
+    assert " ".join(by_sentence).split(" ") == context_tags
+
+
+def test_cli_run_records_the_objective_it_trained(full_run):
+    out, _ = full_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_views"] == "both" and config["cl_loss"] == "kl" and config["trained_with_context"]
+    # the objective actually trained (the official defaults) is recorded in the config and in run_config.json
+    assert (config["nll_weight"], config["nll_ext_weight"], config["cl_weight"]) == (1.0, 0.5, 0.5)
+    assert config["cl_temperature"] == 0.3
+    run_config = json.loads((out / "run_config.json").read_text())["cl"]
+    assert run_config["cl_weight"] == 0.5 and run_config["nll_ext_weight_no_context"] == 1.0
+    assert "| loss weights L_NLL / L_NLL-EXT / L_CL | 1 / 0.5 / 0.5 |" in (out / "README.md").read_text()
+
+
+def run_ner_style_data(tmp_path):
+    """A JSON-lines training file with run_ner.py's column names (`words`, `ner_tags`) and no contexts."""
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"words": w.split(), "ner_tags": t.split()}) + "\n"
+            for w, t in [
+                ("John Smith lives in Paris", "B-person I-person O O B-location"),
+                ("Paris is nice", "B-location O O"),
+            ]
+        )
+    )
+    return data
+
+
+#: one step of sentence-view training (the data of `run_ner_style_data` has no contexts)
+ONE_SENTENCE_VIEW_STEP = [
+    "--do_train",
+    "--max_steps",
+    "1",
+    "--max_seq_length",
+    "32",
+    "--report_to",
+    "none",
+    "--save_strategy",
+    "no",
+    "--per_device_train_batch_size",
+    "2",
+    "--train_views",
+    "sentence",
+]
+
+
+def test_cli_accepts_run_ner_flags(tiny_encoder_dir, tmp_path, capsys, caplog):
+    """run_ner.py's --text_column_name, --config_name, --tokenizer_name, --label_all_tokens (a no-op, said so) and
+    --ignore_mismatched_sizes (continue a trained model on data with other labels)."""
+    from transformers import AutoConfig
+
+    import run_ner_cl
+    from clner.cli import run_cli as run_cli_main
+
+    data = run_ner_style_data(tmp_path)
+    config_dir = tmp_path / "encoder-config"
+    AutoConfig.from_pretrained(tiny_encoder_dir, hidden_dropout_prob=0.25).save_pretrained(config_dir)
+    common = ONE_SENTENCE_VIEW_STEP
+    first = tmp_path / "first"
+    run_ner_cl.main(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(data),
+            "--text_column_name",
+            "words",
+            "--label_column_name",
+            "ner_tags",
+            "--label_all_tokens",
+            "--config_name",
+            str(config_dir),
+            "--tokenizer_name",
+            str(tiny_encoder_dir),
+            "--output_dir",
+            str(first),
+        ]
+        + common
+    )
+    assert "--label_all_tokens has no effect: the CRF labels each word" in caplog.text
+    config = json.loads((first / "config.json").read_text())
+    assert config["encoder"]["hidden_dropout_prob"] == 0.25
+    assert sorted(config["id2label"].values()) == ["B-location", "B-person", "I-person", "O"]
+
+    other = tmp_path / "other.conll"
+    other.write_text("Acme\tB-org\nrocks\tO\n\nAcme\tB-org\nwins\tO\n")
+    again = [
+        "--model_name_or_path",
+        str(first),
+        "--train_file",
+        str(other),
+        "--output_dir",
+        str(tmp_path / "second"),
+        "--learning_rate",
+        "0",
+    ] + common
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli_main(run_ner_cl.main, again)
+    assert exit_info.value.code == 2
+    assert re.search(
+        r"label\(s\) unseen in training: 'B-org'.*pass --ignore_mismatched_sizes", capsys.readouterr().err
+    )
+    run_ner_cl.main(again + ["--ignore_mismatched_sizes"])
+    second = CLNERForTokenClassification.from_pretrained(tmp_path / "second")
+    assert sorted(second.config.labels) == ["B-org", "O"] and second.classifier.out_features == 2
+    trained = CLNERForTokenClassification.from_pretrained(first)
+    for (name, p), (_, q) in zip(trained.encoder.state_dict().items(), second.encoder.state_dict().items()):
+        assert torch.equal(p, q), name  # the encoder carried over (learning rate 0); the head started afresh
+
+
+def test_cli_text_and_token_column_names_that_differ_are_refused(tiny_encoder_dir, tmp_path, capsys):
+    import run_ner_cl
+    from clner.cli import run_cli as run_cli_main
+
+    data = run_ner_style_data(tmp_path)
+    common = ONE_SENTENCE_VIEW_STEP
+    with pytest.raises(SystemExit):
+        run_cli_main(
+            run_ner_cl.main,
+            [
+                "--model_name_or_path",
+                str(tiny_encoder_dir),
+                "--train_file",
+                str(data),
+                "--text_column_name",
+                "words",
+                "--token_column_name",
+                "tokens",
+                "--output_dir",
+                str(tmp_path / "x"),
+            ]
+            + common,
+        )
+    assert "--text_column_name words and --token_column_name tokens name different columns" in capsys.readouterr().err
+
+
+IOB1_TRAIN = (
+    "EU\tI-ORG\nrejects\tO\nGerman\tI-MISC\ncall\tO\n\n"
+    "Peter\tI-PER\nBlackburn\tI-PER\nJohn\tB-PER\nSmith\tI-PER\nand\tO\nAcme\tI-ORG\n\n"
+)
+
+
+def test_cli_iob1_data_trains_in_bio_and_writes_iob1(tiny_encoder_dir, tmp_path, one_torch_thread):
+    from clner.data.io import read_conll
+    from clner.data.schemes import bio_to_iob1, iob1_to_bio
+    from run_ner_cl import main
+
+    data = tmp_path / "iob1.conll"
+    data.write_text(IOB1_TRAIN)
+    out = tmp_path / "out"
+    common = ["--test_file", str(data), "--do_predict", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    main(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(data),
+            "--do_train",
+            "--max_steps",
+            "2",
+            "--tag_scheme",
+            "IOB1",
+            "--train_views",
+            "sentence",
+            "--output_dir",
+            str(out),
+            *common,
+        ]
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["tag_scheme"] == "BIO" and config["data_tag_scheme"] == "IOB1"
+    assert sorted(config["label2id"]) == ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]  # the BIO tags of the data
+    gold = [r["tags"] for r in read_conll(data)]
+    for again in (out, tmp_path / "again"):  # the trained model predicts IOB1 files without being told
+        if again != out:
+            main(["--model_name_or_path", str(out), "--output_dir", str(again), *common])
+        rows = read_conll(again / "predictions_sentence.txt", tag_column=1)
+        assert [r["tags"] for r in rows] == gold  # the gold column is the file's own tags, back in IOB1
+        predicted = [r["tags"] for r in read_conll(again / "predictions_sentence.txt", tag_column=2)]
+        assert all(bio_to_iob1(iob1_to_bio(p)) == p for p in predicted)
+
+
+def test_cli_tag_names_and_unconstrained_training(tiny_encoder_dir, tmp_path, one_torch_thread):
+    from run_ner_cl import main
+
+    ids = tmp_path / "ids.jsonl"
+    ids.write_text('{"tokens": ["Peter", "Blackburn", "says"], "tags": [1, 2, 0]}\n{"tokens": ["hi"], "tags": [0]}\n')
+    o_to_i = tmp_path / "o_to_i.conll"
+    o_to_i.write_text("says\tO\nBlackburn\tI-PER\n\nPeter\tB-PER\n")
+    common = [
+        "--model_name_or_path",
+        str(tiny_encoder_dir),
+        "--do_train",
+        "--max_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--save_strategy",
+        "no",
+        "--train_views",
+        "sentence",
+    ]  # the data has no contexts
+    main(
+        common + ["--train_file", str(ids), "--tag_names", "O", "B-PER", "I-PER", "--output_dir", str(tmp_path / "a")]
+    )
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["id2label"] == {
+        "0": "O",
+        "1": "B-PER",
+        "2": "I-PER",
+    }
+    main(common + ["--train_file", str(o_to_i), "--crf_constraints", "false", "--output_dir", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["crf_constraints"] is False
+
+
+# ------------------------------------------------------------------------------------------------- user errors
+def test_cli_rejects_unseen_dev_label(tiny_encoder_dir, tmp_path, capsys):
+    bad = tmp_path / "dev.conll"
+    bad.write_text("Acme\tB-org\nrocks\tO\n")
+    message = run_in_process(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--validation_file",
+            str(bad),
+            "--do_eval",
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--report_to",
+            "none",
+        ],
+        capsys,
+    )
+    assert "B-org" in message and "validation" in message
+
+
+USER_ERRORS = {
+    "scheme": (
+        ["train", "--validation_file", "{o_to_i}", "--do_eval"],
+        "{o_to_i}:2: sentence 1 (line 1), word 2 'Blackburn': 'I-PER' follows 'O': under --tag_scheme BIO an "
+        "entity starts with B-PER. If the file is IOB1",
+    ),
+    "empty": (["--train_file", "{empty}", "--do_train"], "{empty}: no sentences"),
+    "eval_without_tags": (
+        ["train", "--validation_file", "{raw}", "--do_eval"],
+        "--do_eval: --validation_file {raw} has no tags",
+    ),
+    "eval_without_file": (["train", "--do_eval"], "--do_eval needs --validation_file"),
+    "integer_tags": (
+        ["--train_file", "{ids}", "--do_train"],
+        "{ids}:1: record 0: integer tag 1 but no label names: give the name of each tag id, in id order, "
+        "with run_ner_cl.py --tag_names",
+    ),
+    "max_seq_length": (
+        ["train", "--max_seq_length", "1024"],
+        "--max_seq_length 1024 exceeds the 512 positions of the encoder of {encoder} "
+        "(max_position_embeddings); use 512 or less",
+    ),
+    "max_seq_length_too_small": (
+        ["train", "--max_seq_length", "2"],
+        "--max_seq_length 2 leaves no room for words: a view holds 2 special tokens",
+    ),
+    "negative_window_stride": (["train", "--window_stride", "-3"], "--window_stride -3 is negative"),
+    "cl_args": (["train", "--cl_temperature", "-1"], "--cl_temperature must be positive"),
+    "unlabeled_without_cl": (
+        ["train", "--train_views", "sentence", "--unlabeled_file", "{raw}"],
+        "--unlabeled_file adds only the CL loss, which this run does not train (--train_views sentence --cl_loss none",
+    ),
+    "resume": (["train", "--resume_from_checkpoint", "last"], "--resume_from_checkpoint last: no checkpoint in {out}"),
+    "missing_model_folder": (
+        ["train", "--model_name_or_path", "{out}/no-such-model"],
+        "--model_name_or_path {out}/no-such-model: no such folder (a local path",
+    ),
+    # flags the CRF objective ignores, and trainer flags that would crash after training
+    "label_smoothing": (
+        ["train", "--label_smoothing_factor", "0.3"],
+        "--label_smoothing_factor 0.3 has no effect here: label smoothing applies to a per-token "
+        "cross-entropy, and the CLNER loss is the CRF's sentence-level negative log-likelihood",
+    ),
+    "eval_do_concat_batches": (
+        ["train", "--validation_file", "{dev}", "--do_eval", "--eval_do_concat_batches", "false"],
+        "--eval_do_concat_batches false cannot work here: the metrics stitch",
+    ),
+    "batch_eval_metrics": (["train", "--batch_eval_metrics", "true"], "--batch_eval_metrics cannot work here"),
+    "prediction_loss_only": (
+        ["train", "--test_file", "{dev}", "--do_predict", "--prediction_loss_only", "true"],
+        "--prediction_loss_only true --do_predict: prediction writes the predicted tags",
+    ),
+    "prediction_loss_only_metric": (
+        [
+            "train",
+            "--validation_file",
+            "{dev}",
+            "--do_eval",
+            "--eval_strategy",
+            "epoch",
+            "--prediction_loss_only",
+            "true",
+            "--metric_for_best_model",
+            "f1",
+        ],
+        "--prediction_loss_only true --metric_for_best_model f1: evaluation then computes the loss only",
+    ),
+    "max_train_samples": (
+        ["train", "--max_train_samples", "0"],
+        "--max_train_samples 0 keeps no sentence: give 1 or more",
+    ),
+    "max_eval_samples": (
+        ["train", "--validation_file", "{dev}", "--do_eval", "--max_eval_samples", "-1"],
+        "--max_eval_samples -1 keeps no sentence",
+    ),
+    # two-view training on data without any context
+    "no_contexts": (
+        ["--train_file", "{plain}", "--do_train"],
+        "--train_views both (the default) trains on retrieved contexts, and no training sentence of "
+        "--train_file {plain} has one: retrieve them first with clner-retrieve",
+    ),
+    "no_contexts_context_view": (
+        ["--train_file", "{plain}", "--do_train", "--train_views", "context"],
+        "--train_views context trains on retrieved contexts, and no training sentence",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_cli_user_errors_are_one_paragraph_before_any_training(tiny_encoder_dir, tmp_path, capsys, case):
+    files = {
+        "o_to_i": "says\tO\nBlackburn\tI-PER\n",
+        "empty": "\n\n",
+        "raw": "EU\nrejects\n",
+        "ids": '{"tokens": ["a", "b"], "tags": [1, 0]}\n',
+        "plain": "EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\n",
+    }
+    names = {"out": tmp_path / "out", "encoder": tiny_encoder_dir, "dev": SAMPLE / "dev.txt"}
+    for name, text in files.items():
+        names[name] = tmp_path / (name + (".jsonl" if name == "ids" else ".conll"))
+        names[name].write_text(text)
+    argv, start = USER_ERRORS[case]
+    argv = [a.format(**names) for a in argv]
+    if argv[0] == "train":
+        argv = ["--train_file", str(SAMPLE / "train.txt"), "--do_train"] + argv[1:]
+    message = run_in_process(
+        ["--model_name_or_path", str(tiny_encoder_dir), "--output_dir", str(names["out"]), "--report_to", "none"]
+        + argv,
+        capsys,
+    )
+    assert message.startswith(start.format(**names)), message
+    assert not names["out"].exists() or not any(names["out"].iterdir())  # nothing trained, nothing written
+
+
+def test_cli_exit_code_2_and_one_line_for_a_user_error(tmp_path, capsys):
+    """A user mistake is one `run_ner_cl.py: error:` line and exit code 2 (in this process; the same path through a
+    real `python run_ner_cl.py` process is `test_cli_push_to_hub_offline_fails_before_training`)."""
+    message = run_in_process(
+        [
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--cl_loss",
+            "kl",
+            "--train_views",
+            "sentence",
+        ],
+        capsys,
+    )
+    assert message == (
+        "--cl_loss kl needs --train_views both: the CL loss compares the two views, and --train_views "
+        "sentence trains one (use --cl_loss none, or leave it out)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- resuming
+def test_cli_resume_last_skips_an_incomplete_checkpoint_and_notes_it(
+    tiny_encoder_dir, tmp_path, caplog, one_torch_thread
+):
+    import shutil
+
+    from clner.run_utils import checkpoint_problem
+    from run_ner_cl import main
+
+    out = tmp_path / "out"
+    common = [
+        "--model_name_or_path",
+        str(tiny_encoder_dir),
+        "--train_file",
+        str(SAMPLE / "train.txt"),
+        "--max_train_samples",
+        "16",
+        "--per_device_train_batch_size",
+        "8",
+        "--do_train",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+        "--max_seq_length",
+        "64",
+    ]
+    main(common + ["--max_steps", "2"])
+    assert checkpoint_problem(out / "checkpoint-1") is None and checkpoint_problem(out / "checkpoint-2") is None
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-3")  # killed while saving: no trainer_state.json yet
+    (out / "checkpoint-3" / "trainer_state.json").unlink()
+    weights = out / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # and one killed while writing its weights
+    assert checkpoint_problem(out / "checkpoint-3") == "no trainer_state.json"
+    assert checkpoint_problem(out / "checkpoint-2").startswith("model.safetensors is truncated or corrupt")
+    with caplog.at_level("WARNING"):
+        main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last"])
+    assert (
+        "skipping incomplete checkpoint-3 (no trainer_state.json), checkpoint-2 (model.safetensors is truncated"
+        in caplog.text
+        and f"resuming from {out / 'checkpoint-1'}" in caplog.text
+    )
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["train_resumed_from"] == str(out / "checkpoint-1")
+    assert results["train_note"].startswith("resumed at step 1: train_loss and the speed metrics cover steps 2-3 only")
+
+
+def fake_checkpoint(folder, id2label):
+    """A checkpoint complete enough for `resolve_checkpoint` (the label check comes before any loading)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 3}))
+    save_file({"w": torch.zeros(1)}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "clner", "id2label": {str(i): label for i, label in enumerate(id2label)}})
+    )
+    return folder
+
+
+@pytest.mark.parametrize("how", ["path", "last"])
+def test_resume_from_a_checkpoint_with_other_labels_is_refused(tiny_encoder_dir, tmp_path, capsys, labels, how):
+    out = tmp_path / "out"
+    swapped = list(labels)
+    swapped[1], swapped[2] = swapped[2], swapped[1]
+    ckpt = fake_checkpoint((out if how == "last" else tmp_path) / "checkpoint-3", swapped)
+    value = "last" if how == "last" else str(ckpt)
+    message = run_in_process(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(SAMPLE / "train.txt"),
+            "--do_train",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--resume_from_checkpoint",
+            value,
+        ],
+        capsys,
+    )
+    ours, theirs = ", ".join(labels), ", ".join(swapped)
+    assert message.startswith(
+        f"--resume_from_checkpoint {value}: {ckpt} was trained for the labels [{theirs}] and "
+        f"this run's are [{ours}] (in id order; id 1 is {swapped[1]!r} there and "
+        f"{labels[1]!r} here)"
+    ), message
+    assert not out.exists() or {p.name for p in out.iterdir()} <= {"checkpoint-3"}  # nothing trained, nothing written
+
+
+# ----------------------------------------------------------------------------------- runs that must stop cleanly
 def test_diverged_run_stops_with_a_clear_error_and_writes_no_model(tiny_encoder_dir, tmp_path, capsys):
     out = tmp_path / "out"
     message = run_failing(
@@ -86,141 +794,10 @@ def test_diverged_run_stops_with_a_clear_error_and_writes_no_model(tiny_encoder_
     }, written
 
 
-def test_nan_loss_components_are_never_logged_next_to_a_finite_loss(features, labels, minilm_tokenizer, tmp_path):
-    """With the stop turned off, the Trainer's NaN filter would log 'loss': 0 for steps whose parts are NaN."""
-    trainer = CLNERTrainer(
-        model=tiny_model(labels),
-        args=args_for(tmp_path, max_steps=4, learning_rate=1e8),
-        train_dataset=features["train"].select(range(32)),
-        data_collator=CLNERDataCollator(minilm_tokenizer),
-        cl_args=CLArguments(),
-    )
-    trainer.stop_on_non_finite_loss = False
-    trainer.train()
-    logs = [h for h in trainer.state.log_history if "loss_nll" in h]
-    assert any(math.isnan(h["loss_nll"]) for h in logs)  # it did diverge
-    for h in logs:
-        parts_finite = all(math.isfinite(h[k]) for k in ("loss_nll", "loss_nll_ext", "loss_cl"))
-        assert math.isfinite(h["loss"]) == parts_finite, h
-
-
-def test_weights_broken_by_the_last_update_are_refused(features, labels, minilm_tokenizer, tmp_path):
-    """No later loss shows a last update that overflowed: `train()` checks the weights before it returns."""
-
-    class BreakWeights(TrainerCallback):
-        def on_step_end(self, args, state, control, model=None, **kwargs):
-            with torch.no_grad():
-                model.classifier.weight[0, 0] = float("inf")
-
-    trainer = CLNERTrainer(
-        model=tiny_model(labels),
-        args=args_for(tmp_path, max_steps=1),
-        train_dataset=features["train"].select(range(8)),
-        callbacks=[BreakWeights()],
-        data_collator=CLNERDataCollator(minilm_tokenizer),
-        cl_args=CLArguments(),
-    )
-    with pytest.raises(
-        TrainingDivergedError,
-        match=r"after step 1 the weights of classifier\.weight are NaN or "
-        r"infinite\. Lower --learning_rate",
-    ):
-        trainer.train()
-
-
-# -------------------------------------------------------------------------- evaluation covers every sentence
-def test_drop_last_drops_no_evaluation_or_test_sentence(features, labels, minilm_tokenizer, tmp_path):
-    dev = features["validation"]
-    assert len(dev) % 16 != 0
-    trainer = CLNERTrainer(
-        model=tiny_model(labels),
-        args=args_for(tmp_path, dataloader_drop_last=True),
-        eval_dataset=dev,
-        data_collator=CLNERDataCollator(minilm_tokenizer),
-    )
-    assert sum(len(b["input_ids"]) for b in trainer.get_eval_dataloader()) == len(dev)
-    assert sum(len(b["input_ids"]) for b in trainer.get_test_dataloader(dev)) == len(dev)
-    output = trainer.predict(dev)
-    views, gold = trainer.unpack_predictions(output.predictions, output.label_ids)
-    assert len(gold) == len(views["sentence"]) == len(views["context"]) == len(set(dev["example_id"]))
-    assert trainer.args.dataloader_drop_last is True  # training still drops its last, incomplete batch
-    assert trainer.evaluate()["eval_sentence_accuracy"] >= 0
-
-
-# ------------------------------------------------------------------------------- resuming with other labels
-def fake_checkpoint(folder, id2label):
-    """A checkpoint complete enough for `resolve_checkpoint` (the label check comes before any loading)."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True)
-    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 3}))
-    save_file({"w": torch.zeros(1)}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(
-        json.dumps({"model_type": "clner", "id2label": {str(i): label for i, label in enumerate(id2label)}})
-    )
-    return folder
-
-
-@pytest.mark.parametrize("how", ["path", "last"])
-def test_resume_from_a_checkpoint_with_other_labels_is_refused(tiny_encoder_dir, tmp_path, capsys, labels, how):
-    out = tmp_path / "out"
-    swapped = list(labels)
-    swapped[1], swapped[2] = swapped[2], swapped[1]
-    ckpt = fake_checkpoint((out if how == "last" else tmp_path) / "checkpoint-3", swapped)
-    value = "last" if how == "last" else str(ckpt)
-    message = run_in_process(
-        [
-            "--model_name_or_path",
-            str(tiny_encoder_dir),
-            "--train_file",
-            str(SAMPLE / "train.txt"),
-            "--do_train",
-            "--output_dir",
-            str(out),
-            "--report_to",
-            "none",
-            "--resume_from_checkpoint",
-            value,
-        ],
-        capsys,
-    )
-    ours, theirs = ", ".join(labels), ", ".join(swapped)
-    assert message.startswith(
-        f"--resume_from_checkpoint {value}: {ckpt} was trained for the labels [{theirs}] and "
-        f"this run's are [{ours}] (in id order; id 1 is {swapped[1]!r} there and "
-        f"{labels[1]!r} here)"
-    ), message
-    assert not out.exists() or {p.name for p in out.iterdir()} <= {"checkpoint-3"}  # nothing trained, nothing written
-
-
-# ------------------------------------------------------------------------------ trainer flags that break CLNER
-@pytest.mark.parametrize(
-    "flag,value,fragment",
-    [
-        ("label_smoothing_factor", 0.1, "--label_smoothing_factor 0.1 has no effect here"),
-        ("eval_do_concat_batches", False, "--eval_do_concat_batches false cannot work here"),
-        (
-            "neftune_noise_alpha",
-            5.0,
-            ("--neftune_noise_alpha 5 cannot work here: NEFTune adds noise through the model's input embeddings"),
-        ),
-    ],
-)
-def test_trainer_refuses_flags_it_ignores_or_breaks_on(labels, tmp_path, flag, value, fragment):
-    with pytest.raises(CLNERUsageError, match=fragment.replace("(", r"\(")):
-        CLNERTrainer(model=tiny_model(labels), args=args_for(tmp_path, **{flag: value}))
-    # the ones that work are accepted
-    CLNERTrainer(
-        model=tiny_model(labels),
-        args=args_for(tmp_path, average_tokens_across_devices=False, include_num_input_tokens_seen="non_padding"),
-    )
-
-
-# ----------------------------------------------------------------------------------------------- SIGTERM
 def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, tmp_path, capsys, monkeypatch):
-    """Regression (issue 18): a SIGTERM mid-training (schedulers send one before a kill) ended the run with exit
-    143 and a checkpoint many steps old. Now the step finishes, a checkpoint is saved (whatever --save_strategy),
-    the run exits 143 naming it and writes no final model, and `--resume_from_checkpoint last` continues."""
+    """A SIGTERM mid-training (schedulers send one before a kill): the step finishes, a checkpoint is saved
+    (whatever --save_strategy), the run exits 143 naming it and writes no final model, and
+    `--resume_from_checkpoint last` continues from it."""
     import os
     import signal
 
@@ -283,12 +860,10 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     assert state["global_step"] == 4 and [h["step"] for h in state["log_history"] if "loss" in h][-2:] == [3, 4]
 
 
-# ------------------------------------------------------------------------------------------- the output folder
 def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(tiny_encoder_dir, tmp_path, capsys):
-    """Regression (issue 18): two runs writing one --output_dir were not warned about, and a folder holding another
-    model's shard index kept the stale index (then uploaded). A live run's lock is refused naming its process, a
-    dead run's lock is taken over, another model's files are refused unless --overwrite_output_dir, which removes
-    them first."""
+    """One --output_dir for one run: a live run's lock is refused naming its process, a dead run's lock is taken
+    over, and another model's files (a shard index that would be uploaded stale) are refused unless
+    --overwrite_output_dir, which removes them first."""
     import os
     import subprocess
     import sys
@@ -343,20 +918,16 @@ def test_a_second_run_or_another_models_files_in_the_output_folder_are_refused(t
     assert os.path.getsize(out / "model.safetensors") > 1000
 
 
-def test_a_failed_final_save_names_what_was_kept(tiny_encoder_dir, tmp_path, capsys, monkeypatch):
-    """Regression (issue 18, disk full): a failing final save lost the trained weights with a bare SafetensorError
-    (exit 1) and left run_config.json at 0 bytes. The model is saved into a temporary folder first, so a failure
-    replaces nothing, leaves no partial file, and the message names the checkpoint that was kept; files the run
-    writes go through a temporary file and a rename (`atomic_open`)."""
+def test_a_failed_final_save_names_the_checkpoint_it_keeps(tiny_encoder_dir, tmp_path, capsys, monkeypatch):
+    """A final save that fails (a full disk) replaces nothing and leaves no partial file (the model is saved into a
+    temporary folder first, run_config.json through `atomic_open`), and the message names the newest complete
+    checkpoint, which is kept."""
     import errno
-
-    from clner.data.io import atomic_open
-    from modeling_clner import CLNERForTokenClassification
 
     real = CLNERForTokenClassification.save_pretrained
 
     def full_disk_at_the_end(self, save_directory, *args, **kwargs):
-        if ".saving-" in str(save_directory):
+        if ".clner-tmp-" in str(save_directory):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, save_directory, *args, **kwargs)
 
@@ -390,13 +961,187 @@ def test_a_failed_final_save_names_what_was_kept(tiny_encoder_dir, tmp_path, cap
     assert f"the newest complete checkpoint, {out / 'checkpoint-2'}, is kept" in message
     names = {p.name for p in out.iterdir()}
     assert not names & {"model.safetensors", "run_config.json"} and not any(n.startswith(".") for n in names)
-    # atomic_open: a failure inside leaves the earlier file whole and no temporary file
-    target = tmp_path / "results.json"
-    target.write_text("earlier")
-    with pytest.raises(OSError), atomic_open(target) as f:
-        f.write("half")
-        raise OSError(errno.ENOSPC, "No space left on device")
-    assert target.read_text() == "earlier" and [p.name for p in tmp_path.glob(".results.json*")] == []
-    with atomic_open(target) as f:
-        f.write("new")
-    assert target.read_text() == "new"
+
+
+# --------------------------------------------------------------------------------------------- the Hub, records
+def test_cli_push_to_hub_uploads_the_hub_folder(tiny_encoder_dir, tmp_path, monkeypatch):
+    """`run_ner_cl.py --push_to_hub --hub_model_id ...`: one upload of the clner folder (no pickles, no checkpoints),
+    with the user's revision / private / token, and no upload by the Trainer itself."""
+    import run_ner_cl
+
+    hub = FakeHub(monkeypatch)
+    sample = REPO_ROOT / "examples" / "data"
+    out = tmp_path / "clner-test"
+    run_ner_cl.main(
+        [
+            "--model_name_or_path",
+            str(tiny_encoder_dir),
+            "--train_file",
+            str(sample / "train.txt"),
+            "--validation_file",
+            str(sample / "dev.txt"),
+            "--do_train",
+            "--do_eval",
+            "--max_train_samples",
+            "16",
+            "--max_eval_samples",
+            "8",
+            "--num_train_epochs",
+            "1",
+            "--max_seq_length",
+            "64",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--push_to_hub",
+            "--hub_model_id",
+            "org/clner-test",
+            "--hub_revision",
+            "v1",
+            "--hub_private_repo",
+            "true",
+            "--hub_token",
+            HUB_TOKEN,
+            "--token",
+            HUB_TOKEN,
+        ]
+    )
+    uploads = [c for c in hub.calls if c[0] == "upload_folder"]
+    assert len(uploads) == 1 and uploads[0][1] == "org/clner-test"
+    recorded = (out / "run_config.json").read_text()  # the run's arguments, next to the model: no credential
+    assert HUB_TOKEN not in recorded and json.loads(recorded)["model"]["token"] == "<redacted>"
+    sent = uploads[0][2]
+    assert set(sent["files"]) >= EXPECTED_FILES and sent["revision"] == "v1" and sent["token"] == HUB_TOKEN
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) or f.startswith("checkpoint-") for f in sent["files"])
+    assert not any(HUB_TOKEN.encode() in content for content in sent["files"].values())
+    create = [c for c in hub.calls if c[0] == "create_repo"]
+    assert create and create[0][2]["private"] is True and create[0][2]["token"] == HUB_TOKEN
+    config = json.loads(sent["files"]["config.json"])
+    assert list(config["custom_pipelines"]) == ["token-classification"] and config["auto_map"]["AutoModel"]
+    card = ModelCard(sent["files"]["README.md"].decode())
+    assert {"clner", "crf"} <= set(card.data.tags)
+    assert card.data.base_model is None  # a local encoder path is not a Hub id
+
+
+def test_cli_push_to_hub_offline_fails_before_training(tiny_encoder_dir, tmp_path, capsys):
+    """With the Hub unreachable, `--push_to_hub` stops in seconds, before loading data or training, with one
+    paragraph (no traceback) that says nothing was trained and how to upload later; a bad id stops the same way."""
+    out = tmp_path / "never-trained"
+    argv = [
+        sys.executable,
+        str(REPO_ROOT / "run_ner_cl.py"),
+        "--model_name_or_path",
+        str(tiny_encoder_dir),
+        "--train_file",
+        str(REPO_ROOT / "examples" / "data" / "train.txt"),
+        "--do_train",
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        "--push_to_hub",
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run(
+        argv + ["--hub_model_id", "org/clner-x"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Encoding train" not in proc.stderr + proc.stdout
+    (message,) = [line for line in proc.stderr.splitlines() if line.startswith("run_ner_cl.py: error:")]
+    assert re.fullmatch(
+        r"run_ner_cl\.py: error: --push_to_hub: cannot create or reach the model repository "
+        r"'org/clner-x' on the Hugging Face Hub \(\w+.*\)\. Nothing was trained\. Log in .*"
+        r"\(HF_HUB_OFFLINE is set\).*upload the output folder later with `clner-push OUTPUT_DIR "
+        r"org/clner-x`",
+        message,
+    )
+    assert not out.exists() or not any(out.iterdir())
+    # a bad id stops the same way (in this process: the subprocess above already showed the exit path)
+    import run_ner_cl
+    from clner.cli import run_cli
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(run_ner_cl.main, argv[2:] + ["--hub_model_id", "org/bad id!"], prog="run_ner_cl.py")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--hub_model_id 'org/bad id!' is not a valid Hub repository id" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_failed_upload_names_the_folder_and_the_command(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
+    import run_ner_cl
+
+    hub = FakeHub(monkeypatch)
+
+    def unreachable(api, **kwargs):
+        raise ConnectionError("Network is unreachable")
+
+    monkeypatch.setattr(HfApi, "upload_folder", unreachable)
+    sample = REPO_ROOT / "examples" / "data"
+    out = tmp_path / "clner-test"
+    with pytest.raises(SystemExit) as exit_info:
+        run_ner_cl.main(
+            [
+                "--model_name_or_path",
+                str(tiny_encoder_dir),
+                "--train_file",
+                str(sample / "train.txt"),
+                "--do_train",
+                "--max_train_samples",
+                "8",
+                "--max_steps",
+                "1",
+                "--max_seq_length",
+                "64",
+                "--output_dir",
+                str(out),
+                "--report_to",
+                "none",
+                "--save_strategy",
+                "no",
+                "--push_to_hub",
+                "--hub_model_id",
+                "org/clner-test",
+                "--hub_revision",
+                "v1",
+                "--hub_private_repo",
+                "true",
+            ]
+        )
+    assert exit_info.value.code == 1
+    assert hub.names() == ["create_repo", "create_repo", "create_branch"]  # before training, then to upload
+    captured = capsys.readouterr()
+    assert captured.out.rstrip().endswith("=" * 100) and f"output folder: {out}" in captured.out
+    assert captured.err.strip().splitlines()[-1].split(": ", 1)[1] == (
+        "the upload to 'org/clner-test' failed (ConnectionError: Network is unreachable). The model "
+        f"folder {out} is complete (weights, card, remote code, tokenizer); upload it with `clner-push {out} "
+        "org/clner-test --revision v1 --private`"
+    )
+    assert set(check_hub_folder(out)) >= EXPECTED_FILES
+
+
+def test_run_config_never_holds_a_credential():
+    """`--token hf_...` (or any other credential) never reaches run_config.json, which lies next to the model and may
+    be shared; the rest of the run's arguments are recorded as given."""
+    import dataclasses
+
+    import run_ner_cl
+    from clner import arguments
+    from clner.arguments import CLArguments
+
+    model_args = arguments.ModelArguments(model_name_or_path="bert-base-cased", token=HUB_TOKEN)
+    data_args = arguments.DataTrainingArguments(
+        train_file="train.txt",
+        token_column_name="words",
+        context_source=f"https://user:{HUB_TOKEN}@example.org/contexts",
+    )
+    content = run_ner_cl.run_config(model_args, data_args, CLArguments(cl_loss="kl"))
+    assert HUB_TOKEN not in json.dumps(content)
+    assert content["model"]["token"] == "<redacted>" and content["model"]["model_name_or_path"] == "bert-base-cased"
+    assert content["data"]["token_column_name"] == "words" and content["data"]["train_file"] == "train.txt"
+    assert content["data"]["context_source"] == "https://user:<redacted>@example.org/contexts"
+    assert content["cl"] == dataclasses.asdict(CLArguments(cl_loss="kl"))
+    assert json.loads(json.dumps(content)) == content

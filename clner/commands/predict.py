@@ -55,14 +55,14 @@ from clner.cli import as_user_error, check_model_path, check_output_path, datacl
 from clner.commands.retrieve import RerankArguments, config_usage_error
 from clner.data import io as data_io
 from clner.data.io import has_context_lines, iter_json_lines, iter_lines, split_columns
-from clner.data.schemes import bilou_to_bioes, io_to_bio, tags_to_scheme
+from clner.data.schemes import apply_tag_scheme, bilou_to_bioes, io_to_bio, tags_to_scheme
 from clner.errors import CLNERFormatError, CLNERUsageError, RetrievalError
 from clner.files import atomic_open
 from clner.loading import load_clner_tokenizer, read_clner_config
 from clner.metrics import seqeval_metrics
 from clner.retrieval import backends, bertscore
 from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
-from inference_clner import DEFAULT_MAX_SEQ_LENGTH, context_snippets
+from inference_clner import DEFAULT_MAX_SEQ_LENGTH, context_snippets, parse_tag
 from modeling_clner import CLNERForTokenClassification, check_max_seq_length
 from pipeline_clner import clner_pipeline
 
@@ -189,9 +189,11 @@ def utf8_copy(path: str, encoding: str) -> str:
     return tmp.name
 
 
-def detect_input_format(path: str, name: str) -> str:
+def detect_input_format(path: str, name: str, types: set[str] | None = None) -> str:
     """jsonl / conll / clner / text from the extension of `name`, else from the first lines of `path`: `<EOS> B-X`
-    context lines make it CLNER; lines that all hold a tab, or all read `token TAG`, make it CoNLL."""
+    context lines make it CLNER; lines that all hold a tab make it CoNLL. Space-separated `token TAG` lines make it
+    CoNLL only on real evidence, since a sentence can end in a word that looks like a tag ("She made a U-turn"):
+    two lines or more, the same 2 to 4 columns on each, and tags whose types are among the model's (`types`)."""
 
     lower = name.lower()
     if lower.endswith((".jsonl", ".json", ".ndjson")):
@@ -205,12 +207,22 @@ def detect_input_format(path: str, name: str) -> str:
             if len(lines) == 500:
                 break
     columns = [(lineno, split_columns(line)[0]) for lineno, line in lines]
-    if lines and all(len(f) >= 2 and _TAG_RE.match(f[-1]) for _, f in columns):
+    widths = {len(f) for _, f in columns}
+    tags = [f[-1] for _, f in columns]
+    if (
+        len(lines) >= 2
+        and len(widths) == 1
+        and 2 <= min(widths) <= 4
+        and all(_TAG_RE.match(t) for t in tags)
+        and (types is None or {parse_tag(t)[1] for t in tags if t != "O"} <= types)
+    ):
         return "conll"  # token ... TAG on every line
     tabbed = lines and all("\t" in line for _, line in lines)
     if tabbed or lower.endswith((".conll", ".bio", ".tsv", ".iob", ".iob2")):
         if not lines or all(len(f) == 1 for _, f in columns):
             return "conll"  # one token a line: unlabeled CoNLL
+        if tabbed and all(len(f) >= 2 and " " not in f[-1] for _, f in columns):
+            return "conll"  # token<TAB>TAG lines: the tags are checked when the sentences are read
         lineno, fields = next((n, f) for n, f in columns if len(f) < 2 or not _TAG_RE.match(f[-1]))
         raise CLNERUsageError(
             f"{name}:{lineno}: {'tab-separated ' if tabbed else ''}columns whose last one is not a "
@@ -221,15 +233,25 @@ def detect_input_format(path: str, name: str) -> str:
     return "text"
 
 
-def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]]:
-    """CoNLL / CLNER files: one pre-tokenized sentence each (a tag column becomes `gold_tags`)."""
+def read_sentences(
+    path: str, fmt: str, name: str, scheme: str | None = None, types: set[str] | None = None
+) -> Iterator[tuple[dict, dict]]:
+    """CoNLL / CLNER files: one pre-tokenized sentence each (a tag column becomes `gold_tags`, checked as training
+    checks tags: against the data's tag `scheme`, naming the line; a type the model does not know is said once)."""
 
     if fmt == "clner":
-        rows = data_io.read_clner(path)
+        rows, lines = data_io.read_clner_with_lines(path)
     else:
-        rows = data_io.read_conll(path, tag_column=None if data_io.conll_is_unlabeled(path) else -1)
+        rows, lines = data_io.read_conll_with_lines(path, tag_column=None if data_io.conll_is_unlabeled(path) else -1)
     if not rows:
         raise CLNERUsageError(f"{name}: no sentences (the file is empty or holds only blank lines)")
+    tagged = [i for i, row in enumerate(rows) if row.get("tags") is not None]
+    if tagged and scheme:
+        apply_tag_scheme(
+            [rows[i]["tags"] for i in tagged], scheme, name, tokens=[rows[i]["tokens"] for i in tagged],
+            lines=[lines[i] for i in tagged],
+        )  # fmt: skip
+        check_gold_types({parse_tag(t)[1] for i in tagged for t in rows[i]["tags"] if t != "O"}, types, name)
     for row in rows:
         item: dict[str, Any] = {"tokens": row["tokens"]}
         if row.get("context"):
@@ -240,22 +262,55 @@ def read_sentences(path: str, fmt: str, name: str) -> Iterator[tuple[dict, dict]
         yield item, passthrough
 
 
+def check_gold_types(gold: set[str], types: set[str] | None, name: str) -> None:
+    """Warn when gold tags hold entity types the model does not know (they count as missed), and say plainly when
+    they share none with it: every score is then 0, whatever the model does."""
+    if types is None or not gold or gold <= types:
+        return
+    unknown = ", ".join(sorted(gold - types)[:10])
+    if not gold & types:
+        logger.warning(
+            "%s: the gold tags' entity types (%s) share none with the model's (%s): precision, recall and F1 "
+            "will be 0 whatever the model predicts. Is this the right model for this file?",
+            name,
+            unknown,
+            ", ".join(sorted(types)[:10]),
+        )
+    else:
+        logger.warning("%s: gold entity types the model does not know count as missed: %s", name, unknown)
+
+
+def model_tags(args: argparse.Namespace) -> tuple[set[str] | None, str | None]:
+    """The entity types of --model's labels and the tag scheme of its training data, from its config.json; (None,
+    None) when the config cannot be read here (loading the model then says why)."""
+    hub = {k: getattr(args, k, None) for k in ("revision", "token") if getattr(args, k, None)}
+    try:
+        config = read_clner_config(args.model, "--model", **hub)
+    except Exception:  # noqa: BLE001 - the model's own error comes when it loads
+        return None, None
+    labels = [str(v) for v in (config.get("id2label") or {}).values()]
+    types = {parse_tag(label)[1] for label in labels if label != "O"}
+    return types or None, config.get("data_tag_scheme") or config.get("tag_scheme") or "BIO"
+
+
 def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterator[tuple[dict, dict]]:
     """Yield `(pipeline input, fields to copy to the output)` per sentence."""
 
     name = path
     path = utf8_copy(path, getattr(args, "encoding", "utf-8"))
+    types, scheme = model_tags(args)
     try:
         if fmt is None:
-            fmt = detect_input_format(path, name)
+            fmt = detect_input_format(path, name, types)
             logger.info("reading %s as %s (detected; --input_format sets it)", name, fmt)
         if fmt in ("conll", "clner"):
-            yield from read_sentences(path, fmt, name)
+            yield from read_sentences(path, fmt, name, scheme, types)
             return
         if fmt == "text":
             for _, line in iter_lines(path):
                 yield {"text": line}, {"text": line}
             return
+        gold_types: set[str] = set()
         for lineno, record in iter_json_lines(path):
             if not isinstance(record, dict):
                 raise CLNERUsageError(f"{name}:{lineno}: expected a JSON object, got {type(record).__name__}")
@@ -297,6 +352,9 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
                         f"{name}:{lineno}: {len(gold)} 'gold_tags' for {len(item['tokens'])} "
                         f"words of {args.tokens_field!r}: one tag a word"
                     )
+                if scheme:
+                    apply_tag_scheme([gold], scheme, f"{name}:{lineno}: 'gold_tags'", words_on_lines=False)
+                    gold_types |= {parse_tag(t)[1] for t in gold if t != "O"}
             try:
                 context = context_snippets(record.get(args.context_field), repr(args.context_field))
             except TypeError as err:
@@ -305,6 +363,7 @@ def read_inputs(path: str, fmt: str | None, args: argparse.Namespace) -> Iterato
                 item["context"] = context
             passthrough = {k: v for k, v in record.items() if k != args.context_field}
             yield item, passthrough
+        check_gold_types(gold_types, types, name)
     except CLNERFormatError as err:
         message = str(err).replace(path, name, 1)
         if "not valid UTF-8" in message:

@@ -124,10 +124,10 @@ def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int |
     line ends a sentence; ``-DOCSTART-`` lines are skipped. ``tag_column=None`` reads an unlabeled file (rows
     without ``tags``). Every token line must have as many columns as the first one.
     """
-    return _read_conll(path, token_column, tag_column)[0]
+    return read_conll_with_lines(path, token_column, tag_column)[0]
 
 
-def _read_conll(
+def read_conll_with_lines(
     path: str | os.PathLike, token_column: int = 0, tag_column: int | None = -1
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """:func:`read_conll`, plus the line number of each sentence's first token (its words are on the next lines)."""
@@ -202,10 +202,10 @@ def read_clner(path: str | os.PathLike) -> list[dict[str, Any]]:
     Released CLNER files contain context lines whose token is empty (``" B-X"``): context tokens are never labelled,
     so these are skipped and their count is reported once in a ``UserWarning``. Sentence lines stay strict.
     """
-    return _read_clner(path)[0]
+    return read_clner_with_lines(path)[0]
 
 
-def _read_clner(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[int]]:
+def read_clner_with_lines(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[int]]:
     """:func:`read_clner`, plus the line number of each sentence's first token (its words are on the next lines)."""
     rows: list[dict[str, Any]] = []
     first_lines: list[int] = []
@@ -676,14 +676,14 @@ def _read_file(
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {FORMATS}")
     if fmt == "clner":
-        return (*_read_clner(path), True)
+        return (*read_clner_with_lines(path), True)
     if fmt == "conll":
         tok = token_column if isinstance(token_column, int) else 0
         if isinstance(tag_column, int):
             tag: int | None = tag_column
         else:
             tag = None if conll_is_unlabeled(path) else -1
-        return (*_read_conll(path, token_column=tok, tag_column=tag), True)
+        return (*read_conll_with_lines(path, token_column=tok, tag_column=tag), True)
     names = {
         "token_column": token_column if isinstance(token_column, str) else None,
         "tag_column": tag_column if isinstance(tag_column, str) else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clner.errors import CLNERFormatError
-from inference_clner import parse_tag
+from inference_clner import PREFIX_UNDERSCORE, parse_tag
 
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -37,6 +37,11 @@ def _check_scheme(scheme: str) -> str:
 
 def _tag_form_error(tag: str, scheme: str) -> str | None:
     """Why ``tag`` cannot appear in ``scheme`` at all (None when it can)."""
+    if PREFIX_UNDERSCORE.match(tag):
+        return (
+            f"tag {tag!r} joins its prefix with '_': seqeval and conlleval read {tag!r} as one entity type and "
+            f"{tag[0]}-{tag[2:]} as prefix and type; write the tags with '-' (e.g. {tag[0]}-{tag[2:]})"
+        )
     prefix, etype = parse_tag(tag)
     if prefix == "O":
         return None

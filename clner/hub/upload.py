@@ -51,7 +51,8 @@ HUB_IGNORE_PATTERNS = [
     "scheduler.*",
     "rng_state*",
     "run_config.json",
-    "predictions_*",  # the run's arguments (may hold a --token) and predicted data
+    "clner_run_settings.json",
+    "predictions*",  # the run's arguments (may hold a --token) and predicted data (run_ner.py's predictions.txt too)
 ]
 #: Weight files that a previous save may have left; removed by `save_for_hub` (they would be stale).
 STALE_WEIGHT_PATTERNS = [
