@@ -102,20 +102,19 @@ def split_label(label: str) -> tuple[str, str]:
 # Words and offsets
 # --------------------------------------------------------------------------------------------------------------
 def _glue_class(zwj: bool = True) -> str:
-    """A regex character class body of the characters that continue the grapheme before them: combining marks
-    (Unicode categories Mn, Mc, Me: accents, Indic vowel signs and viramas), joiners (ZWNJ, ZWJ, word joiner),
-    variation selectors, emoji skin-tone modifiers and tag characters. Python's `re` has no `\\X`, and a word
-    must never be cut at one of these (`Jose\u0301`, `नरेंद्र`, `👨\u200d👩\u200d👧`)."""
+    """A regex character class body of the characters that continue the word before them: combining marks
+    (Unicode categories Mn, Mc, Me: accents, Indic vowel signs and viramas), variation selectors, emoji skin-tone
+    modifiers and the invisible characters of `_JOINERS` (soft hyphen, ZWNJ, ZWJ, word joiner, bidi marks, tag
+    characters). Python's `re` has no `\\X`: `_whole_clusters` then widens the pattern's words to whole grapheme
+    clusters, and a word is never cut at one of these (`Jose\u0301`, `नरेंद्र`, `👨\u200d👩\u200d👧`, `inter\u00adnational`)."""
     codes = list(_combining_marks())
-    codes += [
-        0x200C,
-        *([0x200D] if zwj else []),
-        0x2060,
-        *range(0xFE00, 0xFE10),
-        *range(0x1F3FB, 0x1F400),
-        *range(0xE0020, 0xE0080),
-        *range(0xE0100, 0xE01F0),
-    ]
+    codes += [code for lo, hi in _JOINERS for code in range(lo, hi + 1) if zwj or code != 0x200D]
+    codes += range(0x1F3FB, 0x1F400)
+    return _class_body(codes)
+
+
+def _class_body(codes: Iterable[int]) -> str:
+    """A regex character class body (ranges of `\\U` escapes) of a set of code points."""
     codes = sorted(set(codes))
     ranges, first = [], codes[0]
     for prev, code in zip(codes, codes[1:] + [None]):
@@ -135,6 +134,27 @@ def _combining_marks() -> tuple[int, ...]:
 
 #: invisible separators: split like a space, never a word of their own (zero-width space, BOM)
 _INVISIBLE = "\u200b\ufeff"
+
+#: invisible characters that stay inside the word they are in, never split it or make a word of their own: soft
+#: hyphen, combining grapheme joiner, Arabic letter mark, Mongolian variation selectors and vowel separator, ZWNJ,
+#: ZWJ, LRM / RLM, bidi embeddings and isolates, word joiner and invisible operators, variation selectors,
+#: shorthand format controls, musical format controls, tag characters (Unicode's default-ignorable code points,
+#: less the `_INVISIBLE` separators and the Hangul fillers, which are letters). Where one has no word next to it
+#: (between spaces), it is skipped like a space.
+_JOINERS = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x180B, 0x180F),
+    (0x200C, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0xFE00, 0xFE0F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+_JOINERS_RE = re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _JOINERS) + "]+")
 
 
 # The alternatives, in order, follow WNUT-17's / CoNLL's tokenization: URLs; HTML entities (`&amp;`); emoticons
@@ -158,8 +178,175 @@ def _word_re() -> re.Pattern:
         rf"|[@#]?\w[\w{glue}]*(?:['\u2019\-.&]\w[\w{glue}]*)*"
         r"|[!?.,:;\-'\"*~=+/\\|()\[\]{}<>`^_]{2,}"
         rf"|[^\w\s{_INVISIBLE}{glue}][{glue_no_zwj}]*(?:\u200d[^\w\s{_INVISIBLE}][{glue_no_zwj}]*)*\u200d?"
-        rf"|[{glue}]+"  # a mark with nothing before it to attach to: kept as a word, never dropped
+        rf"|[{glue}]+"  # glue with nothing before it: a mark is kept as a word; `_whole_clusters` places joiners
     )
+
+
+# --- Extended grapheme clusters (UAX #29): `regex`'s `\X` where installed, else `_grapheme_starts_stdlib` ---
+@functools.cache
+def _grapheme_re() -> Any:
+    """`regex`'s `\\X` pattern (extended grapheme clusters), or None where the `regex` package is missing (it comes
+    with transformers, but remote code keeps to the standard library: then `_grapheme_starts_stdlib` stands in)."""
+    try:
+        import regex
+    except ImportError:
+        return None
+    return regex.compile(r"\X")
+
+
+def _grapheme_starts(text: str) -> list[int]:
+    """The offsets at which `text`'s extended grapheme clusters start."""
+    pattern = _grapheme_re()
+    if pattern is None:
+        return _grapheme_starts_stdlib(text)
+    return [m.start() for m in pattern.finditer(text)]
+
+
+# Grapheme_Cluster_Break values, as `_grapheme_class` approximates them with `unicodedata` (Unicode 14 on Python
+# 3.11) and the tables below; where it errs, it errs towards joining (a cluster too long, never one cut in two).
+_CR, _LF, _CONTROL, _EXTEND, _ZWJ, _RI, _PREPEND, _L, _V, _T, _LV, _LVT, _PICT, _LINKER, _LETTER, _OTHER = range(16)
+#: Grapheme_Cluster_Break=Prepend (Arabic number signs, Malayalam dot reph, ...)
+_PREPEND_CODES = frozenset(
+    [*range(0x600, 0x606), 0x6DD, 0x70F, 0x890, 0x891, 0x8E2, 0xD4E, 0x110BD, 0x110CD, 0x111C2, 0x111C3]
+    + [0x113D1, 0x1193F, 0x11941, *range(0x11A84, 0x11A8A), 0x11D46, 0x11F02]
+)
+#: Indic_Conjunct_Break=Linker: the viramas that join the consonants around them into one cluster (GB9c)
+_LINKER_CODES = frozenset(
+    [0x94D, 0x9CD, 0xACD, 0xB4D, 0xC4D, 0xD4D, 0x1039, 0x17D2, 0x1A60, 0x1B44, 0x1BAB, 0xA9C0, 0xAAF6, 0x10A3F]
+    + [0x11133, 0x113D0, 0x1193E, 0x11A47, 0x11A99, 0x11F42]
+)
+#: spacing marks (Mc) that UAX #29 leaves apart from the letter before them (Grapheme_Cluster_Break=Other: Myanmar
+#: and Tai Tham vowel signs, ...)
+_MC_APART = frozenset(
+    [*range(0x102B, 0x102D), 0x1038, *range(0x1062, 0x1065), *range(0x1067, 0x106E), 0x1083, *range(0x1087, 0x108D)]
+    + [0x108F, *range(0x109A, 0x109D), 0x1A61, *range(0x1A63, 0x1A65), 0xAA7B, 0xAA7D, *range(0x11720, 0x11722)]
+)
+#: a superset of Extended_Pictographic (emoji and the symbols that take an emoji ZWJ sequence), as sorted ranges
+_PICT_RANGES = (
+    (0xA9, 0xA9), (0xAE, 0xAE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122), (0x2139, 0x2139),
+    (0x2194, 0x21AA), (0x231A, 0x23FA), (0x24C2, 0x24C2), (0x25AA, 0x27BF), (0x2934, 0x2935), (0x2B05, 0x2B55),
+    (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3299), (0x1F000, 0x1F0FF), (0x1F10D, 0x1F10F),
+    (0x1F12F, 0x1F12F), (0x1F16C, 0x1F171), (0x1F17E, 0x1F17F), (0x1F18E, 0x1F18E), (0x1F191, 0x1F19A),
+    (0x1F1AD, 0x1F1E5), (0x1F201, 0x1F64F), (0x1F680, 0x1F6FF), (0x1F774, 0x1F77F), (0x1F7D5, 0x1F7FF),
+    (0x1F80C, 0x1F80F), (0x1F848, 0x1F84F), (0x1F85A, 0x1F85F), (0x1F888, 0x1F88F), (0x1F8AE, 0x1F8FF),
+    (0x1F90C, 0x1FAFF), (0x1FC00, 0x1FFFD),
+)  # fmt: skip
+_PICT_RE = re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _PICT_RANGES) + "]")
+
+
+def _grapheme_class(cp: int, category: Callable[[str], str]) -> int:
+    """The Grapheme_Cluster_Break value of code point `cp` (`_PICT` for Extended_Pictographic, `_LINKER` for an
+    Indic conjunct linker, `_LETTER` for an other letter (Lo), which may be a conjunct's consonant), from
+    `unicodedata.category` and the tables above. Spacing marks (Mc, but `_MC_APART`) count as Extend."""
+    if cp < 0x7F:
+        return _CR if cp == 0x0D else _LF if cp == 0x0A else _CONTROL if cp < 0x20 else _OTHER
+    if 0x1F1E6 <= cp <= 0x1F1FF:
+        return _RI
+    if cp == 0x200D:
+        return _ZWJ
+    if cp in _LINKER_CODES:
+        return _LINKER
+    if cp in _PREPEND_CODES:
+        return _PREPEND
+    if cp in (0x200C, 0xE33, 0xEB3, 0xFF9E, 0xFF9F) or 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F:
+        return _EXTEND  # ZWNJ, Thai / Lao SARA AM, halfwidth kana voicing marks, skin tones, tag characters
+    if 0x1100 <= cp <= 0x115F or 0xA960 <= cp <= 0xA97C:
+        return _L  # Hangul jamo: leading consonants, vowels, trailing consonants, precomposed syllables
+    if 0x1160 <= cp <= 0x11A7 or 0xD7B0 <= cp <= 0xD7C6:
+        return _V
+    if 0x11A8 <= cp <= 0x11FF or 0xD7CB <= cp <= 0xD7FB:
+        return _T
+    if 0xAC00 <= cp <= 0xD7A3:
+        return _LV if (cp - 0xAC00) % 28 == 0 else _LVT
+    cat = category(chr(cp))
+    if cat in ("Mn", "Me") or (cat == "Mc" and cp not in _MC_APART):
+        return _EXTEND
+    if cat in ("Cc", "Cf", "Zl", "Zp"):
+        return _CONTROL
+    if cat == "Lo":
+        return _LETTER
+    return _PICT if _PICT_RE.match(chr(cp)) else _OTHER
+
+
+def _grapheme_starts_stdlib(text: str) -> list[int]:
+    """`_grapheme_starts` with the standard library only: the rules of UAX #29 (GB3-GB13: CR LF, controls, Hangul
+    syllables, Extend / ZWJ / spacing marks, Prepend, Indic conjuncts, emoji ZWJ sequences, regional-indicator
+    pairs) over `_grapheme_class`. It may join more than `\\X` where its tables are coarse (a letter after a
+    virama, a symbol after an emoji's ZWJ, Unicode's newest characters), never less."""
+    import unicodedata
+
+    category = unicodedata.category
+    starts: list[int] = []
+    prev = _CONTROL
+    ri_run = 0  # regional indicators in the run that ends with the previous character
+    pict = pict_zwj = False  # the text so far ends with ExtPict Extend* (and then a ZWJ)
+    conjunct = 0  # 1: the text so far ends with a letter [Extend]*, 2: with a letter [Extend | Linker]* Linker ...
+    for i, ch in enumerate(text):
+        k = _grapheme_class(ord(ch), category)
+        if i == 0:
+            join = False
+        elif prev == _CR and k == _LF:
+            join = True  # GB3
+        elif prev in (_CR, _LF, _CONTROL) or k in (_CR, _LF, _CONTROL):
+            join = False  # GB4, GB5
+        elif (
+            (prev == _L and k in (_L, _V, _LV, _LVT))
+            or (prev in (_LV, _V) and k in (_V, _T))
+            or (prev in (_LVT, _T) and k == _T)
+        ):
+            join = True  # GB6-GB8
+        elif k in (_EXTEND, _ZWJ, _LINKER) or prev == _PREPEND:
+            join = True  # GB9, GB9a, GB9b
+        elif conjunct == 2 and k == _LETTER:
+            join = True  # GB9c
+        elif pict_zwj and k == _PICT:
+            join = True  # GB11
+        else:
+            join = prev == _RI and k == _RI and ri_run % 2 == 1  # GB12, GB13
+        if not join:
+            starts.append(i)
+        pict_zwj = pict and k == _ZWJ
+        pict = k == _PICT or (pict and k in (_EXTEND, _LINKER))
+        ri_run = ri_run + 1 if k == _RI else 0
+        if k == _LINKER:
+            conjunct = 2 if conjunct else 0
+        elif k not in (_EXTEND, _ZWJ):
+            conjunct = 1 if k == _LETTER else 0
+        prev = k
+    return starts
+
+
+def _whole_clusters(text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pattern's `(start, end)` spans made whole: a span that ends or starts inside an extended grapheme cluster
+    takes in the rest of it (two spans that then share a cluster become one word: a flag, `1️⃣`, an emoji ZWJ
+    sequence, a letter with a mark the pattern left out), except that marks or joiners carried by a space belong
+    to the space; a span of `_JOINERS` alone joins the word just before it, else the one just after it, else (with
+    spaces on both sides) it is skipped like a space."""
+    import bisect
+
+    spans = list(spans)
+    if text.isascii():
+        return spans  # one cluster per character, but for CR LF (a space)
+    bounds = _grapheme_starts(text) + [len(text)]
+    whole: list[tuple[int, int]] = []
+    for a, b in spans:
+        i = bisect.bisect_right(bounds, a) - 1
+        a = bounds[i + 1] if bounds[i] < a and text[bounds[i]].isspace() else bounds[i]
+        b = bounds[bisect.bisect_left(bounds, b)]
+        if a >= b:
+            continue
+        if whole and a < whole[-1][1]:
+            whole[-1] = (whole[-1][0], max(b, whole[-1][1]))
+        else:
+            whole.append((a, b))
+    words: list[list] = []  # [start, end, nothing but joiners so far]
+    for a, b in whole:
+        invisible = _JOINERS_RE.fullmatch(text, a, b) is not None
+        if words and words[-1][1] == a and (invisible or words[-1][2]):
+            words[-1][1:] = [b, invisible and words[-1][2]]
+        else:
+            words.append([a, b, invisible])
+    return [(a, b) for a, b, invisible in words if not invisible]
 
 
 _NO_SPACES_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
@@ -167,10 +354,12 @@ _NO_SPACES_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufa
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Split raw text into `(word, start, end)` character spans (how `predict` and the pipeline split text): WNUT-17
-    / CoNLL conventions (see `_word_re`), never cutting a grapheme cluster (a letter and its combining marks, an
-    emoji ZWJ sequence). Chinese or Japanese text written without spaces stays one word per run, with a warning:
+    / CoNLL conventions (see `_word_re`), and never a word boundary inside an extended grapheme cluster (UAX #29:
+    a letter and its combining marks, a Hangul syllable of jamo, a flag, a keycap, an emoji with its skin tone or
+    ZWJ sequence; `_whole_clusters`); invisible characters such as a soft hyphen or a word joiner stay inside the
+    word they are in. Chinese or Japanese text written without spaces stays one word per run, with a warning:
     pass such text pre-split (a list of words, or `is_split_into_words=True` in the pipeline)."""
-    spans = [(m.group(), m.start(), m.end()) for m in _word_re().finditer(text)]
+    spans = [(text[a:b], a, b) for a, b in _whole_clusters(text, (m.span() for m in _word_re().finditer(text)))]
     if _NO_SPACES_RE.search(text):
         import warnings
 

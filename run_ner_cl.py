@@ -286,9 +286,13 @@ def load_model_config(model_args: ModelArguments) -> tuple[str, dict, object]:
     config_path = model_args.config_name or model_path
     try:
         found = AutoConfig.from_pretrained(config_path, **hub)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # no such model, no config.json, or one without a model_type
         flag = "--config_name" if model_args.config_name else "--model_name_or_path"
-        raise CLNERUsageError(f"{flag} {config_path}: cannot load its config ({err})") from None
+        reason = " ".join(str(err).split())[:300]
+        raise CLNERUsageError(
+            f"{flag} {config_path}: cannot load a model config from it ({reason}); give an encoder (a folder with "
+            "its config.json, or a Hub id) or a trained CLNER model"
+        ) from None
     return model_path, hub, found
 
 

@@ -75,11 +75,17 @@ def run_cli(
     user_errors: tuple[type[BaseException], ...] = (),
 ) -> int:
     """Run a CLI's ``main(argv)``: a user mistake (:class:`CLNERFormatError`, :class:`CLNERUsageError`, ``user_errors``
-    or ``SystemExit("message")``) is printed to stderr as one paragraph and exits with code 2; anything else is a bug
-    and keeps its traceback."""
+    or ``SystemExit("message")``) is printed to stderr as one paragraph and exits with code 2; a reader that closed
+    the output early (``| head``) ends the run quietly, with status 141 as SIGPIPE would; anything else is a bug and
+    keeps its traceback."""
     prog = prog or os.path.basename(sys.argv[0])
     try:
         code = main(argv)
+    except BrokenPipeError:
+        # stdout's reader is gone: nothing more can reach it, and Python's own flush at exit would fail again
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             raise

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import torch
 
+from clner.errors import CLNERUsageError
+
 
 class CPUPrecision(NamedTuple):
     """What this CPU can do in bf16: `native` when it has bf16 instructions (AVX512-BF16 or AMX on x86, BF16 on
@@ -73,3 +75,24 @@ def bf16_cpu_warning(uses_cpu: bool, bf16: bool) -> str | None:
         "30x slower than float32 (up to 200x at some shapes), so training will be far slower, not faster. The run "
         "keeps bf16 as asked; drop --bf16 to train in float32."
     )
+
+
+def check_device(device: str | int | None, flag: str = "--device") -> None:
+    """Refuse, before any model loads, a device this machine does not have (`cuda` on a CPU-only torch, a GPU index
+    past the count, an unknown name), naming `flag`."""
+    if device is None or device == "":
+        return
+    try:
+        dev = torch.device(f"cuda:{device}" if isinstance(device, int) or str(device).isdigit() else str(device))
+    except (RuntimeError, ValueError) as err:
+        raise CLNERUsageError(f"{flag} {device}: not a device name ({err}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CLNERUsageError(
+                f"{flag} {device}: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu, or install a "
+                "CUDA build of torch on a machine with a GPU"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CLNERUsageError(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise CLNERUsageError(f"{flag} {device}: the MPS backend is not available here; use --device cpu")

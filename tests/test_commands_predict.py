@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -371,7 +370,7 @@ def test_predict_cli_user_errors_exit_2_without_traceback(saved_model, tmp_path)
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.strip() == (
-        f"predict.py: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
+        f"clner-predict: error: {latin}:1: not valid UTF-8 (byte 0xeb at column 3); re-save "
         f"the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt`); or pass the file's "
         "encoding with --encoding (e.g. --encoding latin-1)"
     )
@@ -806,7 +805,7 @@ def test_flags_take_their_kebab_case_spelling():
 )
 def test_a_bad_value_exits_2_with_one_line_naming_the_flag(argv, message, capsys):
     line = error_line(predict_cmd.cli, argv, capsys)
-    assert line.startswith(f"{Path(sys.argv[0]).name}: error: {message}"), line
+    assert line.startswith(f"clner-predict: error: {message}"), line
 
 
 def test_user_errors_found_after_parsing_leave_the_same_way(tmp_path, capsys):
@@ -822,7 +821,7 @@ def test_help_lists_every_spelling_and_states_each_default_once(capsys):
     with pytest.raises(SystemExit) as exit_:
         predict_cmd.cli(["--help"])
     text = capsys.readouterr().out
-    assert exit_.value.code == 0 and text.startswith(f"usage: {Path(sys.argv[0]).name} ")
+    assert exit_.value.code == 0 and text.startswith("usage: clner-predict ")
     for spellings, _, _ in PREDICT_FLAGS.values():
         for spelling in spellings:
             assert re.search(rf"{re.escape(spelling)}\b", text), spelling

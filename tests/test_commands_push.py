@@ -6,7 +6,7 @@ import shutil
 import pytest
 from huggingface_hub import HfApi
 
-from clner.commands.push import main as clner_push
+from clner.commands.push import cli as clner_push
 from clner.commands.push import push_parser
 from conftest import FakeHub, folder_with_links
 
@@ -28,9 +28,9 @@ def test_clner_push_uploads_the_folder_or_says_in_one_line_why_not(published, tm
     monkeypatch.setattr(HfApi, "create_repo", unreachable)
     with pytest.raises(SystemExit) as exit_info:
         clner_push([str(folder), "org/clner-wnut17"])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        f"clner-push: the upload of {folder} to 'org/clner-wnut17' failed (ConnectionError: Network is unreachable). "
+        f"clner-push: error: the upload of {folder} to 'org/clner-wnut17' failed (ConnectionError: Network is unreachable). "
         "Log in (`hf auth login`) or pass --token, check the network, and run this command again"
     )
     (folder / "model.safetensors").unlink()

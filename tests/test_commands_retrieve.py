@@ -7,8 +7,6 @@ import inspect
 import json
 import os
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -169,7 +167,7 @@ def test_cli_offline_default_reranker_is_one_clear_error(tmp_path, capsys):
     assert exit_.value.code == 2 and "Traceback" not in err
     (line,) = [x for x in err.splitlines() if "error" in x]
     assert ": error: the default re-ranker roberta-large" in line
-    assert "needs the Hugging Face Hub" in line and "--model" in line and "--no_rerank" in line
+    assert "needs the Hugging Face Hub" in line and "--rerank_model" in line and "--no_rerank" in line
     assert not (tmp_path / "out.jsonl").exists()
 
 
@@ -279,7 +277,7 @@ def test_cli_refuses_an_output_it_cannot_write_or_the_input_itself_before_any_qu
         with pytest.raises(SystemExit) as exit_:
             retrieve_cmd.cli([str(source), str(output), *common])
         err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars of reading the input
-        assert exit_.value.code == 2 and err.startswith(f"{Path(sys.argv[0]).name}: error: {message}"), err
+        assert exit_.value.code == 2 and err.startswith(f"clner-retrieve: error: {message}"), err
     assert not searched and not indexed
     assert tab.read_text().count("\n") == 1 and not (tmp_path / "out.txt").exists()
 
@@ -325,7 +323,7 @@ def test_cli_names_a_read_only_output_before_any_query(tmp_path, monkeypatch, ca
         with pytest.raises(SystemExit) as exit_:
             retrieve_cmd.cli([str(RETRIEVAL_FIXTURES / "sentences.conll"), str(output), *common])
         assert exit_.value.code == 2
-        assert capsys.readouterr().err.strip().startswith(f"{Path(sys.argv[0]).name}: error: {message}")
+        assert capsys.readouterr().err.strip().startswith(f"clner-retrieve: error: {message}")
     assert not searched
 
 
@@ -443,7 +441,7 @@ def test_defaults_are_retrieval_configs_and_the_backends():
 )
 def test_a_bad_value_exits_2_with_one_line_naming_the_flag(argv, message, capsys):
     line = error_line(retrieve_cmd.cli, argv, capsys)
-    assert line.startswith(f"{Path(sys.argv[0]).name}: error: {message}"), line
+    assert line.startswith(f"clner-retrieve: error: {message}"), line
 
 
 def test_settings_retrieval_config_refuses_are_named_by_their_flag():
@@ -457,7 +455,7 @@ def test_help_lists_every_spelling_and_states_each_default_once(capsys):
     with pytest.raises(SystemExit) as exit_:
         retrieve_cmd.cli(["--help"])
     text = capsys.readouterr().out
-    assert exit_.value.code == 0 and text.startswith(f"usage: {Path(sys.argv[0]).name} ")
+    assert exit_.value.code == 0 and text.startswith("usage: clner-retrieve ")
     for spellings, _, _ in RETRIEVE_FLAGS.values():
         for spelling in spellings:
             assert re.search(rf"{re.escape(spelling)}\b", text), spelling

@@ -29,7 +29,7 @@ COMMANDS = {
     "clner-train": "run_ner_cl:cli",
     "clner-predict": "clner.commands.predict:cli",
     "clner-retrieve": "clner.commands.retrieve:cli",
-    "clner-push": "clner.commands.push:main",
+    "clner-push": "clner.commands.push:cli",
     "clner-export-onnx": "clner.commands.export_onnx:main",
     "clner-demo": "clner.commands.demo:cli",
 }

@@ -333,3 +333,94 @@ def test_jsonl_gold_tags_are_checked_like_training_data(saved_model, tmp_path, c
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert exit_.value.code == 2 and len(err) == 1 and "gold.jsonl:2: 'gold_tags'" in err[0], err
     assert "tag 'b-person' has no B-/I- prefix" in err[0]
+
+
+# ---------------------------------------------------------------------- user mistakes: one error line, exit 2
+def one_error_line(capsys, cli_fn, argv, prog):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        cli_fn(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    errors = [line for line in err if "error" in line.lower() or "Traceback" in line]
+    assert exit_.value.code == 2 and len(errors) == 1 and f"{prog}: error: " in errors[0], err
+    return errors[0]
+
+
+def test_training_mistakes_are_one_line(tmp_path, capsys):
+    from run_ner_cl import cli
+
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "notes.txt").write_text("hi")
+    common = ["--do_train", "--output_dir", str(tmp_path / "o"), "--report_to", "none"]
+    line = one_error_line(
+        capsys, cli, ["--model_name_or_path", str(not_a_model), "--train_file", str(SAMPLE / "train.txt"), *common],
+        "",
+    )  # fmt: skip
+    assert "cannot load a model config from it" in line
+    line = one_error_line(capsys, cli, ["--dataset_name", "org/no-such-dataset", *common], "")
+    assert "--dataset_name org/no-such-dataset: cannot load it" in line and "HF_HUB_OFFLINE" in line
+
+
+def test_predict_mistakes_are_one_line(saved_model, tmp_path, capsys):
+    import torch
+
+    from clner.commands.predict import cli
+
+    src = tmp_path / "in.txt"
+    src.write_text("John lives in Paris\n", encoding="utf-8")
+    base = ["--model", str(saved_model), "--input", str(src), "--output", str(tmp_path / "o.jsonl")]
+    if not torch.cuda.is_available():
+        line = one_error_line(capsys, cli, [*base, "--device", "cuda"], "clner-predict")
+        assert "--device cuda: this torch" in line and "sees no CUDA GPU" in line
+    line = one_error_line(capsys, cli, [*base, "--device", "tpu9"], "clner-predict")
+    assert "--device tpu9: not a device name" in line
+    for rerank, message in ((saved_model, "is a CLNER model (a tagger)"), (tmp_path, "is not a model folder")):
+        argv = [*base, "--retrieve", "--backend", "random", "--corpus", str(src), "--rerank_model", str(rerank)]
+        line = one_error_line(capsys, cli, argv, "clner-predict")
+        assert message in line and "Do you wish" not in line and "the model's own folder" not in line, line
+    argv = [*base, "--retrieve", "--backend", "bm25", "--corpus", str(tmp_path / "missing.txt")]
+    assert "--corpus" in one_error_line(capsys, cli, argv, "clner-predict")
+
+
+def test_retrieve_mistakes_are_one_line(saved_model, tmp_path, capsys):
+    from clner.commands.retrieve import cli
+
+    src = tmp_path / "in.conll"
+    src.write_text("Paris\tB-location\n", encoding="utf-8")
+    out = str(tmp_path / "out.jsonl")
+    line = one_error_line(
+        capsys, cli, [str(src), out, "--backend", "bm25", "--corpus", str(tmp_path / "no.txt"), "--rerank_model",
+                      "roberta-large"], "clner-retrieve")  # fmt: skip
+    assert "--corpus" in line and "no such file" in line and "roberta-large" not in line  # before the re-ranker
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Paris is big .\n", encoding="utf-8")
+    line = one_error_line(
+        capsys, cli, [str(src), out, "--backend", "bm25", "--corpus", str(corpus), "--rerank_model", str(saved_model)],
+        "clner-retrieve",
+    )  # fmt: skip
+    assert "is a CLNER model (a tagger)" in line and "--model " not in line and "--cache " not in line
+
+
+def test_a_closed_pipe_ends_predict_quietly(saved_model, tmp_path):
+    """`clner-predict ... | head -1` on a long input: the command stops quietly (no traceback, no error line)."""
+    src = tmp_path / "in.txt"
+    src.write_text("John lives in Paris and likes Berlin a lot today\n" * 3000, encoding="utf-8")
+    command = (
+        f"{sys.executable} -m clner.commands.predict --model {saved_model} --input {src} --output - "
+        f"--no_progress 2>{tmp_path / 'err.txt'} | head -1"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True, env=env)
+    err = (tmp_path / "err.txt").read_text()
+    assert proc.stdout.count("\n") == 1 and "Traceback" not in err and "error" not in err.lower(), err[-2000:]
+    assert proc.returncode == 141
+
+
+def test_clner_push_failures_are_one_error_line(tmp_path, capsys):
+    from clner.commands.push import cli
+
+    assert "no such folder" in one_error_line(capsys, cli, [str(tmp_path / "none"), "org/x"], "clner-push")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_error_line(capsys, cli, [str(empty), "org/x"], "clner-push")  # an incomplete folder

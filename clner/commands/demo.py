@@ -391,7 +391,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--rerank_model",
         help="BERTScore re-ranking encoder, e.g. 'minilm' (the packaged all-MiniLM-L6-v2) (default: none, the "
-        "backend's order; clner-retrieve and clner-predict re-rank with roberta-large by default)",
+        "backend's order; clner-retrieve and clner-predict re-rank with roberta-large)",
     )
     p.add_argument("--retrieval_timeout", type=float, default=10.0, help="seconds a live search may take")
     p.add_argument("--title", default=None, help="page title (default: the model's name)")

