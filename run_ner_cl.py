@@ -33,7 +33,13 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from clner.arguments import CLArguments, DataTrainingArguments, ModelArguments, packaged_minilm, parse_args
 from clner.cli import as_user_error, check_model_path, run_cli
 from clner.data.io import load_ner_dataset
-from clner.data.preprocess import CLNERDataCollator, check_labels, get_label_list, preprocess_dataset
+from clner.data.preprocess import (
+    CLNERDataCollator,
+    check_labels,
+    check_longest_word,
+    get_label_list,
+    preprocess_dataset,
+)
 from clner.data.schemes import model_tag_scheme, tags_to_scheme
 from clner.errors import CLNERUsageError, HubError, TrainingDivergedError
 from clner.files import atomic_open
@@ -137,6 +143,11 @@ def check_arguments(
     model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments
 ) -> None:
     """run_ner.py's no-op flags, and argument combinations that cannot work (before anything loads)."""
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise CLNERUsageError(
+            "nothing to do: give --do_train, --do_eval and/or --do_predict (with their data files: --train_file, "
+            "--validation_file, --test_file)"
+        )
     if data_args.label_all_tokens:
         logger.warning(
             "--label_all_tokens has no effect: the CRF labels each word (at its first sub-token) and "
@@ -622,6 +633,8 @@ def run(
     data = prepare_data(model_args, data_args, cl_args, training_args, found, model_path)
     raw, tag_scheme = data.raw, data.tag_scheme
     tokenizer = load_training_tokenizer(model_args, data_args, model_path, hub, found)
+    with as_user_error(ValueError):  # before the model loads: a budget too small for a word
+        check_longest_word(data.raw, tokenizer, data_args.max_seq_length)
     model = build_model(model_args, data_args, cl_args, training_args, model_path, hub, found, tokenizer, data)
     features = encode_splits(raw, tokenizer, data.label2id, data_args, training_args)
     push = training_args.push_to_hub

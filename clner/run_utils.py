@@ -311,6 +311,7 @@ def output_dir_lock(training_args: TrainingArguments):
         yield
         return
     out = Path(training_args.output_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = out / LOCK_FILE
     for _ in range(2):
@@ -337,6 +338,8 @@ def output_dir_lock(training_args: TrainingArguments):
         yield
     finally:
         lock.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):  # a run refused before writing anything leaves no empty folder
+            out.rmdir()
 
 
 def process_identity(pid: int) -> str | None:

@@ -36,6 +36,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from clner.data.schemes import apply_tag_scheme
@@ -86,6 +87,35 @@ def iter_lines(path: str | os.PathLike, encoding: str = "utf-8", fix: str | None
                     ),
                 )
             yield lineno, line.rstrip("\n")
+
+
+def is_sentence_break(line: str, path: str | os.PathLike, lineno: int) -> bool:
+    """Whether a line of a CoNLL / CLNER file ends a sentence: it is empty or holds only spaces and tabs. A line
+    blank only by Unicode's measure (NBSP, U+2028, other exotic spaces) is an error naming it: read as a break it
+    would split a sentence in two without a word."""
+    if not line.strip(" \t\r\n"):
+        return True
+    if not line.strip():
+        codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in line if c not in " \t\r\n"}))
+        raise CLNERFormatError(
+            path,
+            lineno,
+            f"a line of invisible space characters ({codes}): a sentence ends at an empty line, and a word cannot "
+            "be blank; make the line empty or remove it",
+        )
+    return False
+
+
+def check_docstart(tokens: Sequence[str], path: str | os.PathLike, lineno: int) -> None:
+    """A `-DOCSTART-` line marks a document's start, between sentences; inside a sentence it is an error naming the
+    line (skipped, it would split the sentence in two)."""
+    if tokens:
+        raise CLNERFormatError(
+            path,
+            lineno,
+            f"{DOCSTART} inside a sentence (after {len(tokens)} word(s)): a document marker stands between "
+            "sentences, after an empty line",
+        )
 
 
 def iter_json_lines(path: str | os.PathLike, fix: str | None = None) -> Iterator[tuple[int, Any]]:
@@ -150,14 +180,14 @@ def read_conll_with_lines(
             tags.clear()
 
     for lineno, line in iter_lines(path):
-        if not line.strip():
+        if is_sentence_break(line, path, lineno):
             flush()
             continue
         if not tokens:
             start = lineno
         fields, _ = split_columns(line)
         if fields[0] == DOCSTART:
-            flush()
+            check_docstart(tokens, path, lineno)
             continue
         if tag_column is not None and len(fields) < 2:
             raise CLNERFormatError(path, lineno, f"missing tag (a single column): {_show(line)}")
@@ -227,7 +257,7 @@ def read_clner_with_lines(path: str | os.PathLike) -> tuple[list[dict[str, Any]]
         in_context = False
 
     for lineno, line in iter_lines(path):
-        if not line.strip():
+        if is_sentence_break(line, path, lineno):
             flush()
             continue
         fields, tab_separated = split_columns(line)
@@ -239,7 +269,7 @@ def read_clner_with_lines(path: str | os.PathLike) -> tuple[list[dict[str, Any]]
             continue
         if not in_context:
             if fields[0] == DOCSTART:
-                flush()
+                check_docstart(tokens, path, lineno)
                 continue
             if not tokens:
                 start = lineno
@@ -894,6 +924,31 @@ def load_ner_dataset(
     return datasets.DatasetDict(splits)
 
 
+def provenance_path(path: str | os.PathLike) -> Path:
+    """Where `clner-retrieve` records the provenance of an output: inside a `save_to_disk` folder, else beside the
+    file (`<file>.provenance.json`)."""
+    path = Path(path)
+    return path / "retrieval_provenance.json" if path.is_dir() else path.with_name(f"{path.name}.provenance.json")
+
+
+def check_provenance_rows(path: str | os.PathLike, rows: int) -> None:
+    """Refuse a `clner-retrieve` output whose row count differs from the one its provenance records: a file cut
+    short (a copy or a write that was interrupted) would otherwise train on part of the data without a word."""
+    side = provenance_path(path)
+    try:
+        recorded = json.loads(side.read_text(encoding="utf-8")).get("rows")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded != rows:
+        raise CLNERFormatError(
+            path,
+            None,
+            f"holds {rows} rows, but its provenance ({side.name}) records {recorded}: the file was cut short or "
+            "edited after retrieval. Re-run clner-retrieve to rebuild it, or delete the provenance file if the "
+            "change is intended",
+        )
+
+
 def _load_local_file(
     path,
     split: str,
@@ -912,6 +967,7 @@ def _load_local_file(
     file_rows, lines, words_on_lines = _read_file(path, format, token_column, tag_column, context_column, label_names)
     if not file_rows:
         raise CLNERFormatError(path, None, "no sentences (the file is empty or holds only blank lines or no records)")
+    check_provenance_rows(path, len(file_rows))
     check_words_and_tags(file_rows, str(path), lines, words_on_lines)
     if tag_scheme is not None and all("tags" in row for row in file_rows):
         tags = apply_tag_scheme(

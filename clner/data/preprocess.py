@@ -245,6 +245,23 @@ def _features_fingerprint(dataset: Any, encode: Any) -> str | None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def check_longest_word(splits: Mapping[str, Any], tokenizer, max_seq_length: int) -> None:
+    """Raise ValueError naming the longest word of `splits` (datasets with `tokens`) when its sub-tokens and the
+    tokenizer's special tokens do not fit `max_seq_length`: a window of that word alone would lose its end."""
+    words = sorted({w for ds in splits.values() for row in ds["tokens"] for w in row})
+    if not words:
+        return
+    counts = [len(ids) for ids in tokenizer(words, add_special_tokens=False, verbose=False)["input_ids"]]
+    room = max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+    longest = max(range(len(words)), key=lambda i: (counts[i], words[i]))
+    if counts[longest] > room:
+        raise ValueError(
+            f"--max_seq_length {max_seq_length} is too small for the word {words[longest][:60]!r}: its "
+            f"{counts[longest]} sub-tokens and the {max_seq_length - room} special tokens need "
+            f"{counts[longest] + max_seq_length - room}; raise --max_seq_length (16 or more is usual)"
+        )
+
+
 def _to_list(value: Any) -> list:
     value = _to_python(value)
     return list(value)
