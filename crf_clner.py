@@ -6,7 +6,8 @@ numpy only). It holds
 * `scheme_constraints` / `check_label_scheme`: which starts, transitions and ends a scheme allows, and whether a
   label set can be a scheme's tags at all;
 * `LinearChainCRF`: a batch-first, vectorised CRF (log partition, NLL, Viterbi, marginals) with optional hard
-  constraints from a scheme.
+  constraints from a scheme;
+* `MAX_NUM_TAGS` / `check_num_tags`: the largest tag set a CRF (and its `(C, C)` constraint table) is built for.
 
 Shapes use B = batch, T = words (CRF time steps), C = tags.
 """
@@ -28,48 +29,78 @@ except ImportError:  # this project on the path
 
 SCHEMES = ("BIO", "BIOES")
 
+#: The largest number of tags (labels) `LinearChainCRF` and `scheme_constraints` accept. Everything a CRF holds and
+#: computes grows with C^2: the `(C, C)` transition matrix (64 MiB in float32 at 4096 tags, and as much again for
+#: its gradient and for each of Adam's two moments), the bool constraint table, the float64 `(C, C)` sums of the
+#: backward pass, and each of the 2T steps of the forward-backward recursion is a `(B, C) @ (C, C)` product. At 4096
+#: tags (2048 entity types under BIO, 1024 under BIOES: far beyond any NER tag set, which has tens to a few hundred)
+#: that is still a few hundred MiB and trainable; 50,000 tags would need 10 GB for the transition matrix alone and
+#: ~2.5e9 multiply-adds per word. Larger label sets need another decoder (a softmax head), not a CRF.
+MAX_NUM_TAGS = 4096
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Tagging-scheme constraints
 # --------------------------------------------------------------------------------------------------------------
+def _format_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,.0f} bytes"
+
+
+def check_num_tags(num_tags: int) -> None:
+    """Raise ValueError, before anything of size C^2 is allocated, when a CRF over `num_tags` tags would not fit
+    (more than `MAX_NUM_TAGS`); the message says how many tags it got and what the transition matrix would need."""
+    if num_tags > MAX_NUM_TAGS:
+        raise ValueError(
+            f"The CRF got {num_tags:,} labels, more than its limit of {MAX_NUM_TAGS:,} (MAX_NUM_TAGS): its "
+            f"{num_tags:,} x {num_tags:,} float32 transition matrix alone would need "
+            f"{_format_bytes(4.0 * num_tags * num_tags)} ({_format_bytes(4.0 * MAX_NUM_TAGS**2)} at the limit), as "
+            "much again for its gradient and each optimizer state, and every word would cost C^2 operations. Check "
+            "that the labels are tags (e.g. B-PER), not words or ids, or use a model without a CRF."
+        )
+
+
 def scheme_constraints(labels: Sequence[str], scheme: str = "BIO") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Which starts, transitions and ends a tagging scheme allows.
 
     Args:
-        labels: tag names indexed by tag id, e.g. `["O", "B-per", "I-per"]`.
+        labels: tag names indexed by tag id, e.g. `["O", "B-per", "I-per"]`; at most `MAX_NUM_TAGS`.
         scheme: `"BIO"` (IOB2) or `"BIOES"`.
 
     Returns:
         `(allowed_start (C,), allowed_transitions (C, C), allowed_end (C,))` bool tensors;
         `allowed_transitions[i, j]` says whether tag j may follow tag i.
+
+    Vectorised over (prefix, type) codes: one pass over the labels, then `(C, C)` tensor operations.
     """
     scheme = scheme.upper()
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown tagging scheme {scheme!r}; expected one of {SCHEMES}.")
+    labels = list(labels)
+    check_num_tags(len(labels))
     parts = [split_label(label) for label in labels]
-    n = len(parts)
     if scheme == "BIO":
         bad = [lab for lab, (p, _) in zip(labels, parts) if p in "ES"]
         if bad:
             raise ValueError(f"Labels {bad} are not BIO tags; use scheme='BIOES'.")
-    start = torch.tensor([p in ("O", "B", "S") for p, _ in parts], dtype=torch.bool)
+    prefix = np.array([p for p, _ in parts], dtype=str)
+    type_ids: dict[str, int] = {}
+    etype = torch.as_tensor(np.array([type_ids.setdefault(t, len(type_ids)) for _, t in parts], dtype=np.int64))
+    is_o, is_b, is_i, is_e, is_s = (torch.as_tensor(prefix == p) for p in "OBIES")
+    same_type = etype[:, None] == etype[None, :]  # (C, C)
+    start = is_o | is_b | is_s
+    inside = is_b | is_i  # an entity is open after the tag
     if scheme == "BIO":
-        end = torch.ones(n, dtype=torch.bool)
+        end = torch.ones(len(parts), dtype=torch.bool)
+        # j is O or B (always allowed), or I of the type of an open entity
+        trans = (is_o | is_b)[None, :] | (is_i[None, :] & inside[:, None] & same_type)
     else:
-        end = torch.tensor([p in ("O", "E", "S") for p, _ in parts], dtype=torch.bool)
-    trans = torch.zeros(n, n, dtype=torch.bool)
-    for i, (p_i, t_i) in enumerate(parts):
-        for j, (p_j, t_j) in enumerate(parts):
-            if scheme == "BIO":
-                ok = p_j in ("O", "B") or (p_j == "I" and p_i in ("B", "I") and t_i == t_j)
-            else:
-                inside = p_i in ("B", "I")  # an entity is open after tag i
-                if p_j in ("I", "E"):
-                    ok = inside and t_i == t_j
-                else:  # O, B, S can only follow a closed entity
-                    ok = not inside
-            trans[i, j] = ok
-    return start, trans, end
+        end = is_o | is_e | is_s
+        # I, E continue an open entity of their type; O, B, S can only follow a closed entity
+        trans = torch.where((is_i | is_e)[None, :], inside[:, None] & same_type, ~inside[:, None])
+    return start, trans.contiguous(), end
 
 
 def check_label_scheme(labels: Sequence[str], scheme: str = "BIO") -> None:
@@ -105,7 +136,7 @@ def check_label_scheme(labels: Sequence[str], scheme: str = "BIO") -> None:
 # Linear-chain CRF
 # --------------------------------------------------------------------------------------------------------------
 def _forward_backward(emissions, mask, start, transitions, end, need_beta: bool):
-    """Forward (and backward) log-space recursions.
+    """Forward (and backward) log-space recursions, each step normalised.
 
     All tensors share one float dtype; disallowed scores may be `-inf`.
 
@@ -113,14 +144,20 @@ def _forward_backward(emissions, mask, start, transitions, end, need_beta: bool)
         emissions: `(B, T, C)`; mask: `(B, T)` bool, contiguous prefixes; start, end: `(C,)`; transitions: `(C, C)`.
 
     Returns:
-        `alpha (B, T, C)`, `beta (B, T, C)` or None, `log_z (B,)`, each meaningful on valid positions only.
-        `alpha[b, t]` is the log-score of all prefixes ending in each tag at t; `beta[b, t]` the log-score of all
-        suffixes from t (excluding emission t, including the end score).
+        `alpha (B, T, C)`, `beta (B, T, C)` or None, `log_z (B,)`, `shift (B, T)`, each meaningful on valid
+        positions only. `alpha[b, t]` is the log-score of all prefixes ending in each tag at t, and `beta[b, t]` that
+        of all suffixes from t (excluding emission t, including the end score), each less a constant of its own
+        (b, t): the recursions keep only the normalised state (`alpha[b, t].max() == 0`), so its values stay the size
+        of one step's scores and float32 keeps their differences to ~1e-7 relative however long the sequence (the
+        running totals, which reach ~T x the emission scale, would leave ~T ulps of that size in them). `shift[b, t]`
+        is the constant taken off the forward state at step t (the maximum, with the transitions' maximum folded in);
+        log Z adds them up. alpha + beta is log Z + log p(y_t | x) up to a per-(b, t) constant, so
+        marginals are a softmax over tags at each step.
 
     Two ideas keep the loop short: matrix products in scaled exp-space replace `(B, C, C)` log-sum-exps (one
-    `(B, C) @ (C, C)` per step, the running maximum subtracted), and the backward recursion runs as a forward one over
-    each row's reversed valid prefix, stacked with the forward recursion. Rows are then left-aligned in both
-    directions, so padding never needs masking inside the loop: a row's padded steps come after its end.
+    `(B, C) @ (C, C)` per step), and the backward recursion runs as a forward one over each row's reversed valid
+    prefix, stacked with the forward recursion. Rows are then left-aligned in both directions, so padding never needs
+    masking inside the loop: a row's padded steps come after its end.
     """
     bsz, seq_len, num_tags = emissions.shape
     lengths = mask.sum(1)
@@ -146,60 +183,83 @@ def _forward_backward(emissions, mask, start, transitions, end, need_beta: bool)
         inputs = shifted.transpose(0, 1)  # (T, B, C)
         state = start + emissions[:, 0]
         mats = exp_trans
-    states = [state]
+    # the max is a constant shift (detached: log Z is the same function of the scores for any constants); the clamps
+    # keep every value finite, so unreachable states never produce NaN values or gradients
+    m = state.detach().amax(-1, keepdim=True).clamp_min(-1e30)
+    state = state - m
+    states, shifts = [state], [m]
     for k in range(1, seq_len):
-        # log(exp(state) @ mats): the max is a constant shift (detached); the clamps keep every value finite, so
-        # unreachable states never produce NaN values or gradients
+        state = torch.log(torch.matmul(torch.exp(state), mats).clamp_min(tiny)) + inputs[k]
         m = state.detach().amax(-1, keepdim=True).clamp_min(-1e30)
-        state = torch.log(torch.matmul(torch.exp(state - m), mats).clamp_min(tiny)) + m + inputs[k]
+        state = state - m
         states.append(state)
+        shifts.append(m)
     out = torch.stack(states, dim=-2)  # ([2,] B, T, C)
+    shift = torch.cat(shifts, dim=-1)  # ([2,] B, T)
+    if need_beta:
+        out, shift = out.unbind(0), shift[0]
     alpha = out[0] if need_beta else out
-    log_z = torch.logsumexp(alpha.gather(1, last[:, None, None].expand(-1, 1, num_tags)).squeeze(1) + end, -1)
+    # log Z = the row's shifts up to its last step + the log-sum-exp of its normalised last state. The shifts are
+    # added as one reduction (pairwise / tree sums: rounding grows with log T, not T), in the working dtype (no
+    # float64, which some accelerators lack, in the forward pass)
+    upto_last = torch.arange(seq_len, device=emissions.device)[None, :] <= last[:, None]
+    offset = torch.where(upto_last, shift, torch.zeros_like(shift)).sum(1)
+    lse = torch.logsumexp(alpha.gather(1, last[:, None, None].expand(-1, 1, num_tags)).squeeze(1) + end, -1)
+    log_z = lse + offset
     if not need_beta:
-        return alpha, None, log_z
+        return alpha, None, log_z, shift
     # out[1][b, k] = beta + emission at original position last_b - k; undo the reversal and the emission
     beta = out[1].gather(1, rev_index.unsqueeze(-1).expand(-1, -1, num_tags)) - emissions
-    return alpha, beta, log_z
+    return alpha, beta, log_z, shift
 
 
 class _LogPartition(torch.autograd.Function):
     """log Z with a closed-form backward: d log Z / d scores are the CRF (pairwise) marginals.
 
     The forward runs the forward and backward recursions in one stacked loop; the backward is then a few
-    vectorised operations instead of replaying the per-step autograd tape.
+    vectorised operations instead of replaying the per-step autograd tape. The marginals are normalised at each
+    step (a softmax over tags of alpha + beta, not exp(alpha + beta - log Z)), so float32 rounding in the running
+    totals, which grows with the sequence, never reaches them; see `backward`.
     """
 
     @staticmethod
     def forward(ctx, emissions, mask, start, transitions, end):
-        alpha, beta, log_z = _forward_backward(emissions, mask, start, transitions, end, need_beta=True)
-        ctx.save_for_backward(emissions, mask, transitions, alpha, beta, log_z)
+        alpha, beta, log_z, shift = _forward_backward(emissions, mask, start, transitions, end, need_beta=True)
+        ctx.save_for_backward(emissions, mask, transitions, alpha, beta, shift)
         return log_z
 
     @staticmethod
     def backward(ctx, grad_log_z):
-        emissions, mask, transitions, alpha, beta, log_z = ctx.saved_tensors
+        """Gradients from the marginals, all in log space against per-step normalisers:
+
+        * unary p(y_t = j) = softmax_j(alpha_t + beta_t), with n_t = logsumexp_j(alpha_t + beta_t) (log Z less the
+          step's constants, exactly so in exact arithmetic);
+        * pairwise p(y_{t-1} = i, y_t = j) = exp(alpha_{t-1,i}) exp(trans_ij - t_max)
+          exp(emission_tj + t_max - shift_t + beta_tj - n_t), since the forward step made
+          alpha_t = log(exp(alpha_{t-1}) @ exp(trans - t_max)) + emission_t + t_max - shift_t. Summed over (b, t)
+          as one `(C, N) @ (N, C)` product in float64 (no `(B, T, C, C)` tensor): the left factor is <= 1, the right
+          one <= 1 / tiny (the recursion's clamp), and the sum over N = B x T terms keeps float64 precision.
+        """
+        emissions, mask, transitions, alpha, beta, shift = ctx.saved_tensors
         g = grad_log_z.to(alpha.dtype)
-        neg_inf = alpha.new_tensor(-math.inf)
-        unary = torch.exp(torch.where(mask.unsqueeze(-1), alpha + beta - log_z[:, None, None], neg_inf))  # (B, T, C)
+        joint = (alpha + beta).clamp_min(-1e30)  # finite, so no NaN even where no tag is reachable
+        norm = torch.logsumexp(joint, -1, keepdim=True)  # (B, T, 1)
+        unary = torch.where(mask.unsqueeze(-1), torch.exp(joint - norm), 0.0)  # (B, T, C)
         grad_em = unary * g[:, None, None]
         grad_start = (unary[:, 0] * g[:, None]).sum(0)
         lengths = mask.sum(1)
         last = unary[torch.arange(len(lengths), device=lengths.device), (lengths - 1).clamp_min(0)]
         grad_end = (last * g[:, None]).sum(0)
         if emissions.shape[1] > 1:
-            # sum_{b,t} g_b p(y_{t-1}=i, y_t=j) = exp(trans_ij) * sum_{b,t} exp(a_i - s) exp(e_j + b_j - log Z + s),
-            # a (C, N) @ (N, C) product instead of a (B, T, C, C) tensor; float64 keeps the rescaled factors in range.
-            a = alpha[:, :-1].double()
-            shift = a.amax(-1, keepdim=True)
-            shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-            right = (emissions[:, 1:] + beta[:, 1:]).double() - log_z.double()[:, None, None] + shift
+            t_max = transitions.detach().max().clamp_min(-1e4).double()
+            right = emissions[:, 1:].double() + beta[:, 1:].double() - norm[:, 1:].double()
+            right = right - (shift[:, 1:, None].double() - t_max)
             right = torch.exp(torch.where(mask[:, 1:, None], right, -math.inf)) * g.double()[:, None, None]
-            left = torch.exp(a - shift)
+            left = torch.exp(alpha[:, :-1].double())
             num_tags = alpha.shape[-1]
             outer = left.reshape(-1, num_tags).t() @ right.reshape(-1, num_tags)
             finite = torch.isfinite(transitions)
-            grad_trans = torch.where(finite, torch.exp(transitions.double()) * outer, 0.0).to(alpha.dtype)
+            grad_trans = torch.where(finite, torch.exp(transitions.double() - t_max) * outer, 0.0).to(alpha.dtype)
         else:
             grad_trans = torch.zeros_like(transitions)
         return grad_em, None, grad_start, grad_trans, grad_end
@@ -209,7 +269,7 @@ class LinearChainCRF(nn.Module):
     """Linear-chain conditional random field, batch-first.
 
     Args:
-        num_tags: number of tags C.
+        num_tags: number of tags C, at most `MAX_NUM_TAGS`.
         constraints: optional `(allowed_start (C,), allowed_transitions (C, C), allowed_end (C,))` bool tensors,
             e.g. from `scheme_constraints(labels, "BIO")`. Disallowed moves score `-inf` in `log_partition`,
             `nll`, `viterbi_decode` and `marginals` while `use_constraints` is True (switch it off at any time).
@@ -224,6 +284,7 @@ class LinearChainCRF(nn.Module):
         super().__init__()
         if num_tags < 1:
             raise ValueError(f"num_tags must be positive, got {num_tags}")
+        check_num_tags(num_tags)  # before the (C, C) parameters and constraint buffers are allocated
         self.num_tags = num_tags
         self.start_transitions = nn.Parameter(torch.empty(num_tags))
         self.end_transitions = nn.Parameter(torch.empty(num_tags))
@@ -348,11 +409,11 @@ class LinearChainCRF(nn.Module):
             return emissions.new_zeros(emissions.shape)
         with torch.autocast(emissions.device.type, enabled=False):
             start, trans, end = self._scores(dtype)
-            alpha, beta, log_z = _forward_backward(emissions, mask, start, trans, end, need_beta=True)
-            log_marg = torch.where(mask.unsqueeze(-1), alpha + beta - log_z[:, None, None], torch.zeros_like(alpha))
+            alpha, beta, _, _ = _forward_backward(emissions, mask, start, trans, end, need_beta=True)
+            # alpha + beta is log Z + log p(y_t | x) up to a constant per (b, t): normalised at each step
+            log_marg = torch.log_softmax((alpha + beta).clamp_min(-1e30), dim=-1)
             if temperature != 1.0:
-                log_marg = log_marg / temperature
-            log_marg = torch.log_softmax(log_marg.clamp_min(-1e30), dim=-1)
+                log_marg = torch.log_softmax(log_marg / temperature, dim=-1)
         return torch.where(mask.unsqueeze(-1), log_marg, torch.zeros_like(log_marg))
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None, temperature: float = 1.0):
