@@ -41,7 +41,6 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import inference_clner
-import pipeline_clner
 from clner.losses import CL_LOSSES
 from clner.metrics import parse_view_metrics
 
@@ -718,10 +717,11 @@ def choose_widget_examples(
     entities are run through the model.
     """
     rows = list(rows)
-    if pipe is None:
-        pipe = pipeline_clner.CLNERTokenClassificationPipeline(
-            model=model, tokenizer=tokenizer, task=pipeline_clner.TASK, device=model.device
-        )
+    if pipe is None:  # the inference core the pipeline runs (the widget's sentence view), without the pipeline
+
+        def pipe(texts):
+            return model.predict(list(texts), tokenizer, return_entities=True)
+
     candidates = []
     for i, row in enumerate(rows):
         tokens = [str(t) for t in row.get("tokens") or []]
