@@ -630,7 +630,7 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
     def predict(
         self,
         inputs: str | Sequence[str | Sequence[str]],
-        tokenizer,
+        tokenizer=None,
         contexts: Sequence[Sequence[str] | str | None] | str | None = None,
         batch_size: int = 16,
         max_seq_length: int | None = None,
@@ -640,7 +640,10 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
 
         Args:
             inputs: one text (a string), or a list of sentences, each a text or a list of words.
-            tokenizer: the model's (fast) tokenizer.
+            tokenizer: the model's (fast) tokenizer. Default: the tokenizer saved where the model was loaded from
+                (``config._name_or_path``: a CLNER folder or Hub id, or the encoder of `from_encoder`), loaded once
+                with ``trust_remote_code=False`` and kept on the model; a model built in memory has no such path and
+                needs it passed.
             contexts: the context view's snippets: for one text, a list of strings or one string; for a list of
                 sentences, one entry per sentence (a list of snippets, a string or None).
             return_entities: entities (the default for one text) or tags (the default for a list of sentences).
@@ -652,6 +655,29 @@ class CLNERForTokenClassification(CLNERPreTrainedModel):
             sentence: its entities with ``return_entities=True``, else its tags, one per word. Text is split into
             words like the pipeline splits it when entities are returned, and on whitespace when tags are.
         """
+        if tokenizer is None:  # the model's own, loaded once per path and kept on the model
+            path = str(getattr(self.config, "_name_or_path", None) or getattr(self, "name_or_path", None) or "")
+            cached = getattr(self, "_clner_tokenizer", None)
+            if cached is not None and cached[0] == path:
+                tokenizer = cached[1]
+            elif not path:
+                raise ValueError(
+                    "model.predict needs tokenizer=: this model was built in memory, so it does not say where its "
+                    "tokenizer is (config._name_or_path is empty). Pass the encoder's tokenizer, e.g. "
+                    "model.predict(text, AutoTokenizer.from_pretrained(<encoder>)), or save the model with its "
+                    "tokenizer and load it with from_pretrained"
+                )
+            else:
+                from transformers import AutoTokenizer
+
+                try:
+                    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+                except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+                    raise ValueError(
+                        f"model.predict could not load the tokenizer of {path!r}, where the model was loaded from "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())}); pass tokenizer="
+                    ) from exc
+                self._clner_tokenizer = (path, tokenizer)
         max_len = check_max_seq_length(
             self.config,
             max_seq_length if max_seq_length is not None else self.config.max_seq_length,

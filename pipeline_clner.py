@@ -9,7 +9,8 @@ standard task ``"token-classification"``, so a published model works as any Hub 
     ner("Stabilized approach or not ? That ´ s insane and good .")
     ner("Justin Bieber lands in Paris", context=["Justin Bieber is a Canadian singer ...", "..."])
     ner(["first text", "second text"], batch_size=8)
-    ner(["Barack", "Obama", "visits", "Kenya"], is_split_into_words=True)
+    ner(["Barack", "Obama", "visits", "Kenya"], is_split_into_words=True)  # [[...]]: a list of one result, as
+    # transformers' token-classification pipeline gives for one pre-split input
     ner({"tokens": ["Barack", "Obama"], "context": ["snippet", "snippet"]})
     ner("Barack Obama visits Kenya", retrieve=True, retriever=my_search)  # live retrieval
 
@@ -24,6 +25,10 @@ and scores, the context used and a ``note`` saying why it was not, also for inpu
 
 Long inputs are split into overlapping windows by `modeling_clner.encode_example` and stitched back, as
 `CLNERForTokenClassification.predict` does, so the pipeline and ``predict`` agree word for word.
+
+The arguments and outputs follow transformers' `TokenClassificationPipeline` where they mean something for a CRF over
+words (``aggregation_strategy``, ``ignore_labels``, ``stride``, ``delimiter``, ``is_split_into_words``, ``index``);
+docs/pipeline.md lists every difference in one place.
 
 This file is uploaded to the Hub next to ``modeling_clner.py``: it imports the modeling code relatively when it runs
 as a Hub dynamic module and absolutely when this project is importable, and loads ``clner.retrieval.retriever`` (live
@@ -60,7 +65,13 @@ try:  # loaded from the Hub as a dynamic module, next to modeling_clner.py and t
         whitespace_words,
         words_and_offsets,
     )
-    from .modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length, viterbi_with_scores
+    from .modeling_clner import (
+        PIPELINE_TASK,
+        CLNERForTokenClassification,
+        check_max_seq_length,
+        check_window_stride,
+        viterbi_with_scores,
+    )
 except ImportError:  # this project on the path
     from inference_clner import (
         CONTEXT_PREFIX,
@@ -77,7 +88,13 @@ except ImportError:  # this project on the path
         whitespace_words,
         words_and_offsets,
     )
-    from modeling_clner import PIPELINE_TASK, CLNERForTokenClassification, check_max_seq_length, viterbi_with_scores
+    from modeling_clner import (
+        PIPELINE_TASK,
+        CLNERForTokenClassification,
+        check_max_seq_length,
+        check_window_stride,
+        viterbi_with_scores,
+    )
 
 
 #: This project's own task name, registered in `PIPELINE_REGISTRY` when this module is imported (the standard names
@@ -157,6 +174,36 @@ class _CallableRetriever:
         return [(found[q], [float("nan")] * len(found[q])) for q in queries]
 
 
+def _joined_words(words: Sequence[str], delimiter: str) -> tuple[list[str], str, list[tuple[int, int]]]:
+    """`(words, text, offsets)` of pre-split words joined by `delimiter` (transformers' ``delimiter=``): the offsets
+    point into ``delimiter.join(words)``."""
+    words = [str(w) for w in words]
+    offsets, pos = [], 0
+    for w in words:
+        offsets.append((pos, pos + len(w)))
+        pos += len(w) + len(delimiter)
+    return words, delimiter.join(words), offsets
+
+
+def _first_subtoken_positions(features: Sequence[dict], tokenizer) -> list[int]:
+    """Per word, the position of its first sub-token in the sentence view of the whole input, ``[CLS] words
+    [SEP]`` (transformers' ``index`` in ``aggregation_strategy="none"``; the context view puts the sentence first,
+    at the same positions). A long input's windows are shifted by the sub-tokens of the words before each window:
+    read from the previous window, which holds the window's first word or ends just before it."""
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    positions: dict[int, int] = {}
+    before = 0  # sub-tokens of the words before the current window's first word
+    for k, feat in enumerate(features):
+        if k:
+            prev = features[k - 1]
+            j = feat["word_start"] - prev["word_start"]
+            shared = j < len(prev["word_index"])
+            before += prev["word_index"][j] - prev["word_index"][0] if shared else len(prev["input_ids"]) - n_special
+        for j, pos in enumerate(feat["word_index"]):
+            positions.setdefault(feat["word_start"] + j, before + pos)
+    return [positions[i] for i in range(len(positions))]
+
+
 class CLNERTokenClassificationPipeline(Pipeline):
     """Named entities from a `CLNERForTokenClassification`, optionally with an external context per sentence.
 
@@ -173,13 +220,25 @@ class CLNERTokenClassificationPipeline(Pipeline):
             saying the retrieval timed out; None for no limit. Default: 30 s per query of a search function (and per
             call of another retriever object); a `ContextRetriever` keeps its own `RetrievalConfig.search_timeout`,
             which this sets for one the pipeline builds from a backend (name).
-        is_split_into_words: a list of strings is one pre-split sentence, not a batch of texts.
+        is_split_into_words: a list of strings is one pre-split sentence, not a batch of texts; its result comes as
+            a list of one result (``[[...]]``), as transformers gives it. A list of lists is a batch of pre-split
+            sentences either way.
+        delimiter: the string that joins pre-split words into the text that ``start`` / ``end`` index (default
+            ``" "``), as in transformers; raw text is never re-joined, so it has no effect there.
+        stride: the words that consecutive windows of a long input share (default: the model's
+            ``config.window_stride``). transformers' ``stride`` is the sub-tokens shared by chunks of
+            ``model_max_length``; a CLNER window is cut at word boundaries, so the number counts words here. Long
+            inputs are windowed whether or not it is given (transformers truncates without it), also with
+            ``aggregation_strategy="none"``.
+        offset_mapping: refused unless None: transformers takes sub-token offsets for slow tokenizers; this
+            pipeline needs a fast tokenizer and labels words, whose offsets come from ``word_splitter``.
         word_splitter: how raw text becomes words: ``"regex"`` (default, `split_words`), ``"whitespace"``, or a
             callable `text -> [(word, start, end)]`.
         aggregation_strategy: ``"simple"`` (default: the Viterbi tags grouped into entities) or ``"none"`` (one entry
-            per non-O word, with ``entity`` and ``index``). ``"first"``, ``"average"`` and ``"max"`` choose how
-            sub-token predictions make a word's label in transformers' pipeline; the CRF labels whole words, so they
-            act as ``"simple"``, with a warning.
+            per non-O word: ``entity``, ``score``, ``index``, the position of the word's first sub-token in
+            ``[CLS] words [SEP]`` as in transformers, and ``word_span``). ``"first"``, ``"average"`` and ``"max"``
+            choose how sub-token predictions make a word's label in transformers' pipeline; the CRF labels whole
+            words, each word's label is already one (its first sub-token carries it), so they are ``"simple"``.
         ignore_labels: labels left out of the output (default ``["O"]``).
         return_details: per input a dict ``{"entities", "words", "tags", "word_scores", "context_used", "context",
             "context_left_out", "context_source", "note"}`` instead of the entity list: ``context`` holds the
@@ -213,7 +272,6 @@ class CLNERTokenClassificationPipeline(Pipeline):
         self._retriever = retriever
         self._split_default = bool(is_split_into_words)
         self._built_retrievers: dict[int, tuple] = {}
-        self._strategies_warned: set = set()
         self._views_seen: set = set()
         self._fallbacks: list[str] = []
         self._streaming = False
@@ -235,15 +293,37 @@ class CLNERTokenClassificationPipeline(Pipeline):
         aggregation_strategy: Any = None,
         ignore_labels: Sequence[str] | None = None,
         return_details: bool | None = None,
+        stride: int | None = None,
+        delimiter: str | None = None,
+        offset_mapping: Any = None,
         **unknown,
     ):
         if unknown:
             raise TypeError(f"unexpected argument(s) for the CLNER pipeline: {sorted(unknown)}")
+        if offset_mapping is not None:
+            raise ValueError(
+                "offset_mapping= is not supported by the CLNER pipeline: in transformers it gives the sub-token "
+                "character offsets that a slow tokenizer cannot; CLNER needs a fast tokenizer and labels words, whose "
+                "offsets come from the word splitter. Pass word_splitter=<a callable text -> [(word, start, end)]> "
+                "to set the words and their offsets, or pre-split words (is_split_into_words=True, delimiter=)"
+            )
         preprocess, postprocess = {}, {}
         if max_seq_length is not None:
             preprocess["max_seq_length"] = check_max_seq_length(
                 self.model.config, max_seq_length, "max_seq_length=", self.tokenizer
             )
+        if stride is not None:
+            if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
+                raise ValueError(
+                    f"stride= must be a whole number of words (0 or more) that consecutive windows of a long input "
+                    f"share, got {stride!r}"
+                )
+            check_window_stride(stride, preprocess.get("max_seq_length") or self._max_seq_length(), "stride=")
+            preprocess["stride"] = stride
+        if delimiter is not None:
+            if not isinstance(delimiter, str):
+                raise ValueError(f"delimiter= must be a string (it joins pre-split words), got {delimiter!r}")
+            preprocess["delimiter"] = delimiter
         if word_splitter is not None:
             if not (callable(word_splitter) or word_splitter in ("regex", "whitespace")):
                 raise ValueError(
@@ -254,19 +334,12 @@ class CLNERTokenClassificationPipeline(Pipeline):
             strategy = str(getattr(aggregation_strategy, "value", aggregation_strategy)).lower()
             if strategy not in ("none", "simple", "first", "average", "max"):
                 raise ValueError(
-                    f"unknown aggregation_strategy {aggregation_strategy!r}: 'simple' (entities, the "
-                    "default) or 'none' (one entry per tagged word)"
+                    f"unknown aggregation_strategy {aggregation_strategy!r}: 'simple' (entities, the default), "
+                    "'none' (one entry per tagged word), or 'first' / 'average' / 'max' (the same as 'simple')"
                 )
-            if strategy in ("first", "average", "max") and strategy not in self._strategies_warned:
-                # they choose how sub-token predictions make a word's label; the CRF labels whole words jointly
-                self._strategies_warned.add(strategy)
-                warnings.warn(
-                    f"aggregation_strategy={strategy!r} has no effect on a CLNER model: the CRF labels "
-                    "whole words (never sub-tokens), and entities are grouped from its Viterbi tags as "
-                    "with 'simple'",
-                    UserWarning,
-                    stacklevel=4,
-                )
+            # "first" / "average" / "max" choose how a word's sub-tokens agree on its label in transformers; the CRF
+            # labels whole words (a word's first sub-token carries it), so every word has one label already and
+            # they group entities as "simple" does (docs/pipeline.md)
             postprocess["aggregation_strategy"] = "none" if strategy == "none" else "simple"
         if ignore_labels is not None:
             postprocess["ignore_labels"] = list(ignore_labels)
@@ -481,7 +554,8 @@ class CLNERTokenClassificationPipeline(Pipeline):
         retrieval_timeout: Any = _UNSET,
         **kwargs,
     ):
-        """Entities of one input (a list of dicts) or of each input of a batch (a list of lists).
+        """Entities of one input (a list of dicts) or of each input of a batch (a list of lists). One pre-split
+        input (a list of words with ``is_split_into_words=True``) gives a list of one result, as in transformers.
 
         See the class docstring for the inputs and options.
         """
@@ -494,6 +568,8 @@ class CLNERTokenClassificationPipeline(Pipeline):
         )
         split = self._split_default if is_split_into_words is None else bool(is_split_into_words)
         single, items = self._normalize_inputs(inputs, context, split)
+        # transformers answers one pre-split sentence as a batch of one: `[[...]]` (a text or a dict stays one input)
+        single = single and not isinstance(inputs, (list, tuple))
         self._views_seen = set()
         self._fallbacks = []
         self._streaming = not isinstance(items, list)
@@ -572,7 +648,14 @@ class CLNERTokenClassificationPipeline(Pipeline):
         if check is not None:
             check(with_context)
 
-    def preprocess(self, item, max_seq_length: int | None = None, word_splitter: Any = "regex"):
+    def preprocess(
+        self,
+        item,
+        max_seq_length: int | None = None,
+        word_splitter: Any = "regex",
+        stride: int | None = None,
+        delimiter: str | None = None,
+    ):
         item = self._normalize(item)
         splitter = (
             whitespace_words
@@ -581,23 +664,26 @@ class CLNERTokenClassificationPipeline(Pipeline):
             if callable(word_splitter)
             else split_words
         )
-        words, text, offsets = words_and_offsets(
-            item["tokens"] if item["tokens"] is not None else item["text"], splitter
-        )
+        if item["tokens"] is not None and delimiter is not None:
+            words, text, offsets = _joined_words(item["tokens"], delimiter)
+        else:
+            words, text, offsets = words_and_offsets(
+                item["tokens"] if item["tokens"] is not None else item["text"], splitter
+            )
         context = item["context"]
         note = item["note"]
         asked = context is not None or note is not None  # a context was given, or retrieval was tried
         if context is not None and not any(s.strip() for s in context):
             context, note = None, "sentence view: the given context is empty"
         config = self.model.config
+        max_len = max_seq_length or self._max_seq_length()
+        if stride is None:
+            stride = getattr(config, "window_stride", 16)
+        else:  # checked against this call's max_seq_length too (stride= and max_seq_length= may come apart)
+            check_window_stride(stride, max_len, "stride=")
         if words:
             features = encode_example(
-                self.tokenizer,
-                words,
-                context,
-                max_seq_length or self._max_seq_length(),
-                getattr(config, "window_stride", 16),
-                getattr(config, "snippet_separator", None),
+                self.tokenizer, words, context, max_len, stride, getattr(config, "snippet_separator", None)
             )
         else:  # nothing to label: one empty window, so that the input still gets its (empty) result
             enc = self.tokenizer("")
@@ -636,6 +722,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
             "context_left_out": len(context) - in_view if context is not None else 0,
             "context_source": item["context_source"] if used else None,
             "note": None if used else note,
+            "token_index": _first_subtoken_positions(features, self.tokenizer) if words else [],
         }
         for k, feat in enumerate(features):
             type_ids = feat.get(prefix + "token_type_ids")
@@ -681,8 +768,18 @@ class CLNERTokenClassificationPipeline(Pipeline):
         tags = [id2label[int(t)] for t, _ in stitched]
         scores = [float(p) for _, p in stitched]
         flags = {"context_used": sentence["context_used"]}  # the note (why not) is per input: return_details=True
-        if aggregation_strategy == "none":
-            entities = tokens_from_tags(tags, scores, text, offsets, ignore, **flags)
+        if aggregation_strategy == "none":  # transformers' `index` (the sub-token position), and CLNER's word_span
+            token_index = sentence["token_index"]
+            entities = [
+                {
+                    **{k: e[k] for k in ("entity", "score")},
+                    "index": token_index[e["index"]],
+                    **{k: e[k] for k in ("word", "start", "end")},
+                    "word_span": [e["index"], e["index"] + 1],
+                    **flags,
+                }
+                for e in tokens_from_tags(tags, scores, text, offsets, ignore)
+            ]
         else:
             entities = entities_from_tags(tags, scores, text, offsets, ignore, **flags)
         if not return_details:

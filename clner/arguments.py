@@ -294,6 +294,11 @@ def packaged_minilm() -> str:
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, CLArguments, TrainingArguments)
+TRAIN_DESCRIPTION = (
+    "Fine-tune a CLNER model (an encoder with a CRF) on two views of every sentence, alone and with its retrieved "
+    "context, with a cooperative-learning loss between them: transformers' run_ner.py plus the CL options, listed "
+    "first. Arguments can also come from a JSON or YAML file: clner-train args.json [--flag value ...]."
+)
 
 
 #: arguments that name input paths: in a JSON/YAML arguments file, relative ones are read from the file's folder
@@ -304,10 +309,17 @@ def parse_args(argv=None):
     """The four argument groups from the command line, or from a JSON / YAML arguments file followed by flags that
     override it (`clner-train examples/quickstart.json --max_steps 5`, as `accelerate` users expect). The file's
     relative input paths are read from its folder; a flag's, from the current one."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES, formatter_class=HelpFormatter)
+    # --help lists the cooperative-learning options first: they are what clner-train adds to run_ner.py
+    order = (CLArguments, ModelArguments, DataTrainingArguments, TrainingArguments)
+    parser = HfArgumentParser(order, formatter_class=HelpFormatter, description=TRAIN_DESCRIPTION)
+
+    def in_argument_order(parsed) -> tuple:
+        by_class = {type(group): group for group in parsed}
+        return tuple(by_class[cls] for cls in ARGUMENT_CLASSES)
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") or not argv[0].endswith((".json", ".yaml", ".yml")):
-        return parser.parse_args_into_dataclasses(args=argv)
+        return in_argument_order(parser.parse_args_into_dataclasses(args=argv))
     data = read_config_file(argv[0])
     folder = Path(argv[0]).resolve().parent
     for name in _INPUT_PATHS:
@@ -315,7 +327,7 @@ def parse_args(argv=None):
         if isinstance(value, str) and value and not os.path.isabs(value) and (folder / value).exists():
             data[name] = str((folder / value).resolve())
     if len(argv) == 1:
-        return parser.parse_dict(data)
+        return in_argument_order(parser.parse_dict(data))
     dests = {action.dest: action for action in parser._actions}
     unknown = sorted(set(data) - set(dests))
     if unknown:
@@ -323,7 +335,7 @@ def parse_args(argv=None):
     for name in data:  # given by the file: no longer required on the command line
         dests[name].required = False
     parser.set_defaults(**data)
-    return parser.parse_args_into_dataclasses(args=argv[1:])
+    return in_argument_order(parser.parse_args_into_dataclasses(args=argv[1:]))
 
 
 def _field_types() -> dict[str, type]:

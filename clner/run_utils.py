@@ -516,6 +516,29 @@ _FILE_GROUPS = (
 )
 
 
+def kept_model(state_file: Path, training_args) -> str | None:
+    """Which evaluation's model a run with --load_best_model_at_end kept (from trainer_state.json): its epoch,
+    step and metric; None without that flag or that file."""
+    if not getattr(training_args, "load_best_model_at_end", False):
+        return None
+    try:
+        state = json.loads(Path(state_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    best, value = state.get("best_model_checkpoint"), state.get("best_metric")
+    match = re.search(r"checkpoint-(\d+)$", str(best or ""))
+    if not match:
+        return None
+    step = int(match.group(1))
+    epoch = next(
+        (e.get("epoch") for e in state.get("log_history", []) if e.get("step") == step and "eval_loss" in e), None
+    )
+    metric = training_args.metric_for_best_model or "loss"
+    where = f"epoch {epoch:g}, step {step}" if epoch is not None else f"step {step}"
+    shown = f"{metric} {value:.4f}" if isinstance(value, (int, float)) else metric
+    return f"the best evaluation's, {where} ({shown}; --load_best_model_at_end)"
+
+
 def _split_source(data_args: DataTrainingArguments, split: str) -> str:
     path = {"validation": data_args.validation_file, "test": data_args.test_file}.get(split)
     if path:
@@ -577,6 +600,9 @@ def run_summary(
     else:
         lines.append("no evaluation (add --do_eval with --validation_file, or --do_predict with --test_file)")
     out = Path(training_args.output_dir).absolute()
+    kept = kept_model(out / "trainer_state.json", training_args) if training_args.do_train else None
+    if kept:
+        lines.append(f"model kept: {kept}")
     lines.append(f"output folder: {out}")
     written = (
         {p.name for p in out.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1} if out.is_dir() else set()

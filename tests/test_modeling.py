@@ -164,7 +164,7 @@ def test_model_predict_takes_text_and_gives_entities(oracle):
     )
     words = ["Paris", "is", "nice"]
     batch = model.predict([text, words, ""], tok, return_entities=True)
-    assert [key(r) for r in batch] == [key(want), key(oracle(words, is_split_into_words=True)), []]
+    assert [key(r) for r in batch] == [key(want), key(oracle(words, is_split_into_words=True)[0]), []]
     # a list of sentences gives tags by default (a text is split on whitespace)
     assert model.predict(["John Smith met Paris", words], tok) == [
         ["B-person", "I-person", "O", "B-location"],
@@ -315,3 +315,37 @@ def test_max_seq_length_beyond_the_encoder_is_refused_before_the_encoder_fails(m
         model.predict([words], minilm_tokenizer)
     model.config.max_seq_length = 64
     assert len(model.predict([words], minilm_tokenizer)[0]) == 700  # windows, every word tagged
+
+
+def test_predict_loads_the_models_own_tokenizer_once(tmp_path, minilm_tokenizer, tiny_encoder_dir, monkeypatch):
+    """`model.predict(text)` without a tokenizer, as SpanMarker's `predict`: the tokenizer saved where the model was
+    loaded from, loaded once without remote code and kept on the model; a `from_encoder` model uses its encoder's."""
+    import transformers
+
+    tiny_clner(decisive=True).save_pretrained(tmp_path)
+    minilm_tokenizer.save_pretrained(tmp_path)
+    model = CLNERForTokenClassification.from_pretrained(tmp_path).eval()
+    calls, real = [], transformers.AutoTokenizer.from_pretrained
+
+    def spy(path, *args, **kwargs):
+        calls.append((str(path), kwargs.get("trust_remote_code")))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", spy)
+    text = "John Smith lives in New York"
+    assert model.predict(text) == model.predict(text, minilm_tokenizer)
+    assert model.predict([text, ["Paris", "is", "nice"]]) == model.predict(
+        [text, ["Paris", "is", "nice"]], minilm_tokenizer
+    )
+    assert calls == [(str(tmp_path), False)]  # once, and never trusting remote code
+    encoder_based = CLNERForTokenClassification.from_encoder(str(tiny_encoder_dir), LABELS).eval()
+    assert encoder_based.predict(text) == encoder_based.predict(text, minilm_tokenizer)
+    assert calls[-1] == (str(tiny_encoder_dir), False)
+
+
+def test_predict_without_a_tokenizer_says_when_there_is_none_to_load(tmp_path):
+    with pytest.raises(ValueError, match=r"model\.predict needs tokenizer=: this model was built in memory"):
+        tiny_clner().predict("Paris is nice")
+    tiny_clner().save_pretrained(tmp_path)  # a folder without a tokenizer
+    with pytest.raises(ValueError, match=r"model\.predict could not load the tokenizer of .*; pass tokenizer="):
+        CLNERForTokenClassification.from_pretrained(tmp_path).predict("Paris is nice")

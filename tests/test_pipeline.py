@@ -32,7 +32,7 @@ def test_entities_come_from_viterbi_with_marginal_scores(oracle, minilm_tokenize
     ]
     # "Smith" alone: argmax says I-person, which cannot start an entity; Viterbi gives B-person
     words = oracle("met Smith", aggregation_strategy="none")
-    assert [(w["entity"], w["word"], w["index"]) for w in words] == [("B-person", "Smith", 1)]
+    assert [(w["entity"], w["word"], w["index"], w["word_span"]) for w in words] == [("B-person", "Smith", 2, [1, 2])]
     model = oracle.model
     (feat,) = encode_example(minilm_tokenizer, ["John", "Smith", "met", "Smith", "in", "Paris", "."])
     batch = {k: torch.tensor([feat[k]]) for k in ("input_ids", "attention_mask", "token_type_ids", "word_index")}
@@ -96,7 +96,7 @@ def test_input_forms_and_offsets(oracle):
     as_tuples = [
         [(e["entity_group"], e["word"], e["start"], e["end"]) for e in r]
         for r in (
-            oracle(words, is_split_into_words=True),
+            oracle(words, is_split_into_words=True)[0],  # one pre-split input: [[...]], as in transformers
             oracle({"tokens": words}),
             oracle({"text": "John Smith visited Paris"}),
             oracle([words])[0],
@@ -155,13 +155,7 @@ def test_aggregation_options_and_registry(oracle):
         warnings.simplefilter("error")
         assert [e["entity_group"] for e in oracle("John Smith", aggregation_strategy="simple")] == ["person"]
         assert [e["entity"] for e in oracle("John Smith", aggregation_strategy="none")] == ["B-person", "I-person"]
-    # sub-token strategies mean nothing for a CRF over words: said once, then grouped as "simple"
-    pipe = clner_pipeline(oracle.model, oracle.tokenizer)
-    with pytest.warns(UserWarning, match="aggregation_strategy='first' has no effect.*CRF labels whole words"):
-        assert [e["entity_group"] for e in pipe("John Smith", aggregation_strategy="first")] == ["person"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        pipe("John Smith", aggregation_strategy="first")
+    # sub-token strategies: see test_sub_token_aggregation_strategies_are_simple_without_a_warning
     with pytest.raises(ValueError, match="aggregation_strategy"):
         oracle("x", aggregation_strategy="bogus")
     with pytest.raises(TypeError, match="CLNERForTokenClassification"):
@@ -354,3 +348,158 @@ def test_a_failed_query_of_a_context_retriever_or_a_retriever_object_keeps_the_o
     assert batched.batches == [["Paris fails", "Bieber lands"], ["Paris fails"], ["Bieber lands"]]
     assert [o["context_used"] for o in out] == [False, True]
     assert out[0]["note"] == "sentence view: retrieval failed (ValueError: bad query in the batch)"
+
+
+# ------------------------------------------------------------------------- transformers' token-classification contract
+def hf_token_classifier(tokenizer):
+    """transformers' own token-classification pipeline on a tiny BERT with the same tokenizer: the reference for
+    output shapes, offsets and `index`."""
+    from transformers import BertForTokenClassification, pipeline
+
+    torch.manual_seed(0)
+    config = tiny_bert_config(
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)}
+    )
+    return pipeline(
+        "token-classification", model=BertForTokenClassification(config).eval(), tokenizer=tokenizer, device="cpu"
+    )
+
+
+def test_sub_token_aggregation_strategies_are_simple_without_a_warning(oracle):
+    """ "first", "average" and "max" make a word's label from its sub-tokens in transformers; the CRF labels whole
+    words, so they are "simple": accepted silently, as call options and as pipeline defaults."""
+    from transformers.pipelines.token_classification import AggregationStrategy
+
+    text = "John Smith met Smith in Paris."
+    simple = oracle(text, aggregation_strategy="simple")
+    assert [e["word"] for e in simple] == ["John Smith", "Smith", "Paris"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for strategy in ("first", "average", "max", "FIRST", AggregationStrategy.MAX, AggregationStrategy.AVERAGE):
+            assert oracle(text, aggregation_strategy=strategy) == simple
+        pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", aggregation_strategy="average")
+        assert pipe(text) == simple
+
+
+def test_stride_sets_the_window_overlap_in_words(minilm_tokenizer, monkeypatch):
+    """`stride=` (transformers: sub-tokens that chunks share) is the words that windows of a long input share, in
+    place of the model's `config.window_stride`, as a call option or a pipeline default, with "none" as well."""
+    import pipeline_clner
+
+    model = tiny_model(max_seq_length=32)
+    pipe = clner_pipeline(model, minilm_tokenizer, device="cpu")
+    strides, real = [], pipeline_clner.encode_example
+    monkeypatch.setattr(
+        pipeline_clner, "encode_example", lambda *a, **k: strides.append(a[4]) or real(*a, **k)
+    )  # (tokenizer, words, context, max_seq_length, stride, separator)
+    words = [f"tok{i}" for i in range(80)]  # many windows of 30 words
+    pipe([words], return_details=True)
+    got = pipe([words], stride=4, return_details=True)[0]
+    assert strides == [model.config.window_stride, 4] and model.config.window_stride == 16
+    assert len(got["tags"]) == 80
+    pipe([words], stride=0, aggregation_strategy="none")  # transformers refuses stride with "none"; windows need not
+    clner_pipeline(model, minilm_tokenizer, device="cpu", stride=2)([words])
+    assert strides[2:] == [0, 2]
+    model.config.window_stride = 4  # the same windows as the model's own setting
+    assert got["tags"] == model.predict([words], minilm_tokenizer)[0]
+    for bad in (-1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="stride= must be a whole number of words"):
+            pipe("Paris", stride=bad)
+    with pytest.raises(ValueError, match="stride= 30 is not smaller than the 30 words a window of max_seq_length 32"):
+        pipe("Paris", stride=30)
+    with pytest.raises(ValueError, match="stride= 20 is not smaller than the 14 words"):
+        pipe("Paris", stride=20, max_seq_length=16)
+
+
+def test_offset_mapping_is_refused_with_a_reason(oracle):
+    assert oracle("Paris", offset_mapping=None) == oracle("Paris")
+    with pytest.raises(ValueError, match=r"offset_mapping= is not supported by the CLNER pipeline.*word_splitter="):
+        oracle("Paris", offset_mapping=[(0, 0), (0, 5), (0, 0)])
+
+
+def test_delimiter_joins_pre_split_words_for_offsets(oracle, minilm_tokenizer):
+    words = ["John", "Smith", "visited", "Paris"]
+    text = " | ".join(words)
+    (out,) = oracle(words, is_split_into_words=True, delimiter=" | ")
+    assert [(e["word"], e["start"], e["end"], e["word_span"]) for e in out] == [
+        ("John | Smith", 0, 12, [0, 2]),
+        ("Paris", 25, 30, [3, 4]),
+    ]
+    assert all(text[e["start"] : e["end"]] == e["word"] for e in out)
+    # every word starts where transformers' pipeline starts its first sub-token, for the same words and delimiter
+    (ref,) = hf_token_classifier(minilm_tokenizer)(words, is_split_into_words=True, delimiter=" | ", ignore_labels=[])
+    (each,) = oracle(words, is_split_into_words=True, delimiter=" | ", aggregation_strategy="none", ignore_labels=[])
+    assert [e["start"] for e in each] == [e["start"] for e in ref if not e["word"].startswith("##")]
+    # dicts and batches of pre-split words too; raw text is never re-joined
+    assert oracle({"tokens": words}, delimiter=" | ") == out
+    assert oracle([words, ["Paris"]], delimiter=" | ")[0] == out
+    assert oracle("John Smith", delimiter=" | ") == oracle("John Smith")
+    with pytest.raises(ValueError, match="delimiter= must be a string"):
+        oracle(words, is_split_into_words=True, delimiter=3)
+
+
+def test_one_pre_split_input_gives_a_list_of_one_result_as_transformers(oracle, minilm_tokenizer):
+    words = ["John", "Smith", "visited", "Paris"]
+    ref = hf_token_classifier(minilm_tokenizer)(words, is_split_into_words=True)
+    assert isinstance(ref, list) and len(ref) == 1 and isinstance(ref[0], list)  # the installed transformers
+    out = oracle(words, is_split_into_words=True)
+    assert out == [oracle({"tokens": words})] and [e["word"] for e in out[0]] == ["John Smith", "Paris"]
+    assert out[0][0]["word_span"] == [0, 2] and out[0][0]["context_used"] is False  # CLNER's own keys stay
+    assert oracle(tuple(words), is_split_into_words=True) == out
+    details = oracle(words, is_split_into_words=True, return_details=True)
+    assert isinstance(details, list) and len(details) == 1 and details[0]["words"] == words
+    # a batch of pre-split sentences is a batch either way; a text or a dict stays one input (a flat list)
+    assert oracle([words, ["Paris"]], is_split_into_words=True) == [out[0], oracle("Paris")]
+    assert oracle({"tokens": words}, is_split_into_words=True) == out[0]
+    pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", is_split_into_words=True)  # as a default
+    assert pipe(words) == out
+
+
+def test_none_mode_index_is_the_first_sub_token_position_as_in_transformers(oracle, minilm_tokenizer):
+    """`index` in "none" mode is, as in transformers, the word's first sub-token position in `[CLS] words [SEP]`
+    (one entry per word, not per sub-token); `word_span` gives the word index. Long inputs and the context view
+    keep the positions of the whole sentence."""
+    words = ["Unbelievably", "John", "Smithson", "visited", "Paris", "yesterday"]  # 5 and 2 sub-tokens
+    hf = hf_token_classifier(minilm_tokenizer)
+    (ref,) = hf(words, is_split_into_words=True, ignore_labels=[])
+    first_pieces = [(e["index"], e["start"]) for e in ref if not e["word"].startswith("##")]
+    (out,) = oracle(words, is_split_into_words=True, aggregation_strategy="none", ignore_labels=[])
+    assert [(e["index"], e["start"]) for e in out] == first_pieces
+    assert [e["index"] for e in out] == [1, 6, 7, 9, 10, 11]
+    assert [e["word_span"] for e in out] == [[i, i + 1] for i in range(len(words))]
+    assert set(out[1]) == {"entity", "score", "index", "word", "start", "end", "word_span", "context_used"}
+    text = " ".join(words)
+    assert [e["index"] for e in oracle(text, aggregation_strategy="none", ignore_labels=[])] == [
+        e["index"] for e in hf(text, ignore_labels=[]) if not e["word"].startswith("##")
+    ]
+    tagged = oracle(text, aggregation_strategy="none", context="singer")
+    assert [(e["word"], e["index"]) for e in tagged] == [("John", 6), ("Smithson", 7), ("Paris", 10)]
+    # a long input cut into windows: positions in the whole input's encoding
+    long = ["Paris"] * 40 + ["Unbelievably"] * 40 + ["John"]
+    pipe = clner_pipeline(oracle.model, oracle.tokenizer, device="cpu", max_seq_length=32)
+    (got,) = pipe(long, is_split_into_words=True, aggregation_strategy="none", ignore_labels=[])
+    word_ids = minilm_tokenizer(long, is_split_into_words=True, verbose=False).word_ids()
+    first = {}
+    for pos, w in enumerate(word_ids):
+        if w is not None:
+            first.setdefault(w, pos)
+    assert [e["index"] for e in got] == [first[i] for i in range(len(long))] and got[-1]["index"] == 241
+
+
+def test_docs_pipeline_md_covers_every_argument_and_output_key(oracle):
+    """docs/pipeline.md is the one place for the differences from transformers' pipeline: it names every argument
+    and every output key."""
+    import inspect
+
+    doc = (REPO_ROOT / "docs" / "pipeline.md").read_text(encoding="utf-8")
+    cls = CLNERTokenClassificationPipeline
+    names = {
+        p.name
+        for fn in (cls.__init__, cls.__call__, cls._sanitize_parameters)
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in ("self", "inputs")
+    }
+    keys = {*oracle("John Smith")[0], *oracle("John Smith", return_details=True)}
+    keys |= set(oracle("John Smith", aggregation_strategy="none")[0])
+    missing = sorted(n for n in names | keys | {"batch_size", "num_workers"} if f"`{n}`" not in doc)
+    assert not missing, f"docs/pipeline.md does not name {missing}"

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clner.files import atomic_path
+
 logger = logging.getLogger(__name__)
 
 
@@ -117,14 +119,14 @@ def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | o
             if points:
                 ax.plot(*zip(*points), label=label, linewidth=2.0 if key == "loss" else 1.2)
                 plotted += [y for _, y in points]
-        if plotted and min(plotted) > 0:
-            ax.set_yscale("log")
+        if any(y > 0 for y in plotted):  # the parts span orders of magnitude (L_CL is small): a log scale shows each
+            ax.set_yscale("log", nonpositive="mask")
         ax.set_title("training loss and its components")
         ax.set_xlabel(x_key)
         ax.set_ylabel("loss (mean since the previous log)")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path

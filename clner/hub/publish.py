@@ -136,6 +136,15 @@ def publish_from_run(
         elif stale.is_file():
             logger.warning("removing %s of an earlier run (this run has no curves to plot)", stale)
             stale.unlink()
+    hyperparameters = _run_hyperparameters(training_args, cl_args, data_args)
+    state = getattr(trainer, "state", None)
+    if getattr(training_args, "load_best_model_at_end", False) and getattr(state, "best_model_checkpoint", None):
+        step = int(str(state.best_model_checkpoint).rsplit("-", 1)[-1])
+        epoch = next((e.get("epoch") for e in log_history if e.get("step") == step and "eval_loss" in e), None)
+        hyperparameters["model kept (--load_best_model_at_end)"] = (
+            f"the best evaluation's ({training_args.metric_for_best_model or 'loss'}): "
+            + (f"epoch {epoch:g}, step {step}" if epoch is not None else f"step {step}")
+        )
     card = build_model_card(
         model.config,
         metrics,
@@ -145,7 +154,7 @@ def publish_from_run(
         dataset_config=getattr(data_args, "dataset_config_name", None),
         language=[c.strip() for c in language.split(",") if c.strip()] if language else None,
         license=getattr(model_args, "license", None),
-        hyperparameters=_run_hyperparameters(training_args, cl_args, data_args),
+        hyperparameters=hyperparameters,
         context_source=getattr(data_args, "context_source", None),
         widget_examples=widget,
         repo_id=repo_id,
