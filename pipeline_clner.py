@@ -636,8 +636,17 @@ class CLNERTokenClassificationPipeline(Pipeline):
     def _max_seq_length(self) -> int:
         length = int(getattr(self.model.config, "max_seq_length", None) or DEFAULT_MAX_SEQ_LENGTH)
         tok_max = getattr(self.tokenizer, "model_max_length", None)
-        if tok_max and tok_max < 100_000:
-            length = min(length, int(tok_max))
+        if tok_max and tok_max < 100_000 and int(tok_max) < length:
+            if not getattr(self, "_said_tokenizer_limit", False):  # once per pipeline: the budget it runs with
+                self._said_tokenizer_limit = True
+                warnings.warn(
+                    f"CLNER pipeline: the tokenizer's model_max_length {int(tok_max)} is below the model's "
+                    f"max_seq_length {length} (config.json): views are cut to {int(tok_max)} sub-tokens, so contexts "
+                    "keep less room; pass max_seq_length= to choose, or save the tokenizer with the model's length",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            length = int(tok_max)
         return check_max_seq_length(self.model.config, length, "config.json max_seq_length", self.tokenizer)
 
     def _warn_view(self, with_context: bool) -> None:

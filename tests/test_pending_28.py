@@ -498,3 +498,22 @@ def test_a_run_with_nothing_to_do_is_refused_and_leaves_no_folder(tiny_encoder_d
     assert "nothing to do: give --do_train" in line and not out.exists()
     line = error_of(capsys, train, tiny_encoder_dir, out, "--window_stride", "-1")  # refused after the lock
     assert "--window_stride -1 is negative" in line and not out.exists()
+
+
+def test_a_tokenizer_shorter_than_the_model_is_said_once(minilm_tokenizer):
+    import copy
+    import warnings
+
+    from conftest import tiny_clner
+    from pipeline_clner import clner_pipeline
+
+    tokenizer = copy.deepcopy(minilm_tokenizer)
+    tokenizer.model_max_length = 32
+    model = tiny_clner(["O", "B-person", "I-person"], max_seq_length=64)
+    pipe = clner_pipeline(model, tokenizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe("John lives in Paris")
+        pipe("John lives in Paris")
+    said = [str(w.message) for w in caught if "model_max_length 32" in str(w.message)]
+    assert len(said) == 1 and "below the model's max_seq_length 64" in said[0], said
