@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import os
+
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -624,3 +626,49 @@ def error_line(run, argv, capsys):
     assert exit_.value.code == 2, err
     (line,) = err.splitlines()
     return line
+
+
+def train(tiny_encoder_dir, out, *extra, capsys=None):
+    """A short real training run of run_ner_cl.py in this process (checkpoints every 2 steps)."""
+    from run_ner_cl import main
+
+    argv = [
+        "--model_name_or_path", str(tiny_encoder_dir), "--train_file", str(SAMPLE / "train.txt"),
+        "--do_train", "--output_dir", str(out), "--report_to", "none", "--max_train_samples", "8",
+        "--per_device_train_batch_size", "4", "--save_strategy", "steps", "--save_steps", "2",
+        "--train_views", "sentence", "--use_cpu", "--disable_tqdm", "true", *extra,
+    ]  # fmt: skip
+    return main(argv)
+
+
+def error_of(capsys, fn, *args) -> str:
+    from clner.cli import run_cli
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(lambda argv: fn(*args), [], prog="run_ner_cl.py")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    return err[0]
+
+
+# ------------------------------------------------------------------------------------ clner-predict's input
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, minilm_tokenizer):
+    from conftest import tiny_clner
+
+    folder = tmp_path_factory.mktemp("predict-model") / "model"
+    tiny_clner(["O", "B-person", "I-person", "B-location", "I-location"]).save_pretrained(folder)
+    minilm_tokenizer.save_pretrained(folder)
+    return folder
+
+
+# ---------------------------------------------------------------------- user mistakes: one error line, exit 2
+def one_error_line(capsys, cli_fn, argv, prog):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        cli_fn(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    errors = [line for line in err if "error" in line.lower() or "Traceback" in line]
+    assert exit_.value.code == 2 and len(errors) == 1 and f"{prog}: error: " in errors[0], err
+    return errors[0]

@@ -8,7 +8,7 @@ from huggingface_hub import HfApi
 
 from clner.commands.push import cli as clner_push
 from clner.commands.push import push_parser
-from conftest import FakeHub, folder_with_links
+from conftest import FakeHub, folder_with_links, one_error_line
 
 
 def test_clner_push_uploads_the_folder_or_says_in_one_line_why_not(published, tmp_path, monkeypatch, capsys):
@@ -53,3 +53,12 @@ def test_clner_push_refuses_a_folder_with_symbolic_links(published, tmp_path, mo
 
 def test_flags_take_their_kebab_case_spelling():
     assert push_parser().parse_args(["folder", "org/x", "--create-pr"]).create_pr
+
+
+def test_clner_push_failures_are_one_error_line(tmp_path, capsys):
+    from clner.commands.push import cli
+
+    assert "no such folder" in one_error_line(capsys, cli, [str(tmp_path / "none"), "org/x"], "clner-push")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_error_line(capsys, cli, [str(empty), "org/x"], "clner-push")  # an incomplete folder

@@ -11,6 +11,9 @@ import re
 import pytest
 
 datasets = pytest.importorskip("datasets")
+
+import pytest
+
 from clner import cli, errors
 from clner.cli import dataclass_parser
 from clner.commands import retrieve as retrieve_cmd
@@ -18,7 +21,7 @@ from clner.data import io as data_io
 from clner.errors import CLNERUsageError
 from clner.retrieval import backends, bertscore
 from clner.retrieval.retriever import DEFAULT_CACHE_PATH, RetrievalConfig
-from conftest import RETRIEVAL_FIXTURES, SWITCH, error_line, given, rows_ds
+from conftest import RETRIEVAL_FIXTURES, SWITCH, error_line, given, one_error_line, rows_ds
 
 RETRIEVE = ["in.conll", "out.jsonl", "--backend", "bm25"]
 # setting -> (its name and aliases, the name first; a value; what it parses to)
@@ -464,3 +467,22 @@ def test_help_lists_every_spelling_and_states_each_default_once(capsys):
         o.split()[0] for o in options if "(default:" in o and len(re.findall("default", o, re.IGNORECASE)) > 1
     ] == []
     assert "INPUT" in text and "OUTPUT" in text and "(default: 10)" in text
+
+
+def test_retrieve_mistakes_are_one_line(saved_model, tmp_path, capsys):
+    from clner.commands.retrieve import cli
+
+    src = tmp_path / "in.conll"
+    src.write_text("Paris\tB-location\n", encoding="utf-8")
+    out = str(tmp_path / "out.jsonl")
+    line = one_error_line(
+        capsys, cli, [str(src), out, "--backend", "bm25", "--corpus", str(tmp_path / "no.txt"), "--rerank_model",
+                      "roberta-large"], "clner-retrieve")  # fmt: skip
+    assert "--corpus" in line and "no such file" in line and "roberta-large" not in line  # before the re-ranker
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Paris is big .\n", encoding="utf-8")
+    line = one_error_line(
+        capsys, cli, [str(src), out, "--backend", "bm25", "--corpus", str(corpus), "--rerank_model", str(saved_model)],
+        "clner-retrieve",
+    )  # fmt: skip
+    assert "is a CLNER model (a tagger)" in line and "--model " not in line and "--cache " not in line

@@ -549,3 +549,55 @@ def test_real_wnut_context_files(wnut_dir, split, n_sentences, n_with_context):
     else:
         assert max(len(s.split()) for s in snippets) > 100
         assert any(any(ord(c) > 0x2FF for c in s) for s in snippets)
+
+
+# ------------------------------------------------------------------------------------------ read-back checks
+def test_a_retrieval_output_cut_short_is_refused_when_read(tmp_path):
+    """A JSONL / CLNER output whose rows are fewer than its provenance records (cut short by a copy or an
+    interrupted write) is refused by the trainer's loader and by clner-retrieve's reader, naming both files."""
+    import datasets
+
+    from clner.data.io import load_ner_dataset
+    from clner.errors import CLNERFormatError
+    from clner.retrieval.retriever import load_input, save_output
+
+    rows = [{"tokens": ["w", str(i)], "tags": ["O", "O"], "context": ["x"]} for i in range(5)]
+    for name in ("out.jsonl", "out.txt"):
+        path = tmp_path / name
+        save_output(datasets.Dataset.from_list(rows), path, provenance={"rows": 5})
+        assert len(load_ner_dataset({"train": str(path)}, tag_scheme=None)["train"]) == 5
+        text = path.read_text().splitlines(keepends=True)
+        cut = text[:1] if name.endswith(".jsonl") else "".join(text).split("\n\n")[0] + "\n"
+        path.write_text("".join(cut))
+        with pytest.raises(CLNERFormatError, match=rf"holds 1 rows, but its provenance \({name}.provenance.json\)"):
+            load_ner_dataset({"train": str(path)}, tag_scheme=None)
+        with pytest.raises(CLNERFormatError, match="records 5"):
+            load_input(path)
+
+
+@pytest.mark.parametrize("blank", ["\u00a0", "\u2028", " \u3000 ", "\u2029"])
+def test_a_line_blank_only_by_unicode_is_an_error_not_a_sentence_break(tmp_path, blank):
+    from clner.data.io import read_clner, read_conll
+    from clner.errors import CLNERFormatError
+
+    path = tmp_path / "data.conll"
+    path.write_text(f"New\tB-loc\n{blank}\nYork\tI-loc\n\nok\tO\n", encoding="utf-8")
+    with pytest.raises(CLNERFormatError, match=r"data\.conll:2: a line of invisible space characters \(U\+"):
+        read_conll(path)
+    with pytest.raises(CLNERFormatError, match=r":2: a line of invisible space"):
+        read_clner(path)
+    path.write_text("New\tB-loc\n \t \nYork\tB-loc\n", encoding="utf-8")  # spaces and tabs: a break, as ever
+    assert [r["tokens"] for r in read_conll(path)] == [["New"], ["York"]]
+
+
+def test_docstart_inside_a_sentence_is_an_error(tmp_path):
+    from clner.data.io import read_clner, read_conll
+    from clner.errors import CLNERFormatError
+
+    path = tmp_path / "data.conll"
+    path.write_text("-DOCSTART-\tO\n\nNew\tB-loc\n-DOCSTART-\tO\nYork\tO\n", encoding="utf-8")
+    for reader in (read_conll, read_clner):
+        with pytest.raises(CLNERFormatError, match=r"data\.conll:4: -DOCSTART- inside a sentence"):
+            reader(path)
+    path.write_text("-DOCSTART-\tO\n\nNew\tB-loc\n\n-DOCSTART-\tO\n\nYork\tO\n", encoding="utf-8")
+    assert [r["tokens"] for r in read_conll(path)] == [["New"], ["York"]]

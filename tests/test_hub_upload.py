@@ -481,3 +481,12 @@ def test_remote_code_loading_asks_nothing_and_never_opens_the_stray_pickle(remot
     out, marker = remote_run.out, remote_run.marker
     assert "custom code?" not in remote_run.stdout  # nothing prompted: every remote-code load was explicitly trusted
     assert out["opened"] == [] and not marker.exists()  # the stray pickle was never even opened
+
+
+def test_predictions_are_never_uploaded(tmp_path):
+    from clner.hub.upload import HUB_IGNORE_PATTERNS, hub_files
+
+    for name in ("predictions.txt", "predictions_sentence.txt", "predictions_context.txt", "clner_run_settings.json"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "config.json").write_text("{}")
+    assert hub_files(tmp_path, HUB_IGNORE_PATTERNS) == ["config.json"]

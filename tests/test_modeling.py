@@ -349,3 +349,19 @@ def test_predict_without_a_tokenizer_says_when_there_is_none_to_load(tmp_path):
     tiny_clner().save_pretrained(tmp_path)  # a folder without a tokenizer
     with pytest.raises(ValueError, match=r"model\.predict could not load the tokenizer of .*; pass tokenizer="):
         CLNERForTokenClassification.from_pretrained(tmp_path).predict("Paris is nice")
+
+
+# ---------------------------------------------------------------------------------------------- id2label
+@pytest.mark.parametrize(
+    "id2label,message",
+    [
+        (["O", "B-PER"], "must map label ids to names, got a list"),
+        ({"a": "O", "b": "B-PER"}, "keys must be label ids 0..1, got 'a'"),
+        ({0: "O", 1: "B_PER"}, "joins its prefix with '_'"),
+    ],
+)
+def test_a_bad_id2label_is_a_clear_error(id2label, message):
+    from modeling_clner import CLNERConfig
+
+    with pytest.raises(ValueError, match=message):
+        CLNERConfig(id2label=id2label)

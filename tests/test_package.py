@@ -199,3 +199,17 @@ def test_a_hub_loaded_pipeline_retrieves_with_the_installed_retrieval_code(insta
     assert out["context"][0] == "Paris is the capital of France ."
     # a backend name is built by the installed clner.retrieval.retriever (here it fails for want of a corpus, and says so)
     assert "needs the clner package" not in out["default_note"] and "retrieval failed" in out["default_note"]
+
+
+# ---------------------------------------------------------------------------------------------- documents
+def test_no_documented_usage_trusts_tokenizer_code():
+    """A tokenizer is loaded without `trust_remote_code=True` wherever the docs show one (README, the card)."""
+    import re
+
+    documents = [REPO_ROOT / "README.md", REPO_ROOT / "clner" / "hub" / "model_card_template.md"]
+    calls = [
+        call
+        for path in documents + sorted((REPO_ROOT / "docs").glob("*.md"))
+        for call in re.findall(r"AutoTokenizer\.from_pretrained\([^)]*\)", path.read_text(encoding="utf-8"))
+    ]
+    assert len(calls) >= 2 and not [c for c in calls if "trust_remote_code=True" in c], calls

@@ -503,3 +503,22 @@ def test_docs_pipeline_md_covers_every_argument_and_output_key(oracle):
     keys |= set(oracle("John Smith", aggregation_strategy="none")[0])
     missing = sorted(n for n in names | keys | {"batch_size", "num_workers"} if f"`{n}`" not in doc)
     assert not missing, f"docs/pipeline.md does not name {missing}"
+
+
+def test_a_tokenizer_shorter_than_the_model_is_said_once(minilm_tokenizer):
+    import copy
+    import warnings
+
+    from conftest import tiny_clner
+    from pipeline_clner import clner_pipeline
+
+    tokenizer = copy.deepcopy(minilm_tokenizer)
+    tokenizer.model_max_length = 32
+    model = tiny_clner(["O", "B-person", "I-person"], max_seq_length=64)
+    pipe = clner_pipeline(model, tokenizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe("John lives in Paris")
+        pipe("John lives in Paris")
+    said = [str(w.message) for w in caught if "model_max_length 32" in str(w.message)]
+    assert len(said) == 1 and "below the model's max_seq_length 64" in said[0], said

@@ -15,6 +15,10 @@ import time
 import pytest
 
 datasets = pytest.importorskip("datasets")
+import signal
+
+import pytest
+
 from clner import errors
 from clner.data import io as data_io
 from clner.retrieval import backends
@@ -470,3 +474,69 @@ def test_bm25_recall_at_10_of_released_wnut_dev_contexts(wnut_dir):
     assert at10["queries"] == with_context > 900
     assert at10["corpus_size"] <= sum(len(r["context"]) for r in rows)
     assert 0.5 < at10["recall"] <= 1.0 and at1["recall"] <= at10["recall"]
+
+
+# ------------------------------------------------------------------------------------------- atomic outputs
+KILL_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    import datasets
+    from clner.retrieval.retriever import save_output
+    fmt, path = sys.argv[2], sys.argv[3]
+    rows = [{"tokens": ["w", str(i)], "tags": ["O", "O"], "context": ["a snippet"]} for i in range(200_000)]
+    ds = datasets.Dataset.from_list(rows)
+    if fmt == "clner":
+        import clner.data.io as io
+        real = io.write_clner
+        def killed(dataset, p):
+            with open(p, "w") as f:
+                f.write("w\\tO\\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+        io.write_clner = killed
+    else:
+        import datasets.arrow_dataset as ad
+        def killed(self, p, *a, **k):
+            with open(p, "w") as f:
+                f.write('{"tokens": ["w"]}\\n')
+            os.kill(os.getpid(), signal.SIGKILL)
+        setattr(ad.Dataset, {"jsonl": "to_json", "parquet": "to_parquet", "disk": "save_to_disk"}[fmt], killed)
+    save_output(ds, path, provenance={"rows": len(ds)})
+""")
+
+
+@pytest.mark.parametrize("fmt,name", [("jsonl", "out.jsonl"), ("parquet", "out.parquet"), ("clner", "out.txt"),
+                                      ("disk", "out")])  # fmt: skip
+def test_a_killed_write_leaves_the_earlier_output_whole(tmp_path, fmt, name):
+    """A retrieval output killed mid-write (SIGKILL inside the writer) leaves the earlier output and its
+    provenance as they were: every output is written under a temporary name and renamed."""
+    import datasets
+
+    from clner.retrieval.retriever import save_output
+
+    path = tmp_path / name
+    earlier = datasets.Dataset.from_list(
+        [{"tokens": ["old", str(i)], "tags": ["O", "O"], "context": ["x"]} for i in range(3)]
+    )
+    save_output(earlier, path, provenance={"rows": 3})
+    before = sorted((p.name, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*") if p.is_file())
+    script = tmp_path.parent / f"kill_{fmt}.py"
+    script.write_text(KILL_WRITE)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(REPO_ROOT), fmt, str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    after = sorted((p.name, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*") if p.is_file()
+                   and not p.name.startswith(".clner-tmp-") and ".clner-tmp-" not in str(p))  # fmt: skip
+    assert after == before
+
+
+def test_a_clean_rerun_removes_the_stale_failure_report(tmp_path):
+    import datasets
+
+    from clner.retrieval.retriever import save_output
+
+    ds = datasets.Dataset.from_list([{"tokens": ["a"], "context": ["x"]}])
+    save_output(ds, tmp_path / "out.jsonl", provenance={"rows": 1}, failures=[{"index": 0, "query": "a"}])
+    assert (tmp_path / "out.jsonl.failures.jsonl").exists()
+    save_output(ds, tmp_path / "out.jsonl", provenance={"rows": 1}, failures=[])
+    assert not (tmp_path / "out.jsonl.failures.jsonl").exists()

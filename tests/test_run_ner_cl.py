@@ -6,8 +6,11 @@ the Hub; and no credential in what a run records."""
 import json
 import os
 import re
+import signal
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ from huggingface_hub import HfApi, ModelCard
 
 from clner.data.io import load_ner_dataset
 from clner.hub.upload import check_hub_folder
-from conftest import HUB_TOKEN, REPO_ROOT, SAMPLE, FakeHub, hub_folder_files
+from conftest import HUB_TOKEN, REPO_ROOT, SAMPLE, FakeHub, error_of, hub_folder_files, one_error_line, train
 from modeling_clner import CLNERForTokenClassification
 
 EXPECTED_FILES = hub_folder_files()
@@ -799,7 +802,6 @@ def test_sigterm_mid_training_saves_a_checkpoint_that_resumes(tiny_encoder_dir, 
     (whatever --save_strategy), the run exits 143 naming it and writes no final model, and
     `--resume_from_checkpoint last` continues from it."""
     import os
-    import signal
 
     import run_ner_cl
     from clner import run_utils
@@ -1145,3 +1147,83 @@ def test_run_config_never_holds_a_credential():
     assert content["data"]["context_source"] == "https://user:<redacted>@example.org/contexts"
     assert content["cl"] == dataclasses.asdict(CLArguments(cl_loss="kl"))
     assert json.loads(json.dumps(content)) == content
+
+
+# ----------------------------------------------------------------------------- checkpoints of another run
+def test_overwrite_removes_old_checkpoints_and_resume_refuses_another_runs(tiny_encoder_dir, tmp_path, capsys):
+    """Run A leaves checkpoints 2 and 4 (its max_steps 4). Run B, with other settings and --overwrite_output_dir,
+    removes them; B's own checkpoint is the one `last` finds. A run with other settings never resumes a checkpoint
+    it did not write; a new run refuses a folder holding another run's checkpoints."""
+    out = tmp_path / "out"
+    train(tiny_encoder_dir, out, "--max_steps", "4", "--learning_rate", "1e-3")
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert (
+        json.loads((out / "checkpoint-4" / "clner_run_settings.json").read_text())["training"]["learning_rate"] == 1e-3
+    )
+    train(tiny_encoder_dir, out, "--max_steps", "2", "--learning_rate", "5e-4", "--overwrite_output_dir")
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]  # A's checkpoint-4 is gone
+    (out / "model.safetensors").unlink()  # as if B died before its final save
+    line = error_of(capsys, train, tiny_encoder_dir, out, "--max_steps", "4", "--learning_rate", "1e-3",
+                    "--resume_from_checkpoint", "last")  # fmt: skip
+    assert "belongs to a run with other settings (--learning_rate 0.0005 there, 0.001 now)" in line, line
+    # B's own settings resume it
+    train(tiny_encoder_dir, out, "--max_steps", "4", "--learning_rate", "5e-4", "--resume_from_checkpoint", "last")
+    assert (out / "checkpoint-4").is_dir()
+    # a new run without --overwrite_output_dir refuses a folder with checkpoints and no model
+    fresh = tmp_path / "fresh"
+    train(tiny_encoder_dir, fresh, "--max_steps", "2")
+    for name in ("model.safetensors", "config.json"):
+        (fresh / name).unlink()
+    line = error_of(capsys, train, tiny_encoder_dir, fresh, "--max_steps", "2")
+    assert "already holds checkpoints of another run (checkpoint-2)" in line, line
+
+
+def test_a_training_runs_files_follow_the_umask(tiny_encoder_dir, tmp_path):
+    out = tmp_path / "out"
+    old = os.umask(0o022)
+    try:
+        train(tiny_encoder_dir, out, "--max_steps", "1", "--save_strategy", "no")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == modes["run_config.json"] == modes["config.json"] == 0o644, modes
+    assert Path(out).is_dir() and not list(out.glob(".clner-tmp-*"))
+
+
+def test_training_refuses_a_stride_past_the_window(tiny_encoder_dir, tmp_path, capsys):
+    line = error_of(capsys, train, tiny_encoder_dir, tmp_path / "o", "--max_seq_length", "32", "--window_stride", "40")
+    assert "--window_stride 40 is not smaller than the 30 words a window of max_seq_length 32 can hold" in line
+
+
+def test_training_mistakes_are_one_line(tmp_path, capsys):
+    from run_ner_cl import cli
+
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "notes.txt").write_text("hi")
+    common = ["--do_train", "--output_dir", str(tmp_path / "o"), "--report_to", "none"]
+    line = one_error_line(
+        capsys, cli, ["--model_name_or_path", str(not_a_model), "--train_file", str(SAMPLE / "train.txt"), *common],
+        "",
+    )  # fmt: skip
+    assert "cannot load a model config from it" in line
+    line = one_error_line(capsys, cli, ["--dataset_name", "org/no-such-dataset", *common], "")
+    assert "--dataset_name org/no-such-dataset: cannot load it" in line and "HF_HUB_OFFLINE" in line
+
+
+def test_a_budget_smaller_than_the_longest_word_is_refused_naming_it(tiny_encoder_dir, tmp_path, capsys):
+    """--max_seq_length 3 holds one sub-token after [CLS] and [SEP]: the sample's two-sub-token words are named."""
+    argv = ["--max_seq_length", "3", "--window_stride", "0", "--max_steps", "1"]
+    line = error_of(capsys, train, tiny_encoder_dir, tmp_path / "o", *argv)
+    assert "--max_seq_length 3 is too small for the word" in line and "its 2 sub-tokens" in line, line
+
+
+def test_a_run_with_nothing_to_do_is_refused_and_leaves_no_folder(tiny_encoder_dir, tmp_path, capsys):
+    from run_ner_cl import main
+
+    out = tmp_path / "o"
+    line = error_of(capsys, main, ["--model_name_or_path", str(tiny_encoder_dir), "--train_file",
+                                   str(SAMPLE / "train.txt"), "--output_dir", str(out)])  # fmt: skip
+    assert "nothing to do: give --do_train" in line and not out.exists()
+    line = error_of(capsys, train, tiny_encoder_dir, out, "--window_stride", "-1")  # refused after the lock
+    assert "--window_stride -1 is negative" in line and not out.exists()

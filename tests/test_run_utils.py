@@ -2,7 +2,10 @@
 from what a run records."""
 
 import dataclasses
+import json
+import os
 
+import pytest
 from transformers import TrainingArguments
 
 from clner import arguments, run_utils
@@ -69,3 +72,32 @@ def test_redact_credentials_replaces_every_kind_of_credential():
         k: v for k, v in training.items() if k != "hub_token"
     }
     assert raw["training"]["hub_token"] == HUB_TOKEN  # the run's own arguments are left alone
+
+
+# ------------------------------------------------------------------------------------------------ the lock
+def test_a_lock_whose_process_id_was_reused_is_taken_over(tmp_path, capsys):
+    """A lock recorded by a process that is gone, whose id now belongs to another live process (here: this one,
+    as after a container restart), is stale: the run takes it over, and removes a killed save's leftovers."""
+    from transformers import TrainingArguments
+
+    from clner.files import TEMP_PREFIX
+    from clner.run_utils import LOCK_FILE, output_dir_lock, process_identity
+
+    out = tmp_path / "out"
+    out.mkdir()
+    me = process_identity(os.getpid())
+    assert me is not None and me.endswith(f":{os.getpid()}:" + me.split(":")[-1])
+    boot, pid, start = me.split(":")
+    (out / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "identity": f"{boot}:{pid}:{int(start) - 1}"}))
+    (out / f"{TEMP_PREFIX}saving-abc").mkdir()
+    (out / f"{TEMP_PREFIX}saving-abc" / "model.safetensors").write_bytes(b"half")
+    args = TrainingArguments(output_dir=str(out), do_train=True, report_to=[], use_cpu=True)
+    with output_dir_lock(args):
+        assert json.loads((out / LOCK_FILE).read_text())["identity"] == me
+        assert not list(out.glob(f"{TEMP_PREFIX}*"))
+        # while it is held by this live process, a second run is refused
+        from clner.errors import CLNERUsageError
+
+        with pytest.raises(CLNERUsageError, match="is being written by another run"), output_dir_lock(args):
+            pass
+    assert not (out / LOCK_FILE).exists()
