@@ -714,7 +714,7 @@ class CLNERTokenClassificationPipeline(Pipeline):
         elif context is not None and not used:
             note = "sentence view: the context did not fit in max_seq_length"
         if not used and note is None:
-            note = "sentence view: no context given and retrieve=False"
+            note = "sentence view: no context given, and no retrieval asked for"
         if words:
             self._warn_view(used)
         if asked and not used:

@@ -600,7 +600,7 @@ def predict_test(
     plus run_ner.py's `predictions.txt` for the view the model is meant for; returns the metrics and that view."""
     if "test" not in features or "labels" not in features["test"].column_names:
         raise CLNERUsageError("--do_predict needs a labelled --test_file; use scripts/predict.py for raw text")
-    output = trainer.predict(features["test"], metric_key_prefix="predict")
+    output = trainer.predict(features["test"], metric_key_prefix="predict", words=raw["test"]["tokens"])
     output.metrics["predict_samples"] = len(raw["test"])
     trainer.log_metrics("predict", {k: v for k, v in output.metrics.items() if not per_type_metric(k)})
     trainer.save_metrics("predict", output.metrics)
@@ -639,6 +639,8 @@ def run(
     features = encode_splits(raw, tokenizer, data.label2id, data_args, training_args)
     push = training_args.push_to_hub
     trainer = build_trainer(model, tokenizer, features, cl_args, data_args, training_args)
+    if "validation" in data.raw:  # the words of the dev sentences: surface-form F1 of both views at every evaluation
+        trainer.eval_words = data.raw["validation"]["tokens"]
     trainer.add_callback(SaveRunSettings(data.settings))
 
     all_metrics, prediction_view = {}, None

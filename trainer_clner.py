@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,7 +38,7 @@ from clner.arguments import CLArguments
 from clner.errors import CLNERUsageError, TrainingDivergedError
 from clner.files import atomic_path, write_text
 from clner.losses import CL_LOSSES
-from clner.metrics import seqeval_metrics
+from clner.metrics import SURFACE, SURFACE_METRICS, seqeval_metrics, surface_form_metrics
 from inference_clner import CONTEXT_PREFIX, META_KEYS, VIEW_KEYS, stitch_windows
 
 
@@ -127,7 +128,8 @@ class CLNERTrainer(Trainer):
         cl_args: `CLArguments`; the rest as `transformers.Trainer`. `compute_metrics` defaults to seqeval on both
             views (`sentence_{precision,recall,f1,accuracy}`, `context_...`, and `f1` / `precision` / `recall`, the
             mean of the two views, which `--metric_for_best_model f1` selects on as the official code does; per
-            entity type with `return_entity_level_metrics=True`).
+            entity type with `return_entity_level_metrics=True`; WNUT-17's surface-form scores too when the
+            trainer has the sentences' words, `eval_words`).
     """
 
     #: run the context pass only on rows that have a context (their context view differs from the sentence view);
@@ -378,13 +380,45 @@ class CLNERTrainer(Trainer):
         finite steps, or 0 when there are none, next to NaN parts."""
         if "loss" in logs and self._components:
             for k, values in self._components.items():
-                logs[k] = round(sum(values) / len(values), 4)
+                logs[k] = sum(values) / len(values)  # full precision: L_CL is often below 1e-4
                 if not math.isfinite(logs[k]) and math.isfinite(logs["loss"]):
                     logs["loss"] = logs[k]
             self._components.clear()
         super().log(logs, start_time)
 
     # -- evaluation -----------------------------------------------------------------------------------------------
+    #: the words of `eval_dataset`'s sentences (one list per source row, in `example_id` order: e.g. the raw split's
+    #: ``tokens`` column), or a dict of them by name for a dict of evaluation datasets. With them, evaluation also
+    #: reports each view's surface-form scores (`two_view_metrics`); `evaluate` and `predict` take a dataset's words
+    #: as `words`
+    eval_words: Any = None
+    _metric_words: list[list[str]] | None = None
+
+    @contextlib.contextmanager
+    def _scoring_words(self, words):
+        """The words `two_view_metrics` scores surface forms with while the block runs (None: no surface forms)."""
+        previous = self._metric_words
+        self._metric_words = None if words is None or isinstance(words, Mapping) else [list(w) for w in words]
+        try:
+            yield
+        finally:
+            self._metric_words = previous
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", *, words=None):
+        """`Trainer.evaluate`, with the sentences' `words` for the surface-form scores: by default `eval_words` when
+        the trainer's own `eval_dataset` is evaluated (by name, for a dict of datasets)."""
+        if words is None and (eval_dataset is None or eval_dataset is self.eval_dataset):
+            words = self.eval_words
+        elif words is None and isinstance(eval_dataset, str) and isinstance(self.eval_words, Mapping):
+            words = self.eval_words.get(eval_dataset)
+        with self._scoring_words(words):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", *, words=None):
+        """`Trainer.predict`, with the sentences' `words` (one list per source row) for the surface-form scores."""
+        with self._scoring_words(words):
+            return super().predict(test_dataset, ignore_keys, metric_key_prefix)
+
     @contextlib.contextmanager
     def _every_row(self):
         """`dataloader_drop_last` off while an evaluation or prediction dataloader is built: it is a training flag
@@ -450,15 +484,35 @@ class CLNERTrainer(Trainer):
     def two_view_metrics(self, eval_pred) -> dict[str, float]:
         """seqeval metrics of both views, prefixed `sentence_` and `context_`, and `precision` / `recall` / `f1`:
         the mean of the two views' values. The official code selects the best epoch on that mean F1, so
-        `--metric_for_best_model f1` does the same."""
+        `--metric_for_best_model f1` does the same.
+
+        With the sentences' words (`eval_words`, or `words` of `evaluate` / `predict`), also WNUT-17's surface-form
+        scores of each view (`clner.metrics.surface_form_metrics`: `sentence_surface_precision` / `_recall` / `_f1`,
+        `context_surface_...`) and their two-view means (`surface_precision` / `_recall` / `_f1`); they select
+        nothing unless `--metric_for_best_model` names one. They are left out where an entity type is named
+        ``surface`` and per-type metrics are on (its keys would be the same)."""
         id2label = self.accelerator.unwrap_model(self.model).config.id2label
         views, gold = self.unpack_predictions(eval_pred.predictions, eval_pred.label_ids)
         gold_names = [[id2label[int(i)] for i in row] for row in gold]
-        metrics = {}
+        words = self._metric_words
+        if words is not None and [len(w) for w in words] != [len(g) for g in gold_names]:
+            raise ValueError(
+                f"the words given for the surface-form scores ({len(words)} sentences) are not those of the "
+                f"evaluated dataset ({len(gold_names)} sentences, or other lengths): give the words of its source "
+                "rows, in order"
+            )
+        metrics, surface = {}, {}
         for name, pred in views.items():
             pred_names = [[id2label[int(i)] for i in row] for row in pred]
             for k, v in seqeval_metrics(gold_names, pred_names, self.return_entity_level_metrics).items():
                 metrics[f"{name}_{k}"] = v
+            if words is not None and f"{name}_{SURFACE}_number" not in metrics:  # no entity type named "surface"
+                surface[name] = surface_form_metrics(words, gold_names, pred_names)
+                metrics.update({f"{name}_{SURFACE}_{k}": v for k, v in surface[name].items()})
         for k in ("precision", "recall", "f1"):
             metrics[k] = (metrics[f"sentence_{k}"] + metrics[f"context_{k}"]) / 2
+        if len(surface) == 2:
+            metrics.update(
+                {f"{SURFACE}_{k}": (surface["sentence"][k] + surface["context"][k]) / 2 for k in SURFACE_METRICS}
+            )
         return metrics

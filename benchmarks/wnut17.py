@@ -472,6 +472,31 @@ def read_predictions(path: Path) -> list[tuple[list[str], list[str]]]:
     return sentences
 
 
+def read_words(path: Path) -> list[list[str]]:
+    """The words of each sentence of a `predictions_<view>.txt` (token, gold, predicted), as `read_predictions`
+    reads its sentences."""
+    sentences, words = [], []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            if words:
+                sentences.append(words)
+            words = []
+            continue
+        words.append("\t".join(line.split("\t")[:-2]))
+    if words:
+        sentences.append(words)
+    return sentences
+
+
+def surface_form_scores(path: Path) -> dict:
+    """WNUT-17's surface-form precision / recall / F1 of a `predictions_<view>.txt` (`clner.metrics`, as its official
+    `wnuteval.py`: each distinct entity string with its type counts once)."""
+    from clner.metrics import surface_form_metrics
+
+    sentences = read_predictions(path)
+    return surface_form_metrics(read_words(path), [g for g, _ in sentences], [p for _, p in sentences])
+
+
 def sentence_counts(path: Path):
     """Per dev sentence: correct entities, predicted entities, gold entities (seqeval's entity matching)."""
     import numpy as np
@@ -547,13 +572,15 @@ def dev_gold_in_context(dev_file: str) -> tuple[int, tuple[bool, ...]]:
 
 
 #: bumped when `run_details` records more; a summary of an older version is completed from its run folder
-DETAILS_VERSION = 2
+#: (3: the surface-form scores)
+DETAILS_VERSION = 3
 
 
 def run_details(out: Path, dev_file: Path) -> dict | None:
     """What the report needs beyond the metrics, kept in the per-run JSON so that the committed summaries alone
-    rebuild it: per dev sentence the (correct, predicted, gold) entity counts of each view, and each view's F1 per
-    entity type and on the sentences whose context does / does not contain a gold entity's surface string."""
+    rebuild it: per dev sentence the (correct, predicted, gold) entity counts of each view, each view's F1 per
+    entity type and on the sentences whose context does / does not contain a gold entity's surface string, and each
+    view's surface-form precision / recall / F1 (WNUT-17's second measure, `surface_form_scores`)."""
     import numpy as np
     from seqeval.metrics import classification_report
 
@@ -562,7 +589,13 @@ def run_details(out: Path, dev_file: Path) -> dict | None:
         return None
     n_dev, flags = dev_gold_in_context(str(dev_file))
     flags = np.array(flags)
-    details = {"details_version": DETAILS_VERSION, "per_sentence": {}, "per_type": {}, "gold_in_context": {}}
+    details = {
+        "details_version": DETAILS_VERSION,
+        "per_sentence": {},
+        "per_type": {},
+        "gold_in_context": {},
+        "surface": {},
+    }
     random_context = out / "dev-random-context" / "predictions_context.txt"
     if random_context.exists():
         details["random_context_per_sentence"] = sentence_counts(random_context).astype(int).tolist()
@@ -582,7 +615,15 @@ def run_details(out: Path, dev_file: Path) -> dict | None:
             if not t.endswith(" avg")
         }
         details["gold_in_context"][view] = {"yes": f1_of(counts[flags]), "no": f1_of(counts[~flags])}
+        details["surface"][view] = surface_form_scores(path)
     return details
+
+
+def surface_f1(r: dict, view: str) -> float | None:
+    """A run's surface-form F1 of `view` at the selected epoch (a fraction), or None where the run did not record
+    it (the committed runs made before it was recorded): from its details, else from its dev metrics."""
+    recorded = r.get("surface", {}).get(view)
+    return recorded["f1"] if recorded else r.get("best", {}).get(f"{view}_surface_f1")
 
 
 def pooled_counts(output_dir: Path, runs: list[dict], method: str, view: str, sub: str = "", seeds=None):
@@ -631,6 +672,11 @@ def summarise(args, runs: list[dict]) -> dict:
                     vals = [100 * r[pick][f"{view}_{metric}"] for r in mine if r.get(pick)]
                     m, s = mean_std(vals)
                     row[f"{pick}_{view}_{metric}"] = {"mean": m, "std": s, "values": vals}
+            surface = [(r["seed"], surface_f1(r, view)) for r in mine if surface_f1(r, view) is not None]
+            if surface:  # only where runs recorded it: never a 0 for the runs that did not
+                m, s = mean_std([100 * v for _, v in surface])
+                row[f"best_{view}_surface_f1"] = {"mean": m, "std": s, "values": [100 * v for _, v in surface]}
+                row[f"best_{view}_surface_seeds"] = [seed for seed, _ in surface]
             if method in RANDOM_CONTEXT_METHODS:
                 vals = [
                     100 * r["extra"]["dev-random-context"][f"{view}_f1"]
@@ -1037,6 +1083,7 @@ def markdown(
                 f"| {fmt(row[f'{pick}_context_f1'])} | {paper} |"
             )
         out.append("")
+    out += surface_lines(table)
     epochs = sorted({e["epoch"] for r in runs for e in r["curve"]})
     if len(epochs) > 1:
         out += [
@@ -1195,6 +1242,31 @@ def markdown(
         out += [f"Not run: {', '.join(missing)}.", ""]
     out += [f"![dev F1 per epoch and final F1 per method]({Path(args.plot).name})", "", end]
     return "\n".join(out)
+
+
+def surface_lines(table: dict) -> list[str]:
+    """The surface-form F1 table (WNUT-17's second measure) of the methods whose runs recorded it; nothing when
+    none did (the committed runs made before it was recorded)."""
+    rows = []
+    for method, row in table.items():
+        cells = [row.get(f"best_{v}_surface_f1") for v in VIEWS]
+        if any(cells):
+            seeds = sorted({s for v in VIEWS for s in row.get(f"best_{v}_surface_seeds", [])})
+            rows.append(f"| {LABELS[method]} | {', '.join(map(str, seeds))} | {fmt(cells[0])} | {fmt(cells[1])} |")
+    if not rows:
+        return []
+    return [
+        "### Dev surface-form F1 (%) at the selected epoch",
+        "",
+        "WNUT-17's second measure, as its official `wnuteval.py` computes it: F1 over the distinct entity strings "
+        "with their type (each counted once, however often it occurs; correct where it was found at one of its "
+        "gold places). Runs that did not record it are left out.",
+        "",
+        "| method | seeds | sentence view | context view |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
 
 
 def write_doc(path: Path, generated: str, begin: str = BEGIN, end: str = END) -> None:

@@ -652,11 +652,9 @@ def error_of(capsys, fn, *args) -> str:
     return err[0]
 
 
-# ------------------------------------------------------------------------------------ clner-predict's input
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, minilm_tokenizer):
-    from conftest import tiny_clner
-
+def tagger_dir(tmp_path_factory, minilm_tokenizer):
+    """A saved tiny CLNER tagger (person, location) with the MiniLM tokenizer, as `clner-predict --model` reads it."""
     folder = tmp_path_factory.mktemp("predict-model") / "model"
     tiny_clner(["O", "B-person", "I-person", "B-location", "I-location"]).save_pretrained(folder)
     minilm_tokenizer.save_pretrained(folder)

@@ -16,7 +16,7 @@ from clner.commands import predict as predict_cmd
 from clner.commands import retrieve as retrieve_cmd
 from clner.data.io import read_conll
 from clner.errors import CLNERUsageError
-from conftest import REPO_ROOT, SENTENCES, SWITCH, error_line, given, tiny_clner
+from conftest import REPO_ROOT, SENTENCES, SWITCH, error_line, given, one_error_line, tiny_clner
 from pipeline_clner import clner_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,7 +60,9 @@ def test_predict_cli_text_and_jsonl(saved_model, minilm_tokenizer, tmp_path, cap
             (e["entity_group"], e["start"], e["end"]) for e in expected
         ]
         assert line["context_used"] is False
-        expected_note = "sentence view: no context given and retrieve=False" if line["text"] else "empty input"
+        expected_note = (
+            "sentence view: no context given, and no retrieval asked for" if line["text"] else "empty input"
+        )
         assert line["note"] == expected_note
     assert "Tagging" in capsys.readouterr().err  # the progress bar
 
@@ -569,12 +571,18 @@ def test_predict_cli_refuses_to_save_contexts_over_its_input_or_output(saved_mod
 
 
 # ------------------------------------------------------------------------------------------------- gold scores
-def entity_scores_line(gold, pred, view):
-    """The report line clner-predict should print, computed with seqeval directly."""
+def entity_scores_line(gold, pred, view, words):
+    """The report line clner-predict should print, computed with seqeval directly (and the surface-form scores)."""
     from seqeval.metrics import f1_score, precision_score, recall_score
+
+    from clner.metrics import surface_form_metrics
 
     scores = " / ".join(
         f"{100 * metric(gold, pred, zero_division=0):.2f}" for metric in (precision_score, recall_score, f1_score)
+    )
+    surface = surface_form_metrics(words, gold, pred)
+    scores += "; surface-form P/R/F1 (%): " + " / ".join(
+        f"{100 * surface[k]:.2f}" for k in ("precision", "recall", "f1")
     )
     n = len(gold)
     return f"entity-level P/R/F1 (%) on {n} sentence{'' if n == 1 else 's'} with gold tags: {scores} ({view})"
@@ -598,7 +606,7 @@ def test_predict_cli_scores_the_view_it_ran_against_gold_tags(saved_model, minil
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-2].startswith("clner-predict: 2 sentences, ")
-    assert err[-1] == entity_scores_line(gold, pred, "sentence view")
+    assert err[-1] == entity_scores_line(gold, pred, "sentence view", sentences)
 
 
 def test_predict_cli_scores_jsonl_gold_tags_naming_the_views_it_ran(saved_model, minilm_tokenizer, tmp_path, capsys):
@@ -624,7 +632,7 @@ def test_predict_cli_scores_jsonl_gold_tags_naming_the_views_it_ran(saved_model,
         == 0
     )
     assert capsys.readouterr().err.strip().splitlines()[-1] == entity_scores_line(
-        gold, with_context, "context view for the 1 with a context, sentence view for the other 1"
+        gold, with_context, "context view for the 1 with a context, sentence view for the other 1", sentences
     )
     assert [line["gold_tags"] for line in read_jsonl(tmp_path / "o.jsonl")] == gold  # carried to the output
 
@@ -662,7 +670,8 @@ def test_predict_cli_scores_in_the_files_scheme(tmp_path, minilm_tokenizer, caps
         ]
     )  # bare types are not detected as tags: the format is given
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "entity-level P/R/F1 (%) on 1 sentence with gold tags: 100.00 / 100.00 / 100.00 (sentence view)"
+        "entity-level P/R/F1 (%) on 1 sentence with gold tags: 100.00 / 100.00 / 100.00; "
+        "surface-form P/R/F1 (%): 100.00 / 100.00 / 100.00 (sentence view)"
     )
 
 
@@ -840,3 +849,157 @@ def test_required_options_state_no_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text.split("--model MODEL")[-1].split("--output OUTPUT")[0]
     assert "'-' for stdout (default: -)" in text
+
+
+# ---------------------------------------------------------------------------------- surface-form scores (WNUT-17)
+def test_gold_report_puts_surface_form_scores_beside_the_entity_scores():
+    """Given the words, the gold-tag line also has WNUT-17's surface-form P/R/F1: London found once of its three
+    times is entity recall 1/3 but surface-form recall 1; without the words, the line is the entity scores'."""
+    words = [["I", "love", "London"], ["London", "calling"], ["London", "Bridge", "falls"]]
+    gold = [["O", "O", "B-location"], ["B-location", "O"], ["B-location", "O", "O"]]
+    pred = [["B-person", "O", "B-location"], ["O", "O"], ["O", "O", "O"]]
+    pred[2][1] = "B-location"  # (Bridge, location): not gold
+    line = predict_cmd.gold_report(gold, pred, 0, words)
+    assert line == (
+        "entity-level P/R/F1 (%) on 3 sentences with gold tags: 33.33 / 33.33 / 33.33; "
+        "surface-form P/R/F1 (%): 33.33 / 100.00 / 50.00 (sentence view)"
+    )
+    assert predict_cmd.gold_report(gold, pred, 0) == (
+        "entity-level P/R/F1 (%) on 3 sentences with gold tags: 33.33 / 33.33 / 33.33 (sentence view)"
+    )
+
+
+def test_predict_cli_reports_surface_form_scores_of_the_tags_it_wrote(saved_model, minilm_tokenizer, tmp_path, capsys):
+    """The CLI's gold-tag line: the surface-form scores of the words read and the tags written, on the same
+    sentences and view as the entity scores."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    from clner.metrics import surface_form_metrics
+
+    path, model = saved_model
+    sentences = [["John", "Smith", "lives", "in", "New", "York"], ["John", "Smith", "again"], ["Paris", "is", "nice"]]
+    pred = model.predict(sentences, minilm_tokenizer)
+    assert any(t != "O" for tags in pred for t in tags)
+    gold = [pred[0], pred[0][:2] + ["O"], ["B-location", "O", "O"]]  # a repeated string, and one (likely) wrong
+    src = tmp_path / "dev.conll"
+    src.write_text(
+        "".join("".join(f"{w}\t{t}\n" for w, t in zip(s, g)) + "\n" for s, g in zip(sentences, gold)), encoding="utf-8"
+    )
+    assert (
+        run_cli(["--model", str(path), "--input", str(src), "--output", str(tmp_path / "o.conll"), "--no_progress"])
+        == 0
+    )
+    entity = " / ".join(
+        f"{100 * metric(gold, pred, zero_division=0):.2f}" for metric in (precision_score, recall_score, f1_score)
+    )
+    surface = surface_form_metrics(sentences, gold, pred)
+    surface = " / ".join(f"{100 * surface[k]:.2f}" for k in ("precision", "recall", "f1"))
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"entity-level P/R/F1 (%) on 3 sentences with gold tags: {entity}; surface-form P/R/F1 (%): {surface} "
+        "(sentence view)"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["She made a U-turn", "She bought a new E-Class", "Call me at 555 O", "I-95 is long\nWe took the I-95 B-road"],
+)
+def test_text_whose_last_word_looks_like_a_tag_is_text(tagger_dir, tmp_path, text):
+    """A line (or lines of varying width) of text ending in a tag-like word is text: every word is tagged, none
+    taken as gold."""
+    from clner.commands.predict import main
+
+    src, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text(text + "\n", encoding="utf-8")
+    assert main(["--model", str(tagger_dir), "--input", str(src), "--output", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["text"] for line in lines] == text.splitlines() and all("gold_tags" not in line for line in lines)
+
+
+def test_a_conll_file_with_the_models_types_is_still_conll(tagger_dir, tmp_path):
+    from clner.commands.predict import detect_input_format
+
+    src = tmp_path / "in"
+    src.write_text("John B-person\nlives O\nin O\nParis B-location\n\nok O\n", encoding="utf-8")
+    assert detect_input_format(str(src), "in", {"person", "location"}) == "conll"
+    assert detect_input_format(str(src), "in", {"PER", "LOC"}) == "text"  # other types: no evidence of CoNLL
+
+
+@pytest.mark.parametrize(
+    "tags,message",
+    [
+        (["b-person", "O"], "tag 'b-person' has no B-/I- prefix"),
+        (["B_person", "O"], "tag 'B_person' joins its prefix with '_'"),
+        (["I-person", "O"], "I-person"),
+    ],
+)
+def test_gold_tags_are_checked_like_training_data(tagger_dir, tmp_path, capsys, tags, message):
+    from clner.cli import run_cli
+    from clner.commands.predict import main
+
+    src = tmp_path / "gold.conll"
+    src.write_text("".join(f"{w}\t{t}\n" for w, t in zip(["John", "smiles"], tags)), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ["--model", str(tagger_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert exit_.value.code == 2 and len(err) == 1 and "gold.conll:1" in err[0] and message in err[0], err
+
+
+def test_gold_types_the_model_does_not_know_are_said(tagger_dir, tmp_path, caplog):
+    from clner.commands.predict import main
+
+    src = tmp_path / "gold.conll"
+    src.write_text("John\tB-PER\nsmiles\tO\n\nParis\tB-LOC\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert main(["--model", str(tagger_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")]) == 0
+    assert "share none with the model's" in caplog.text and "LOC, PER" in caplog.text
+
+
+def test_jsonl_gold_tags_are_checked_like_training_data(tagger_dir, tmp_path, capsys):
+    from clner.cli import run_cli
+    from clner.commands.predict import main
+
+    src = tmp_path / "gold.jsonl"
+    src.write_text('{"tokens": ["John", "smiles"], "gold_tags": ["O", "O"]}\n'
+                   '{"tokens": ["John", "smiles"], "gold_tags": ["b-person", "O"]}\n', encoding="utf-8")  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ["--model", str(tagger_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert exit_.value.code == 2 and len(err) == 1 and "gold.jsonl:2: 'gold_tags'" in err[0], err
+    assert "tag 'b-person' has no B-/I- prefix" in err[0]
+
+
+def test_predict_mistakes_are_one_line(tagger_dir, tmp_path, capsys):
+    import torch
+
+    from clner.commands.predict import cli
+
+    src = tmp_path / "in.txt"
+    src.write_text("John lives in Paris\n", encoding="utf-8")
+    base = ["--model", str(tagger_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")]
+    if not torch.cuda.is_available():
+        line = one_error_line(capsys, cli, [*base, "--device", "cuda"], "clner-predict")
+        assert "--device cuda: this torch" in line and "sees no CUDA GPU" in line
+    line = one_error_line(capsys, cli, [*base, "--device", "tpu9"], "clner-predict")
+    assert "--device tpu9: not a device name" in line
+    for rerank, message in ((tagger_dir, "is a CLNER model (a tagger)"), (tmp_path, "is not a model folder")):
+        argv = [*base, "--retrieve", "--backend", "random", "--corpus", str(src), "--rerank_model", str(rerank)]
+        line = one_error_line(capsys, cli, argv, "clner-predict")
+        assert message in line and "Do you wish" not in line and "the model's own folder" not in line, line
+    argv = [*base, "--retrieve", "--backend", "bm25", "--corpus", str(tmp_path / "missing.txt")]
+    assert "--corpus" in one_error_line(capsys, cli, argv, "clner-predict")
+
+
+def test_a_closed_pipe_ends_predict_quietly(tagger_dir, tmp_path):
+    """`clner-predict ... | head -1` on a long input: the command stops quietly (no traceback, no error line)."""
+    src = tmp_path / "in.txt"
+    src.write_text("John lives in Paris and likes Berlin a lot today\n" * 3000, encoding="utf-8")
+    command = (
+        f"{sys.executable} -m clner.commands.predict --model {tagger_dir} --input {src} --output - "
+        f"--no_progress 2>{tmp_path / 'err.txt'} | head -1"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True, env=env)
+    err = (tmp_path / "err.txt").read_text()
+    assert proc.stdout.count("\n") == 1 and "Traceback" not in err and "error" not in err.lower(), err[-2000:]
+    assert proc.returncode == 141

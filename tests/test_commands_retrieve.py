@@ -469,7 +469,7 @@ def test_help_lists_every_spelling_and_states_each_default_once(capsys):
     assert "INPUT" in text and "OUTPUT" in text and "(default: 10)" in text
 
 
-def test_retrieve_mistakes_are_one_line(saved_model, tmp_path, capsys):
+def test_retrieve_mistakes_are_one_line(tagger_dir, tmp_path, capsys):
     from clner.commands.retrieve import cli
 
     src = tmp_path / "in.conll"
@@ -482,7 +482,7 @@ def test_retrieve_mistakes_are_one_line(saved_model, tmp_path, capsys):
     corpus = tmp_path / "c.txt"
     corpus.write_text("Paris is big .\n", encoding="utf-8")
     line = one_error_line(
-        capsys, cli, [str(src), out, "--backend", "bm25", "--corpus", str(corpus), "--rerank_model", str(saved_model)],
+        capsys, cli, [str(src), out, "--backend", "bm25", "--corpus", str(corpus), "--rerank_model", str(tagger_dir)],
         "clner-retrieve",
     )  # fmt: skip
     assert "is a CLNER model (a tagger)" in line and "--model " not in line and "--cache " not in line

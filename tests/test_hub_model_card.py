@@ -744,3 +744,49 @@ def test_card_embeds_training_curves():
     for bad in ("../x.png", "/tmp/x.png", "a b.png", "x.png)\n## Injected", "x.png\n", "[x](y).png"):
         with pytest.raises(ValueError, match="not a relative image path"):
             full_card(curves=bad)
+
+
+# ---------------------------------------------------------------------------------- surface-form F1 (WNUT-17)
+def test_card_shows_surface_form_f1_beside_the_entity_scores_where_the_metrics_hold_it():
+    """A split whose metrics hold the views' surface-form F1 gets a column for it (a view without one: ``–``, an
+    undefined one: ``n/a``); a split without it keeps the entity table as it was. It is no entity type, and the
+    model-index keeps the entity scores only."""
+    metrics = dict(
+        TWO_SPLITS,
+        eval_sentence_surface_precision=0.6,
+        eval_sentence_surface_recall=0.35,
+        eval_sentence_surface_f1=0.4421,
+        eval_context_surface_f1=0.4987,
+        eval_surface_f1=0.4704,
+    )
+    card = build_model_card(
+        tiny_model(**RECIPES["CL-KL"]).config,
+        metrics,
+        base_model="xlm-roberta-large",
+        dataset_name="WNUT-17",
+        dataset_id="wnut_17",
+        versions={},
+    )
+    validation, test = _section(card.text, "Validation set"), _section(card.text, "Test set")
+    assert re.search(
+        r"^WNUT-17 validation set, entity-level \(seqeval\), and surface-form F1 \(WNUT-17's second measure: over "
+        r"the distinct entity strings with their type, each counted once\) \(%\):\n\n"
+        r"\| view \| precision \| recall \| F1 \| surface-form F1 \|\n\| --- \| --- \| --- \| --- \| --- \|\n"
+        r"\| with context \| 60\.34 \| 45\.11 \| 51\.62 \| 49\.87 \|\n"
+        r"\| sentence only \| 55\.12 \| 41\.23 \| 47\.18 \| 44\.21 \|\n",
+        validation,
+        re.M,
+    )
+    assert "surface" not in test and re.search(
+        r"^\| view \| precision \| recall \| F1 \|\n\| --- \| --- \| --- \| --- \|\n"
+        r"\| with context \| 50\.00 \| 40\.00 \| 44\.44 \|$",
+        test,
+        re.M,
+    )
+    assert not re.search(r"^\| surface \|", card.text, re.M)  # not a row of the per-type table
+    assert {r.metric_type for r in card.data.eval_results} == {"precision", "recall", "f1"}
+    one_view = {"eval_sentence_f1": 0.5, "eval_context_f1": 0.6, "eval_context_surface_f1": float("nan")}
+    text = build_model_card(tiny_model().config, one_view, base_model=None, versions={}).text
+    assert re.search(
+        r"^\| with context \| – \| – \| 60\.00 \| n/a \|\n\| sentence only \| – \| – \| 50\.00 \| – \|$", text, re.M
+    )

@@ -1,17 +1,23 @@
 """ONNX export and inference (`clner.onnx`): ONNX Runtime emissions + numpy Viterbi give the torch model's tags on
 real WNUT-17 dev rows, in both views; the numpy CRF matches the torch CRF; the exported folder loads without a
-remote-code prompt; inference without the [onnx] extra names it."""
+remote-code prompt; inference without the [onnx] extra names it; a broken folder (a missing or corrupt file, crf.json
+labels unlike the model's emissions or config.json's id2label, a max_seq_length past the encoder's positions) is one
+clear error when it loads; the int8 export runs and tags as the float model does."""
 
 import builtins
 import importlib.util
+import json
+import shutil
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from clner.onnx import ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
-from conftest import WNUT_LABELS, tiny_bert_config
+from clner.errors import CLNERUsageError
+from clner.files import TEMP_PREFIX
+from clner.onnx import EXPORT_FILE, INT8_FILE, ONNX_FILE, ONNXCLNER, export_onnx, marginals_numpy, viterbi_numpy
+from conftest import SAMPLE, WNUT_LABELS, tiny_bert_config
 from crf_clner import LinearChainCRF, scheme_constraints
 from modeling_clner import CLNERConfig, CLNERForTokenClassification
 
@@ -161,3 +167,156 @@ def test_inference_without_the_onnx_extra_names_it(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r'need the onnxruntime package.*pip install "\.\[onnx\]"'):
         monkeypatch.setitem(sys.modules, "onnxruntime", None)
         ONNXCLNER(tmp_path / "model")  # CLNERUsageError is a ValueError
+
+
+# ------------------------------------------------------------------------------------------ checks at load
+@pytest.fixture
+def broken(exported, tmp_path):
+    """A copy of the module's export, to break."""
+    copy = tmp_path / "onnx"
+    shutil.copytree(exported[1], copy)
+    return copy
+
+
+def edit_json(file, change):
+    data = json.loads(file.read_text(encoding="utf-8"))
+    change(data)
+    file.write_text(json.dumps(data), encoding="utf-8")
+
+
+def load_error(folder, **kwargs) -> str:
+    """The one-line `CLNERUsageError` that loading `folder` raises."""
+    with pytest.raises(CLNERUsageError) as err:
+        ONNXCLNER(folder, **kwargs)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+@needs_onnx
+def test_load_refuses_crf_labels_fewer_than_the_emission_scores(broken):
+    """crf.json naming 12 labels for a model that scores 13 tags a word: today an IndexError at the first word
+    tagged with the 13th; now an error at load naming crf.json and both counts."""
+    edit_json(broken / "crf.json", lambda crf: crf["labels"].pop())
+    message = load_error(broken)
+    assert f"{broken / 'crf.json'} names 12 labels but model.onnx gives 13 emission scores a word" in message
+    assert "export the model again" in message
+
+
+@needs_onnx
+def test_load_refuses_crf_labels_unlike_config_id2label(broken, exported):
+    """Labels permuted or renamed in crf.json against config.json's id2label (today: every tag silently misnamed)
+    are refused at load, naming both files and the first id that differs; the same labels load."""
+    assert ONNXCLNER(broken).labels == WNUT_LABELS
+
+    def swap(crf):
+        crf["labels"][1], crf["labels"][3] = crf["labels"][3], crf["labels"][1]
+
+    edit_json(broken / "crf.json", swap)
+    message = load_error(broken)
+    assert message.startswith(f"{broken / 'crf.json'} labels differ from {broken / 'config.json'} id2label")
+    assert "the same labels in another order: id 1 is 'B-creative-work' in crf.json and 'B-corporation'" in message
+    edit_json(broken / "crf.json", swap)  # back in order; config.json renames one label
+    edit_json(broken / "config.json", lambda config: config["id2label"].update({"9": "B-human"}))
+    message = load_error(broken)
+    assert "other labels: id 9 is 'B-person' in crf.json and 'B-human' in config.json" in message
+    assert "only in crf.json: ['B-person']; only in config.json: ['B-human']" in message
+
+
+@needs_onnx
+def test_load_refuses_a_max_seq_length_past_the_exported_encoder(broken):
+    """config.json's max_seq_length above the exported encoder's 512 positions (today: an ONNX Runtime node failure
+    at the first sentence of more than 512 sub-tokens) is refused at load, from onnx.json's record, and for an
+    export without onnx.json (an earlier version's) by running a view that long; a window_stride that a window
+    cannot hold too."""
+    edit_json(broken / "config.json", lambda config: config.update(max_seq_length=600))
+    message = load_error(broken)
+    assert message.startswith(f"{broken / 'config.json'}: max_seq_length 600 exceeds the 512 positions")
+    assert "use 512 or less" in message
+    (broken / EXPORT_FILE).unlink()
+    message = load_error(broken)
+    assert message.startswith(f"{broken / 'config.json'}: max_seq_length 600 is more than the exported encoder")
+    assert "use 512 or less" in message
+    edit_json(broken / "config.json", lambda config: config.update(max_seq_length=64, window_stride=62))
+    assert "window_stride 62 must be a whole number of words from 0 to 61" in load_error(broken)
+    edit_json(broken / "config.json", lambda config: config.update(window_stride=0))
+    assert ONNXCLNER(broken).window_stride == 0  # as the torch model reads it (not the default 16)
+
+
+@needs_onnx
+@pytest.mark.parametrize("name", ["model.onnx", "crf.json", "config.json", "tokenizer_config.json"])
+def test_load_names_a_missing_file(broken, name):
+    """Today a FileNotFoundError or ONNX Runtime's NO_SUCHFILE; now one error naming the folder and the file."""
+    (broken / name).unlink()
+    message = load_error(broken)
+    assert message.startswith(f"{broken} is not a complete ONNX export of a CLNER model: {name} (")
+    assert "is missing; export the model again with clner-export-onnx" in message
+
+
+@needs_onnx
+def test_load_names_a_missing_folder_and_corrupt_files(broken, tmp_path):
+    assert load_error(tmp_path / "nowhere") == f"{tmp_path / 'nowhere'}: no such folder; give a folder that " + (
+        "clner-export-onnx wrote"
+    )
+    (broken / "crf.json").write_text('{"labels": ["O"', encoding="utf-8")
+    assert load_error(broken).startswith(f"{broken / 'crf.json'} cannot be read as JSON (")
+    (broken / "crf.json").write_text(json.dumps({"labels": WNUT_LABELS}), encoding="utf-8")
+    assert load_error(broken) == f"{broken / 'crf.json'} lacks start_transitions; export the model again with " + (
+        "clner-export-onnx"
+    )
+    data = (broken / ONNX_FILE).read_bytes()
+    (broken / ONNX_FILE).write_bytes(data[: len(data) // 3])  # a copy cut short
+    assert load_error(broken).startswith(f"{broken / ONNX_FILE} cannot be loaded by ONNX Runtime")
+    assert "a file name in" in load_error(broken, model_file="../model.onnx")
+
+
+# ------------------------------------------------------------------------------------------------------- int8
+def word_agreement(got, want) -> float:
+    """The share of words whose tag in `got` is the one in `want`."""
+    assert [len(g) for g in got] == [len(w) for w in want]
+    return sum(a == b for g, w in zip(got, want) for a, b in zip(g, w)) / sum(map(len, want))
+
+
+@needs_onnx
+def test_int8_export_runs_and_tags_as_the_float_model(exported, minilm_tokenizer, tmp_path):
+    """`quantize="int8"` writes model.int8.onnx beside model.onnx (a quarter of its size; no temporary file left)
+    and onnx.json names it, so that ONNXCLNER(folder) runs it; its tags agree with the float model's on the
+    quickstart sample (and the float model still gives torch's tags). The float file may be deleted; a later export
+    without quantization removes the stale int8 file."""
+    from clner.data.io import read_clner
+
+    model = exported[0]
+    folder = export_onnx(model, minilm_tokenizer, tmp_path / "onnx", quantize="int8")
+    assert not list(folder.glob(f"{TEMP_PREFIX}*")) and not list(folder.glob("*.pre.onnx"))
+    record = json.loads((folder / EXPORT_FILE).read_text())
+    assert record["model_file"] == INT8_FILE and record["quantization"]["type"] == "int8"
+    assert record["quantization"]["weight_type"] == "QInt8" and record["max_positions"] == 512
+    assert (folder / INT8_FILE).stat().st_size < (folder / ONNX_FILE).stat().st_size / 2
+    int8, float_ = ONNXCLNER(folder, threads=1), ONNXCLNER(folder, threads=1, model_file=ONNX_FILE)
+    assert int8.model_file == folder / INT8_FILE and int8.quantization["per_channel"] is True
+    assert float_.model_file == folder / ONNX_FILE and float_.quantization is None
+    assert any(n.op_type.startswith(("MatMulInteger", "DynamicQuantize")) for n in _graph_nodes(folder / INT8_FILE))
+
+    sentences = [r["tokens"] for r in read_clner(SAMPLE / "train.txt")]
+    want = float_.predict(sentences, batch_size=16)
+    assert want == model.predict(sentences, minilm_tokenizer, batch_size=16)
+    got = int8.predict(sentences, batch_size=16)
+    assert sum(t != "O" for tags in want for t in tags) > 100  # the comparison covers entities
+    assert word_agreement(got, want) >= 0.95
+    entities = int8.predict(" ".join(sentences[0]))
+    assert entities and all({"entity_group", "start", "end", "score"} <= set(e) for e in entities)
+
+    (folder / ONNX_FILE).unlink()  # a deployment keeps the int8 model alone
+    assert ONNXCLNER(folder, threads=1).predict(sentences[:4]) == got[:4]
+    message = load_error(folder, model_file=ONNX_FILE)
+    assert "model.onnx (the encoder and emission layer) is missing" in message
+    export_onnx(model, minilm_tokenizer, folder)  # float again: the int8 file of the earlier export goes
+    assert not (folder / INT8_FILE).exists()
+    assert json.loads((folder / EXPORT_FILE).read_text())["model_file"] == ONNX_FILE
+    assert ONNXCLNER(folder).quantization is None
+
+
+def _graph_nodes(path):
+    import onnx
+
+    return onnx.load(str(path)).graph.node

@@ -215,7 +215,10 @@ def test_retrieval_and_fallbacks(oracle, monkeypatch):
         oracle("Paris", context=["  "])
     with warnings.catch_warnings():  # no context asked for: a note, no warning
         warnings.simplefilter("error")
-        assert oracle("Paris", return_details=True)["note"] == "sentence view: no context given and retrieve=False"
+        assert (
+            oracle("Paris", return_details=True)["note"]
+            == "sentence view: no context given, and no retrieval asked for"
+        )
         assert all(
             set(e) == {"entity_group", "score", "word", "start", "end", "word_span", "context_used"}
             for e in oracle("John Smith went to Paris")

@@ -415,3 +415,97 @@ def test_trainer_refuses_flags_it_ignores_or_breaks_on(labels, tmp_path, flag, v
         model=tiny_model(labels),
         args=training_args(tmp_path, average_tokens_across_devices=False, include_num_input_tokens_seen="non_padding"),
     )
+
+
+# ------------------------------------------------------------------------------ surface-form scores (WNUT-17)
+def names_of(rows, id2label):
+    return [[id2label[int(i)] for i in row] for row in rows]
+
+
+def test_evaluation_reports_surface_form_scores_of_both_views_with_the_words(
+    raw, features, labels, minilm_tokenizer, tmp_path
+):
+    """With the dev sentences' words (`eval_words`), evaluation also reports each view's surface-form P/R/F1
+    (`surface_form_metrics` of the same predictions) and their two-view means; `eval_f1` stays the mean of the
+    entity F1s. `predict` scores them with the words it is given, and without words there are none."""
+    from clner.metrics import parse_view_metrics, surface_form_metrics
+
+    dev, words = features["validation"], [list(w) for w in raw["validation"]["tokens"]]
+    trainer = CLNERTrainer(
+        model=tiny_clner(labels, decisive=True),
+        args=training_args(tmp_path),
+        eval_dataset=dev,
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+    )
+    trainer.eval_words = raw["validation"]["tokens"]
+    metrics = trainer.evaluate()
+    plain = trainer.predict(dev)  # no words: no surface-form scores
+    assert not any("surface" in k for k in plain.metrics)
+    views, gold = trainer.unpack_predictions(plain.predictions, plain.label_ids)
+    id2label = trainer.model.config.id2label
+    for view in ("sentence", "context"):
+        predicted = names_of(views[view], id2label)
+        assert any(t != "O" for row in predicted for t in row)  # the decisive model predicts entities
+        expected = surface_form_metrics(words, names_of(gold, id2label), predicted)
+        assert {k: metrics[f"eval_{view}_surface_{k}"] for k in expected} == pytest.approx(expected)
+    for k in ("precision", "recall", "f1"):
+        views_mean = (metrics[f"eval_sentence_surface_{k}"] + metrics[f"eval_context_surface_{k}"]) / 2
+        assert metrics[f"eval_surface_{k}"] == pytest.approx(views_mean)
+        assert metrics[f"eval_{k}"] == pytest.approx(
+            (metrics[f"eval_sentence_{k}"] + metrics[f"eval_context_{k}"]) / 2
+        )
+    scored = trainer.predict(dev, metric_key_prefix="predict", words=words).metrics
+    assert scored["predict_context_surface_f1"] == pytest.approx(metrics["eval_context_surface_f1"])
+    parsed = parse_view_metrics(metrics)
+    assert parsed["context"]["overall"]["surface_f1"] == metrics["eval_context_surface_f1"]
+    assert "surface" not in parsed["context"]["types"]
+
+
+def test_surface_form_scores_need_the_words_of_the_evaluated_sentences(
+    raw, features, labels, minilm_tokenizer, tmp_path
+):
+    """`eval_words` belong to the trainer's `eval_dataset`: another dataset gets surface-form scores only with its
+    own words, and words that are not the evaluated sentences' are refused, not scored."""
+    dev = features["validation"]
+    first = dev.filter(lambda row: row["example_id"] < 10)
+    trainer = CLNERTrainer(
+        model=tiny_clner(labels, decisive=True),
+        args=training_args(tmp_path),
+        eval_dataset=dev,
+        data_collator=CLNERDataCollator(minilm_tokenizer),
+    )
+    trainer.eval_words = raw["validation"]["tokens"]
+    assert not any("surface" in k for k in trainer.evaluate(first))
+    assert "eval_sentence_surface_f1" in trainer.evaluate(first, words=raw["validation"]["tokens"][:10])
+    with pytest.raises(ValueError, match="not those of the evaluated dataset"):
+        trainer.evaluate(words=raw["validation"]["tokens"][:10])
+    shifted = [list(w) + ["x"] for w in raw["validation"]["tokens"]]
+    with pytest.raises(ValueError, match="not those of the evaluated dataset"):
+        trainer.predict(dev, words=shifted)
+
+
+def test_surface_form_scores_give_way_to_an_entity_type_named_surface(tmp_path):
+    """Per-type scores of a type named ``surface`` would have the surface-form keys: they are left out then."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    labels = ["O", "B-surface", "I-surface", "B-person", "I-person"]
+    gold = np.array([[1, 2, 0, 3], [0, 3, 4, 0]])
+    pred = np.array([[1, 2, 0, 0], [0, 3, 4, 3]])
+    meta = np.array([[0, 0, 0, 4], [1, 0, 0, 4]])  # example_id, word_start, own_start, own_end
+    words = [["Surface", "Pro", "by", "Satya"], ["hi", "Satya", "Nadella", "Satya"]]
+    for per_type in (False, True):
+        trainer = CLNERTrainer(
+            model=tiny_clner(labels), args=training_args(tmp_path), return_entity_level_metrics=per_type
+        )
+        with trainer._scoring_words(words):
+            metrics = trainer.two_view_metrics(EvalPrediction(predictions=(pred, pred, meta), label_ids=gold))
+        if per_type:
+            assert metrics["sentence_surface_number"] == 1 and "surface_f1" not in metrics
+            assert metrics["sentence_surface_f1"] == metrics["context_surface_f1"] == 1.0  # the type's F1
+        else:
+            # gold and guessed {(Surface Pro, surface), (Satya, person), (Satya Nadella, person)}, but Satya is
+            # guessed only where it is not gold: correct (Surface Pro) and (Satya Nadella), P = R = 2/3
+            expected = {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3}
+            for prefix in ("sentence_surface_", "context_surface_", "surface_"):
+                assert {k: metrics[prefix + k] for k in expected} == pytest.approx(expected)

@@ -45,10 +45,13 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from transformers.utils import logging as hf_logging
 
 from clner import errors
 from clner.cli import as_user_error, check_model_path, check_output_path, dataclass_parser, plural, run_cli
@@ -60,7 +63,7 @@ from clner.errors import CLNERFormatError, CLNERUsageError, RetrievalError
 from clner.files import atomic_open
 from clner.hardware import check_device
 from clner.loading import load_clner_tokenizer, read_clner_config
-from clner.metrics import seqeval_metrics
+from clner.metrics import seqeval_metrics, surface_form_metrics
 from clner.retrieval import backends, bertscore
 from clner.retrieval.retriever import ContextRetriever, RetrievalConfig
 from inference_clner import DEFAULT_MAX_SEQ_LENGTH, context_snippets, parse_tag
@@ -491,12 +494,16 @@ def scoring_tags(tags: list[str], scheme: str | None) -> list[str]:
     return list(tags)
 
 
-def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int) -> str:
+def gold_report(
+    gold: list[list[str]], pred: list[list[str]], with_context: int, words: list[list[str]] | None = None
+) -> str:
     """Entity-level precision / recall / F1 of the tags written (`pred`) against the file's gold tags, both in the
     file's scheme (taken to be the scheme of the model's training data, as the tags written are: config.json
     `data_tag_scheme`, else `tag_scheme`; read by `scoring_tags`), with `clner.metrics.seqeval_metrics` (the training
-    evaluation's numbers), and the view they come from: `with_context` of the sentences were tagged with a context,
-    the others without."""
+    evaluation's numbers), beside them, given the sentences' `words`, WNUT-17's surface-form precision / recall / F1
+    (`clner.metrics.surface_form_metrics`, as its `wnuteval.py`: each distinct entity string with its type counts
+    once), and the view they come from: `with_context` of the sentences were tagged with a context, the others
+    without."""
 
     metrics = seqeval_metrics(gold, pred)
     n = len(gold)
@@ -507,6 +514,11 @@ def gold_report(gold: list[list[str]], pred: list[list[str]], with_context: int)
     else:
         view = f"context view for the {with_context} with a context, sentence view for the other {n - with_context}"
     scores = " / ".join(f"{100 * metrics[k]:.2f}" for k in ("precision", "recall", "f1"))
+    if words is not None:
+        surface = surface_form_metrics(words, gold, pred)
+        scores += "; surface-form P/R/F1 (%): " + " / ".join(
+            f"{100 * surface[k]:.2f}" for k in ("precision", "recall", "f1")
+        )
     return f"entity-level P/R/F1 (%) on {plural(n, 'sentence')} with gold tags: {scores} ({view})"
 
 
@@ -596,6 +608,7 @@ class Tally:
         self.notes: dict[str, int] = {}
         self.gold: list[list[str]] = []
         self.pred: list[list[str]] = []
+        self.words: list[list[str]] = []  # of the sentences with gold tags, for their surface forms
         self.gold_with_context = 0
         self.saved = {"given": 0, "retrieved": 0}
 
@@ -611,6 +624,7 @@ class Tally:
                 )
             self.gold.append(scoring_tags(gold, self.scheme))
             self.pred.append(scoring_tags(tags, self.scheme))
+            self.words.append(list(result["words"]))
             self.gold_with_context += bool(result["context_used"])
         self.counts["sentences"] += 1
         self.counts["entities"] += len(result["entities"])
@@ -624,7 +638,7 @@ class Tally:
         """The lines for stderr: the context report, the gold-tag scores, the contexts saved."""
         lines = [context_report(self.counts, self.notes)]
         if self.gold:
-            lines.append(gold_report(self.gold, self.pred, self.gold_with_context))
+            lines.append(gold_report(self.gold, self.pred, self.gold_with_context, self.words))
         if self.args.save_contexts:
             given, retrieved = self.saved["given"], self.saved["retrieved"]
             lines.append(
@@ -677,6 +691,9 @@ def tag_records(args: argparse.Namespace, records: list, pipe, output_format: st
     # the outputs are written under temporary names and renamed when the run ends: a run stopped partway leaves any
     # earlier file whole
     with contextlib.ExitStack() as outputs:
+        # the pipeline's fallback warnings (with a source line) say what the report at the end says in plain words
+        outputs.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=r"CLNER pipeline: \d+ input\(s\) fell back", category=UserWarning)
         if args.output == "-":
             out = sys.stdout
         else:
@@ -715,6 +732,7 @@ def main(argv=None) -> int:
     )
     records = list(read_inputs(args.input, args.input_format, args))
     check_device(args.device)
+    hf_logging.disable_progress_bar()  # "Loading weights" bars: this command reports its own progress
     pipe = build_pipeline(args)
     # --save_contexts: what live retrieval finds, also a context the pipeline then leaves out (no room for it)
     retriever = getattr(pipe, "_retriever", None) if args.retrieve and args.save_contexts else None

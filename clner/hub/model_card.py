@@ -19,8 +19,9 @@
 * `choose_widget_examples(model, tokenizer, rows, k)`: evaluation rows covering varied entity types, preferring those
   the model gets right, with the model's output for each (titles say when it differs from the gold entities).
 
-Metric keys are the trainer's: ``eval_sentence_precision`` / ``_recall`` / ``_f1``, ``eval_context_...``, and per
-entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_context_person_f1``).
+Metric keys are the trainer's: ``eval_sentence_precision`` / ``_recall`` / ``_f1``, ``eval_context_...``, per
+entity type ``eval_{view}_{TYPE}_{precision|recall|f1|number}`` (e.g. ``eval_context_person_f1``), and WNUT-17's
+surface-form scores ``eval_{view}_surface_f1`` (shown beside the entity scores when recorded).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ CARD_TAGS = ["clner", "ner", "crf", "token-classification"]
 VIEWS = ("context", "sentence")
 VIEW_TITLES = {"context": "with context", "sentence": "sentence only"}
 METRICS = ("precision", "recall", "f1")
+#: a view's surface-form F1 (WNUT-17's second measure, `clner.metrics.surface_form_metrics`) in `parse_view_metrics`
+SURFACE_F1 = "surface_f1"
 #: Stands for the commit sha in the card's usage example until `push_to_hub` knows it.
 REVISION_PLACEHOLDER = "<commit-sha>"
 #: The card's body, a Jinja template rendered by `CLNERModelCard.from_template`. It reads only the values of
@@ -455,19 +458,21 @@ class CLNERModelCardData(ModelCardData):
 
     def _results_kwargs(self) -> dict[str, Any]:
         """The "Results" section: one entry per evaluated split (validation, then test), its overall rows per view
-        and its per-type rows; scores in % when they are fractions. A type without gold entities is ``n/a``."""
+        (with the surface-form F1 where the metrics hold it) and its per-type rows; scores in % when they are
+        fractions. A type without gold entities is ``n/a``."""
         values = [
             v
             for _, by_view in self.results
             for view in by_view.values()
             for group in [view["overall"], *view["types"].values()]
             for k, v in group.items()
-            if k in METRICS and not math.isnan(v)
+            if (k in METRICS or k == SURFACE_F1) and not math.isnan(v)
         ]
         scale = 100.0 if values and max(values) <= 1.0 else 1.0
         splits = []
         for split_name, by_view in self.results:
             views = [v for v in VIEWS if v in by_view]
+            surface = any(SURFACE_F1 in by_view[v]["overall"] for v in views)  # WNUT-17's second measure
             types = sorted({t for view in by_view.values() for t in view["types"]})
             cells = [[c for v in views for c in _type_cells(by_view[v]["types"].get(t, {}), scale)] for t in types]
             splits.append(
@@ -475,9 +480,14 @@ class CLNERModelCardData(ModelCardData):
                     "title": md_escape(split_name[:1].upper() + split_name[1:]),
                     "name": md_escape(split_name),
                     "rows": [
-                        _row(VIEW_TITLES[v], *(_pct(by_view[v]["overall"].get(m), scale) for m in METRICS))
+                        _row(
+                            VIEW_TITLES[v],
+                            *(_pct(by_view[v]["overall"].get(m), scale) for m in METRICS),
+                            *([_pct(by_view[v]["overall"].get(SURFACE_F1), scale)] if surface else []),
+                        )
                         for v in views
                     ],
+                    "surface": surface,
                     "type_head": " | ".join(
                         f"{VIEW_TITLES[v]} {m if m != 'f1' else 'F1'}" for v in views for m in METRICS
                     ),
