@@ -1204,8 +1204,7 @@ def markdown(
     out += [
         "",
         f"Total run time {total / 3600:.1f} h ({args.parallel} runs at a time, {args.threads} thread each). "
-        f"Hardware: {where}; Python {hardware['python']}, torch {hardware['torch']}, transformers "
-        f"{hardware['transformers']}.",
+        f"Hardware: {where}; {recorded_software(runs, hardware)}.",
         "",
     ]
     if sweep:
@@ -1281,6 +1280,18 @@ def write_doc(path: Path, generated: str, begin: str = BEGIN, end: str = END) ->
         path.write_text(text.rstrip("\n") + "\n\n" + generated + "\n")
         return
     path.write_text("# CLNER on WNUT-17: reproduction\n\n" + generated + "\n")
+
+
+def recorded_software(runs: list[dict], hardware: dict) -> str:
+    """Python, torch and transformers as the runs recorded them (each version the runs used, in order), so that a
+    report rebuilt elsewhere from the committed runs says the same; the reporting machine's only for runs that
+    recorded none."""
+    parts = []
+    for key, name in (("python", "Python"), ("torch", "torch"), ("transformers", "transformers")):
+        seen = [(r.get("hardware") or {}).get(key) for r in runs]
+        versions = list(dict.fromkeys(v for v in seen if v)) or [hardware[key]]
+        parts.append(f"{name} {' / '.join(versions)}")
+    return ", ".join(parts)
 
 
 def hardware_info() -> dict:

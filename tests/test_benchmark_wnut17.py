@@ -499,3 +499,14 @@ def test_replica_block_pairs_the_same_method_and_seed_across_machines():
     )
     assert "| cl-kl |" not in text  # cl-kl seed 3 has no run here
     assert study.replica_lines(ours, []) == []
+
+
+def test_the_report_names_the_software_the_runs_recorded():
+    """A report rebuilt elsewhere from the committed runs names their versions, not the reporting machine's."""
+    here = {"python": "3.99", "torch": "9.9", "transformers": "9.99"}
+    runs = [
+        {"hardware": {"python": "3.11.7", "torch": "2.13.0+cpu", "transformers": "5.24.0"}},
+        {"hardware": {"python": "3.11.7", "torch": "2.13.0+cpu", "transformers": "5.25.0"}},
+    ]
+    assert study.recorded_software(runs, here) == "Python 3.11.7, torch 2.13.0+cpu, transformers 5.24.0 / 5.25.0"
+    assert study.recorded_software([{}], here) == "Python 3.99, torch 9.9, transformers 9.99"
