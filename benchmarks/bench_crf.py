@@ -1,6 +1,6 @@
 """LinearChainCRF vs pytorch-crf (`torchcrf.CRF`, batch_first) on the CPU, measured in the same run.
 
-Goals (issue #2): NLL forward+backward >= 2x faster than pytorch-crf at B=32; Viterbi >= 5x faster than
+Goals: NLL forward+backward >= 2x faster than pytorch-crf at B=32; Viterbi >= 5x faster than
 pytorch-crf's `decode`; marginals <= 1.5x the cost of our own NLL forward.
 
     python benchmarks/bench_crf.py [--threads N] [--repeats R]

@@ -1,6 +1,6 @@
 """Context-retrieval throughput: cached re-run, BERTScore re-ranking, BM25; and BM25 recall@10 on WNUT-17 dev.
 
-Goal (issue): a cached re-run handles >= 5,000 sentences/s (3,394 sentences: WNUT-17 train when
+Goal: a cached re-run handles >= 5,000 sentences/s (3,394 sentences: WNUT-17 train when
 `../shared/data/wnut17` is present, else synthetic). Also printed: re-ranking snippets/s (packaged MiniLM,
 CPU), BM25 queries/s, and recall@10 of each dev sentence's own released snippets when BM25 searches the
 pool of all dev snippets.

@@ -854,7 +854,7 @@ def plot(summary: dict, runs: list[dict], path: Path, arm: str = "") -> None:
 
 
 BEGIN, END = "<!-- BEGIN wnut17.py AUTO -->", "<!-- END wnut17.py AUTO -->"
-#: the paper's open claims (issue 20) and the comparisons that decide them
+#: the paper's open claims and the comparisons that decide them
 CLAIMS = [
     (
         "G1",
@@ -883,7 +883,7 @@ def markers(args) -> tuple[str, str]:
 
 
 def resolution(entry: dict) -> str:
-    """Issue 20's rule: resolved when both intervals exclude 0 (an effect), or when the per-seed interval lies
+    """The study's rule: resolved when both intervals exclude 0 (an effect), or when the per-seed interval lies
     within +-1 F1 of 0 (no effect of the paper's size); anything else is not resolved."""
     s = entry["seeds"]
     if s["n"] < 2 or math.isnan(s["low"]):
@@ -959,7 +959,7 @@ def breakdown_lines(runs: list[dict]) -> list[str]:
 def claim_lines(summary: dict) -> list[str]:
     by_name = {c["name"]: c for c in summary["comparisons"]}
     out = [
-        "### The paper's open claims (issue 20)",
+        "### The paper's open claims",
         "",
         "Resolved when both intervals exclude 0, or when the per-seed interval lies within ±1 F1 of 0 (no effect "
         "of the paper's size).",
@@ -982,7 +982,7 @@ def claim_lines(summary: dict) -> list[str]:
 
 
 def convergence_line(runs: list[dict]) -> str:
-    """How many runs selected an epoch before the last (issue 20: "converged" means most runs do)."""
+    """How many runs selected an epoch before the last ("converged" means most runs do)."""
     known = [r for r in runs if r.get("curve") and r.get("best_epoch") is not None]
     last = [f"{r['method']} seed {r['seed']}" for r in known if r["best_epoch"] == r["curve"][-1]["epoch"]]
     return (
