@@ -23,8 +23,9 @@ that `ONNXCLNER` runs, its quantization, and the positions the exported encoder 
 
 `quantize="int8"` (`--quantize int8`) adds `model.int8.onnx`: ONNX Runtime's dynamic quantization
 (`onnxruntime.quantization.quantize_dynamic`: int8 weights per output channel, activations quantized at run time),
-about a quarter of the size and, on a CPU, 2-3x the speed of the float model, with tags that differ from torch's on
-a few words in a thousand (`benchmarks/bench_inference.py` measures both). `onnx.json` then names it, so that
+about a quarter of the size, with tags that differ from torch's on a few words in a thousand; on a CPU with VNNI
+(int8 dot products) it runs 2.8x torch `predict` on WNUT-17, where the float ONNX model runs 1.2x
+(`benchmarks/bench_inference.py` measures both; a CPU without VNNI gains less). `onnx.json` then names it, so that
 `ONNXCLNER(folder)` runs it; `ONNXCLNER(folder, model_file="model.onnx")` runs the float model, which a deployment
 may delete.
 
@@ -441,6 +442,21 @@ class ONNXCLNER:
                 f"{path}: its tokenizer (tokenizer_config.json and the files it names) cannot be loaded "
                 f"({_one_line(err)}); export the model again with clner-export-onnx"
             ) from None
+        vocabulary = [n for n in getattr(self.tokenizer, "vocab_files_names", {}).values() if isinstance(n, str)]
+        if vocabulary and not any((path / n).is_file() for n in vocabulary):  # else a tokenizer that knows no word
+            raise CLNERUsageError(
+                f"{path} is not a complete ONNX export of a CLNER model: {' or '.join(vocabulary)} (the "
+                f"vocabulary of its {type(self.tokenizer).__name__}) is missing; export the model again with "
+                "clner-export-onnx"
+            )
+        encoder = config.get("encoder") if isinstance(config.get("encoder"), dict) else {}
+        vocab_size = encoder.get("vocab_size")
+        if isinstance(vocab_size, int) and len(self.tokenizer) > vocab_size:
+            raise CLNERUsageError(
+                f"{path}: its tokenizer has {len(self.tokenizer)} tokens, more than the {vocab_size} embeddings of "
+                f"the encoder ({CONFIG_FILE} encoder.vocab_size): another model's tokenizer; export the model again "
+                "with clner-export-onnx"
+            )
         self.max_seq_length, self.window_stride = self._check_lengths(config, export, path / CONFIG_FILE)
         self.snippet_separator = config.get("snippet_separator")
         if width is None:  # a graph whose output shape ONNX Runtime does not know: one short run tells it

@@ -244,12 +244,14 @@ def test_load_refuses_a_max_seq_length_past_the_exported_encoder(broken):
 
 
 @needs_onnx
-@pytest.mark.parametrize("name", ["model.onnx", "crf.json", "config.json", "tokenizer_config.json"])
+@pytest.mark.parametrize("name", ["model.onnx", "crf.json", "config.json", "tokenizer_config.json", "tokenizer.json"])
 def test_load_names_a_missing_file(broken, name):
-    """Today a FileNotFoundError or ONNX Runtime's NO_SUCHFILE; now one error naming the folder and the file."""
+    """Today a FileNotFoundError, ONNX Runtime's NO_SUCHFILE, or (the tokenizer's files) a tokenizer that reads every
+    word as [UNK]; now one error naming the folder and the file."""
     (broken / name).unlink()
     message = load_error(broken)
-    assert message.startswith(f"{broken} is not a complete ONNX export of a CLNER model: {name} (")
+    assert message.startswith(f"{broken} is not a complete ONNX export of a CLNER model: ")
+    assert name in message.split(": ", 1)[1]
     assert "is missing; export the model again with clner-export-onnx" in message
 
 
