@@ -16,7 +16,7 @@ whether to run remote code: the tokenizer is chosen from the encoder's config, n
 
 The exported graph maps one view's `input_ids`, `attention_mask`, [`token_type_ids`] `(B, L)` and `word_index`
 `(B, W)` to word-level emissions `(B, W, C)`. The CRF's start / transition / end scores and the tagging scheme's
-constraints are written beside it in `crf.json`; inputs are built by `modeling_clner.encode_example` (windows of long
+constraints are written beside it in `crf.json`; inputs are built by `inference_clner.encode_example` (windows of long
 sentences included) and stitched back as `predict` does, so the ONNX model gives the torch model's tags. The folder
 also holds the tokenizer, `config.json` (labels, `max_seq_length`, `window_stride`) and `onnx.json`: the ONNX file
 that `ONNXCLNER` runs, its quantization, and the positions the exported encoder can take.
