@@ -20,6 +20,14 @@ time, each with `--threads` threads; a finished run is skipped, so the study res
     python benchmarks/wnut17.py --sweep            # learning-rate sweep of the sentence baseline (seed 1)
     python benchmarks/wnut17.py                    # the study with the documented settings
     python benchmarks/wnut17.py --report_only      # rebuild summary.json, docs/results.md and the plot
+
+The same-retrieval arm (`--cv_folds K`): K-fold cross-validation over `dev.context.txt`, whose contexts all come
+from the paper's own retrieval. The dev sentences are split into K folds (`fold_split`: seeded, every sentence in
+exactly one); each run trains on the other folds and predicts its fold in both views, with a fixed schedule
+(`--epochs`, the last epoch's model: nothing is selected on the evaluated fold). The report pools the folds'
+predictions, so every dev sentence is scored once per method and seed (`cv_summarise`, `cv_markdown`).
+
+    python benchmarks/wnut17.py --cv_folds 5 --output_dir outputs/wnut17-devcv5 ...   # see benchmarks/README.md
 """
 
 from __future__ import annotations
@@ -150,7 +158,19 @@ def parse_args(argv=None):
         "(the coverage arm at N epochs), docs/wnut17_<N>ep_f1.png (the full-data arm at N epochs)",
     )
     p.add_argument("--no_doc", action="store_true", help="Do not write --results_md / --plot.")
+    p.add_argument(
+        "--cv_folds",
+        type=int,
+        default=0,
+        help="The same-retrieval arm: K-fold cross-validation over dev.context.txt (train on K-1 folds, predict the "
+        "other, last epoch's model; 0 = off). Its runs are <method>-seed<seed>-fold<f>.",
+    )
+    p.add_argument("--cv_seed", type=int, default=0, help="Seed of the --cv_folds split of the dev sentences.")
     args = p.parse_args(argv)
+    if args.cv_folds == 1 or args.cv_folds < 0:
+        p.error("--cv_folds needs at least 2 folds (0 = off)")
+    if args.cv_folds and args.train_subset != "all":
+        p.error("--cv_folds trains on dev folds: --train_subset does not apply")
     if args.extra is None:
         args.extra = default_extra()
     if args.plot is None:
@@ -162,18 +182,35 @@ def parse_args(argv=None):
 FULL_ARM_EPOCHS = 3
 
 
+#: the sequence budget the first arms of each training subset ran at: their names leave it out; an arm at another
+#: budget is another study, and its name (block, plot) says its budget
+FIRST_ARM_LENGTH = {"all": 256, "with_context": 128}
+
+
+def length_suffix(args) -> str:
+    return (
+        "" if args.max_seq_length == FIRST_ARM_LENGTH.get(args.train_subset) else f", {args.max_seq_length} sub-tokens"
+    )
+
+
 def arm_key(args) -> str | None:
-    """The name of an arm (training subset and schedule) in docs/results.md; None for the original full-data arm.
-    Arms at different schedules are different studies: each gets its own results block and plot."""
-    if args.train_subset == "all" and args.epochs == FULL_ARM_EPOCHS:
+    """The name of an arm (training subset, schedule and sequence budget) in docs/results.md; None for the original
+    full-data arm. Arms at different schedules or budgets are different studies: each gets its own results block and
+    plot."""
+    if getattr(args, "cv_folds", 0):
+        return f"dev {args.cv_folds}-fold CV, {args.epochs:g} epochs, {args.max_seq_length} sub-tokens"
+    if args.train_subset == "all" and args.epochs == FULL_ARM_EPOCHS and not length_suffix(args):
         return None
-    return f"{args.train_subset}, {args.epochs:g} epochs"
+    return f"{args.train_subset}, {args.epochs:g} epochs{length_suffix(args)}"
 
 
 def default_plot_name(args) -> str:
+    if getattr(args, "cv_folds", 0):
+        return f"wnut17_devcv{args.cv_folds}_{args.epochs:g}ep_f1.png"  # not drawn: the CV report is tables only
     if arm_key(args) is None:
         return "wnut17_f1.png"
-    return f"wnut17_{'coverage_' if args.train_subset == 'with_context' else ''}{args.epochs:g}ep_f1.png"
+    length = f"_{args.max_seq_length}tok" if length_suffix(args) else ""
+    return f"wnut17_{'coverage_' if args.train_subset == 'with_context' else ''}{args.epochs:g}ep{length}_f1.png"
 
 
 def arm_title(args) -> str:
@@ -191,6 +228,8 @@ def arm_title(args) -> str:
 def arm_flags(args) -> str:
     """The flags that select an arm's runs, for the commands the report prints."""
     flags = f"--epochs {args.epochs:g} --max_seq_length {args.max_seq_length}"
+    if getattr(args, "cv_folds", 0):
+        flags = f"--cv_folds {args.cv_folds} " + flags + (f" --cv_seed {args.cv_seed}" if args.cv_seed else "")
     if args.train_subset != "all":
         flags = f"--train_subset {args.train_subset} " + flags
     return flags
@@ -231,11 +270,21 @@ def train_file(args) -> Path:
     return path
 
 
-def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: float) -> list[str]:
+def train_args(
+    args, method: str, seed: int, out: Path, lr: float, head_lr: float, fold: int | None = None
+) -> list[str]:
+    """The run_ner_cl.py arguments of one run; with `fold` (the --cv_folds arm), trained on the other folds and
+    evaluated on `fold`, with the last epoch's model (no --load_best_model_at_end, no --metric_for_best_model)."""
     dev = str(Path(args.data_dir) / "dev.context.txt")
+    train = str(train_file(args))
+    method_flags = list(METHODS[method])
+    if fold is not None:
+        train, dev = (str(p) for p in cv_fold_files(args)[fold])
+        i = method_flags.index("--metric_for_best_model")
+        del method_flags[i : i + 2]
     cmd = [
         "--train_file",
-        str(train_file(args)),
+        train,
         "--validation_file",
         dev,
         "--test_file",
@@ -243,7 +292,7 @@ def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: floa
         "--output_dir",
         str(out),
         "--overwrite_output_dir",
-        *METHODS[method],
+        *method_flags,
         "--max_seq_length",
         str(args.max_seq_length),
         "--num_train_epochs",
@@ -278,6 +327,9 @@ def train_args(args, method: str, seed: int, out: Path, lr: float, head_lr: floa
         "--context_source",
         "WNUT-17 train: ciaochiaociao/CLNER re-retrieval; dev: CLNER paper release",
     ]
+    if fold is not None:
+        cmd.remove("--load_best_model_at_end")  # the last epoch's model: the evaluated fold selects nothing
+        cmd[cmd.index("--context_source") + 1] = f"WNUT-17 dev: CLNER paper release ({args.cv_folds}-fold CV)"
     if args.model_name_or_path:
         cmd += ["--model_name_or_path", args.model_name_or_path]
     if args.max_train_samples:
@@ -345,16 +397,24 @@ def save_result(result: dict, out: Path, results_dir: str | None) -> None:
 
 
 def run_one(
-    args, method: str, seed: int, lr: float, head_lr: float, out: Path, results_dir: str | None = None
+    args,
+    method: str,
+    seed: int,
+    lr: float,
+    head_lr: float,
+    out: Path,
+    results_dir: str | None = None,
+    fold: int | None = None,
 ) -> dict | None:
     """One run (skipped when finished, resumed when stopped), its extra evaluations and its summary, saved in its
-    folder and in `results_dir` (the tracked copy)."""
+    folder and in `results_dir` (the tracked copy); with `fold`, a run of the --cv_folds arm (trained on the other
+    folds, the last epoch's model scored on `fold`)."""
     done = out / "bench_result.json"
     if done.exists():
         print(f"[skip] {out.name}: done", flush=True)
         return json.loads(done.read_text())
     out.mkdir(parents=True, exist_ok=True)
-    cli = train_args(args, method, seed, out, lr, head_lr)
+    cli = train_args(args, method, seed, out, lr, head_lr, fold)
     wall_file = out / "wall_s.txt"
     resumed = False
     if not (wall_file.exists() and (out / "predictions_context.txt").exists()):
@@ -374,7 +434,8 @@ def run_one(
     extra = {}
     t0 = time.time()
     if method in RANDOM_CONTEXT_METHODS:
-        extra["dev-random-context"] = score_file(args, out, random_context_file(args), out / "dev-random-context")
+        rnd = random_context_file(args) if fold is None else cv_random_context_file(args, fold)
+        extra["dev-random-context"] = score_file(args, out, rnd, out / "dev-random-context")
     if args.test_file:
         extra["test"] = score_file(args, out, Path(args.test_file), out / "test")
     for ckpt in out.glob("checkpoint-*"):
@@ -400,7 +461,19 @@ def run_one(
         extra=extra,
         train=json.loads((out / "train_results.json").read_text()),
     )
-    result.update(run_details(out, Path(args.data_dir) / "dev.context.txt") or {})
+    if fold is not None:  # no selection: the last epoch's model
+        result.update(
+            best_epoch=curve[-1]["epoch"] if curve else args.epochs,
+            selection="last epoch (fixed schedule)",
+            cv_folds=args.cv_folds,
+            cv_seed=args.cv_seed,
+            fold=fold,
+            fold_sentences=fold_split(len(cv_dev_rows(args)), args.cv_folds, args.cv_seed)[fold],
+        )
+        result.update(run_details(out, cv_fold_files(args)[fold][1]) or {})
+        result.update(cv_entities(out))
+    else:
+        result.update(run_details(out, Path(args.data_dir) / "dev.context.txt") or {})
     save_result(result, out, results_dir)
     print(
         f"[done] {out.name}: {wall / 60:.1f} min; best epoch {result['best_epoch']}: dev F1 sentence "
@@ -408,6 +481,147 @@ def run_one(
         flush=True,
     )
     return result
+
+
+# ------------------------------------------------------------------------------------------------------ CV arm
+def fold_split(n: int, k: int, seed: int = 0) -> list[list[int]]:
+    """K folds of the sentences 0..n-1: a seeded shuffle dealt round-robin (stratified by nothing), so every
+    sentence is in exactly one fold and the sizes differ by at most one; each fold's indices sorted."""
+    import random
+
+    if k < 2 or k > n:
+        raise ValueError(f"{k} folds of {n} sentences")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return [sorted(order[f::k]) for f in range(k)]
+
+
+def cv_dev_rows(args) -> list[dict]:
+    from clner.data.io import read_clner
+
+    return read_clner(Path(args.data_dir) / "dev.context.txt")
+
+
+def write_atomic(rows: list[dict], path: Path) -> None:
+    """A CLNER file written whole or not at all (a temporary file, then renamed)."""
+    from clner.data.io import write_clner
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write_clner(rows, tmp)
+    tmp.replace(path)
+
+
+def cv_dir(args) -> Path:
+    return Path(args.output_dir) / f"cv{args.cv_folds}-seed{args.cv_seed}"
+
+
+def cv_fold_files(args) -> list[tuple[Path, Path]]:
+    """(train file, eval file) of each fold under --output_dir: the other folds' dev sentences and the fold's, in
+    dev order, with their contexts; written once (atomically), with the split in `folds.json`."""
+    folder = cv_dir(args)
+    paths = [(folder / f"fold{f}.train.txt", folder / f"fold{f}.eval.txt") for f in range(args.cv_folds)]
+    if all(a.exists() and b.exists() for a, b in paths) and (folder / "folds.json").exists():
+        return paths
+    rows = cv_dev_rows(args)
+    folds = fold_split(len(rows), args.cv_folds, args.cv_seed)
+    for f, (train, evaluated) in enumerate(paths):
+        held = set(folds[f])
+        write_atomic([r for i, r in enumerate(rows) if i not in held], train)
+        write_atomic([rows[i] for i in folds[f]], evaluated)
+    tmp = folder / "folds.json.tmp"
+    tmp.write_text(json.dumps({"n": len(rows), "seed": args.cv_seed, "folds": folds}))
+    tmp.replace(folder / "folds.json")
+    print(f"[arm] dev {args.cv_folds}-fold CV: folds of {[len(f) for f in folds]} sentences -> {folder}", flush=True)
+    return paths
+
+
+def cv_random_context_file(args, fold: int) -> Path:
+    """The fold's rows of `random_context_file` (each context replaced by random snippets of other dev sentences)."""
+    path = cv_dir(args) / f"fold{fold}.random-context.txt"
+    if not path.exists():
+        from clner.data.io import read_clner
+
+        rows = read_clner(random_context_file(args))
+        idx = fold_split(len(rows), args.cv_folds, args.cv_seed)[fold]
+        write_atomic([rows[i] for i in idx], path)
+    return path
+
+
+def cv_entities(out: Path) -> dict:
+    """Per evaluated sentence and view, the predicted entities `[type, first, last]`: what pooling the folds needs
+    for the surface-form F1 (a set over all dev sentences, not a sum of the folds')."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    entities = {}
+    for view in VIEWS:
+        path = out / f"predictions_{view}.txt"
+        if not path.exists():
+            return {}
+        entities[view] = [[list(e) for e in get_entities(pred)] for _, pred in read_predictions(path)]
+    return {"pred_entities": entities}
+
+
+def tags_of(entities: list, length: int) -> list[str]:
+    """BIO tags of `length` words holding `entities` (`[type, first, last]`), as `get_entities` reads them back."""
+    tags = ["O"] * length
+    for etype, first, last in entities:
+        tags[first] = f"B-{etype}"
+        for i in range(first + 1, last + 1):
+            tags[i] = f"I-{etype}"
+    return tags
+
+
+def pool_folds(runs: list[dict], n: int, key) -> list | None:
+    """One value per dev sentence from the runs of one method and seed over all folds: `key(run)` gives the
+    per-sentence values of the run's fold (in the order of its `fold_sentences`); None unless the folds cover every
+    sentence exactly once."""
+    pooled = [None] * n
+    for r in runs:
+        values = key(r)
+        if values is None or len(values) != len(r["fold_sentences"]):
+            return None
+        for i, v in zip(r["fold_sentences"], values):
+            if pooled[i] is not None:
+                return None
+            pooled[i] = v
+    return pooled if all(v is not None for v in pooled) else None
+
+
+def cv_pooled(runs: list[dict], dev_rows: list[dict]) -> dict:
+    """Per (method, seed) with every fold finished: each view's pooled per-sentence (correct, predicted, gold)
+    counts, entity F1 and surface-form F1 (every dev sentence scored once), and the pooled random-context counts."""
+    import numpy as np
+
+    from clner.metrics import surface_form_metrics
+
+    n = len(dev_rows)
+    by = {}
+    for r in runs:
+        by.setdefault((r["method"], r["seed"]), []).append(r)
+    pooled = {}
+    for (method, seed), mine in by.items():
+        if len({r["fold"] for r in mine}) != mine[0]["cv_folds"]:
+            continue  # a method and seed with folds still to run
+        entry = {}
+        for view in VIEWS:
+            counts = pool_folds(mine, n, lambda r: r.get("per_sentence", {}).get(view))
+            if counts is None:
+                break
+            counts = np.array(counts, dtype=np.float64)
+            entry[view] = {"counts": counts, **f1_of(counts)}
+            ents = pool_folds(mine, n, lambda r: r.get("pred_entities", {}).get(view))
+            if ents is not None:
+                words = [row["tokens"] for row in dev_rows]
+                pred = [tags_of(e, len(w)) for e, w in zip(ents, words)]
+                gold = [row["tags"] for row in dev_rows]
+                entry[view]["surface"] = surface_form_metrics(words, gold, pred)
+        else:
+            rnd = pool_folds(mine, n, lambda r: r.get("random_context_per_sentence"))
+            if rnd is not None:
+                entry["random"] = {"counts": np.array(rnd, dtype=np.float64), **f1_of(np.array(rnd))}
+            pooled[(method, seed)] = entry
+    return pooled
 
 
 def random_context_file(args) -> Path:
@@ -1268,6 +1482,188 @@ def surface_lines(table: dict) -> list[str]:
     ]
 
 
+def cv_summarise(args, runs: list[dict], dev_rows: list[dict]) -> dict:
+    """The --cv_folds arm's summary: per method the pooled dev F1 (entity and surface-form, each view) over seeds;
+    the claims' comparisons (G1, G2, G4), each with the per-seed t-interval of the pooled F1 (the rule's interval),
+    the t-interval over (fold, seed) units, and the paired bootstrap over the dev sentences (counts pooled over the
+    seeds both sides have); the random-context ablation of the pooled context view."""
+    pooled = cv_pooled(runs, dev_rows)
+    table = {}
+    for method in METHODS:
+        seeds = sorted(s for m, s in pooled if m == method)
+        if not seeds:
+            continue
+        row = {"seeds": seeds}
+        for view in VIEWS:
+            for name, get in (
+                ("f1", lambda e: e[view]["f1"]),
+                ("surface_f1", lambda e: e[view].get("surface", {}).get("f1")),
+                ("random_f1", lambda e: e.get("random", {}).get("f1") if view == "context" else None),
+            ):
+                vals = [100 * v for v in (get(pooled[(method, s)]) for s in seeds) if v is not None]
+                m, sd = mean_std(vals)
+                row[f"{name}_{view}"] = {"mean": m, "std": sd, "values": vals}
+        table[method] = row
+    by_name = {name: (a, va, b, vb) for name, a, va, b, vb in COMPARISONS}
+    comparisons = []
+    for name in [n for _, _, names in CLAIMS for n in names]:
+        a, view_a, b, view_b = by_name[name]
+        if a not in table or b not in table:
+            continue
+        seeds = sorted(set(table[a]["seeds"]) & set(table[b]["seeds"]))
+        pa, pb = ([pooled[(m, s)] for s in seeds] for m in (a, b))
+        entry = {"name": name, "a": a, "view_a": view_a, "b": b, "view_b": view_b}
+        entry["seeds"] = dict(
+            t_interval([100 * (x[view_a]["f1"] - y[view_b]["f1"]) for x, y in zip(pa, pb)]), seeds=seeds
+        )
+        ra = {(r["seed"], r["fold"]): r for r in runs if r["method"] == a and r["seed"] in seeds}
+        rb = {(r["seed"], r["fold"]): r for r in runs if r["method"] == b and r["seed"] in seeds}
+        units = sorted(set(ra) & set(rb))
+        entry["folds"] = t_interval(
+            [100 * (ra[u]["best"][f"{view_a}_f1"] - rb[u]["best"][f"{view_b}_f1"]) for u in units]
+        )
+        if all("surface" in x[view_a] for x in pa) and all("surface" in y[view_b] for y in pb):
+            entry["surface"] = t_interval(
+                [100 * (x[view_a]["surface"]["f1"] - y[view_b]["surface"]["f1"]) for x, y in zip(pa, pb)]
+            )
+        if seeds:
+            ca = sum(x[view_a]["counts"] for x in pa)
+            cb = sum(y[view_b]["counts"] for y in pb)
+            entry["bootstrap"] = paired_bootstrap(ca, cb, args.bootstrap)
+        comparisons.append(entry)
+    ablation = []
+    for method in RANDOM_CONTEXT_METHODS:
+        seeds = [s for s in table.get(method, {}).get("seeds", []) if "random" in pooled[(method, s)]]
+        if not seeds:
+            continue
+        mine = [pooled[(method, s)] for s in seeds]
+        entry = {
+            "method": method,
+            "real": table[method]["f1_context"],
+            "random": table[method]["random_f1_context"],
+            "seeds": t_interval([100 * (e["context"]["f1"] - e["random"]["f1"]) for e in mine]),
+            "bootstrap": paired_bootstrap(
+                sum(e["context"]["counts"] for e in mine), sum(e["random"]["counts"] for e in mine), args.bootstrap
+            ),
+        }
+        ablation.append(entry)
+    return {"table": table, "comparisons": comparisons, "random_context": ablation, "dev_sentences": len(dev_rows)}
+
+
+def cv_markdown(args, summary: dict, runs: list[dict], hardware: dict) -> str:
+    """The --cv_folds arm's block of docs/results.md (tables only, no plot)."""
+    table = summary["table"]
+    begin, end = markers(args)
+    selection = "" if not args.results_dir else f" --results_dir {relative(Path(args.results_dir))}"
+    if list(args.methods) != list(METHODS):
+        selection += " --methods " + " ".join(args.methods)
+    if tuple(args.seeds) != DEFAULT_SEEDS:
+        selection += " --seeds " + " ".join(map(str, args.seeds))
+    n = summary.get("dev_sentences", "?")
+    out = [
+        begin,
+        "",
+        f"_Generated by `python benchmarks/wnut17.py {arm_flags(args)} --output_dir {relative(Path(args.output_dir))}"
+        f"{selection} --report_only` ({len(runs)} finished runs)._",
+        "",
+        f"The same-retrieval arm: {args.cv_folds}-fold cross-validation over the {n} dev sentences, whose contexts "
+        "all come from the paper's own retrieval (the folds: a seeded shuffle of the sentences dealt round-robin, "
+        f"`--cv_seed {args.cv_seed}`). Each run trains on the other folds and predicts its fold in both views. "
+        f"**Model selection never sees the evaluated fold**: a fixed schedule of {args.epochs:g} epochs and the last "
+        "epoch's model (no `--load_best_model_at_end`). The folds' predictions are pooled, so every dev sentence is "
+        "scored once per method and seed.",
+        "",
+    ]
+    out += claim_lines(summary)
+    out += [
+        "### Dev F1 (%), folds pooled (every dev sentence scored once per seed)",
+        "",
+        "| method | seeds | sentence view | context view | surface-form F1, sentence view | surface-form F1, "
+        "context view |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for method, row in table.items():
+        out.append(
+            f"| {LABELS[method]} | {', '.join(map(str, row['seeds']))} | {fmt(row['f1_sentence'])} | "
+            f"{fmt(row['f1_context'])} | {fmt(row['surface_f1_sentence'])} | {fmt(row['surface_f1_context'])} |"
+        )
+    out += [
+        "",
+        "Mean ± sample standard deviation over seeds of the F1 of the pooled folds; surface-form F1 as WNUT-17's "
+        "`wnuteval.py` (`clner.metrics.surface_form_metrics`) over all dev sentences.",
+        "",
+        "### Paired differences (percentage points of pooled dev F1)",
+        "",
+        "Per seed: the difference of the pooled F1, its mean over seeds and 95% t-interval (the interval the claims' "
+        "rule uses). Per fold: the differences of each (fold, seed) unit's F1 on its fold, with their t-interval "
+        "(the folds' training sets overlap, so this interval is too narrow: shown, not used). Bootstrap: the "
+        f"difference of F1 on the predictions pooled over folds and seeds, 95% interval from {args.bootstrap} paired "
+        f"resamples of the {n} dev sentences.",
+        "",
+        "| comparison | per seed (n) | per fold (n) | bootstrap | surface-form F1, per seed | distinguishable "
+        "from 0 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in summary["comparisons"]:
+        surface = f"{fmt_interval(c['surface'])} ({c['surface']['n']})" if c.get("surface") else "—"
+        out.append(
+            f"| {c['name']} | {fmt_interval(c['seeds'])} ({c['seeds']['n']}) | {fmt_interval(c['folds'])} "
+            f"({c['folds']['n']}) | {fmt_bootstrap(c.get('bootstrap'))} | {surface} | {distinguishable(c)} |"
+        )
+    if summary["random_context"]:
+        out += [
+            "",
+            "### Random contexts (the paper's Table 6 ablation), folds pooled",
+            "",
+            "| model | context view, real contexts | context view, random contexts | real − random per seed "
+            "| bootstrap | distinguishable from 0 |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for a in summary["random_context"]:
+            out.append(
+                f"| {LABELS[a['method']]} | {fmt(a['real'])} | {fmt(a['random'])} | {fmt_interval(a['seeds'])} | "
+                f"{fmt_bootstrap(a.get('bootstrap'))} | {distinguishable(a)} |"
+            )
+    out += [
+        "",
+        "### Per run (the last epoch's model on its fold)",
+        "",
+        "| method | seed | fold | sentences | sentence F1 / P / R | context F1 / P / R | random-context F1 | wall time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(runs, key=lambda r: (list(METHODS).index(r["method"]), r["seed"], r["fold"])):
+        cells = [
+            " / ".join(f"{100 * r['best'][f'{v}_{m}']:.2f}" for m in ("f1", "precision", "recall")) for v in VIEWS
+        ]
+        rnd = r.get("extra", {}).get("dev-random-context")
+        rnd = f"{100 * rnd['context_f1']:.2f}" if rnd else "—"
+        out.append(
+            f"| {r['method']} | {r['seed']} | {r['fold']} | {len(r['fold_sentences'])} | {cells[0]} | {cells[1]} | "
+            f"{rnd} | {r['wall_s'] / 60:.1f} min |"
+        )
+    recorded = sorted({run_cpu(r) for r in runs if run_cpu(r)})
+    total = sum(r["wall_s"] + r.get("extra_eval_wall_s", 0) for r in runs)
+    out += [
+        "",
+        f"Total run time {total / 3600:.1f} h. Hardware: {'; '.join(recorded) or hardware['cpu']}; "
+        f"{recorded_software(runs, hardware)}.",
+        "",
+        "Not yet here (TODO): the transfer cell, the models of another arm trained on train.context.txt scored on "
+        "the same folds.",
+        "",
+    ]
+    missing = [
+        f"{m} seed {s} fold {f}"
+        for s in args.seeds
+        for m in args.methods
+        for f in range(args.cv_folds)
+        if not any(r["method"] == m and r["seed"] == s and r["fold"] == f for r in runs)
+    ]
+    if missing:
+        out += [f"Not run: {', '.join(missing)}.", ""]
+    return "\n".join(out + [end])
+
+
 def write_doc(path: Path, generated: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the arm's generated block of `path`, keeping the hand-written text around it (a missing block is
     appended)."""
@@ -1332,7 +1728,9 @@ def run_settings(r: dict) -> dict:
 def same_arm(r: dict, args) -> bool:
     settings = run_settings(r)
     return (
-        settings["train_subset"] == args.train_subset
+        (r.get("cv_folds") or 0) == getattr(args, "cv_folds", 0)
+        and (not r.get("cv_folds") or r.get("cv_seed", 0) == args.cv_seed)
+        and settings["train_subset"] == args.train_subset
         and settings["epochs"] == args.epochs
         and settings["max_seq_length"] == args.max_seq_length
     )
@@ -1374,9 +1772,26 @@ def main(argv=None):
     output_dir.mkdir(parents=True, exist_ok=True)
     sweep_dir = output_dir / "sweep"
     sweep_results = str(Path(args.results_dir) / "sweep") if args.results_dir else None  # not runs of the study
-    if not args.report_only:
+    if not args.report_only and not args.cv_folds:
         train_file(args)  # once, before the parallel runs read it
-    if args.sweep and not args.report_only:
+    if args.cv_folds and not args.report_only:
+        cv_fold_files(args)  # once, before the parallel runs read them
+        random_context_file(args)
+        jobs = [
+            (
+                m,
+                s,
+                args.learning_rate,
+                args.head_learning_rate,
+                output_dir / f"{m}-seed{s}-fold{f}",
+                args.results_dir,
+                f,
+            )
+            for s in args.seeds
+            for f in range(args.cv_folds)
+            for m in args.methods
+        ]  # seed-major: every method gets a full seed (all folds) before any gets two
+    elif args.sweep and not args.report_only:
         jobs = [
             ("sentence", 1, lr, hl, sweep_dir / f"lr{lr:g}-head{hl:g}", sweep_results)
             for lr in args.sweep_lrs
@@ -1399,6 +1814,9 @@ def main(argv=None):
 
     def selected(found: list[dict]) -> list[dict]:  # the report covers --seeds / --methods
         return [r for r in found if r["seed"] in args.seeds and r["method"] in args.methods]
+
+    if args.cv_folds:
+        return cv_report(args, selected(load(output_dir, results_dir=args.results_dir, args=args)))
 
     runs = selected(
         load(output_dir, results_dir=args.results_dir, dev_file=Path(args.data_dir) / "dev.context.txt", args=args)
@@ -1428,6 +1846,27 @@ def main(argv=None):
             plot(summary, runs, Path(args.plot), arm_title(args))
         write_doc(Path(args.results_md), markdown(args, summary, runs, sweep, hardware, replicas), *markers(args))
         print(f"plot: {args.plot}; doc: {args.results_md}")
+    return summary
+
+
+def cv_report(args, runs: list[dict]) -> dict:
+    """The --cv_folds arm's summary.json and docs/results.md block (from the per-run summaries alone)."""
+    runs = [r for r in runs if r.get("fold") is not None and r["fold"] < args.cv_folds]
+    hardware = hardware_info()
+    summary = cv_summarise(args, runs, cv_dev_rows(args)) if runs else {"table": {}, "comparisons": []}
+    settings = {k: v for k, v in vars(args).items() if k not in ("report_only", "sweep")}
+    stored = {
+        **summary,
+        "runs": runs,
+        "settings": settings,
+        "hardware": hardware,
+    }
+    (Path(args.output_dir) / "summary.json").write_text(json.dumps(stored, indent=2))
+    for c in summary["comparisons"]:
+        print(f"{c['name']}: {fmt_interval(c['seeds'])} per seed; {resolution(c)}")
+    if not args.no_doc and runs:
+        write_doc(Path(args.results_md), cv_markdown(args, summary, runs, hardware), *markers(args))
+        print(f"doc: {args.results_md}")
     return summary
 
 

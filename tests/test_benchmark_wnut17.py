@@ -314,6 +314,8 @@ def committed_arm(tmp_path):
             "1",
             "--epochs",
             "10",
+            "--max_seq_length",
+            "128",
         ]
     )
     runs = study.load(tmp_path / "out", results_dir=args.results_dir)
@@ -348,7 +350,18 @@ def test_each_arm_writes_its_own_block_of_the_results_page(tmp_path):
     assert re.search(r"\| G2: .* \| CL-KL vs w/o context, sentence view \| .* \| not resolved \(n = 1 seed", page)
     assert "finished runs, again" in page and "wnut17_coverage_10ep_f1.png" in page
     shorter = study.parse_args(
-        ["--output_dir", str(tmp_path / "out"), "--extra", "", "--train_subset", "with_context", "--epochs", "6"]
+        [
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--extra",
+            "",
+            "--train_subset",
+            "with_context",
+            "--epochs",
+            "6",
+            "--max_seq_length",
+            "128",
+        ]
     )  # another schedule is another arm: its own block and plot
     study.write_doc(doc, text.replace("finished runs", "six-epoch runs"), *study.markers(shorter))
     page = doc.read_text()
@@ -370,7 +383,7 @@ def test_the_results_page_names_each_runs_cpu_and_the_command_that_rebuilds_it(t
     # runs from two CPUs: each wall time names its CPU by a letter that the hardware line resolves
     assert re.search(r"\| sentence \| 1 \| .* \| 0\.0 min \(B\) \|\n\| cl-kl \| 1 \| .* \| 0\.0 min \(A\) \|", page)
     assert "Hardware: A: CPU of cl-kl; B: CPU of sentence (as each run recorded it)" in page
-    assert "--train_subset with_context --epochs 10 --max_seq_length 256" in page  # the command that rebuilds it
+    assert "--train_subset with_context --epochs 10 --max_seq_length 128" in page  # the command that rebuilds it
 
 
 def test_pooled_counts_need_every_seed_and_the_arm_is_read_from_the_command(tmp_path):
@@ -510,3 +523,185 @@ def test_the_report_names_the_software_the_runs_recorded():
     ]
     assert study.recorded_software(runs, here) == "Python 3.11.7, torch 2.13.0+cpu, transformers 5.24.0 / 5.25.0"
     assert study.recorded_software([{}], here) == "Python 3.99, torch 9.9, transformers 9.99"
+
+
+# ------------------------------------------------------------------------------------------- the --cv_folds arm
+def cv_dev(tmp_path, n=23):
+    rng = random.Random(1)
+    rows = [
+        {
+            "tokens": [f"s{i}_{j}" for j in range(4)],
+            "tags": random_tags(rng, 4),
+            "context": [f"snippet {i} {j}" for j in range(1 + i % 2)],
+        }
+        for i in range(n)
+    ]
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    write_clner(rows, data / "dev.context.txt")
+    return data, read_clner(data / "dev.context.txt")
+
+
+def cv_args(tmp_path, data, *more):
+    return study.parse_args(
+        ["--data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--extra", "", "--cv_folds", "5", *more]
+    )
+
+
+@pytest.mark.parametrize("n,k", [(1009, 5), (23, 5), (10, 2), (7, 7)])
+def test_fold_split_is_a_deterministic_balanced_partition(n, k):
+    folds = study.fold_split(n, k)
+    assert folds == study.fold_split(n, k)  # deterministic
+    assert sorted(i for f in folds for i in f) == list(range(n))  # every sentence in exactly one fold
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    assert all(f == sorted(f) for f in folds)
+    if n > k:
+        assert study.fold_split(n, k, seed=1) != folds  # the seed sets the split
+    with pytest.raises(ValueError):
+        study.fold_split(n, 1)
+
+
+def test_cv_fold_files_hold_the_other_folds_and_the_fold(tmp_path):
+    data, dev = cv_dev(tmp_path)
+    args = cv_args(tmp_path, data)
+    paths = study.cv_fold_files(args)
+    folds = study.fold_split(len(dev), 5)
+    assert len(paths) == 5
+    for f, (train, evaluated) in enumerate(paths):
+        assert train.parent == evaluated.parent and train.is_relative_to(tmp_path / "out")
+        assert read_clner(evaluated) == [dev[i] for i in folds[f]]
+        assert read_clner(train) == [r for i, r in enumerate(dev) if i not in set(folds[f])]
+    assert not list(paths[0][0].parent.glob("*.tmp"))  # written atomically: no temporary file left
+    cli = study.train_args(args, "cl-kl", 1, tmp_path / "run", 2e-4, 5e-3, fold=2)
+    assert cli[cli.index("--train_file") + 1] == str(paths[2][0])
+    assert cli[cli.index("--validation_file") + 1] == cli[cli.index("--test_file") + 1] == str(paths[2][1])
+    assert "--load_best_model_at_end" not in cli and "--metric_for_best_model" not in cli
+    assert "--load_best_model_at_end" in study.train_args(args, "cl-kl", 1, tmp_path / "run", 2e-4, 5e-3)
+    rnd = read_clner(study.cv_random_context_file(args, 2))
+    assert [r["tokens"] for r in rnd] == [dev[i]["tokens"] for i in folds[2]]
+
+
+def cv_run(method, seed, fold, folds, dev, rng, k=5, rate=0.6):
+    """A synthetic per-run summary of the CV arm: predictions that keep each gold entity with probability `rate`."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    idx = folds[fold]
+    best, per_sentence, entities = {}, {}, {}
+    for view in study.VIEWS:
+        ents = []
+        for i in idx:
+            gold = get_entities(dev[i]["tags"])
+            ents.append([[t, a, b] for t, a, b in gold if rng.random() < rate])
+        entities[view] = ents
+        per_sentence[view] = [
+            [len(e), len(e), len(get_entities(dev[i]["tags"]))] for e, i in zip(ents, idx)
+        ]  # kept entities are all correct
+        c = np.array(per_sentence[view], dtype=float).sum(0)
+        p, r = (c[0] / c[1] if c[1] else 0), (c[0] / c[2] if c[2] else 0)
+        best.update({f"{view}_f1": 2 * p * r / (p + r) if p + r else 0, f"{view}_precision": p, f"{view}_recall": r})
+    run = {
+        "method": method,
+        "seed": seed,
+        "fold": fold,
+        "cv_folds": k,
+        "cv_seed": 0,
+        "fold_sentences": idx,
+        "best": best,
+        "last": None,
+        "curve": [],
+        "extra": {},
+        "wall_s": 60,
+        "best_epoch": 10,
+        "per_sentence": per_sentence,
+        "pred_entities": entities,
+        "command": "python run_ner_cl.py --num_train_epochs 10 --max_seq_length 256",
+        "epochs": 10,
+        "max_seq_length": 256,
+        "train_subset": "all",
+    }
+    if method in study.RANDOM_CONTEXT_METHODS:
+        run["random_context_per_sentence"] = [[0, 0, g] for _, _, g in per_sentence["context"]]
+        run["extra"]["dev-random-context"] = {"context_f1": 0.0}
+    return run
+
+
+def test_cv_pooling_scores_every_dev_sentence_once(tmp_path):
+    from clner.metrics import surface_form_metrics
+
+    _, dev = cv_dev(tmp_path)
+    folds = study.fold_split(len(dev), 5)
+    rng = random.Random(0)
+    runs = [cv_run("sentence", 1, f, folds, dev, rng) for f in range(5)]
+    pooled = study.cv_pooled(runs, dev)
+    entry = pooled[("sentence", 1)]
+    for view in study.VIEWS:
+        counts = entry[view]["counts"]
+        assert counts.shape == (len(dev), 3)
+        for r in runs:  # each sentence carries its own fold's counts
+            for i, c in zip(r["fold_sentences"], r["per_sentence"][view]):
+                assert list(counts[i]) == c
+        preds = [None] * len(dev)
+        for r in runs:
+            for i, e in zip(r["fold_sentences"], r["pred_entities"][view]):
+                preds[i] = study.tags_of(e, len(dev[i]["tokens"]))
+        expected = surface_form_metrics([d["tokens"] for d in dev], [d["tags"] for d in dev], preds)
+        assert entry[view]["surface"] == pytest.approx(expected)
+        assert entry[view]["f1"] == pytest.approx(study.f1_of(counts)["f1"])
+    assert "random" not in entry  # the sentence baseline is not scored with random contexts
+    kl = study.cv_pooled([cv_run("cl-kl", 1, f, folds, dev, rng) for f in range(5)], dev)[("cl-kl", 1)]
+    assert kl["random"]["counts"].shape == (len(dev), 3) and kl["random"]["f1"] == 0
+    assert ("sentence", 1) not in study.cv_pooled(runs[:4], dev)  # a missing fold: no pooled scoring
+    overlapping = [dict(runs[0], fold=4)] + runs[1:4] + [dict(runs[4], fold_sentences=runs[0]["fold_sentences"])]
+    assert ("sentence", 1) not in study.cv_pooled(overlapping, dev)
+
+
+def test_cv_report_block_from_synthetic_run_summaries(tmp_path):
+    data, dev = cv_dev(tmp_path, n=60)
+    folds = study.fold_split(len(dev), 5)
+    rng = random.Random(3)
+    rates = {"sentence": 0.4, "context": 0.8, "cl-kl": 0.7, "both-nocl": 0.5}
+    runs = [
+        cv_run(m, s, f, folds, dev, rng, rate=rate) for m, rate in rates.items() for s in (1, 2, 3) for f in range(5)
+    ]
+    results = tmp_path / "results"
+    results.mkdir()
+    for r in runs:
+        (results / f"{r['method']}-seed{r['seed']}-fold{r['fold']}.json").write_text(study.json.dumps(r))
+    md = tmp_path / "results.md"
+    md.write_text("# page\n\nhand-written text\n")
+    argv = ["--data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--extra", ""]
+    argv += ["--cv_folds", "5", "--epochs", "10", "--results_dir", str(results), "--results_md", str(md)]
+    argv += ["--methods", *rates, "--seeds", "1", "2", "3", "--report_only", "--bootstrap", "200"]
+    summary = study.main(argv)
+    names = {c["name"]: c for c in summary["comparisons"]}
+    g1 = names["w/ context vs w/o context, each in its own view"]
+    assert g1["seeds"]["n"] == 3 and g1["folds"]["n"] == 15 and g1["surface"]["n"] == 3
+    assert g1["seeds"]["mean"] > 0 and "bootstrap" in g1
+    assert set(names) == {n for _, _, ns in study.CLAIMS for n in ns}  # G1, G2 and G4 only
+    text = md.read_text()
+    begin, end = study.markers(study.parse_args(argv))
+    assert "hand-written text" in text and begin in text and end in text
+    assert "dev 5-fold CV, 10 epochs, 256 sub-tokens" in begin
+    block = text.split(begin)[1].split(end)[0]
+    assert "Model selection never sees the evaluated fold" in block and "no `--load_best_model_at_end`" in block
+    assert "| G1: " in block and "| G2: " in block and "| G4: " in block
+    assert study.resolution(g1) in block
+    assert "### Random contexts" in block and "Not run" not in block
+    assert block.count("| sentence | ") == 15  # one per-run line per fold and seed
+    assert "--cv_folds 5" in block
+    # the CV runs are not an arm of the full-data study, nor the other way round
+    assert study.load(None, results_dir=str(results), args=study.parse_args(argv[:6])) == []
+
+
+def test_an_arm_at_another_sequence_budget_is_another_block():
+    """The 256-sub-token coverage arm gets its own block and plot; the committed arms keep their names."""
+    from types import SimpleNamespace
+
+    def arm(subset, epochs, length):
+        return SimpleNamespace(train_subset=subset, epochs=epochs, max_seq_length=length, cv_folds=0)
+
+    assert study.arm_key(arm("with_context", 10, 128)) == "with_context, 10 epochs"
+    assert study.arm_key(arm("with_context", 10, 256)) == "with_context, 10 epochs, 256 sub-tokens"
+    assert study.default_plot_name(arm("with_context", 10, 256)) == "wnut17_coverage_10ep_256tok_f1.png"
+    assert study.default_plot_name(arm("with_context", 10, 128)) == "wnut17_coverage_10ep_f1.png"
+    assert study.arm_key(arm("all", study.FULL_ARM_EPOCHS, 256)) is None
