@@ -657,7 +657,8 @@ def run(
         with atomic_open(Path(training_args.output_dir) / "run_config.json", "w") as f:
             json.dump(run_config(model_args, data_args, cl_args), f, indent=2)
         try:
-            publish(
+            # the Hub folder (card, remote code, tokenizer) in output_dir; uploaded with --push_to_hub
+            publish_from_run(
                 trainer,
                 model,
                 tokenizer,
@@ -667,8 +668,8 @@ def run(
                 cl_args,
                 training_args,
                 raw,
-                push,
-                repo_id,
+                push=push,
+                repo_id=repo_id,
             )
         except HubError as exc:
             hub_error = exc
@@ -727,26 +728,6 @@ def check_splits(raw, data_args: DataTrainingArguments, training_args: TrainingA
                 f"--{step}: {source(split, flag)} has no tags (a single column, or no "
                 f"tags/ner_tags field; --label_column_name names another): {what}"
             )
-
-
-def publish(
-    trainer, model, tokenizer, metrics, model_args, data_args, cl_args, training_args, raw, push, repo_id=None
-) -> None:
-    """Write the Hub folder into output_dir (model card, remote code, pipeline) and upload it with --push_to_hub."""
-
-    publish_from_run(
-        trainer,
-        model,
-        tokenizer,
-        metrics,
-        model_args,
-        data_args,
-        cl_args,
-        training_args,
-        raw,
-        push=push,
-        repo_id=repo_id,
-    )
 
 
 def cli(argv=None) -> int:
