@@ -7,9 +7,8 @@ import re
 import pytest
 
 from clner.cli import check_model_path, run_cli
-from clner.commands import demo as demo_cmd
 from clner.errors import CLNERUsageError
-from conftest import REPO_ROOT, error_line
+from conftest import REPO_ROOT
 
 
 def test_run_cli_keeps_tracebacks_for_bugs():
@@ -50,13 +49,3 @@ def test_commands_raise_no_system_exit_and_no_function_is_over_100_lines():
                 if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > 100
             ]
             assert long == [], (name, long)
-
-
-def test_demo_user_errors_are_one_line(capsys):
-    """clner-demo's own checks of its arguments leave through `run_cli`: one line, exit 2."""
-    assert error_line(demo_cmd.cli, ["org/x", "--retriever", "bm25"], capsys) == (
-        "clner-demo: error: --backend bm25 needs --corpus (the file to search)"
-    )
-    assert error_line(demo_cmd.cli, ["org/x", "--retrieval_timeout", "0"], capsys) == (
-        "clner-demo: error: --retrieval_timeout 0.0: must be a positive number of seconds"
-    )

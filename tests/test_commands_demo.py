@@ -20,6 +20,9 @@ from conftest import BLOCK_PROJECT, REPO_ROOT, isolated_env, tiny_bert_config
 pytest.importorskip("gradio")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+
+import pytest
+
 from clner.commands.demo import (  # noqa: E402
     MAX_SNIPPETS,
     MAX_TEXT_CHARS,
@@ -32,6 +35,7 @@ from clner.commands.demo import (  # noqa: E402
     parse_args,
 )
 from clner.errors import CLNERUsageError  # noqa: E402
+from conftest import error_line
 from inference_clner import encode_example  # noqa: E402
 from modeling_clner import CLNERConfig, CLNERForTokenClassification  # noqa: E402
 from pipeline_clner import clner_pipeline  # noqa: E402
@@ -475,3 +479,13 @@ def test_the_page_retrieves_live_and_shows_snippets_as_text(model_dir, corpus, t
             assert browser.find_elements(By.CSS_SELECTOR, "img[src*='127.0.0.1:9'], a[href*='127.0.0.1:9']") == []
     finally:
         browser.quit()
+
+
+def test_demo_user_errors_are_one_line(capsys):
+    """clner-demo's own checks of its arguments leave through `run_cli`: one line, exit 2."""
+    assert error_line(cli, ["org/x", "--retriever", "bm25"], capsys) == (
+        "clner-demo: error: --backend bm25 needs --corpus (the file to search)"
+    )
+    assert error_line(cli, ["org/x", "--retrieval_timeout", "0"], capsys) == (
+        "clner-demo: error: --retrieval_timeout 0.0: must be a positive number of seconds"
+    )
