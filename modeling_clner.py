@@ -322,8 +322,6 @@ class CLNERConfig(PreTrainedConfig):
         self.tag_scheme = self.tag_scheme.upper()
         if self.tag_scheme not in SCHEMES:
             raise ValueError(f"tag_scheme must be one of {SCHEMES}, got {self.tag_scheme!r}")
-        if self.id2label is not None:
-            _check_id2label(self.id2label)
         for name, low in (("window_stride", 0), ("max_seq_length", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

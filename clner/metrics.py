@@ -9,6 +9,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def best_evaluation(log_history: Sequence[Mapping[str, Any]], best_checkpoint: str | None) -> tuple[int, Any] | None:
+    """`(step, epoch)` of the evaluation whose checkpoint `--load_best_model_at_end` kept (the Trainer's
+    `best_model_checkpoint`, `.../checkpoint-<step>`); the epoch is None when no evaluation is logged at that step."""
+    match = re.search(r"checkpoint-(\d+)$", str(best_checkpoint or ""))
+    if not match:
+        return None
+    step = int(match.group(1))
+    return step, next((e.get("epoch") for e in log_history if e.get("step") == step and "eval_loss" in e), None)
+
+
 def seqeval_metrics(gold: list[list[str]], pred: list[list[str]], entity_level: bool = False) -> dict[str, float]:
     """Entity-level precision/recall/F1 and token accuracy with `seqeval` (the library behind `evaluate`'s seqeval
     metric, which would be fetched from the Hub), same keys as evaluate's `overall_*` without the prefix."""

@@ -22,7 +22,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback, Tra
 from clner.arguments import DataTrainingArguments
 from clner.errors import CLNERUsageError
 from clner.files import apply_umask, remove_litter, staged_files, write_text
-from clner.metrics import parse_view_metrics, per_type_metric
+from clner.metrics import best_evaluation, parse_view_metrics, per_type_metric
 from modeling_clner import REMOTE_CODE_FILES
 
 logger = logging.getLogger(__name__)
@@ -525,14 +525,10 @@ def kept_model(state_file: Path, training_args) -> str | None:
         state = json.loads(Path(state_file).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    best, value = state.get("best_model_checkpoint"), state.get("best_metric")
-    match = re.search(r"checkpoint-(\d+)$", str(best or ""))
-    if not match:
+    best = best_evaluation(state.get("log_history", []), state.get("best_model_checkpoint"))
+    if best is None:
         return None
-    step = int(match.group(1))
-    epoch = next(
-        (e.get("epoch") for e in state.get("log_history", []) if e.get("step") == step and "eval_loss" in e), None
-    )
+    (step, epoch), value = best, state.get("best_metric")
     metric = training_args.metric_for_best_model or "loss"
     where = f"epoch {epoch:g}, step {step}" if epoch is not None else f"step {step}"
     shown = f"{metric} {value:.4f}" if isinstance(value, (int, float)) else metric

@@ -176,3 +176,13 @@ def test_surface_form_keys_are_a_views_scores():
     assert not per_type_metric("eval_sentence_surface_f1") and per_type_metric("eval_sentence_person_f1")
     typed = {"eval_context_surface_f1": 0.2, "eval_context_surface_number": 7}
     assert parse_view_metrics(typed)["context"] == {"overall": {}, "types": {"surface": {"f1": 0.2, "number": 7}}}
+
+
+def test_best_evaluation_reads_the_kept_checkpoints_step_and_epoch():
+    from clner.metrics import best_evaluation
+
+    history = [{"step": 10, "epoch": 1.0, "eval_loss": 0.5}, {"step": 20, "epoch": 2.0, "loss": 0.1},
+               {"step": 20, "epoch": 2.0, "eval_loss": 0.4}]  # fmt: skip
+    assert best_evaluation(history, "out/checkpoint-20") == (20, 2.0)
+    assert best_evaluation(history, "out/checkpoint-30") == (30, None)
+    assert best_evaluation(history, None) is None and best_evaluation(history, "out/model") is None

@@ -101,3 +101,16 @@ def test_a_lock_whose_process_id_was_reused_is_taken_over(tmp_path, capsys):
         with pytest.raises(CLNERUsageError, match="is being written by another run"), output_dir_lock(args):
             pass
     assert not (out / LOCK_FILE).exists()
+
+
+def test_the_summary_names_the_model_load_best_model_at_end_kept(tmp_path):
+    state = tmp_path / "trainer_state.json"
+    state.write_text(json.dumps({"best_model_checkpoint": str(tmp_path / "checkpoint-40"), "best_metric": 0.61234,
+                                 "log_history": [{"step": 40, "epoch": 2.0, "eval_loss": 0.3}]}))  # fmt: skip
+    args = TrainingArguments(output_dir=str(tmp_path), load_best_model_at_end=True, eval_strategy="epoch",
+                             save_strategy="epoch", metric_for_best_model="f1", report_to=[])  # fmt: skip
+    assert (
+        run_utils.kept_model(state, args)
+        == "the best evaluation's, epoch 2, step 40 (f1 0.6123; --load_best_model_at_end)"
+    )
+    assert run_utils.kept_model(state, TrainingArguments(output_dir=str(tmp_path), report_to=[])) is None

@@ -509,3 +509,13 @@ def test_surface_form_scores_give_way_to_an_entity_type_named_surface(tmp_path):
             expected = {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3}
             for prefix in ("sentence_surface_", "context_surface_", "surface_"):
                 assert {k: metrics[prefix + k] for k in expected} == pytest.approx(expected)
+
+
+def test_logged_loss_parts_keep_full_precision(labels, tmp_path):
+    """A part below 1e-4 (L_CL often is) is logged as it is, not rounded to 0."""
+    trainer = CLNERTrainer(model=tiny_model(labels), args=training_args(tmp_path, max_steps=1), cl_args=CLArguments())
+    trainer._components["loss_cl"] += [3e-6, 5e-6]
+    trainer._components["loss_nll"] += [1.23456789]
+    trainer.log({"loss": 1.0})
+    logged = trainer.state.log_history[-1]
+    assert logged["loss_cl"] == pytest.approx(4e-6, rel=1e-9) and logged["loss_nll"] == 1.23456789

@@ -17,6 +17,7 @@ from clner.hub.model_card import (
     training_set_statistics,
 )
 from clner.hub.upload import push_to_hub, save_for_hub, upload_command
+from clner.metrics import best_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +139,9 @@ def publish_from_run(
             stale.unlink()
     hyperparameters = _run_hyperparameters(training_args, cl_args, data_args)
     state = getattr(trainer, "state", None)
-    if getattr(training_args, "load_best_model_at_end", False) and getattr(state, "best_model_checkpoint", None):
-        step = int(str(state.best_model_checkpoint).rsplit("-", 1)[-1])
-        epoch = next((e.get("epoch") for e in log_history if e.get("step") == step and "eval_loss" in e), None)
+    best = best_evaluation(log_history, getattr(state, "best_model_checkpoint", None))
+    if getattr(training_args, "load_best_model_at_end", False) and best is not None:
+        step, epoch = best
         hyperparameters["model kept (--load_best_model_at_end)"] = (
             f"the best evaluation's ({training_args.metric_for_best_model or 'loss'}): "
             + (f"epoch {epoch:g}, step {step}" if epoch is not None else f"step {step}")

@@ -761,7 +761,7 @@ def load_input(source: str | os.PathLike, split: str | None = None, format: str 
         raise FileNotFoundError(f"input not found: {source}")
     else:
         loaded = datasets.load_dataset(str(source))
-    if path.exists() and isinstance(loaded, (datasets.Dataset, datasets.DatasetDict)):
+    if path.is_dir() or (path.is_file() and fmt in ("parquet", "json", "jsonl")):  # load_ner_dataset checks the rest
         total = len(loaded) if isinstance(loaded, datasets.Dataset) else sum(len(d) for d in loaded.values())
         data_io.check_provenance_rows(path, total)
     if isinstance(loaded, datasets.DatasetDict) and split is not None:
